@@ -1,0 +1,3 @@
+from jetfm_coffea.cli import main
+
+main()

@@ -1,0 +1,39 @@
+"""The ``jetfm`` command line: one click group, subcommands loaded lazily.
+
+Each subcommand lives in its own module; ``COMMANDS`` maps the command name to
+``"module:attribute"`` so that ``jetfm --help`` does not import torch or coffea.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from jetfm_coffea import __version__
+
+__all__ = ["COMMANDS", "main"]
+
+COMMANDS: dict[str, str] = {
+    "inspect": "jetfm_coffea.cli.inspect_cmd:inspect_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="jetfm")
+def main() -> None:
+    """jetfm-coffea: NanoAOD -> event tokens -> shards -> foundation model -> coffea columns."""
