@@ -1,0 +1,30 @@
+"""Event tokens: the declarative representation of an event as a set of physics objects."""
+
+from jetfm_coffea.tokens.build import (
+    EventObjects,
+    EventTokens,
+    build_tokens,
+    check_collections,
+    select_objects,
+    token_record,
+    tokens_from_objects,
+)
+from jetfm_coffea.tokens.config import FEATURES, CollectionSpec, Cut, TokenConfig, load_token_config
+from jetfm_coffea.tokens.features import compute_features, energy
+
+__all__ = [
+    "FEATURES",
+    "CollectionSpec",
+    "Cut",
+    "EventObjects",
+    "EventTokens",
+    "TokenConfig",
+    "build_tokens",
+    "check_collections",
+    "compute_features",
+    "energy",
+    "load_token_config",
+    "select_objects",
+    "token_record",
+    "tokens_from_objects",
+]

@@ -1,0 +1,387 @@
+"""The one token-building path: NanoEvents -> padded object kinematics -> token features.
+
+``build_tokens(events, config)`` is used by the shard builder, by the inspection
+processor and by score injection alike. It accepts eager or virtual NanoEvents
+(returns :class:`EventTokens` of numpy arrays) and dask-awkward NanoEvents (returns a
+dask-awkward record array, one record per event, which computes to the same numbers;
+turn it into :class:`EventTokens` with :meth:`EventTokens.from_awkward`).
+"""
+
+from __future__ import annotations
+
+import operator
+import warnings
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from jetfm_coffea.errors import MissingCollectionError
+from jetfm_coffea.tokens.config import CollectionSpec, TokenConfig, load_token_config
+from jetfm_coffea.tokens.features import compute_features
+
+__all__ = [
+    "KINEMATICS",
+    "EventObjects",
+    "EventTokens",
+    "build_tokens",
+    "check_collections",
+    "select_objects",
+    "token_record",
+    "tokens_from_objects",
+]
+
+KINEMATICS = ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
+ID_FIELDS = ("run", "luminosityBlock", "event")
+
+_OPS = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+class MissingCollectionWarning(UserWarning):
+    """An optional collection is absent from a file; it contributes no tokens."""
+
+
+def _filename(events: Any) -> str | None:
+    meta = getattr(events, "metadata", None) or {}
+    name = meta.get("filename")
+    return str(name) if name else None
+
+
+def check_collections(events: Any, config: TokenConfig) -> list[CollectionSpec]:
+    """Return the collections of ``config`` present in ``events``.
+
+    A missing non-optional collection (or a branch a collection needs) raises
+    :class:`MissingCollectionError` naming the collection and the file; a missing
+    optional collection gives one :class:`MissingCollectionWarning`.
+    """
+    present = set(events.fields)
+    path = _filename(events)
+    usable = []
+    for spec in config.collections:
+        if spec.name not in present:
+            if spec.optional:
+                warnings.warn(
+                    f"optional collection {spec.name!r} not in {path or 'the input'}: no tokens",
+                    MissingCollectionWarning,
+                    stacklevel=3,
+                )
+                continue
+            raise MissingCollectionError(spec.name, path)
+        have = set(events[spec.name].fields)
+        needed = {"pt", "phi"} if spec.kind == "met" else {"pt", "eta", "phi", "mass"}
+        needed |= {c.branch for c in spec.cuts}
+        if spec.has_charge:
+            needed.add("charge")
+        missing = sorted(needed - have)
+        if missing:
+            raise MissingCollectionError(spec.name, path, [f"{spec.name}_{m}" for m in missing])
+        usable.append(spec)
+    return usable
+
+
+def _flat(array: Any) -> np.ndarray:
+    """Flat numpy content of a jagged (or flat) awkward array, without copies if possible."""
+    layout = ak.to_layout(array)
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(
+        layout.content, ak.contents.NumpyArray
+    ):
+        offsets = np.asarray(layout.offsets.data)
+        return np.asarray(layout.content.data)[offsets[0] : offsets[-1]]
+    if isinstance(layout, ak.contents.NumpyArray):
+        return np.asarray(layout.data)
+    if array.ndim > 1:
+        array = ak.flatten(array, axis=1)
+    return np.asarray(ak.to_numpy(array))
+
+
+def _counts(array: Any) -> np.ndarray:
+    """Number of elements per event of a jagged awkward array."""
+    layout = ak.to_layout(array)
+    if isinstance(layout, ak.contents.ListOffsetArray):
+        return np.diff(np.asarray(layout.offsets.data)).astype(np.int64)
+    return np.asarray(ak.to_numpy(ak.num(array, axis=1)), np.int64)
+
+
+def _collection_columns(events: Any, spec: CollectionSpec) -> tuple[dict[str, Any], Any]:
+    """The awkward columns one collection needs, and its sort key."""
+    coll = events[spec.name]
+    cols = {"pt": coll.pt, "phi": coll.phi}
+    if spec.kind != "met":
+        cols["eta"] = coll.eta
+        cols["mass"] = coll.mass
+    if spec.has_charge:
+        cols["charge"] = coll.charge
+    btag = next((b for b in spec.btag_branches if b in coll.fields), None)
+    if btag:
+        cols["btag"] = coll[btag]
+    for cut in spec.cuts:
+        cols[f"cut:{cut.branch}"] = coll[cut.branch]
+    key = coll[spec.order_by] if spec.kind != "met" else coll.pt
+    return cols, key
+
+
+def _collection_objects(
+    events: Any, spec: CollectionSpec, n_events: int
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Selected objects of one collection as flat numpy arrays.
+
+    Returns ``(columns, event_index, rank, n_nonfinite)``: the kept objects ordered
+    by event and descending sort key, their event index, their rank within the event
+    (< max_count) and the per-event count of objects with non-finite kinematics.
+    """
+    cols, key = _collection_columns(events, spec)
+    counts = np.ones(n_events, np.int64) if spec.kind == "met" else _counts(cols["pt"])
+    flat = {name: _flat(col) for name, col in cols.items()}
+    pt = flat["pt"].astype(np.float64)
+    eta = flat["eta"].astype(np.float64) if "eta" in flat else np.zeros_like(pt)
+    phi = flat["phi"].astype(np.float64)
+    mass = flat["mass"].astype(np.float64) if "mass" in flat else np.zeros_like(pt)
+    event_index = np.repeat(np.arange(n_events), counts)
+    finite = np.isfinite(pt) & np.isfinite(eta) & np.isfinite(phi) & np.isfinite(mass)
+    n_nonfinite = np.bincount(event_index[~finite], minlength=n_events)
+    with np.errstate(invalid="ignore"):
+        sel = finite & ((pt >= spec.min_pt) if spec.kind == "met" else (pt > spec.min_pt))
+        if spec.max_abs_eta is not None:
+            sel &= np.abs(eta) < spec.max_abs_eta
+        for cut in spec.cuts:
+            sel &= _OPS[cut.op](flat[f"cut:{cut.branch}"], cut.value)
+    order_key = _flat(key).astype(np.float64) if spec.kind != "met" else pt
+    idx = np.flatnonzero(sel)
+    idx = idx[np.lexsort((-order_key[idx], event_index[idx]))]
+    ev = event_index[idx]
+    rank = _rank_within(ev, n_events)
+    keep = rank < spec.max_count
+    idx, ev, rank = idx[keep], ev[keep], rank[keep]
+    n = len(idx)
+    out = {
+        "pt": pt[idx],
+        "eta": eta[idx],
+        "phi": phi[idx],
+        "mass": mass[idx],
+        "charge": flat["charge"][idx].astype(np.float64) if "charge" in flat else np.zeros(n),
+        "btag": flat["btag"][idx].astype(np.float64) if "btag" in flat else np.zeros(n),
+        "type_id": np.full(n, float(spec.type_id)),
+    }
+    return out, ev, rank, n_nonfinite
+
+
+def _rank_within(event_index: np.ndarray, n_events: int) -> np.ndarray:
+    """Position of each element within its event, for elements sorted by event."""
+    counts = np.bincount(event_index, minlength=n_events)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.arange(len(event_index)) - starts[event_index]
+
+
+def _touch_columns(events: Any, specs: list[CollectionSpec]) -> None:
+    """Mark every column the tokens need as read (dask-awkward column projection)."""
+    for spec in specs:
+        cols, key = _collection_columns(events, spec)
+        for col in [*cols.values(), key]:
+            ak.typetracer.touch_data(col)
+    for name in ID_FIELDS:
+        ak.typetracer.touch_data(events[name])
+
+
+def select_objects(events: Any, config: TokenConfig | None = None) -> EventObjects:
+    """Padded per-event object kinematics as numpy arrays ``[N, T]``.
+
+    Each configured collection is selected (finite kinematics, pT, |eta|, ID cuts),
+    ordered by its sort key, truncated to ``max_count``; the collections are joined
+    in config order (or by pT) and padded or clipped to ``config.n_tokens``.
+    """
+    config = load_token_config(config)
+    specs = check_collections(events, config)
+    n_events, n_tokens = len(events), config.n_tokens
+    parts, nonfinite = [], np.zeros(n_events, np.int64)
+    used = np.zeros(n_events, np.int64)
+    for spec in specs:
+        cols, ev, rank, bad = _collection_objects(events, spec, n_events)
+        nonfinite += bad
+        cols["slot"] = used[ev] + rank
+        cols["event_index"] = ev
+        used += np.bincount(ev, minlength=n_events)
+        parts.append(cols)
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    ev = merged["event_index"]
+    if config.order == "pt":
+        order = np.lexsort((-merged["pt"], ev))
+        merged = {k: v[order] for k, v in merged.items()}
+        ev = merged["event_index"]
+        merged["slot"] = _rank_within(ev, n_events)
+    keep = merged["slot"] < n_tokens
+    ev, slot = ev[keep], merged["slot"][keep]
+    mask = np.zeros((n_events, n_tokens), bool)
+    mask[ev, slot] = True
+    padded = {}
+    for name in KINEMATICS:
+        arr = np.zeros((n_events, n_tokens), np.float32)
+        arr[ev, slot] = merged[name][keep]
+        padded[name] = arr
+    ids = {name: np.asarray(ak.to_numpy(events[name])).astype(np.int64) for name in ID_FIELDS}
+    return EventObjects(**padded, mask=mask, n_nonfinite=nonfinite, **ids)
+
+
+@dataclass
+class EventObjects:
+    """Padded object kinematics ``[N, T]`` (float32), the mask, event ids and NaN counts."""
+
+    pt: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    mass: np.ndarray
+    charge: np.ndarray
+    btag: np.ndarray
+    type_id: np.ndarray
+    mask: np.ndarray
+    run: np.ndarray
+    luminosityBlock: np.ndarray
+    event: np.ndarray
+    n_nonfinite: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.mask)
+
+
+@dataclass
+class EventTokens:
+    """Token tensors of a batch of events, with their ids and object kinematics."""
+
+    tokens: np.ndarray  # [N, T, F] float32
+    mask: np.ndarray  # [N, T] bool
+    run: np.ndarray  # [N] int64
+    luminosityBlock: np.ndarray
+    event: np.ndarray  # [N] int64
+    n_nonfinite: np.ndarray  # [N] objects or tokens dropped for NaN/inf
+    feature_names: list[str]
+    objects: EventObjects = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.mask)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Number of valid tokens per event."""
+        return self.mask.sum(axis=1)
+
+    @classmethod
+    def from_objects(cls, objects: EventObjects, config: TokenConfig) -> EventTokens:
+        """Compute the features of padded objects (after augmentation, for instance)."""
+        tokens, mask, bad = tokens_from_objects(objects, config)
+        objects = replace(objects, mask=mask, n_nonfinite=objects.n_nonfinite + bad)
+        return cls(
+            tokens=tokens,
+            mask=mask,
+            run=objects.run,
+            luminosityBlock=objects.luminosityBlock,
+            event=objects.event,
+            n_nonfinite=objects.n_nonfinite,
+            feature_names=config.feature_names,
+            objects=objects,
+        )
+
+    @classmethod
+    def from_awkward(cls, record: ak.Array, config: TokenConfig | None = None) -> EventTokens:
+        """Convert a computed :func:`token_record` array back into numpy arrays."""
+        config = load_token_config(config)
+        n, t, f = len(record), config.n_tokens, len(config.features)
+        cols = {name: np.asarray(ak.to_numpy(record[name])) for name in record.fields}
+        objects = EventObjects(**{k: v for k, v in cols.items() if k != "tokens"})
+        return cls(
+            tokens=cols["tokens"].reshape(n, t, f).astype(np.float32, copy=False),
+            mask=objects.mask,
+            run=objects.run,
+            luminosityBlock=objects.luminosityBlock,
+            event=objects.event,
+            n_nonfinite=objects.n_nonfinite,
+            feature_names=config.feature_names,
+            objects=objects,
+        )
+
+    def to_awkward(self) -> ak.Array:
+        """One record per event (the inverse of :meth:`from_awkward`)."""
+        n = len(self)
+        out = {"tokens": self.tokens.reshape(n, self.tokens.shape[1] * self.tokens.shape[2])}
+        out.update({f.name: getattr(self.objects, f.name) for f in fields(EventObjects)})
+        return ak.zip(
+            {k: ak.from_numpy(v, regulararray=True) for k, v in out.items()}, depth_limit=1
+        )
+
+
+def tokens_from_objects(
+    objects: EventObjects, config: TokenConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features for numpy object kinematics: ``(tokens, mask, n_nonfinite)``.
+
+    The kernel runs on the valid tokens only (float64), then scatters into the padded
+    ``[N, T, F]`` float32 array; padding stays exactly zero.
+    """
+    ev, slot = np.nonzero(objects.mask)
+    take = {
+        name: getattr(objects, name)[ev, slot].astype(np.float64)
+        for name in ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
+    }
+    feats, valid, _ = compute_features(
+        np, config.feature_names, **take, mask=np.ones(len(ev), bool)
+    )
+    tokens = np.zeros((*objects.mask.shape, len(config.features)), np.float32)
+    tokens[ev, slot] = feats
+    mask = objects.mask.copy()
+    mask[ev[~valid], slot[~valid]] = False
+    n_bad = np.bincount(ev[~valid], minlength=len(mask))
+    return tokens, mask, n_bad
+
+
+def _empty_tokens(config: TokenConfig) -> EventTokens:
+    t = config.n_tokens
+    z = np.zeros((0, t), np.float32)
+    i = np.zeros(0, np.int64)
+    objects = EventObjects(z, z, z, z, z, z, z, np.zeros((0, t), bool), i, i, i, i)
+    return EventTokens.from_objects(objects, config)
+
+
+def _record_partition(events: ak.Array, config: TokenConfig) -> ak.Array:
+    """One partition's tokens as a record array; on a typetracer, only touch the inputs."""
+    if ak.backend(events) == "typetracer":
+        _touch_columns(events, check_collections(events, config))
+        empty = _empty_tokens(config).to_awkward()
+        return ak.Array(empty.layout.to_typetracer(forget_length=True))
+    return EventTokens.from_objects(select_objects(events, config), config).to_awkward()
+
+
+def token_record(events: Any, config: TokenConfig | None = None) -> Any:
+    """Tokens as an awkward record array, one record per event; lazy for dask-awkward.
+
+    Fields: ``tokens`` (``[N, T*F]`` float32) and every field of :class:`EventObjects`.
+    """
+    config = load_token_config(config)
+    if _is_dask(events):
+        import dask_awkward as dak
+
+        check_collections(events, config)
+        return dak.map_partitions(_record_partition, events, config=config, label="jetfm-tokens")
+    return _record_partition(events, config)
+
+
+def build_tokens(events: Any, config: TokenConfig | str | dict | None = None) -> Any:
+    """Turn events into tokens: the single path used by shards, inspection and scoring.
+
+    Eager or virtual NanoEvents give :class:`EventTokens`; dask-awkward NanoEvents give
+    the lazy :func:`token_record`, which computes to the identical numbers
+    (:meth:`EventTokens.from_awkward` turns it back into :class:`EventTokens`).
+    """
+    config = load_token_config(config)
+    if _is_dask(events):
+        return token_record(events, config)
+    return EventTokens.from_objects(select_objects(events, config), config)
+
+
+def _is_dask(array: Any) -> bool:
+    return type(array).__module__.startswith("dask_awkward")
