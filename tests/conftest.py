@@ -12,13 +12,16 @@ from jetfm_coffea._resources import testdata_dir
 CMS = "cms"
 
 
-def pytest_collection_modifyitems(config, items):
+def _has_cuda() -> bool:
     try:
         import torch
-
-        has_cuda = torch.cuda.is_available()
     except ImportError:  # pragma: no cover
-        has_cuda = False
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    has_cuda = any("gpu" in item.keywords for item in items) and _has_cuda()
     skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
     skip_net = pytest.mark.skip(reason="needs internet access (set JETFM_NETWORK_TESTS=1)")
     for item in items:
@@ -64,3 +67,47 @@ def nano_dimuon(cms_dir) -> Path:
 def dimuon100k(cms_dir) -> Path:
     """100,000 real 2012 DoubleMuParked events, muons only."""
     return cms_dir / "Run2012_DoubleMuParked_muons_100k.root"
+
+
+def write_nanoaod(path: Path, columns: dict, n_events: int) -> Path:
+    """Write a tiny NanoAOD-format TTree with uproot (``mktree``/``extend``, not RNTuple).
+
+    ``columns`` maps collection names to dicts of per-event lists (jagged) and top-level
+    branch names (MET_pt, ...) to flat lists; run/luminosityBlock/event are added.
+    """
+    import awkward as ak
+    import numpy as np
+    import uproot
+
+    branches: dict = {
+        "run": np.ones(n_events, np.uint32),
+        "luminosityBlock": np.ones(n_events, np.uint32),
+        "event": np.arange(1, n_events + 1, dtype=np.uint64),
+    }
+    for name, value in columns.items():
+        if isinstance(value, dict):
+            branches[name] = ak.zip(
+                {
+                    k: ak.values_astype(ak.Array(v), np.float32 if k != "tightId" else bool)
+                    for k, v in value.items()
+                }
+            )
+        else:
+            branches[name] = np.asarray(value, np.float32)
+    types = {}
+    for k, v in branches.items():
+        types[k] = v.type if isinstance(v, ak.Array) else v.dtype
+    with uproot.recreate(path) as f:
+        tree = f.mktree("Events", types, counter_name=lambda name: f"n{name}")
+        tree.extend(branches)
+    return path
+
+
+@pytest.fixture
+def make_nanoaod(tmp_path):
+    """Factory writing a tiny NanoAOD file into the test's tmp_path."""
+
+    def make(columns: dict, n_events: int, name: str = "tiny.root") -> Path:
+        return write_nanoaod(tmp_path / name, columns, n_events)
+
+    return make

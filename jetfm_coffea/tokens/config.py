@@ -24,6 +24,7 @@ __all__ = [
     "Feature",
     "TokenConfig",
     "load_token_config",
+    "token_config_json_schema",
 ]
 
 
@@ -35,7 +36,7 @@ class Feature(StrEnum):
     sin_phi = "sin_phi"
     cos_phi = "cos_phi"
     log_e = "log_e"  # ln(E / GeV)
-    log_m = "log_m"  # ln(1 + m / GeV): finite for massless objects
+    log_m = "log_m"  # ln(1 + |m| / GeV): finite for massless (and tiny negative) masses
     charge = "charge"
     btag = "btag"  # b-tag score (jets), 0 otherwise
     type_id = "type_id"  # object-type id as a float
@@ -191,3 +192,14 @@ def load_token_config(source: str | Path | dict | TokenConfig | None = None) -> 
         return TokenConfig.model_validate(data or {})
     except ValidationError as err:
         raise ConfigError(f"invalid token config: {err}") from err
+
+
+SCHEMA_VERSION = "1.0.0"
+
+
+def token_config_json_schema() -> dict:
+    """JSON schema of :class:`TokenConfig` as committed in ``schemas/1.0.0/token_config.json``."""
+    schema = TokenConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://jetfm-coffea/schemas/{SCHEMA_VERSION}/token_config.json"
+    return schema

@@ -1,0 +1,82 @@
+"""``jetfm inspect``: events, tokens per event, per-collection counts and the cutflow."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from jetfm_coffea.cli.common import console, execution_options, fail_cleanly
+
+__all__ = ["inspect_cmd", "run_inspection"]
+
+
+def run_inspection(
+    source: str,
+    config: str | None = None,
+    executor: str = "iterative",
+    scheduler: str | None = None,
+    workers: int = 2,
+    chunksize: int = 200_000,
+    skip_bad_files: bool = False,
+):
+    """Run the TokenizeProcessor over a file or fileset; return (output, report)."""
+    from jetfm_coffea.execution import run_dask_mode, run_processor
+    from jetfm_coffea.tokens import load_token_config
+    from processors.tokenize import TokenizeProcessor, finalize_output
+
+    proc = TokenizeProcessor(load_token_config(config), return_tokens=False)
+    if executor == "dask-mode":
+        out, report = run_dask_mode(
+            proc, source, scheduler, workers, chunksize, skip_bad_files=skip_bad_files
+        )
+        return finalize_output(out, proc.token_config), report
+    return run_processor(
+        proc,
+        source,
+        executor=executor,
+        scheduler=scheduler,
+        workers=workers,
+        chunksize=chunksize,
+        skip_bad_files=skip_bad_files,
+    )
+
+
+@click.command("inspect")
+@click.argument("source", metavar="FILE_OR_FILESET")
+@click.option("--config", type=click.Path(exists=True), help="token config YAML")
+@execution_options
+@fail_cleanly
+def inspect_cmd(source, config, executor, scheduler, workers, chunksize, skip_bad_files):
+    """Tokenize FILE_OR_FILESET (a NanoAOD file or a coffea JSON fileset) and summarise it."""
+    output, report = run_inspection(
+        source, config, executor, scheduler, workers, chunksize, skip_bad_files
+    )
+    console.print(
+        f"[bold]mode[/]: {report.mode}   files: {report.files}   entries: {report.events}"
+    )
+    for bad in report.bad_files:
+        console.print(f"[yellow]skipped[/] {bad.path} ({bad.dataset}): {bad.reason}")
+    for dataset, result in output.items():
+        cutflow = result["cutflow"]
+        hist = result["multiplicity"]
+        events = max(cutflow["events"], 1)
+        table = Table(title=f"{dataset}: {cutflow['events']} events")
+        table.add_column("collection")
+        table.add_column("tokens", justify="right")
+        table.add_column("per event", justify="right")
+        table.add_column("events with ≥1", justify="right")
+        for name in hist.axes["collection"]:
+            counts = hist[{"collection": name}].values()
+            with_any = counts[1:].sum()
+            tokens = cutflow[f"tokens_{name}"]
+            table.add_row(name, str(tokens), f"{tokens / events:.2f}", f"{with_any:.0f}")
+        console.print(table)
+        flow = Table(title="cutflow")
+        flow.add_column("step")
+        flow.add_column("count", justify="right")
+        for step in ("events", "events_with_tokens", "tokens", "nonfinite_dropped"):
+            flow.add_row(step, str(cutflow[step]))
+        console.print(flow)
+        console.print(f"tokens per event: mean {cutflow['tokens'] / events:.2f}")
+    if not output:
+        console.print("[red]no events were read[/]")

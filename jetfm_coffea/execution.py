@@ -1,0 +1,150 @@
+"""Run coffea processors: virtual mode through ``processor.Runner`` (iterative, futures or
+dask executor) and dask mode through ``coffea.dataset_tools.apply_to_fileset``.
+
+Scale-out is dask distributed: a ``LocalCluster`` started for the run by default, or an
+existing scheduler (dask-jobqueue, coffea-casa, dask-gateway) given by its address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.fileset import BadFile, check_files, load_fileset
+
+__all__ = [
+    "EXECUTORS",
+    "RunReport",
+    "dask_client",
+    "run_dask_mode",
+    "run_processor",
+]
+
+EXECUTORS = ("iterative", "futures", "dask")
+Executor = Literal["iterative", "futures", "dask"]
+DEFAULT_CHUNKSIZE = 200_000
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunReport:
+    """What a run read and what it left out."""
+
+    mode: str
+    files: int = 0
+    events: int = 0
+    bad_files: list[BadFile] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]:
+    """A distributed client: to ``scheduler`` if given, else to a fresh LocalCluster.
+
+    The LocalCluster has ``workers`` single-threaded worker processes and is closed on exit.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _prepare(fileset: Any, skip_bad_files: bool) -> tuple[dict, RunReport]:
+    fileset = load_fileset(fileset)
+    check = check_files(fileset, skip_bad_files=skip_bad_files)
+    report = RunReport(mode="", files=len(check.entries), events=sum(check.entries.values()))
+    report.bad_files = check.bad
+    for bad in check.bad:
+        log.warning("skipped %s (%s): %s", bad.path, bad.dataset, bad.reason)
+    return check.fileset, report
+
+
+def run_processor(
+    processor_instance: Any,
+    fileset: Any,
+    executor: Executor = "futures",
+    scheduler: str | None = None,
+    workers: int = 2,
+    chunksize: int = DEFAULT_CHUNKSIZE,
+    maxchunks: int | None = None,
+    skip_bad_files: bool = False,
+    status: bool = True,
+) -> tuple[Any, RunReport]:
+    """Run a coffea processor over a fileset in virtual mode with ``processor.Runner``.
+
+    ``executor`` picks coffea's IterativeExecutor, FuturesExecutor (``workers``
+    processes) or DaskExecutor (on a LocalCluster, or on ``scheduler``). Every file
+    is opened once beforehand: a bad file raises :class:`InputFileError`, or with
+    ``skip_bad_files`` is skipped and listed in the report.
+    """
+    from coffea import processor
+    from coffea.nanoevents import NanoAODSchema
+
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+    good, report = _prepare(fileset, skip_bad_files)
+    report.mode = f"virtual/{executor}"
+    if not good:
+        return processor_instance.postprocess(processor_instance.empty_output()), report
+
+    def run(exe: Any) -> Any:
+        runner = processor.Runner(
+            executor=exe, schema=NanoAODSchema, chunksize=chunksize, maxchunks=maxchunks
+        )
+        return runner(good, processor_instance=processor_instance, treename="Events")
+
+    if executor == "iterative":
+        return run(processor.IterativeExecutor(status=status)), report
+    if executor == "futures":
+        return run(processor.FuturesExecutor(workers=workers, status=status)), report
+    with dask_client(scheduler, workers) as client:
+        return run(processor.DaskExecutor(client=client, status=status)), report
+
+
+def run_dask_mode(
+    processor_instance: Any,
+    fileset: Any,
+    scheduler: str | None = None,
+    workers: int = 2,
+    chunksize: int = DEFAULT_CHUNKSIZE,
+    skip_bad_files: bool = False,
+) -> tuple[dict[str, Any], RunReport]:
+    """Run a processor in dask mode: ``preprocess`` + ``apply_to_fileset`` + ``dask.compute``.
+
+    Returns ``{dataset: output}`` computed on a distributed client (LocalCluster by default).
+    """
+    import dask
+    from coffea.dataset_tools import apply_to_fileset, preprocess
+    from coffea.nanoevents import NanoAODSchema
+
+    good, report = _prepare(fileset, skip_bad_files)
+    report.mode = "dask"
+    if not good:
+        return {}, report
+    with dask_client(scheduler, workers) as client:
+        available, _ = preprocess(good, step_size=chunksize, skip_bad_files=False)
+        graphs = apply_to_fileset(processor_instance, available, schemaclass=NanoAODSchema)
+        (computed,) = dask.compute(graphs, scheduler=client.get)
+    return computed, report

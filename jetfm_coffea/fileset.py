@@ -1,0 +1,130 @@
+"""Filesets in coffea's JSON format: loading, normalising and checking the files.
+
+A fileset maps dataset names to ``{"files": {path: treename}, "metadata": {...}}``.
+A single ROOT path is accepted wherever a fileset is, as a one-file dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jetfm_coffea.errors import ConfigError, InputFileError
+
+__all__ = ["BadFile", "FileCheck", "check_files", "load_fileset", "total_events"]
+
+DEFAULT_TREE = "Events"
+
+
+def _normalise(fileset: dict[str, Any], treename: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for dataset, spec in fileset.items():
+        if isinstance(spec, list | tuple):
+            spec = {"files": list(spec)}
+        if not isinstance(spec, dict) or "files" not in spec:
+            raise ConfigError(f"fileset entry {dataset!r} must have a 'files' list or mapping")
+        files = spec["files"]
+        if isinstance(files, list | tuple):
+            files = {str(f): treename for f in files}
+        files = {
+            str(path): (tree.get("object_path", treename) if isinstance(tree, dict) else tree)
+            for path, tree in files.items()
+        }
+        metadata = dict(spec.get("metadata") or {})
+        metadata.pop("dataset", None)  # coffea reserves this key and sets it itself
+        out[str(dataset)] = {**spec, "files": files, "metadata": metadata}
+    return out
+
+
+def load_fileset(source: str | Path | dict, treename: str = DEFAULT_TREE) -> dict[str, dict]:
+    """Load a coffea fileset from a JSON file, a dict, or a single ROOT file path."""
+    if isinstance(source, dict):
+        return _normalise(source, treename)
+    path = Path(source)
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except OSError as err:
+            raise InputFileError(str(path), f"cannot read fileset: {err.strerror or err}") from err
+        except json.JSONDecodeError as err:
+            raise InputFileError(str(path), f"not a valid JSON fileset: {err}") from err
+        if not isinstance(data, dict):
+            raise InputFileError(str(path), "a fileset is a JSON object of datasets")
+        return _normalise(data, treename)
+    name = path.name.removesuffix(".root") or "dataset"
+    return _normalise({name: {"files": {str(source): treename}}}, treename)
+
+
+@dataclass
+class BadFile:
+    """A file that could not be used, and why."""
+
+    dataset: str
+    path: str
+    reason: str
+
+
+@dataclass
+class FileCheck:
+    """Result of :func:`check_files`: the usable fileset and the files left out."""
+
+    fileset: dict[str, dict]
+    entries: dict[str, int] = field(default_factory=dict)
+    bad: list[BadFile] = field(default_factory=list)
+
+
+def _probe(path: str, treename: str, timeout: float | None) -> int:
+    import uproot
+
+    opts = {"timeout": timeout} if timeout and "://" in path else {}
+    try:
+        with uproot.open(path, **opts) as f:
+            if treename not in f:
+                raise InputFileError(path, f"no tree {treename!r} (keys: {list(f.keys())[:8]})")
+            tree = f[treename]
+            n = int(tree.num_entries)
+            if n and tree.keys():
+                # touch the last basket of one branch: a truncated file fails here
+                branch = tree[tree.keys()[0]]
+                branch.array(entry_start=n - 1, entry_stop=n, library="np")
+            return n
+    except InputFileError:
+        raise
+    except FileNotFoundError as err:
+        raise InputFileError(path, "file not found") from err
+    except Exception as err:  # uproot raises many types for corrupt or non-ROOT files
+        raise InputFileError(
+            path, f"not a readable ROOT file ({type(err).__name__}: {err})"
+        ) from err
+
+
+def check_files(
+    fileset: dict[str, dict],
+    skip_bad_files: bool = False,
+    timeout: float | None = 30,
+) -> FileCheck:
+    """Open every file once: a missing, truncated or non-ROOT file raises
+    :class:`InputFileError` naming it, or with ``skip_bad_files`` is left out and
+    reported in :attr:`FileCheck.bad` while every other file is kept."""
+    good: dict[str, dict] = {}
+    check = FileCheck(fileset=good)
+    for dataset, spec in fileset.items():
+        files = {}
+        for path, tree in spec["files"].items():
+            try:
+                check.entries[path] = _probe(path, tree, timeout)
+                files[path] = tree
+            except InputFileError as err:
+                if not skip_bad_files:
+                    raise
+                check.bad.append(BadFile(dataset, path, err.reason))
+        if files:
+            good[dataset] = {**spec, "files": files}
+    return check
+
+
+def total_events(check: FileCheck) -> int:
+    """Number of entries in the usable files."""
+    return sum(check.entries.values())
