@@ -71,9 +71,13 @@ def test_missing_or_malformed_version_is_a_clear_error():
 
 
 def test_unknown_version_and_schema_name(schema_folder):
-    with pytest.raises(SchemaValidationError, match=r"unknown schema version '9.9.9' \(available: 1.0.0, 2.0.0\)"):
+    with pytest.raises(
+        SchemaValidationError, match=r"unknown schema version '9.9.9' \(available: 1.0.0, 2.0.0\)"
+    ):
         validate({**GOOD, "schema_version": "9.9.9"}, "thing")
-    with pytest.raises(SchemaValidationError, match=r"no schema 'nothing' for version 1.0.0 \(available: thing\)"):
+    with pytest.raises(
+        SchemaValidationError, match=r"no schema 'nothing' for version 1.0.0 \(available: thing\)"
+    ):
         validate(GOOD, "nothing")
 
 

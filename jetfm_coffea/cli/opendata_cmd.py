@@ -224,7 +224,7 @@ def fileset_cmd(
         def report(r: Any) -> None:
             status = "[green]ok[/]" if r.ok else "[red]unreachable[/]"
             detail = f"{_events(r.nevents)} events" if r.ok else r.error
-            err.print(f"{status} {r.url}: {detail}", highlight=False, markup=True)
+            err.print(f"{status} {r.url}: {detail}", highlight=False, soft_wrap=True)
 
         fileset, reports = check_fileset(
             fileset,

@@ -64,7 +64,12 @@ def test_agc_entries_match_the_agc_json_exactly(catalogue, reference):
             name = f"agc2015_ttbar_{variation}" if process == "ttbar" else f"agc2015_{process}"
             ds = catalogue[name]
             seen.add(name)
-            assert (ds.process, ds.variation, ds.year, ds.sqrts_tev) == (process, variation, 2015, 13)
+            assert (ds.process, ds.variation, ds.year, ds.sqrts_tev) == (
+                process,
+                variation,
+                2015,
+                13,
+            )
             assert not ds.is_data and ds.golden_json is None
             assert [f.url for f in ds.files] == [f["path"] for f in info["files"]]
             assert [f.nevents for f in ds.files] == [f["nevts"] for f in info["files"]]
@@ -159,16 +164,30 @@ def test_select_filters(catalogue):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d["datasets"]["Run2016G_MET_NanoAODv9"].update(golden_json="nope.txt"),
-         "'nope.txt' is not in lumimasks"),
-        (lambda d: d["datasets"]["agc2015_single_top_tW"].update(nfiles=4),
-         "3 files listed, nfiles is 4"),
-        (lambda d: d["datasets"]["agc2015_single_top_tW"].update(nevents=1),
-         "events sum to 1999400, nevents is 1"),
-        (lambda d: d["datasets"]["agc2015_wjets"].update(sources=["S9"]), "unknown source tag 'S9'"),
-        (lambda d: d["datasets"]["agc2015_wjets"].pop("xsec_pb"), "'xsec_pb' is a required property"),
-        (lambda d: d["datasets"]["Run2016G_MET_NanoAODv9"].update(xsec_pb=1.0),
-         r"\$.datasets.Run2016G_MET_NanoAODv9: .* should not be valid"),
+        (
+            lambda d: d["datasets"]["Run2016G_MET_NanoAODv9"].update(golden_json="nope.txt"),
+            "'nope.txt' is not in lumimasks",
+        ),
+        (
+            lambda d: d["datasets"]["agc2015_single_top_tW"].update(nfiles=4),
+            "3 files listed, nfiles is 4",
+        ),
+        (
+            lambda d: d["datasets"]["agc2015_single_top_tW"].update(nevents=1),
+            "events sum to 1999400, nevents is 1",
+        ),
+        (
+            lambda d: d["datasets"]["agc2015_wjets"].update(sources=["S9"]),
+            "unknown source tag 'S9'",
+        ),
+        (
+            lambda d: d["datasets"]["agc2015_wjets"].pop("xsec_pb"),
+            "'xsec_pb' is a required property",
+        ),
+        (
+            lambda d: d["datasets"]["Run2016G_MET_NanoAODv9"].update(xsec_pb=1.0),
+            r"\$.datasets.Run2016G_MET_NanoAODv9: .* should not be valid",
+        ),
     ],
 )
 def test_inconsistent_catalogue_is_rejected(catalogue_document, edit, message):

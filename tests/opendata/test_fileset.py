@@ -86,12 +86,18 @@ def test_simulation_without_cross_section():
 
 
 def test_cross_section_override(local_catalogue):
-    fs = build_fileset("local_ttbar_2015", xsec={"local_ttbar_2015": 831.76}, catalogue=local_catalogue)
+    fs = build_fileset(
+        "local_ttbar_2015", xsec={"local_ttbar_2015": 831.76}, catalogue=local_catalogue
+    )
     assert fs["local_ttbar_2015"]["metadata"]["xsec"] == 831.76
     with pytest.raises(ConfigError, match="collision data: it has no cross-section"):
-        build_fileset("local_singlemu_2012", xsec={"local_singlemu_2012": 1.0}, catalogue=local_catalogue)
+        build_fileset(
+            "local_singlemu_2012", xsec={"local_singlemu_2012": 1.0}, catalogue=local_catalogue
+        )
     with pytest.raises(ConfigError, match="must be positive"):
-        build_fileset("local_ttbar_2015", xsec={"local_ttbar_2015": -1.0}, catalogue=local_catalogue)
+        build_fileset(
+            "local_ttbar_2015", xsec={"local_ttbar_2015": -1.0}, catalogue=local_catalogue
+        )
 
 
 def test_coffea_accepts_the_catalogue_fileset(tmp_path):
