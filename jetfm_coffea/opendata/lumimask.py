@@ -69,16 +69,19 @@ def load_lumimask(golden_json: GoldenJSON):
 def lumimask_provenance(golden_json: GoldenJSON | None) -> dict[str, Any] | None:
     """What to record in provenance: ``{"golden_json", "sha256", "record_id"}``; None for None.
 
-    ``record_id`` is the portal record of a shipped golden JSON, None for a user's file.
+    ``record_id`` is the portal record of a shipped golden JSON (matched by content, so a path
+    to a copy of a published file is recognised too), None for any other file.
     """
     if golden_json is None:
         return None
     path = golden_json_path(golden_json)
-    info = load_catalogue().lumimasks.get(os.fspath(golden_json))
+    digest = _sha256(path, path.stat().st_mtime_ns)
+    # a shipped golden JSON is recognised by its content, however it was named
+    known = [m for m in load_catalogue().lumimasks.values() if m.sha256 == digest]
     return {
-        "golden_json": path.name,
-        "sha256": _sha256(path, path.stat().st_mtime_ns),
-        "record_id": info.record_id if info else None,
+        "golden_json": known[0].name if known else path.name,
+        "sha256": digest,
+        "record_id": known[0].record_id if known else None,
     }
 
 

@@ -114,6 +114,9 @@ def test_provenance_names_the_mask_and_its_sha256(partial_golden):
         "sha256": info.sha256,
         "record_id": 1002,
     }
+    copy = partial_golden.with_name("my_copy.txt")
+    copy.write_bytes(golden_json_path(GOLDEN_2012).read_bytes())
+    assert lumimask_provenance(copy) == lumimask_provenance(GOLDEN_2012)
     user = lumimask_provenance(partial_golden)
     assert user["golden_json"] == "partial.json" and user["record_id"] is None
     assert len(user["sha256"]) == 64
