@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -139,7 +140,8 @@ class Catalogue:
     def __contains__(self, name: object) -> bool:
         return name in self.datasets
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Dataset]:
+        """Iterate over the datasets (not their names), in catalogue order."""
         return iter(self.datasets.values())
 
     def __len__(self) -> int:
