@@ -16,6 +16,7 @@ __all__ = ["COMMANDS", "main"]
 
 COMMANDS: dict[str, str] = {
     "inspect": "jetfm_coffea.cli.inspect_cmd:inspect_cmd",
+    "opendata": "jetfm_coffea.cli.opendata_cmd:opendata",
 }
 
 
