@@ -136,7 +136,7 @@ def run_dask_mode(
     Returns ``{dataset: output}`` computed on a distributed client (LocalCluster by default).
     """
     import dask
-    from coffea.dataset_tools import apply_to_fileset, preprocess
+    from coffea.dataset_tools import DataGroupSpec, apply_to_fileset, preprocess
     from coffea.nanoevents import NanoAODSchema
 
     good, report = _prepare(fileset, skip_bad_files)
@@ -144,7 +144,12 @@ def run_dask_mode(
     if not good:
         return {}, report
     with dask_client(scheduler, workers) as client:
-        available, _ = preprocess(good, step_size=chunksize, skip_bad_files=False)
+        available, _ = preprocess(DataGroupSpec(good), step_size=chunksize)
         graphs = apply_to_fileset(processor_instance, available, schemaclass=NanoAODSchema)
         (computed,) = dask.compute(graphs, scheduler=client.get)
-    return computed, report
+    # processors key their output by dataset already (as Runner needs); unwrap the
+    # second level apply_to_fileset adds
+    return {
+        name: out[name] if isinstance(out, dict) and set(out) == {name} else out
+        for name, out in computed.items()
+    }, report

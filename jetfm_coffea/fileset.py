@@ -75,54 +75,33 @@ class FileCheck:
     bad: list[BadFile] = field(default_factory=list)
 
 
-def _probe(path: str, treename: str, timeout: float | None) -> int:
-    import uproot
-
-    opts = {"timeout": timeout} if timeout and "://" in path else {}
-    try:
-        with uproot.open(path, **opts) as f:
-            if treename not in f:
-                raise InputFileError(path, f"no tree {treename!r} (keys: {list(f.keys())[:8]})")
-            tree = f[treename]
-            n = int(tree.num_entries)
-            if n and tree.keys():
-                # touch the last basket of one branch: a truncated file fails here
-                branch = tree[tree.keys()[0]]
-                branch.array(entry_start=n - 1, entry_stop=n, library="np")
-            return n
-    except InputFileError:
-        raise
-    except FileNotFoundError as err:
-        raise InputFileError(path, "file not found") from err
-    except Exception as err:  # uproot raises many types for corrupt or non-ROOT files
-        raise InputFileError(
-            path, f"not a readable ROOT file ({type(err).__name__}: {err})"
-        ) from err
-
-
 def check_files(
     fileset: dict[str, dict],
     skip_bad_files: bool = False,
-    timeout: float | None = 30,
+    timeout: float = 30,
+    retries: int = 2,
 ) -> FileCheck:
-    """Open every file once: a missing, truncated or non-ROOT file raises
-    :class:`InputFileError` naming it, or with ``skip_bad_files`` is left out and
-    reported in :attr:`FileCheck.bad` while every other file is kept."""
-    good: dict[str, dict] = {}
-    check = FileCheck(fileset=good)
-    for dataset, spec in fileset.items():
-        files = {}
-        for path, tree in spec["files"].items():
-            try:
-                check.entries[path] = _probe(path, tree, timeout)
-                files[path] = tree
-            except InputFileError as err:
-                if not skip_bad_files:
-                    raise
-                check.bad.append(BadFile(dataset, path, err.reason))
-        if files:
-            good[dataset] = {**spec, "files": files}
-    return check
+    """Open every file once (remote ones with timeout and retries).
+
+    A missing, truncated or non-ROOT file raises :class:`InputFileError` naming it
+    (every bad file is listed), or with ``skip_bad_files`` is left out and reported
+    in :attr:`FileCheck.bad` while every other file is kept.
+    """
+    from jetfm_coffea.opendata.remote import ReadOptions, check_fileset
+
+    options = ReadOptions(timeout=timeout, retries=retries)
+    good, reports = check_fileset(fileset, skip_bad=True, options=options, raise_if_none=False)
+    failures = [r for r in reports if not r.ok]
+    if failures and not skip_bad_files:
+        if len(failures) == 1:
+            raise InputFileError(failures[0].url, failures[0].error or "unreadable")
+        listing = "; ".join(f"{r.url}: {r.error}" for r in failures)
+        raise InputFileError(f"{len(failures)} files", listing)
+    return FileCheck(
+        fileset=good,
+        entries={r.url: int(r.nevents or 0) for r in reports if r.ok},
+        bad=[BadFile(r.dataset or "", r.url, r.error or "unreadable") for r in failures],
+    )
 
 
 def total_events(check: FileCheck) -> int:

@@ -144,11 +144,20 @@ def check_file(
                 return FileReport(
                     url, False, counter["n"] + 1, error=f"no tree {options.treename!r}"
                 )
-            return FileReport(
-                url, True, counter["n"] + 1, nevents=root[options.treename].num_entries
-            )
+            tree = root[options.treename]
+            _read_last_entry(tree)
+            return FileReport(url, True, counter["n"] + 1, nevents=tree.num_entries)
     except InputFileError as err:
         return FileReport(url, False, counter["n"] + 1, error=err.reason)
+    except Exception as err:  # a truncated file opens but fails on its last basket
+        return FileReport(url, False, counter["n"] + 1, error=f"truncated? {_reason(err)}")
+
+
+def _read_last_entry(tree: Any) -> None:
+    """Read the last entry of the first branch: a truncated file fails here, not mid-run."""
+    n = tree.num_entries
+    if n and tree.keys():
+        tree[tree.keys()[0]].array(entry_start=n - 1, entry_stop=n, library="np")
 
 
 def _files_of(entry: Any) -> tuple[list[str], Callable[[Iterable[str]], Any]]:
@@ -169,13 +178,15 @@ def check_fileset(
     max_workers: int = 8,
     on_report: Callable[[FileReport], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    raise_if_none: bool = True,
 ) -> tuple[dict[str, Any], list[FileReport]]:
     """Try to open every file of a coffea fileset; return (reachable fileset, reports).
 
     Each unreachable file is reported (``on_report`` is called for every file, reports are
     returned in fileset order). With ``skip_bad`` the reachable files are kept and datasets
     left without files are dropped; otherwise, and whenever nothing at all is reachable,
-    :class:`UnreachableFilesError` lists every failure.
+    :class:`UnreachableFilesError` lists every failure (``raise_if_none=False``
+    returns an empty fileset instead when nothing is reachable).
     """
     options = options or ReadOptions()
     jobs: list[tuple[str, str]] = [
@@ -192,7 +203,7 @@ def check_fileset(
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(jobs) or 1))) as pool:
         reports = list(pool.map(run, jobs))
     failures = [r for r in reports if not r.ok]
-    if failures and (not skip_bad or len(failures) == len(reports)):
+    if failures and (not skip_bad or (raise_if_none and len(failures) == len(reports))):
         raise UnreachableFilesError(failures, total=len(reports))
     good = {(r.dataset, r.url) for r in reports if r.ok}
     out: dict[str, Any] = {}
