@@ -91,11 +91,14 @@ def _propagate_met(ctx: StepContext, before: State, after: State, changed: Any) 
     """MET -= sum over changed objects of their pT change (the type-1 MET convention)."""
     lib = ctx.lib
     cos, sin = lib.cos(before["phi"]), lib.sin(before["phi"])
-    dpt = where(lib, changed, after["pt"] - before["pt"], 0.0)
     met = ctx.is_met & before["mask"]
-    mpt = where(lib, met, before["pt"], 0.0)
-    mx = ctx.event_sum((mpt - dpt) * cos)
-    my = ctx.event_sum((mpt - dpt) * sin)
+    # MET pT minus the objects' pT change, zero elsewhere (where(), not a product, so
+    # that invalid slots can never leak into the sums)
+    delta = where(lib, met, before["pt"], 0.0) - where(
+        lib, changed, after["pt"] - before["pt"], 0.0
+    )
+    mx = ctx.event_sum(where(lib, met | changed, delta * cos, 0.0))
+    my = ctx.event_sum(where(lib, met | changed, delta * sin, 0.0))
     pt, _, phi = K.from_cartesian(lib, mx, my, lib.zeros_like(mx))
     return {
         **after,

@@ -140,8 +140,10 @@ def apply_pipeline(
         finite = finite & lib.isfinite(state["phi"]) & lib.isfinite(state["mass"])
         bad = state["mask"] & ~finite
         state = {**state, "mask": state["mask"] & finite}
-        if flat:
+        if flat:  # rejected objects leave the flat arrays for good
             n_rejected = np.bincount(state["_event"][bad], minlength=len(run))
+            if bad.any():
+                state = {k: v[~bad] for k, v in state.items()}
         else:
             n_rejected = bad.sum(-1)
             state = _fill_padding(lib, state)
