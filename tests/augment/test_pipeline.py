@@ -91,7 +91,9 @@ def test_counter_rng_is_vectorised_uniform_and_id_driven():
 def test_chunking_the_file_gives_bit_identical_views(singlemu, objects):
     """Same events read as one chunk or as uneven chunks -> identical views, all K."""
     pipeline = load_pipeline(ALL_STEPS)
-    parts = [select_objects(_events(singlemu, a, b), CFG) for a, b in [(0, 1), (1, 1234), (1234, 3000)]]
+    parts = [
+        select_objects(_events(singlemu, a, b), CFG) for a, b in [(0, 1), (1, 1234), (1234, 3000)]
+    ]
     for view in range(pipeline.views):
         whole = augment_objects(objects, pipeline, CFG, view)
         chunked = _concat([augment_objects(p, pipeline, CFG, view) for p in parts])
@@ -230,7 +232,9 @@ def test_met_conventions(objects):
     assert np.all(bt.eta[met] == 0) and np.all(bt.mass[met] == 0)
     mu = augment_objects(
         {**objects.__dict__, "type_id": np.where(met, 2.0, objects.type_id).astype(np.float32)},
-        pipe, CFG, acceptance=False,
+        pipe,
+        CFG,
+        acceptance=False,
     )  # fmt: skip  (the same vector, treated as a massless central muon)
     assert np.allclose(bt.pt[met], mu.pt[met], rtol=1e-6)
     assert np.allclose(bt.phi[met], mu.phi[met], atol=1e-6)
@@ -247,9 +251,10 @@ def test_smearing_widths_and_met_propagation(objects):
     jets = (objects.type_id == 1) & objects.mask
     from jetfm_coffea.augment.kernels import energy
 
-    ratio = energy(np, out.pt, out.eta, out.mass)[jets] / energy(
-        np, objects.pt, objects.eta, objects.mass
-    )[jets]
+    ratio = (
+        energy(np, out.pt, out.eta, out.mass)[jets]
+        / energy(np, objects.pt, objects.eta, objects.mass)[jets]
+    )
     assert jets.sum() > 2000
     assert abs(np.std(ratio - 1.0) - sigma) < 0.1 * sigma and abs(np.mean(ratio - 1)) < 0.005
     assert np.array_equal(out.mass[jets], objects.mass[jets])  # mass-preserving default
