@@ -31,6 +31,7 @@ Conventions (all documented in the docs of each kernel):
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any
 
@@ -111,12 +112,17 @@ def rotate_phi(lib: ModuleType, phi: Any, angle: Any) -> Any:
 def boost_z(lib: ModuleType, pt: Any, eta: Any, mass: Any, dy: Any) -> Any:
     """Longitudinal boost by rapidity ``dy``; returns the new eta (pT, phi, m unchanged).
 
-    Exact on the four-vector: y -> y + dy with m_T fixed, so pz' = m_T sinh(y + dy) and
-    eta' = asinh(pz' / pT). Massless objects: eta' = eta + dy.
+    Exact on the four-vector: (pz, E) -> (cosh(dy) pz + sinh(dy) E, ...), i.e. y -> y + dy
+    with m_T fixed; eta' = asinh(pz' / pT). Massless objects: eta' = eta + dy. One
+    sinh and one asinh per object (the hyperbolic functions of dy are per event).
     """
-    mt = transverse_mass(lib, pt, mass)
-    y = lib.arcsinh(pt * lib.sinh(eta) / mt)
-    return lib.arcsinh(mt * lib.sinh(y + dy) / pt)
+    pz = _vz.rhophi_eta(lib, pt, None, eta)
+    e = lib.sqrt(pz * pz + pt * pt + mass * mass)
+    if isinstance(dy, int | float):
+        ch, sh = math.cosh(dy), math.sinh(dy)
+    else:
+        ch, sh = lib.cosh(dy), lib.sinh(dy)
+    return eta_from_pt_pz(lib, pt, ch * pz + sh * e)
 
 
 def boost_p4(
@@ -142,7 +148,9 @@ def boost_transverse(
     MET convention: pass MET with eta = 0 and mass = 0 -- it is boosted as a massless
     four-vector with pz = 0 and stays transverse (pz is unchanged by this boost).
     """
-    px, py, pz, e = to_cartesian(lib, pt, eta, phi, mass)
+    px, py = _vx.rhophi(lib, pt, phi), _vy.rhophi(lib, pt, phi)
+    pz = _vz.rhophi_eta(lib, pt, phi, eta)
+    e = lib.sqrt(pt * pt + pz * pz + mass * mass)
     b2 = bx * bx + by * by
     gamma = (1.0 - b2) ** -0.5
     k = gamma * gamma / (gamma + 1.0) * (bx * px + by * py) + gamma * e
