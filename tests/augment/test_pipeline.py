@@ -155,8 +155,6 @@ def test_acceptance_is_reapplied_per_type_and_met_exempt():
     }  # fmt: skip
     # a rapidity shift of exactly +0.5: the eta=2.3 muon leaves |eta| < 2.4, MET stays
     out = augment_objects(obj, {"steps": [{"name": "boost_z", "max_rapidity": 0.5}]}, CFG, 0)
-    shifted = np.abs(out.eta[:, 0]) >= 2.4
-    assert np.array_equal(out.mask[:, 0], ~shifted) | True
     noacc = augment_objects(obj, {"steps": [{"name": "boost_z", "max_rapidity": 0.5}]}, CFG, 0,
                             acceptance=False)  # fmt: skip
     assert np.array_equal(out.mask[:, 0], np.abs(noacc.eta[:, 0]) < 2.4)
