@@ -15,6 +15,7 @@ from jetfm_coffea import __version__
 __all__ = ["COMMANDS", "main"]
 
 COMMANDS: dict[str, str] = {
+    "augment-check": "jetfm_coffea.cli.augment_cmd:augment_check",
     "inspect": "jetfm_coffea.cli.inspect_cmd:inspect_cmd",
     "opendata": "jetfm_coffea.cli.opendata_cmd:opendata",
 }

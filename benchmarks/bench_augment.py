@@ -1,0 +1,164 @@
+"""Benchmark: cost of one augmented view vs reading the same columns with uproot.
+
+For the muon columns of the 2012 DoubleMuParked file (pt, eta, phi, mass, charge):
+
+* ``read``: ``uproot`` reading the five jagged branches into awkward arrays;
+* ``numpy view``: :func:`augment_objects` on the padded objects (one full view of the
+  pipeline, features not included) -- the coffea-side path;
+* ``awkward view``: the symmetry kernels (rotate_phi, boost_z, boost_transverse,
+  reflect_eta) applied directly to the jagged awkward arrays with per-event draws;
+* ``torch``: :func:`augment_tensors` (with token features) on padded CPU tensors, and on
+  CUDA when available, in events/s.
+
+Timings (CPU time of this process) interleave the measurements and keep the minimum
+of ``--repeats`` runs, so a busy machine inflates all of them alike. Torch is timed
+in wall-clock time (it may use several threads). Writes a JSON to ``--out`` and prints a
+markdown table row.
+
+    python benchmarks/bench_augment.py --out bench_augment.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from jetfm_coffea._resources import testdata_dir
+from jetfm_coffea.augment import augment_objects, augment_tensors, load_pipeline
+from jetfm_coffea.augment import kernels as K
+from jetfm_coffea.augment.check import muon_objects, muon_token_config
+from jetfm_coffea.augment.rng import StepRandom, event_keys
+
+BRANCHES = ["Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge"]
+PIPELINE = {
+    "seed": 1,
+    "views": 2,
+    "steps": [
+        {"name": "rotate_phi"},
+        {"name": "boost_z", "max_rapidity": 0.5},
+        {"name": "boost_transverse", "max_beta": 0.1},
+        {"name": "reflect_eta"},
+        {"name": "smear_energy"},
+        {"name": "drop_objects", "probability": 0.1},
+    ],
+}
+
+
+def _read(path: Path, n: int) -> ak.Array:
+    with uproot.open(path) as f:
+        return f["Events"].arrays(BRANCHES, entry_stop=n)
+
+
+def _awkward_view(cols: ak.Array, view: int) -> tuple[ak.Array, ...]:
+    """Symmetry kernels on jagged arrays; per-event draws broadcast over the muons."""
+    n = len(cols)
+    ids = np.zeros(n, np.int64), np.zeros(n, np.int64), np.arange(n, dtype=np.int64)
+    draws = [StepRandom(event_keys(1, *ids, view, i), 1) for i in range(4)]
+    pt, eta, phi, mass = (cols[b] for b in BRANCHES[:4])
+    phi = K.rotate_phi(np, phi, (2 * draws[0].uniform(1) - 1) * math.pi)
+    eta = K.boost_z(np, pt, eta, mass, (2 * draws[1].uniform(1) - 1) * 0.5)
+    beta, ang = 0.1 * draws[2].uniform(1), 2 * math.pi * draws[2].uniform(2)
+    pt, eta, phi = K.boost_transverse(
+        np, pt, eta, phi, mass, beta * np.cos(ang), beta * np.sin(ang)
+    )
+    eta = K.reflect_eta(np, eta, np.where(draws[3].uniform(1) < 0.5, -1.0, 1.0))
+    return pt, eta, phi, mass
+
+
+def _timed(fn, *args, **kw) -> float:
+    """CPU time of the call (process_time): less distorted than wall time when other
+    processes compete for the cores; single-threaded numpy/uproot make the two equal on
+    an idle machine."""
+    t = time.process_time()
+    fn(*args, **kw)
+    return time.process_time() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", type=Path, default=None)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--pipeline", type=Path, default=None, help="pipeline YAML")
+    parser.add_argument("--out", type=Path, default=Path("bench_augment.json"))
+    args = parser.parse_args()
+
+    path = args.input or testdata_dir() / "cms" / "Run2012_DoubleMuParked_muons_100k.root"
+    pipeline = load_pipeline(args.pipeline or PIPELINE)
+    config = muon_token_config()
+    cols = _read(path, args.events)
+    n = len(cols)
+    objects = muon_objects(path, 0, n)
+    pad_s = _timed(muon_objects, path, 0, n) - _timed(_read, path, n)
+
+    read, view_np, view_ak = [], [], []
+    for r in range(args.repeats):
+        read.append(_timed(_read, path, n))
+        view_np.append(_timed(augment_objects, objects, pipeline, config, r % pipeline.views))
+        view_ak.append(_timed(_awkward_view, cols, r))
+    read_s, np_s, ak_s = min(read), min(view_np), min(view_ak)
+
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    result_torch = {}
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        batch = {k: torch.as_tensor(v, device=device) for k, v in objects.items()}
+        times = []
+        for r in range(args.repeats + 1):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            augment_tensors(batch, pipeline, config, r % pipeline.views)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+        result_torch[device] = {"view_s": min(times[1:]), "events_per_s": n / min(times[1:])}
+
+    result = {
+        "events": n,
+        "muons": int(objects["mask"].sum()),
+        "pipeline": [s.name for s in pipeline.steps],
+        "pipeline_hash": pipeline.hash(),
+        "read_s": read_s,
+        "padding_s_once_per_chunk": max(pad_s, 0.0),
+        "numpy_view_s": np_s,
+        "numpy_view_over_read": np_s / read_s,
+        "awkward_view_s": ak_s,
+        "awkward_view_over_read": ak_s / read_s,
+        "torch": result_torch,
+        "repeats": args.repeats,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_1m": os.getloadavg()[0],
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": torch.__version__,
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        },
+    }
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    gpu = result_torch.get("cuda", {}).get("events_per_s")
+    print(
+        "| events | read (uproot) | numpy view | numpy/read | awkward view | awkward/read "
+        "| torch CPU ev/s | torch GPU ev/s |\n|---|---|---|---|---|---|---|---|"
+    )
+    print(
+        f"| {n} | {read_s * 1e3:.1f} ms | {np_s * 1e3:.1f} ms | {np_s / read_s:.0%} "
+        f"| {ak_s * 1e3:.1f} ms | {ak_s / read_s:.0%} "
+        f"| {result_torch['cpu']['events_per_s']:.3g} | {f'{gpu:.3g}' if gpu else 'n/a'} |"
+    )
+
+
+if __name__ == "__main__":
+    main()

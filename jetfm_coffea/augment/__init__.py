@@ -1,0 +1,57 @@
+"""Physics augmentations: exact Lorentz boosts, rotations, reflections, smearing, dropping.
+
+One set of backend-agnostic kernels (:mod:`.kernels`) runs on numpy/awkward arrays
+inside coffea processors and on torch tensors in the training loader; a registry maps
+names to implementations (:mod:`.registry`), a pydantic pipeline declares the steps
+(:mod:`.config`) and counter-based per-event random numbers (:mod:`.rng`) make every
+view a function of (seed, run, luminosityBlock, event, view, step) only.
+"""
+
+from jetfm_coffea.augment.config import (
+    AugmentationPipeline,
+    AugmentationSpec,
+    BoostTransverse,
+    BoostZ,
+    DropObjects,
+    MaskObjects,
+    ReflectEta,
+    RotatePhi,
+    SmearEnergy,
+    SmearWidth,
+    describe_augmentations,
+    load_pipeline,
+)
+from jetfm_coffea.augment.pipeline import (
+    apply_acceptance,
+    apply_pipeline,
+    augment_objects,
+    augment_tensors,
+    make_views,
+)
+from jetfm_coffea.augment.registry import StepContext, register, registered
+from jetfm_coffea.augment.rng import StepRandom, event_keys
+
+__all__ = [
+    "AugmentationPipeline",
+    "AugmentationSpec",
+    "BoostTransverse",
+    "BoostZ",
+    "DropObjects",
+    "MaskObjects",
+    "ReflectEta",
+    "RotatePhi",
+    "SmearEnergy",
+    "SmearWidth",
+    "StepContext",
+    "StepRandom",
+    "apply_acceptance",
+    "apply_pipeline",
+    "augment_objects",
+    "augment_tensors",
+    "describe_augmentations",
+    "event_keys",
+    "load_pipeline",
+    "make_views",
+    "register",
+    "registered",
+]

@@ -1,0 +1,136 @@
+"""The built-in augmentations, registered by name; each calls the kernels once.
+
+Random streams (the ``stream`` argument of the context's draws) are fixed per
+augmentation so that a pipeline's draws never change when code is reorganised;
+stream 0 is reserved for the pipeline's per-event ``apply_probability``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from jetfm_coffea.augment import kernels as K
+from jetfm_coffea.augment.config import (
+    BoostTransverse,
+    BoostZ,
+    DropObjects,
+    MaskObjects,
+    ReflectEta,
+    RotatePhi,
+    SmearEnergy,
+)
+from jetfm_coffea.augment.registry import State, StepContext, register
+from jetfm_coffea.backend import where
+
+__all__: list[str] = []
+
+
+@register("rotate_phi")
+def _rotate_phi(spec: RotatePhi, ctx: StepContext, state: State) -> State:
+    """phi -> phi + alpha for every object and MET, alpha uniform in [-max_angle, max_angle]."""
+    angle = (2.0 * ctx.uniform(1) - 1.0) * spec.max_angle
+    return {**state, "phi": K.rotate_phi(ctx.lib, state["phi"], angle)}
+
+
+@register("boost_z")
+def _boost_z(spec: BoostZ, ctx: StepContext, state: State) -> State:
+    """Rapidity shift dy uniform in [-max_rapidity, max_rapidity]; MET unchanged."""
+    dy = (2.0 * ctx.uniform(1) - 1.0) * spec.max_rapidity
+    eta = K.boost_z(ctx.lib, state["pt"], state["eta"], state["mass"], dy)
+    return {**state, "eta": where(ctx.lib, ctx.is_met, state["eta"], eta)}
+
+
+@register("boost_transverse")
+def _boost_transverse(spec: BoostTransverse, ctx: StepContext, state: State) -> State:
+    """|beta| uniform in [0, max_beta], direction uniform; MET as a massless pz=0 vector."""
+    beta = spec.max_beta * ctx.rand.uniform(1)
+    angle = 2.0 * math.pi * ctx.rand.uniform(2)
+    bx = ctx.asarray(ctx.to_objects(beta * np.cos(angle)))
+    by = ctx.asarray(ctx.to_objects(beta * np.sin(angle)))
+    pt, eta, phi = K.boost_transverse(
+        ctx.lib, state["pt"], state["eta"], state["phi"], state["mass"], bx, by
+    )
+    return {**state, "pt": pt, "eta": where(ctx.lib, ctx.is_met, 0.0, eta), "phi": phi}
+
+
+@register("reflect_eta")
+def _reflect_eta(spec: ReflectEta, ctx: StepContext, state: State) -> State:
+    """eta -> -eta for a fraction ``probability`` of the events."""
+    sign = np.where(ctx.rand.uniform(1) < spec.probability, -1.0, 1.0)
+    return {**state, "eta": K.reflect_eta(ctx.lib, state["eta"], ctx.asarray(ctx.to_objects(sign)))}
+
+
+@register("smear_energy")
+def _smear_energy(spec: SmearEnergy, ctx: StepContext, state: State) -> State:
+    """E -> E (1 + scale z_event,type + resolution z_object) per object type."""
+    lib = ctx.lib
+    widths = [(ctx.type_id(name), w) for name, w in spec.widths.items()]
+    widths = [(t, w) for t, w in widths if t is not None and (w.scale or w.resolution)]
+    if not widths:
+        return state
+    z_obj = ctx.normal(2, per_object=True)
+    shift = lib.zeros_like(state["pt"])
+    for tid, width in widths:
+        delta = width.scale * ctx.normal(16 + tid) + width.resolution * z_obj
+        shift = where(lib, state["type_id"] == float(tid), delta, shift)
+    smear = state["mask"] & ~ctx.is_met
+    factor = where(lib, smear, K._clip_min(lib, 1.0 + shift, 1e-3), 1.0)
+    pt, mass = K.smear_energy(
+        lib, state["pt"], state["eta"], state["mass"], factor, spec.preserve_mass
+    )
+    out = {**state, "pt": pt, "mass": mass}
+    if spec.propagate_met:
+        out = _propagate_met(ctx, state, out, smear)
+    return out
+
+
+def _propagate_met(ctx: StepContext, before: State, after: State, changed: Any) -> State:
+    """MET -= sum over changed objects of their pT change (the type-1 MET convention)."""
+    lib = ctx.lib
+    cos, sin = lib.cos(before["phi"]), lib.sin(before["phi"])
+    met = ctx.is_met & before["mask"]
+    # MET pT minus the objects' pT change, zero elsewhere (where(), not a product, so
+    # that invalid slots can never leak into the sums)
+    delta = where(lib, met, before["pt"], 0.0) - where(
+        lib, changed, after["pt"] - before["pt"], 0.0
+    )
+    mx = ctx.event_sum(where(lib, met | changed, delta * cos, 0.0))
+    my = ctx.event_sum(where(lib, met | changed, delta * sin, 0.0))
+    pt, _, phi = K.from_cartesian(lib, mx, my, lib.zeros_like(mx))
+    return {
+        **after,
+        "pt": where(lib, met, ctx.to_objects(pt), after["pt"]),
+        "phi": where(lib, met, ctx.to_objects(phi), after["phi"]),
+    }
+
+
+def _choose(probability: float, include_met: bool, ctx: StepContext, state: State) -> Any:
+    """Objects to remove: each with ``probability``, but never every candidate of an event.
+
+    When every candidate of an event is drawn, the one with the largest draw survives.
+    """
+    u = ctx.uniform(1, per_object=True)
+    cand = state["mask"] if include_met else state["mask"] & ~ctx.is_met
+    drop = cand & (u < probability)
+    n_cand, n_drop = ctx.event_sum(cand * 1.0), ctx.event_sum(drop * 1.0)
+    all_gone = ctx.to_objects((n_drop == n_cand) & (n_cand > 0))
+    u_cand = where(ctx.lib, cand, u, -1.0)
+    survivor = cand & (u_cand == ctx.to_objects(ctx.event_max(u_cand)))
+    return drop & ~(all_gone & survivor)
+
+
+@register("drop_objects")
+def _drop_objects(spec: DropObjects, ctx: StepContext, state: State) -> State:
+    """Remove a random subset of objects and close the gaps (never all of them)."""
+    drop = _choose(spec.probability, spec.include_met, ctx, state)
+    return ctx.compact(state, state["mask"] & ~drop)
+
+
+@register("mask_objects")
+def _mask_objects(spec: MaskObjects, ctx: StepContext, state: State) -> State:
+    """Invalidate a random subset of objects in place (slots keep their positions)."""
+    drop = _choose(spec.probability, spec.include_met, ctx, state)
+    return {**state, "mask": state["mask"] & ~drop}

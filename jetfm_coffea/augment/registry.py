@@ -1,0 +1,167 @@
+"""Name -> implementation registry of augmentations (in the style of pyhf's modifiers).
+
+An implementation is a function ``impl(spec, ctx, state) -> state`` where
+
+* ``spec`` is the validated pydantic step (:mod:`jetfm_coffea.augment.config`),
+* ``ctx`` a :class:`StepContext` (array library, layout, MET objects, token config and
+  the step's counter-based random numbers, moved to the backend),
+* ``state`` a dict of object arrays (``pt, eta, phi, mass, charge, btag, type_id`` and
+  the bool ``mask``) on the backend of the batch, padded ``[N, T]`` or flat ``[M]``,
+  never modified in place (keys starting with ``_`` belong to the layout).
+
+Register with the decorator::
+
+    @register("rotate_phi")
+    def _rotate(spec, ctx, state): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from jetfm_coffea.augment.rng import StepRandom
+from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.tokens.config import TokenConfig
+
+__all__ = ["Implementation", "StepContext", "get", "register", "registered"]
+
+State = dict[str, Any]
+Implementation = Callable[[Any, "StepContext", State], State]
+
+_REGISTRY: dict[str, Implementation] = {}
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What an implementation needs besides its parameters: backend, layout, draws.
+
+    Two layouts share the implementations: *padded* arrays ``[N, T]`` (torch, GPU) and
+    *flat* arrays ``[M]`` of the valid objects only (numpy, coffea side), given by their
+    ``event_index`` and ``slot``. Per-object random numbers depend on (event, slot), so
+    both layouts draw identical numbers for the same object. Implementations only use
+    the methods below to broadcast, reduce and draw, never the layout directly.
+    """
+
+    lib: ModuleType
+    is_met: Any  # bool, like the kinematics: objects that are a MET token
+    token_config: TokenConfig
+    like: Any  # a float array of the backend whose dtype/device draws are cast to
+    rand: StepRandom
+    event_index: np.ndarray | None = None  # flat layout: event of each object
+    slot: np.ndarray | None = None  # flat layout: padded slot of each object
+
+    @property
+    def flat(self) -> bool:
+        return self.event_index is not None
+
+    def asarray(self, values: np.ndarray) -> Any:
+        """Move numpy draws (float64) to the backend, in the dtype/device of the batch."""
+        if self.lib is np:
+            return values.astype(self.like.dtype, copy=False)
+        return self.lib.as_tensor(values, dtype=self.like.dtype, device=self.like.device)
+
+    def to_objects(self, per_event: Any) -> Any:
+        """Broadcast a per-event ``[N]`` array over the objects (``[N, 1]`` or ``[M]``)."""
+        return per_event[self.event_index] if self.flat else per_event[:, None]
+
+    def uniform(self, stream: int, per_object: bool = False) -> Any:
+        """Uniform (0, 1) draws per event (broadcast over objects) or per object."""
+        if not per_object:
+            return self.asarray(self.to_objects(self.rand.uniform(stream)))
+        if self.flat:
+            return self.asarray(self.rand.uniform_at(stream, self.event_index, self.slot))
+        return self.asarray(self.rand.uniform(stream, per_object=True))
+
+    def normal(self, stream: int, per_object: bool = False) -> Any:
+        """Standard-normal draws per event (broadcast over objects) or per object."""
+        if not per_object:
+            return self.asarray(self.to_objects(self.rand.normal(stream)))
+        if self.flat:
+            return self.asarray(self.rand.normal_at(stream, self.event_index, self.slot))
+        return self.asarray(self.rand.normal(stream, per_object=True))
+
+    def event_sum(self, values: Any) -> Any:
+        """Per-event sum ``[N]`` of a per-object array."""
+        if self.flat:
+            n = len(self.rand.keys)
+            return np.bincount(self.event_index, weights=values, minlength=n)
+        return values.sum(-1)
+
+    def event_max(self, values: Any) -> Any:
+        """Per-event maximum ``[N]`` of a per-object array (-inf for empty events)."""
+        if self.flat:
+            out = np.full(len(self.rand.keys), -np.inf)
+            np.maximum.at(out, self.event_index, values)
+            return out
+        return self.lib.amax(values, -1)
+
+    def compact(self, state: State, keep: Any) -> State:
+        """Move kept objects to the front of their event (order preserved), mask = keep.
+
+        Padded: a stable sort of each row. Flat: a stable sort by (event, not kept),
+        which keeps every event's objects contiguous, and new slots = position in event.
+        """
+        lib = self.lib
+        if self.flat:
+            order = np.argsort(self.event_index * 2 + ~keep, kind="stable")
+            out = {k: v[order] for k, v in state.items()}
+            out["mask"] = keep[order]
+            starts = np.searchsorted(self.event_index, self.event_index, side="left")
+            out["_slot"] = np.arange(len(order)) - starts
+            return out
+        if lib is np:
+            order = np.argsort(~keep, axis=-1, kind="stable")
+            take = lambda x: np.take_along_axis(x, order, axis=-1)  # noqa: E731
+        else:
+            order = lib.argsort((~keep).to(lib.uint8), dim=-1, stable=True)
+            take = lambda x: lib.gather(x, -1, order)  # noqa: E731
+        out = {k: take(v) for k, v in state.items()}
+        out["mask"] = take(keep)
+        return out
+
+    def type_id(self, collection: str) -> int | None:
+        """type_id of a token-config collection; None for a standard NanoAOD collection
+        the config does not use; ConfigError for any other (misspelt) name."""
+        for spec in self.token_config.collections:
+            if spec.name == collection:
+                return spec.type_id
+        if collection in _STANDARD:
+            return None
+        names = [c.name for c in self.token_config.collections]
+        raise ConfigError(
+            f"collection {collection!r} is neither in the token config ({names}) "
+            f"nor a standard collection ({sorted(_STANDARD)})"
+        )
+
+
+_STANDARD = frozenset(c.name for c in TokenConfig().collections)
+
+
+def register(name: str) -> Callable[[Implementation], Implementation]:
+    """Decorator registering ``impl`` under ``name`` (re-registering replaces it)."""
+
+    def deco(impl: Implementation) -> Implementation:
+        _REGISTRY[name] = impl
+        return impl
+
+    return deco
+
+
+def get(name: str) -> Implementation:
+    """The implementation registered under ``name``; ConfigError listing the valid names."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"no augmentation named {name!r}; valid names: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+def registered() -> list[str]:
+    """Names of all registered augmentations."""
+    return sorted(_REGISTRY)
