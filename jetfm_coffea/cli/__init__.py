@@ -16,6 +16,8 @@ __all__ = ["COMMANDS", "main"]
 
 COMMANDS: dict[str, str] = {
     "inspect": "jetfm_coffea.cli.inspect_cmd:inspect_cmd",
+    "pretrain": "jetfm_coffea.cli.pretrain_cmd:pretrain",
+    "plot-training": "jetfm_coffea.cli.pretrain_cmd:plot_training",
 }
 
 
