@@ -196,6 +196,7 @@ def pretrain(
     validation: dict[str, torch.Tensor] | None = None,
     provenance: dict[str, Any] | None = None,
     keep_model: bool = True,
+    stop_at: int | None = None,
 ) -> PretrainResult:
     """Pretrain an event encoder; returns a :class:`PretrainResult`.
 
@@ -204,12 +205,16 @@ def pretrain(
     (else ``config.validation.path``, an ``.npz`` with those arrays, is used if set).
     ``resume``: continue from the newest checkpoint in ``out`` (same world size); the
     following steps are identical to those of an uninterrupted run.
+    ``stop_at``: end this invocation after that step (checkpointed; e.g. a wall-time
+    limit); the schedule still runs to ``train.steps`` and ``resume`` continues it.
     """
     out = Path(out)
     cfg = load_pretrain_config(config)
     info, device = init_distributed(cfg.train.device)
     try:
-        return _pretrain(cfg, data, out, resume, validation, provenance, keep_model, info, device)
+        return _pretrain(
+            cfg, data, out, resume, validation, provenance, keep_model, stop_at, info, device
+        )
     finally:
         info.close()
 
@@ -222,6 +227,7 @@ def _pretrain(
     validation: dict[str, torch.Tensor] | None,
     provenance: dict[str, Any] | None,
     keep_model: bool,
+    stop_at: int | None,
     info: DistInfo,
     device: torch.device,
 ) -> PretrainResult:
@@ -368,6 +374,7 @@ def _pretrain(
             source.set_epoch(epoch)
             it = iter(source)
 
+    end = cfg.train.steps if stop_at is None else min(stop_at, cfg.train.steps)
     progress = _Progress(cfg.train.progress and info.is_main, cfg.train.steps, step)
     losses: list[float] = []
     last: dict[str, Any] = {}
@@ -376,7 +383,7 @@ def _pretrain(
     stream = batches()
     task.train()
     try:
-        while step < cfg.train.steps:
+        while step < end:
             t0 = time.perf_counter()
             batch = next(stream)
             wait_window += time.perf_counter() - t0
@@ -416,7 +423,7 @@ def _pretrain(
             events_window += n_events
 
             record: dict[str, Any] | None = None
-            if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+            if step % cfg.train.log_every == 0 or step == end:
                 dt = time.perf_counter() - t_window
                 record = {
                     "step": step,
@@ -432,12 +439,10 @@ def _pretrain(
                 }
                 window, n_window, t_window = {}, 0, time.perf_counter()
                 wait_window, events_window = 0.0, 0
-            if step % cfg.train.monitor_every == 0 or step == cfg.train.steps:
+            if step % cfg.train.monitor_every == 0 or step == end:
                 record = record or {"step": step, "epoch": epoch, "time": time.time()}
                 record.update(collapse_metrics(emb))
-            if validation is not None and (
-                step % cfg.validation.every == 0 or step == cfg.train.steps
-            ):
+            if validation is not None and (step % cfg.validation.every == 0 or step == end):
                 record = record or {"step": step, "epoch": epoch, "time": time.time()}
                 record["knn_acc"] = _knn_probe(model, validation, cfg, device, precision)
             if record is not None:
@@ -446,13 +451,14 @@ def _pretrain(
                     with open(metrics_path, "a") as fh:
                         fh.write(json.dumps(record) + "\n")
                 progress.update(step, record.get("loss", loss_value), record.get("events_per_s", 0))
-            if step % cfg.train.checkpoint_every == 0 and step < cfg.train.steps:
+            if step % cfg.train.checkpoint_every == 0 and step < end:
                 checkpoint(step)
     finally:
         progress.close()
 
     checkpoint(step)
-    configs.info.update({"status": "completed", "steps_done": step})
+    done = step >= cfg.train.steps
+    configs.info.update({"status": "completed" if done else "stopped", "steps_done": step})
     if info.is_main:
         save_weights(out / "model.safetensors", model.state_dict(), weights_meta)
         write_run_files(out, configs)
