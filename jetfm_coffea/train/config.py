@@ -80,7 +80,7 @@ class OptimConfig(_Strict):
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.05, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.98)
-    warmup_steps: int = Field(100, ge=0)
+    warmup_steps: int = Field(100, ge=0, description="capped at steps // 5")
     min_lr_ratio: float = Field(0.05, ge=0.0, le=1.0)
     grad_clip: float | None = Field(1.0, gt=0.0)
 

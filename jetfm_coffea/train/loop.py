@@ -59,7 +59,11 @@ class PretrainResult:
 
 
 def lr_lambda(warmup: int, total: int, min_ratio: float) -> Callable[[int], float]:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to ``min_ratio``."""
+    """Linear warm-up over ``warmup`` steps, then cosine decay to ``min_ratio``.
+
+    The warm-up is capped at a fifth of the run so that short runs reach full rate.
+    """
+    warmup = min(warmup, total // 5)
 
     def f(step: int) -> float:
         if warmup > 0 and step < warmup:
