@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "augment-check": "jetfm_coffea.cli.augment_cmd:augment_check",
     "inspect": "jetfm_coffea.cli.inspect_cmd:inspect_cmd",
     "opendata": "jetfm_coffea.cli.opendata_cmd:opendata",
+    "pretrain": "jetfm_coffea.cli.pretrain_cmd:pretrain",
+    "plot-training": "jetfm_coffea.cli.pretrain_cmd:plot_training",
 }
 
 
