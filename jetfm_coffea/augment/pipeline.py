@@ -254,8 +254,9 @@ def _augment_flat(
     )
     run, lumi, event = _ids_numpy(ids)
     kept = np.flatnonzero(out["mask"])
+    needed = (*KINEMATIC_FIELDS, "px", "py", "pz", "_event", "_slot")
     if len(kept) < len(out["mask"]):
-        out = {k: v.take(kept) for k, v in out.items()}
+        out = {k: out[k].take(kept) for k in needed if k in out}
     target = out["_event"] * n_slots + out["_slot"]
     prior = _get(objects, "n_nonfinite")
     prior = np.zeros(len(run), np.int64) if prior is None else np.asarray(prior, np.int64)
