@@ -15,6 +15,7 @@ from jetfm_coffea import __version__
 __all__ = ["COMMANDS", "main"]
 
 COMMANDS: dict[str, str] = {
+    "generate": "jetfm_coffea.cli.generate_cmd:generate_cmd",
     "inspect": "jetfm_coffea.cli.inspect_cmd:inspect_cmd",
 }
 

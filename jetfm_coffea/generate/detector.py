@@ -79,6 +79,8 @@ so that the files read without warnings.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -296,6 +298,29 @@ def _btag(
     return np.where(abseta < 2.5, score, -1.0).astype(np.float32)
 
 
+_BANNER_SILENCED = False
+
+
+def _silence_fastjet_banner(fastjet: Any) -> None:
+    """Run one tiny clustering with stdout closed: FastJet prints its banner only once."""
+    global _BANNER_SILENCED
+    if _BANNER_SILENCED:
+        return
+    _BANNER_SILENCED = True
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        tiny = ak.Array([[{"px": 1.0, "py": 0.0, "pz": 0.0, "E": 1.0}]])
+        jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4)
+        fastjet.ClusterSequence(tiny, jetdef).inclusive_jets()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 # ----------------------------------------------------------------------------- main entry
 
 
@@ -311,6 +336,7 @@ def simulate(
     """
     cfg = config or DetectorConfig()
     fastjet = import_optional("fastjet")
+    _silence_fastjet_banner(fastjet)
     prt = batch["prt"]
     n = len(prt)
     counts = ak.to_numpy(ak.num(prt)).astype(np.int64)

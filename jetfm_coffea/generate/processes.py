@@ -22,6 +22,7 @@ Centre-of-mass energies: :data:`SQRTS_CHOICES` (GeV).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jetfm_coffea.errors import ConfigError
@@ -124,10 +125,12 @@ def pythia_settings(
     seed: int,
     pthat_min: float | None = None,
     pthat_max: float | None = None,
+    extra: Sequence[str] = (),
 ) -> list[str]:
     """Full list of Pythia ``readString`` settings for ``spec`` at ``sqrts`` with ``seed``.
 
-    ``pthat_min``/``pthat_max`` override the process defaults (``None`` keeps them).
+    ``pthat_min``/``pthat_max`` override the process defaults (``None`` keeps them);
+    ``extra`` settings come last (e.g. ``"24:onPosIfAny = 11 13"`` to choose decays).
     ``seed`` must lie in Pythia's range 1..900000000.
     """
     lo = spec.pthat_min if pthat_min is None else pthat_min
@@ -144,4 +147,5 @@ def pythia_settings(
         out.append(f"PhaseSpace:pTHatMin = {float(lo)}")
     if hi is not None:
         out.append(f"PhaseSpace:pTHatMax = {float(hi)}")
+    out.extend(extra)
     return out

@@ -20,7 +20,7 @@ import multiprocessing as mp
 import os
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,7 @@ def validate_request(
     workers: int,
     pthat_min: float | None = None,
     pthat_max: float | None = None,
+    pythia_extra: Sequence[str] = (),
 ) -> Path:
     """Check every argument of :func:`generate`; create and return the output folder.
 
@@ -134,6 +135,13 @@ def validate_request(
         raise ConfigError(f"pthat_min must be >= 0, got {pthat_min}")
     if pthat_max is not None and pthat_min is not None and pthat_max <= pthat_min:
         raise ConfigError(f"pthat_max ({pthat_max}) must exceed pthat_min ({pthat_min})")
+    if pythia_extra:
+        pythia8mc = import_optional("pythia8mc")
+        probe_pythia = pythia8mc.Pythia("", False)
+        probe_pythia.readString("Print:quiet = on")
+        for line in pythia_extra:
+            if not probe_pythia.readString(line):
+                raise ConfigError(f"Pythia rejected the setting {line!r}")
     out_dir = Path(out)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -242,6 +250,7 @@ def generate(
     pthat_min: float | None = None,
     pthat_max: float | None = None,
     pfcands: bool = False,
+    pythia_extra: Sequence[str] = (),
     batch_size: int = 100,
     events_per_file: int = 100_000,
     progress: Callable[[int], None] | None = None,
@@ -250,10 +259,15 @@ def generate(
 
     Writes ``<dataset>_s<seed>_<chunk>.root`` files, ``<dataset>_s<seed>.fileset.json``
     and merges the entry into ``out/fileset.json``.  ``progress`` is called with the
-    number of events finished after every batch.  All arguments are checked (raising
-    :class:`~jetfm_coffea.errors.ConfigError`) before generation starts.
+    number of events finished after every batch; ``pythia_extra`` settings are passed to
+    Pythia after the process settings (they are recorded in the metadata).  All arguments
+    are checked (raising :class:`~jetfm_coffea.errors.ConfigError`) before generation
+    starts.  With ``workers > 1`` the worker processes are *spawned*: call ``generate``
+    from under ``if __name__ == "__main__":`` in scripts.
     """
-    out_dir = validate_request(process, n_events, sqrts, seed, out, workers, pthat_min, pthat_max)
+    out_dir = validate_request(
+        process, n_events, sqrts, seed, out, workers, pthat_min, pthat_max, pythia_extra
+    )
     spec = get_process(process)
     dataset = dataset_name(process, sqrts)
     n_chunks = min(n_events, max(workers, math.ceil(n_events / events_per_file)))
@@ -262,7 +276,9 @@ def generate(
     chunks = []
     for i in range(n_chunks):
         pythia_seed, _ = chunk_seeds(seed, i)
-        settings = pythia_settings(spec, sqrts, pythia_seed, pthat_min, pthat_max)
+        settings = pythia_settings(
+            spec, sqrts, pythia_seed, pthat_min, pthat_max, tuple(pythia_extra)
+        )
         path = out_dir / f"{dataset}_s{seed}_{i:03d}.root"
         chunks.append(
             _Chunk(i, firsts[i], sizes[i], str(path), tuple(settings), seed, pfcands, batch_size)
@@ -306,6 +322,7 @@ def generate(
         "pthat_min": lo,
         "pthat_max": hi,
         "pfcands": bool(pfcands),
+        "pythia_extra": list(pythia_extra),
         "is_mc": True,
         "generator": GENERATOR,
         "description": spec.description,
