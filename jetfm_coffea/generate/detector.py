@@ -219,10 +219,13 @@ def _local_index(evt: np.ndarray, n_events: int) -> np.ndarray:
 
 def _jagged(evt: np.ndarray, n_events: int, fields: dict[str, np.ndarray]) -> ak.Array:
     """Zip event-ordered flat arrays into a jagged record array."""
-    counts = np.bincount(evt, minlength=n_events)
-    if not fields:
-        raise ValueError("no fields")
-    return ak.unflatten(ak.zip(fields, depth_limit=1), counts)
+    offsets = _offsets(np.bincount(evt, minlength=n_events))
+    record = ak.contents.RecordArray(
+        [ak.contents.NumpyArray(np.ascontiguousarray(v)) for v in fields.values()],
+        list(fields),
+        length=len(evt),
+    )
+    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), record))
 
 
 def _empty(n_events: int, fields: dict[str, type]) -> ak.Array:
@@ -352,14 +355,21 @@ def simulate(
     mom = flat["p"]
     px, py, pz, en = (ak.to_numpy(mom[c]).astype(np.float64) for c in ("px", "py", "pz", "e"))
     mass = ak.to_numpy(flat["m"]).astype(np.float64)
-    pt = np.hypot(px, py)
-    phi = np.arctan2(py, px)
-    eta = _eta(pt, pz)
-    abseta = np.abs(eta)
     aid = np.abs(pid)
     final = status > 0
+    abs_status = np.abs(status)
+    # kinematics only where needed: final state and GenPart candidates (~1/3 of the record)
+    need = np.flatnonzero(
+        final | ((abs_status >= 21) & (abs_status <= 29)) | np.isin(aid, (6, 15, 23, 24, 25))
+    )
+    pt, phi, eta = np.zeros(len(pid)), np.zeros(len(pid)), np.zeros(len(pid))
+    pt[need] = np.hypot(px[need], py[need])
+    phi[need] = np.arctan2(py[need], px[need])
+    eta[need] = _eta(pt[need], pz[need])
+    abseta = np.abs(eta)
     invisible = np.isin(aid, (12, 14, 16, 1000022, 1000039))
-    charge = _charge(pid)
+    charge = np.zeros(len(pid), dtype=np.int32)
+    charge[final] = _charge(pid[final])
 
     # ---- particle-flow candidates
     visible = final & ~invisible
@@ -387,9 +397,11 @@ def simulate(
     c_pt, c_eta, c_phi = pt[cand], eta[cand], phi[cand]
 
     # ---- ghosts: last B hadrons, then C hadrons
-    hadron_code = (np.abs(status) >= 81) & (aid > 100)
-    is_b = hadron_code & _has_quark(aid, 5)
-    is_c = hadron_code & _has_quark(aid, 4) & ~is_b
+    hadron_code = np.flatnonzero((abs_status >= 81) & (aid > 100))
+    is_b = np.zeros(len(pid), dtype=bool)
+    is_c = np.zeros(len(pid), dtype=bool)
+    is_b[hadron_code] = _has_quark(aid[hadron_code], 5)
+    is_c[hadron_code] = _has_quark(aid[hadron_code], 4) & ~is_b[hadron_code]
     d1 = np.where(dau1 > 0, off[evt] + dau1, 0)
     d2 = np.where(dau2 > 0, off[evt] + dau2, 0)
     no_b_child = ~(((dau1 > 0) & is_b[d1]) | ((dau2 > 0) & is_b[d2]))
@@ -531,7 +543,6 @@ def simulate(
 
     # ---- GenPart (needed for the genPartIdx cross-references)
     last_copy = ~(((dau1 > 0) & (pid[d1] == pid)) | ((dau2 > 0) & (pid[d2] == pid)))
-    abs_status = np.abs(status)
     keep_gen = (
         ((abs_status >= 21) & (abs_status <= 29))
         | (last_copy & np.isin(aid, (6, 15, 23, 24, 25)))

@@ -251,7 +251,7 @@ def generate(
     pthat_max: float | None = None,
     pfcands: bool = False,
     pythia_extra: Sequence[str] = (),
-    batch_size: int = 100,
+    batch_size: int = 250,
     events_per_file: int = 100_000,
     progress: Callable[[int], None] | None = None,
 ) -> GenerationResult:
