@@ -294,6 +294,18 @@ def test_interrupted_run_leaves_no_complete_looking_file(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- CLI
 
 
+def test_fileset_merges_seeds(tmp_path):
+    a = generate("diboson", 8, sqrts=13000, seed=1, out=tmp_path)
+    b = generate("diboson", 6, sqrts=13000, seed=2, out=tmp_path)
+    c = generate("diboson", 6, sqrts=13000, seed=2, out=tmp_path)  # rerun replaces seed 2
+    merged = json.loads((tmp_path / "fileset.json").read_text())["diboson_13TeV"]
+    assert set(merged["files"]) == {str(p) for p in a.files + b.files + c.files}
+    meta = merged["metadata"]
+    assert meta["nevents"] == 14 and meta["seed"] == [1, 2]
+    expected = (8 * a.xsec_pb + 6 * c.xsec_pb) / 14
+    assert meta["xsec_pb"] == pytest.approx(expected)
+
+
 def test_cli_generate(tmp_path):
     out = tmp_path / "cli"
     res = CliRunner().invoke(

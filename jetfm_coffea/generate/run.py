@@ -227,15 +227,55 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+_SAME_SAMPLE_KEYS = ("process", "sqrts", "pthat_min", "pthat_max", "pfcands", "pythia_extra")
+
+
 def _merge_fileset(path: Path, entry: dict[str, Any]) -> None:
-    """Add ``entry`` to the folder-wide ``fileset.json`` (created when missing)."""
+    """Add ``entry`` to the folder-wide ``fileset.json`` (created when missing).
+
+    Runs of the same sample (same process, √s, p̂T range, options) with different seeds
+    are combined into one dataset: files are joined, ``nevents``/``sumw`` added and the
+    cross-section averaged with event-count weights; ``metadata["runs"]`` keeps each
+    seed's numbers.  A rerun with the same seed replaces that seed's run.
+    """
     data: dict[str, Any] = {}
     if path.exists():
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             data = {}
-    data.update(entry)
+    for name, new in entry.items():
+        meta = new["metadata"]
+        run = {
+            "files": list(new["files"]),
+            "nevents": meta["nevents"],
+            "xsec_pb": meta["xsec_pb"],
+            "xsec_err_pb": meta["xsec_err_pb"],
+        }
+        runs = {str(meta["seed"]): run}
+        old = data.get(name)
+        if old is not None and all(
+            old["metadata"].get(k) == meta.get(k) for k in _SAME_SAMPLE_KEYS
+        ):
+            runs = {**old["metadata"].get("runs", {}), **runs}
+            runs = {
+                seed: r for seed, r in runs.items() if all(Path(f).exists() for f in r["files"])
+            }
+        n = sum(r["nevents"] for r in runs.values())
+        merged = dict(meta)
+        merged.update(
+            nevents=n,
+            sumw=float(n),
+            xsec_pb=sum(r["nevents"] * r["xsec_pb"] for r in runs.values()) / n,
+            xsec_err_pb=math.sqrt(
+                sum((r["nevents"] * r["xsec_err_pb"]) ** 2 for r in runs.values())
+            )
+            / n,
+            seed=sorted(int(k) for k in runs) if len(runs) > 1 else meta["seed"],
+            runs=runs,
+        )
+        files = {f: "Events" for r in runs.values() for f in r["files"]}
+        data[name] = {"files": files, "metadata": merged}
     _write_json(path, data)
 
 
@@ -258,7 +298,8 @@ def generate(
     """Generate ``n_events`` of ``process`` at ``sqrts`` GeV into NanoAOD files under ``out``.
 
     Writes ``<dataset>_s<seed>_<chunk>.root`` files, ``<dataset>_s<seed>.fileset.json``
-    and merges the entry into ``out/fileset.json``.  ``progress`` is called with the
+    and merges the entry into ``out/fileset.json`` (runs with other seeds of the same
+    sample are combined there).  ``progress`` is called with the
     number of events finished after every batch; ``pythia_extra`` settings are passed to
     Pythia after the process settings (they are recorded in the metadata).  All arguments
     are checked (raising :class:`~jetfm_coffea.errors.ConfigError`) before generation
