@@ -16,6 +16,8 @@ __all__ = ["COMMANDS", "main"]
 
 COMMANDS: dict[str, str] = {
     "inspect": "jetfm_coffea.cli.inspect_cmd:inspect_cmd",
+    "build-shards": "jetfm_coffea.cli.shards_cmd:build_shards",
+    "shards": "jetfm_coffea.cli.shards_cmd:shards",
 }
 
 
