@@ -84,7 +84,7 @@ _SHARD_NAME = re.compile(r"^(\d+)-(\d+)$")
 
 def safe_name(name: str) -> str:
     """A path component for a dataset name or uuid: ``[A-Za-z0-9_.-]``, not starting with '.'."""
-    out = _SAFE.sub("_", str(name)).lstrip(".")
+    out = _SAFE.sub("_", str(name)).strip("._-")
     if not out or not out[0].isalnum():
         out = "x" + out
     return out

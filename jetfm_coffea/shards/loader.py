@@ -108,6 +108,16 @@ def _torch_iterable_dataset() -> type:
     return IterableDataset
 
 
+def _gather(data: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: np.take(v, index, axis=0) for k, v in data.items()}
+
+
+def _slice(data: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
+    if len(index) == 0:
+        return {k: v[:0] for k, v in data.items()}
+    return {k: v[index[0] : index[-1] + 1] for k, v in data.items()}
+
+
 class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
     """A torch ``IterableDataset`` of batches (dicts of tensors) from a shard store.
 
@@ -261,7 +271,7 @@ class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
     def _shard(self, index: int) -> Shard:
         shard = self._shards.get(index)
         if shard is None:
-            shard = self.store.shard(self.paths[index])
+            shard = self.store.shard(self.paths[index], full_check=False)
             if shard.n_events != int(self.sizes[index]):
                 raise ShardError(
                     shard.path,
@@ -279,22 +289,35 @@ class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
         names += [n for n in ("label", "weight") if shard.has(n)]
         return names
 
-    def _read_segment(self, seg: _Segment) -> dict[str, np.ndarray]:
-        shard = self._shard(seg.shard)
-        out = {name: shard.read(name, seg.start, seg.stop) for name in self._array_names(shard)}
-        n = seg.size
-        if "label" not in out:
-            label = self.labels[seg.shard]
-            out["label"] = np.full(n, -1 if label is None else label, np.int64)
-        if "weight" not in out:
-            out["weight"] = np.ones(n, np.float32)
-        return out
-
     def _read_buffer(self, segments: list[_Segment]) -> dict[str, np.ndarray]:
-        parts = [self._read_segment(s) for s in segments]
-        if len(parts) == 1:
-            return parts[0]
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        """Read segments into freshly allocated arrays (chunks decode in place)."""
+        total = sum(s.size for s in segments)
+        first = self._shard(segments[0].shard)
+        names = self._array_names(first)
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            dtype, shape = first.dtype_shape(name)
+            out[name] = np.empty((total, *shape), dtype)
+        if "label" not in out:
+            out["label"] = np.empty(total, np.int64)
+        if "weight" not in out:
+            out["weight"] = np.empty(total, np.float32)
+        pos = 0
+        for seg in segments:
+            shard = self._shard(seg.shard)
+            end = pos + seg.size
+            for name in out:
+                if shard.has(name):
+                    shard.read_into(name, seg.start, seg.stop, out[name][pos:end])
+                elif name == "label":
+                    label = self.labels[seg.shard]
+                    out[name][pos:end] = -1 if label is None else label
+                elif name == "weight":
+                    out[name][pos:end] = 1.0
+                else:
+                    raise ShardError(shard.path, f"has no array {name!r} (other shards do)")
+            pos = end
+        return out
 
     # ------------------------------------------------------------------ batches
 
@@ -319,10 +342,15 @@ class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
     def iter_consumer(
         self, consumer: int, n_consumers: int, skip_batches: int = 0
     ) -> Iterator[dict[str, Any]]:
-        """Batches of one consumer, after skipping its first ``skip_batches``."""
+        """Batches of one consumer, after skipping its first ``skip_batches``.
+
+        The consumer's event stream is the concatenation of its shuffled buffers; batch
+        ``i`` is events ``[i*B, (i+1)*B)`` of that stream, so skipping ``k`` batches skips
+        whole buffers without reading them.
+        """
         epoch, b = self.epoch, self.batch_size
         skip = skip_batches * b
-        carry: dict[str, np.ndarray] | None = None
+        pending: dict[str, np.ndarray] | None = None
         segments = self.consumer_segments(epoch, consumer, n_consumers)
         for index, buffer in enumerate(self._buffers(segments)):
             size = sum(s.size for s in buffer)
@@ -331,20 +359,30 @@ class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
                 continue
             data = self._read_buffer(buffer)
             if self.shuffle:
-                perm = _seed(self.seed, epoch, consumer, n_consumers, index).permutation(size)
-                data = {k: v[perm] for k, v in data.items()}
-            if skip:
-                data = {k: v[skip:] for k, v in data.items()}
-                skip = 0
-            if carry is not None:
-                data = {k: np.concatenate([carry[k], v]) for k, v in data.items()}
-            n = len(data["event"])
-            full = n - n % b
-            for s in range(0, full, b):
-                yield self._to_batch({k: v[s : s + b] for k, v in data.items()})
-            carry = {k: v[full:] for k, v in data.items()} if full < n else None
-        if carry is not None and not self.drop_last:
-            yield self._to_batch(carry)
+                order = _seed(self.seed, epoch, consumer, n_consumers, index).permutation(size)
+                take = _gather
+            else:
+                order = np.arange(size)
+                take = _slice
+            order = order[skip:]
+            skip = 0
+            pos = 0
+            if pending is not None:
+                need = b - len(pending["event"])
+                part = take(data, order[:need])
+                pos = len(order[:need])
+                pending = {k: np.concatenate([pending[k], part[k]]) for k in pending}
+                if len(pending["event"]) < b:
+                    continue
+                yield self._to_batch(pending)
+                pending = None
+            while pos + b <= len(order):
+                yield self._to_batch(take(data, order[pos : pos + b]))
+                pos += b
+            if pos < len(order):
+                pending = take(data, order[pos:])
+        if pending is not None and not self.drop_last:
+            yield self._to_batch(pending)
 
     def __iter__(self) -> Iterator[Any]:
         worker, n_workers = _worker()
@@ -398,24 +436,11 @@ class ShardLoader:
         return self.dataset.num_batches(max(1, self.num_workers))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        from torch.utils.data import DataLoader
-
         ds = self.dataset
         ds._resume = dict(self._consumed)
         ds._emit_positions = True
-        kwargs: dict[str, Any] = {}
-        if self.num_workers > 0:
-            kwargs["prefetch_factor"] = self.prefetch_factor or 2
-            kwargs["multiprocessing_context"] = self.multiprocessing_context
-        loader = DataLoader(
-            ds,
-            batch_size=None,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            **kwargs,
-        )
         try:
-            for batch, (worker, done) in loader:
+            for batch, (worker, done) in self._positioned():
                 self._consumed[worker] = done
                 yield batch
         finally:
@@ -423,6 +448,27 @@ class ShardLoader:
         # the epoch is complete: the next iteration starts it from the beginning
         self._consumed = {}
         ds._resume = {}
+
+    def _positioned(self) -> Iterator[Any]:
+        """(batch, (worker, batches done)) from the workers, or in-process without any."""
+        if self.num_workers == 0:
+            # a DataLoader adds nothing in-process but per-batch overhead
+            for batch, position in iter(self.dataset):
+                if self.pin_memory:
+                    batch = {k: v.pin_memory() for k, v in batch.items()}
+                yield batch, position
+            return
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(
+            self.dataset,
+            batch_size=None,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            prefetch_factor=self.prefetch_factor or 2,
+            multiprocessing_context=self.multiprocessing_context,
+        )
+        yield from loader
 
     def state_dict(self) -> dict[str, Any]:
         """Position in the current epoch (per rank): restore with :meth:`load_state_dict`."""
