@@ -108,6 +108,16 @@ def _torch_iterable_dataset() -> type:
     return IterableDataset
 
 
+def _round_robin(totals: list[int]) -> Iterator[int]:
+    """Worker ids in DataLoader delivery order for per-worker batch counts ``totals``."""
+    done = [0] * len(totals)
+    while any(d < t for d, t in zip(done, totals, strict=True)):
+        for w, t in enumerate(totals):
+            if done[w] < t:
+                done[w] += 1
+                yield w
+
+
 def _gather(data: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.take(v, index, axis=0) for k, v in data.items()}
 
@@ -458,6 +468,8 @@ class ShardLoader:
                     batch = {k: v.pin_memory() for k, v in batch.items()}
                 yield batch, position
             return
+        from collections import deque
+
         from torch.utils.data import DataLoader
 
         loader = DataLoader(
@@ -468,7 +480,24 @@ class ShardLoader:
             prefetch_factor=self.prefetch_factor or 2,
             multiprocessing_context=self.multiprocessing_context,
         )
-        yield from loader
+        # A DataLoader delivers its workers' batches round-robin, starting with worker 0
+        # and skipping exhausted workers. After a resume the workers start part-way, so
+        # re-establish the uninterrupted epoch's order from the per-worker batch counts.
+        f = math.floor if self.dataset.drop_last else math.ceil
+        b = self.dataset.batch_size
+        totals = [f(n / b) for n in self.dataset.events_per_consumer(self.num_workers)]
+        order = _round_robin(totals)
+        for _ in range(sum(self._consumed.values())):
+            next(order)
+        queues: dict[int, deque] = {w: deque() for w in range(self.num_workers)}
+        source = iter(loader)
+        for worker in order:
+            while not queues[worker]:
+                batch, position = next(source)
+                queues[position[0]].append((batch, position))
+            yield queues[worker].popleft()
+        for batch, position in source:  # nothing is expected here; keep every event
+            yield batch, position
 
     def state_dict(self) -> dict[str, Any]:
         """Position in the current epoch (per rank): restore with :meth:`load_state_dict`."""

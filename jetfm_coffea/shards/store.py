@@ -42,6 +42,7 @@ from jetfm_coffea.shards.format import (
     content_checksum,
     is_shard_name,
     is_temporary_name,
+    shard_path,
 )
 from jetfm_coffea.shards.views import AugmentationPipelineLike, pipeline_document
 from jetfm_coffea.tokens import TokenConfig, load_token_config
@@ -589,6 +590,7 @@ class Problem:
         "unlisted",
         "manifest",
         "overlap",
+        "path",
         "config",
         "temporary",
     ]
@@ -711,6 +713,15 @@ def verify(
                     f"token config {shard.attrs['token_config_hash']} differs from the "
                     f"store's {description['token_config_hash']}",
                 )
+            )
+            continue
+        src = shard.attrs["source"]
+        expected = shard_path(
+            shard.attrs["dataset"], src["uuid"], src["entry_start"], src["entry_stop"]
+        )
+        if expected != path:
+            report.problems.append(
+                Problem("path", path, f"attributes describe {expected} (moved or copied shard)")
             )
             continue
         problems = _shard_problems(shard) if check_content else []
