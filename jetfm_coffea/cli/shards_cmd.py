@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -74,20 +75,23 @@ def build_shards(
                     f"({len(chunks) - len(todo)} already complete) -> {out}"
                 )
 
-        summary = build_store(
-            fileset,
-            out,
-            token_config=token_config,
-            augmentation=pipeline,
-            executor=executor,
-            mode=mode,
-            workers=workers,
-            scheduler=scheduler,
-            chunksize=chunksize,
-            if_exists="overwrite" if overwrite else "skip",
-            status=not as_json,
-            on_plan=on_plan,
-        )
+        # coffea draws its progress bar on stdout even with status=False: keep --json clean
+        redirect = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+        with redirect:
+            summary = build_store(
+                fileset,
+                out,
+                token_config=token_config,
+                augmentation=pipeline,
+                executor=executor,
+                mode=mode,
+                workers=workers,
+                scheduler=scheduler,
+                chunksize=chunksize,
+                if_exists="overwrite" if overwrite else "skip",
+                status=not as_json,
+                on_plan=on_plan,
+            )
     except JetFMError as err:
         raise click.ClickException(str(err)) from err
     if as_json:
@@ -109,8 +113,10 @@ def build_shards(
     )
     table.add_row("time", f"{summary.elapsed_s:.1f} s")
     console.print(table)
+    from rich.markup import escape
+
     for path, reason in summary.skipped_files:
-        console.print(f"[yellow]skipped[/] {path}: {reason}")
+        console.print("[yellow]skipped[/] " + escape(f"{path}: {reason}"), soft_wrap=True)
 
 
 @click.group("shards")
@@ -199,11 +205,14 @@ def verify_cmd(store: str, rebuild_manifest: bool, as_json: bool) -> None:
             )
         )
     else:
+        from rich.markup import escape
+
         console = _console()
         for p in report.problems:
             color = "red" if p.severity == "error" else "yellow"
             console.print(
-                f"[{color}]{p.severity}[/] [{p.kind}] {p.shard}: {p.message}", markup=True
+                f"[{color}]{p.severity}[/] " + escape(f"[{p.kind}] {p.shard}: {p.message}"),
+                soft_wrap=True,
             )
         state = "[green]OK[/]" if report.ok else f"[red]{len(report.errors)} error(s)[/]"
         console.print(

@@ -15,9 +15,7 @@ def _ids(batches) -> list[tuple[int, int, int]]:
     out = []
     for b in batches:
         out.extend(
-            zip(
-                b["run"].tolist(), b["luminosityBlock"].tolist(), b["event"].tolist(), strict=True
-            )
+            zip(b["run"].tolist(), b["luminosityBlock"].tolist(), b["event"].tolist(), strict=True)
         )
     return out
 
@@ -155,8 +153,13 @@ def test_on_the_fly_augmentation_hook(singlemu_store, token_config):
         }
         from jetfm_coffea.tokens import compute_features
 
-        kin = {k: objects[k].double() for k in ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")}
-        tokens, mask, _ = compute_features(torch, token_config.feature_names, **kin, mask=objects["mask"])
+        kin = {
+            k: objects[k].double()
+            for k in ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
+        }
+        tokens, mask, _ = compute_features(
+            torch, token_config.feature_names, **kin, mask=objects["mask"]
+        )
         return tokens.float(), mask
 
     ds = ShardDataset(singlemu_store, 500, seed=1, augment=hook, augment_views=3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -42,14 +43,14 @@ def test_open_store_reads_manifest(singlemu_store, token_config):
 
 def test_store_schema_version_mismatch(store):
     _set_attr(store / "zarr.json", "schema_version", "2.0.0", nested="jetfm_store")
-    with pytest.raises(SchemaVersionError, match="2.0.0"):
+    with pytest.raises(SchemaVersionError, match=re.escape("2.0.0")):
         open_store(store)
 
 
 def test_shard_schema_version_mismatch_names_the_shard(store):
     path = open_store(store).records[1].path
     _set_attr(store / path / "zarr.json", "schema_version", "0.9.0")
-    with pytest.raises(SchemaVersionError, match=path):
+    with pytest.raises(SchemaVersionError, match=re.escape(path)):
         open_shard(store, path)
 
 
@@ -57,14 +58,14 @@ def test_manifest_version_mismatch(store):
     doc = json.loads((store / "manifest.json").read_text())
     doc["schema_version"] = "1.1.0"
     (store / "manifest.json").write_text(json.dumps(doc))
-    with pytest.raises(SchemaVersionError, match="manifest.json"):
+    with pytest.raises(SchemaVersionError, match=re.escape("manifest.json")):
         open_store(store)
 
 
 def test_missing_shard_is_a_clear_error_on_open(store):
     path = open_store(store).records[2].path
     shutil.rmtree(store / path)
-    with pytest.raises(StoreManifestError, match=path):
+    with pytest.raises(StoreManifestError, match=re.escape(path)):
         open_store(store)
 
 

@@ -73,7 +73,10 @@ def test_round_trip_equals_build_tokens_exactly(tmp_path, tokens, token_config):
     shard = open_shard(tmp_path, info.path)
     arrays = shard.read_all()
     np.testing.assert_array_equal(arrays["tokens"], tokens.tokens)
-    assert arrays["tokens"].dtype == np.float32 and arrays["tokens"].tobytes() == tokens.tokens.tobytes()
+    assert (
+        arrays["tokens"].dtype == np.float32
+        and arrays["tokens"].tobytes() == tokens.tokens.tobytes()
+    )
     np.testing.assert_array_equal(arrays["mask"], tokens.mask)
     np.testing.assert_array_equal(arrays["counts"], tokens.counts)
     for name in ("run", "luminosityBlock", "event"):
@@ -107,7 +110,9 @@ def test_round_trip_equals_build_tokens_exactly(tmp_path, tokens, token_config):
     assert verify(tmp_path).ok
 
 
-def test_invalid_attributes_are_refused_and_leave_nothing(tmp_path, tokens, token_config, monkeypatch):
+def test_invalid_attributes_are_refused_and_leave_nothing(
+    tmp_path, tokens, token_config, monkeypatch
+):
     create_store(tmp_path, token_config)
     monkeypatch.setattr(
         writer_module,
@@ -157,7 +162,9 @@ def test_existing_shards_skip_error_or_overwrite(tmp_path, tokens, token_config)
     with pytest.raises(ShardExistsError, match=first.path):
         write_shard(tmp_path, tokens, _source(), token_config, if_exists="error")
     weight = np.full(3000, 2.0, np.float32)
-    new = write_shard(tmp_path, tokens, _source(), token_config, weight=weight, if_exists="overwrite")
+    new = write_shard(
+        tmp_path, tokens, _source(), token_config, weight=weight, if_exists="overwrite"
+    )
     assert new.status == "written" and new.checksum != first.checksum
     assert scan_shards(tmp_path) == [first.path] and scan_temporaries(tmp_path) == []
     np.testing.assert_array_equal(open_shard(tmp_path, new.path).read("weight"), weight)
