@@ -49,27 +49,23 @@ def test_rerun_skips_complete_shards(tmp_path, singlemu_store, singlemu):
     assert {p: (singlemu_store / p / "zarr.json").stat().st_mtime_ns for p in shards} == mtimes
 
 
-def test_modes_and_executors_write_identical_shards(tmp_path, nano_dimuon, ttbar2015):
-    fileset = {
-        "dimuon": {"files": [str(nano_dimuon)], "metadata": {"label": 0}},
-        "ttbar": {"files": [str(ttbar2015)], "metadata": {"label": 1}},
-    }
+def test_modes_and_executors_write_identical_shards(tmp_path, ttbar2015):
+    fileset = {"ttbar": {"files": [str(ttbar2015)], "metadata": {"label": 1}}}
+    aug = {"views": 2}
     ref = build_store(
-        fileset, tmp_path / "iter", executor="iterative", chunksize=100, augmentation={"views": 2}
+        fileset, tmp_path / "iter", executor="iterative", chunksize=100, augmentation=aug
     )
-    assert ref.events_written == 240 and ref.views_written == {"0": 240, "1": 240}
+    assert ref.events_written == 200 and ref.views_written == {"0": 200, "1": 200}
     dask_mode = build_store(
-        fileset, tmp_path / "dask", mode="dask", workers=1, chunksize=100, augmentation={"views": 2}
+        fileset, tmp_path / "dask", mode="dask", workers=1, chunksize=100, augmentation=aug
     )
-    assert dask_mode.events_written == 240
+    assert dask_mode.events_written == 200 and dask_mode.shards_written == 2
     assert _checksums(tmp_path / "iter") == _checksums(tmp_path / "dask")
-    # genWeight of simulation becomes the weight, data has none
-    ttbar = [s for s in open_store(tmp_path / "iter") if s.attrs["dataset"] == "ttbar"]
+    # genWeight of simulation becomes the weight
     with uproot.open(ttbar2015) as fh:
         gen = fh["Events"]["genWeight"].array(library="np")
-    np.testing.assert_array_equal(
-        np.concatenate([s.read("weight") for s in ttbar]), gen.astype(np.float32)
-    )
+    weights = np.concatenate([s.read("weight") for s in open_store(tmp_path / "iter")])
+    np.testing.assert_array_equal(weights, gen.astype(np.float32))
 
 
 def test_dask_executor_on_a_scheduler(tmp_path, singlemu):
@@ -89,15 +85,15 @@ def test_dask_executor_on_a_scheduler(tmp_path, singlemu):
     assert verify(tmp_path / "s").ok
 
 
-def test_bad_files_are_skipped_with_reasons(tmp_path, nano_dimuon):
+def test_bad_files_are_skipped_with_reasons(tmp_path, ttbar2015):
     junk = tmp_path / "junk.root"
     junk.write_bytes(b"not a root file")
-    fileset = {"d": {"files": [str(nano_dimuon), str(junk), str(tmp_path / "gone.root")]}}
-    summary = build_store(fileset, tmp_path / "s", executor="iterative", chunksize=100)
+    fileset = {"d": {"files": [str(ttbar2015), str(junk), str(tmp_path / "gone.root")]}}
+    summary = build_store(fileset, tmp_path / "s", executor="iterative", chunksize=1000)
     reasons = dict(summary.skipped_files)
     assert "not a readable ROOT file" in reasons[str(junk)]
     assert reasons[str(tmp_path / "gone.root")] == "file does not exist"
-    assert summary.events_written == 40
+    assert summary.events_written == 200
 
 
 def test_resume_after_sigkill(tmp_path, singlemu):
@@ -180,14 +176,14 @@ def test_cli_info_and_verify(singlemu_store, tmp_path):
     assert failed.exit_code != 0 and victim in failed.output
 
 
-def test_build_config_yaml(tmp_path, nano_dimuon):
+def test_build_config_yaml(tmp_path, ttbar2015):
     config = tmp_path / "build.yaml"
     config.write_text("tokens:\n  max_tokens: 12\naugment:\n  views: 1\n  seed: 3\n")
     result = CliRunner().invoke(
         main,
         [
             "build-shards",
-            str(nano_dimuon),
+            str(ttbar2015),
             "--config",
             str(config),
             "--out",
