@@ -68,6 +68,7 @@ def test_round_trip_equals_build_tokens_exactly(tmp_path, tokens, token_config):
         label=4,
         weight=weight,
         ragged={"pf": (offsets, content)},
+        chunk_events=1024,
     )
     assert info.status == "written" and info.n_events == 3000 and info.n_views == 2
     shard = open_shard(tmp_path, info.path)
@@ -104,8 +105,14 @@ def test_round_trip_equals_build_tokens_exactly(tmp_path, tokens, token_config):
         "entry_stop": 3000,
     }
     assert shard.compute_checksum() == info.checksum == a["checksum"]["value"]
-    # zstd-compressed, chunked along events
+    # zstd-compressed, chunked along events, readable by zarr itself
+    import zarr
+
     assert "zstd" in (tmp_path / info.path / "tokens" / "zarr.json").read_text()
+    group = zarr.open_group(str(tmp_path / info.path), mode="r")
+    for name in ("tokens", "mask", "views", "objects", "event", "ragged/pf/content"):
+        np.testing.assert_array_equal(group[name][...], arrays[name])
+    assert group["tokens"].chunks[0] < 3000  # several chunks, the last one partial
     write_manifest(tmp_path)
     assert verify(tmp_path).ok
 
