@@ -68,6 +68,9 @@ def test_modes_and_executors_write_identical_shards(tmp_path, ttbar2015):
     np.testing.assert_array_equal(weights, gen.astype(np.float32))
 
 
+# distributed's in-process cluster leaves a listening socket to the garbage collector
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_dask_executor_on_a_scheduler(tmp_path, singlemu):
     from distributed import LocalCluster
 
@@ -81,6 +84,9 @@ def test_dask_executor_on_a_scheduler(tmp_path, singlemu):
             scheduler=cluster.scheduler_address,
             chunksize=5000,
         )
+    import gc
+
+    gc.collect()  # release the cluster's sockets under this test's warning filters
     assert summary.events_written == 10_000 and summary.shards_written == 2
     assert verify(tmp_path / "s").ok
 
