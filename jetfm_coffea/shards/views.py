@@ -54,7 +54,9 @@ def augmentation_backend() -> Any:
     """The module providing ``AugmentationPipeline``/``make_views``/``augment_torch``."""
     try:
         module = importlib.import_module("jetfm_coffea.augment")
-        if all(hasattr(module, a) for a in ("AugmentationPipeline", "make_views", "augment_torch")):
+        torch_entry = hasattr(module, "augment_torch") or hasattr(module, "augment_tensors")
+        numpy_entry = hasattr(module, "AugmentationPipeline") and hasattr(module, "make_views")
+        if numpy_entry and torch_entry:
             return module
     except ImportError:
         pass
@@ -112,7 +114,12 @@ def augment_torch(
     ids: dict[str, Any],
 ) -> tuple[Any, Any]:
     """One on-the-fly view of a padded torch batch: ``(tokens [B,T,F], mask [B,T])``."""
-    return augmentation_backend().augment_torch(batch_objects, pipeline, token_config, view, ids)
+    backend = augmentation_backend()
+    if hasattr(backend, "augment_torch"):
+        return backend.augment_torch(batch_objects, pipeline, token_config, view, ids)
+    # jetfm_coffea.augment's entry point: a dict batch with the ids, a dict result
+    out = backend.augment_tensors({**batch_objects, **ids}, pipeline, token_config, view)
+    return out["tokens"].float(), out["mask"]
 
 
 class _PipelineHook:
