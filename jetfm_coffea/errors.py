@@ -9,6 +9,11 @@ __all__ = [
     "MissingCollectionError",
     "NonFiniteLossError",
     "SchemaValidationError",
+    "SchemaVersionError",
+    "ShardChecksumError",
+    "ShardError",
+    "ShardExistsError",
+    "StoreManifestError",
     "TokenConfigMismatchError",
     "TrainingError",
 ]
@@ -67,3 +72,37 @@ class NonFiniteLossError(TrainingError, FloatingPointError):
         self.checkpoint = checkpoint
         saved = f"; checkpoint of the last good state saved at {checkpoint}" if checkpoint else ""
         super().__init__(f"non-finite loss at step {step} on batch {provenance}{saved}")
+
+
+class ShardError(JetFMError):
+    """A pretraining shard or shard store is unusable; ``shard`` names the shard (or store)."""
+
+    def __init__(self, shard: str, reason: str):
+        self.shard = str(shard)
+        self.reason = reason
+        super().__init__(f"{self.shard}: {reason}")
+
+
+class SchemaVersionError(ShardError):
+    """A shard or store declares a schema version this package does not read."""
+
+    def __init__(self, shard: str, found: str | None, expected: str):
+        self.found = found
+        self.expected = expected
+        super().__init__(
+            shard,
+            f"declares schema version {found!r}, but this jetfm-coffea reads {expected!r} "
+            "(rebuild the store with this version, or use a matching jetfm-coffea)",
+        )
+
+
+class ShardChecksumError(ShardError):
+    """A shard's content does not match the checksum recorded when it was written."""
+
+
+class ShardExistsError(ShardError, FileExistsError):
+    """A complete shard already exists at the target path (and overwriting was not asked for)."""
+
+
+class StoreManifestError(ShardError):
+    """The store manifest is missing, invalid, or does not match the shards on disk."""

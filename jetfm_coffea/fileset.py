@@ -52,7 +52,13 @@ def load_fileset(source: str | Path | dict, treename: str = DEFAULT_TREE) -> dic
             raise InputFileError(str(path), f"not a valid JSON fileset: {err}") from err
         if not isinstance(data, dict):
             raise InputFileError(str(path), "a fileset is a JSON object of datasets")
-        return _normalise(data, treename)
+        fileset = _normalise(data, treename)
+        for spec in fileset.values():  # relative file paths are relative to the JSON file
+            spec["files"] = {
+                (f if "://" in f or Path(f).is_absolute() else str(path.parent / f)): tree
+                for f, tree in spec["files"].items()
+            }
+        return fileset
     name = path.name.removesuffix(".root") or "dataset"
     return _normalise({name: {"files": {str(source): treename}}}, treename)
 

@@ -20,6 +20,7 @@ from jetfm_coffea.augment.config import (
     SmearWidth,
     describe_augmentations,
     load_pipeline,
+    standard_pipeline,
 )
 from jetfm_coffea.augment.pipeline import (
     apply_acceptance,
@@ -56,4 +57,5 @@ __all__ = [
     "make_views",
     "register",
     "registered",
+    "standard_pipeline",
 ]

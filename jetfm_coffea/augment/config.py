@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from jetfm_coffea.config_base import HashedConfig, load_config
 
 __all__ = [
+    "STANDARD_STEPS",
     "AugmentationPipeline",
     "AugmentationSpec",
     "BoostTransverse",
@@ -43,6 +44,7 @@ __all__ = [
     "SmearWidth",
     "describe_augmentations",
     "load_pipeline",
+    "standard_pipeline",
 ]
 
 
@@ -230,3 +232,19 @@ def load_pipeline(
         section="augment",
         hint=f"\nvalid augmentations and parameter ranges:\n{describe_augmentations()}",
     )
+
+
+#: The pretraining pipeline used by the demo and the benchmarks: exact symmetries, detector
+#: resolution smearing and object dropout.
+STANDARD_STEPS: tuple[dict[str, Any], ...] = (
+    {"name": "rotate_phi"},
+    {"name": "boost_z", "max_rapidity": 0.5},
+    {"name": "reflect_eta", "probability": 0.5},
+    {"name": "smear_energy"},
+    {"name": "drop_objects", "probability": 0.1},
+)
+
+
+def standard_pipeline(views: int = 2, seed: int = 0) -> AugmentationPipeline:
+    """:data:`STANDARD_STEPS` with ``views`` views per event."""
+    return AugmentationPipeline(views=views, seed=seed, steps=list(STANDARD_STEPS))

@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "opendata": "jetfm_coffea.cli.opendata_cmd:opendata",
     "pretrain": "jetfm_coffea.cli.pretrain_cmd:pretrain",
     "plot-training": "jetfm_coffea.cli.pretrain_cmd:plot_training",
+    "build-shards": "jetfm_coffea.cli.shards_cmd:build_shards",
+    "shards": "jetfm_coffea.cli.shards_cmd:shards",
 }
 
 

@@ -1,0 +1,222 @@
+"""``jetfm build-shards`` and ``jetfm shards info|verify``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["build_shards", "shards"]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False)
+
+
+@click.command("build-shards")
+@click.argument("fileset", type=click.Path(dir_okay=False))
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="YAML with 'tokens:' (TokenConfig) and 'augment:' sections (default: default tokens).",
+)
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Store.")
+@click.option(
+    "--executor",
+    type=click.Choice(["iterative", "futures", "dask"]),
+    default="futures",
+    show_default=True,
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["virtual", "dask"]),
+    default="virtual",
+    show_default=True,
+    help="virtual: coffea Runner; dask: apply_to_fileset with dask-awkward.",
+)
+@click.option("--scheduler", default=None, help="Address of a running dask scheduler.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--chunksize", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Rewrite complete shards instead of skipping.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def build_shards(
+    fileset: str,
+    config: str | None,
+    out: str,
+    executor: str,
+    mode: str,
+    scheduler: str | None,
+    workers: int,
+    chunksize: int,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
+    """Build a pretraining shard store from FILESET (coffea JSON fileset or a ROOT file)."""
+    from rich.table import Table
+
+    from jetfm_coffea.errors import JetFMError
+    from jetfm_coffea.shards.build import build_store, load_build_config
+
+    console = _console()
+    try:
+        token_config, pipeline = load_build_config(config)
+
+        def on_plan(chunks, todo):
+            if not as_json:
+                console.print(
+                    f"[bold]{len(chunks)}[/] chunks planned, [bold]{len(todo)}[/] to write "
+                    f"({len(chunks) - len(todo)} already complete) -> {out}"
+                )
+
+        # coffea draws its progress bar on stdout even with status=False: keep --json clean
+        redirect = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+        with redirect:
+            summary = build_store(
+                fileset,
+                out,
+                token_config=token_config,
+                augmentation=pipeline,
+                executor=executor,
+                mode=mode,
+                workers=workers,
+                scheduler=scheduler,
+                chunksize=chunksize,
+                if_exists="overwrite" if overwrite else "skip",
+                status=not as_json,
+                on_plan=on_plan,
+            )
+    except JetFMError as err:
+        raise click.ClickException(str(err)) from err
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), indent=1))
+        return
+    table = Table(title=f"jetfm build-shards: {summary.store}", show_header=False)
+    table.add_row("files", str(summary.files))
+    table.add_row("chunks (shards)", str(summary.chunks))
+    table.add_row("events in", f"{summary.events_in:,}")
+    table.add_row("events written", f"{summary.events_written:,}")
+    table.add_row("events already present", f"{summary.events_existing:,}")
+    for view, n in summary.views_written.items():
+        table.add_row(f"events written, view {view}", f"{n:,}")
+    table.add_row(
+        "shards written / present", f"{summary.shards_written} / {summary.shards_existing}"
+    )
+    table.add_row(
+        "manifest", f"{summary.manifest_shards} shards, {summary.manifest_events:,} events"
+    )
+    table.add_row("time", f"{summary.elapsed_s:.1f} s")
+    console.print(table)
+    from rich.markup import escape
+
+    for path, reason in summary.skipped_files:
+        console.print("[yellow]skipped[/] " + escape(f"{path}: {reason}"), soft_wrap=True)
+
+
+@click.group("shards")
+def shards() -> None:
+    """Inspect and verify pretraining shard stores."""
+
+
+@shards.command("info")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def info(store: str, as_json: bool) -> None:
+    """Summarise STORE: schema, token layout, views, datasets, events, size on disk."""
+    from collections import Counter
+
+    from rich.table import Table
+
+    from jetfm_coffea.errors import JetFMError
+    from jetfm_coffea.shards.store import open_store
+
+    try:
+        st = open_store(store)
+    except JetFMError as err:
+        raise click.ClickException(str(err)) from err
+    size = sum(p.stat().st_size for p in Path(store).rglob("*") if p.is_file())
+    per_dataset = Counter()
+    for r in st.records:
+        per_dataset[r.dataset] += r.n_events
+    doc = {
+        "store": str(st.root),
+        "schema_version": st.description["schema_version"],
+        "n_shards": len(st),
+        "n_events": st.n_events,
+        "n_tokens": st.n_tokens,
+        "n_features": st.n_features,
+        "feature_names": st.feature_names,
+        "n_views": st.n_views,
+        "token_config_hash": st.description["token_config_hash"],
+        "augmentation": {k: v for k, v in st.augmentation.items() if k != "pipeline"},
+        "datasets": dict(per_dataset),
+        "bytes_on_disk": size,
+        "bytes_per_event": size / st.n_events if st.n_events else None,
+    }
+    if as_json:
+        click.echo(json.dumps(doc, indent=1))
+        return
+    table = Table(title=f"shard store {st.root}", show_header=False)
+    for key, value in doc.items():
+        if key == "datasets":
+            for name, n in value.items():
+                table.add_row(f"dataset {name}", f"{n:,} events")
+        elif key == "bytes_per_event" and value is not None:
+            table.add_row(key, f"{value:.1f}")
+        else:
+            table.add_row(key, str(value))
+    _console().print(table)
+
+
+@shards.command("verify")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--rebuild-manifest",
+    is_flag=True,
+    help="Write a new manifest from the shards that pass (the old one is kept as a backup).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def verify_cmd(store: str, rebuild_manifest: bool, as_json: bool) -> None:
+    """Check checksums, counts, schema and manifest of STORE; list every problem.
+
+    Exit status 1 if any error is found. Nothing is ever deleted.
+    """
+    from jetfm_coffea.shards.store import verify
+
+    report = verify(store, rebuild_manifest=rebuild_manifest)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "store": report.store,
+                    "ok": report.ok,
+                    "n_shards_ok": report.n_shards,
+                    "n_events_ok": report.n_events,
+                    "manifest_rebuilt": report.manifest_rebuilt,
+                    "problems": [p.__dict__ for p in report.problems],
+                },
+                indent=1,
+            )
+        )
+    else:
+        from rich.markup import escape
+
+        console = _console()
+        for p in report.problems:
+            color = "red" if p.severity == "error" else "yellow"
+            console.print(
+                f"[{color}]{p.severity}[/] " + escape(f"[{p.kind}] {p.shard}: {p.message}"),
+                soft_wrap=True,
+            )
+        state = "[green]OK[/]" if report.ok else f"[red]{len(report.errors)} error(s)[/]"
+        console.print(
+            f"{state}: {report.n_shards} good shards, {report.n_events:,} events"
+            + (" (manifest rebuilt)" if report.manifest_rebuilt else "")
+        )
+    sys.exit(0 if report.ok else 1)

@@ -1,0 +1,74 @@
+"""Pretraining shards: Zarr v3 groups of event tokens, a verified store, a streaming loader.
+
+A *shard* is one Zarr v3 group per coffea chunk (not Zarr's ``sharding`` codec); see
+:mod:`jetfm_coffea.shards.format` for the layout. Write with
+:class:`processors.shards.ShardProcessor` / :func:`build_store` (``jetfm build-shards``),
+check with :func:`verify` (``jetfm shards verify``), read with :func:`open_loader`.
+
+Torch is imported only when the loader is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jetfm_coffea.shards.format import SCHEMA_VERSION, content_checksum, shard_path
+from jetfm_coffea.shards.store import (
+    Problem,
+    Shard,
+    ShardRecord,
+    ShardStore,
+    VerifyReport,
+    create_store,
+    open_shard,
+    open_store,
+    scan_shards,
+    verify,
+    write_manifest,
+)
+from jetfm_coffea.shards.views import load_augmentation, make_views
+from jetfm_coffea.shards.writer import ShardInfo, ShardSource, shard_arrays, write_shard
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BuildSummary",
+    "Problem",
+    "Shard",
+    "ShardDataset",
+    "ShardInfo",
+    "ShardLoader",
+    "ShardRecord",
+    "ShardSource",
+    "ShardStore",
+    "VerifyReport",
+    "build_store",
+    "content_checksum",
+    "create_store",
+    "load_augmentation",
+    "make_views",
+    "open_loader",
+    "open_shard",
+    "open_store",
+    "scan_shards",
+    "shard_arrays",
+    "shard_path",
+    "verify",
+    "write_manifest",
+    "write_shard",
+]
+
+_LAZY = {
+    "ShardDataset": "jetfm_coffea.shards.loader",
+    "ShardLoader": "jetfm_coffea.shards.loader",
+    "open_loader": "jetfm_coffea.shards.loader",
+    "BuildSummary": "jetfm_coffea.shards.build",
+    "build_store": "jetfm_coffea.shards.build",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,305 @@
+"""Build a shard store from a fileset: preflight, chunking, execution, manifest.
+
+The chunk list is computed here, once, from each file's entry count (an even split into
+``round(n / chunksize)`` ranges), for every execution mode, so the shard paths of a
+virtual-mode run and of a dask-mode run over the same input are identical and a rerun,
+in either mode, only writes the shards that are missing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.execution import dask_client
+from jetfm_coffea.fileset import load_fileset
+from jetfm_coffea.shards.store import create_store, write_manifest
+from jetfm_coffea.shards.views import AugmentationPipelineLike, load_augmentation
+from jetfm_coffea.shards.writer import ShardSource, shard_exists
+from jetfm_coffea.tokens import TokenConfig, load_token_config
+
+__all__ = [
+    "BuildSummary",
+    "Chunk",
+    "build_store",
+    "dask_fileset",
+    "load_build_config",
+    "load_fileset",
+    "plan_chunks",
+]
+
+Executor = Literal["iterative", "futures", "dask"]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One entry range of one file: one shard."""
+
+    dataset: str
+    file: str
+    treename: str
+    uuid: str
+    entry_start: int
+    entry_stop: int
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def source(self) -> ShardSource:
+        return ShardSource(
+            self.dataset, self.file, self.uuid, self.entry_start, self.entry_stop, self.treename
+        )
+
+
+@dataclass
+class BuildSummary:
+    """What a build did: inputs, events per outcome, views, skipped files with reasons."""
+
+    store: str
+    files: int = 0
+    chunks: int = 0
+    events_in: int = 0
+    events_written: int = 0
+    events_existing: int = 0
+    views_written: dict[str, int] = field(default_factory=dict)
+    shards_written: int = 0
+    shards_existing: int = 0
+    skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    manifest_events: int = 0
+    manifest_shards: int = 0
+    elapsed_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["skipped_files"] = [{"file": f, "reason": r} for f, r in self.skipped_files]
+        return out
+
+
+# ------------------------------------------------------------------------- inputs
+
+
+def load_build_config(
+    source: str | Path | dict[str, Any] | None,
+) -> tuple[TokenConfig, AugmentationPipelineLike | None]:
+    """Read a build config: YAML/dict with ``tokens:`` (TokenConfig) and ``augment:``."""
+    if source is None:
+        return load_token_config(None), None
+    if isinstance(source, str | Path):
+        try:
+            data = yaml.safe_load(Path(source).read_text())
+        except OSError as err:
+            raise ConfigError(f"cannot read build config {source}: {err}") from err
+    else:
+        data = source
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError("build config: expected a mapping with 'tokens:' and 'augment:'")
+    unknown = set(data) - {"tokens", "augment"}
+    if unknown:
+        raise ConfigError(f"build config: unknown sections {sorted(unknown)} (tokens, augment)")
+    return load_token_config(data.get("tokens") or {}), load_augmentation(data.get("augment"))
+
+
+def _inspect_file(path: str, treename: str) -> tuple[int, str] | str:
+    """``(num_entries, uuid)`` of a file's tree, or the reason it cannot be used."""
+    import uproot
+
+    if "://" not in path and not Path(path).exists():
+        return "file does not exist"
+    try:
+        with uproot.open(path) as fh:
+            if treename not in fh:
+                return f"no tree {treename!r} in the file"
+            n = int(fh[treename].num_entries)
+            fuuid = str(uuidlib.UUID(bytes=fh.file.fUUID))
+    except Exception as err:  # uproot raises many kinds for a damaged file
+        return f"not a readable ROOT file ({type(err).__name__}: {err})"
+    if n == 0:
+        return f"tree {treename!r} has no events"
+    return n, fuuid
+
+
+def plan_chunks(
+    fileset: dict[str, dict[str, Any]], chunksize: int = 100_000
+) -> tuple[list[Chunk], list[tuple[str, str]]]:
+    """Split every readable file into even entry ranges; list unusable files with reasons."""
+    if chunksize < 1:
+        raise ConfigError("chunksize must be >= 1")
+    chunks, skipped = [], []
+    for dataset, spec in fileset.items():
+        for path, tree in spec["files"].items():
+            found = _inspect_file(path, tree)
+            if isinstance(found, str):
+                skipped.append((path, found))
+                continue
+            n, fuuid = found
+            k = max(1, round(n / chunksize))
+            edges = [i * n // k for i in range(k + 1)]
+            chunks.extend(
+                Chunk(dataset, path, tree, fuuid, a, b, spec["metadata"])
+                for a, b in itertools.pairwise(edges)
+            )
+    return chunks, skipped
+
+
+def dask_fileset(chunks: list[Chunk]) -> dict[str, dict[str, Any]]:
+    """A coffea ``apply_to_fileset`` fileset with explicit steps and the partition table."""
+    from processors.shards import PARTITIONS_KEY
+
+    out: dict[str, dict[str, Any]] = {}
+    for c in chunks:
+        ds = out.setdefault(
+            c.dataset, {"files": {}, "metadata": {**c.metadata, PARTITIONS_KEY: []}, "form": None}
+        )
+        entry = ds["files"].setdefault(
+            c.file, {"object_path": c.treename, "steps": [], "uuid": c.uuid}
+        )
+        entry["steps"].append([c.entry_start, c.entry_stop])
+    # partition order of uproot.dask: files in order, then their steps
+    for ds in out.values():
+        table = ds["metadata"][PARTITIONS_KEY]
+        for fname, entry in ds["files"].items():
+            for a, b in entry["steps"]:
+                table.append(
+                    {
+                        "file": fname,
+                        "uuid": entry["uuid"],
+                        "treename": entry["object_path"],
+                        "entry_start": a,
+                        "entry_stop": b,
+                    }
+                )
+    return out
+
+
+# ------------------------------------------------------------------------- execution
+
+
+def _run_virtual(
+    chunks: list[Chunk],
+    proc: Any,
+    executor: Executor,
+    workers: int,
+    scheduler: str | None,
+    status: bool,
+) -> dict[str, Any]:
+    from coffea import processor
+    from coffea.nanoevents import NanoAODSchema
+    from coffea.processor.executor import WorkItem
+
+    items = [
+        WorkItem(
+            dataset=c.dataset,
+            filename=c.file,
+            treename=c.treename,
+            entrystart=c.entry_start,
+            entrystop=c.entry_stop,
+            fileuuid=uuidlib.UUID(c.uuid).bytes,
+            usermeta=dict(c.metadata) or None,
+        )
+        for c in chunks
+    ]
+
+    def run(ex: Any) -> dict[str, Any]:
+        runner = processor.Runner(executor=ex, schema=NanoAODSchema, savemetrics=False)
+        return runner(items, proc)
+
+    if executor == "iterative":
+        return run(processor.IterativeExecutor(status=status))
+    if executor == "futures":
+        return run(processor.FuturesExecutor(workers=workers, status=status))
+    if executor != "dask":
+        raise ConfigError(f"unknown executor {executor!r} (iterative, futures, dask)")
+    with dask_client(scheduler, workers) as client:
+        return run(processor.DaskExecutor(client=client, status=status, treereduction=8))
+
+
+def _run_dask(
+    chunks: list[Chunk], proc: Any, workers: int, scheduler: str | None, status: bool
+) -> dict[str, Any]:
+    import dask
+    from coffea.dataset_tools import apply_to_fileset
+    from coffea.nanoevents import NanoAODSchema
+
+    from processors.shards import merge_summaries
+
+    out = apply_to_fileset(proc, dask_fileset(chunks), schemaclass=NanoAODSchema)
+    tasks = [t for dataset_tasks in out.values() for t in dataset_tasks]
+    if not (scheduler or workers > 1):
+        (results,) = dask.compute(tasks, scheduler="sync")
+    else:
+        with dask_client(scheduler, workers) as client:
+            results = client.gather(client.compute(tasks))
+    return merge_summaries(results)
+
+
+def build_store(
+    fileset: str | Path | dict[str, Any],
+    out: str | Path,
+    *,
+    token_config: TokenConfig | None = None,
+    augmentation: AugmentationPipelineLike | dict[str, Any] | None = None,
+    executor: Executor = "futures",
+    mode: Literal["virtual", "dask"] = "virtual",
+    workers: int = 2,
+    scheduler: str | None = None,
+    chunksize: int = 100_000,
+    if_exists: Literal["skip", "overwrite"] = "skip",
+    status: bool = False,
+    on_plan: Callable[[list[Chunk], list[Chunk]], None] | None = None,
+) -> BuildSummary:
+    """Build (or complete) the shard store ``out`` from ``fileset``.
+
+    Unreadable files are skipped and reported with their reason; chunks whose shard
+    is already complete are not scheduled (resume); the manifest is written after all
+    shards. ``mode="virtual"`` runs coffea's Runner with the chosen ``executor``;
+    ``mode="dask"`` uses ``apply_to_fileset`` and dask-awkward (local cluster of
+    ``workers`` processes, or the ``scheduler`` address).
+    """
+    from processors.shards import ShardProcessor, empty_summary
+
+    start = time.perf_counter()
+    token_config = load_token_config(token_config)
+    pipeline = load_augmentation(augmentation)
+    files = load_fileset(fileset)
+    root = create_store(out, token_config, pipeline)
+    chunks, skipped = plan_chunks(files, chunksize)
+    todo = chunks
+    if if_exists == "skip":
+        todo = [c for c in chunks if not shard_exists(root, c.source.path)]
+    if on_plan is not None:
+        on_plan(chunks, todo)
+    proc = ShardProcessor(root, token_config, pipeline, if_exists=if_exists)
+    result = empty_summary()
+    if todo:
+        if mode == "virtual":
+            result = _run_virtual(todo, proc, executor, workers, scheduler, status)
+        elif mode == "dask":
+            result = _run_dask(todo, proc, workers, scheduler, status)
+        else:
+            raise ConfigError(f"unknown mode {mode!r} (virtual, dask)")
+    existing = [c for c in chunks if c not in set(todo)]
+    n_existing = sum(c.entry_stop - c.entry_start for c in existing)
+    manifest = write_manifest(root)
+    return BuildSummary(
+        store=str(root),
+        files=sum(len(s["files"]) for s in files.values()),
+        chunks=len(chunks),
+        events_in=result["events_in"] + n_existing,
+        events_written=result["events_written"],
+        events_existing=result["events_existing"] + n_existing,
+        views_written={k: int(v) for k, v in sorted(result["views_written"].items())},
+        shards_written=result["shards_written"],
+        shards_existing=result["shards_existing"] + len(existing),
+        skipped_files=skipped,
+        manifest_events=manifest["n_events"],
+        manifest_shards=manifest["n_shards"],
+        elapsed_s=time.perf_counter() - start,
+    )
