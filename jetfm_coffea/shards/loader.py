@@ -435,6 +435,11 @@ class ShardLoader:
     def epoch(self) -> int:
         return self.dataset.epoch
 
+    @property
+    def token_config(self) -> Any:
+        """The token config of the store (the training loop checks it against the model)."""
+        return self.dataset.store.token_config
+
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch; a loaded mid-epoch position is kept only for that epoch."""
         if int(epoch) != self.dataset.epoch:

@@ -215,27 +215,29 @@ class TensorEventDataset(IterableDataset):
             yield {name: arr[sel] for name, arr in self.arrays.items()}
 
 
-def _compact(x: torch.Tensor, m: torch.Tensor, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
-    order = torch.argsort((~m).to(torch.int8), dim=-1, stable=True)
-    n = int(m.sum(-1).max()) if m.numel() else 0
-    n = min(m.shape[-1], max(multiple, -(-n // multiple) * multiple))
-    order = order[..., :n]
+def _compact(x: torch.Tensor, m: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    order = torch.argsort((~m).to(torch.int8), dim=-1, stable=True)[..., :n]
     x = torch.take_along_dim(x, order[..., None], dim=-2)
     return x, torch.take_along_dim(m, order, dim=-1)
 
 
 def compact_batch(batch: dict[str, torch.Tensor], multiple: int = 4) -> dict[str, torch.Tensor]:
-    """Move valid tokens first and cut the padding common to the whole batch.
+    """Move valid tokens first and cut the padding common to the whole batch (views too).
 
     The encoder is permutation-invariant and ignores padding, so this changes nothing
-    but the cost; the token count is rounded up to ``multiple`` to limit shape churn.
+    but the cost; the token count is rounded up to ``multiple`` to limit shape churn and
+    is the same for the tokens and their views, which the objectives batch together.
     """
-    out = dict(batch)
-    out["tokens"], out["mask"] = _compact(batch["tokens"], batch["mask"].bool(), multiple)
+    masks = {"tokens": batch["mask"].bool()}
     if "views" in batch:
-        out["views"], out["view_mask"] = _compact(
-            batch["views"], batch["view_mask"].bool(), multiple
-        )
+        masks["views"] = batch["view_mask"].bool()
+    longest = max((int(m.sum(-1).max()) if m.numel() else 0) for m in masks.values())
+    width = batch["mask"].shape[-1]
+    n = min(width, max(multiple, -(-longest // multiple) * multiple))
+    out = dict(batch)
+    out["tokens"], out["mask"] = _compact(batch["tokens"], masks["tokens"], n)
+    if "views" in batch:
+        out["views"], out["view_mask"] = _compact(batch["views"], masks["views"], n)
     return out
 
 
@@ -350,15 +352,13 @@ _ID_AND_TOKENS = ("tokens", "mask", "run", "luminosityBlock", "event")
 
 
 def shards_source(store: str | Path, **kwargs: Any) -> Any:
-    """A loader over a Zarr shard store, via ``jetfm_coffea.shards.open_loader``."""
-    try:
-        from jetfm_coffea.shards import open_loader  # type: ignore[attr-defined]
-    except ImportError as err:
-        raise TrainingError(
-            f"cannot read shard store {store}: the shard loader (jetfm_coffea.shards) is not "
-            "available in this installation; use --events FILE to build tokens from NanoAOD"
-        ) from err
-    return open_loader(store, **kwargs)
+    """A loader over a Zarr shard store (``jetfm_coffea.shards.open_loader``).
+
+    Partial batches are dropped so that every DDP rank runs the same number of steps.
+    """
+    from jetfm_coffea.shards import open_loader
+
+    return open_loader(store, drop_last=True, **kwargs)
 
 
 def open_data(
