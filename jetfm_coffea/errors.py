@@ -7,7 +7,10 @@ __all__ = [
     "InputFileError",
     "JetFMError",
     "MissingCollectionError",
+    "NonFiniteLossError",
     "SchemaValidationError",
+    "TokenConfigMismatchError",
+    "TrainingError",
 ]
 
 
@@ -45,3 +48,22 @@ class MissingCollectionError(JetFMError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return str(self.args[0])
+
+
+class TrainingError(JetFMError, RuntimeError):
+    """Training cannot start or continue (empty data, mismatched configs, bad checkpoint)."""
+
+
+class TokenConfigMismatchError(TrainingError, ValueError):
+    """The data's token configuration differs from the one the model was built for."""
+
+
+class NonFiniteLossError(TrainingError, FloatingPointError):
+    """The loss became NaN or infinite; a checkpoint was saved before raising."""
+
+    def __init__(self, step: int, provenance: str, checkpoint: str | None = None):
+        self.step = step
+        self.provenance = provenance
+        self.checkpoint = checkpoint
+        saved = f"; checkpoint of the last good state saved at {checkpoint}" if checkpoint else ""
+        super().__init__(f"non-finite loss at step {step} on batch {provenance}{saved}")

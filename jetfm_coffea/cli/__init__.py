@@ -17,6 +17,8 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, str] = {
     "inspect": "jetfm_coffea.cli.inspect_cmd:inspect_cmd",
     "opendata": "jetfm_coffea.cli.opendata_cmd:opendata",
+    "pretrain": "jetfm_coffea.cli.pretrain_cmd:pretrain",
+    "plot-training": "jetfm_coffea.cli.pretrain_cmd:plot_training",
 }
 
 

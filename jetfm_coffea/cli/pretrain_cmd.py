@@ -1,0 +1,100 @@
+"""``jetfm pretrain`` and ``jetfm plot-training``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+__all__ = ["plot_training", "pretrain"]
+
+
+@click.command("pretrain")
+@click.option("--shards", type=click.Path(), help="Zarr shard store to train on.")
+@click.option(
+    "--events",
+    type=click.Path(exists=True, dir_okay=False),
+    help="NanoAOD ROOT file or fileset JSON (tokens are built on the fly).",
+)
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
+@click.option("--steps", type=int, help="Override train.steps.")
+@click.option("--size", type=click.Choice(["tiny", "small", "base"]), help="Model size preset.")
+@click.option("--batch-size", type=int, help="Override train.batch_size (events per rank).")
+@click.option("--max-events", type=int, help="With --events: use at most this many events.")
+@click.option("--device", help="auto (default), cpu, cuda.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def pretrain(
+    shards: str | None,
+    events: str | None,
+    config_path: str | None,
+    out: str,
+    resume: bool,
+    steps: int | None,
+    size: str | None,
+    batch_size: int | None,
+    max_events: int | None,
+    device: str | None,
+    no_progress: bool,
+) -> None:
+    """Self-supervised pretraining of the event encoder (DDP under torchrun)."""
+    from jetfm_coffea.errors import JetFMError
+    from jetfm_coffea.tokens.config import load_token_config
+    from jetfm_coffea.train.config import load_pretrain_config
+    from jetfm_coffea.train.data import open_data
+    from jetfm_coffea.train.loop import pretrain as run_pretrain
+
+    try:
+        source = config_path
+        if resume and config_path is None and (Path(out) / "config.yaml").is_file():
+            source = str(Path(out) / "config.yaml")
+        cfg = load_pretrain_config(
+            source,
+            **{
+                "train.steps": steps,
+                "model.size": size,
+                "train.batch_size": batch_size,
+                "train.device": device,
+                "train.progress": False if no_progress else None,
+            },
+        )
+        tokens = load_token_config(cfg.tokens) if cfg.tokens is not None else None
+
+        def data(rank: int, world_size: int):
+            return open_data(
+                shards=shards,
+                events=events,
+                token_config=tokens,
+                max_events=max_events,
+                batch_size=cfg.train.batch_size,
+                seed=cfg.train.seed,
+                rank=rank,
+                world_size=world_size,
+            )
+
+        result = run_pretrain(cfg, data, out, resume=resume, keep_model=False)
+    except JetFMError as err:
+        raise click.ClickException(str(err)) from err
+    if int(os.environ.get("RANK", "0")) == 0:
+        last = result.last_metrics
+        click.echo(
+            f"{result.steps} steps done, loss {last.get('loss', float('nan')):.4f}; "
+            f"run directory {result.run_dir}"
+        )
+
+
+@click.command("plot-training")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "png", type=click.Path(dir_okay=False), help="PNG (default RUN/loss.png).")
+def plot_training(run: str, png: str | None) -> None:
+    """Loss curves (and collapse monitors) of a pretraining run as a PNG."""
+    from jetfm_coffea.errors import JetFMError
+    from jetfm_coffea.train.plot import plot_run
+
+    try:
+        path = plot_run(run, png)
+    except JetFMError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(str(path))

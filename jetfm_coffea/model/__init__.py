@@ -1,0 +1,23 @@
+"""Event foundation model: transformer encoder over object tokens, and its heads."""
+
+from jetfm_coffea.model.config import PAIR_FEATURES, SIZES, ModelConfig, model_config_for
+from jetfm_coffea.model.encoder import EncoderOutput, EventEncoder, pair_features
+from jetfm_coffea.model.heads import ClassificationHead, MaskedObjectDecoder, ProjectionHead
+from jetfm_coffea.model.model import HEADS, EventModel, build_model, count_parameters
+
+__all__ = [
+    "HEADS",
+    "PAIR_FEATURES",
+    "SIZES",
+    "ClassificationHead",
+    "EncoderOutput",
+    "EventEncoder",
+    "EventModel",
+    "MaskedObjectDecoder",
+    "ModelConfig",
+    "ProjectionHead",
+    "build_model",
+    "count_parameters",
+    "model_config_for",
+    "pair_features",
+]

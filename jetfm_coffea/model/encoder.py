@@ -1,0 +1,216 @@
+"""Event encoder: a transformer over object tokens with a pairwise-physics attention bias.
+
+Each token is embedded from its continuous features plus a learned object-type
+embedding. Following the Particle Transformer, the pairwise Lorentz-invariant
+features ``ln ΔR, ln kT, ln z, ln m²`` of every object pair go through a small MLP to
+one bias per attention head, added to the attention logits of every block. Padding
+is masked out of every attention, and there are no positional encodings, so the
+encoder is permutation-equivariant per token and the pooled event embedding (class
+token or attention pooling) is permutation-invariant.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from jetfm_coffea.model.config import ModelConfig
+
+__all__ = [
+    "MASK_VALUE",
+    "EncoderOutput",
+    "EventEncoder",
+    "TransformerBlock",
+    "pair_features",
+]
+
+#: Logit added for masked keys: finite, so an event without tokens gives no NaN.
+MASK_VALUE = -1.0e9
+
+_EPS = 1.0e-4  # clamp of the arguments of the pair-feature logarithms
+
+
+@dataclass
+class EncoderOutput:
+    """Per-token outputs ``[B, T, D]`` (padding rows are meaningless) and the event embedding."""
+
+    tokens: torch.Tensor
+    embedding: torch.Tensor
+    mask: torch.Tensor
+
+
+def pair_features(tokens: torch.Tensor, feature_names: list[str]) -> torch.Tensor:
+    """ParT-style pair features ``[B, T, T, 4]``: ln ΔR, ln kT, ln z, ln m².
+
+    Kinematics are recovered from the token features (pT = exp(log_pt),
+    φ = atan2(sin φ, cos φ), E = exp(log_e)); computed in float32.
+    """
+    idx = {name: i for i, name in enumerate(feature_names)}
+    x = tokens.float()
+    pt = torch.exp(x[..., idx["log_pt"]])
+    eta = x[..., idx["eta"]]
+    sin, cos = x[..., idx["sin_phi"]], x[..., idx["cos_phi"]]
+    phi = torch.atan2(sin, cos)
+    e = torch.exp(x[..., idx["log_e"]])
+    px, py, pz = pt * cos, pt * sin, pt * torch.sinh(eta)
+
+    deta = eta[:, :, None] - eta[:, None, :]
+    dphi = torch.remainder(phi[:, :, None] - phi[:, None, :] + math.pi, 2 * math.pi) - math.pi
+    dr = torch.sqrt(deta * deta + dphi * dphi)
+    ptmin = torch.minimum(pt[:, :, None], pt[:, None, :])
+    ptsum = pt[:, :, None] + pt[:, None, :]
+    esum = e[:, :, None] + e[:, None, :]
+    psum2 = (
+        (px[:, :, None] + px[:, None, :]) ** 2
+        + (py[:, :, None] + py[:, None, :]) ** 2
+        + (pz[:, :, None] + pz[:, None, :]) ** 2
+    )
+    m2 = esum * esum - psum2
+    feats = torch.stack(
+        [
+            torch.log(dr.clamp_min(_EPS)),
+            torch.log((ptmin * dr).clamp_min(_EPS)),
+            torch.log((ptmin / ptsum.clamp_min(_EPS)).clamp_min(_EPS)),
+            torch.log(m2.clamp_min(_EPS)),
+        ],
+        dim=-1,
+    )
+    return feats * 0.25  # keep the MLP input O(1)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm self-attention block taking an additive attention bias ``[B, H, T, T]``."""
+
+    def __init__(self, dim: int, heads: int, ffn_ratio: float = 4.0, dropout: float = 0.0):
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * ffn_ratio)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        qkv = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        attn = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=bias.to(q.dtype),
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        x = x + self.drop(self.proj(attn.transpose(1, 2).reshape(b, t, d)))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class EventEncoder(nn.Module):
+    """Transformer event encoder: ``(tokens [B,T,F], mask [B,T]) -> EncoderOutput``."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        names = config.feature_names
+        self.type_index = names.index("type_id")
+        self.cont_index = [i for i, n in enumerate(names) if n in config.continuous_features]
+        d = config.dim
+        self.register_buffer(
+            "cont_idx", torch.tensor(self.cont_index, dtype=torch.long), persistent=False
+        )
+        self.embed = nn.Sequential(nn.Linear(len(self.cont_index), d), nn.GELU(), nn.Linear(d, d))
+        self.type_embed = nn.Embedding(config.n_types, d)
+        self.mask_token = nn.Parameter(torch.zeros(d))
+        nn.init.normal_(self.mask_token, std=0.02)
+        if config.pair_features:
+            self.pair_mlp = nn.Sequential(
+                nn.Linear(4, config.pair_hidden),
+                nn.GELU(),
+                nn.Linear(config.pair_hidden, config.heads),
+            )
+        else:
+            self.pair_mlp = None
+        if config.pooling == "cls":
+            self.cls_token = nn.Parameter(torch.zeros(d))
+            nn.init.normal_(self.cls_token, std=0.02)
+        else:
+            self.pool_query = nn.Parameter(torch.zeros(d))
+            nn.init.normal_(self.pool_query, std=0.02)
+            self.pool_attn = nn.MultiheadAttention(d, config.heads, batch_first=True)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(d, config.heads, config.ffn_ratio, config.dropout)
+            for _ in range(config.layers)
+        )
+        self.norm = nn.LayerNorm(d)
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    def type_ids(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Integer object-type id of each token, clamped into the vocabulary."""
+        t = torch.round(tokens[..., self.type_index]).long()
+        return t.clamp(0, self.config.n_types - 1)
+
+    def _bias(
+        self, tokens: torch.Tensor, mask: torch.Tensor, hide: torch.Tensor | None
+    ) -> torch.Tensor:
+        b, t, _ = tokens.shape
+        h = self.config.heads
+        if self.pair_mlp is not None:
+            with torch.autocast(tokens.device.type, enabled=False):
+                feats = pair_features(tokens, self.config.feature_names)
+                known = mask if hide is None else mask & ~hide
+                pair_ok = known[:, :, None] & known[:, None, :]
+                bias = self.pair_mlp(feats).permute(0, 3, 1, 2)
+                bias = bias * pair_ok[:, None].to(bias.dtype)
+        else:
+            bias = tokens.new_zeros((b, h, t, t), dtype=torch.float32)
+        keys = mask
+        if self.config.pooling == "cls":
+            bias = F.pad(bias, (1, 0, 1, 0))
+            keys = F.pad(mask, (1, 0), value=True)
+        key_bias = torch.zeros(keys.shape, dtype=bias.dtype, device=bias.device)
+        key_bias = key_bias.masked_fill(~keys, MASK_VALUE)
+        return bias + key_bias[:, None, None, :]
+
+    def forward(
+        self, tokens: torch.Tensor, mask: torch.Tensor, hide: torch.Tensor | None = None
+    ) -> EncoderOutput:
+        """Encode events.
+
+        ``tokens`` ``[B, T, F]`` (float), ``mask`` ``[B, T]`` (True for real objects);
+        ``hide`` ``[B, T]`` marks tokens replaced by the learned mask token (masked
+        object modelling): their features, type and pair features are not seen.
+        """
+        mask = mask.bool()
+        x = self.embed(tokens[..., self.cont_idx]) + self.type_embed(self.type_ids(tokens))
+        if hide is not None:
+            hide = hide.bool() & mask
+            x = torch.where(hide[..., None], self.mask_token.to(x.dtype), x)
+        x = x * mask[..., None].to(x.dtype)
+        bias = self._bias(tokens, mask, hide)
+        if self.config.pooling == "cls":
+            cls = self.cls_token.to(x.dtype).expand(x.shape[0], 1, -1)
+            x = torch.cat([cls, x], dim=1)
+        for block in self.blocks:
+            x = block(x, bias)
+        x = self.norm(x)
+        if self.config.pooling == "cls":
+            return EncoderOutput(tokens=x[:, 1:], embedding=x[:, 0], mask=mask)
+        query = self.pool_query.to(x.dtype).expand(x.shape[0], 1, -1)
+        empty = ~mask.any(dim=1)
+        key_mask = mask.clone()
+        key_mask[empty, 0] = True  # keep softmax defined; the result is zeroed below
+        pooled, _ = self.pool_attn(query, x, x, key_padding_mask=~key_mask, need_weights=False)
+        pooled = pooled[:, 0].masked_fill(empty[:, None], 0.0)
+        return EncoderOutput(tokens=x, embedding=pooled, mask=mask)

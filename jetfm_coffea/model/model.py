@@ -1,0 +1,62 @@
+"""The event foundation model: an encoder plus named, droppable heads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from jetfm_coffea.model.config import ModelConfig
+from jetfm_coffea.model.encoder import EncoderOutput, EventEncoder
+from jetfm_coffea.model.heads import ClassificationHead, MaskedObjectDecoder, ProjectionHead
+
+__all__ = ["HEADS", "EventModel", "build_model", "count_parameters"]
+
+#: Head name -> module class.
+HEADS: dict[str, type[nn.Module]] = {
+    "projection": ProjectionHead,
+    "decoder": MaskedObjectDecoder,
+    "classifier": ClassificationHead,
+}
+
+
+class EventModel(nn.Module):
+    """``encoder`` (:class:`EventEncoder`) and ``heads`` (a ModuleDict of optional heads)."""
+
+    def __init__(self, config: ModelConfig, heads: Iterable[str] = tuple(HEADS)):
+        super().__init__()
+        self.config = config
+        self.encoder = EventEncoder(config)
+        unknown = set(heads) - set(HEADS)
+        if unknown:
+            raise ValueError(f"unknown heads {sorted(unknown)}; choose from {list(HEADS)}")
+        self.heads = nn.ModuleDict({name: HEADS[name](config) for name in heads})
+
+    def forward(
+        self, tokens: torch.Tensor, mask: torch.Tensor, hide: torch.Tensor | None = None
+    ) -> EncoderOutput:
+        """Encode events (see :meth:`EventEncoder.forward`); heads are applied by the caller."""
+        return self.encoder(tokens, mask, hide)
+
+    @torch.no_grad()
+    def embed(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Event embeddings ``[B, D]`` in inference mode."""
+        return self.encoder(tokens, mask).embedding
+
+    def drop_heads(self, *names: str) -> EventModel:
+        """Remove heads (all if none are named), e.g. after pretraining; returns self."""
+        for name in names or list(self.heads):
+            if name in self.heads:
+                del self.heads[name]
+        return self
+
+
+def build_model(config: ModelConfig, heads: Iterable[str] = tuple(HEADS)) -> EventModel:
+    """Construct an :class:`EventModel` (random weights) for ``config``."""
+    return EventModel(config, heads)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

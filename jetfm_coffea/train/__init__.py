@@ -1,0 +1,54 @@
+"""Self-supervised pretraining: objectives, data contract, loop, checkpoints, run directory."""
+
+from jetfm_coffea.train.config import (
+    LoopConfig,
+    ModelSection,
+    ObjectiveConfig,
+    OptimConfig,
+    PretrainConfig,
+    ValidationConfig,
+    load_pretrain_config,
+)
+from jetfm_coffea.train.data import (
+    BatchSource,
+    TensorEventDataset,
+    batch_provenance,
+    check_token_config,
+    events_source,
+    open_data,
+    shards_source,
+)
+from jetfm_coffea.train.loop import PretrainResult, pretrain
+from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
+from jetfm_coffea.train.objectives import PretrainTask, masked_object_loss, nt_xent, vicreg
+from jetfm_coffea.train.run import RunConfigs, load_run, read_metrics
+from jetfm_coffea.train.views import make_views
+
+__all__ = [
+    "BatchSource",
+    "LoopConfig",
+    "ModelSection",
+    "ObjectiveConfig",
+    "OptimConfig",
+    "PretrainConfig",
+    "PretrainResult",
+    "PretrainTask",
+    "RunConfigs",
+    "TensorEventDataset",
+    "ValidationConfig",
+    "batch_provenance",
+    "check_token_config",
+    "collapse_metrics",
+    "events_source",
+    "knn_accuracy",
+    "load_pretrain_config",
+    "load_run",
+    "make_views",
+    "masked_object_loss",
+    "nt_xent",
+    "open_data",
+    "pretrain",
+    "read_metrics",
+    "shards_source",
+    "vicreg",
+]

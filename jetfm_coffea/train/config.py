@@ -1,0 +1,173 @@
+"""Pretraining configuration (YAML): model size, objectives and their weights, optimiser, loop.
+
+The resolved configuration is written to the run directory with its hash
+(``config.yaml`` starts with ``# hash: <sha256[:16]>``, the weaver convention of
+naming an auto-resolved config by its content).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from jetfm_coffea.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_VIEW_HOOK",
+    "LoopConfig",
+    "ModelSection",
+    "ObjectiveConfig",
+    "OptimConfig",
+    "PretrainConfig",
+    "ValidationConfig",
+    "load_pretrain_config",
+]
+
+#: Import path of the default on-the-fly view maker (replaced by the physics augmentations).
+DEFAULT_VIEW_HOOK = "jetfm_coffea.train.views:make_views"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Strict):
+    """Model size preset plus overrides of :class:`~jetfm_coffea.model.ModelConfig` fields."""
+
+    size: Literal["tiny", "small", "base", "custom"] = "tiny"
+    overrides: dict[str, Any] = Field(default_factory=dict, description="e.g. {dropout: 0.1}")
+
+
+class ObjectiveConfig(_Strict):
+    """Which objectives are trained, and their weights in the total loss."""
+
+    contrastive: Literal["ntxent", "vicreg", "none"] = "ntxent"
+    contrastive_weight: float = Field(1.0, ge=0.0)
+    temperature: float = Field(0.1, gt=0.0, description="NT-Xent temperature")
+    vicreg_sim: float = Field(25.0, ge=0.0)
+    vicreg_var: float = Field(25.0, ge=0.0)
+    vicreg_cov: float = Field(1.0, ge=0.0)
+    n_views: int = Field(2, ge=2, le=8, description="views per event for the contrastive loss")
+    masked_weight: float = Field(1.0, ge=0.0, description="masked object modelling weight")
+    mask_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="fraction of tokens hidden")
+    type_weight: float = Field(1.0, ge=0.0, description="object-type CE within the masked loss")
+    supervised_weight: float = Field(0.0, ge=0.0, description="aux CE where label >= 0")
+
+    @model_validator(mode="after")
+    def _something(self) -> ObjectiveConfig:
+        active = (
+            (self.contrastive != "none" and self.contrastive_weight > 0)
+            or self.masked_weight > 0
+            or self.supervised_weight > 0
+        )
+        if not active:
+            raise ValueError("no objective is active: give a contrastive/masked/supervised weight")
+        return self
+
+    @property
+    def uses_contrastive(self) -> bool:
+        return self.contrastive != "none" and self.contrastive_weight > 0
+
+
+class OptimConfig(_Strict):
+    """AdamW with a linear warm-up then cosine decay; gradient clipping by global norm."""
+
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.05, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = Field(100, ge=0, description="capped at steps // 5")
+    min_lr_ratio: float = Field(0.05, ge=0.0, le=1.0)
+    grad_clip: float | None = Field(1.0, gt=0.0)
+
+
+class LoopConfig(_Strict):
+    """The training loop."""
+
+    steps: int = Field(1000, ge=1, description="optimiser steps")
+    batch_size: int = Field(256, ge=2, description="events per step and rank")
+    seed: int = 0
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(500, ge=1)
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU"
+    )
+    compile: bool = Field(False, description="torch.compile the model")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
+    compact_tokens: bool = Field(
+        True, description="drop padding common to a batch (valid tokens first)"
+    )
+    view_hook: str = Field(DEFAULT_VIEW_HOOK, description="module:function making views")
+    progress: bool = True
+    monitor_every: int = Field(50, ge=1, description="collapse monitors (std, effective rank)")
+
+
+class ValidationConfig(_Strict):
+    """Labelled validation set for a k-NN probe of the embedding (optional)."""
+
+    path: str | None = Field(None, description=".npz with tokens, mask, label")
+    every: int = Field(200, ge=1)
+    k: int = Field(20, ge=1)
+    max_events: int = Field(4000, ge=10)
+
+
+class PretrainConfig(_Strict):
+    """Everything a pretraining run needs besides the data."""
+
+    version: Literal["1.0.0"] = "1.0.0"
+    model: ModelSection = Field(default_factory=ModelSection)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: LoopConfig = Field(default_factory=LoopConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    tokens: dict[str, Any] | None = Field(
+        None, description="expected token config; the data must match it"
+    )
+    augment: dict[str, Any] | None = Field(None, description="augmentation config (recorded)")
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def hash(self) -> str:
+        """sha256 of the canonical JSON of the resolved config (first 16 hex digits)."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML, headed by its hash."""
+        body = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return f"# hash: {self.hash()}\n{body}"
+
+
+def load_pretrain_config(
+    source: str | Path | dict | PretrainConfig | None = None, **updates: Any
+) -> PretrainConfig:
+    """Load a :class:`PretrainConfig` from YAML/dict; ``updates`` are dotted overrides.
+
+    ``load_pretrain_config("cfg.yaml", **{"train.steps": 10, "model.size": "small"})``.
+    Raises :class:`~jetfm_coffea.errors.ConfigError` naming every invalid field.
+    """
+    if isinstance(source, PretrainConfig):
+        data = source.model_dump(mode="json")
+    elif isinstance(source, str | Path):
+        try:
+            data = yaml.safe_load(Path(source).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"cannot read pretraining config {source}: {err}") from err
+    else:
+        data = dict(source or {})
+    for dotted, value in updates.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return PretrainConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"invalid pretraining config: {err}") from err

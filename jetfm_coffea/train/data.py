@@ -1,0 +1,384 @@
+"""The batch contract of the training loop, an in-memory implementation, and data sources.
+
+A *batch source* is an iterable of dict batches with
+
+* ``tokens`` float32 ``[B, T, F]`` (un-augmented), ``mask`` bool ``[B, T]``;
+* optionally ``views`` float32 ``[B, V, T, F]`` and ``view_mask`` bool ``[B, V, T]``,
+  ``label`` int64 ``[B]`` (-1 = unlabelled), ``weight`` float32 ``[B]``;
+* ``run``, ``luminosityBlock``, ``event`` int64 ``[B]`` (provenance);
+
+and the attributes/methods ``token_config``, ``set_epoch(epoch)``, ``state_dict()``,
+``load_state_dict(state)``. Iterating yields the rest of the current epoch from the
+saved position (so a restored source continues where it stopped); ``set_epoch`` starts
+a fresh, reshuffled epoch. Every rank must yield the same number of batches per epoch.
+The Zarr shard loader (``jetfm_coffea.shards.open_loader``) implements the same contract.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from jetfm_coffea.errors import TokenConfigMismatchError, TrainingError
+from jetfm_coffea.tokens.config import TokenConfig, load_token_config
+
+__all__ = [
+    "BATCH_KEYS",
+    "BatchSource",
+    "DataSource",
+    "TensorEventDataset",
+    "batch_provenance",
+    "check_token_config",
+    "compact_batch",
+    "events_source",
+    "open_data",
+    "shards_source",
+]
+
+BATCH_KEYS = (
+    "tokens",
+    "mask",
+    "views",
+    "view_mask",
+    "label",
+    "weight",
+    "run",
+    "luminosityBlock",
+    "event",
+)
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """What the training loop needs from a loader (see the module docstring)."""
+
+    token_config: TokenConfig
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class TensorEventDataset(IterableDataset):
+    """In-memory batch source over token arrays, split by rank (and DataLoader worker).
+
+    Each epoch draws a permutation of all events from ``seed + epoch``; rank ``r`` of
+    ``world_size`` takes every ``world_size``-th event of it (disjoint across ranks,
+    equal length on all ranks), cut into batches of ``batch_size`` (the last partial
+    batch is dropped). The position (epoch, batches yielded) is the state for resume.
+    """
+
+    def __init__(
+        self,
+        tokens: np.ndarray | torch.Tensor,
+        mask: np.ndarray | torch.Tensor,
+        *,
+        batch_size: int,
+        token_config: TokenConfig | None = None,
+        run: np.ndarray | None = None,
+        luminosityBlock: np.ndarray | None = None,
+        event: np.ndarray | None = None,
+        label: np.ndarray | None = None,
+        weight: np.ndarray | None = None,
+        views: np.ndarray | None = None,
+        view_mask: np.ndarray | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        provenance: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        n = len(tokens)
+        self.token_config = load_token_config(token_config)
+        self.arrays: dict[str, torch.Tensor] = {
+            "tokens": torch.as_tensor(np.asarray(tokens, np.float32)),
+            "mask": torch.as_tensor(np.asarray(mask, bool)),
+        }
+        ids = {"run": run, "luminosityBlock": luminosityBlock, "event": event}
+        for name, value in ids.items():
+            arr = np.zeros(n, np.int64) if value is None else np.asarray(value, np.int64)
+            self.arrays[name] = torch.as_tensor(arr)
+        if label is not None:
+            self.arrays["label"] = torch.as_tensor(np.asarray(label, np.int64))
+        if weight is not None:
+            self.arrays["weight"] = torch.as_tensor(np.asarray(weight, np.float32))
+        if views is not None:
+            self.arrays["views"] = torch.as_tensor(np.asarray(views, np.float32))
+            vm = view_mask if view_mask is not None else np.repeat(mask[:, None], views.shape[1], 1)
+            self.arrays["view_mask"] = torch.as_tensor(np.asarray(vm, bool))
+        for name, arr in self.arrays.items():
+            if len(arr) != n:
+                raise ValueError(f"{name} has {len(arr)} events, tokens has {n}")
+        f = self.arrays["tokens"].shape[2]
+        if f != len(self.token_config.features):
+            raise TokenConfigMismatchError(
+                f"tokens have {f} features but the token config lists "
+                f"{len(self.token_config.features)}: {self.token_config.feature_names}"
+            )
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.rank = int(rank)
+        self.world_size = int(world_size)
+        self.provenance = dict(provenance or {})
+        self.epoch = 0
+        self.position = 0  # batches of the current epoch already yielded
+
+    @classmethod
+    def from_event_tokens(
+        cls, tokens: Any, token_config: TokenConfig | None = None, **kwargs: Any
+    ) -> TensorEventDataset:
+        """Wrap an :class:`~jetfm_coffea.tokens.EventTokens`."""
+        return cls(
+            tokens.tokens,
+            tokens.mask,
+            token_config=token_config,
+            run=tokens.run,
+            luminosityBlock=tokens.luminosityBlock,
+            event=tokens.event,
+            **kwargs,
+        )
+
+    @property
+    def n_events(self) -> int:
+        return len(self.arrays["tokens"])
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank."""
+        return (self.n_events // self.world_size) // self.batch_size
+
+    def shard(self, rank: int, world_size: int) -> TensorEventDataset:
+        """This dataset as seen by ``rank`` of ``world_size`` (shares the arrays)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.rank, new.world_size = int(rank), int(world_size)
+        new.epoch, new.position = 0, 0
+        return new
+
+    def _indices(self, epoch: int) -> torch.Tensor:
+        n = self.n_events
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            perm = torch.randperm(n, generator=gen)
+        else:
+            perm = torch.arange(n)
+        per_rank = n // self.world_size
+        return perm[self.rank :: self.world_size][:per_rank]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch`` from its first batch (new permutation)."""
+        self.epoch = int(epoch)
+        self.position = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "position": self.position,
+            "seed": self.seed,
+            "n_events": self.n_events,
+            "world_size": self.world_size,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["n_events"]) != self.n_events or int(state["seed"]) != self.seed:
+            raise TrainingError(
+                f"loader state is for {state['n_events']} events (seed {state['seed']}); "
+                f"this dataset has {self.n_events} events (seed {self.seed})"
+            )
+        self.epoch = int(state["epoch"])
+        self.position = int(state["position"])
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        idx = self._indices(self.epoch)
+        n_batches = len(self)
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        while self.position < n_batches:
+            b = self.position
+            self.position += 1
+            if b % workers != worker:
+                continue
+            sel = idx[b * self.batch_size : (b + 1) * self.batch_size]
+            yield {name: arr[sel] for name, arr in self.arrays.items()}
+
+
+def _compact(x: torch.Tensor, m: torch.Tensor, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
+    order = torch.argsort((~m).to(torch.int8), dim=-1, stable=True)
+    n = int(m.sum(-1).max()) if m.numel() else 0
+    n = min(m.shape[-1], max(multiple, -(-n // multiple) * multiple))
+    order = order[..., :n]
+    x = torch.take_along_dim(x, order[..., None], dim=-2)
+    return x, torch.take_along_dim(m, order, dim=-1)
+
+
+def compact_batch(batch: dict[str, torch.Tensor], multiple: int = 4) -> dict[str, torch.Tensor]:
+    """Move valid tokens first and cut the padding common to the whole batch.
+
+    The encoder is permutation-invariant and ignores padding, so this changes nothing
+    but the cost; the token count is rounded up to ``multiple`` to limit shape churn.
+    """
+    out = dict(batch)
+    out["tokens"], out["mask"] = _compact(batch["tokens"], batch["mask"].bool(), multiple)
+    if "views" in batch:
+        out["views"], out["view_mask"] = _compact(
+            batch["views"], batch["view_mask"].bool(), multiple
+        )
+    return out
+
+
+def batch_provenance(batch: dict[str, torch.Tensor]) -> str:
+    """Human-readable run/lumi/event range of a batch, for error messages."""
+
+    def rng(name: str) -> str:
+        v = batch.get(name)
+        if v is None or v.numel() == 0:
+            return "?"
+        lo, hi = int(v.min()), int(v.max())
+        return str(lo) if lo == hi else f"{lo}-{hi}"
+
+    n = len(batch["tokens"])
+    return f"{n} events, run {rng('run')}, lumi {rng('luminosityBlock')}, event {rng('event')}"
+
+
+def check_token_config(expected: TokenConfig, found: TokenConfig, where: str = "data") -> None:
+    """Raise :class:`TokenConfigMismatchError` naming the differences, if any."""
+    if expected.hash() == found.hash():
+        return
+    a, b = expected.model_dump(mode="json"), found.model_dump(mode="json")
+    diffs = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    detail = []
+    if "features" in diffs:
+        detail.append(f"features {a['features']} (model) vs {b['features']} ({where})")
+    if "collections" in diffs:
+        na = [(c["name"], c["type_id"]) for c in a["collections"]]
+        nb = [(c["name"], c["type_id"]) for c in b["collections"]]
+        detail.append(f"collections {na} (model) vs {nb} ({where})" if na != nb else "cuts")
+    raise TokenConfigMismatchError(
+        f"token config of the {where} (hash {found.hash()}) differs from the model's "
+        f"(hash {expected.hash()}) in {diffs}" + (": " + "; ".join(detail) if detail else "")
+    )
+
+
+class DataSource(Protocol):
+    """``(rank, world_size, batch_size, seed) -> BatchSource``."""
+
+    def __call__(self, rank: int, world_size: int, batch_size: int, seed: int) -> Any: ...
+
+
+def _read_fileset(path: Path) -> list[tuple[str, str]]:
+    """Files of a ROOT path or a coffea-style fileset JSON, as ``(file, treename)``."""
+    if path.suffix != ".json":
+        return [(str(path), "Events")]
+    spec = json.loads(path.read_text())
+    out: list[tuple[str, str]] = []
+    datasets = spec.values() if isinstance(spec, dict) else [spec]
+    for ds in datasets:
+        files = ds.get("files", ds) if isinstance(ds, dict) else ds
+        if isinstance(files, dict):
+            out += [(str(f), str(t or "Events")) for f, t in files.items()]
+        else:
+            out += [(str(f), "Events") for f in files]
+    return out
+
+
+def events_source(
+    path: str | Path,
+    token_config: TokenConfig | None = None,
+    *,
+    max_events: int | None = None,
+) -> TensorEventDataset:
+    """Tokens built from NanoAOD (a ROOT file or a fileset JSON) with ``build_tokens``.
+
+    Returns a rank-0/world-1 dataset; use :meth:`TensorEventDataset.shard` per rank.
+    """
+    import warnings
+
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    from jetfm_coffea.tokens import build_tokens
+
+    token_config = load_token_config(token_config)
+    path = Path(path)
+    if not path.exists():
+        raise TrainingError(f"event input {path} does not exist")
+    parts = []
+    files = _read_fileset(path)
+    for fname, tree in files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            events = NanoEventsFactory.from_root(
+                {fname: tree}, schemaclass=NanoAODSchema, mode="virtual"
+            ).events()
+            if max_events is not None:
+                events = events[: max(0, max_events - sum(len(p) for p in parts))]
+            parts.append(build_tokens(events, token_config))
+        if max_events is not None and sum(len(p) for p in parts) >= max_events:
+            break
+    cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _ID_AND_TOKENS}
+    provenance = {
+        "source": "nanoaod",
+        "files": [f for f, _ in files[: len(parts)]],
+        "n_events": len(cat["mask"]),
+        "runs": sorted({int(r) for r in np.unique(cat["run"])}),
+    }
+    return TensorEventDataset(
+        cat["tokens"],
+        cat["mask"],
+        token_config=token_config,
+        run=cat["run"],
+        luminosityBlock=cat["luminosityBlock"],
+        event=cat["event"],
+        batch_size=2,
+        provenance=provenance,
+    )
+
+
+_ID_AND_TOKENS = ("tokens", "mask", "run", "luminosityBlock", "event")
+
+
+def shards_source(store: str | Path, **kwargs: Any) -> Any:
+    """A loader over a Zarr shard store, via ``jetfm_coffea.shards.open_loader``."""
+    try:
+        from jetfm_coffea.shards import open_loader  # type: ignore[attr-defined]
+    except ImportError as err:
+        raise TrainingError(
+            f"cannot read shard store {store}: the shard loader (jetfm_coffea.shards) is not "
+            "available in this installation; use --events FILE to build tokens from NanoAOD"
+        ) from err
+    return open_loader(store, **kwargs)
+
+
+def open_data(
+    *,
+    shards: str | Path | None = None,
+    events: str | Path | None = None,
+    token_config: TokenConfig | None = None,
+    max_events: int | None = None,
+    batch_size: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Any:
+    """The one place the CLI turns ``--shards``/``--events`` into a batch source."""
+    if (shards is None) == (events is None):
+        raise TrainingError("give exactly one data source: --shards STORE or --events FILE")
+    if shards is not None:
+        return shards_source(
+            shards, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size
+        )
+    ds = events_source(events, token_config, max_events=max_events)
+    ds.batch_size, ds.seed = batch_size, seed
+    return ds.shard(rank, world_size)

@@ -1,0 +1,32 @@
+"""Real CMS event tokens for training tests, and a single-threaded torch (small batches)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from jetfm_coffea.tokens import TokenConfig, build_tokens
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    # tiny batches: threading overhead dominates, and CI machines are shared
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def real_tokens(singlemu):
+    """EventTokens of the first 3000 real 2012 SingleMu events."""
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        events = NanoEventsFactory.from_root(
+            {str(singlemu): "Events"}, schemaclass=NanoAODSchema, mode="virtual"
+        ).events()[:3000]
+        return build_tokens(events, TokenConfig())

@@ -1,0 +1,264 @@
+"""The training loop on real tokens: learning, exact resume, DDP, bad input, run directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from jetfm_coffea.errors import NonFiniteLossError, TokenConfigMismatchError, TrainingError
+from jetfm_coffea.tokens import TokenConfig
+from jetfm_coffea.train import (
+    TensorEventDataset,
+    load_pretrain_config,
+    load_run,
+    pretrain,
+    read_metrics,
+)
+
+MICRO = {
+    "size": "custom",
+    "overrides": {
+        "dim": 16,
+        "heads": 2,
+        "layers": 1,
+        "pair_hidden": 8,
+        "proj_dim": 8,
+        "dropout": 0.1,
+    },
+}
+
+
+def _cfg(steps: int, **extra):
+    base = {
+        "model": MICRO,
+        "train": {
+            "steps": steps,
+            "batch_size": 32,
+            "progress": False,
+            "log_every": 2,
+            "monitor_every": 2,
+            "checkpoint_every": 1000,
+        },
+        "optim": {"warmup_steps": 2, "lr": 3e-3},
+    }
+    for key, value in extra.items():
+        section, _, leaf = key.partition("__")
+        base.setdefault(section, {})[leaf] = value
+    return load_pretrain_config(base)
+
+
+def _data(tokens, n=600, batch_size=32, **kw):
+    return TensorEventDataset.from_event_tokens(
+        _slice(tokens, n), TokenConfig(), batch_size=batch_size, seed=3, **kw
+    )
+
+
+def _slice(tokens, n):
+    from dataclasses import replace
+
+    return replace(
+        tokens,
+        tokens=tokens.tokens[:n],
+        mask=tokens.mask[:n],
+        run=tokens.run[:n],
+        luminosityBlock=tokens.luminosityBlock[:n],
+        event=tokens.event[:n],
+    )
+
+
+def test_losses_decrease_on_real_tokens(real_tokens, tmp_path):
+    cfg = load_pretrain_config(
+        {
+            "model": {"size": "tiny"},
+            "train": {"steps": 30, "batch_size": 64, "progress": False, "log_every": 5},
+            "optim": {"warmup_steps": 3, "lr": 2e-3},
+        }
+    )
+    res = pretrain(cfg, _data(real_tokens, 3000, 64), tmp_path / "run")
+    first, last = np.mean(res.losses[:5]), np.mean(res.losses[-5:])
+    assert last < 0.7 * first, (first, last)
+    records = read_metrics(tmp_path / "run")
+    assert {"ntxent", "masked_mse", "masked_type", "events_per_s", "eff_rank", "emb_std"} <= set(
+        records[-1]
+    )
+    assert records[-1]["eff_rank"] > 1.5  # not collapsed
+
+
+def test_resume_is_exact(real_tokens, tmp_path):
+    n_steps, k = 8, 3
+    # 200 events / 32 per batch = 6 batches per epoch: the resumed part crosses an epoch
+    straight = pretrain(_cfg(n_steps), _data(real_tokens, 200), tmp_path / "a")
+    first = pretrain(_cfg(n_steps), _data(real_tokens, 200), tmp_path / "b", stop_at=k)
+    assert first.steps == k
+    rest = pretrain(_cfg(n_steps), _data(real_tokens, 200), tmp_path / "b", resume=True)
+    assert rest.steps == n_steps
+    assert straight.losses == first.losses + rest.losses  # bitwise equal
+    wa = load_file(str(tmp_path / "a" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+    with pytest.raises(TrainingError, match="already holds a run"):
+        pretrain(_cfg(n_steps), _data(real_tokens, 200), tmp_path / "a")
+
+
+def test_run_directory_loads_back(real_tokens, tmp_path):
+    cfg = _cfg(2, objective__supervised_weight=0.5)
+    labels = (real_tokens.mask[:200].sum(1) > 3).astype(np.int64)
+    labels[::7] = -1
+    data = _data(real_tokens, 200, label=labels)
+    val = {
+        "tokens": torch.as_tensor(real_tokens.tokens[200:400]),
+        "mask": torch.as_tensor(real_tokens.mask[200:400]),
+        "label": torch.as_tensor((real_tokens.mask[200:400].sum(1) > 3).astype(np.int64)),
+    }
+    res = pretrain(cfg, data, tmp_path / "run", validation=val)
+    run = tmp_path / "run"
+    for name in (
+        "config.yaml",
+        "model.safetensors",
+        "token_config.yaml",
+        "metrics.jsonl",
+        "MODEL_CARD.md",
+        "run.json",
+        "model_config.json",
+    ):
+        assert (run / name).is_file(), name
+    assert (run / "config.yaml").read_text().startswith(f"# hash: {cfg.hash()}")
+    assert 0 <= read_metrics(run)[-1]["knn_acc"] <= 1
+    assert "supervised" in read_metrics(run)[-1]
+    model, configs = load_run(run)
+    assert set(model.heads) == {"projection", "decoder", "classifier"}
+    assert configs.tokens.hash() == TokenConfig().hash()
+    assert configs.info["status"] == "completed" and configs.info["steps_done"] == 2
+    x, m = torch.as_tensor(real_tokens.tokens[:5]), torch.as_tensor(real_tokens.mask[:5])
+    res.model.eval()
+    torch.testing.assert_close(model.embed(x, m), res.model.embed(x, m))
+    bare, _ = load_run(run, heads=False)
+    assert len(bare.heads) == 0
+    # pickles are refused
+    (run / "model.safetensors").rename(run / "model.pt")
+    with pytest.raises(TrainingError, match="pickles"):
+        load_run(run)
+
+
+def test_non_finite_loss_stops_with_checkpoint(real_tokens, tmp_path):
+    tokens = real_tokens.tokens[:200].copy()
+    tokens[:, 0, 0] = np.where(real_tokens.mask[:200, 0], np.nan, 0.0)  # poison every batch
+    data = TensorEventDataset(
+        tokens,
+        real_tokens.mask[:200],
+        run=real_tokens.run[:200],
+        luminosityBlock=real_tokens.luminosityBlock[:200],
+        event=real_tokens.event[:200],
+        batch_size=32,
+    )
+    with pytest.raises(NonFiniteLossError, match=r"step 1 on batch 32 events, run \d+") as err:
+        pretrain(_cfg(4), data, tmp_path / "run")
+    assert err.value.checkpoint and os.path.exists(err.value.checkpoint)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"].startswith("failed: non-finite")
+
+
+def test_bad_input(real_tokens, tmp_path):
+    with pytest.raises(TrainingError, match="no training batch"):
+        pretrain(_cfg(2), _data(real_tokens, 10), tmp_path / "empty")
+    other = TokenConfig(max_tokens=12).model_dump(mode="json")
+    with pytest.raises(TokenConfigMismatchError, match="max_tokens"):
+        pretrain(
+            _cfg(2, tokens=None).model_copy(update={"tokens": other}),
+            _data(real_tokens, 100),
+            tmp_path / "mismatch",
+        )
+    with pytest.raises(TrainingError, match="no checkpoint"):
+        pretrain(_cfg(2), _data(real_tokens, 100), tmp_path / "nothing", resume=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, tokens, mask, events, out, results):
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    data = TensorEventDataset(tokens, mask, event=events, batch_size=16, seed=5)
+    seen = []
+
+    class Recording:
+        """Wraps the rank's source to record which events it trained on."""
+
+        def __init__(self, inner):
+            self.inner, self.token_config = inner, inner.token_config
+
+        def __iter__(self):
+            for b in self.inner:
+                seen.append(b["event"].clone())
+                yield b
+
+        def __len__(self):
+            return len(self.inner)
+
+        def set_epoch(self, e):
+            self.inner.set_epoch(e)
+
+        def state_dict(self):
+            return self.inner.state_dict()
+
+        def load_state_dict(self, s):
+            self.inner.load_state_dict(s)
+
+    res = pretrain(_cfg(3), lambda r, w: Recording(data.shard(r, w)), out)
+    results[rank] = {
+        "weights": {k: v.clone() for k, v in res.model.state_dict().items()},
+        "events": torch.cat(seen),
+    }
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_ranks_gloo(real_tokens, tmp_path):
+    import torch.multiprocessing as mp
+
+    manager = mp.Manager()
+    results = manager.dict()
+    mp.spawn(
+        _ddp_worker,
+        args=(
+            2,
+            _free_port(),
+            real_tokens.tokens[:200],
+            real_tokens.mask[:200],
+            np.arange(200),
+            str(tmp_path / "ddp"),
+            results,
+        ),
+        nprocs=2,
+    )
+    r0, r1 = results[0], results[1]
+    assert not set(r0["events"].tolist()) & set(r1["events"].tolist())  # disjoint data
+    for key, value in r0["weights"].items():
+        assert torch.equal(value, r1["weights"][key]), key  # gradients were synchronised
+    info = json.loads((tmp_path / "ddp" / "run.json").read_text())
+    assert info["world_size"] == 2 and info["status"] == "completed"
+    manager.shutdown()
+
+
+@pytest.mark.gpu
+def test_bf16_cuda_path(real_tokens, tmp_path):
+    cfg = _cfg(3, train__device="cuda")
+    res = pretrain(cfg, _data(real_tokens, 200), tmp_path / "gpu")
+    assert json.loads((tmp_path / "gpu" / "run.json").read_text())["precision"] == "bf16"
+    assert all(np.isfinite(res.losses))
