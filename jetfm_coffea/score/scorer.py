@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import multiprocessing
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,11 +65,12 @@ def _in_worker() -> bool:
     """True inside a dask worker or a child process (a Runner futures pool)."""
     if multiprocessing.parent_process() is not None:
         return True
+    distributed = sys.modules.get("distributed")  # a dask worker has it imported already
+    if distributed is None:
+        return False
     try:
-        from distributed import get_worker
-
-        get_worker()
-    except (ImportError, ValueError):
+        distributed.get_worker()
+    except ValueError:
         return False
     return True
 
