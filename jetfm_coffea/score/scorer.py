@@ -245,6 +245,8 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
             check_collections(events, self.token_config)
         except MissingCollectionError as err:
             names = " + ".join(i.path for i in self.infos)
+            if err.path is None:
+                err = MissingCollectionError(err.collection, _source_name(events), err.missing)
             raise ScoreInputError(names, err) from err
         record = build_tokens(events, self.token_config)
         if isinstance(record, EventTokens):
@@ -362,6 +364,18 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         awkward parameters.
         """
         return super().__call__(events)
+
+
+def _source_name(events: Any) -> str | None:
+    """The file (or dataset) events come from, for error messages."""
+    meta = getattr(events, "metadata", None) or {}
+    if meta.get("filename"):
+        return str(meta["filename"])
+    try:  # NanoEventsFactory.from_root(...).events() outside a Runner
+        return str(events.attrs["@events_factory"].file_handle.file_path)
+    except (AttributeError, KeyError, TypeError):
+        pass
+    return f"dataset {meta['dataset']}" if meta.get("dataset") else None
 
 
 def _with_params(values: np.ndarray, params: dict[str, Any]) -> ak.Array:
