@@ -144,11 +144,20 @@ class ScoreAnalysisProcessor(processor.ProcessorABC):
             columns = {name: events[name] for name in ID_FIELDS}
             columns.update({f: scores[f] for f in scores.fields if f.startswith("score_")})
             record = lib.zip(columns, depth_limit=1)
-            out["scores"] = record if dask else [record]
+            # plain arrays: NanoEvents behaviours do not pickle between processes
+            if dask:
+                out["scores"] = lib.map_partitions(_plain, record, label="jetfm-plain-scores")
+            else:
+                out["scores"] = [_plain(record)]
         return {dataset: out}
 
     def postprocess(self, accumulator: dict) -> dict:
         return finalize_analysis(accumulator, self)
+
+
+def _plain(array: ak.Array) -> ak.Array:
+    """The same data without behaviours or attrs."""
+    return ak.Array(array.layout)
 
 
 def finalize_analysis(output: dict, proc: ScoreAnalysisProcessor) -> dict:

@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "opendata": "jetfm_coffea.cli.opendata_cmd:opendata",
     "pretrain": "jetfm_coffea.cli.pretrain_cmd:pretrain",
     "plot-training": "jetfm_coffea.cli.pretrain_cmd:plot_training",
+    "score": "jetfm_coffea.cli.score_cmd:score",
+    "export": "jetfm_coffea.cli.score_cmd:export",
 }
 
 

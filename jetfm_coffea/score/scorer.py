@@ -217,6 +217,31 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         state.pop("_delayed_wrapper", None)  # coffea's dask.delayed(self), rebuilt on use
         return state
 
+    def check_files(self, fileset: Any) -> None:
+        """Open every file of a fileset (or one path) and check the collections the model needs.
+
+        Raises :class:`ScoreInputError` naming the model, the collection and the file,
+        before any chunk is processed (Runner would otherwise retry the failing chunk).
+        """
+        import warnings
+
+        from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+        from jetfm_coffea.fileset import load_fileset
+
+        for spec in load_fileset(fileset).values():
+            for path, tree in spec["files"].items():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # slim-file cross-references
+                    events = NanoEventsFactory.from_root(
+                        {path: tree},
+                        schemaclass=NanoAODSchema,
+                        mode="virtual",
+                        entry_stop=1,
+                        metadata={"filename": path},
+                    ).events()
+                self.prepare_awkward(events[:0])
+
     # -- model (per process) -------------------------------------------------------------
 
     def _create_model(self) -> list[Any]:

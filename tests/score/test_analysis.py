@@ -1,0 +1,81 @@
+"""ScoreAnalysisProcessor through Runner (iterative, futures, dask) and apply_to_fileset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jetfm_coffea.execution import dask_client, run_dask_mode, run_processor
+from jetfm_coffea.score import JetFMScorer
+from processors.analysis import ScoreAnalysisProcessor, finalize_analysis
+
+CHUNK = 120  # two chunks for the 200-event file
+
+
+@pytest.fixture(scope="module")
+def fileset(ttbar2015, nano_dimuon):
+    return {
+        "ttbar2015": {"files": {str(ttbar2015): "Events"}},
+        "dimuon": {"files": {str(nano_dimuon): "Events"}},
+    }
+
+
+@pytest.fixture(scope="module")
+def cut(tiny_run, ttbar_events):
+    return float(np.median(JetFMScorer(tiny_run)(ttbar_events).score_signal.to_numpy()))
+
+
+@pytest.fixture(scope="module")
+def outputs(tiny_run, fileset, cut):
+    proc = ScoreAnalysisProcessor(tiny_run, cut=cut, return_scores=True)
+    out = {}
+    out["iterative"], _ = run_processor(proc, fileset, "iterative", chunksize=CHUNK, status=False)
+    out["futures"], _ = run_processor(proc, fileset, "futures", chunksize=CHUNK, status=False)
+    with dask_client(workers=2) as client:  # one LocalCluster for the module
+        address = client.scheduler.address
+        out["dask"], _ = run_processor(
+            proc, fileset, "dask", scheduler=address, chunksize=CHUNK, status=False
+        )
+        raw, _ = run_dask_mode(proc, fileset, scheduler=address, chunksize=CHUNK)
+    out["dask-mode"] = finalize_analysis(raw, proc)
+    return out
+
+
+def test_cut_and_histograms(outputs, cut, ttbar_events):
+    res = outputs["iterative"]["ttbar2015"]
+    flow = res["cutflow"]
+    assert flow["events"] == 200 and flow["nonfinite_scores"] == 0
+    scores = res["scores"].score_signal.to_numpy()
+    assert flow["pass"] == int((scores > cut).sum()) == 100  # the median
+    assert res["score"].sum().value == 200
+    jets = res["jet_pt"]
+    lead = ttbar_events.Jet.pt.to_list()
+    n_with_jet = sum(1 for pts in lead if pts)
+    assert jets[{"stage": "all"}].sum(flow=True).value == n_with_jet
+    assert 0 < jets[{"stage": "pass"}].sum(flow=True).value < n_with_jet
+    mass = {s: res["dimuon_mass"][{"stage": s}].sum(flow=True).value for s in ("all", "pass")}
+    assert mass["pass"] <= mass["all"]
+    assert res["model"]["signal"] == "signal" and len(res["model"]["hash"]) == 64
+    np.testing.assert_array_equal(res["scores"].event.to_numpy(), ttbar_events.event.to_numpy())
+
+
+@pytest.mark.parametrize("mode", ["futures", "dask", "dask-mode"])
+def test_every_executor_agrees(outputs, mode):
+    ref, other = outputs["iterative"], outputs[mode]
+    assert set(other) == set(ref) == {"ttbar2015", "dimuon"}
+    for ds in ref:
+        assert other[ds]["cutflow"] == ref[ds]["cutflow"]
+        for name in ("jet_pt", "dimuon_mass", "score"):
+            np.testing.assert_allclose(other[ds][name].values(), ref[ds][name].values())
+        np.testing.assert_allclose(
+            other[ds]["scores"].score_signal.to_numpy(),
+            ref[ds]["scores"].score_signal.to_numpy(),
+            atol=1e-6,
+        )
+        assert other[ds]["model"] == ref[ds]["model"]
+
+
+def test_without_a_model_only_observables(fileset):
+    out, _ = run_processor(ScoreAnalysisProcessor(), fileset, "iterative", status=False)
+    assert set(out["ttbar2015"]) == {"cutflow", "jet_pt", "dimuon_mass"}
+    assert out["ttbar2015"]["jet_pt"][{"stage": "pass"}].sum().value == 0
