@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "plot-training": "jetfm_coffea.cli.pretrain_cmd:plot_training",
     "build-shards": "jetfm_coffea.cli.shards_cmd:build_shards",
     "shards": "jetfm_coffea.cli.shards_cmd:shards",
+    "score": "jetfm_coffea.cli.score_cmd:score",
+    "export": "jetfm_coffea.cli.score_cmd:export",
 }
 
 

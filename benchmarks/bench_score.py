@@ -1,0 +1,104 @@
+"""Analysis throughput with the jetfm score column over throughput without it.
+
+The same processor (``processors.analysis.ScoreAnalysisProcessor``) runs twice over
+the same files in one invocation: without a model (observables only) and with a
+``small`` (default) classifier scoring every event and cutting on it. Each
+configuration gets a one-chunk warm-up first (imports, model load), then the timed
+pass over all files. Reported: events/s, events/s per worker and the ratio
+(with / without; the target for ``small`` on CPU is >= 0.5).
+
+    python benchmarks/bench_score.py --size small --executor iterative --out bench_score.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from jetfm_coffea._resources import testdata_dir
+from jetfm_coffea.execution import run_processor
+from jetfm_coffea.score import resolve_device
+from jetfm_coffea.score.testing import make_classifier_run
+from processors.analysis import ScoreAnalysisProcessor
+
+
+def _timed(proc, fileset, args) -> tuple[float, int]:
+    opts = {"executor": args.executor, "workers": args.workers, "status": False}
+    run_processor(proc, fileset, chunksize=args.chunksize, maxchunks=1, **opts)  # warm-up
+    start = time.perf_counter()
+    out, _ = run_processor(proc, fileset, chunksize=args.chunksize, **opts)
+    seconds = time.perf_counter() - start
+    return seconds, sum(r["cutflow"]["events"] for r in out.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="small", choices=["tiny", "small", "base"])
+    parser.add_argument("--files", nargs="*", help="ROOT files (default: 2012 SingleMu 10k)")
+    parser.add_argument("--executor", default="iterative", choices=["iterative", "futures"])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--chunksize", type=int, default=5_000)
+    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument("--out", type=Path, help="write the JSON result here")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    files = args.files or [str(testdata_dir() / "cms" / "Run2012B_SingleMu_10000.root")]
+    fileset = {"bench": {"files": {f: "Events" for f in files}}}
+    device = resolve_device(args.device)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        run = make_classifier_run(Path(tmp) / "run", args.size)
+        t_without, n = _timed(ScoreAnalysisProcessor(), fileset, args)
+        scored = ScoreAnalysisProcessor(
+            run,
+            cut=0.5,
+            batch_size=args.batch_size,
+            device=device,
+            num_threads=args.threads,
+        )
+        t_with, n_with = _timed(scored, fileset, args)
+    assert n == n_with
+    result = {
+        "benchmark": "score_column",
+        "size": args.size,
+        "device": device if device == "cpu" else torch.cuda.get_device_name(),
+        "executor": args.executor,
+        "workers": args.workers,
+        "threads_per_worker": args.threads,
+        "events": n,
+        "seconds_without": round(t_without, 3),
+        "seconds_with": round(t_with, 3),
+        "events_per_s_without": round(n / t_without, 1),
+        "events_per_s_with": round(n / t_with, 1),
+        "events_per_s_per_worker_without": round(n / t_without / args.workers, 1),
+        "events_per_s_per_worker_with": round(n / t_with / args.workers, 1),
+        "ratio": round(t_without / t_with, 3),
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+    }
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(
+        "| model | device | executor | workers | events | ev/s without | ev/s with "
+        "| ev/s/worker with | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        f"| {args.size} | {result['device']} | {args.executor} | {args.workers} | {n} "
+        f"| {result['events_per_s_without']:.0f} | {result['events_per_s_with']:.0f} "
+        f"| {result['events_per_s_per_worker_with']:.0f} | {result['ratio']:.2f} |"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""``jetfm score`` (scores -> cut -> histograms, plot, parquet) and ``jetfm export``."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from jetfm_coffea.cli.common import console, execution_options, fail_cleanly
+
+__all__ = ["export", "run_score_analysis", "score", "write_outputs"]
+
+
+def run_score_analysis(
+    fileset: Any,
+    model: list[str],
+    cut: float = 0.5,
+    signal: str | None = None,
+    return_scores: bool = False,
+    executor: str = "iterative",
+    scheduler: str | None = None,
+    workers: int = 2,
+    chunksize: int = 200_000,
+    skip_bad_files: bool = False,
+    **scorer_options: Any,
+) -> tuple[dict, Any, float]:
+    """Run :class:`processors.analysis.ScoreAnalysisProcessor`; ``(output, report, seconds)``."""
+    from jetfm_coffea.execution import run_dask_mode, run_processor
+    from processors.analysis import ScoreAnalysisProcessor, finalize_analysis
+
+    proc = ScoreAnalysisProcessor(
+        model if len(model) > 1 else model[0], cut, signal, return_scores, **scorer_options
+    )
+    if proc.scorer is not None:
+        proc.scorer.check_files(fileset)
+    start = time.perf_counter()
+    if executor == "dask-mode":
+        out, report = run_dask_mode(
+            proc, fileset, scheduler, workers, chunksize, skip_bad_files=skip_bad_files
+        )
+        out = finalize_analysis(out, proc)
+    else:
+        out, report = run_processor(
+            proc,
+            fileset,
+            executor=executor,  # type: ignore[arg-type]
+            scheduler=scheduler,
+            workers=workers,
+            chunksize=chunksize,
+            skip_bad_files=skip_bad_files,
+            status=False,
+        )
+    return out, report, time.perf_counter() - start
+
+
+def _plot(output: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    for dataset, result in output.items():
+        if "score" in result:
+            mplhep.histplot(result["score"], ax=axes[0], label=dataset, density=True)
+        for ax, name in zip(axes[1:], ("jet_pt", "dimuon_mass"), strict=True):
+            for stage, style in (("all", "-"), ("pass", "--")):
+                h = result[name][{"stage": stage}]
+                if h.sum().value > 0:
+                    mplhep.histplot(h, ax=ax, ls=style, label=f"{dataset} ({stage})")
+    cut = next((r["model"]["cut"] for r in output.values() if "model" in r), None)
+    if cut is not None:
+        axes[0].axvline(cut, color="k", ls=":", label=f"cut {cut:g}")
+    for ax in axes:
+        ax.legend(fontsize="small")
+    axes[1].set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(output: dict, out: Path, parquet: bool, summary: dict) -> list[Path]:
+    """Write ``histograms.pkl``, ``summary.json``, ``score.png`` and maybe ``scores.parquet``."""
+    import awkward as ak
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    hists = {
+        ds: {k: v for k, v in res.items() if k not in ("cutflow", "scores", "model")}
+        for ds, res in output.items()
+    }
+    with open(out / "histograms.pkl", "wb") as fh:
+        pickle.dump(hists, fh)
+    written.append(out / "histograms.pkl")
+    summary = {
+        **summary,
+        "datasets": {
+            ds: {"cutflow": res["cutflow"], "model": res.get("model")} for ds, res in output.items()
+        },
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    written.append(out / "summary.json")
+    _plot(output, out / "score.png")
+    written.append(out / "score.png")
+    if parquet:
+        parts = []
+        for ds, res in output.items():
+            scores = res.get("scores")
+            if scores is not None and len(scores):
+                parts.append(ak.with_field(scores, ds, "dataset"))
+        if parts:
+            table = ak.concatenate(parts)
+            ak.to_parquet(table, out / "scores.parquet")
+            written.append(out / "scores.parquet")
+    return written
+
+
+@click.command("score")
+@click.argument("fileset", metavar="FILE_OR_FILESET")
+@click.option(
+    "--model",
+    "models",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Scoring model (run directory or export); give it k times for k-fold scoring "
+    "(the i-th model scores events with event % k == i).",
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--cut", default=0.5, show_default=True, help="Keep events with score > CUT.")
+@click.option("--signal", default=None, help="Class to cut on (default: the last class).")
+@click.option("--parquet", is_flag=True, help="Also write per-event scores to scores.parquet.")
+@click.option("--batch-size", default=2048, show_default=True, help="Events per forward pass.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1...")
+@execution_options
+@fail_cleanly
+def score(
+    fileset: str,
+    models: tuple[str, ...],
+    out: str,
+    cut: float,
+    signal: str | None,
+    parquet: bool,
+    batch_size: int,
+    device: str,
+    executor: str,
+    scheduler: str | None,
+    workers: int,
+    chunksize: int,
+    skip_bad_files: bool,
+) -> None:
+    """Score FILE_OR_FILESET with a jetfm classifier, cut on it and histogram the result."""
+    output, report, seconds = run_score_analysis(
+        fileset,
+        list(models),
+        cut,
+        signal,
+        parquet,
+        executor,
+        scheduler,
+        workers,
+        chunksize,
+        skip_bad_files,
+        batch_size=batch_size,
+        device=device,
+    )
+    n_events = sum(r["cutflow"]["events"] for r in output.values())
+    summary = {
+        "mode": report.mode,
+        "files": report.files,
+        "events": n_events,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(n_events / seconds, 1) if seconds > 0 else None,
+        "bad_files": [{"path": b.path, "reason": b.reason} for b in report.bad_files],
+    }
+    written = write_outputs(output, Path(out), parquet, summary)
+    console.print(f"[bold]mode[/]: {report.mode}   events: {n_events}   {seconds:.1f} s")
+    for bad in report.bad_files:
+        console.print(f"[yellow]skipped[/] {bad.path} ({bad.dataset}): {bad.reason}")
+    for dataset, result in output.items():
+        flow = result["cutflow"]
+        model = result.get("model", {})
+        console.print(
+            f"{dataset}: {flow['events']} events, {flow.get('pass', 0)} pass "
+            f"{model.get('signal')} > {cut:g} (model {str(model.get('hash'))[:12]})"
+        )
+        if flow.get("nonfinite_scores"):
+            console.print(
+                f"[yellow]warning[/]: {dataset}: {flow['nonfinite_scores']} events with "
+                "non-finite scores (excluded from the score histogram and the selection)"
+            )
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+@click.command("export")
+@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Export folder.")
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(["torch.export", "onnx"]),
+    default=("torch.export",),
+    show_default=True,
+    help="Compiled programs to add next to the safetensors weights.",
+)
+@click.option("--model-version", default=None, help="Version recorded in the manifest.")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out.")
+@fail_cleanly
+def export(
+    model: str, out: str, formats: tuple[str, ...], model_version: str | None, overwrite: bool
+) -> None:
+    """Export MODEL (a run directory) to a portable, hash-checked scoring model."""
+    from jetfm_coffea.score.export import export_model, read_manifest
+
+    try:
+        path = export_model(
+            model, out, formats=formats, model_version=model_version, overwrite=overwrite
+        )
+    except (FileExistsError, ImportError) as err:
+        raise click.ClickException(str(err)) from err
+    manifest = read_manifest(path)
+    console.print(f"exported {model} -> {path}")
+    console.print(f"model hash {manifest['model_hash']}  version {manifest['model_version']}")
+    for name, entry in manifest["files"].items():
+        console.print(f"  {name:20s} {entry['role']:14s} {entry['size']:>10d} B")

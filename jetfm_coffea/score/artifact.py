@@ -1,0 +1,258 @@
+"""Model artifacts for scoring: run directories and portable exports, checked before use.
+
+A scoring model is a directory with ``model.safetensors`` (encoder + classification
+head), ``model_config.json`` and ``token_config.yaml``: a training run directory
+(:func:`jetfm_coffea.train.load_run`) or a portable export (:mod:`.export`, which adds
+``manifest.json`` with the SHA-256 of every file). :func:`read_model_info` reads the
+light part (configs, class names, hashes) on the client; :func:`load_model` builds the
+torch model on a worker. Nothing in a model directory is ever unpickled: weights are
+safetensors, configs JSON/YAML; pickle files are refused by name.
+
+The *model hash* is the SHA-256 of the weights file. It is recorded in the awkward
+parameters of every score column, in the export manifest, and checked again when a
+worker loads the weights, so every chunk of an analysis is scored by the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jetfm_coffea.errors import JetFMError
+from jetfm_coffea.model.config import ModelConfig
+from jetfm_coffea.score.errors import ModelFileError
+from jetfm_coffea.tokens.config import TokenConfig, load_token_config
+
+__all__ = [
+    "MANIFEST",
+    "PICKLE_SUFFIXES",
+    "WEIGHTS",
+    "ModelInfo",
+    "file_sha256",
+    "load_model",
+    "read_model_info",
+]
+
+WEIGHTS = "model.safetensors"
+MODEL_CONFIG = "model_config.json"
+TOKEN_CONFIG = "token_config.yaml"
+MANIFEST = "manifest.json"
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
+CLASSIFIER = "classifier"
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hexadecimal SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the client needs to know about a scoring model, without loading torch weights."""
+
+    path: str
+    model_hash: str
+    model_version: str
+    model_config: ModelConfig
+    token_config: TokenConfig
+    class_names: tuple[str, ...]
+    heads: tuple[str, ...]
+    kind: str  # "run" or "export"
+    manifest: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def has_classifier(self) -> bool:
+        return CLASSIFIER in self.heads
+
+    @property
+    def short_hash(self) -> str:
+        return self.model_hash[:12]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.model_config.dim
+
+    def parameters(self) -> dict[str, str]:
+        """Awkward parameters recorded on every injected column."""
+        from jetfm_coffea import __version__
+
+        return {
+            "jetfm_model_hash": self.model_hash,
+            "jetfm_model_version": self.model_version,
+            "jetfm_token_config_hash": self.token_config.hash(),
+            "jetfm_coffea_version": __version__,
+        }
+
+
+def _refuse_pickles(folder: Path) -> None:
+    weights = folder / WEIGHTS
+    if weights.is_file():
+        return
+    pickles = sorted(p.name for p in folder.glob("*") if p.suffix in PICKLE_SUFFIXES)
+    hint = (
+        f"; found {pickles}: pickled weights are refused (loading them can run arbitrary code)"
+        if pickles
+        else ""
+    )
+    raise ModelFileError(str(folder), f"no {WEIGHTS}{hint}")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFileError(str(path), f"unreadable JSON: {err}") from err
+
+
+def _check_manifest(folder: Path) -> dict[str, Any]:
+    """Validate ``manifest.json`` and every file hash it lists."""
+    from jetfm_coffea.schema import validate
+
+    path = folder / MANIFEST
+    manifest = _read_json(path)
+    try:
+        validate(manifest, "model_manifest", name=str(path))
+    except JetFMError as err:
+        raise ModelFileError(str(path), f"invalid manifest: {err}") from err
+    for name, entry in manifest["files"].items():
+        target = folder / name
+        if not target.is_file():
+            raise ModelFileError(str(target), "listed in the manifest but missing")
+        actual = file_sha256(target)
+        if actual != entry["sha256"]:
+            raise ModelFileError(
+                str(target),
+                f"SHA-256 {actual[:12]}… does not match the manifest's {entry['sha256'][:12]}…: "
+                "the file was modified or corrupted; refusing to load it",
+            )
+    if manifest["files"].get(WEIGHTS, {}).get("sha256") != manifest["model_hash"]:
+        raise ModelFileError(str(path), "model_hash is not the SHA-256 of model.safetensors")
+    return manifest
+
+
+def _weight_keys(weights: Path) -> tuple[list[str], dict[str, str]]:
+    """Tensor names and metadata from the safetensors header (no tensor is read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt", device="cpu") as fh:
+            return list(fh.keys()), dict(fh.metadata() or {})
+    except Exception as err:  # safetensors raises its own error types for corrupt headers
+        raise ModelFileError(str(weights), f"not a valid safetensors file: {err}") from err
+
+
+def read_model_info(path: str | Path, expected_hash: str | None = None) -> ModelInfo:
+    """Read and check a scoring model directory (run directory or export).
+
+    Checks: weights are safetensors (pickles refused), the export manifest validates and
+    every listed file has its recorded SHA-256, the configs parse and agree with each
+    other and with the weights' metadata, and (if given) the weights hash equals
+    ``expected_hash`` (full hex digest or a prefix of at least 12 digits).
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ModelFileError(str(folder), "model directory not found")
+    _refuse_pickles(folder)
+    manifest = _check_manifest(folder) if (folder / MANIFEST).is_file() else None
+    weights = folder / WEIGHTS
+    model_hash = file_sha256(weights)
+    if expected_hash is not None and (
+        len(expected_hash) < 12 or not model_hash.startswith(expected_hash.lower())
+    ):
+        raise ModelFileError(
+            str(weights),
+            f"SHA-256 {model_hash[:12]}… is not the expected {expected_hash[:12]}…; "
+            "refusing to score with a different model",
+        )
+    try:
+        model_config = ModelConfig.model_validate_json((folder / MODEL_CONFIG).read_text())
+        token_data = yaml.safe_load((folder / TOKEN_CONFIG).read_text())
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        raise ModelFileError(str(folder), f"incomplete model directory: {err}") from err
+    try:
+        token_config = load_token_config(token_data)
+    except JetFMError as err:
+        raise ModelFileError(str(folder / TOKEN_CONFIG), str(err)) from err
+    if model_config.token_config_hash not in (None, token_config.hash()):
+        raise ModelFileError(
+            str(folder),
+            f"model built for token config {model_config.token_config_hash}, "
+            f"{TOKEN_CONFIG} has {token_config.hash()}",
+        )
+    keys, meta = _weight_keys(weights)
+    if meta.get("model_config_hash") not in (None, model_config.hash()):
+        raise ModelFileError(
+            str(weights),
+            f"written for model config {meta['model_config_hash']}, "
+            f"{MODEL_CONFIG} has {model_config.hash()}",
+        )
+    heads = tuple(sorted({k.split(".")[1] for k in keys if k.startswith("heads.")}))
+    run_info = _read_json(folder / "run.json") if (folder / "run.json").is_file() else {}
+    source = manifest or run_info
+    names = source.get("class_names") or source.get("classes")
+    n = model_config.n_classes
+    class_names = tuple(str(c) for c in names) if names else tuple(f"class{i}" for i in range(n))
+    if len(class_names) != n:
+        raise ModelFileError(
+            str(folder), f"{len(class_names)} class names {list(class_names)} for {n} classes"
+        )
+    version = str(
+        source.get("model_version")
+        or f"{model_config.size}-{run_info.get('steps_done', 0)}steps-{model_config.hash()}"
+    )
+    return ModelInfo(
+        path=str(folder.resolve()),
+        model_hash=model_hash,
+        model_version=version,
+        model_config=model_config,
+        token_config=token_config,
+        class_names=class_names,
+        heads=heads,
+        kind="export" if manifest else "run",
+        manifest=manifest,
+    )
+
+
+def load_model(info: ModelInfo, device: Any = "cpu") -> Any:
+    """Build the :class:`~jetfm_coffea.model.EventModel` of ``info`` in eval mode on ``device``.
+
+    The weights are read once, their SHA-256 compared with ``info.model_hash`` (the
+    file must not have changed since the client read it) and deserialised from those
+    same bytes by safetensors.
+    """
+    import torch
+    from safetensors.torch import load as load_safetensors
+
+    from jetfm_coffea.model.model import EventModel
+
+    weights = Path(info.path) / WEIGHTS
+    try:
+        data = weights.read_bytes()
+    except OSError as err:
+        raise ModelFileError(str(weights), f"cannot read: {err}") from err
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != info.model_hash:
+        raise ModelFileError(
+            str(weights),
+            f"SHA-256 changed from {info.model_hash[:12]}… to {actual[:12]}… since the "
+            "scorer was created; refusing to load it",
+        )
+    try:
+        state = load_safetensors(data)
+    except Exception as err:  # corrupt tensor data
+        raise ModelFileError(str(weights), f"not a valid safetensors file: {err}") from err
+    model = EventModel(info.model_config, heads=info.heads)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ModelFileError(str(weights), f"weights do not fit the model config: {err}") from err
+    return model.to(torch.device(device)).eval()

@@ -1,0 +1,425 @@
+"""Classifier scores and event embeddings as coffea analysis columns.
+
+>>> scorer = JetFMScorer("runs/ttbar-vs-qcd")            # doctest: +SKIP
+>>> scores = scorer(events)                              # doctest: +SKIP
+>>> selected = events[scores.score_ttbar > 0.8]          # doctest: +SKIP
+
+``JetFMScorer`` is a :class:`coffea.ml_tools.numpy_call_wrapper`: the same object
+scores eager or virtual NanoEvents (one numpy call per chunk) and dask-awkward
+NanoEvents (one ``map_partitions`` layer, computed wherever the partition lives). The
+torch model is a :class:`coffea.ml_tools.helper.nonserializable_attribute`: it is
+never pickled with the scorer and is built on first use in each process, once per
+process (a module-level cache keyed by model hash and device), so Runner executors
+that unpickle the processor for every chunk do not reload it.
+
+Inputs are built by :func:`jetfm_coffea.tokens.build_tokens`, the function the shard
+builder uses, so a model sees exactly the tensors it was trained on.
+
+Keep the scores as their own array
+----------------------------------
+``scores = scorer(events)`` returns a record array aligned with ``events``. Use it
+directly (``events[scores.score_sig > cut]``, ``hist.fill(score=scores.score_sig)``)
+rather than writing ``events["JetFM"] = scores`` early in a processor: in dask mode
+assigning a field makes a new ``events`` collection whose every column depends on the
+model layer, so every later computation on ``events`` -- even a plain jet-pT sum --
+carries (and may re-run) the model. If you do want the field in ``events``, assign it
+last, after the other columns have been taken from the original ``events``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import multiprocessing
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import awkward as ak
+import numpy as np
+from coffea.ml_tools.helper import nonserializable_attribute, numpy_call_wrapper
+
+from jetfm_coffea.errors import ConfigError, MissingCollectionError
+from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
+from jetfm_coffea.score.errors import ScoreInputError
+from jetfm_coffea.tokens import EventTokens, build_tokens, check_collections
+
+__all__ = ["JetFMScorer", "count_nonfinite", "resolve_device", "score_fields"]
+
+_MODEL_CACHE: dict[tuple[str, str], Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"``: ``"cuda"`` when a CUDA device is visible, else ``"cpu"``."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _in_worker() -> bool:
+    """True inside a dask worker or a child process (a Runner futures pool)."""
+    if multiprocessing.parent_process() is not None:
+        return True
+    distributed = sys.modules.get("distributed")  # a dask worker has it imported already
+    if distributed is None:
+        return False
+    try:
+        distributed.get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+def score_fields(class_names: Sequence[str]) -> list[str]:
+    """Record field of each class score: ``score_<class>``."""
+    return [f"score_{name}" for name in class_names]
+
+
+def _is_dask(array: Any) -> bool:
+    return type(array).__module__.startswith("dask_awkward")
+
+
+class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
+    """Per-event classifier scores (softmax) and, on request, event embeddings.
+
+    Parameters
+    ----------
+    model
+        A scoring model directory (training run or export), or a sequence of ``k``
+        directories for k-fold scoring: ``model[i]`` scores the events with
+        ``event % k == i`` and must have been trained without them (with two folds:
+        the model trained on odd event numbers comes first, then the one trained on
+        even event numbers).
+    embedding
+        Also return the event embedding ``[N, D]`` as field ``embedding``.
+    scores
+        Return the class scores (needs a classification head).
+    batch_size
+        Events per forward pass; bounds the memory of any chunk size. Events are sorted
+        by token count and each micro-batch is cut to its longest event, so padding
+        costs nothing.
+    device
+        ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    num_threads
+        torch intra-op threads in the process that runs the model. ``"auto"``: 1 inside
+        a dask worker or a Runner worker process (one model per worker, no
+        oversubscription), torch's default in the main process. An int forces it.
+    precision
+        ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU), ``"fp32"`` or ``"bf16"``.
+    expected_hash
+        Refuse a model whose weights SHA-256 differs (prefix of at least 12 hex digits;
+        a sequence for k-fold).
+    """
+
+    def __init__(
+        self,
+        model: str | Path | Sequence[str | Path],
+        *,
+        embedding: bool = False,
+        scores: bool = True,
+        batch_size: int = 2048,
+        device: str = "auto",
+        num_threads: int | Literal["auto"] | None = "auto",
+        precision: Literal["auto", "fp32", "bf16"] = "auto",
+        expected_hash: str | Sequence[str] | None = None,
+    ):
+        numpy_call_wrapper.__init__(self)
+        paths = [model] if isinstance(model, str | Path) else list(model)
+        if not paths:
+            raise ConfigError("JetFMScorer needs at least one model directory")
+        hashes = (
+            [expected_hash] * len(paths)
+            if expected_hash is None or isinstance(expected_hash, str)
+            else list(expected_hash)
+        )
+        if len(hashes) != len(paths):
+            raise ConfigError(f"{len(hashes)} expected hashes for {len(paths)} models")
+        self.infos: tuple[ModelInfo, ...] = tuple(
+            read_model_info(p, h) for p, h in zip(paths, hashes, strict=True)
+        )
+        first = self.infos[0]
+        for info in self.infos[1:]:
+            if info.token_config.hash() != first.token_config.hash():
+                raise ConfigError(
+                    f"k-fold models need one token config: {first.path} has "
+                    f"{first.token_config.hash()}, {info.path} has {info.token_config.hash()}"
+                )
+            if info.class_names != first.class_names or info.embedding_dim != first.embedding_dim:
+                raise ConfigError(
+                    f"k-fold models disagree on classes or embedding size: {first.path}, "
+                    f"{info.path}"
+                )
+        if scores and not all(i.has_classifier for i in self.infos):
+            bare = [i.path for i in self.infos if not i.has_classifier]
+            raise ConfigError(
+                f"{bare} have no classification head (a pretrained encoder?): fine-tune it, "
+                "or score with scores=False, embedding=True"
+            )
+        if not (scores or embedding):
+            raise ConfigError("nothing to compute: ask for scores, embedding or both")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, not {batch_size}")
+        self.want_scores = scores
+        self.want_embedding = embedding
+        self.batch_size = int(batch_size)
+        self.device = device
+        self.num_threads = num_threads
+        self.precision = precision
+        nonserializable_attribute.__init__(self, ["model"])
+
+    # -- properties ---------------------------------------------------------------------
+
+    @property
+    def token_config(self) -> Any:
+        """The token configuration the model(s) were trained on."""
+        return self.infos[0].token_config
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.infos[0].class_names
+
+    @property
+    def k_folds(self) -> int:
+        return len(self.infos)
+
+    @property
+    def model_hash(self) -> str:
+        """SHA-256 of the weights (k-fold: SHA-256 of the folds' hashes, in order)."""
+        if len(self.infos) == 1:
+            return self.infos[0].model_hash
+        joined = ",".join(i.model_hash for i in self.infos)
+        return hashlib.sha256(joined.encode()).hexdigest()
+
+    @property
+    def fields(self) -> list[str]:
+        """Fields of the returned record array."""
+        out = score_fields(self.class_names) if self.want_scores else []
+        if self.want_embedding:
+            out.append("embedding")
+        return [*out, "n_tokens"]
+
+    def parameters(self) -> dict[str, Any]:
+        """Awkward parameters recorded on the record array and on each of its fields."""
+        params: dict[str, Any] = dict(self.infos[0].parameters())
+        params["jetfm_model_hash"] = self.model_hash
+        if len(self.infos) > 1:
+            params["jetfm_fold_hashes"] = [i.model_hash for i in self.infos]
+            params["jetfm_model_version"] = ",".join(i.model_version for i in self.infos)
+        return params
+
+    def __getstate__(self) -> dict:
+        state = nonserializable_attribute.__getstate__(self)
+        state.pop("_delayed_wrapper", None)  # coffea's dask.delayed(self), rebuilt on use
+        return state
+
+    def check_files(self, fileset: Any) -> None:
+        """Open every file of a fileset (or one path) and check the collections the model needs.
+
+        Raises :class:`ScoreInputError` naming the model, the collection and the file,
+        before any chunk is processed (Runner would otherwise retry the failing chunk).
+        """
+        import warnings
+
+        from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+        from jetfm_coffea.fileset import load_fileset
+
+        for spec in load_fileset(fileset).values():
+            for path, tree in spec["files"].items():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # slim-file cross-references
+                    events = NanoEventsFactory.from_root(
+                        {path: tree},
+                        schemaclass=NanoAODSchema,
+                        mode="virtual",
+                        entry_stop=1,
+                        metadata={"filename": path},
+                    ).events()
+                self.prepare_awkward(events[:0])
+
+    # -- model (per process) -------------------------------------------------------------
+
+    def _create_model(self) -> list[Any]:
+        import torch
+
+        device = resolve_device(self.device)
+        threads = self.num_threads
+        if threads == "auto":
+            threads = 1 if _in_worker() and device == "cpu" else None
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(int(threads))
+        models = []
+        with _CACHE_LOCK:
+            for info in self.infos:
+                key = (info.model_hash, device)
+                if key not in _MODEL_CACHE:
+                    _MODEL_CACHE[key] = load_model(info, device)
+                models.append(_MODEL_CACHE[key])
+        return models
+
+    # -- numpy_call_wrapper interface ----------------------------------------------------
+
+    def prepare_awkward(self, events: Any) -> tuple[tuple, dict]:
+        """Tokens through the shared token path: ``(tokens [N, T*F], mask [N, T], event)``."""
+        try:
+            check_collections(events, self.token_config)
+        except MissingCollectionError as err:
+            names = " + ".join(i.path for i in self.infos)
+            if err.path is None:
+                err = MissingCollectionError(err.collection, _source_name(events), err.missing)
+            raise ScoreInputError(names, err) from err
+        record = build_tokens(events, self.token_config)
+        if isinstance(record, EventTokens):
+            record = record.to_awkward()
+        return (record["tokens"], record["mask"], record["event"]), {}
+
+    def validate_numpy_input(self, tokens: Any, mask: Any, event: Any) -> None:
+        n, t = mask.shape if mask.ndim == 2 else (len(mask), -1)
+        f = len(self.token_config.features)
+        if t != self.token_config.n_tokens or tokens.shape != (n, t * f) or len(event) != n:
+            raise ValueError(
+                f"token input of shape {tokens.shape}, mask {mask.shape}, event {event.shape} "
+                f"do not match the token config ({self.token_config.n_tokens} tokens x {f})"
+            )
+
+    def numpy_call(self, tokens: np.ndarray, mask: np.ndarray, event: np.ndarray) -> ak.Array:
+        """Score one chunk of numpy tokens; returns the record array."""
+        n = len(mask)
+        cfg = self.token_config
+        tokens = np.asarray(tokens, np.float32).reshape(n, cfg.n_tokens, len(cfg.features))
+        mask = np.asarray(mask, bool)
+        outputs = self._forward(tokens, mask, np.asarray(event))
+        params = self.parameters()
+        columns: dict[str, ak.Array] = {}
+        if self.want_scores:
+            probs = outputs["scores"]
+            for j, name in enumerate(score_fields(self.class_names)):
+                columns[name] = _with_params(probs[:, j], params)
+        if self.want_embedding:
+            columns["embedding"] = _with_params(outputs["embedding"], params)
+        columns["n_tokens"] = ak.Array(mask.sum(axis=1).astype(np.int32))
+        return ak.zip(columns, depth_limit=1, parameters=params)
+
+    def _forward(
+        self, tokens: np.ndarray, mask: np.ndarray, event: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        n = len(mask)
+        info = self.infos[0]
+        out = {
+            "scores": np.zeros((n, len(self.class_names)), np.float32),
+            "embedding": np.zeros((n, info.embedding_dim), np.float32),
+        }
+        if n == 0:
+            return out
+        models = self.model
+        k = len(models)
+        fold = np.zeros(n, np.int64) if k == 1 else np.asarray(event, np.int64) % k
+        # valid tokens come first in an event, padding after: the length is the last
+        # valid slot + 1 (a token masked for non-finite features leaves a hole)
+        length = np.where(mask.any(axis=1), mask.shape[1] - np.argmax(mask[:, ::-1], axis=1), 0)
+        for i, model in enumerate(models):
+            in_fold = fold == i
+            # one group per token count: no padding is computed at all
+            for t in np.unique(length[in_fold]):
+                idx = np.flatnonzero(in_fold & (length == t))
+                for start in range(0, len(idx), self.batch_size):
+                    sel = idx[start : start + self.batch_size]
+                    self._fill(out, sel, model, tokens, mask, max(int(t), 1))
+        return out
+
+    def _fill(
+        self,
+        out: dict[str, np.ndarray],
+        sel: np.ndarray,
+        model: Any,
+        tokens: np.ndarray,
+        mask: np.ndarray,
+        t: int,
+    ) -> None:
+        probs, emb = self._run(model, tokens[sel, :t], mask[sel, :t])
+        if probs is not None:
+            out["scores"][sel] = probs
+        if emb is not None:
+            out["embedding"][sel] = emb
+
+    def _run(
+        self, model: Any, tokens: np.ndarray, mask: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        import torch
+
+        device = next(model.parameters()).device
+        precision = self.precision
+        if precision == "auto":
+            precision = "bf16" if device.type == "cuda" else "fp32"
+        autocast = (
+            torch.autocast(device.type, dtype=torch.bfloat16)
+            if precision == "bf16"
+            else contextlib.nullcontext()
+        )
+        x = torch.from_numpy(np.ascontiguousarray(tokens)).to(device, non_blocking=True)
+        m = torch.from_numpy(np.ascontiguousarray(mask)).to(device, non_blocking=True)
+        with torch.inference_mode(), autocast:
+            emb = model.encoder(x, m).embedding
+            probs = None
+            if self.want_scores:
+                logits = model.heads["classifier"](emb).float()
+                probs = torch.softmax(logits, dim=-1).cpu().numpy()
+            emb_np = emb.float().cpu().numpy() if self.want_embedding else None
+        return probs, emb_np
+
+    def postprocess_awkward(self, return_array: Any, *args: Any, **kwargs: Any) -> Any:
+        """Dask: coffea unpacks the record into a dict of fields; zip it back, with parameters."""
+        if isinstance(return_array, dict):
+            import dask_awkward as dak
+
+            return dak.zip(return_array, depth_limit=1, parameters=self.parameters())
+        return return_array
+
+    def __call__(self, events: Any) -> Any:
+        """Score NanoEvents (eager, virtual or dask-awkward); returns a record array.
+
+        Fields: ``score_<class>`` (softmax probabilities), ``embedding`` (when asked
+        for) and ``n_tokens`` (tokens the model saw; events with none get the model's
+        response to an empty event). Each carries the model hash and version in its
+        awkward parameters.
+        """
+        return super().__call__(events)
+
+
+def _source_name(events: Any) -> str | None:
+    """The file (or dataset) events come from, for error messages."""
+    meta = getattr(events, "metadata", None) or {}
+    if meta.get("filename"):
+        return str(meta["filename"])
+    try:  # NanoEventsFactory.from_root(...).events() outside a Runner
+        return str(events.attrs["@events_factory"].file_handle.file_path)
+    except (AttributeError, KeyError, TypeError):
+        pass
+    return f"dataset {meta['dataset']}" if meta.get("dataset") else None
+
+
+def _with_params(values: np.ndarray, params: dict[str, Any]) -> ak.Array:
+    layout = ak.from_numpy(values, regulararray=True, highlevel=False)
+    return ak.Array(layout.copy(parameters={**(layout.parameters or {}), **params}))
+
+
+def count_nonfinite(scores: Any) -> Any:
+    """Events with any non-finite score or embedding value (an int, lazy for dask)."""
+    lib: Any = ak
+    if _is_dask(scores):
+        import dask_awkward as lib  # type: ignore[no-redef]
+    bad = None
+    for name in scores.fields:
+        if name == "n_tokens":
+            continue
+        col = scores[name]
+        finite = np.isfinite(col)
+        if col.ndim > 1:
+            finite = lib.all(finite, axis=1)
+        bad = ~finite if bad is None else bad | ~finite
+    return lib.sum(bad, axis=0)

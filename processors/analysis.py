@@ -1,0 +1,186 @@
+"""ScoreAnalysisProcessor: an example analysis that cuts on a jetfm classifier score.
+
+Per dataset it fills a score distribution and two physics observables (leading-jet
+pT, dimuon mass) before and after ``score_<signal> > cut``, counts events, events that
+pass, events without tokens and events with non-finite scores, and optionally returns
+the per-event scores with their ids. It runs in virtual mode (``processor.Runner``
+with any executor) and in dask mode (``apply_to_fileset``) with the same numbers.
+
+The scores are kept as their own array and never assigned into ``events``: every
+observable is taken from the original ``events``, so in dask mode the graph of an
+observable does not contain the model (see :mod:`jetfm_coffea.score.scorer`).
+Without a model the processor fills the observables only (the speed baseline).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import hist
+import numpy as np
+from coffea import processor
+
+from jetfm_coffea.score import JetFMScorer, count_nonfinite
+
+__all__ = ["ScoreAnalysisProcessor", "finalize_analysis"]
+
+STAGES = ("all", "pass")
+ID_FIELDS = ("run", "luminosityBlock", "event")
+
+
+def _is_dask(events: Any) -> bool:
+    return type(events).__module__.startswith("dask_awkward")
+
+
+class ScoreAnalysisProcessor(processor.ProcessorABC):
+    """Add jetfm scores, cut on the signal score, histogram before/after the cut.
+
+    Parameters
+    ----------
+    model
+        Scoring model directory (or k-fold list); ``None``: no scores (baseline).
+    cut
+        Events with ``score_<signal> > cut`` pass.
+    signal
+        Class whose score is cut on (default: the last class).
+    return_scores
+        Also return per-event ``run, luminosityBlock, event, score_*``.
+    scorer_options
+        Passed to :class:`~jetfm_coffea.score.JetFMScorer` (batch_size, device, ...).
+    """
+
+    def __init__(
+        self,
+        model: str | Path | list[str | Path] | None = None,
+        cut: float = 0.5,
+        signal: str | None = None,
+        return_scores: bool = False,
+        **scorer_options: Any,
+    ):
+        self.scorer = JetFMScorer(model, **scorer_options) if model is not None else None
+        self.cut = float(cut)
+        self.return_scores = return_scores
+        self.signal = None
+        if self.scorer is not None:
+            names = self.scorer.class_names
+            self.signal = signal or names[-1]
+            if self.signal not in names:
+                raise ValueError(f"signal class {self.signal!r} not among {list(names)}")
+
+    @property
+    def score_field(self) -> str | None:
+        return None if self.signal is None else f"score_{self.signal}"
+
+    def _hists(self, dask: bool) -> dict[str, Any]:
+        if dask:
+            from hist.dask import Hist
+        else:
+            Hist = hist.Hist
+        stage = hist.axis.StrCategory(list(STAGES), name="stage", label="selection")
+        out = {
+            "jet_pt": Hist(
+                stage,
+                hist.axis.Regular(50, 0, 250, name="pt", label="leading-jet $p_T$ [GeV]"),
+                storage=hist.storage.Weight(),
+            ),
+            "dimuon_mass": Hist(
+                stage,
+                hist.axis.Regular(60, 0, 120, name="mass", label="dimuon mass [GeV]"),
+                storage=hist.storage.Weight(),
+            ),
+        }
+        if self.scorer is not None:
+            out["score"] = Hist(
+                hist.axis.Regular(50, 0, 1, name="score", label=f"{self.score_field}"),
+                storage=hist.storage.Weight(),
+            )
+        return out
+
+    def empty_output(self) -> dict:
+        return {}
+
+    def process(self, events: Any) -> dict:
+        dataset = events.metadata.get("dataset", "dataset") if events.metadata else "dataset"
+        dask = _is_dask(events)
+        if dask:
+            import dask_awkward as lib
+        else:
+            lib = ak
+        hists = self._hists(dask)
+        n_events = lib.num(events.event, axis=0)
+        cutflow: dict[str, Any] = {"events": n_events}
+
+        # observables from the original events (never from an events with scores in it)
+        jet_pt = events.Jet.pt
+        has_jet = lib.num(jet_pt, axis=1) > 0
+        muons = events.Muon
+        two_mu = lib.num(muons.pt, axis=1) >= 2
+
+        passed = None
+        if self.scorer is not None:
+            scores = self.scorer(events)  # their own array, aligned with events
+            score = scores[self.score_field]
+            finite = np.isfinite(score)
+            passed = finite & (score > self.cut)
+            hists["score"].fill(score=score[finite])
+            cutflow["pass"] = lib.sum(passed, axis=0)
+            cutflow["nonfinite_scores"] = count_nonfinite(scores)
+            cutflow["events_without_tokens"] = lib.sum(scores.n_tokens == 0, axis=0)
+
+        for stage in STAGES:
+            if stage == "pass" and passed is None:
+                continue
+            jsel = has_jet if passed is None or stage == "all" else has_jet & passed
+            msel = two_mu if passed is None or stage == "all" else two_mu & passed
+            hists["jet_pt"].fill(stage=stage, pt=lib.fill_none(lib.max(jet_pt[jsel], axis=1), 0.0))
+            mu = muons[msel]
+            pair = mu[:, 0] + mu[:, 1]
+            hists["dimuon_mass"].fill(stage=stage, mass=pair.mass)
+
+        out: dict[str, Any] = {"cutflow": cutflow, **hists}
+        if self.return_scores and self.scorer is not None:
+            columns = {name: events[name] for name in ID_FIELDS}
+            columns.update({f: scores[f] for f in scores.fields if f.startswith("score_")})
+            record = lib.zip(columns, depth_limit=1)
+            # plain arrays: NanoEvents behaviours do not pickle between processes
+            if dask:
+                out["scores"] = lib.map_partitions(_plain, record, label="jetfm-plain-scores")
+            else:
+                out["scores"] = [_plain(record)]
+        return {dataset: out}
+
+    def postprocess(self, accumulator: dict) -> dict:
+        return finalize_analysis(accumulator, self)
+
+
+def _plain(array: ak.Array) -> ak.Array:
+    """The same data without behaviours or attrs."""
+    return ak.Array(array.layout)
+
+
+def finalize_analysis(output: dict, proc: ScoreAnalysisProcessor) -> dict:
+    """Plain-int cutflows, one sorted score array per dataset, the model's identity.
+
+    Virtual mode calls it as ``postprocess``; call it on the computed dask-mode output
+    to get identical objects.
+    """
+    for result in output.values():
+        result["cutflow"] = {k: int(v) for k, v in result["cutflow"].items()}
+        scores = result.get("scores")
+        if isinstance(scores, list):
+            scores = ak.concatenate(scores) if scores else None
+        if scores is not None:
+            order = np.lexsort([ak.to_numpy(scores[name]) for name in reversed(ID_FIELDS)])
+            result["scores"] = scores[order]
+        if proc.scorer is not None:
+            params = proc.scorer.parameters()
+            result["model"] = {
+                "hash": params["jetfm_model_hash"],
+                "version": params["jetfm_model_version"],
+                "signal": proc.signal,
+                "cut": proc.cut,
+                "class_names": list(proc.scorer.class_names),
+            }
+    return output

@@ -1,0 +1,252 @@
+"""JetFMScorer: same tensors as the shard path, same numbers as the model, every mode."""
+
+from __future__ import annotations
+
+import pickle
+
+import awkward as ak
+import dask_awkward as dak
+import numpy as np
+import pytest
+import torch
+
+from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.score import (
+    JetFMScorer,
+    ModelFileError,
+    ScoreInputError,
+    count_nonfinite,
+    read_model_info,
+    resolve_device,
+)
+from jetfm_coffea.score.testing import make_classifier_run
+from jetfm_coffea.tokens import TokenConfig, build_tokens
+from jetfm_coffea.train import load_run
+from tests.score.conftest import open_events
+
+TOKEN_BRANCHES = {
+    # the ttbar 2015 file, default token config: kinematics, ID cuts, first b-tag present
+    "run", "luminosityBlock", "event",
+    "nJet", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_btagDeepFlavB",
+    "nMuon", "Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge", "Muon_tightId",
+    "nElectron", "Electron_pt", "Electron_eta", "Electron_phi", "Electron_mass",
+    "Electron_charge",
+    "nPhoton", "Photon_pt", "Photon_eta", "Photon_phi",
+    "MET_pt", "MET_phi",
+}  # fmt: skip
+
+
+def _model_outputs(run, tokens, mask):
+    """Reference: the model of load_run on the full padded shard tensors, one batch."""
+    model, _ = load_run(run)
+    with torch.no_grad():
+        emb = model.encoder(torch.from_numpy(tokens), torch.from_numpy(mask)).embedding
+        probs = torch.softmax(model.heads["classifier"](emb), dim=-1)
+    return probs.numpy(), emb.numpy()
+
+
+def test_inputs_are_the_shard_tensors(tiny_run, ttbar_events, ttbar2015):
+    scorer = JetFMScorer(tiny_run)
+    shard = build_tokens(ttbar_events, scorer.token_config)
+    (tokens, mask, event), _ = scorer.prepare_awkward(ttbar_events)
+    np.testing.assert_array_equal(ak.to_numpy(tokens).reshape(shard.tokens.shape), shard.tokens)
+    np.testing.assert_array_equal(ak.to_numpy(mask), shard.mask)
+    np.testing.assert_array_equal(ak.to_numpy(event), shard.event)
+    (dtokens, dmask, _), _ = scorer.prepare_awkward(open_events(ttbar2015, "dask"))
+    np.testing.assert_array_equal(dtokens.compute().to_numpy(), ak.to_numpy(tokens))
+    np.testing.assert_array_equal(dmask.compute().to_numpy(), shard.mask)
+
+
+def test_scores_equal_model_outputs(tiny_run, singlemu_events):
+    scorer = JetFMScorer(tiny_run, embedding=True, batch_size=300)
+    out = scorer(singlemu_events)
+    assert out.fields == ["score_background", "score_signal", "embedding", "n_tokens"]
+    shard = build_tokens(singlemu_events, scorer.token_config)
+    probs, emb = _model_outputs(tiny_run, shard.tokens, shard.mask)
+    np.testing.assert_allclose(out.score_background.to_numpy(), probs[:, 0], atol=2e-6)
+    np.testing.assert_allclose(out.score_signal.to_numpy(), probs[:, 1], atol=2e-6)
+    np.testing.assert_allclose(out.embedding.to_numpy(), emb, atol=2e-5)
+    np.testing.assert_array_equal(out.n_tokens.to_numpy(), shard.counts)
+
+
+def test_batch_size_does_not_change_scores(tiny_run, ttbar_events):
+    a = JetFMScorer(tiny_run, batch_size=7)(ttbar_events)
+    b = JetFMScorer(tiny_run, batch_size=100_000)(ttbar_events)
+    np.testing.assert_allclose(a.score_signal.to_numpy(), b.score_signal.to_numpy(), atol=1e-6)
+
+
+def test_dask_equals_eager_and_reads_only_token_columns(tiny_run, ttbar2015):
+    scorer = JetFMScorer(tiny_run)
+    log: list = []
+    eager = scorer(open_events(ttbar2015, access_log=log))
+    assert {a.branch for a in log} == TOKEN_BRANCHES
+    lazy = scorer(open_events(ttbar2015, "dask", steps_per_file=3))
+    assert lazy.npartitions == 3
+    ((_, columns),) = dak.necessary_columns(lazy).items()
+    assert set(columns) == TOKEN_BRANCHES
+    computed = lazy.compute()
+    np.testing.assert_allclose(
+        computed.score_signal.to_numpy(), eager.score_signal.to_numpy(), atol=1e-6
+    )
+    assert computed.layout.parameters["jetfm_model_hash"] == scorer.model_hash
+
+
+def test_unrelated_columns_do_not_run_the_model(tiny_run, ttbar2015):
+    events = open_events(ttbar2015, "dask")
+    scores = JetFMScorer(tiny_run)(events)
+
+    def has_model(collection):
+        return any("JetFMScorer" in name for name in collection.dask.layers)
+
+    assert has_model(scores.score_signal)
+    # the recommended use: scores as their own array; a jet sum never sees the model
+    assert not has_model(dak.sum(events.Jet.pt, axis=1))
+    # the pitfall the API avoids: after assigning, every column of events carries it
+    events["JetFM"] = scores
+    assert has_model(dak.sum(events.Jet.pt, axis=1))
+
+
+def test_columns_carry_model_hash_and_version(tiny_run, ttbar_events):
+    scorer = JetFMScorer(tiny_run)
+    out = scorer(ttbar_events)
+    info = read_model_info(tiny_run)
+    for params in (out.layout.parameters, out.score_signal.layout.parameters):
+        assert params["jetfm_model_hash"] == info.model_hash == scorer.model_hash
+        assert params["jetfm_model_version"] == info.model_version
+        assert params["jetfm_token_config_hash"] == TokenConfig().hash()
+
+
+def test_pickles_without_the_model_and_loads_once_per_process(tiny_run, ttbar_events):
+    scorer = JetFMScorer(tiny_run)
+    scorer(ttbar_events[:5])
+    assert scorer._model is not None
+    blob = pickle.dumps(scorer)
+    assert len(blob) < 50_000  # configs and hashes, no weights
+    clone = pickle.loads(blob)
+    assert clone._model is None
+    clone(ttbar_events[:5])
+    assert clone.model[0] is scorer.model[0]  # the per-process cache
+
+
+def test_empty_chunk_and_events_without_tokens(make_nanoaod):
+    path = make_nanoaod(
+        {
+            # event 2 has nothing that passes: a 5 GeV jet, a soft muon, no electron/photon
+            "Jet": {"pt": [[50.0, 30.0], [5.0]], "eta": [[0.1, -1.0], [0.0]],
+                    "phi": [[0.0, 2.0], [1.0]], "mass": [[5.0, 4.0], [1.0]],
+                    "btagDeepFlavB": [[0.9, 0.1], [0.0]]},
+            "Muon": {"pt": [[], [3.0]], "eta": [[], [0.0]], "phi": [[], [0.0]],
+                     "mass": [[], [0.1]], "charge": [[], [1.0]], "tightId": [[], [True]]},
+            "Electron": {"pt": [[], []], "eta": [[], []], "phi": [[], []], "mass": [[], []],
+                         "charge": [[], []]},
+            "Photon": {"pt": [[], []], "eta": [[], []], "phi": [[], []], "mass": [[], []]},
+        },
+        2,
+    )  # fmt: skip
+    cfg = {"collections": [c for c in TokenConfig().model_dump()["collections"][:4]]}
+    run = make_classifier_run(path.parent / "nomet", token_config=TokenConfig(**cfg), seed=3)
+    events = open_events(path)
+    out = JetFMScorer(run)(events)
+    assert out.n_tokens.to_numpy().tolist() == [2, 0]
+    assert np.isfinite(out.score_signal.to_numpy()).all()
+    shard = build_tokens(events, TokenConfig(**cfg))
+    probs, _ = _model_outputs(run, shard.tokens, shard.mask)
+    np.testing.assert_allclose(out.score_signal.to_numpy(), probs[:, 1], atol=2e-6)
+    scorer = JetFMScorer(run, embedding=True)
+    empty = scorer(events[:0])
+    assert len(empty) == 0 and empty.fields == scorer.fields
+
+
+def test_kfold_applies_each_model_to_its_own_events(fold_runs, singlemu_events):
+    kfold = JetFMScorer(fold_runs)
+    out = kfold(singlemu_events).score_signal.to_numpy()
+    event = singlemu_events.event.to_numpy()
+    even = event % 2 == 0
+    assert 0 < even.sum() < len(event)
+    alone = [JetFMScorer(r)(singlemu_events).score_signal.to_numpy() for r in fold_runs]
+    np.testing.assert_allclose(out[even], alone[0][even], atol=2e-6)
+    np.testing.assert_allclose(out[~even], alone[1][~even], atol=2e-6)
+    assert not np.allclose(alone[0], alone[1])
+    params = kfold.parameters()
+    assert params["jetfm_fold_hashes"] == [read_model_info(r).model_hash for r in fold_runs]
+
+
+def test_missing_collection_names_model_and_file(tiny_run, make_nanoaod):
+    path = make_nanoaod({"MET_pt": [10.0], "MET_phi": [0.1]}, 1, name="nojets.root")
+    with pytest.raises(ScoreInputError, match=r"model .*tiny needs collection 'Jet'.*nojets\.root"):
+        JetFMScorer(tiny_run)(open_events(path))
+
+
+def test_tampered_corrupt_or_pickled_models_are_refused(tmp_path, ttbar_events):
+    run = make_classifier_run(tmp_path / "run", seed=99)  # not in this process's model cache
+    scorer = JetFMScorer(run)
+    with pytest.raises(ModelFileError, match="not the expected"):
+        JetFMScorer(run, expected_hash="0" * 64)
+    weights = run / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-4:] = b"\x00\x00\x80\x7f"  # a valid float32 (inf) in place of the last weight
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="SHA-256 changed"):
+        scorer(ttbar_events[:3])  # the worker sees other bytes than the client hashed
+    weights.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(ModelFileError, match="not a valid safetensors"):
+        JetFMScorer(run)
+    weights.unlink()
+    torch.save({"x": torch.zeros(1)}, run / "model.pt")
+    with pytest.raises(ModelFileError, match=r"model\.pt.*pickled weights are refused"):
+        JetFMScorer(run)
+
+
+def test_nonfinite_scores_are_counted(tmp_path, ttbar_events):
+    from safetensors.torch import load_file
+
+    from jetfm_coffea.train.checkpoint import save_weights
+
+    run = make_classifier_run(tmp_path / "nan", seed=4)
+    state = load_file(str(run / "model.safetensors"))
+    state["heads.classifier.linear.bias"][:] = float("nan")
+    info = read_model_info(run)
+    meta = {"model_config_hash": info.model_config.hash()}
+    save_weights(run / "model.safetensors", state, meta)
+    out = JetFMScorer(run)(ttbar_events)
+    assert int(count_nonfinite(out)) == len(ttbar_events) == 200
+
+
+def test_heads_threads_and_device(tiny_run, tmp_path, ttbar_events):
+    enc = make_classifier_run(tmp_path / "enc", seed=5)
+    with pytest.raises(ConfigError, match="at least one model"):
+        JetFMScorer([])
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    before = torch.get_num_threads()
+    JetFMScorer(enc, num_threads="auto")(ttbar_events[:3])
+    assert torch.get_num_threads() == before  # the main process keeps its setting
+    try:
+        JetFMScorer(enc, num_threads=2)(ttbar_events[:3])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_embedding_only_without_classifier(tmp_path, ttbar_events):
+    from safetensors.torch import load_file
+
+    from jetfm_coffea.train.checkpoint import save_weights
+
+    run = make_classifier_run(tmp_path / "bare", seed=6)
+    state = {k: v for k, v in load_file(str(run / "model.safetensors")).items()
+             if not k.startswith("heads.")}  # fmt: skip
+    save_weights(run / "model.safetensors", state, {})
+    with pytest.raises(ConfigError, match="no classification head"):
+        JetFMScorer(run)
+    out = JetFMScorer(run, scores=False, embedding=True)(ttbar_events)
+    assert out.fields == ["embedding", "n_tokens"]
+    assert out.embedding.to_numpy().shape == (200, 48)
+
+
+@pytest.mark.gpu
+def test_cuda_scores_match_cpu(tiny_run, singlemu_events):
+    cpu = JetFMScorer(tiny_run, device="cpu")(singlemu_events).score_signal.to_numpy()
+    gpu = JetFMScorer(tiny_run, device="cuda", precision="fp32")(singlemu_events)
+    np.testing.assert_allclose(gpu.score_signal.to_numpy(), cpu, atol=1e-4)
+    bf16 = JetFMScorer(tiny_run, device="cuda")(singlemu_events).score_signal.to_numpy()
+    np.testing.assert_allclose(bf16, cpu, atol=5e-2)
