@@ -16,6 +16,7 @@ __all__ = ["COMMANDS", "main"]
 
 COMMANDS: dict[str, str] = {
     "augment-check": "jetfm_coffea.cli.augment_cmd:augment_check",
+    "demo": "jetfm_coffea.cli.demo_cmd:demo",
     "generate": "jetfm_coffea.cli.generate_cmd:generate_cmd",
     "inspect": "jetfm_coffea.cli.inspect_cmd:inspect_cmd",
     "opendata": "jetfm_coffea.cli.opendata_cmd:opendata",

@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = ["Stage", "StageRecord", "run_stages"]
+__all__ = ["Stage", "StageRecord", "run_stage", "run_stages"]
 
 MARKER = ".done.json"
 
@@ -62,36 +62,37 @@ def _load_done(stage: Stage, stage_dir: Path) -> StageRecord | None:
     return StageRecord(stage.name, data["outputs"], data["seconds"], True, data["params_hash"])
 
 
+def run_stage(
+    stage: Stage, workdir: Path, index: int, total: int, console: Console | None = None
+) -> StageRecord:
+    """Run one stage in ``workdir/<index>-<name>``, or skip it if it finished before."""
+    console = console or Console()
+    stage_dir = workdir / f"{index}-{stage.name}"
+    header = f"[bold cyan][{index}/{total}] {stage.name}[/]"
+    done = _load_done(stage, stage_dir)
+    if done is not None:
+        console.print(f"{header}: already done, skipped ({stage_dir})")
+        return done
+    console.print(f"{header}: {stage.description}")
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    outputs = stage.func(stage_dir, **stage.params)
+    seconds = time.perf_counter() - start
+    record = StageRecord(stage.name, outputs, seconds, False, stage.params_hash())
+    tmp = _marker(stage_dir).with_suffix(".tmp")
+    document = {"outputs": outputs, "seconds": seconds, "params_hash": record.params_hash}
+    tmp.write_text(json.dumps(document, indent=2, default=str))
+    os.replace(tmp, _marker(stage_dir))
+    console.print(f"{header}: done in {seconds:.1f} s -> {stage_dir}")
+    return record
+
+
 def run_stages(
     stages: list[Stage], workdir: Path, console: Console | None = None
 ) -> dict[str, StageRecord]:
-    """Run the stages in order inside ``workdir/<index>-<name>``; skip finished ones."""
-    console = console or Console()
+    """Run independent stages in order (each skipped when already done)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    records: dict[str, StageRecord] = {}
-    for index, stage in enumerate(stages, start=1):
-        stage_dir = workdir / f"{index}-{stage.name}"
-        done = _load_done(stage, stage_dir)
-        header = f"[bold cyan][{index}/{len(stages)}] {stage.name}[/]"
-        if done is not None:
-            console.print(f"{header}: already done, skipped ({stage_dir})")
-            records[stage.name] = done
-            continue
-        console.print(f"{header}: {stage.description}")
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        outputs = stage.func(stage_dir, **stage.params)
-        seconds = time.perf_counter() - start
-        record = StageRecord(stage.name, outputs, seconds, False, stage.params_hash())
-        tmp = _marker(stage_dir).with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {"outputs": outputs, "seconds": seconds, "params_hash": record.params_hash},
-                indent=2,
-                default=str,
-            )
-        )
-        os.replace(tmp, _marker(stage_dir))
-        console.print(f"{header}: done in {seconds:.1f} s -> {stage_dir}")
-        records[stage.name] = record
-    return records
+    return {
+        stage.name: run_stage(stage, workdir, i, len(stages), console)
+        for i, stage in enumerate(stages, start=1)
+    }

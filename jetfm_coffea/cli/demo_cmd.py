@@ -1,0 +1,27 @@
+"""``jetfm demo``: the main job, end to end on built-in data."""
+
+from __future__ import annotations
+
+import click
+
+from jetfm_coffea.cli.common import console, fail_cleanly
+
+__all__ = ["demo"]
+
+
+@click.command("demo")
+@click.option("--workdir", default="jetfm-demo", show_default=True, type=click.Path())
+@click.option("--events", default=3000, show_default=True, help="events per labelled sample")
+@click.option("--steps", default=None, type=int, help="pretraining steps (default: the plan's)")
+@click.option("--workers", default=2, show_default=True, help="local worker processes")
+@click.option("--scheduler", default=None, help="existing dask scheduler address")
+@fail_cleanly
+def demo(workdir, events, steps, workers, scheduler):
+    """Generate -> shards -> pretrain -> fine-tune -> score -> report (resumable)."""
+    from jetfm_coffea.demo.pipeline import run_demo
+    from jetfm_coffea.demo.plan import DemoPlan
+
+    overrides = {"events": events, "workers": workers}
+    if steps is not None:
+        overrides["pretrain_steps"] = steps
+    run_demo(workdir, DemoPlan(**overrides), scheduler=scheduler, console=console)

@@ -1,0 +1,256 @@
+"""``jetfm demo``: generate -> shards (dask LocalCluster) -> pretrain -> fine-tune -> score
+-> report, every stage resumable, on built-in data with no network and no GPU.
+
+Each stage function is ``stage(stage_dir, **params) -> outputs`` and calls the same
+public API as the corresponding CLI command, so the demo is also the reference for the
+documented sequence ``generate -> build-shards -> pretrain -> finetune -> score``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from jetfm_coffea.demo.plan import DemoPlan
+from jetfm_coffea.demo.stages import Stage, StageRecord, run_stage
+
+__all__ = ["run_demo"]
+
+TASK_CLASSES = {"wjets": [1], "ttbar": [0]}  # the generator's process labels
+REAL_DATA = "data2012_singlemu"
+N_STAGES = 6
+
+
+def _write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    return path
+
+
+def stage_generate(stage_dir: Path, plan: dict, real_data: str | None) -> dict[str, Any]:
+    """Pythia 8 samples for the pretraining mix and the labelled task (+ real 2012 data)."""
+    from jetfm_coffea.generate import generate
+
+    p = DemoPlan.model_validate(plan)
+    fileset: dict[str, Any] = {}
+    labelled: dict[str, Any] = {}
+    for sample in p.samples:
+        result = generate(
+            sample.process,
+            p.n_events(sample),
+            sqrts=p.sqrts,
+            seed=p.seed,
+            out=stage_dir,
+            workers=p.workers,
+        )
+        fileset.update(result.fileset())
+        if sample.finetune:
+            labelled.update(result.fileset())
+    if real_data:
+        fileset[REAL_DATA] = {
+            "files": {real_data: "Events"},
+            "metadata": {"is_data": True, "description": "CMS 2012 SingleMu (CMS Open Data)"},
+        }
+    return {
+        "fileset": str(_write_json(stage_dir / "pretrain_fileset.json", fileset)),
+        "labelled": str(_write_json(stage_dir / "labelled_fileset.json", labelled)),
+        "datasets": sorted(fileset),
+    }
+
+
+def stage_shards(
+    stage_dir: Path, fileset: str, plan: dict, scheduler: str | None
+) -> dict[str, Any]:
+    """Augmented Zarr shards, built by the coffea ShardProcessor on a dask cluster."""
+    from jetfm_coffea.augment import standard_pipeline
+    from jetfm_coffea.shards import build_store
+
+    p = DemoPlan.model_validate(plan)
+    summary = build_store(
+        fileset,
+        stage_dir / "store",
+        augmentation=standard_pipeline(views=2, seed=p.seed),
+        executor="dask",
+        workers=p.workers,
+        scheduler=scheduler,
+        status=True,
+    )
+    return {
+        "store": summary.store,
+        "events_written": summary.events_in,
+        "views_written": summary.views_written,
+        "skipped": [list(s) for s in getattr(summary, "skipped", [])],
+    }
+
+
+def stage_pretrain(stage_dir: Path, store: str, plan: dict) -> dict[str, Any]:
+    """Self-supervised pretraining of the tiny encoder on the shard store (CPU)."""
+    from jetfm_coffea.train.config import load_pretrain_config
+    from jetfm_coffea.train.data import open_data
+    from jetfm_coffea.train.loop import pretrain
+    from jetfm_coffea.train.plot import plot_training
+
+    p = DemoPlan.model_validate(plan)
+    cfg = load_pretrain_config(
+        None,
+        **{
+            "model.size": "tiny",
+            "train.steps": p.pretrain_steps,
+            "train.batch_size": p.batch_size,
+            "train.seed": p.seed,
+        },
+    )
+
+    def data(rank: int, world_size: int) -> Any:
+        return open_data(
+            shards=store,
+            batch_size=cfg.train.batch_size,
+            seed=cfg.train.seed,
+            rank=rank,
+            world_size=world_size,
+        )
+
+    run = stage_dir / "run"
+    result = pretrain(cfg, data, run, resume=(run / "checkpoints").exists(), keep_model=False)
+    plot = plot_training(run)
+    return {
+        "run": str(run),
+        "steps": result.steps,
+        "final_loss": result.losses[-1],
+        "plot": str(plot),
+    }
+
+
+def stage_finetune(stage_dir: Path, store: str, pretrained: str, plan: dict) -> dict[str, Any]:
+    """Label efficiency: linear probe, fine-tune and from-scratch over a label grid."""
+    from jetfm_coffea.finetune import TaskConfig, label_efficiency, load_labelled
+
+    p = DemoPlan.model_validate(plan)
+    task = TaskConfig(
+        classes=TASK_CLASSES,
+        signal="ttbar",
+        labels=[*p.label_grid, "all"],
+        seeds=p.seeds,
+    )
+    data = load_labelled(shards=store)
+    result = label_efficiency(task, pretrained, data, stage_dir)
+    best = stage_dir / "runs"
+    finetuned = sorted(best.glob("finetune-*all*")) or sorted(best.glob("finetune-*"))
+    return {
+        "results": str(result.files["json"]),
+        "markdown": str(result.files["markdown"]),
+        "plots": {k: str(v) for k, v in result.files.items() if str(v).endswith(".png")},
+        "classifier": str(finetuned[-1]),
+    }
+
+
+def stage_score(
+    stage_dir: Path, labelled: str, classifier: str, plan: dict, scheduler: str | None
+) -> dict[str, Any]:
+    """Scores injected into an analysis processor (Runner, dask executor) -> histograms."""
+    from jetfm_coffea.cli.score_cmd import run_score_analysis, write_outputs
+
+    p = DemoPlan.model_validate(plan)
+    output, report, seconds = run_score_analysis(
+        labelled,
+        [classifier],
+        cut=0.5,
+        signal="ttbar",
+        executor="dask",
+        scheduler=scheduler,
+        workers=p.workers,
+    )
+    summary = {"events": report.events, "seconds": seconds, "mode": report.mode}
+    files = write_outputs(output, stage_dir, parquet=False, summary=summary)
+    return {"files": [str(f) for f in files], **summary}
+
+
+def stage_augment_check(stage_dir: Path, real_file: str | None) -> dict[str, Any]:
+    """Boosts and rotations leave the real 2012 dimuon spectrum unchanged."""
+    if not real_file:
+        return {"skipped": "the real 2012 dimuon file is not available"}
+    from jetfm_coffea.augment.check import muon_objects, plot_spectra, spectrum_check
+
+    objects = muon_objects(real_file, 0, 100_000)
+    result, m0, m1 = spectrum_check(objects)
+    png = plot_spectra(m0, m1, stage_dir / "augment_check.png", "CMS 2012 DoubleMuParked")
+    (stage_dir / "augment_check.md").write_text(result.to_markdown())
+    return {"passed": result.passed, "plot": str(png), "pairs": result.n_pairs}
+
+
+def run_demo(
+    workdir: str | Path,
+    plan: DemoPlan | None = None,
+    scheduler: str | None = None,
+    console: Console | None = None,
+) -> Path:
+    """Run (or resume) the whole demo in ``workdir``; return the path of the report."""
+    from jetfm_coffea._resources import testdata_dir
+    from jetfm_coffea.demo.report import write_report
+
+    console = console or Console()
+    plan = plan or DemoPlan()
+    workdir = Path(workdir).resolve()
+    cms = testdata_dir() / "cms"
+    singlemu = cms / "Run2012B_SingleMu_10000.root"
+    dimuon = cms / "Run2012_DoubleMuParked_muons_100k.root"
+    real = str(singlemu) if plan.include_real_data and singlemu.is_file() else None
+    params = plan.model_dump(mode="json")
+    workdir.mkdir(parents=True, exist_ok=True)
+    records: dict[str, StageRecord] = {}
+
+    def run(name: str, func: Any, description: str, **stage_params: Any) -> dict[str, Any]:
+        stage = Stage(name, func, stage_params, description)
+        records[name] = run_stage(stage, workdir, len(records) + 1, N_STAGES, console)
+        return records[name].outputs
+
+    gen = run(
+        "generate",
+        stage_generate,
+        "Pythia 8 + FastJet + CMS-like detector -> NanoAOD files",
+        plan=params,
+        real_data=real,
+    )
+    shards = run(
+        "shards",
+        stage_shards,
+        "coffea ShardProcessor on a dask cluster -> augmented Zarr shards",
+        fileset=gen["fileset"],
+        plan=params,
+        scheduler=scheduler,
+    )
+    pre = run(
+        "pretrain",
+        stage_pretrain,
+        "contrastive + masked-object pretraining of the tiny encoder",
+        store=shards["store"],
+        plan=params,
+    )
+    fine = run(
+        "finetune",
+        stage_finetune,
+        "ttbar vs W+jets: linear probe, fine-tune and from scratch over a label grid",
+        store=shards["store"],
+        pretrained=pre["run"],
+        plan=params,
+    )
+    run(
+        "score",
+        stage_score,
+        "classifier scores as coffea columns in an analysis processor",
+        labelled=gen["labelled"],
+        classifier=fine["classifier"],
+        plan=params,
+        scheduler=scheduler,
+    )
+    run(
+        "augment-check",
+        stage_augment_check,
+        "dimuon spectrum before/after boosts and rotations (real 2012 data)",
+        real_file=str(dimuon) if dimuon.is_file() else None,
+    )
+    report = write_report(workdir, records, plan)
+    console.print(f"[bold green]report[/]: {report}")
+    return report
