@@ -66,8 +66,13 @@ def _labels(value: str) -> Any:
 
 def _load(pretrained: str, task_path: str, tokens: str | None, max_steps: Any, device: Any, **kw):
     from jetfm_coffea.finetune import load_labelled, load_pretrained, load_task_config
+    from jetfm_coffea.finetune.data import read_labelled_fileset
+    from jetfm_coffea.finetune.trainer import check_classes
 
     task = load_task_config(task_path, **{"train.max_steps": max_steps, "train.device": device})
+    if kw["fileset"] is not None:  # fail before reading any event
+        labels = {ds["label"] for ds in read_labelled_fileset(kw["fileset"])}
+        check_classes(task, labels, f"fileset {kw['fileset']}")
     pre = load_pretrained(pretrained)
     data = load_labelled(
         shards=kw["shards"],

@@ -141,6 +141,7 @@ def label_efficiency(
     labels: Sequence[LabelCount] | None = None,
     seeds: Sequence[int] | None = None,
     reuse: bool = True,
+    plots: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> StudyResult:
     """Run the study (grid from the task config unless given); see the module docstring."""
@@ -198,9 +199,15 @@ def label_efficiency(
     title = f"Label efficiency: {' vs '.join(task.class_names)} (signal {task.signal_class})"
     result.files["markdown"] = out / "results.md"
     atomic_write_text(result.files["markdown"], markdown_table(agg, title))
+    if plots:
+        _plots(result, task, modes, counts[-1], seeds[0])
+    return result
+
+
+def _plots(result: StudyResult, task: TaskConfig, modes: list[str], n_max: int, s0: int) -> None:
+    out, agg = result.out, result.aggregate
     result.files["label_efficiency"] = plot_label_efficiency(agg, out / "label_efficiency.png")
     # ROC and score distributions: the largest label count, first seed, every mode
-    n_max, s0 = counts[-1], seeds[0]
     curves, scores = {}, {}
     for mode in modes:
         z = np.load(out / "runs" / _run_name(mode, n_max, s0) / "test_scores.npz")
@@ -211,4 +218,3 @@ def label_efficiency(
     result.files["scores"] = plot_scores(
         scores, task.class_names, task.signal_index, out / "scores.png"
     )
-    return result

@@ -66,6 +66,7 @@ __all__ = [
     "PretrainedEncoder",
     "build_classifier",
     "build_finetune_optimizer",
+    "check_classes",
     "finetune",
     "load_pretrained",
     "predict",
@@ -248,6 +249,22 @@ class FinetuneSetup:
         return self._embeddings
 
 
+def check_classes(
+    task: TaskConfig, present: dict[int, int] | set[int], where: str = "data"
+) -> None:
+    """Raise :class:`TrainingError` if a task class has none of its labels in ``present``."""
+    missing = {
+        name: labs for name, labs in task.classes.items() if not any(lab in present for lab in labs)
+    }
+    if missing:
+        shown = present if isinstance(present, dict) else sorted(present)
+        raise TrainingError(
+            f"task classes {sorted(missing)} (data labels {sorted(missing.values())}) are "
+            f"missing from the {where}, which has labels {shown}"
+            + (" (label: events)" if isinstance(present, dict) else "")
+        )
+
+
 def prepare_finetune(
     task: TaskConfig | str | Path | dict,
     pretrained: str | Path | PretrainedEncoder,
@@ -264,15 +281,7 @@ def prepare_finetune(
     task = load_task_config(task)
     pre = load_pretrained(pretrained)
     check_token_config(pre.token_config, data.token_config, "fine-tuning data")
-    present = data.label_counts()
-    missing = {
-        name: labs for name, labs in task.classes.items() if not any(lab in present for lab in labs)
-    }
-    if missing:
-        raise TrainingError(
-            f"task classes {sorted(missing)} (data labels {sorted(missing.values())}) are "
-            f"missing from the data, which has labels {present} (label: events)"
-        )
+    check_classes(task, data.label_counts())
     lut = task.label_map()
     targets = np.array([lut.get(int(lab), -1) for lab in data.label], dtype=np.int64)
     s = task.splits
