@@ -1,3 +1,4 @@
 from jetfm_coffea.cli import main
 
-main()
+if __name__ == "__main__":  # guarded: spawned worker processes re-import this module
+    main()

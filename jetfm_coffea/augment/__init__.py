@@ -26,6 +26,7 @@ from jetfm_coffea.augment.pipeline import (
     apply_pipeline,
     augment_objects,
     augment_tensors,
+    augment_tokens,
     make_views,
 )
 from jetfm_coffea.augment.registry import StepContext, register, registered
@@ -48,6 +49,7 @@ __all__ = [
     "apply_pipeline",
     "augment_objects",
     "augment_tensors",
+    "augment_tokens",
     "describe_augmentations",
     "event_keys",
     "load_pipeline",

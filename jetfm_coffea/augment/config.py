@@ -20,17 +20,15 @@ listing every valid augmentation with its parameters and their allowed ranges.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import annotated_types as at
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.config_base import HashedConfig, load_config
 
 __all__ = [
     "AugmentationPipeline",
@@ -190,7 +188,7 @@ def describe_augmentations() -> str:
     return "\n".join(lines)
 
 
-class AugmentationPipeline(BaseModel):
+class AugmentationPipeline(HashedConfig):
     """K views per event, each made by the same ordered steps with per-view random draws."""
 
     model_config = ConfigDict(extra="forbid")
@@ -213,17 +211,6 @@ class AugmentationPipeline(BaseModel):
                     )
         return value
 
-    def canonical_json(self) -> str:
-        """Stable JSON of every parameter (defaults included), for hashing and provenance."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
-    def hash(self) -> str:
-        """sha256 of the canonical JSON (first 16 hex digits)."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-
 
 def load_pipeline(
     source: str | Path | dict | AugmentationPipeline | None = None,
@@ -236,22 +223,10 @@ def load_pipeline(
     """
     if source is None:
         return AugmentationPipeline()
-    if isinstance(source, AugmentationPipeline):
-        return source
-    if isinstance(source, str | Path):
-        path = Path(source)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"cannot read augmentation config {path}: {err}") from err
-        if isinstance(data, dict) and "augment" in data and "steps" not in data:
-            data = data["augment"]
-    else:
-        data = source
-    try:
-        return AugmentationPipeline.model_validate(data or {})
-    except ValidationError as err:
-        raise ConfigError(
-            f"invalid augmentation pipeline: {err}\n"
-            f"valid augmentations and parameter ranges:\n{describe_augmentations()}"
-        ) from err
+    return load_config(
+        AugmentationPipeline,
+        source,
+        what="augmentation pipeline",
+        section="augment",
+        hint=f"\nvalid augmentations and parameter ranges:\n{describe_augmentations()}",
+    )

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from jetfm_coffea.augment import augmentations as _builtin  # noqa: F401  (registers)
+from jetfm_coffea.augment import kernels as K
 from jetfm_coffea.augment.config import AugmentationPipeline, load_pipeline
-from jetfm_coffea.augment.registry import State, StepContext, get
-from jetfm_coffea.augment.rng import StepRandom, event_keys
+from jetfm_coffea.augment.registry import State, StepContext, get, get_cartesian
+from jetfm_coffea.augment.rng import StepRandom, step_keys, view_keys
 from jetfm_coffea.backend import where
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.tokens.build import EventObjects, EventTokens
@@ -38,6 +39,7 @@ __all__ = [
     "apply_pipeline",
     "augment_objects",
     "augment_tensors",
+    "augment_tokens",
     "make_views",
 ]
 
@@ -91,6 +93,24 @@ def apply_acceptance(lib: ModuleType, state: State, token_config: TokenConfig) -
     return {**state, "mask": mask}
 
 
+_CARTESIAN_KEYS = ("px", "py", "pz", "e")
+
+
+def _to_cartesian(lib: ModuleType, state: State) -> State:
+    """Polar -> Cartesian state (pt, eta, phi replaced by px, py, pz, e)."""
+    p4 = K.polar_to_p4(lib, state["pt"], state["eta"], state["phi"], state["mass"])
+    out = {k: v for k, v in state.items() if k not in ("pt", "eta", "phi")}
+    out.update(zip(_CARTESIAN_KEYS, p4, strict=True))
+    return out
+
+
+def _to_polar(lib: ModuleType, state: State, keep: bool = False) -> State:
+    """Cartesian -> polar state; ``keep`` leaves px, py, pz, e in it (for the features)."""
+    pt, eta, phi = K.p4_to_polar(lib, state["px"], state["py"], state["pz"])
+    out = state if keep else {k: v for k, v in state.items() if k not in _CARTESIAN_KEYS}
+    return {**out, "pt": pt, "eta": eta, "phi": phi}
+
+
 def _select(lib: ModuleType, cond: Any, new: State, old: State) -> State:
     return {k: where(lib, cond, new[k], old[k]) for k in new}
 
@@ -119,8 +139,13 @@ def apply_pipeline(
     view: int,
     *,
     acceptance: bool = True,
+    fused: bool = True,
 ) -> tuple[State, Any]:
     """Backend-agnostic core: ``(state, n_rejected)``.
+
+    ``fused`` (default) runs consecutive steps that have a Cartesian implementation on
+    one Cartesian state (one conversion in and out; the result keeps ``px, py, pz, e``
+    as well); ``fused=False`` runs the polar reference implementations step by step.
 
     ``state`` holds ``pt, eta, phi, mass, charge, btag, type_id`` (float) and ``mask``
     (bool) on the ``lib`` backend, either padded ``[N, T]`` or, for numpy, flat ``[M]``
@@ -147,24 +172,43 @@ def apply_pipeline(
         else:
             n_rejected = bad.sum(-1)
             state = _fill_padding(lib, state)
+        base = view_keys(pipeline.seed, run, lumi, event, view) if pipeline.steps else None
+        cartesian, type_id, is_met = False, None, None
         for index, step in enumerate(pipeline.steps):
-            impl = get(step.name)
-            rand = StepRandom(event_keys(pipeline.seed, run, lumi, event, view, index), n_slots)
+            impl = get_cartesian(step.name) if fused else None
+            if impl is not None and not cartesian:
+                state, cartesian = _to_cartesian(lib, state), True
+            elif impl is None and cartesian:
+                state, cartesian = _to_polar(lib, state), False
+            impl = impl or get(step.name)
+            if state["type_id"] is not type_id:  # new layout (first step or compaction)
+                type_id = state["type_id"]
+                is_met = _met_slots(lib, type_id, token_config)
+            rand = StepRandom(step_keys(base, index), n_slots)
+            hit = None
+            if step.apply_probability < 1.0:
+                hit = rand.uniform(0) < step.apply_probability
+                hit = (
+                    hit.take(state["_event"])
+                    if flat
+                    else _bool_to_backend(lib, hit[:, None], state["mask"])
+                )
             ctx = StepContext(
                 lib=lib,
-                is_met=_met_slots(lib, state["type_id"], token_config),
+                is_met=is_met,
                 token_config=token_config,
-                like=state["pt"],
+                like=state["mass"],
                 rand=rand,
                 event_index=state.get("_event"),
                 slot=state.get("_slot"),
+                hit=hit,
             )
             new = impl(step, ctx, state)
-            if step.apply_probability < 1.0:
-                hit = rand.uniform(0) < step.apply_probability
-                hit = ctx.to_objects(hit) if flat else _bool_to_backend(lib, hit[:, None], ctx.like)
+            if hit is not None and not getattr(impl, "handles_hit", False):
                 new = _select(lib, hit, new, state)
             state = new
+        if cartesian:
+            state = _to_polar(lib, state, keep=True)
         if acceptance:
             state = apply_acceptance(lib, state, token_config)
         if not flat:  # flat callers scatter the valid objects only
@@ -179,25 +223,19 @@ def _get(objects: EventObjects | Mapping[str, Any], name: str) -> Any:
     return getattr(objects, name, None)
 
 
-def augment_objects(
+def _augment_flat(
     objects: EventObjects | Mapping[str, Any],
-    pipeline: AugmentationPipeline | Mapping[str, Any] | str,
-    token_config: TokenConfig | Mapping[str, Any] | str | None = None,
-    view: int = 0,
-    *,
-    acceptance: bool = True,
-) -> EventObjects:
-    """One augmented view of padded numpy objects (``EventObjects`` or a dict of arrays).
+    pipeline: AugmentationPipeline,
+    token_config: TokenConfig,
+    view: int,
+    acceptance: bool,
+    fused: bool,
+) -> tuple[State, np.ndarray, dict[str, np.ndarray]]:
+    """Run the pipeline on the valid objects only (flat float64 arrays).
 
-    The dict needs ``pt, eta, phi, mass, type_id, mask`` ``[N, T]`` and ``run,
-    luminosityBlock, event`` ``[N]``; ``charge, btag, n_nonfinite`` are optional. Only
-    the valid objects are transformed (flat float64 arrays); the result is padded
-    float32 like :func:`select_objects`, with kept objects in their slots (compacted
-    by ``drop_objects``). ``n_nonfinite`` adds the four-vectors rejected for NaN/inf to
-    the input's. ``acceptance=False`` skips re-applying the detector acceptance.
+    Returns the flat result restricted to the kept objects, their padded flat positions
+    and the per-event ``run, luminosityBlock, event, n_nonfinite``.
     """
-    pipeline = load_pipeline(pipeline)
-    token_config = load_token_config(token_config)
     mask = np.asarray(_get(objects, "mask"), bool)
     n_slots = mask.shape[-1]
     index = np.flatnonzero(mask)  # 1-d indices: much faster than 2-d fancy indexing
@@ -212,28 +250,104 @@ def augment_objects(
     state.update(mask=np.ones(len(ev), bool), _event=ev, _slot=slot)
     ids = {k: _get(objects, k) for k in _ID_FIELDS if _get(objects, k) is not None}
     out, n_rejected = apply_pipeline(
-        np, state, ids, pipeline, token_config, view, acceptance=acceptance
+        np, state, ids, pipeline, token_config, view, acceptance=acceptance, fused=fused
     )
     run, lumi, event = _ids_numpy(ids)
     kept = np.flatnonzero(out["mask"])
-    target = (out["_event"] * n_slots + out["_slot"]).take(kept)
-    padded = {}
-    for name in KINEMATIC_FIELDS:
-        arr = np.zeros(mask.size, np.float32)
-        np.put(arr, target, out[name].take(kept).astype(np.float32))
-        padded[name] = arr.reshape(mask.shape)
-    new_mask = np.zeros(mask.size, bool)
-    new_mask[target] = True
-    new_mask = new_mask.reshape(mask.shape)
+    needed = (*KINEMATIC_FIELDS, "px", "py", "pz", "_event", "_slot")
+    if len(kept) < len(out["mask"]):
+        out = {k: out[k].take(kept) for k in needed if k in out}
+    target = out["_event"] * n_slots + out["_slot"]
     prior = _get(objects, "n_nonfinite")
     prior = np.zeros(len(run), np.int64) if prior is None else np.asarray(prior, np.int64)
-    return EventObjects(
-        **padded,
-        mask=new_mask,
-        run=run,
-        luminosityBlock=lumi,
-        event=event,
-        n_nonfinite=prior + n_rejected.astype(np.int64),
+    per_event = {
+        "run": run,
+        "luminosityBlock": lumi,
+        "event": event,
+        "n_nonfinite": prior + n_rejected.astype(np.int64),
+    }
+    return out, target, per_event
+
+
+def _scatter_objects(
+    out: State, target: np.ndarray, shape: tuple[int, ...], per_event: dict[str, np.ndarray]
+) -> EventObjects:
+    padded = {}
+    for name in KINEMATIC_FIELDS:
+        arr = np.zeros(shape[0] * shape[1], np.float32)
+        arr[target] = out[name]
+        padded[name] = arr.reshape(shape)
+    new_mask = np.zeros(shape[0] * shape[1], bool)
+    new_mask[target] = True
+    return EventObjects(**padded, mask=new_mask.reshape(shape), **per_event)
+
+
+def augment_objects(
+    objects: EventObjects | Mapping[str, Any],
+    pipeline: AugmentationPipeline | Mapping[str, Any] | str,
+    token_config: TokenConfig | Mapping[str, Any] | str | None = None,
+    view: int = 0,
+    *,
+    acceptance: bool = True,
+    fused: bool = True,
+) -> EventObjects:
+    """One augmented view of padded numpy objects (``EventObjects`` or a dict of arrays).
+
+    The dict needs ``pt, eta, phi, mass, type_id, mask`` ``[N, T]`` and ``run,
+    luminosityBlock, event`` ``[N]``; ``charge, btag, n_nonfinite`` are optional. Only
+    the valid objects are transformed (flat float64 arrays); the result is padded
+    float32 like :func:`select_objects`, with kept objects in their slots (compacted
+    by ``drop_objects``). ``n_nonfinite`` adds the four-vectors rejected for NaN/inf to
+    the input's. ``acceptance=False`` skips re-applying the detector acceptance;
+    ``fused=False`` runs the polar reference implementations step by step.
+    """
+    pipeline = load_pipeline(pipeline)
+    token_config = load_token_config(token_config)
+    shape = np.shape(_get(objects, "mask"))
+    out, target, per_event = _augment_flat(objects, pipeline, token_config, view, acceptance, fused)
+    return _scatter_objects(out, target, shape, per_event)
+
+
+def augment_tokens(
+    objects: EventObjects | Mapping[str, Any],
+    pipeline: AugmentationPipeline | Mapping[str, Any] | str,
+    token_config: TokenConfig | Mapping[str, Any] | str | None = None,
+    view: int = 0,
+    *,
+    acceptance: bool = True,
+    fused: bool = True,
+) -> EventTokens:
+    """One augmented view as token tensors: :func:`augment_objects` followed by the
+    features, computed on the flat float64 result before it is padded (with the
+    trig-free Cartesian formulas when the pipeline ran fused). Equal to
+    ``EventTokens.from_objects(augment_objects(...))`` to float32 rounding (tested)."""
+    pipeline = load_pipeline(pipeline)
+    token_config = load_token_config(token_config)
+    shape = np.shape(_get(objects, "mask"))
+    out, target, per_event = _augment_flat(objects, pipeline, token_config, view, acceptance, fused)
+    cartesian = {k: out[k] for k in ("px", "py", "pz") if k in out}
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        feats, valid, _ = compute_features(
+            np, token_config.feature_names, **{k: out[k] for k in KINEMATIC_FIELDS},
+            mask=np.ones(len(target), bool), **cartesian,
+        )  # fmt: skip
+    n_bad = np.bincount(out["_event"][~valid], minlength=shape[0])
+    if not valid.all():
+        out = {k: v[valid] for k, v in out.items()}
+        target, feats = target[valid], feats[valid]
+    per_event["n_nonfinite"] = per_event["n_nonfinite"] + n_bad
+    objs = _scatter_objects(out, target, shape, per_event)
+    tokens = np.zeros((shape[0] * shape[1], len(token_config.features)), np.float32)
+    tokens[target] = feats
+    return EventTokens(
+        tokens=tokens.reshape(*shape, -1),
+        mask=objs.mask,
+        run=objs.run,
+        luminosityBlock=objs.luminosityBlock,
+        event=objs.event,
+        n_nonfinite=objs.n_nonfinite,
+        feature_names=token_config.feature_names,
+        objects=objs,
     )
 
 
@@ -248,10 +362,7 @@ def make_views(
     pipeline = load_pipeline(pipeline)
     token_config = load_token_config(token_config)
     return [
-        EventTokens.from_objects(
-            augment_objects(objects, pipeline, token_config, v, acceptance=acceptance),
-            token_config,
-        )
+        augment_tokens(objects, pipeline, token_config, v, acceptance=acceptance)
         for v in range(pipeline.views)
     ]
 
@@ -264,6 +375,7 @@ def augment_tensors(
     *,
     acceptance: bool = True,
     features: bool = True,
+    fused: bool = True,
 ) -> dict[str, Any]:
     """One augmented view of a padded torch batch (the training loader's entry point).
 
@@ -286,14 +398,16 @@ def augment_tensors(
         state[name] = torch.zeros_like(pt) if value is None else value.to(pt.dtype)
     state["mask"] = batch["mask"].to(torch.bool)
     out, n_rejected = apply_pipeline(
-        torch, state, batch, pipeline, token_config, view, acceptance=acceptance
+        torch, state, batch, pipeline, token_config, view, acceptance=acceptance, fused=fused
     )
+    cartesian = {k: out.pop(k) for k in ("px", "py", "pz", "e") if k in out}
+    cartesian.pop("e", None)
     result: dict[str, Any] = dict(out)
     result["n_nonfinite"] = n_rejected.to(torch.int64)
     if features:
         tokens, mask, n_bad = compute_features(
             torch, token_config.feature_names, **{k: out[k] for k in KINEMATIC_FIELDS},
-            mask=out["mask"],
+            mask=out["mask"], **cartesian,
         )  # fmt: skip
         result.update(tokens=tokens, mask=mask, n_nonfinite=result["n_nonfinite"] + n_bad)
     return result

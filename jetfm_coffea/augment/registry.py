@@ -13,6 +13,13 @@ Register with the decorator::
 
     @register("rotate_phi")
     def _rotate(spec, ctx, state): ...
+
+An augmentation may also register a *Cartesian* implementation (``register(name,
+cartesian=True)``) that acts on a state holding ``px, py, pz, e`` (and ``mass``) instead
+of ``pt, eta, phi``. The pipeline runs consecutive Cartesian steps on one Cartesian
+state (one conversion in, one out: the Lorentz steps fuse), and keeps the polar
+implementation as the reference, run by ``apply_pipeline(..., fused=False)``.
+Implementations that only touch ``mask`` (drop, mask) are registered for both.
 """
 
 from __future__ import annotations
@@ -28,12 +35,20 @@ from jetfm_coffea.augment.rng import StepRandom
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.tokens.config import TokenConfig
 
-__all__ = ["Implementation", "StepContext", "get", "register", "registered"]
+__all__ = [
+    "Implementation",
+    "StepContext",
+    "get",
+    "get_cartesian",
+    "register",
+    "registered",
+]
 
 State = dict[str, Any]
 Implementation = Callable[[Any, "StepContext", State], State]
 
 _REGISTRY: dict[str, Implementation] = {}
+_CARTESIAN: dict[str, Implementation] = {}
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,7 @@ class StepContext:
     rand: StepRandom
     event_index: np.ndarray | None = None  # flat layout: event of each object
     slot: np.ndarray | None = None  # flat layout: padded slot of each object
+    hit: Any = None  # bool, like the kinematics: where the step applies (None: everywhere)
 
     @property
     def flat(self) -> bool:
@@ -67,7 +83,13 @@ class StepContext:
 
     def to_objects(self, per_event: Any) -> Any:
         """Broadcast a per-event ``[N]`` array over the objects (``[N, 1]`` or ``[M]``)."""
-        return per_event[self.event_index] if self.flat else per_event[:, None]
+        if self.flat:
+            return per_event.take(self.event_index)
+        return per_event[:, None]
+
+    def per_event(self, values: np.ndarray) -> Any:
+        """Per-event numpy parameters ``[N]`` -> broadcast over objects, on the backend."""
+        return self.asarray(self.to_objects(values))
 
     def uniform(self, stream: int, per_object: bool = False) -> Any:
         """Uniform (0, 1) draws per event (broadcast over objects) or per object."""
@@ -107,12 +129,14 @@ class StepContext:
         which keeps every event's objects contiguous, and new slots = position in event.
         """
         lib = self.lib
-        if self.flat:
-            order = np.argsort(self.event_index * 2 + ~keep, kind="stable")
-            out = {k: v[order] for k, v in state.items()}
-            out["mask"] = keep[order]
-            starts = np.searchsorted(self.event_index, self.event_index, side="left")
-            out["_slot"] = np.arange(len(order)) - starts
+        if self.flat:  # removed objects leave the flat arrays (they are invalid for good)
+            kept = np.flatnonzero(keep)
+            out = {k: v.take(kept) for k, v in state.items()}
+            ev = out["_event"]
+            counts = np.bincount(ev, minlength=len(self.rand.keys))
+            starts = np.cumsum(counts) - counts
+            out["_slot"] = np.arange(len(kept)) - starts.take(ev)
+            out["mask"] = np.ones(len(kept), bool)
             return out
         if lib is np:
             order = np.argsort(~keep, axis=-1, kind="stable")
@@ -142,14 +166,28 @@ class StepContext:
 _STANDARD = frozenset(c.name for c in TokenConfig().collections)
 
 
-def register(name: str) -> Callable[[Implementation], Implementation]:
-    """Decorator registering ``impl`` under ``name`` (re-registering replaces it)."""
+def register(
+    name: str, *, cartesian: bool = False, polar: bool = True
+) -> Callable[[Implementation], Implementation]:
+    """Decorator registering ``impl`` under ``name`` (re-registering replaces it).
+
+    ``cartesian=True`` registers it as the Cartesian implementation (``px, py, pz, e``
+    state); ``polar=False`` does not also register it as the polar one.
+    """
 
     def deco(impl: Implementation) -> Implementation:
-        _REGISTRY[name] = impl
+        if polar:
+            _REGISTRY[name] = impl
+        if cartesian:
+            _CARTESIAN[name] = impl
         return impl
 
     return deco
+
+
+def get_cartesian(name: str) -> Implementation | None:
+    """The Cartesian implementation of ``name``, or None (then the polar one runs)."""
+    return _CARTESIAN.get(name)
 
 
 def get(name: str) -> Implementation:

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["StepRandom", "event_keys", "mix64", "uniform_from_bits"]
+__all__ = [
+    "StepRandom",
+    "event_keys",
+    "mix64",
+    "step_keys",
+    "uniform_from_bits",
+    "view_keys",
+]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -42,15 +49,51 @@ def _u64(x: np.ndarray | int) -> np.ndarray:
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser on a uint64 array (wrapping arithmetic, no warnings)."""
-    z = np.atleast_1d(np.asarray(x, dtype=np.uint64)) + _GOLDEN
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
+    """splitmix64 finaliser on a uint64 array (wrapping arithmetic, no warnings).
+
+    In place on one fresh array plus one scratch buffer (9 passes, 2 allocations).
+    """
+    z = np.add(np.atleast_1d(np.asarray(x, dtype=np.uint64)), _GOLDEN)
+    t = np.empty_like(z)
+    for shift, mult in ((_S30, _M1), (_S27, _M2)):
+        np.right_shift(z, shift, out=t)
+        np.bitwise_xor(z, t, out=z)
+        np.multiply(z, mult, out=z)
+    np.right_shift(z, _S31, out=t)
+    return np.bitwise_xor(z, t, out=z)
 
 
 def _combine(h: np.ndarray, value: np.ndarray, field: int) -> np.ndarray:
     return mix64(h ^ mix64(value ^ _FIELD[field]))
+
+
+def _combine_runs(h: np.ndarray, run: np.ndarray, lumi: np.ndarray) -> np.ndarray:
+    """``_combine(_combine(h, run, 0), lumi, 1)`` for a scalar ``h``, hashing each run of
+    consecutive equal (run, luminosityBlock) once (files hold few lumi blocks)."""
+    run, lumi = _u64(run), _u64(lumi)
+    n = len(run)
+    if n == 0:
+        return np.zeros(0, np.uint64)
+    starts = np.flatnonzero((run[1:] != run[:-1]) | (lumi[1:] != lumi[:-1])) + 1
+    starts = np.concatenate([[0], starts])
+    if len(starts) * 4 > n:  # no long runs: hash every event
+        return _combine(_combine(h, run, 0), lumi, 1)
+    keys = _combine(_combine(h, run[starts], 0), lumi[starts], 1)
+    return np.repeat(keys, np.diff(np.append(starts, n)))
+
+
+def view_keys(
+    seed: int, run: np.ndarray, luminosityBlock: np.ndarray, event: np.ndarray, view: int
+) -> np.ndarray:
+    """Per-event keys of one view ``[N]``; :func:`step_keys` derives each step's keys."""
+    h = mix64(_u64(int(seed) & 0xFFFFFFFFFFFFFFFF))
+    h = _combine(_combine_runs(h, run, luminosityBlock), _u64(event), 2)
+    return _combine(h, _u64(int(view)), 3)
+
+
+def step_keys(view_key: np.ndarray, step: int) -> np.ndarray:
+    """Keys of pipeline step ``step`` from the :func:`view_keys` (one hash pass)."""
+    return _combine(view_key, _u64(int(step)), 4)
 
 
 def event_keys(
@@ -61,13 +104,11 @@ def event_keys(
     view: int,
     step: int,
 ) -> np.ndarray:
-    """Per-event uint64 keys ``[N]`` from the global seed, the event ids, the view and step."""
-    h = mix64(_u64(int(seed) & 0xFFFFFFFFFFFFFFFF))
-    h = _combine(h, _u64(run), 0)
-    h = _combine(h, _u64(luminosityBlock), 1)
-    h = _combine(h, _u64(event), 2)
-    h = _combine(h, _u64(int(view)), 3)
-    return _combine(h, _u64(int(step)), 4)
+    """Per-event uint64 keys ``[N]`` from the global seed, the event ids, the view and step::
+
+    h = mix(seed); h = combine(h, run); ...; key = combine(h, step)
+    """
+    return step_keys(view_keys(seed, run, luminosityBlock, event, view), step)
 
 
 def uniform_from_bits(bits: np.ndarray) -> np.ndarray:
@@ -90,7 +131,10 @@ class StepRandom:
 
     def _object_bits(self, stream: int, event_index: np.ndarray, slot: np.ndarray) -> np.ndarray:
         k = _combine(self.keys, _u64(int(stream)), 5)
-        return mix64(k[event_index] ^ mix64(slot.astype(np.uint64) ^ _FIELD[6]))
+        # mix64(slot ^ F6) takes n_slots values: hash them once, then look them up
+        n = max(self.n_slots, int(slot.max()) + 1 if slot.size else 0)
+        table = mix64(np.arange(n, dtype=np.uint64) ^ _FIELD[6])
+        return mix64(k.take(event_index) ^ table.take(slot))
 
     def _bits(self, stream: int, per_object: bool) -> np.ndarray:
         if not per_object:

@@ -7,12 +7,11 @@ never silently be fed tokens with a different feature order.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from jetfm_coffea.config_base import HashedConfig
 from jetfm_coffea.tokens.config import TokenConfig
 
 __all__ = [
@@ -40,7 +39,7 @@ PAIR_FEATURES: tuple[str, ...] = ("log_pt", "eta", "sin_phi", "cos_phi", "log_e"
 CONTINUOUS_EXCLUDE: tuple[str, ...] = ("type_id",)
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(HashedConfig):
     """Architecture of the event encoder and its heads."""
 
     model_config = ConfigDict(extra="forbid")
@@ -77,13 +76,6 @@ class ModelConfig(BaseModel):
     def continuous_features(self) -> list[str]:
         """Features regressed by the masked-object decoder."""
         return [f for f in self.feature_names if f not in CONTINUOUS_EXCLUDE]
-
-    def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
-    def hash(self) -> str:
-        """sha256 of the canonical JSON (first 16 hex digits)."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
 
 def model_config_for(

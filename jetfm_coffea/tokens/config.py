@@ -6,16 +6,13 @@ committed to ``schemas/`` (``jetfm schema`` regenerates it; a test checks it mat
 
 from __future__ import annotations
 
-import hashlib
-import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.config_base import HashedConfig, load_config
 
 __all__ = [
     "FEATURES",
@@ -111,7 +108,7 @@ def _default_collections() -> list[CollectionSpec]:
     ]
 
 
-class TokenConfig(BaseModel):
+class TokenConfig(HashedConfig):
     """The event-token representation: collections, token budget and features."""
 
     model_config = ConfigDict(extra="forbid")
@@ -157,41 +154,11 @@ class TokenConfig(BaseModel):
     def by_type_id(self) -> dict[int, CollectionSpec]:
         return {c.type_id: c for c in self.collections}
 
-    def canonical_json(self) -> str:
-        """Stable JSON used for hashing and provenance."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
-    def hash(self) -> str:
-        """sha256 of the canonical JSON (first 16 hex digits)."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-
 
 def load_token_config(source: str | Path | dict | TokenConfig | None = None) -> TokenConfig:
-    """Build a TokenConfig from a YAML/JSON path, a dict, an instance, or None (defaults).
-
-    Raises ConfigError with pydantic's description of every problem.
-    """
-    if source is None:
-        return TokenConfig()
-    if isinstance(source, TokenConfig):
-        return source
-    if isinstance(source, str | Path):
-        path = Path(source)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as err:
-            raise ConfigError(f"cannot read token config {path}: {err}") from err
-        if isinstance(data, dict) and "tokens" in data and "collections" not in data:
-            data = data["tokens"]
-    else:
-        data = source
-    try:
-        return TokenConfig.model_validate(data or {})
-    except ValidationError as err:
-        raise ConfigError(f"invalid token config: {err}") from err
+    """Build a TokenConfig from a YAML/JSON path (top level or under ``tokens:``), a dict,
+    an instance, or None (defaults). Raises ConfigError describing every problem."""
+    return load_config(TokenConfig, source, what="token config", section="tokens")
 
 
 SCHEMA_VERSION = "1.0.0"

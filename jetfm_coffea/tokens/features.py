@@ -31,8 +31,16 @@ def compute_features(
     btag: Any,
     type_id: Any,
     mask: Any,
+    px: Any = None,
+    py: Any = None,
+    pz: Any = None,
 ) -> tuple[Any, Any, Any]:
     """Return ``(tokens[..., F], mask, n_nonfinite)`` for padded ``[..., T]`` inputs.
+
+    With the Cartesian momentum ``px, py, pz`` of the same objects (what the fused
+    augmentation path has at hand) the angular and energy features need no trig:
+    sin/cos(phi) = py/pT, px/pT and log E = log(p^2 + m^2) / 2 (equal to the polar
+    formulas to float64 rounding, tested). ``phi`` may then be None.
 
     Padding slots (``mask`` False) get all-zero features. A valid token whose features
     are not all finite is masked out and counted in ``n_nonfinite`` (per event), so
@@ -47,6 +55,13 @@ def compute_features(
         "sin_phi": lambda: lib.sin(phi),
         "cos_phi": lambda: lib.cos(phi),
         "log_e": lambda: lib.log(energy(lib, pt_safe, eta_safe, mass_safe)),
+    }
+    if px is not None:
+        columns["sin_phi"] = lambda: py / pt_safe
+        columns["cos_phi"] = lambda: px / pt_safe
+        p2 = lambda: where(lib, mask, px * px + py * py + pz * pz, 1.0)  # noqa: E731
+        columns["log_e"] = lambda: 0.5 * lib.log(p2() + mass_safe * mass_safe)
+    columns |= {
         "log_m": lambda: lib.log1p(lib.abs(mass_safe)),
         "charge": lambda: charge * 1.0,
         "btag": lambda: btag * 1.0,

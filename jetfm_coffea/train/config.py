@@ -7,14 +7,13 @@ naming an auto-resolved config by its content).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from jetfm_coffea.config_base import HashedConfig
 from jetfm_coffea.errors import ConfigError
 
 __all__ = [
@@ -115,7 +114,7 @@ class ValidationConfig(_Strict):
     max_events: int = Field(4000, ge=10)
 
 
-class PretrainConfig(_Strict):
+class PretrainConfig(HashedConfig, _Strict):
     """Everything a pretraining run needs besides the data."""
 
     version: Literal["1.0.0"] = "1.0.0"
@@ -129,17 +128,9 @@ class PretrainConfig(_Strict):
     )
     augment: dict[str, Any] | None = Field(None, description="augmentation config (recorded)")
 
-    def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
-    def hash(self) -> str:
-        """sha256 of the canonical JSON of the resolved config (first 16 hex digits)."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
-
     def to_yaml(self) -> str:
         """The resolved config as YAML, headed by its hash."""
-        body = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-        return f"# hash: {self.hash()}\n{body}"
+        return f"# hash: {self.hash()}\n{super().to_yaml()}"
 
 
 def load_pretrain_config(

@@ -202,3 +202,27 @@ def test_kernels_run_on_jagged_awkward_arrays():
     ref_bt = K.boost_transverse(np, pt, eta, phi, mass, 0.1 * dy[:, None], 0.05)
     for a, b in zip(bt, ref_bt, strict=True):
         assert np.allclose(ak.flatten(a).to_numpy(), b[keep])
+
+
+@pytest.mark.parametrize("lib", ["numpy", "torch"])
+def test_fast_cartesian_conversions_match_vector_reference(lib):
+    """polar_to_p4 / p4_to_polar (no sinh, arcsinh, libm arctan2) == vector's conversions
+    to float64 rounding (absolute 1e-12 for the angles, relative 1e-12 for momenta)."""
+    rng = np.random.default_rng(3)
+    n = 20000
+    pt, eta = rng.exponential(20, n) + 0.1, rng.normal(0, 2.5, n)
+    phi, mass = rng.uniform(-np.pi, np.pi, n), rng.exponential(2, n)
+    mod = np if lib == "numpy" else torch
+    conv = (lambda x: x) if lib == "numpy" else torch.from_numpy
+    ref = K.to_cartesian(np, pt, eta, phi, mass)
+    fast = K.polar_to_p4(mod, *(conv(x) for x in (pt, eta, phi, mass)))
+    scale = pt * np.cosh(eta) + mass
+    for a, b in zip(ref, fast, strict=True):
+        assert np.abs((np.asarray(b) - a) / scale).max() < 1e-12
+    pt2, eta2, phi2 = (np.asarray(x) for x in K.p4_to_polar(mod, *fast[:3]))
+    assert np.abs(pt2 / pt - 1).max() < 1e-12 and np.abs(eta2 - eta).max() < 1e-12
+    assert np.abs(phi2 - phi).max() < 1e-12
+    # the corners of atan2: axes and both sides of the negative x axis
+    x = np.array([1.0, -1.0, 0.0, 0.0, -1.0, -1.0])
+    y = np.array([0.0, 0.0, 1.0, -1.0, 1e-300, -1e-300])
+    assert np.allclose(np.asarray(K.atan2(mod, conv(y), conv(x))), np.arctan2(y, x), atol=1e-15)

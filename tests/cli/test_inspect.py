@@ -21,3 +21,9 @@ def test_inspect_missing_file_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(main, ["inspect", str(tmp_path / "nope.root")])
     assert result.exit_code == 1
     assert "nope.root" in result.output and "Traceback" not in result.output
+
+
+def test_inspect_dask_mode_on_a_local_cluster(ttbar2015):
+    result = CliRunner().invoke(main, ["inspect", str(ttbar2015), "--executor", "dask-mode"])
+    assert result.exit_code == 0, result.output
+    assert "mode: dask" in result.output and "200 events" in result.output

@@ -24,13 +24,22 @@ def fileset(singlemu, ttbar2015):
 
 @pytest.fixture(scope="module")
 def outputs(fileset):
+    """Every mode once; the dask ones attach to an already running cluster by address."""
+    from distributed import LocalCluster
+
     proc = TokenizeProcessor()
     out = {}
-    for executor in ("iterative", "futures", "dask"):
+    for executor in ("iterative", "futures"):
         out[executor], _ = run_processor(
             proc, fileset, executor=executor, chunksize=CHUNK, workers=2, status=False
         )
-    raw, _ = run_dask_mode(proc, fileset, chunksize=CHUNK, workers=2)
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        out["dask"], report = run_processor(
+            proc, fileset, executor="dask", scheduler=address, chunksize=CHUNK, status=False
+        )
+        assert report.mode == "virtual/dask"
+        raw, _ = run_dask_mode(proc, fileset, scheduler=address, chunksize=CHUNK)
     out["dask-mode"] = finalize_output(raw, proc.token_config)
     return out
 

@@ -229,8 +229,12 @@ def _ddp_worker(rank, world, port, tokens, mask, events, out, results):
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_ranks_gloo(real_tokens, tmp_path):
+def test_ddp_two_cpu_ranks_gloo(real_tokens, tmp_path, monkeypatch, request):
     import torch.multiprocessing as mp
+
+    # spawned ranks unpickle _ddp_worker by module name (tests.train.test_loop): the
+    # repository root must be importable in them, also when the package is installed
+    monkeypatch.syspath_prepend(str(request.config.rootpath))
 
     manager = mp.Manager()
     results = manager.dict()

@@ -1,0 +1,34 @@
+"""Helpers shared by the benchmark scripts: interleaved timing, JSON output, table rows."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["interleaved", "write_result"]
+
+
+def interleaved(funcs: dict[str, Callable[[], Any]], repeat: int = 5) -> dict[str, float]:
+    """Run each function ``repeat`` times, interleaved; return the best wall time of each.
+
+    Interleaving makes the ratios robust on a shared, noisy machine.
+    """
+    best = {name: float("inf") for name in funcs}
+    for _ in range(repeat):
+        for name, func in funcs.items():
+            start = time.perf_counter()
+            func()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def write_result(result: dict[str, Any], out: str | None) -> None:
+    """Print the result as JSON and write it to ``out`` when given."""
+    text = json.dumps(result, indent=2, sort_keys=True)
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")

@@ -1,0 +1,116 @@
+"""Benchmark: generation + detector + NanoAOD writing against bare Pythia 8, one core.
+
+Both sides generate the same events (same process, energy and seed) on one core:
+
+* bare: ``Pythia.nextBatch`` in batches of 100, nothing else;
+* full: :func:`jetfm_coffea.generate.generate` with ``workers=1`` (Pythia, FastJet,
+  detector, uproot writing, fileset JSON).
+
+Pythia's initialisation is timed separately and excluded from both rates (the full
+run's time minus the bare run's init time); the rates including it are reported too.
+Rates are measured in CPU time of this process (``time.process_time``: one core, and
+robust against other load on a shared machine) and, for reference, in wall time.  Runs
+alternate and the fastest of ``--repeats`` is kept.  Prints a markdown table row and
+writes JSON to ``--out``.
+
+    python benchmarks/bench_generate.py --process ttbar --events 500 --out bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from jetfm_coffea.generate import generate, get_process
+from jetfm_coffea.generate.processes import pythia_settings
+from jetfm_coffea.generate.run import chunk_seeds, make_pythia
+
+
+def _now() -> np.ndarray:
+    return np.array([time.process_time(), time.perf_counter()])
+
+
+def bare_pythia(
+    process: str, n_events: int, sqrts: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(init, event loop) [cpu, wall] seconds of bare Pythia with the chunk-0 seed."""
+    pythia_seed, _ = chunk_seeds(seed, 0)
+    settings = pythia_settings(get_process(process), sqrts, pythia_seed)
+    start = _now()
+    pythia = make_pythia(settings)
+    init = _now() - start
+    start = _now()
+    done = 0
+    while done < n_events:
+        done += len(pythia.nextBatch(min(250, n_events - done)))
+    return init, _now() - start
+
+
+def full_pipeline(process: str, n_events: int, sqrts: int, seed: int) -> np.ndarray:
+    """[cpu, wall] seconds of ``generate(..., workers=1)`` into a temporary folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = _now()
+        generate(process, n_events, sqrts=sqrts, seed=seed, out=tmp, workers=1)
+        return _now() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--process", default="ttbar")
+    parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--sqrts", type=int, default=13000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None, help="JSON result file")
+    args = parser.parse_args()
+
+    inits, bares, fulls = [], [], []
+    for _ in range(args.repeats):
+        init, loop = bare_pythia(args.process, args.events, args.sqrts, args.seed)
+        inits.append(init)
+        bares.append(loop)
+        fulls.append(full_pipeline(args.process, args.events, args.sqrts, args.seed))
+    init, bare, full = (np.min(np.array(x), axis=0) for x in (inits, bares, fulls))
+    steady = np.maximum(full - init, 1e-9)
+    n = args.events
+    result = {
+        "process": args.process,
+        "sqrts": args.sqrts,
+        "events": n,
+        "repeats": args.repeats,
+        "pythia_init_cpu_s": init[0],
+        "bare_events_per_s": n / bare[0],
+        "full_events_per_s": n / steady[0],
+        "ratio": bare[0] / steady[0],
+        "ratio_incl_init": (bare[0] + init[0]) / full[0],
+        "wall_bare_events_per_s": n / bare[1],
+        "wall_full_events_per_s": n / max(full[1] - init[1], 1e-9),
+        "wall_ratio": bare[1] / max(full[1] - init[1], 1e-9),
+        "clock": "process CPU time (one core); wall_* for reference",
+        "target_ratio": 0.8,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "python": platform.python_version(),
+    }
+    print(
+        "| process | √s [GeV] | events | bare Pythia [ev/s CPU] | full pipeline [ev/s CPU] "
+        "| ratio | ratio incl. init | wall ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    print(
+        f"| {args.process} | {args.sqrts} | {n} | {result['bare_events_per_s']:.1f} "
+        f"| {result['full_events_per_s']:.1f} | {result['ratio']:.2f} "
+        f"| {result['ratio_incl_init']:.2f} | {result['wall_ratio']:.2f} |"
+    )
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

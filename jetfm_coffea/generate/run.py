@@ -1,0 +1,435 @@
+"""The Python API of the generator: Pythia 8 -> detector -> NanoAOD files + coffea fileset.
+
+>>> from jetfm_coffea.generate import generate
+>>> result = generate("zjets", 1000, sqrts=8000, seed=7, out="gen", workers=2)  # doctest: +SKIP
+>>> result.fileset()  # doctest: +SKIP
+{'zjets_8TeV': {'files': {'/abs/gen/zjets_8TeV_s7_000.root': 'Events'}, 'metadata': {...}}}
+
+Work is split into ``n_chunks = max(workers, ceil(n_events / events_per_file))``
+chunks, one output file each.  Chunk ``i`` has its own Pythia seed and detector random
+stream, both derived from ``numpy.random.SeedSequence(seed, spawn_key=(i,))``, so
+running again with the same arguments gives identical events, whatever the scheduling.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import math
+import multiprocessing as mp
+import os
+import queue
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jetfm_coffea._optional import import_optional
+from jetfm_coffea.errors import ConfigError, JetFMError
+from jetfm_coffea.generate.detector import DetectorConfig, simulate
+from jetfm_coffea.generate.nanoaod_writer import NanoAODWriter
+from jetfm_coffea.generate.processes import SQRTS_CHOICES, get_process, pythia_settings
+
+__all__ = [
+    "GenerationResult",
+    "chunk_seeds",
+    "dataset_name",
+    "generate",
+    "make_pythia",
+    "result_summary",
+    "validate_request",
+]
+
+MB_TO_PB = 1e9
+"""Pythia reports cross-sections in mb."""
+
+GENERATOR = "pythia8mc 8.317.2 + fastjet + jetfm parametric CMS-like detector v1"
+
+
+@dataclass
+class GenerationResult:
+    """What :func:`generate` produced."""
+
+    process: str
+    dataset: str
+    label: int
+    sqrts: int
+    seed: int
+    n_events: int
+    files: list[Path]
+    fileset_path: Path
+    xsec_pb: float
+    xsec_err_pb: float
+    wall_time_s: float
+    workers: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def events_per_second(self) -> float:
+        """Overall rate, all workers together."""
+        return self.n_events / self.wall_time_s if self.wall_time_s > 0 else float("nan")
+
+    def fileset(self) -> dict[str, Any]:
+        """The coffea fileset of this run: ``{dataset: {"files": ..., "metadata": ...}}``."""
+        return {
+            self.dataset: {
+                "files": {str(p): "Events" for p in self.files},
+                "metadata": dict(self.metadata),
+            }
+        }
+
+
+def dataset_name(process: str, sqrts: int) -> str:
+    """Dataset name of a process at ``sqrts`` GeV, e.g. ``ttbar_13p6TeV``."""
+    tev = f"{sqrts / 1000:g}".replace(".", "p")
+    return f"{process}_{tev}TeV"
+
+
+def chunk_seeds(seed: int, chunk: int) -> tuple[int, np.random.SeedSequence]:
+    """Pythia seed (1..900000000) and detector seed sequence of chunk ``chunk``."""
+    ss = np.random.SeedSequence(int(seed), spawn_key=(int(chunk),))
+    pythia_seed = int(ss.generate_state(1, dtype=np.uint32)[0]) % 900_000_000 + 1
+    return pythia_seed, ss.spawn(1)[0]
+
+
+def make_pythia(settings: list[str]) -> Any:
+    """A quiet, initialised ``pythia8mc.Pythia`` with ``settings``."""
+    pythia8mc = import_optional("pythia8mc")
+    pythia = pythia8mc.Pythia("", False)
+    for line in settings:
+        if not pythia.readString(line):
+            raise ConfigError(f"Pythia rejected the setting {line!r}")
+    if not pythia.init():
+        raise JetFMError("Pythia initialisation failed for settings: " + "; ".join(settings))
+    return pythia
+
+
+def validate_request(
+    process: str,
+    n_events: int,
+    sqrts: int,
+    seed: int,
+    out: str | os.PathLike[str],
+    workers: int,
+    pthat_min: float | None = None,
+    pthat_max: float | None = None,
+    pythia_extra: Sequence[str] = (),
+) -> Path:
+    """Check every argument of :func:`generate`; create and return the output folder.
+
+    Raises :class:`~jetfm_coffea.errors.ConfigError` before any event is generated.
+    """
+    get_process(process)
+    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events <= 0:
+        raise ConfigError(f"the number of events must be a positive integer, got {n_events!r}")
+    if sqrts not in SQRTS_CHOICES:
+        raise ConfigError(f"sqrts must be one of {SQRTS_CHOICES} GeV, got {sqrts!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"the seed must be a non-negative integer, got {seed!r}")
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    if pthat_min is not None and pthat_min < 0:
+        raise ConfigError(f"pthat_min must be >= 0, got {pthat_min}")
+    if pthat_max is not None and pthat_min is not None and pthat_max <= pthat_min:
+        raise ConfigError(f"pthat_max ({pthat_max}) must exceed pthat_min ({pthat_min})")
+    if pythia_extra:
+        pythia8mc = import_optional("pythia8mc")
+        probe_pythia = pythia8mc.Pythia("", False)
+        probe_pythia.readString("Print:quiet = on")
+        for line in pythia_extra:
+            if not probe_pythia.readString(line):
+                raise ConfigError(f"Pythia rejected the setting {line!r}")
+    out_dir = Path(out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".jetfm-write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"output folder {str(out_dir)!r} is not writable: {err}") from err
+    return out_dir.resolve()
+
+
+# ----------------------------------------------------------------------------- workers
+
+_PROGRESS: Any = None
+
+
+def _init_worker(progress_queue: Any) -> None:
+    global _PROGRESS
+    _PROGRESS = progress_queue
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    index: int
+    first_event: int
+    n_events: int
+    path: str
+    settings: tuple[str, ...]
+    seed: int
+    pfcands: bool
+    batch_size: int
+
+
+def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Generate, simulate and write one chunk; returns its cross-section and counts."""
+    _, det_ss = chunk_seeds(chunk.seed, chunk.index)
+    pythia = make_pythia(list(chunk.settings))
+    rng = np.random.default_rng(det_ss)
+    config = DetectorConfig(pfcands=chunk.pfcands)
+    done, failures = 0, 0
+    with NanoAODWriter(chunk.path) as writer:
+        while done < chunk.n_events:
+            want = min(chunk.batch_size, chunk.n_events - done)
+            batch = pythia.nextBatch(want)
+            got = len(batch)
+            if got == 0:
+                failures += 1
+                if failures > 10:
+                    raise JetFMError("Pythia keeps failing to generate events")
+                continue
+            branches = simulate(batch, rng, config)
+            event = np.arange(chunk.first_event + done, chunk.first_event + done + got) + 1
+            weights = batch["info", "weights"]
+            branches = {
+                "run": np.ones(got, dtype=np.uint32),
+                "luminosityBlock": (1 + (event - 1) // 1000).astype(np.uint32),
+                "event": event.astype(np.uint64),
+                "genWeight": np.asarray(weights[:, 0], dtype=np.float32),
+                **branches,
+            }
+            writer.write(branches)
+            done += got
+            if report is not None:
+                report(got)
+            elif _PROGRESS is not None:
+                _PROGRESS.put(got)
+    info = pythia.infoPython()
+    return {
+        "index": chunk.index,
+        "path": chunk.path,
+        "n_events": done,
+        "sigma_pb": info.sigmaGen() * MB_TO_PB,
+        "sigma_err_pb": info.sigmaErr() * MB_TO_PB,
+    }
+
+
+# ----------------------------------------------------------------------------- API
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+_SAME_SAMPLE_KEYS = ("process", "sqrts", "pthat_min", "pthat_max", "pfcands", "pythia_extra")
+
+
+def _merge_fileset(path: Path, entry: dict[str, Any]) -> None:
+    """Add ``entry`` to the folder-wide ``fileset.json`` (created when missing).
+
+    Runs of the same sample (same process, √s, p̂T range, options) with different seeds
+    are combined into one dataset: files are joined, ``nevents``/``sumw`` added and the
+    cross-section averaged with event-count weights; ``metadata["runs"]`` keeps each
+    seed's numbers.  A rerun with the same seed replaces that seed's run.
+    """
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+    for name, new in entry.items():
+        meta = new["metadata"]
+        run = {
+            "files": list(new["files"]),
+            "nevents": meta["nevents"],
+            "xsec_pb": meta["xsec_pb"],
+            "xsec_err_pb": meta["xsec_err_pb"],
+        }
+        runs = {str(meta["seed"]): run}
+        old = data.get(name)
+        if old is not None and all(
+            old["metadata"].get(k) == meta.get(k) for k in _SAME_SAMPLE_KEYS
+        ):
+            runs = {**old["metadata"].get("runs", {}), **runs}
+            runs = {
+                seed: r for seed, r in runs.items() if all(Path(f).exists() for f in r["files"])
+            }
+        n = sum(r["nevents"] for r in runs.values())
+        merged = dict(meta)
+        merged.update(
+            nevents=n,
+            sumw=float(n),
+            xsec_pb=sum(r["nevents"] * r["xsec_pb"] for r in runs.values()) / n,
+            xsec_err_pb=math.sqrt(
+                sum((r["nevents"] * r["xsec_err_pb"]) ** 2 for r in runs.values())
+            )
+            / n,
+            seed=sorted(int(k) for k in runs) if len(runs) > 1 else meta["seed"],
+            runs=runs,
+        )
+        files = {f: "Events" for r in runs.values() for f in r["files"]}
+        data[name] = {"files": files, "metadata": merged}
+    _write_json(path, data)
+
+
+def generate(
+    process: str,
+    n_events: int,
+    sqrts: int = 13000,
+    seed: int = 1,
+    out: str | os.PathLike[str] = ".",
+    workers: int = 1,
+    *,
+    pthat_min: float | None = None,
+    pthat_max: float | None = None,
+    pfcands: bool = False,
+    pythia_extra: Sequence[str] = (),
+    batch_size: int = 250,
+    events_per_file: int = 100_000,
+    progress: Callable[[int], None] | None = None,
+) -> GenerationResult:
+    """Generate ``n_events`` of ``process`` at ``sqrts`` GeV into NanoAOD files under ``out``.
+
+    Writes ``<dataset>_s<seed>_<chunk>.root`` files, ``<dataset>_s<seed>.fileset.json``
+    and merges the entry into ``out/fileset.json`` (runs with other seeds of the same
+    sample are combined there).  ``progress`` is called with the
+    number of events finished after every batch; ``pythia_extra`` settings are passed to
+    Pythia after the process settings (they are recorded in the metadata).  All arguments
+    are checked (raising :class:`~jetfm_coffea.errors.ConfigError`) before generation
+    starts.  With ``workers > 1`` the worker processes are *spawned*: call ``generate``
+    from under ``if __name__ == "__main__":`` in scripts.
+    """
+    out_dir = validate_request(
+        process, n_events, sqrts, seed, out, workers, pthat_min, pthat_max, pythia_extra
+    )
+    spec = get_process(process)
+    dataset = dataset_name(process, sqrts)
+    n_chunks = min(n_events, max(workers, math.ceil(n_events / events_per_file)))
+    sizes = [n_events // n_chunks + (i < n_events % n_chunks) for i in range(n_chunks)]
+    firsts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
+    chunks = []
+    for i in range(n_chunks):
+        pythia_seed, _ = chunk_seeds(seed, i)
+        settings = pythia_settings(
+            spec, sqrts, pythia_seed, pthat_min, pthat_max, tuple(pythia_extra)
+        )
+        path = out_dir / f"{dataset}_s{seed}_{i:03d}.root"
+        chunks.append(
+            _Chunk(i, firsts[i], sizes[i], str(path), tuple(settings), seed, pfcands, batch_size)
+        )
+    # a rerun replaces the files of a previous run with more chunks
+    for stale in out_dir.glob(f"{dataset}_s{seed}_*.root"):
+        if stale.name not in {Path(c.path).name for c in chunks}:
+            stale.unlink()
+
+    start = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    try:
+        if workers == 1 or n_chunks == 1:
+            for chunk in chunks:
+                results.append(_run_chunk(chunk, progress))
+        else:
+            results = _run_parallel(chunks, min(workers, n_chunks), progress)
+    except BaseException:
+        for chunk in chunks:
+            Path(chunk.path).unlink(missing_ok=True)
+        raise
+    wall = time.perf_counter() - start
+    results.sort(key=lambda r: r["index"])
+
+    n_done = sum(r["n_events"] for r in results)
+    weights = np.array([r["n_events"] for r in results], dtype=float) / n_done
+    xsec = float(np.sum(weights * [r["sigma_pb"] for r in results]))
+    xsec_err = float(np.sqrt(np.sum((weights * [r["sigma_err_pb"] for r in results]) ** 2)))
+    files = [Path(r["path"]) for r in results]
+    lo = spec.pthat_min if pthat_min is None else pthat_min
+    hi = spec.pthat_max if pthat_max is None else pthat_max
+    metadata = {
+        "process": process,
+        "label": spec.label,
+        "xsec_pb": xsec,
+        "xsec_err_pb": xsec_err,
+        "nevents": n_done,
+        "sumw": float(n_done),
+        "sqrts": int(sqrts),
+        "seed": int(seed),
+        "pthat_min": lo,
+        "pthat_max": hi,
+        "pfcands": bool(pfcands),
+        "pythia_extra": list(pythia_extra),
+        "is_mc": True,
+        "generator": GENERATOR,
+        "description": spec.description,
+    }
+    result = GenerationResult(
+        process=process,
+        dataset=dataset,
+        label=spec.label,
+        sqrts=int(sqrts),
+        seed=int(seed),
+        n_events=n_done,
+        files=files,
+        fileset_path=out_dir / f"{dataset}_s{seed}.fileset.json",
+        xsec_pb=xsec,
+        xsec_err_pb=xsec_err,
+        wall_time_s=wall,
+        workers=int(workers),
+        metadata=metadata,
+    )
+    _write_json(result.fileset_path, result.fileset())
+    _merge_fileset(out_dir / "fileset.json", result.fileset())
+    return result
+
+
+def _run_parallel(
+    chunks: list[_Chunk], workers: int, progress: Callable[[int], None] | None
+) -> list[dict[str, Any]]:
+    """Run the chunks on a spawn-based process pool, forwarding progress."""
+    ctx = mp.get_context("spawn")
+    progress_queue = ctx.Queue()
+    results: list[dict[str, Any]] = []
+    pool = cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(progress_queue,)
+    )
+    try:
+        pending = {pool.submit(_run_chunk, chunk) for chunk in chunks}
+        while pending:
+            finished, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+            _drain(progress_queue, progress)
+            for fut in finished:
+                results.append(fut.result())
+        _drain(progress_queue, progress)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        progress_queue.close()
+        progress_queue.join_thread()
+    return results
+
+
+def _drain(progress_queue: Any, progress: Callable[[int], None] | None) -> None:
+    while True:
+        try:
+            n = progress_queue.get_nowait()
+        except queue.Empty:
+            return
+        if progress is not None:
+            progress(n)
+
+
+def result_summary(result: GenerationResult) -> dict[str, Any]:
+    """JSON-friendly summary of a :class:`GenerationResult`."""
+    data = asdict(result)
+    data["files"] = [str(p) for p in result.files]
+    data["fileset_path"] = str(result.fileset_path)
+    data["events_per_second"] = result.events_per_second
+    return data

@@ -1,0 +1,354 @@
+"""Physics validation of the generator: analysis functions and the ``--validate`` report.
+
+The checks (also run, on smaller samples, by the test suite):
+
+* Z → μμ: the opposite-sign dimuon mass peaks at 91 ± 2 GeV;
+* ttbar, semileptonic selection: the three-jet mass (highest-pT trijet with a b tag)
+  peaks at 170 ± 15 GeV;
+* W → ℓν: the transverse mass has its Jacobian edge near 80 GeV (the falling half
+  maximum lies in 70-95 GeV);
+* the mean number of jets above 30 GeV is ordered ttbar > wjets > zjets;
+* the generated 8 TeV dimuon spectrum is compared, near the Z, with the real 2012
+  ``Run2012_DoubleMuParked_muons_100k.root`` (plot only: the real file is data with
+  its own trigger and has no isolation variables).
+
+The analysis functions take awkward arrays of NanoAOD branches as read by uproot
+(``Muon_pt``, ``Jet_pt``, ...), so they work on generated and real files alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from jetfm_coffea.generate.detector import BTAG_WP_MEDIUM
+
+__all__ = [
+    "dimuon_mass",
+    "jacobian_edge",
+    "jet_multiplicity",
+    "load_events",
+    "peak_position",
+    "run_validation",
+    "trijet_mass",
+    "w_transverse_mass",
+    "write_report",
+]
+
+DIMUON_FILE = "Run2012_DoubleMuParked_muons_100k.root"
+
+
+def load_events(files: Sequence[str | os.PathLike[str]], branches: Sequence[str]) -> ak.Array:
+    """Read ``branches`` of the ``Events`` trees of ``files`` into one awkward array."""
+    import uproot
+
+    return uproot.concatenate([{str(f): "Events"} for f in files], list(branches), library="ak")
+
+
+def _p4(pt: Any, eta: Any, phi: Any, mass: Any) -> tuple[Any, Any, Any, Any]:
+    return (
+        pt * np.cos(phi),
+        pt * np.sin(phi),
+        pt * np.sinh(eta),
+        np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2),
+    )
+
+
+def _inv_mass(px: Any, py: Any, pz: Any, e: Any) -> Any:
+    return np.sqrt(np.maximum(e**2 - px**2 - py**2 - pz**2, 0.0))
+
+
+def dimuon_mass(events: ak.Array, pt_min: float = 10.0, isolated: bool = False) -> np.ndarray:
+    """Mass of events with exactly two muons (pT > ``pt_min``, |η| < 2.4) of opposite sign.
+
+    ``isolated`` also requires ``Muon_pfRelIso04_all < 0.15`` (generated files only).
+    """
+    sel = (events["Muon_pt"] > pt_min) & (np.abs(events["Muon_eta"]) < 2.4)
+    if isolated:
+        sel = sel & (events["Muon_pfRelIso04_all"] < 0.15)
+    pt, eta, phi = events["Muon_pt"][sel], events["Muon_eta"][sel], events["Muon_phi"][sel]
+    charge = events["Muon_charge"][sel]
+    two = (ak.num(pt) == 2) & (ak.sum(charge, axis=1) == 0)
+    px, py, pz, e = _p4(pt[two], eta[two], phi[two], 0.10566)
+    mass = _inv_mass(ak.sum(px, axis=1), ak.sum(py, axis=1), ak.sum(pz, axis=1), ak.sum(e, axis=1))
+    return ak.to_numpy(mass).astype(np.float64)
+
+
+def _tight_leptons(events: ak.Array, pt_min: float) -> tuple[ak.Array, ak.Array, ak.Array]:
+    """Tight, isolated muons and electrons (pT > ``pt_min``, |η| < 2.4): pt, eta, phi."""
+    mu = (
+        (events["Muon_pt"] > pt_min)
+        & (np.abs(events["Muon_eta"]) < 2.4)
+        & events["Muon_tightId"]
+        & (events["Muon_pfRelIso04_all"] < 0.15)
+    )
+    el = (
+        (events["Electron_pt"] > pt_min)
+        & (np.abs(events["Electron_eta"]) < 2.4)
+        & (events["Electron_cutBased"] >= 4)
+    )
+    pt = ak.concatenate([events["Muon_pt"][mu], events["Electron_pt"][el]], axis=1)
+    eta = ak.concatenate([events["Muon_eta"][mu], events["Electron_eta"][el]], axis=1)
+    phi = ak.concatenate([events["Muon_phi"][mu], events["Electron_phi"][el]], axis=1)
+    return pt, eta, phi
+
+
+LEPTON_BRANCHES = [
+    "Muon_pt", "Muon_eta", "Muon_phi", "Muon_tightId", "Muon_pfRelIso04_all",
+    "Electron_pt", "Electron_eta", "Electron_phi", "Electron_cutBased",
+]  # fmt: skip
+JET_BRANCHES = ["Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_jetId", "Jet_btagDeepFlavB"]
+
+
+def _good_jets(events: ak.Array, pt_min: float = 30.0, eta_max: float = 2.4) -> ak.Array:
+    """Mask of jets above ``pt_min`` inside ``eta_max`` passing tight ID with lepton veto."""
+    return (
+        (events["Jet_pt"] > pt_min)
+        & (np.abs(events["Jet_eta"]) < eta_max)
+        & (events["Jet_jetId"] >= 6)
+    )
+
+
+def jet_multiplicity(events: ak.Array, pt_min: float = 30.0) -> np.ndarray:
+    """Number of jets per event above ``pt_min`` (|η| < 2.4, tight ID with lepton veto)."""
+    return ak.to_numpy(ak.sum(_good_jets(events, pt_min), axis=1))
+
+
+def trijet_mass(events: ak.Array) -> np.ndarray:
+    """Semileptonic ttbar: mass of the highest-pT three-jet system with a b-tagged jet.
+
+    Selection: exactly one tight isolated lepton with pT > 30 GeV, at least four jets
+    with pT > 30 GeV and |η| < 2.4, at least one of them b-tagged (medium WP).
+    """
+    lep_pt, _, _ = _tight_leptons(events, 30.0)
+    good = _good_jets(events)
+    btag = events["Jet_btagDeepFlavB"][good] > BTAG_WP_MEDIUM
+    sel = (ak.num(lep_pt) == 1) & (ak.sum(good, axis=1) >= 4) & (ak.sum(btag, axis=1) >= 1)
+    j = events[sel]
+    good = good[sel]
+    px, py, pz, e = _p4(
+        j["Jet_pt"][good], j["Jet_eta"][good], j["Jet_phi"][good], j["Jet_mass"][good]
+    )
+    jets = ak.zip({"px": px, "py": py, "pz": pz, "e": e, "b": btag[sel]})
+    tri = ak.combinations(jets, 3, fields=["a", "b", "c"])
+    tpx = tri.a.px + tri.b.px + tri.c.px
+    tpy = tri.a.py + tri.b.py + tri.c.py
+    tpz = tri.a.pz + tri.b.pz + tri.c.pz
+    te = tri.a.e + tri.b.e + tri.c.e
+    has_b = tri.a.b | tri.b.b | tri.c.b
+    tpt = ak.where(has_b, np.hypot(tpx, tpy), -1.0)
+    best = ak.argmax(tpt, axis=1, keepdims=True)
+    mass = _inv_mass(tpx[best], tpy[best], tpz[best], te[best])
+    return ak.to_numpy(ak.flatten(mass)).astype(np.float64)
+
+
+def w_transverse_mass(events: ak.Array) -> np.ndarray:
+    """W → ℓν: transverse mass of the single tight isolated lepton (pT > 25 GeV) and MET."""
+    pt, _, phi = _tight_leptons(events, 25.0)
+    one = ak.num(pt) == 1
+    lpt, lphi = pt[one][:, 0], phi[one][:, 0]
+    met, mphi = events["MET_pt"][one], events["MET_phi"][one]
+    mt = np.sqrt(np.maximum(2 * lpt * met * (1 - np.cos(lphi - mphi)), 0.0))
+    return ak.to_numpy(mt).astype(np.float64)
+
+
+def peak_position(values: np.ndarray, lo: float, hi: float, window: float) -> float:
+    """Robust peak estimate: median in [lo, hi], then twice the median within ±``window``."""
+    v = np.asarray(values, dtype=float)
+    v = v[(v > lo) & (v < hi)]
+    if len(v) == 0:
+        return float("nan")
+    centre = float(np.median(v))
+    for _ in range(3):
+        near = v[np.abs(v - centre) < window]
+        if len(near) == 0:
+            break
+        centre = float(np.median(near))
+    return centre
+
+
+def jacobian_edge(
+    values: np.ndarray, lo: float = 30.0, hi: float = 130.0, width: float = 5.0
+) -> float:
+    """Position where the distribution falls to half of its maximum, above the maximum.
+
+    The histogram (bins of ``width`` in [lo, hi]) is smoothed over three bins and the
+    crossing is interpolated linearly between bin centres.
+    """
+    counts, edges = np.histogram(values, bins=np.arange(lo, hi + width, width))
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    smooth = np.convolve(counts, np.ones(3) / 3.0, mode="same")
+    top = int(np.argmax(smooth))
+    half = smooth[top] / 2.0
+    for i in range(top + 1, len(smooth)):
+        if smooth[i] < half:
+            frac = (smooth[i - 1] - half) / (smooth[i - 1] - smooth[i])
+            return float(centres[i - 1] + frac * width)
+    return float(centres[-1])
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _samples_branches() -> list[str]:
+    return sorted({*LEPTON_BRANCHES, *JET_BRANCHES, "Muon_charge", "MET_pt", "MET_phi", "nJet"})
+
+
+def write_report(
+    samples: dict[str, Sequence[str | os.PathLike[str]]],
+    out: str | os.PathLike[str],
+    dimuon_data: str | os.PathLike[str] | None = None,
+    metadata: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Make the validation plots and summary from generated files.
+
+    ``samples`` maps ``"ttbar"``, ``"wjets"``, ``"zjets"`` (13 TeV or any common √s) and
+    optionally ``"zjets_8TeV"`` to their ROOT files; ``dimuon_data`` is the real 2012
+    DoubleMuParked file.  Writes ``*.png``, ``summary.json`` and ``summary.md`` into
+    ``out`` and returns the summary (``checks`` holds each value, range and verdict).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plt.style.use(mplhep.style.CMS)
+    events = {name: load_events(files, _samples_branches()) for name, files in samples.items()}
+    checks: dict[str, dict[str, Any]] = {}
+    plots: list[str] = []
+
+    def check(name: str, value: float, lo: float, hi: float, n: int) -> None:
+        checks[name] = {"value": value, "range": [lo, hi], "n": n, "pass": bool(lo <= value <= hi)}
+
+    def save(fig: Any, name: str) -> None:
+        fig.savefig(out_dir / name, dpi=90)
+        plt.close(fig)
+        plots.append(name)
+
+    # Z -> mumu
+    zname = "zjets_8TeV" if "zjets_8TeV" in events else "zjets"
+    mll = dimuon_mass(events[zname], isolated=True)
+    peak = peak_position(mll, 70.0, 110.0, 6.0)
+    check("z_dimuon_peak_gev", peak, 89.0, 93.0, len(mll))
+    fig, ax = plt.subplots()
+    bins = np.arange(60.0, 121.0, 1.0)
+    gen_m = dimuon_mass(events[zname])
+    ax.hist(gen_m, bins=bins, density=True, histtype="step", lw=2, label=f"generated {zname}")
+    if dimuon_data is not None and Path(dimuon_data).exists():
+        data = load_events([dimuon_data], ["Muon_pt", "Muon_eta", "Muon_phi", "Muon_charge"])
+        data_m = dimuon_mass(data)
+        counts, _ = np.histogram(data_m, bins=bins)
+        norm = counts.sum() * np.diff(bins)
+        centres = 0.5 * (bins[1:] + bins[:-1])
+        ax.errorbar(centres, counts / norm, yerr=np.sqrt(counts) / norm, fmt="ko", ms=3,
+                    label="CMS 2012 DoubleMuParked (real)")  # fmt: skip
+        check(
+            "data_dimuon_peak_gev", peak_position(data_m, 70.0, 110.0, 6.0), 89.0, 93.0, len(data_m)
+        )
+    ax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
+    ax.set_ylabel("normalised")
+    ax.legend(fontsize=14)
+    save(fig, "dimuon_mass.png")
+
+    # ttbar trijet mass
+    m3 = trijet_mass(events["ttbar"])
+    check("ttbar_trijet_peak_gev", peak_position(m3, 100.0, 300.0, 30.0), 155.0, 185.0, len(m3))
+    fig, ax = plt.subplots()
+    ax.hist(m3, bins=np.arange(50.0, 400.0, 10.0), histtype="step", lw=2, label="ttbar")
+    ax.axvline(172.5, ls="--", color="gray")
+    ax.set_xlabel(r"$m_{jjj}$ (max $p_T$, $\geq 1$ b tag) [GeV]")
+    ax.set_ylabel("events")
+    ax.legend(fontsize=14)
+    save(fig, "ttbar_trijet_mass.png")
+
+    # W transverse mass
+    mt = w_transverse_mass(events["wjets"])
+    check("w_mt_edge_gev", jacobian_edge(mt), 70.0, 95.0, len(mt))
+    fig, ax = plt.subplots()
+    ax.hist(mt, bins=np.arange(0.0, 150.0, 5.0), histtype="step", lw=2, label="wjets")
+    ax.axvline(80.4, ls="--", color="gray")
+    ax.set_xlabel(r"$m_T(\ell, p_T^{miss})$ [GeV]")
+    ax.set_ylabel("events")
+    ax.legend(fontsize=14)
+    save(fig, "w_transverse_mass.png")
+
+    # jet multiplicity
+    means = {}
+    fig, ax = plt.subplots()
+    for name in ("ttbar", "wjets", "zjets"):
+        nj = jet_multiplicity(events[name])
+        means[name] = float(np.mean(nj))
+        ax.hist(nj, bins=np.arange(-0.5, 12.5), density=True, histtype="step", lw=2,
+                label=f"{name} (mean {means[name]:.2f})")  # fmt: skip
+    ax.set_xlabel(r"jets with $p_T > 30$ GeV")
+    ax.set_ylabel("fraction of events")
+    ax.legend(fontsize=14)
+    save(fig, "jet_multiplicity.png")
+    ordered = means["ttbar"] > means["wjets"] > means["zjets"]
+    checks["jet_multiplicity_order"] = {"value": means, "pass": bool(ordered)}
+
+    summary = {
+        "checks": checks,
+        "all_pass": all(c["pass"] for c in checks.values()),
+        "plots": plots,
+        "samples": {k: [str(f) for f in v] for k, v in samples.items()},
+        "metadata": metadata or {},
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lines = ["# jetfm generate: validation report", "", "| check | value | range | pass |",
+             "|---|---|---|---|"]  # fmt: skip
+    for name, c in checks.items():
+        value = c["value"]
+        shown = (
+            ", ".join(f"{k} {v:.2f}" for k, v in value.items())
+            if isinstance(value, dict)
+            else f"{value:.2f}"
+        )
+        rng = f"{c['range'][0]:g}-{c['range'][1]:g}" if "range" in c else "ttbar > wjets > zjets"
+        lines.append(f"| {name} | {shown} | {rng} | {'yes' if c['pass'] else 'NO'} |")
+    lines += ["", *[f"![{p}]({p})" for p in plots], ""]
+    (out_dir / "summary.md").write_text("\n".join(lines))
+    return summary
+
+
+def run_validation(
+    out: str | os.PathLike[str],
+    n_events: int = 2000,
+    seed: int = 1,
+    workers: int = 1,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Generate the validation samples into ``out/samples`` and write the report to ``out``.
+
+    Samples: ``ttbar``, ``wjets``, ``zjets`` at 13 TeV and ``zjets`` at 8 TeV (compared
+    with the real 2012 dimuon file from the shared test data, when present).
+    """
+    from jetfm_coffea._resources import testdata_dir
+    from jetfm_coffea.generate.run import generate
+
+    out_dir = Path(out)
+    sample_dir = out_dir / "samples"
+    samples: dict[str, list[Path]] = {}
+    metadata: dict[str, dict[str, Any]] = {}
+    plan = [("ttbar", 13000, "ttbar"), ("wjets", 13000, "wjets"), ("zjets", 13000, "zjets"),
+            ("zjets", 8000, "zjets_8TeV")]  # fmt: skip
+    for process, sqrts, key in plan:
+        result = generate(
+            process, n_events, sqrts=sqrts, seed=seed, out=sample_dir, workers=workers,
+            progress=progress,
+        )  # fmt: skip
+        samples[key] = result.files
+        metadata[key] = result.metadata
+    data = testdata_dir() / "cms" / DIMUON_FILE
+    return write_report(
+        samples, out_dir, dimuon_data=data if data.exists() else None, metadata=metadata
+    )
