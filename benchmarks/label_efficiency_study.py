@@ -3,8 +3,8 @@
 1. Pretrain (self-supervised) on ``--unlabelled`` (NanoAOD ROOT files or fileset
    JSONs, e.g. generated ttbar/W+jets/Z+jets/QCD/diboson plus 2012 collision data;
    labels, if any, are ignored) -> ``OUT/pretrain`` (skipped if already complete).
-2. Fine-tune on ``--task-fileset`` (a labelled fileset, e.g. generated ttbar = 1 vs
-   W+jets = 0, written by ``jetfm generate``) with the three modes over the label
+2. Fine-tune on ``--task-fileset`` (a labelled fileset, e.g. generated ttbar (label 0)
+   vs W+jets (label 1), written by ``jetfm generate``) with the three modes over the label
    grid and seeds -> ``OUT/study`` (results.json/.md, label-efficiency, ROC and
    score plots; completed runs are reused when re-run).
 3. ``OUT/summary.json`` / ``summary.md``: the goal check of the issue, reported as
@@ -34,7 +34,7 @@ from jetfm_coffea.train.checkpoint import atomic_write_text
 from jetfm_coffea.train.data import events_source
 
 DEFAULT_TASK = {
-    "classes": {"wjets": 0, "ttbar": 1},
+    "classes": {"wjets": 1, "ttbar": 0},  # the generator's process labels
     "signal": "ttbar",
     "labels": [100, 1000, 10000, "all"],
     "seeds": [0, 1, 2],
@@ -69,7 +69,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--unlabelled", nargs="+", required=True, help="ROOT files / fileset JSONs")
     ap.add_argument("--task-fileset", required=True, help="labelled fileset (metadata.label)")
-    ap.add_argument("--task", help="task config YAML (default: wjets=0 vs ttbar=1)")
+    ap.add_argument("--task", help="task config YAML (default: W+jets vs ttbar, generator labels)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
     ap.add_argument("--pretrain-steps", type=int, default=2000)
