@@ -20,14 +20,13 @@ headed by its hash, like the pretraining config.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jetfm_coffea.config_base import HashedConfig
 from jetfm_coffea.errors import ConfigError
 
 __all__ = [
@@ -116,7 +115,7 @@ class FinetuneLoopConfig(_Strict):
     eval_batch_size: int = Field(1024, ge=1)
 
 
-class TaskConfig(_Strict):
+class TaskConfig(HashedConfig, _Strict):
     """An event-classification task and how to train and study it."""
 
     version: Literal["1.0.0"] = "1.0.0"
@@ -195,17 +194,9 @@ class TaskConfig(_Strict):
         """Data label -> class index."""
         return {lab: i for i, labels in enumerate(self.classes.values()) for lab in labels}
 
-    def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
-    def hash(self) -> str:
-        """sha256 of the canonical JSON of the resolved config (first 16 hex digits)."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
-
     def to_yaml(self) -> str:
         """The resolved config as YAML, headed by its hash."""
-        body = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-        return f"# hash: {self.hash()}\n{body}"
+        return f"# hash: {self.hash()}\n{super().to_yaml()}"
 
 
 def load_task_config(
