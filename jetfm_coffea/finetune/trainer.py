@@ -26,7 +26,6 @@ pretrained run's path and weight hash.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import time
@@ -587,7 +586,11 @@ def finetune(
                     record.update(step=step, epoch=epoch, val_loss=val_loss, val_acc=val_acc)
                     if val_loss < best_loss - task.train.min_delta:
                         best_loss, best_step, bad = val_loss, step, 0
-                        best_state = copy.deepcopy(model.state_dict())
+                        # the frozen encoder never changes: keep only what trains
+                        trained = head if probe else model
+                        best_state = {
+                            k: v.detach().clone() for k, v in trained.state_dict().items()
+                        }
                         record["best"] = True
                     else:
                         bad += 1
@@ -605,7 +608,7 @@ def finetune(
     train_s = time.perf_counter() - t_train
     train_cpu_s = time.process_time() - c_train
     if best_state is not None:
-        model.load_state_dict(best_state)
+        (head if probe else model).load_state_dict(best_state)
 
     model.eval()
     with torch.no_grad():
