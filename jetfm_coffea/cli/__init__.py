@@ -17,8 +17,11 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, str] = {
     "augment-check": "jetfm_coffea.cli.augment_cmd:augment_check",
     "demo": "jetfm_coffea.cli.demo_cmd:demo",
+    "evaluate": "jetfm_coffea.cli.finetune_cmd:evaluate",
+    "finetune": "jetfm_coffea.cli.finetune_cmd:finetune",
     "generate": "jetfm_coffea.cli.generate_cmd:generate_cmd",
     "inspect": "jetfm_coffea.cli.inspect_cmd:inspect_cmd",
+    "label-efficiency": "jetfm_coffea.cli.finetune_cmd:label_efficiency",
     "opendata": "jetfm_coffea.cli.opendata_cmd:opendata",
     "pretrain": "jetfm_coffea.cli.pretrain_cmd:pretrain",
     "plot-training": "jetfm_coffea.cli.pretrain_cmd:plot_training",

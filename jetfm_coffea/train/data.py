@@ -38,6 +38,7 @@ __all__ = [
     "compact_batch",
     "events_source",
     "open_data",
+    "read_tokens",
     "shards_source",
 ]
 
@@ -296,6 +297,30 @@ def _read_fileset(path: Path) -> list[tuple[str, str]]:
     return out
 
 
+def read_tokens(
+    file: str | Path,
+    token_config: TokenConfig | None = None,
+    *,
+    tree: str = "Events",
+    max_events: int | None = None,
+) -> Any:
+    """:class:`~jetfm_coffea.tokens.EventTokens` of (the first ``max_events`` of) one file."""
+    import warnings
+
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    from jetfm_coffea.tokens import build_tokens
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        events = NanoEventsFactory.from_root(
+            {str(file): tree}, schemaclass=NanoAODSchema, mode="virtual"
+        ).events()
+        if max_events is not None:
+            events = events[:max_events]
+        return build_tokens(events, load_token_config(token_config))
+
+
 def events_source(
     path: str | Path,
     token_config: TokenConfig | None = None,
@@ -306,12 +331,6 @@ def events_source(
 
     Returns a rank-0/world-1 dataset; use :meth:`TensorEventDataset.shard` per rank.
     """
-    import warnings
-
-    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
-
-    from jetfm_coffea.tokens import build_tokens
-
     token_config = load_token_config(token_config)
     path = Path(path)
     if not path.exists():
@@ -319,14 +338,8 @@ def events_source(
     parts = []
     files = _read_fileset(path)
     for fname, tree in files:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            events = NanoEventsFactory.from_root(
-                {fname: tree}, schemaclass=NanoAODSchema, mode="virtual"
-            ).events()
-            if max_events is not None:
-                events = events[: max(0, max_events - sum(len(p) for p in parts))]
-            parts.append(build_tokens(events, token_config))
+        left = None if max_events is None else max(0, max_events - sum(len(p) for p in parts))
+        parts.append(read_tokens(fname, token_config, tree=tree, max_events=left))
         if max_events is not None and sum(len(p) for p in parts) >= max_events:
             break
     cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _ID_AND_TOKENS}

@@ -42,7 +42,14 @@ from jetfm_coffea.train.objectives import PretrainTask
 from jetfm_coffea.train.run import RunConfigs, write_model_card, write_run_files
 from jetfm_coffea.train.views import load_view_hook
 
-__all__ = ["PretrainResult", "build_optimizer", "lr_lambda", "pretrain"]
+__all__ = [
+    "PretrainResult",
+    "TrainProgress",
+    "build_optimizer",
+    "decay_groups",
+    "lr_lambda",
+    "pretrain",
+]
 
 DataArg = Any  # a batch source, or a factory (rank, world_size) -> batch source
 
@@ -74,25 +81,33 @@ def lr_lambda(warmup: int, total: int, min_ratio: float) -> Callable[[int], floa
     return f
 
 
-def build_optimizer(
-    model: torch.nn.Module, cfg: PretrainConfig
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW (no weight decay on biases, norms, embeddings, special tokens) and its schedule."""
+def decay_groups(
+    module: torch.nn.Module, weight_decay: float, prefix: str = "", **extra: Any
+) -> list[dict[str, Any]]:
+    """AdamW parameter groups of the trainable parameters of ``module``.
+
+    No weight decay on biases, norms, embeddings and special tokens; ``extra`` (e.g.
+    ``lr=...``) is added to both groups; empty groups are left out.
+    """
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for name, p in module.named_parameters(prefix=prefix):
         if not p.requires_grad:
             continue
         flat = p.ndim < 2 or "embed" in name or name.endswith(("_token", "_query"))
         (no_decay if flat else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": weight_decay, **extra},
+        {"params": no_decay, "weight_decay": 0.0, **extra},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(
+    model: torch.nn.Module, cfg: PretrainConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (no weight decay on biases, norms, embeddings, special tokens) and its schedule."""
     o = cfg.optim
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": o.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=o.lr,
-        betas=o.betas,
-    )
+    opt = torch.optim.AdamW(decay_groups(model, o.weight_decay), lr=o.lr, betas=o.betas)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lr_lambda(o.warmup_steps, cfg.train.steps, o.min_lr_ratio)
     )
@@ -153,10 +168,10 @@ def _used_heads(cfg: PretrainConfig) -> list[str]:
     return heads
 
 
-class _Progress:
+class TrainProgress:
     """rich progress bar on rank 0 (a no-op elsewhere or when disabled)."""
 
-    def __init__(self, enabled: bool, total: int, start: int):
+    def __init__(self, enabled: bool, total: int, start: int, label: str = "pretrain"):
         self.bar = None
         if not enabled:
             return
@@ -170,7 +185,7 @@ class _Progress:
         )
 
         self.bar = Progress(
-            TextColumn("[bold]pretrain"),
+            TextColumn(f"[bold]{label}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"),
@@ -180,7 +195,7 @@ class _Progress:
             TimeRemainingColumn(),
         )
         self.bar.start()
-        self.task = self.bar.add_task("pretrain", total=total, completed=start, loss="-", rate="-")
+        self.task = self.bar.add_task(label, total=total, completed=start, loss="-", rate="-")
 
     def update(self, step: int, loss: float, rate: float) -> None:
         if self.bar is not None:
@@ -379,7 +394,7 @@ def _pretrain(
             it = iter(source)
 
     end = cfg.train.steps if stop_at is None else min(stop_at, cfg.train.steps)
-    progress = _Progress(cfg.train.progress and info.is_main, cfg.train.steps, step)
+    progress = TrainProgress(cfg.train.progress and info.is_main, cfg.train.steps, step)
     losses: list[float] = []
     last: dict[str, Any] = {}
     window: dict[str, float] = {}

@@ -1,0 +1,84 @@
+"""Fine-tuning for event classification, and the label-efficiency study.
+
+``prepare_finetune(task, pretrained_run, data)`` checks the inputs and splits the data
+by a hash of the event id; ``finetune(setup, out, mode=..., labels=..., seed=...)``
+trains one classifier (``linear-probe``, ``finetune`` or ``scratch``) and writes a run
+directory that :func:`jetfm_coffea.train.load_run` loads; ``label_efficiency`` runs
+the three modes over label counts x seeds; ``evaluate_run`` scores one run.
+"""
+
+from jetfm_coffea.finetune.config import (
+    MODES,
+    FinetuneLoopConfig,
+    FinetuneOptimConfig,
+    SplitConfig,
+    TaskConfig,
+    load_task_config,
+)
+from jetfm_coffea.finetune.data import (
+    SPLITS,
+    LabelledEvents,
+    event_hash,
+    load_labelled,
+    read_labelled_fileset,
+    sample_labels,
+    split_assignment,
+)
+from jetfm_coffea.finetune.evaluate import evaluate_run, load_classifier
+from jetfm_coffea.finetune.metrics import (
+    background_rejection,
+    calibration,
+    classification_metrics,
+    confusion,
+    roc,
+)
+from jetfm_coffea.finetune.study import StudyResult, aggregate, label_efficiency, markdown_table
+from jetfm_coffea.finetune.trainer import (
+    FinetuneResult,
+    FinetuneSetup,
+    PretrainedEncoder,
+    build_classifier,
+    build_finetune_optimizer,
+    check_classes,
+    finetune,
+    load_pretrained,
+    predict,
+    prepare_finetune,
+)
+
+__all__ = [
+    "MODES",
+    "SPLITS",
+    "FinetuneLoopConfig",
+    "FinetuneOptimConfig",
+    "FinetuneResult",
+    "FinetuneSetup",
+    "LabelledEvents",
+    "PretrainedEncoder",
+    "SplitConfig",
+    "StudyResult",
+    "TaskConfig",
+    "aggregate",
+    "background_rejection",
+    "build_classifier",
+    "build_finetune_optimizer",
+    "calibration",
+    "check_classes",
+    "classification_metrics",
+    "confusion",
+    "evaluate_run",
+    "event_hash",
+    "finetune",
+    "label_efficiency",
+    "load_classifier",
+    "load_labelled",
+    "load_pretrained",
+    "load_task_config",
+    "markdown_table",
+    "predict",
+    "prepare_finetune",
+    "read_labelled_fileset",
+    "roc",
+    "sample_labels",
+    "split_assignment",
+]

@@ -1,0 +1,234 @@
+"""Downstream task configuration (YAML): classes, splits, modes, label grid, optimiser, loop.
+
+Example::
+
+    classes:            # model class name -> data label(s) (fileset metadata / shard label)
+      wjets: 0
+      ttbar: 1
+    signal: ttbar       # class scored in ROC / background rejection (default: the last one)
+    splits: {train: 0.6, val: 0.2, test: 0.2, salt: 0}
+    modes: [linear-probe, finetune, scratch]
+    labels: [100, 1000, 10000, all]
+    seeds: [0, 1, 2]
+    optim: {lr: 1.0e-3, encoder_lr_factor: 0.1}
+    train: {batch_size: 128, max_epochs: 100, min_steps: 200, max_steps: 3000, patience: 5}
+    class_weighting: balanced
+
+The resolved configuration is written to a fine-tuning run as ``task_config.yaml``
+headed by its hash, like the pretraining config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from jetfm_coffea.config_base import HashedConfig
+from jetfm_coffea.errors import ConfigError
+
+__all__ = [
+    "MODES",
+    "FinetuneLoopConfig",
+    "FinetuneOptimConfig",
+    "LabelCount",
+    "Mode",
+    "SplitConfig",
+    "TaskConfig",
+    "load_task_config",
+]
+
+Mode = Literal["linear-probe", "finetune", "scratch"]
+#: The three training modes, in the order they are reported.
+MODES: tuple[str, ...] = ("linear-probe", "finetune", "scratch")
+#: A number of labelled training events, or ``"all"`` (the whole training split).
+LabelCount = int | Literal["all"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitConfig(_Strict):
+    """Train/validation/test fractions; events are assigned by a hash of their id.
+
+    The split of an event is a pure function of ``(run, luminosityBlock, event, salt)``,
+    so it is the same in every run, mode and seed, and no event leaks across splits.
+    """
+
+    train: float = Field(0.6, gt=0.0, lt=1.0)
+    val: float = Field(0.2, gt=0.0, lt=1.0)
+    test: float = Field(0.2, gt=0.0, lt=1.0)
+    salt: int = Field(0, ge=0, description="changes the assignment (all splits at once)")
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split fractions sum to {total:g}, not 1")
+        return self
+
+
+class FinetuneOptimConfig(_Strict):
+    """AdamW with warm-up then cosine decay; the encoder gets ``lr * encoder_lr_factor``."""
+
+    lr: float = Field(1e-3, gt=0.0, description="learning rate of the classification head")
+    encoder_lr_factor: float = Field(
+        0.1, gt=0.0, le=1.0, description="finetune mode: encoder lr = lr * this"
+    )
+    scratch_lr_factor: float = Field(
+        1.0, gt=0.0, le=1.0, description="scratch mode: encoder lr = lr * this"
+    )
+    weight_decay: float = Field(0.01, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = Field(20, ge=0, description="capped at a fifth of the planned steps")
+    min_lr_ratio: float = Field(0.05, ge=0.0, le=1.0)
+    grad_clip: float | None = Field(1.0, gt=0.0)
+
+
+class FinetuneLoopConfig(_Strict):
+    """Training budget, evaluation cadence and early stopping."""
+
+    batch_size: int = Field(128, ge=2, description="events per step (smaller if fewer labels)")
+    max_epochs: int = Field(100, ge=1)
+    max_steps: int = Field(3000, ge=1, description="cap on optimiser steps")
+    min_steps: int = Field(
+        200,
+        ge=0,
+        description="plan at least this many steps even if max_epochs gives fewer "
+        "(small label counts); early stopping still applies",
+    )
+    eval_every: int | None = Field(
+        None, ge=1, description="steps between validation passes (default: once per epoch)"
+    )
+    patience: int = Field(
+        5, ge=1, description="stop after this many validations without improvement"
+    )
+    min_delta: float = Field(0.0, ge=0.0, description="improvement needed to reset patience")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compact_tokens: bool = True
+    log_every: int = Field(10, ge=1)
+    progress: bool = False
+    eval_batch_size: int = Field(1024, ge=1)
+
+
+class TaskConfig(HashedConfig, _Strict):
+    """An event-classification task and how to train and study it."""
+
+    version: Literal["1.0.0"] = "1.0.0"
+    classes: dict[str, list[int]] = Field(
+        ..., description="class name -> data labels; the order defines the class index"
+    )
+    signal: str | None = Field(None, description="class scored in ROC curves (default: last)")
+    splits: SplitConfig = Field(default_factory=SplitConfig)
+    modes: list[Mode] = Field(default_factory=lambda: list(MODES))
+    labels: list[LabelCount] = Field(default_factory=lambda: [100, 1000, 10000, "all"])
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    class_weighting: Literal["none", "balanced"] = Field(
+        "balanced", description="balanced: every class has the same total weight in the loss"
+    )
+    validation: Literal["proportional", "full"] = Field(
+        "proportional",
+        description="proportional: the validation set scales with the label count "
+        "(val/train fraction ratio, at least min_val_events); full: the whole val split",
+    )
+    min_val_events: int = Field(50, ge=1)
+    optim: FinetuneOptimConfig = Field(default_factory=FinetuneOptimConfig)
+    train: FinetuneLoopConfig = Field(default_factory=FinetuneLoopConfig)
+    max_events_per_dataset: int | None = Field(
+        None, ge=1, description="fileset input: read at most this many events per dataset"
+    )
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, int) else v for k, v in value.items()}
+        if isinstance(value, list):  # [name0, name1, ...]: class i has data label i
+            return {str(name): [i] for i, name in enumerate(value)}
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskConfig:
+        if len(self.classes) < 2:
+            raise ValueError(f"a task needs at least 2 classes, got {list(self.classes)}")
+        seen: dict[int, str] = {}
+        for name, labels in self.classes.items():
+            if not labels:
+                raise ValueError(f"class {name!r} lists no data label")
+            for lab in labels:
+                if lab < 0:
+                    raise ValueError(f"class {name!r}: data label {lab} < 0 (-1 = unlabelled)")
+                if lab in seen:
+                    raise ValueError(f"data label {lab} is in classes {seen[lab]!r} and {name!r}")
+                seen[lab] = name
+        if self.signal is not None and self.signal not in self.classes:
+            raise ValueError(f"signal {self.signal!r} is not a class: {list(self.classes)}")
+        for n in self.labels:
+            if n != "all" and n < 1:
+                raise ValueError(f"label counts must be >= 1 or 'all', got {n}")
+        if not self.modes or not self.labels or not self.seeds:
+            raise ValueError("modes, labels and seeds must not be empty")
+        return self
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.classes)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def signal_class(self) -> str:
+        return self.signal or self.class_names[-1]
+
+    @property
+    def signal_index(self) -> int:
+        return self.class_names.index(self.signal_class)
+
+    def label_map(self) -> dict[int, int]:
+        """Data label -> class index."""
+        return {lab: i for i, labels in enumerate(self.classes.values()) for lab in labels}
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML, headed by its hash."""
+        return f"# hash: {self.hash()}\n{super().to_yaml()}"
+
+
+def load_task_config(
+    source: str | Path | dict | TaskConfig | None = None, **updates: Any
+) -> TaskConfig:
+    """Load a :class:`TaskConfig` from YAML/dict; ``updates`` are dotted overrides.
+
+    ``load_task_config("task.yaml", **{"train.max_steps": 50})``; ``None`` values are
+    ignored. Raises :class:`~jetfm_coffea.errors.ConfigError` naming every invalid field.
+    """
+    if isinstance(source, TaskConfig):
+        data = source.model_dump(mode="json")
+    elif isinstance(source, str | Path):
+        try:
+            data = yaml.safe_load(Path(source).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"cannot read task config {source}: {err}") from err
+    elif source is None:
+        data = {}
+    else:
+        data = dict(source)
+    if not isinstance(data, dict):
+        raise ConfigError(f"task config {source} is not a mapping")
+    for dotted, value in updates.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return TaskConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"invalid task config: {err}") from err

@@ -1,0 +1,355 @@
+"""Labelled events for downstream tasks: sources, deterministic splits, label subsets.
+
+Fine-tuning sets are small enough to hold in memory, so every source is read once
+into :class:`LabelledEvents` (numpy arrays, one row per event); splits and label-count
+subsets are index arrays into it.
+
+* :func:`load_labelled` reads a labelled coffea fileset (``metadata.label`` per dataset;
+  tokens built with ``build_tokens``) or a Zarr shard store (via the shard loader,
+  which yields ``label`` and ``weight`` in the batch contract).
+* :func:`split_assignment` puts every event into train/val/test by a hash of
+  ``(run, luminosityBlock, event)``: deterministic, and no event leaks across splits.
+* :func:`sample_labels` draws a class-stratified subset of a given size.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jetfm_coffea.errors import ConfigError, TrainingError
+from jetfm_coffea.tokens.config import TokenConfig, load_token_config
+
+__all__ = [
+    "SPLITS",
+    "LabelledEvents",
+    "balanced_batch_size",
+    "event_hash",
+    "load_labelled",
+    "read_labelled_fileset",
+    "sample_labels",
+    "split_assignment",
+]
+
+#: Split codes of :func:`split_assignment`.
+SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
+
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@dataclass
+class LabelledEvents:
+    """Tokens of labelled events with their ids, data labels and weights (numpy)."""
+
+    tokens: np.ndarray  # float32 [N, T, F]
+    mask: np.ndarray  # bool [N, T]
+    label: np.ndarray  # int64 [N], data label (-1 = unlabelled)
+    weight: np.ndarray  # float32 [N]
+    run: np.ndarray  # int64 [N]
+    luminosityBlock: np.ndarray  # int64 [N]
+    event: np.ndarray  # int64 [N]
+    token_config: TokenConfig
+    dataset: np.ndarray | None = None  # int64 [N], index into ``datasets``
+    datasets: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.tokens)
+        for name in ("mask", "label", "weight", "run", "luminosityBlock", "event"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} events, tokens has {n}")
+        if self.tokens.shape[2] != len(self.token_config.features):
+            raise ValueError(
+                f"tokens have {self.tokens.shape[2]} features, the token config "
+                f"{len(self.token_config.features)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def label_counts(self) -> dict[int, int]:
+        """Events per data label."""
+        values, counts = np.unique(self.label, return_counts=True)
+        return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+    def take(self, index: np.ndarray) -> LabelledEvents:
+        """The events at ``index`` (a copy)."""
+        return LabelledEvents(
+            tokens=self.tokens[index],
+            mask=self.mask[index],
+            label=self.label[index],
+            weight=self.weight[index],
+            run=self.run[index],
+            luminosityBlock=self.luminosityBlock[index],
+            event=self.event[index],
+            token_config=self.token_config,
+            dataset=None if self.dataset is None else self.dataset[index],
+            datasets=list(self.datasets),
+            provenance=dict(self.provenance),
+        )
+
+    @classmethod
+    def concatenate(cls, parts: list[LabelledEvents]) -> LabelledEvents:
+        """Join parts built with the same token config."""
+        if not parts:
+            raise TrainingError("no labelled events to join")
+        config = parts[0].token_config
+        for p in parts[1:]:
+            if p.token_config.hash() != config.hash():
+                raise TrainingError("cannot join labelled events of different token configs")
+        names = [n for p in parts for n in p.datasets]
+        offsets = np.cumsum([0] + [len(p.datasets) for p in parts[:-1]])
+        dataset = None
+        if all(p.dataset is not None for p in parts):
+            dataset = np.concatenate([p.dataset + o for p, o in zip(parts, offsets, strict=True)])
+        cat = {
+            k: np.concatenate([getattr(p, k) for p in parts])
+            for k in ("tokens", "mask", "label", "weight", "run", "luminosityBlock", "event")
+        }
+        return cls(**cat, token_config=config, dataset=dataset, datasets=names)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser (vectorised, wrapping uint64 arithmetic)."""
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def event_hash(
+    run: np.ndarray, luminosityBlock: np.ndarray, event: np.ndarray, salt: int = 0
+) -> np.ndarray:
+    """A uniform number in [0, 1) per event, a pure function of its id and ``salt``."""
+    ids = [np.asarray(a).astype(np.int64).view(np.uint64) for a in (run, luminosityBlock, event)]
+    h = np.full(ids[0].shape, np.uint64(salt * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF))
+    with np.errstate(over="ignore"):
+        for part in ids:
+            h = _mix((h ^ part) + np.uint64(0x9E3779B97F4A7C15))
+    return (h >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+def split_assignment(
+    run: np.ndarray,
+    luminosityBlock: np.ndarray,
+    event: np.ndarray,
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    salt: int = 0,
+) -> np.ndarray:
+    """Split code per event (``SPLITS``: 0 train, 1 val, 2 test) from the hash of its id."""
+    u = event_hash(run, luminosityBlock, event, salt)
+    train, val, _ = fractions
+    return np.where(u < train, 0, np.where(u < train + val, 1, 2)).astype(np.int8)
+
+
+def sample_labels(
+    classes: np.ndarray, pool: np.ndarray, n: int, seed: int, n_classes: int
+) -> np.ndarray:
+    """``n`` indices from ``pool``, stratified by ``classes[pool]``, sorted.
+
+    Each class gets its share of ``n`` (largest remainder), at least one event when
+    ``n >= n_classes``; the draw is a pure function of ``(pool, n, seed)``.
+    """
+    pool = np.asarray(pool)
+    if n > len(pool):
+        raise TrainingError(f"cannot draw {n} events from {len(pool)}")
+    if n == len(pool):
+        return np.sort(pool)
+    rng = np.random.default_rng(seed)
+    by_class = [pool[classes[pool] == c] for c in range(n_classes)]
+    sizes = np.array([len(b) for b in by_class], dtype=np.float64)
+    share = n * sizes / sizes.sum()
+    take = np.floor(share).astype(int)
+    if n >= n_classes:
+        take = np.maximum(take, (sizes > 0).astype(int))
+    while take.sum() > n:  # the minimum of one per class overshot
+        take[np.argmax(take)] -= 1
+    order = np.argsort(-(share - np.floor(share)))
+    i = 0
+    while take.sum() < n:
+        c = order[i % n_classes]
+        if take[c] < sizes[c]:
+            take[c] += 1
+        i += 1
+    out = [rng.choice(b, size=k, replace=False) for b, k in zip(by_class, take, strict=True) if k]
+    return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)
+
+
+def read_labelled_fileset(path: str | Path) -> list[dict[str, Any]]:
+    """Datasets of a coffea fileset JSON: ``[{name, files: [(file, tree)], label, weight}]``.
+
+    Every dataset needs an integer ``metadata.label``; ``metadata.weight`` (a per-event
+    weight, default 1) is optional.
+    """
+    path = Path(path)
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"cannot read fileset {path}: {err}") from err
+    if not isinstance(spec, dict) or not spec:
+        raise ConfigError(f"fileset {path} must map dataset names to {{files, metadata}}")
+    out = []
+    for name, ds in spec.items():
+        if not isinstance(ds, dict) or "files" not in ds:
+            raise ConfigError(f"fileset {path}: dataset {name!r} has no 'files'")
+        meta = ds.get("metadata") or {}
+        label = meta.get("label")
+        if isinstance(label, bool) or not isinstance(label, int):
+            raise ConfigError(
+                f"fileset {path}: dataset {name!r} needs an integer metadata.label, got {label!r}"
+            )
+        files = ds["files"]
+        if isinstance(files, dict):
+            pairs = [(_resolve(path, f), str(t or "Events")) for f, t in files.items()]
+        else:
+            pairs = [(_resolve(path, f), "Events") for f in files]
+        out.append(
+            {
+                "name": str(name),
+                "files": pairs,
+                "label": int(label),
+                "weight": float(meta.get("weight", 1.0)),
+                "metadata": meta,
+            }
+        )
+    return out
+
+
+def _resolve(fileset: Path, file: str) -> str:
+    """Relative local paths in a fileset are relative to the fileset's folder."""
+    if "://" in file or Path(file).is_absolute():
+        return file
+    return str((fileset.parent / file).resolve())
+
+
+def _from_fileset(
+    path: str | Path, token_config: TokenConfig, max_events_per_dataset: int | None
+) -> LabelledEvents:
+    from jetfm_coffea.train.data import read_tokens
+
+    parts = []
+    datasets = read_labelled_fileset(path)
+    used_files: dict[str, list[str]] = {}
+    for i, ds in enumerate(datasets):
+        got = 0
+        used_files[ds["name"]] = []
+        for fname, tree in ds["files"]:
+            left = None if max_events_per_dataset is None else max_events_per_dataset - got
+            if left is not None and left <= 0:
+                break
+            tok = read_tokens(fname, token_config, tree=tree, max_events=left)
+            n = len(tok.tokens)
+            got += n
+            used_files[ds["name"]].append(fname)
+            parts.append(
+                LabelledEvents(
+                    tokens=tok.tokens,
+                    mask=tok.mask,
+                    label=np.full(n, ds["label"], np.int64),
+                    weight=np.full(n, ds["weight"], np.float32),
+                    run=np.asarray(tok.run, np.int64),
+                    luminosityBlock=np.asarray(tok.luminosityBlock, np.int64),
+                    event=np.asarray(tok.event, np.int64),
+                    token_config=token_config,
+                    dataset=np.full(n, i, np.int64),
+                    datasets=[],
+                )
+            )
+    if not parts:
+        raise TrainingError(f"fileset {path} holds no file")
+    data = LabelledEvents.concatenate(parts)
+    data.datasets = [ds["name"] for ds in datasets]
+    data.provenance = {
+        "source": "fileset",
+        "fileset": str(path),
+        "files": used_files,
+        "labels": {ds["name"]: ds["label"] for ds in datasets},
+        "n_events": len(data),
+        "max_events_per_dataset": max_events_per_dataset,
+    }
+    return data
+
+
+def _from_shards(store: str | Path, max_events: int | None) -> LabelledEvents:
+    import torch
+
+    try:
+        from jetfm_coffea.shards import open_loader  # type: ignore[attr-defined]
+    except ImportError as err:
+        raise TrainingError(
+            f"cannot read shard store {store}: the shard loader (jetfm_coffea.shards) is not "
+            "available in this installation; use --fileset FILESET.json"
+        ) from err
+    loader = open_loader(store, batch_size=1024, seed=0, rank=0, world_size=1)
+    loader.set_epoch(0)
+    cols: dict[str, list[np.ndarray]] = {}
+    n = 0
+    for batch in loader:
+        if "label" not in batch:
+            raise TrainingError(f"shard store {store} carries no labels (batch key 'label')")
+        for key in ("tokens", "mask", "label", "weight", "run", "luminosityBlock", "event"):
+            value = batch.get(key)
+            if value is None and key == "weight":
+                value = torch.ones(len(batch["tokens"]))
+            cols.setdefault(key, []).append(np.asarray(value))
+        n += len(batch["tokens"])
+        if max_events is not None and n >= max_events:
+            break
+    if not cols:
+        raise TrainingError(f"shard store {store} yields no events")
+    arrays = {k: np.concatenate(v)[:max_events] for k, v in cols.items()}
+    return LabelledEvents(
+        tokens=arrays["tokens"].astype(np.float32),
+        mask=arrays["mask"].astype(bool),
+        label=arrays["label"].astype(np.int64),
+        weight=arrays["weight"].astype(np.float32),
+        run=arrays["run"].astype(np.int64),
+        luminosityBlock=arrays["luminosityBlock"].astype(np.int64),
+        event=arrays["event"].astype(np.int64),
+        token_config=load_token_config(loader.token_config),
+        provenance={
+            "source": "shards",
+            "store": str(store),
+            "n_events": len(arrays["label"]),
+            **dict(getattr(loader, "provenance", None) or {}),
+        },
+    )
+
+
+def load_labelled(
+    *,
+    shards: str | Path | None = None,
+    fileset: str | Path | None = None,
+    token_config: TokenConfig | str | Path | dict | None = None,
+    max_events_per_dataset: int | None = None,
+    max_events: int | None = None,
+) -> LabelledEvents:
+    """The one place ``--shards STORE`` / ``--fileset FILESET.json`` become labelled events.
+
+    ``token_config`` builds the tokens of a fileset (pass the pretrained run's so the
+    two match); a shard store carries its own, checked later against the model's.
+    """
+    if (shards is None) == (fileset is None):
+        raise TrainingError("give exactly one data source: --shards STORE or --fileset FS.json")
+    if shards is not None:
+        return _from_shards(shards, max_events)
+    if not Path(fileset).is_file():
+        raise TrainingError(f"fileset {fileset} does not exist")
+    data = _from_fileset(fileset, load_token_config(token_config), max_events_per_dataset)
+    return data if max_events is None else data.take(np.arange(min(max_events, len(data))))
+
+
+def ceil_div(a: int, b: int) -> int:
+    """``ceil(a / b)`` for positive integers."""
+    return -(-a // b)
+
+
+def balanced_batch_size(n: int, batch_size: int) -> int:
+    """At most ``batch_size``, cutting ``n`` events into equal batches (fewer than one left over
+    per batch), so that a small label count does not lose a large remainder every epoch."""
+    if n <= 0:
+        return batch_size
+    return max(1, n // ceil_div(n, batch_size))

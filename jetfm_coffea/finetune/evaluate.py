@@ -1,0 +1,124 @@
+"""Evaluate one trained classifier run on labelled events (``jetfm evaluate``).
+
+Loads the run with :func:`jetfm_coffea.train.load_run` (safetensors, hash-checked),
+reads its task config, checks that the data was built with the run's token config,
+applies the task's hash split (``split="test"`` by default, the events the run never
+trained or validated on) and writes to ``out`` (default ``RUN/eval``)::
+
+    metrics.json   metrics, confusion matrix, calibration
+    metrics.md     the same as a short Markdown report
+    roc.png  confusion.png  calibration.png  scores.png
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from jetfm_coffea.errors import TrainingError
+from jetfm_coffea.finetune.config import TaskConfig, load_task_config
+from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, split_assignment
+from jetfm_coffea.finetune.metrics import calibration, classification_metrics, confusion, roc
+from jetfm_coffea.finetune.plots import plot_calibration, plot_confusion, plot_roc, plot_scores
+from jetfm_coffea.train.checkpoint import atomic_write_text
+from jetfm_coffea.train.data import check_token_config
+from jetfm_coffea.train.run import load_run
+
+__all__ = ["evaluate_run", "load_classifier"]
+
+Split = Literal["train", "val", "test", "all"]
+
+
+def load_classifier(run: str | Path, device: str = "cpu") -> tuple[Any, Any, TaskConfig]:
+    """``(model, RunConfigs, TaskConfig)`` of a fine-tuning run directory."""
+    run = Path(run)
+    model, configs = load_run(run, device=device)
+    if "classifier" not in model.heads or not (run / "task_config.yaml").is_file():
+        raise TrainingError(
+            f"{run} is not a classifier run (no classifier head or no task_config.yaml); "
+            "evaluate takes the output of `jetfm finetune`"
+        )
+    return model, configs, load_task_config(run / "task_config.yaml")
+
+
+def evaluate_run(
+    run: str | Path,
+    data: LabelledEvents,
+    *,
+    split: Split = "test",
+    out: str | Path | None = None,
+    device: str = "cpu",
+    plots: bool = True,
+) -> dict[str, Any]:
+    """Metrics, ROC, confusion matrix and calibration of one classifier run; returns the dict."""
+    from jetfm_coffea.finetune.trainer import predict
+
+    run = Path(run)
+    model, configs, task = load_classifier(run, device)
+    check_token_config(configs.tokens, data.token_config, "evaluation data")
+    lut = task.label_map()
+    targets = np.array([lut.get(int(lab), -1) for lab in data.label], dtype=np.int64)
+    s = task.splits
+    codes = split_assignment(
+        data.run, data.luminosityBlock, data.event, (s.train, s.val, s.test), s.salt
+    )
+    keep = targets >= 0
+    if split != "all":
+        keep &= codes == SPLITS[split]
+    index = np.flatnonzero(keep)
+    y = targets[index]
+    absent = [task.class_names[c] for c in range(task.n_classes) if not (y == c).any()]
+    if absent:
+        raise TrainingError(
+            f"the {split} events of the data ({len(index)}) hold no event of classes {absent}; "
+            f"data labels present: {data.label_counts()}"
+        )
+    probs = predict(model, data, index, device=device, batch_size=task.train.eval_batch_size)
+    sig = task.signal_index
+    result: dict[str, Any] = {
+        "run": str(run),
+        "split": split,
+        "mode": configs.info.get("mode"),
+        "classes": task.class_names,
+        **classification_metrics(probs, y, sig, task.class_names),
+        "confusion": confusion(probs, y, task.n_classes).tolist(),
+        "calibration": calibration(probs, y, sig),
+    }
+    out = Path(out) if out is not None else run / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=1))
+    atomic_write_text(out / "metrics.md", _markdown(result))
+    if plots:
+        name = f"{configs.info.get('mode', 'model')} ({split})"
+        plot_roc({name: roc(probs, y, sig)}, out / "roc.png")
+        plot_confusion(np.asarray(result["confusion"]), task.class_names, out / "confusion.png")
+        plot_calibration(result["calibration"], task.signal_class, out / "calibration.png")
+        plot_scores({name: (probs, y)}, task.class_names, sig, out / "scores.png")
+    result["out"] = str(out)
+    return result
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    rej = [k for k in r if k.startswith("rejection_") and not k.endswith("_capped")]
+    per_class = ", ".join(f"{k}: {v}" for k, v in r["n_per_class"].items())
+    lines = [
+        f"# Evaluation of `{r['run']}` ({r['split']} split)",
+        "",
+        f"- events: {r['n_events']} ({per_class})",
+        f"- AUC ({r['signal']} vs rest): {r['auc']:.4f}",
+        f"- accuracy: {r['accuracy']:.4f}; log loss {r['log_loss']:.4f}; "
+        f"Brier {r['calibration']['brier']:.4f}",
+    ]
+    for k in rej:
+        bound = " (lower bound)" if r[f"{k}_capped"] else ""
+        lines.append(f"- 1/ε_B at ε_S = {k.split('_')[1]}%: {r[k]:.2f}{bound}")
+    lines += ["", "Confusion matrix (rows: true, columns: predicted):", ""]
+    names = r["classes"]
+    lines.append("| true \\ pred | " + " | ".join(names) + " |")
+    lines.append("|---" * (len(names) + 1) + "|")
+    for name, row in zip(names, r["confusion"], strict=True):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"

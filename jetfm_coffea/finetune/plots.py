@@ -1,0 +1,206 @@
+"""Figures of fine-tuning studies (matplotlib, mplhep CMS style, PNG).
+
+* :func:`plot_label_efficiency`: a metric vs the number of labels, one line per mode,
+  band = seed spread (mean ± standard deviation);
+* :func:`plot_roc`: background rejection 1/ε_B vs signal efficiency;
+* :func:`plot_scores`: signal-score distributions per true class;
+* :func:`plot_confusion`, :func:`plot_calibration`: one model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MODE_COLORS",
+    "plot_calibration",
+    "plot_confusion",
+    "plot_label_efficiency",
+    "plot_roc",
+    "plot_scores",
+]
+
+#: Fixed colours so a mode looks the same in every figure.
+MODE_COLORS: dict[str, str] = {
+    "linear-probe": "#5790fc",
+    "finetune": "#e42536",
+    "scratch": "#7a21dd",
+}
+
+_LABELS = {
+    "auc": "AUC (test)",
+    "accuracy": "accuracy (test)",
+    "rejection_30": r"$1/\varepsilon_B$ at $\varepsilon_S$ = 30%",
+    "rejection_50": r"$1/\varepsilon_B$ at $\varepsilon_S$ = 50%",
+}
+
+
+_BOUNDED = ("auc", "accuracy")
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    plt.style.use(mplhep.style.CMS)
+    return plt
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _color(name: str, i: int) -> str:
+    return MODE_COLORS.get(name, f"C{i}")
+
+
+def plot_label_efficiency(
+    aggregate: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    metrics: Sequence[str] = ("auc", "rejection_50"),
+    title: str | None = None,
+) -> Path:
+    """Metric vs labelled events (log x), one line per mode with a ±1σ seed band.
+
+    ``aggregate``: rows with ``mode``, ``n_labels`` and ``<metric>_mean``/``_std``.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(8 * len(metrics), 7), squeeze=False)
+    modes = list(dict.fromkeys(r["mode"] for r in aggregate))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for i, mode in enumerate(modes):
+            rows = sorted((r for r in aggregate if r["mode"] == mode), key=lambda r: r["n_labels"])
+            x = np.array([r["n_labels"] for r in rows], float)
+            y = np.array([r[f"{metric}_mean"] for r in rows], float)
+            s = np.array([r[f"{metric}_std"] for r in rows], float)
+            c = _color(mode, i)
+            ax.plot(x, y, marker="o", color=c, label=mode)
+            lo, hi = y - s, y + s
+            if metric in _BOUNDED:
+                lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+            ax.fill_between(x, lo, hi, color=c, alpha=0.25, linewidth=0)
+        ax.set_xscale("log")
+        if metric.startswith("rejection"):
+            ax.set_yscale("log")
+        ax.set_xlabel("labelled training events")
+        ax.set_ylabel(_LABELS.get(metric, metric))
+        ax.legend(fontsize=14)
+    if title:
+        axes[0][0].set_title(title, fontsize=16, loc="left")
+    return _save(fig, path)
+
+
+def plot_roc(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str | None = None
+) -> Path:
+    """Background rejection 1/ε_B (log) vs signal efficiency; ``curves``: name -> (ε_B, ε_S)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 7))
+    for i, (name, (fpr, tpr)) in enumerate(curves.items()):
+        keep = fpr > 0
+        mode = name.split(" ")[0]
+        ax.plot(tpr[keep], 1.0 / fpr[keep], color=_color(mode, i), label=name)
+    ax.plot([0, 1], [1, 1], ls=":", color="grey", label="random")
+    ax.set_yscale("log")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(r"signal efficiency $\varepsilon_S$")
+    ax.set_ylabel(r"background rejection $1/\varepsilon_B$")
+    ax.legend(fontsize=13)
+    if title:
+        ax.set_title(title, fontsize=16, loc="left")
+    return _save(fig, path)
+
+
+def plot_scores(
+    scores: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    class_names: Sequence[str],
+    signal: int,
+    path: str | Path,
+    bins: int = 25,
+    title: str | None = None,
+) -> Path:
+    """Signal-probability distributions per true class (unit area), one panel per model.
+
+    ``scores``: panel name -> (probabilities ``[N, K]``, class index ``[N]``).
+    """
+    import hist
+    import mplhep
+
+    plt = _pyplot()
+    n = len(scores)
+    fig, axes = plt.subplots(1, n, figsize=(7 * n, 6.5), squeeze=False)
+    for ax, (name, (probs, y)) in zip(axes[0], scores.items(), strict=True):
+        for c, cname in enumerate(class_names):
+            h = hist.Hist.new.Reg(bins, 0, 1, name="score").Double()
+            h.fill(score=probs[y == c, signal])
+            if h.sum() > 0:
+                mplhep.histplot(h / h.sum() / (1 / bins), ax=ax, label=cname, histtype="step")
+        ax.set_xlabel(f"p({class_names[signal]})")
+        ax.set_ylabel("density")
+        ax.set_title(name, fontsize=15, loc="left")
+        ax.legend(fontsize=13)
+    if title:
+        fig.suptitle(title, fontsize=16)
+    return _save(fig, path)
+
+
+def plot_confusion(
+    matrix: np.ndarray, class_names: Sequence[str], path: str | Path, title: str | None = None
+) -> Path:
+    """Confusion matrix normalised per true class (row), with counts annotated."""
+    plt = _pyplot()
+    k = len(class_names)
+    fig, ax = plt.subplots(figsize=(2.2 * k + 4, 2.0 * k + 3))
+    rows = matrix.sum(1, keepdims=True)
+    frac = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            color = "white" if frac[i, j] > 0.6 else "black"
+            text = f"{frac[i, j]:.2f}\n({matrix[i, j]})"
+            ax.text(j, i, text, ha="center", va="center", color=color, fontsize=13)
+    ax.set_xticks(range(k), class_names)
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    if title:
+        ax.set_title(title, fontsize=16, loc="left")
+    return _save(fig, path)
+
+
+def plot_calibration(
+    cal: Mapping[str, Any], signal_name: str, path: str | Path, title: str | None = None
+) -> Path:
+    """Reliability diagram of the signal probability, Brier score in the legend."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 7))
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="perfectly calibrated")
+    ax.plot(
+        cal["mean_predicted"],
+        cal["fraction_positive"],
+        marker="o",
+        label=f"model (Brier {cal['brier']:.3f})",
+    )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(f"mean predicted p({signal_name})")
+    ax.set_ylabel(f"fraction of {signal_name}")
+    ax.legend(fontsize=13)
+    if title:
+        ax.set_title(title, fontsize=16, loc="left")
+    return _save(fig, path)

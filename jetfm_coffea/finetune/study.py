@@ -1,0 +1,220 @@
+"""The label-efficiency study: every mode over a grid of label counts x seeds.
+
+``label_efficiency(task, pretrained, data, out)`` checks the whole grid first (label
+counts against the training split, classes, token configs), then trains one
+classifier per (mode, label count, seed) into ``out/runs/<mode>_n<N>_s<seed>`` and
+writes::
+
+    out/results.json          per-run rows, per-(mode, N) aggregates (mean, std, min, max)
+    out/results.md            the table (AUC, accuracy, 1/ε_B at 30% and 50%, ± seed std)
+    out/label_efficiency.png  AUC and 1/ε_B(50%) vs labelled events, one line per mode
+    out/roc.png               ROC curves of every mode at the largest label count (seed 0)
+    out/scores.png            score distributions per class, one panel per mode (same runs)
+
+A completed run directory with the same task, pretrained weights and data is reused,
+so an interrupted study continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jetfm_coffea.finetune.config import MODES, LabelCount, TaskConfig, load_task_config
+from jetfm_coffea.finetune.data import LabelledEvents
+from jetfm_coffea.finetune.metrics import roc
+from jetfm_coffea.finetune.plots import plot_label_efficiency, plot_roc, plot_scores
+from jetfm_coffea.finetune.trainer import (
+    FinetuneSetup,
+    PretrainedEncoder,
+    finetune,
+    prepare_finetune,
+)
+from jetfm_coffea.train.checkpoint import atomic_write_text
+
+__all__ = ["METRICS", "StudyResult", "aggregate", "label_efficiency", "markdown_table"]
+
+#: Metrics aggregated over seeds and shown in the table.
+METRICS: tuple[str, ...] = ("auc", "accuracy", "rejection_30", "rejection_50", "wall_s")
+
+
+@dataclass
+class StudyResult:
+    """Rows (one per run), aggregates (one per mode and label count), output paths."""
+
+    out: Path
+    rows: list[dict[str, Any]]
+    aggregate: list[dict[str, Any]]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def aggregate(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = METRICS) -> list[dict]:
+    """Mean, standard deviation (ddof=1; 0 for one seed), min and max over seeds."""
+    out = []
+    keys = list(dict.fromkeys((r["mode"], r["n_labels"]) for r in rows))
+    for mode, n in keys:
+        group = [r for r in rows if r["mode"] == mode and r["n_labels"] == n]
+        entry: dict[str, Any] = {"mode": mode, "n_labels": n, "n_seeds": len(group)}
+        for m in metrics:
+            v = np.array([r[m] for r in group], float)
+            entry[f"{m}_mean"] = float(v.mean())
+            entry[f"{m}_std"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+            entry[f"{m}_min"], entry[f"{m}_max"] = float(v.min()), float(v.max())
+        capped = [r.get("rejection_50_capped", False) for r in group]
+        entry["rejection_capped"] = bool(any(capped))
+        out.append(entry)
+    mode_order = {m: i for i, m in enumerate(MODES)}
+    return sorted(out, key=lambda e: (mode_order.get(e["mode"], 99), e["n_labels"]))
+
+
+def markdown_table(agg: Sequence[dict[str, Any]], title: str | None = None) -> str:
+    """The aggregate as a Markdown table, ``mean ± std`` over seeds."""
+
+    def pm(e: dict[str, Any], m: str, fmt: str) -> str:
+        return f"{e[m + '_mean']:{fmt}} ± {e[m + '_std']:{fmt}}"
+
+    lines = [f"## {title}", ""] if title else []
+    lines += [
+        "| mode | labels | seeds | AUC | accuracy | 1/ε_B @ ε_S=30% | 1/ε_B @ ε_S=50% | wall s |",
+        "|---|---:|---:|---|---|---|---|---:|",
+    ]
+    for e in agg:
+        flag = " †" if e["rejection_capped"] else ""
+        lines.append(
+            f"| {e['mode']} | {e['n_labels']} | {e['n_seeds']} | {pm(e, 'auc', '.4f')} | "
+            f"{pm(e, 'accuracy', '.4f')} | {pm(e, 'rejection_30', '.1f')}{flag} | "
+            f"{pm(e, 'rejection_50', '.1f')}{flag} | {e['wall_s_mean']:.1f} |"
+        )
+    if any(e["rejection_capped"] for e in agg):
+        lines += ["", "† in some seed no background test event passed: 1/ε_B is a lower bound."]
+    return "\n".join(lines) + "\n"
+
+
+def _run_name(mode: str, n: int, seed: int) -> str:
+    return f"{mode}_n{n}_s{seed}"
+
+
+def _reusable(run_dir: Path, setup: FinetuneSetup) -> dict[str, Any] | None:
+    """The summary row of a completed, matching run in ``run_dir``, else None."""
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+        metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    same = (
+        info.get("status") == "completed"
+        and info.get("task_config_hash") == setup.task.hash()
+        and info.get("pretrained", {}).get("weights_sha256") == setup.pretrained.weights_sha256
+        and info.get("data", {}).get("n_events") == setup.data.provenance.get("n_events")
+    )
+    if not same:
+        return None
+    return {
+        "run_dir": str(run_dir),
+        "mode": info["mode"],
+        "n_labels": info["n_labels"],
+        "seed": info["seed"],
+        "steps": info["steps_done"],
+        "best_step": info["best_step"],
+        "best_val_loss": info["best_val_loss"],
+        "stopped_early": info["stopped_early"],
+        "wall_s": info["wall_s"],
+        "train_s": info["train_s"],
+        "reused": True,
+        **{k: v for k, v in metrics.items() if not isinstance(v, dict)},
+    }
+
+
+def label_efficiency(
+    task: TaskConfig | str | Path | dict,
+    pretrained: str | Path | PretrainedEncoder,
+    data: LabelledEvents,
+    out: str | Path,
+    *,
+    modes: Sequence[str] | None = None,
+    labels: Sequence[LabelCount] | None = None,
+    seeds: Sequence[int] | None = None,
+    reuse: bool = True,
+    plots: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> StudyResult:
+    """Run the study (grid from the task config unless given); see the module docstring."""
+    task = load_task_config(task)
+    modes = list(modes or task.modes)
+    labels = list(labels or task.labels)
+    seeds = list(seeds if seeds is not None else task.seeds)
+    for m in modes:
+        if m not in MODES:
+            from jetfm_coffea.errors import ConfigError
+
+            raise ConfigError(f"unknown mode {m!r}; choose from {list(MODES)}")
+    setup = prepare_finetune(task, pretrained, data, labels=labels)  # checks the whole grid
+    counts = sorted({setup.resolve_labels(n) for n in labels})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if "linear-probe" in modes:
+        setup.embeddings()  # shared by every probe run; its time is reported on its own
+    rows: list[dict[str, Any]] = []
+    total = len(modes) * len(counts) * len(seeds)
+    t0 = time.perf_counter()
+    for mode in modes:
+        for n in counts:
+            for seed in seeds:
+                run_dir = out / "runs" / _run_name(mode, n, seed)
+                row = _reusable(run_dir, setup) if reuse else None
+                if row is None:
+                    res = finetune(setup, run_dir, mode=mode, labels=n, seed=seed, overwrite=True)
+                    row = {**res.summary(), "reused": False}
+                rows.append(row)
+                if log:
+                    log(
+                        f"[{len(rows)}/{total}] {mode:12s} n={n:<7d} seed={seed}: "
+                        f"AUC {row['auc']:.4f}, acc {row['accuracy']:.4f}, "
+                        f"{row['wall_s']:.1f}s{' (reused)' if row['reused'] else ''}"
+                    )
+    agg = aggregate(rows)
+    result = StudyResult(out, rows, agg)
+    payload = {
+        "task": task.model_dump(mode="json"),
+        "task_config_hash": task.hash(),
+        "pretrained": setup.pretrained.describe(),
+        "data": setup.data.provenance,
+        "splits": {k: len(setup.pool(k)) for k in ("train", "val", "test")},
+        "label_counts": counts,
+        "modes": modes,
+        "seeds": seeds,
+        "embed_seconds": setup.embed_seconds,
+        "wall_s": time.perf_counter() - t0,
+        "rows": rows,
+        "aggregate": agg,
+    }
+    result.files["json"] = out / "results.json"
+    atomic_write_text(result.files["json"], json.dumps(payload, indent=1, default=str))
+    title = f"Label efficiency: {' vs '.join(task.class_names)} (signal {task.signal_class})"
+    result.files["markdown"] = out / "results.md"
+    atomic_write_text(result.files["markdown"], markdown_table(agg, title))
+    if plots:
+        _plots(result, task, modes, counts[-1], seeds[0])
+    return result
+
+
+def _plots(result: StudyResult, task: TaskConfig, modes: list[str], n_max: int, s0: int) -> None:
+    out, agg = result.out, result.aggregate
+    result.files["label_efficiency"] = plot_label_efficiency(agg, out / "label_efficiency.png")
+    # ROC and score distributions: the largest label count, first seed, every mode
+    curves, scores = {}, {}
+    for mode in modes:
+        z = np.load(out / "runs" / _run_name(mode, n_max, s0) / "test_scores.npz")
+        probs, y = z["probs"], z["target"]
+        curves[f"{mode} (n={n_max})"] = roc(probs, y, task.signal_index)
+        scores[mode] = (probs, y)
+    result.files["roc"] = plot_roc(curves, out / "roc.png", f"test split, seed {s0}")
+    result.files["scores"] = plot_scores(
+        scores, task.class_names, task.signal_index, out / "scores.png"
+    )

@@ -1,0 +1,729 @@
+"""Fine-tuning a pretrained encoder for event classification, in three modes.
+
+* ``linear-probe``: the pretrained encoder is frozen (no gradient, eval mode); only the
+  classification head (LayerNorm + linear) is trained, on embeddings computed once.
+* ``finetune``: encoder and head are trained; the encoder at ``lr * encoder_lr_factor``.
+* ``scratch``: the same architecture from a random initialisation (the baseline).
+
+Use :func:`prepare_finetune` once (it checks the inputs: token configs, classes,
+label counts, before any training), then :func:`finetune` per mode/label count/seed.
+Training stops early when the validation loss has not improved for ``patience``
+validations; the best validation checkpoint is kept and evaluated on the test split.
+
+A fine-tuning run directory has the layout of a pretraining run (so
+:func:`jetfm_coffea.train.load_run` returns the encoder plus a ``classifier`` head
+with ``n_classes`` outputs), plus::
+
+    RUN/task_config.yaml     resolved TaskConfig, first line "# hash: <sha256[:16]>"
+    RUN/test_metrics.json    metrics of the best checkpoint on the test split
+    RUN/test_scores.npz      class probabilities, class index, weight, ids (test split)
+
+``config.yaml`` is the pretraining config of the encoder (architecture provenance);
+``run.json`` has ``kind: classifier``, the classes, mode, label count, seed and the
+pretrained run's path and weight hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from jetfm_coffea.errors import ConfigError, NonFiniteLossError, TrainingError
+from jetfm_coffea.finetune.config import MODES, LabelCount, TaskConfig, load_task_config
+from jetfm_coffea.finetune.data import (
+    SPLITS,
+    LabelledEvents,
+    balanced_batch_size,
+    sample_labels,
+    split_assignment,
+)
+from jetfm_coffea.finetune.metrics import classification_metrics
+from jetfm_coffea.model.config import ModelConfig
+from jetfm_coffea.model.model import EventModel, count_parameters
+from jetfm_coffea.tokens.config import TokenConfig
+from jetfm_coffea.train.checkpoint import atomic_write_text, save_weights
+from jetfm_coffea.train.config import PretrainConfig
+from jetfm_coffea.train.data import TensorEventDataset, batch_provenance, check_token_config
+from jetfm_coffea.train.data import compact_batch as _compact
+from jetfm_coffea.train.distributed import resolve_device
+from jetfm_coffea.train.loop import TrainProgress, decay_groups, lr_lambda
+from jetfm_coffea.train.run import RunConfigs, load_run, write_run_files
+
+__all__ = [
+    "FinetuneResult",
+    "FinetuneSetup",
+    "PretrainedEncoder",
+    "build_classifier",
+    "build_finetune_optimizer",
+    "check_classes",
+    "finetune",
+    "load_pretrained",
+    "predict",
+    "prepare_finetune",
+]
+
+WEIGHTS_FORMAT = "jetfm-event-classifier"
+
+
+@dataclass
+class PretrainedEncoder:
+    """The encoder weights and configs of a pretraining run."""
+
+    model_config: ModelConfig
+    token_config: TokenConfig
+    pretrain_config: PretrainConfig
+    encoder_state: dict[str, torch.Tensor]
+    run_dir: Path | None = None
+    weights_sha256: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance recorded in fine-tuning runs."""
+        return {
+            "run_dir": str(self.run_dir) if self.run_dir else None,
+            "weights_sha256": self.weights_sha256,
+            "config_hash": self.pretrain_config.hash(),
+            "model_config_hash": self.model_config.hash(),
+            "token_config_hash": self.token_config.hash(),
+            "steps_done": self.info.get("steps_done"),
+        }
+
+
+def load_pretrained(run: str | Path | PretrainedEncoder) -> PretrainedEncoder:
+    """Load the encoder of a run directory (safetensors, hash-checked by ``load_run``)."""
+    if isinstance(run, PretrainedEncoder):
+        return run
+    run = Path(run)
+    model, configs = load_run(run, heads=False)
+    sha = hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()[:16]
+    state = {k: v.detach().clone() for k, v in model.encoder.state_dict().items()}
+    return PretrainedEncoder(
+        model_config=configs.model,
+        token_config=configs.tokens,
+        pretrain_config=configs.pretrain,
+        encoder_state=state,
+        run_dir=run.resolve(),
+        weights_sha256=sha,
+        info=configs.info,
+    )
+
+
+def build_classifier(
+    pretrained: PretrainedEncoder, n_classes: int, mode: str, seed: int = 0
+) -> EventModel:
+    """Encoder + ``classifier`` head; pretrained encoder weights unless ``mode == 'scratch'``.
+
+    Initial weights are a pure function of ``seed`` (the head, and the whole model in
+    scratch mode). In ``linear-probe`` mode the encoder parameters do not require grad.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; choose from {list(MODES)}")
+    cfg = ModelConfig.model_validate(
+        {**pretrained.model_config.model_dump(mode="json"), "n_classes": n_classes}
+    )
+    torch.manual_seed(seed)
+    model = EventModel(cfg, heads=["classifier"])
+    if mode != "scratch":
+        model.encoder.load_state_dict(pretrained.encoder_state, strict=True)
+    if mode == "linear-probe":
+        model.encoder.requires_grad_(False)
+    return model
+
+
+def build_finetune_optimizer(
+    model: EventModel, task: TaskConfig, mode: str, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW: head at ``lr``; encoder at ``lr * encoder_lr_factor`` (finetune),
+    ``lr * scratch_lr_factor`` (scratch), or not at all (linear-probe); warm-up + cosine."""
+    o = task.optim
+    groups = decay_groups(model.heads, o.weight_decay, prefix="heads", lr=o.lr, name="head")
+    if mode != "linear-probe":
+        factor = o.encoder_lr_factor if mode == "finetune" else o.scratch_lr_factor
+        groups += decay_groups(
+            model.encoder, o.weight_decay, prefix="encoder", lr=o.lr * factor, name="encoder"
+        )
+    opt = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lr_lambda(o.warmup_steps, total_steps, o.min_lr_ratio)
+    )
+    return opt, sched
+
+
+def _precision(task: TaskConfig, device: torch.device) -> str:
+    p = task.train.precision
+    return ("bf16" if device.type == "cuda" else "fp32") if p == "auto" else p
+
+
+def _encode_options(task: TaskConfig, device: torch.device) -> dict[str, Any]:
+    return {
+        "batch_size": task.train.eval_batch_size,
+        "precision": _precision(task, device),
+        "compact": task.train.compact_tokens,
+    }
+
+
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class FinetuneSetup:
+    """Validated inputs shared by the runs of a study: task, encoder, data, splits."""
+
+    task: TaskConfig
+    pretrained: PretrainedEncoder
+    data: LabelledEvents
+    targets: np.ndarray  # class index per event, -1: not part of the task
+    split: np.ndarray  # SPLITS code per event
+    device: torch.device
+    _embeddings: torch.Tensor | None = None
+    embed_seconds: float = 0.0
+
+    def pool(self, split: str) -> np.ndarray:
+        """Indices of the task's events in ``split``."""
+        return np.flatnonzero((self.targets >= 0) & (self.split == SPLITS[split]))
+
+    def resolve_labels(self, labels: LabelCount) -> int:
+        """The number of labelled training events ``labels`` stands for (checked)."""
+        available = len(self.pool("train"))
+        if labels == "all":
+            return available
+        n = int(labels)
+        if n > available:
+            t = self.task
+            total = int((self.targets >= 0).sum())
+            raise TrainingError(
+                f"label count {n} is larger than the {available} labelled training events "
+                f"available (train split {t.splits.train:.0%} of the {total} events of classes "
+                f"{t.class_names}); use at most {available} or 'all'"
+            )
+        if n < self.task.n_classes:
+            raise TrainingError(
+                f"label count {n} is smaller than the number of classes ({self.task.n_classes})"
+            )
+        return n
+
+    def select(self, n_labels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(train, val)`` indices for ``n_labels`` labelled events and ``seed``."""
+        t = self.task
+        train_pool, val_pool = self.pool("train"), self.pool("val")
+        train = sample_labels(self.targets, train_pool, n_labels, seed, t.n_classes)
+        if t.validation == "full" or n_labels == len(train_pool):
+            n_val = len(val_pool)
+        else:
+            ratio = t.splits.val / t.splits.train
+            n_val = min(len(val_pool), max(t.min_val_events, round(n_labels * ratio)))
+        val = sample_labels(self.targets, val_pool, n_val, seed + 7_919, t.n_classes)
+        return train, val
+
+    @property
+    def test_index(self) -> np.ndarray:
+        return self.pool("test")
+
+    def embeddings(self) -> torch.Tensor:
+        """Frozen pretrained embeddings ``[N, D]`` of the task's events (computed once)."""
+        if self._embeddings is None:
+            t0 = time.perf_counter()
+            model = build_classifier(self.pretrained, self.task.n_classes, "linear-probe")
+            model.to(self.device).eval()
+            idx = np.flatnonzero(self.targets >= 0)
+            out = torch.zeros(len(self.data), model.config.dim, device=self.device)
+            options = _encode_options(self.task, self.device)
+            emb = _encode(model, self.data, idx, self.device, **options)
+            out[torch.as_tensor(idx, device=self.device)] = emb
+            self._embeddings = out
+            self.embed_seconds = time.perf_counter() - t0
+        return self._embeddings
+
+
+def check_classes(
+    task: TaskConfig, present: dict[int, int] | set[int], where: str = "data"
+) -> None:
+    """Raise :class:`TrainingError` if a task class has none of its labels in ``present``."""
+    missing = {
+        name: labs for name, labs in task.classes.items() if not any(lab in present for lab in labs)
+    }
+    if missing:
+        shown = present if isinstance(present, dict) else sorted(present)
+        raise TrainingError(
+            f"task classes {sorted(missing)} (data labels {sorted(missing.values())}) are "
+            f"missing from the {where}, which has labels {shown}"
+            + (" (label: events)" if isinstance(present, dict) else "")
+        )
+
+
+def prepare_finetune(
+    task: TaskConfig | str | Path | dict,
+    pretrained: str | Path | PretrainedEncoder,
+    data: LabelledEvents,
+    *,
+    labels: list[LabelCount] | None = None,
+) -> FinetuneSetup:
+    """Check everything that can be checked before training, and split the data.
+
+    Raises (before any training) when the data's token config differs from the
+    pretrained run's, when a task class has no event in the data (or in a split), and
+    when a requested label count (``labels``, default none) exceeds the training split.
+    """
+    task = load_task_config(task)
+    pre = load_pretrained(pretrained)
+    check_token_config(pre.token_config, data.token_config, "fine-tuning data")
+    check_classes(task, data.label_counts())
+    lut = task.label_map()
+    targets = np.array([lut.get(int(lab), -1) for lab in data.label], dtype=np.int64)
+    s = task.splits
+    split = split_assignment(
+        data.run, data.luminosityBlock, data.event, (s.train, s.val, s.test), s.salt
+    )
+    device = resolve_device(task.train.device)
+    setup = FinetuneSetup(task, pre, data, targets, split, device)
+    for name in SPLITS:
+        counts = np.bincount(targets[setup.pool(name)], minlength=task.n_classes)
+        empty = [task.class_names[c] for c in range(task.n_classes) if counts[c] == 0]
+        if empty:
+            raise TrainingError(
+                f"the {name} split has no event of classes {empty} ({len(setup.pool(name))} "
+                f"events in it); give more events or change the split fractions"
+            )
+    for n in labels or []:
+        setup.resolve_labels(n)
+    return setup
+
+
+@dataclass
+class FinetuneResult:
+    """What :func:`finetune` returns."""
+
+    run_dir: Path
+    mode: str
+    n_labels: int
+    seed: int
+    steps: int
+    best_step: int
+    best_val_loss: float
+    stopped_early: bool
+    test_metrics: dict[str, Any]
+    wall_s: float
+    train_s: float
+    train_cpu_s: float = 0.0  # process CPU time of the loop (robust on shared machines)
+    probs: np.ndarray | None = None  # test-split class probabilities
+    targets: np.ndarray | None = None  # test-split class indices
+    model: EventModel | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly row (no arrays, no model)."""
+        return {
+            "run_dir": str(self.run_dir),
+            "mode": self.mode,
+            "n_labels": self.n_labels,
+            "seed": self.seed,
+            "steps": self.steps,
+            "best_step": self.best_step,
+            "best_val_loss": self.best_val_loss,
+            "stopped_early": self.stopped_early,
+            "wall_s": self.wall_s,
+            "train_s": self.train_s,
+            **{k: v for k, v in self.test_metrics.items() if not isinstance(v, dict)},
+        }
+
+
+def _encode(
+    model: EventModel,
+    data: LabelledEvents,
+    index: np.ndarray,
+    device: torch.device,
+    *,
+    batch_size: int = 1024,
+    precision: str = "fp32",
+    compact: bool = True,
+) -> torch.Tensor:
+    """Event embeddings of ``data[index]`` (no grad, model in whatever mode it is)."""
+    out = []
+    bs = batch_size
+    with torch.no_grad():
+        for i in range(0, len(index), bs):
+            sel = index[i : i + bs]
+            batch = {
+                "tokens": torch.as_tensor(data.tokens[sel]),
+                "mask": torch.as_tensor(data.mask[sel]),
+            }
+            if compact:
+                batch = _compact(batch)
+            with _autocast(precision, device):
+                emb = model.encoder(batch["tokens"].to(device), batch["mask"].to(device))
+            out.append(emb.embedding.float())
+    if not out:
+        return torch.zeros(0, model.config.dim, device=device)
+    return torch.cat(out)
+
+
+def predict(
+    model: EventModel,
+    data: LabelledEvents,
+    index: np.ndarray | None = None,
+    *,
+    batch_size: int = 1024,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Class probabilities ``[n, K]`` of a classifier (encoder + ``classifier`` head)."""
+    index = np.arange(len(data)) if index is None else np.asarray(index)
+    device = torch.device(device)
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        emb = _encode(model, data, index, device, batch_size=batch_size)
+        probs = model.heads["classifier"](emb).float().softmax(-1)
+    model.train(was)
+    return probs.cpu().numpy()
+
+
+def _class_weights(targets: np.ndarray, weight: np.ndarray, task: TaskConfig) -> np.ndarray:
+    k = task.n_classes
+    if task.class_weighting == "none":
+        return np.ones(k)
+    sums = np.array([weight[targets == c].sum() for c in range(k)], dtype=np.float64)
+    sums = np.where(np.abs(sums) > 0, sums, 1.0)
+    return sums.sum() / (k * sums)
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    ce = F.cross_entropy(logits.float(), target, reduction="none")
+    return (ce * w).sum() / w.sum().clamp_min(1e-12)
+
+
+class _EmbeddingBatches:
+    """Epoch batches over cached embeddings, with the permutation rule of TensorEventDataset."""
+
+    def __init__(self, arrays: dict[str, torch.Tensor], batch_size: int, seed: int):
+        self.arrays, self.batch_size, self.seed, self.epoch = arrays, batch_size, seed, 0
+        self.n = len(arrays["target"])
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=gen)
+        for b in range(len(self)):
+            sel = perm[b * self.batch_size : (b + 1) * self.batch_size]
+            yield {k: v[sel.to(v.device)] for k, v in self.arrays.items()}
+
+
+def finetune(
+    setup: FinetuneSetup,
+    out: str | Path,
+    *,
+    mode: str = "finetune",
+    labels: LabelCount = "all",
+    seed: int = 0,
+    keep_model: bool = False,
+    overwrite: bool = False,
+) -> FinetuneResult:
+    """Train one classifier and write its run directory; returns a :class:`FinetuneResult`.
+
+    ``labels``: number of labelled training events (class-stratified draw from the
+    train split with ``seed``) or ``"all"``. ``mode``: see the module docstring.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; choose from {list(MODES)}")
+    out = Path(out)
+    if (out / "model.safetensors").exists() and not overwrite:
+        raise TrainingError(f"{out} already holds a run")
+    t_start = time.perf_counter()
+    task, data, device = setup.task, setup.data, setup.device
+    n_labels = setup.resolve_labels(labels)
+    train_idx, val_idx = setup.select(n_labels, seed)
+    test_idx = setup.test_index
+    k = task.n_classes
+    cw = _class_weights(setup.targets[train_idx], data.weight[train_idx], task)
+
+    model = build_classifier(setup.pretrained, k, mode, seed).to(device)
+    head = model.heads["classifier"]
+    precision = _precision(task, device)
+    probe = mode == "linear-probe"
+
+    def event_weights(idx: np.ndarray) -> np.ndarray:
+        return (data.weight[idx] * cw[setup.targets[idx]]).astype(np.float32)
+
+    bs = balanced_batch_size(len(train_idx), task.train.batch_size)
+    if probe:
+        emb = setup.embeddings()
+        sel = torch.as_tensor(train_idx, device=device)
+        source: Any = _EmbeddingBatches(
+            {
+                "embedding": emb[sel],
+                "target": torch.as_tensor(setup.targets[train_idx], device=device),
+                "w": torch.as_tensor(event_weights(train_idx), device=device),
+            },
+            bs,
+            seed,
+        )
+    else:
+        source = TensorEventDataset(
+            data.tokens[train_idx],
+            data.mask[train_idx],
+            batch_size=bs,
+            token_config=data.token_config,
+            run=data.run[train_idx],
+            luminosityBlock=data.luminosityBlock[train_idx],
+            event=data.event[train_idx],
+            label=setup.targets[train_idx],
+            weight=event_weights(train_idx),
+            seed=seed,
+        )
+    steps_per_epoch = len(source)
+    lt = task.train
+    planned = min(lt.max_steps, max(lt.min_steps, lt.max_epochs * steps_per_epoch))
+    eval_every = task.train.eval_every or steps_per_epoch
+    opt, sched = build_finetune_optimizer(model, task, mode, planned)
+
+    val_target = torch.as_tensor(setup.targets[val_idx], device=device)
+    val_w = torch.as_tensor(event_weights(val_idx), device=device)
+
+    def val_logits() -> torch.Tensor:
+        model.eval()
+        with torch.no_grad():
+            e = setup.embeddings()[torch.as_tensor(val_idx, device=device)] if probe else None
+            if e is None:
+                e = _encode(model, data, val_idx, device, **_encode_options(task, device))
+            logits = head(e).float()
+        model.train()
+        if probe:
+            model.encoder.eval()
+        return logits
+
+    out.mkdir(parents=True, exist_ok=True)
+    metrics_path = out / "metrics.jsonl"
+    metrics_path.write_text("")
+    configs = RunConfigs(
+        pretrain=setup.pretrained.pretrain_config,
+        model=model.config,
+        tokens=data.token_config,
+        augment=None,
+        info={
+            "kind": "classifier",
+            "status": "running",
+            "mode": mode,
+            "classes": task.class_names,
+            "class_labels": task.classes,
+            "signal": task.signal_class,
+            "n_labels": n_labels,
+            "n_val": len(val_idx),
+            "n_test": len(test_idx),
+            "seed": seed,
+            "task_config_hash": task.hash(),
+            "pretrained": setup.pretrained.describe(),
+            "data": setup.data.provenance,
+            "device": device.type,
+            "precision": precision,
+        },
+    )
+    write_run_files(out, configs)
+    atomic_write_text(out / "task_config.yaml", task.to_yaml())
+
+    model.train()
+    if probe:
+        model.encoder.eval()
+    best_loss, best_step, best_state, bad = float("inf"), 0, None, 0
+    step, epoch, stopped = 0, 0, False
+    progress = TrainProgress(task.train.progress, planned, 0, label=mode)
+    t_train, c_train = time.perf_counter(), time.process_time()
+    log_loss_sum, log_n, events = 0.0, 0, 0
+    try:
+        while step < planned and not stopped:
+            source.set_epoch(epoch)
+            for batch in source:
+                if probe:
+                    logits = head(batch["embedding"])
+                    target, w = batch["target"], batch["w"]
+                else:
+                    if task.train.compact_tokens:
+                        batch = _compact(batch)
+                    x, m = batch["tokens"].to(device), batch["mask"].to(device)
+                    with _autocast(precision, device):
+                        logits = head(model.encoder(x, m).embedding)
+                    target, w = batch["label"].to(device), batch["weight"].to(device)
+                loss = _loss(logits, target, w)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                clip = task.optim.grad_clip if task.optim.grad_clip is not None else float("inf")
+                params = [p for g in opt.param_groups for p in g["params"]]
+                gnorm = torch.nn.utils.clip_grad_norm_(params, clip)
+                if not (torch.isfinite(loss) and torch.isfinite(gnorm)):
+                    where = "embeddings" if probe else batch_provenance(batch)
+                    raise NonFiniteLossError(step + 1, where)
+                opt.step()
+                sched.step()
+                step += 1
+                events += len(target)
+                log_loss_sum += float(loss.detach())
+                log_n += 1
+                record: dict[str, Any] = {}
+                if step % task.train.log_every == 0:
+                    record.update(
+                        step=step, epoch=epoch, lr=sched.get_last_lr()[0], loss=log_loss_sum / log_n
+                    )
+                    log_loss_sum, log_n = 0.0, 0
+                if step % eval_every == 0 or step == planned:
+                    vl = val_logits()
+                    val_loss = float(_loss(vl, val_target, val_w))
+                    val_acc = float((vl.argmax(1) == val_target).float().mean())
+                    record.update(step=step, epoch=epoch, val_loss=val_loss, val_acc=val_acc)
+                    if val_loss < best_loss - task.train.min_delta:
+                        best_loss, best_step, bad = val_loss, step, 0
+                        # the frozen encoder never changes: keep only what trains
+                        trained = head if probe else model
+                        best_state = {
+                            k: v.detach().clone() for k, v in trained.state_dict().items()
+                        }
+                        record["best"] = True
+                    else:
+                        bad += 1
+                        stopped = bad >= task.train.patience
+                if record:
+                    record["time"] = time.time()
+                    with open(metrics_path, "a") as fh:
+                        fh.write(json.dumps(record) + "\n")
+                    progress.update(step, record.get("loss", float(loss.detach())), 0.0)
+                if step >= planned or stopped:
+                    break
+            epoch += 1
+    finally:
+        progress.close()
+    train_s = time.perf_counter() - t_train
+    train_cpu_s = time.process_time() - c_train
+    if best_state is not None:
+        (head if probe else model).load_state_dict(best_state)
+
+    model.eval()
+    with torch.no_grad():
+        e = setup.embeddings()[torch.as_tensor(test_idx, device=device)] if probe else None
+        if e is None:
+            e = _encode(model, data, test_idx, device, **_encode_options(task, device))
+        probs = head(e).float().softmax(-1).cpu().numpy()
+    y_test = setup.targets[test_idx]
+    test_metrics = classification_metrics(probs, y_test, task.signal_index, task.class_names)
+    wall_s = time.perf_counter() - t_start
+
+    weights_meta = {
+        "model_config_hash": model.config.hash(),
+        "token_config_hash": data.token_config.hash(),
+        "config_hash": setup.pretrained.pretrain_config.hash(),
+        "task_config_hash": task.hash(),
+        "format": WEIGHTS_FORMAT,
+        "best_step": str(best_step),
+    }
+    save_weights(out / "model.safetensors", model.state_dict(), weights_meta)
+    np.savez_compressed(
+        out / "test_scores.npz",
+        probs=probs,
+        target=y_test,
+        weight=data.weight[test_idx],
+        run=data.run[test_idx],
+        luminosityBlock=data.luminosityBlock[test_idx],
+        event=data.event[test_idx],
+    )
+    atomic_write_text(out / "test_metrics.json", json.dumps(test_metrics, indent=1))
+    n_params = count_parameters(model)
+    configs.info.update(
+        {
+            "status": "completed",
+            "steps_done": step,
+            "epochs": epoch,
+            "best_step": best_step,
+            "best_val_loss": best_loss,
+            "stopped_early": stopped,
+            "n_parameters_trainable": n_params,
+            "wall_s": wall_s,
+            "train_s": train_s,
+            "train_cpu_s": train_cpu_s,
+            "events_per_s": events / max(train_s, 1e-9),
+        }
+    )
+    write_run_files(out, configs)
+    _write_card(out, configs, task, test_metrics)
+    return FinetuneResult(
+        run_dir=out,
+        mode=mode,
+        n_labels=n_labels,
+        seed=seed,
+        steps=step,
+        best_step=best_step,
+        best_val_loss=best_loss,
+        stopped_early=stopped,
+        test_metrics=test_metrics,
+        wall_s=wall_s,
+        train_s=train_s,
+        train_cpu_s=train_cpu_s,
+        probs=probs,
+        targets=y_test,
+        model=model if keep_model else None,
+    )
+
+
+def _write_card(out: Path, configs: RunConfigs, task: TaskConfig, metrics: dict[str, Any]) -> None:
+    info, m = configs.info, configs.model
+    pre = info["pretrained"]
+    init = (
+        "random initialisation (same architecture)"
+        if info["mode"] == "scratch"
+        else f"pretrained run `{pre['run_dir']}` (weights sha256 `{pre['weights_sha256']}`)"
+    )
+    classes = ", ".join(f"{n} = data labels {v}" for n, v in task.classes.items())
+    rej = ", ".join(
+        f"1/ε_B at ε_S = {key.split('_')[1]}%: {metrics[key]:.1f}"
+        + (" (lower bound)" if metrics[f"{key}_capped"] else "")
+        for key in metrics
+        if key.startswith("rejection_") and not key.endswith("_capped")
+    )
+    text = f"""# Model card: jetfm event classifier ({info["mode"]}, {m.size} encoder)
+
+## Model
+- Encoder: {m.layers} transformer blocks, width {m.dim}, {m.heads} heads, {m.pooling} pooling;
+  classification head (LayerNorm + linear) with {m.n_classes} outputs (softmax).
+- Initialisation: {init}.
+- Mode `{info["mode"]}`: {_MODE_TEXT[info["mode"]]}
+- Trainable parameters: {info.get("n_parameters_trainable", 0):,}.
+
+## Task
+- Classes (index order): {classes}; signal class for ROC metrics: {task.signal_class}.
+- Task config hash `{task.hash()}`; token config hash `{configs.tokens.hash()}`.
+- Labelled training events: {info["n_labels"]} (seed {info["seed"]}); validation events
+  {info["n_val"]}; test events {info["n_test"]}; splits by hash of (run, lumi, event).
+
+## Training
+- Steps: {info.get("steps_done")} ({info.get("epochs")} epochs); best validation loss
+  {info.get("best_val_loss", float("nan")):.4f} at step {info.get("best_step")}; stopped early:
+  {info.get("stopped_early")}. AdamW lr {task.optim.lr}, class weighting
+  {task.class_weighting}.
+
+## Test metrics (best checkpoint)
+- AUC {metrics["auc"]:.4f}, accuracy {metrics["accuracy"]:.4f}; {rej}.
+
+## Intended use and limits
+Scores events built with the token configuration above; it is only as good as the
+labelled samples it was trained on (simulation/data differences are not corrected).
+"""
+    atomic_write_text(out / "MODEL_CARD.md", text)
+
+
+_MODE_TEXT = {
+    "linear-probe": "encoder frozen, only the head trained.",
+    "finetune": "encoder and head trained, encoder at a lower learning rate.",
+    "scratch": "encoder and head trained from random weights.",
+}
