@@ -90,13 +90,13 @@ def stage_pretrain(stage_dir: Path, store: str, plan: dict) -> dict[str, Any]:
     from jetfm_coffea.train.config import load_pretrain_config
     from jetfm_coffea.train.data import open_data
     from jetfm_coffea.train.loop import pretrain
-    from jetfm_coffea.train.plot import plot_training
+    from jetfm_coffea.train.plot import plot_run
 
     p = DemoPlan.model_validate(plan)
     cfg = load_pretrain_config(
         None,
         **{
-            "model.size": "tiny",
+            "model.size": p.pretrain_size,
             "train.steps": p.pretrain_steps,
             "train.batch_size": p.batch_size,
             "train.seed": p.seed,
@@ -114,7 +114,7 @@ def stage_pretrain(stage_dir: Path, store: str, plan: dict) -> dict[str, Any]:
 
     run = stage_dir / "run"
     result = pretrain(cfg, data, run, resume=(run / "checkpoints").exists(), keep_model=False)
-    plot = plot_training(run)
+    plot = plot_run(run)
     return {
         "run": str(run),
         "steps": result.steps,
@@ -133,16 +133,22 @@ def stage_finetune(stage_dir: Path, store: str, pretrained: str, plan: dict) -> 
         signal="ttbar",
         labels=[*p.label_grid, "all"],
         seeds=p.seeds,
+        train={
+            "max_steps": p.finetune_max_steps,
+            "min_steps": min(60, p.finetune_max_steps),
+            "patience": 3,
+        },
     )
     data = load_labelled(shards=store)
     result = label_efficiency(task, pretrained, data, stage_dir)
-    best = stage_dir / "runs"
-    finetuned = sorted(best.glob("finetune-*all*")) or sorted(best.glob("finetune-*"))
+    # the classifier for the analysis: fine-tuned on every label, first seed
+    rows = [r for r in result.rows if r["mode"] == "finetune" and r["seed"] == p.seeds[0]]
+    classifier = max(rows, key=lambda r: r["n_labels"])["run_dir"]
     return {
         "results": str(result.files["json"]),
         "markdown": str(result.files["markdown"]),
         "plots": {k: str(v) for k, v in result.files.items() if str(v).endswith(".png")},
-        "classifier": str(finetuned[-1]),
+        "classifier": str(classifier),
     }
 
 
@@ -167,13 +173,13 @@ def stage_score(
     return {"files": [str(f) for f in files], **summary}
 
 
-def stage_augment_check(stage_dir: Path, real_file: str | None) -> dict[str, Any]:
+def stage_augment_check(stage_dir: Path, real_file: str | None, events: int) -> dict[str, Any]:
     """Boosts and rotations leave the real 2012 dimuon spectrum unchanged."""
     if not real_file:
         return {"skipped": "the real 2012 dimuon file is not available"}
     from jetfm_coffea.augment.check import muon_objects, plot_spectra, spectrum_check
 
-    objects = muon_objects(real_file, 0, 100_000)
+    objects = muon_objects(real_file, 0, events)
     result, m0, m1 = spectrum_check(objects)
     png = plot_spectra(m0, m1, stage_dir / "augment_check.png", "CMS 2012 DoubleMuParked")
     (stage_dir / "augment_check.md").write_text(result.to_markdown())
@@ -250,6 +256,7 @@ def run_demo(
         stage_augment_check,
         "dimuon spectrum before/after boosts and rotations (real 2012 data)",
         real_file=str(dimuon) if dimuon.is_file() else None,
+        events=plan.augment_check_events,
     )
     report = write_report(workdir, records, plan)
     console.print(f"[bold green]report[/]: {report}")

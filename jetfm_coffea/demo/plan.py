@@ -22,7 +22,7 @@ class DemoPlan(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    events: int = Field(3000, ge=200, description="events per labelled sample")
+    events: int = Field(1500, ge=200, description="events per labelled sample")
     sqrts: int = 13000
     seed: int = 2026
     workers: int = 2
@@ -37,11 +37,13 @@ class DemoPlan(BaseModel):
     include_real_data: bool = Field(
         True, description="add the real 2012 SingleMu events to the unlabelled pretraining mix"
     )
-    pretrain_steps: int = 300
-    batch_size: int = 256
-    label_grid: list[int] = Field(default_factory=lambda: [100, 300, 1000])
+    pretrain_steps: int = Field(150, ge=1)
+    batch_size: int = 128
+    label_grid: list[int] = Field(default_factory=lambda: [100, 300])
+    pretrain_size: str = "tiny"
     seeds: list[int] = Field(default_factory=lambda: [0, 1])
-    finetune_epochs: int = 20
+    finetune_max_steps: int = Field(150, ge=5, description="optimiser steps per fine-tuning run")
+    augment_check_events: int = Field(100_000, ge=100, description="real dimuon events checked")
 
     def n_events(self, sample: Sample) -> int:
         return max(200, int(self.events * sample.fraction))
