@@ -1,8 +1,10 @@
 """Resumable pipeline stages: each stage writes a done-marker with its outputs.
 
 Rerunning a pipeline skips every stage whose marker exists and whose recorded inputs
-(the stage parameters) are unchanged; a stage that failed or was interrupted has no
-marker and runs again from the start (each stage writes its outputs atomically).
+(the stage parameters) are unchanged. A stage that was interrupted has no marker and
+runs again in the same folder, so stages that can resume (shard building, pretraining
+checkpoints, the fine-tuning grid) continue where they stopped; a stage that finished
+with other parameters is redone from an empty folder.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +39,11 @@ class StageRecord:
 
 @dataclass
 class Stage:
-    """One named step: ``func(stage_dir, **params) -> outputs`` (a JSON-able dict)."""
+    """One named step: ``func(stage_dir, **params) -> outputs`` (a JSON-able dict).
+
+    Parameters whose names start with ``_`` only enter the hash (e.g. ``_after``, the
+    hash of the stage this one depends on, so a changed upstream stage redoes this one).
+    """
 
     name: str
     func: Callable[..., dict[str, Any]]
@@ -73,10 +80,14 @@ def run_stage(
     if done is not None:
         console.print(f"{header}: already done, skipped ({stage_dir})")
         return done
+    if _marker(stage_dir).exists():  # finished with other parameters: start afresh
+        console.print(f"{header}: parameters changed, redoing the stage")
+        shutil.rmtree(stage_dir)
     console.print(f"{header}: {stage.description}")
     stage_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    outputs = stage.func(stage_dir, **stage.params)
+    args = {k: v for k, v in stage.params.items() if not k.startswith("_")}
+    outputs = stage.func(stage_dir, **args)
     seconds = time.perf_counter() - start
     record = StageRecord(stage.name, outputs, seconds, False, stage.params_hash())
     tmp = _marker(stage_dir).with_suffix(".tmp")
