@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from jetfm_coffea.errors import ConfigError
 
-__all__ = ["HashedConfig", "load_config"]
+__all__ = ["HashedConfig", "apply_overrides", "load_config"]
 
 C = TypeVar("C", bound="HashedConfig")
 
@@ -70,5 +70,14 @@ def load_config(
         raise ConfigError(f"invalid {what}: {err}{hint}") from err
 
 
-def _yaml_any(data: Any) -> str:  # pragma: no cover - helper for debugging configs
-    return yaml.safe_dump(data, sort_keys=False)
+def apply_overrides(data: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (``{"train.steps": 10}``) in a nested config dict; None is skipped."""
+    for dotted, value in updates.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return data

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from jetfm_coffea.config_base import HashedConfig
+from jetfm_coffea.config_base import HashedConfig, apply_overrides
 from jetfm_coffea.errors import ConfigError
 
 __all__ = [
@@ -220,14 +220,7 @@ def load_task_config(
         data = dict(source)
     if not isinstance(data, dict):
         raise ConfigError(f"task config {source} is not a mapping")
-    for dotted, value in updates.items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+    apply_overrides(data, updates)
     try:
         return TaskConfig.model_validate(data)
     except ValidationError as err:

@@ -54,17 +54,8 @@ __all__ = [
 ]
 
 #: Keys of every batch (``views``/``view_mask`` only when the store or the hook has views).
-BATCH_KEYS = (
-    "tokens",
-    "mask",
-    "views",
-    "view_mask",
-    "label",
-    "weight",
-    "run",
-    "luminosityBlock",
-    "event",
-)
+from jetfm_coffea.train.data import BATCH_KEYS
+
 _STATE_FORMAT = "jetfm-loader-state"
 _DEFAULT_BUFFER_EVENTS = 1 << 16
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from jetfm_coffea.config_base import HashedConfig
+from jetfm_coffea.config_base import HashedConfig, apply_overrides
 from jetfm_coffea.errors import ConfigError
 
 __all__ = [
@@ -150,14 +150,7 @@ def load_pretrain_config(
             raise ConfigError(f"cannot read pretraining config {source}: {err}") from err
     else:
         data = dict(source or {})
-    for dotted, value in updates.items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+    apply_overrides(data, updates)
     try:
         return PretrainConfig.model_validate(data)
     except ValidationError as err:

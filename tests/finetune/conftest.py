@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from jetfm_coffea.finetune import load_labelled
 from jetfm_coffea.tokens import TokenConfig
@@ -17,14 +16,6 @@ from jetfm_coffea.train import pretrain
 from jetfm_coffea.train.data import events_source
 
 N_PER_DATASET = 200
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")

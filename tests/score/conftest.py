@@ -5,18 +5,8 @@ from __future__ import annotations
 import warnings
 
 import pytest
-import torch
 
 from jetfm_coffea.score.testing import make_classifier_run
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    # tiny batches on a shared 2-core machine: threading only costs
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")

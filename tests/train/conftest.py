@@ -5,18 +5,8 @@ from __future__ import annotations
 import warnings
 
 import pytest
-import torch
 
 from jetfm_coffea.tokens import TokenConfig, build_tokens
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    # tiny batches: threading overhead dominates, and CI machines are shared
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")
