@@ -22,7 +22,7 @@ class DemoPlan(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    events: int = Field(1500, ge=200, description="events per labelled sample")
+    events: int = Field(3000, ge=200, description="events per labelled sample")
     sqrts: int = 13000
     seed: int = 2026
     workers: int = 2
@@ -37,7 +37,7 @@ class DemoPlan(BaseModel):
     include_real_data: bool = Field(
         True, description="add the real 2012 SingleMu events to the unlabelled pretraining mix"
     )
-    pretrain_steps: int = Field(150, ge=1)
+    pretrain_steps: int = Field(400, ge=1)
     batch_size: int = 128
     label_grid: list[int] = Field(default_factory=lambda: [100, 300])
     pretrain_size: str = "tiny"

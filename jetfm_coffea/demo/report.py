@@ -81,7 +81,8 @@ def write_report(workdir: Path, records: dict[str, StageRecord], plan: DemoPlan)
         "",
     ]
     fine = out["finetune"].outputs
-    lines.append(Path(fine["markdown"]).read_text())
+    table = Path(fine["markdown"]).read_text().splitlines()
+    lines.append("\n".join(line for line in table if not line.startswith("#")))
     for key, title in (
         ("label_efficiency", "label efficiency"),
         ("roc", "ROC"),
@@ -90,12 +91,21 @@ def write_report(workdir: Path, records: dict[str, StageRecord], plan: DemoPlan)
         lines.append(_image(fine["plots"].get(key), workdir, title))
     score = out["score"].outputs
     summary = json.loads((Path(workdir) / _score_summary(score)).read_text())
+    model = next(iter(summary.get("datasets", {}).values()), {}).get("model", {})
     lines += [
         "## Scores in a coffea analysis",
         "",
         f"{score['events']} events scored through `ScoreAnalysisProcessor` "
         f"({score['mode']}) in {score['seconds']:.1f} s; model hash "
-        f"`{str(summary.get('model_hash', ''))[:16]}`.",
+        f"`{str(model.get('hash', ''))[:16]}` ({model.get('version', '')}), cut "
+        f"{model.get('cut')} on the {model.get('signal')} score:",
+        "",
+        "| dataset | events | pass |",
+        "|---|---:|---:|",
+        *[
+            f"| {name} | {d['cutflow']['events']} | {d['cutflow']['pass']} |"
+            for name, d in summary.get("datasets", {}).items()
+        ],
         "",
         _image(
             next((f for f in score["files"] if f.endswith(".png")), None),
