@@ -29,7 +29,7 @@ from jetfm_coffea.augment.registry import State, StepContext, get, get_cartesian
 from jetfm_coffea.augment.rng import StepRandom, step_keys, view_keys
 from jetfm_coffea.backend import where
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.tokens.build import EventObjects, EventTokens
+from jetfm_coffea.tokens.build import ID_FIELDS, KINEMATICS, EventObjects, EventTokens
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 from jetfm_coffea.tokens.features import compute_features
 
@@ -43,8 +43,8 @@ __all__ = [
     "make_views",
 ]
 
-KINEMATIC_FIELDS = ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
-_ID_FIELDS = ("run", "luminosityBlock", "event")
+KINEMATIC_FIELDS = KINEMATICS  # the padded object fields of EventObjects
+_ID_FIELDS = ID_FIELDS
 
 
 def _is_torch(lib: ModuleType) -> bool:

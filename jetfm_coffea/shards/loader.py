@@ -497,11 +497,18 @@ class ShardLoader:
 
     def state_dict(self) -> dict[str, Any]:
         """Position in the current epoch (per rank): restore with :meth:`load_state_dict`."""
-        ds = self.dataset
         return {
             "format": _STATE_FORMAT,
             "version": 1,
-            "epoch": ds.epoch,
+            "epoch": self.dataset.epoch,
+            **self._layout(),
+            "consumed": {str(k): int(v) for k, v in sorted(self._consumed.items())},
+        }
+
+    def _layout(self) -> dict[str, Any]:
+        """What a saved position depends on: same store, seed, split and batching."""
+        ds = self.dataset
+        return {
             "seed": ds.seed,
             "shuffle": ds.shuffle,
             "rank": ds.rank,
@@ -511,7 +518,6 @@ class ShardLoader:
             "block_events": ds.block_events,
             "buffer_events": ds.buffer_events,
             "n_events": ds.n_events,
-            "consumed": {str(k): int(v) for k, v in sorted(self._consumed.items())},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -519,17 +525,7 @@ class ShardLoader:
         ds = self.dataset
         if state.get("format") != _STATE_FORMAT:
             raise ValueError("not a jetfm loader state")
-        expect = {
-            "seed": ds.seed,
-            "shuffle": ds.shuffle,
-            "rank": ds.rank,
-            "world_size": ds.world_size,
-            "num_workers": self.num_workers,
-            "batch_size": ds.batch_size,
-            "block_events": ds.block_events,
-            "buffer_events": ds.buffer_events,
-            "n_events": ds.n_events,
-        }
+        expect = self._layout()
         diff = {k: (state.get(k), v) for k, v in expect.items() if state.get(k) != v}
         if diff:
             raise ValueError(f"loader state does not match this loader (saved, current): {diff}")

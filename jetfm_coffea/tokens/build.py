@@ -22,6 +22,7 @@ from jetfm_coffea.tokens.config import CollectionSpec, TokenConfig, load_token_c
 from jetfm_coffea.tokens.features import compute_features
 
 __all__ = [
+    "ID_FIELDS",
     "KINEMATICS",
     "EventObjects",
     "EventTokens",
