@@ -13,7 +13,7 @@ from typing import Any
 
 from jetfm_coffea.errors import ConfigError, InputFileError
 
-__all__ = ["BadFile", "FileCheck", "check_files", "load_fileset", "total_events"]
+__all__ = ["BadFile", "FileCheck", "check_files", "load_fileset"]
 
 DEFAULT_TREE = "Events"
 
@@ -108,8 +108,3 @@ def check_files(
         entries={r.url: int(r.nevents or 0) for r in reports if r.ok},
         bad=[BadFile(r.dataset or "", r.url, r.error or "unreadable") for r in failures],
     )
-
-
-def total_events(check: FileCheck) -> int:
-    """Number of entries in the usable files."""
-    return sum(check.entries.values())

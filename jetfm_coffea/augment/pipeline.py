@@ -339,16 +339,7 @@ def augment_tokens(
     objs = _scatter_objects(out, target, shape, per_event)
     tokens = np.zeros((shape[0] * shape[1], len(token_config.features)), np.float32)
     tokens[target] = feats
-    return EventTokens(
-        tokens=tokens.reshape(*shape, -1),
-        mask=objs.mask,
-        run=objs.run,
-        luminosityBlock=objs.luminosityBlock,
-        event=objs.event,
-        n_nonfinite=objs.n_nonfinite,
-        feature_names=token_config.feature_names,
-        objects=objs,
-    )
+    return EventTokens.from_parts(tokens.reshape(*shape, -1), objs, token_config.feature_names)
 
 
 def make_views(

@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = ["Stage", "StageRecord", "run_stage", "run_stages"]
+__all__ = ["Stage", "StageRecord", "run_stage"]
 
 MARKER = ".done.json"
 
@@ -96,14 +96,3 @@ def run_stage(
     os.replace(tmp, _marker(stage_dir))
     console.print(f"{header}: done in {seconds:.1f} s -> {stage_dir}")
     return record
-
-
-def run_stages(
-    stages: list[Stage], workdir: Path, console: Console | None = None
-) -> dict[str, StageRecord]:
-    """Run independent stages in order (each skipped when already done)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    return {
-        stage.name: run_stage(stage, workdir, i, len(stages), console)
-        for i, stage in enumerate(stages, start=1)
-    }

@@ -273,20 +273,27 @@ class EventTokens:
         return self.mask.sum(axis=1)
 
     @classmethod
-    def from_objects(cls, objects: EventObjects, config: TokenConfig) -> EventTokens:
-        """Compute the features of padded objects (after augmentation, for instance)."""
-        tokens, mask, bad = tokens_from_objects(objects, config)
-        objects = replace(objects, mask=mask, n_nonfinite=objects.n_nonfinite + bad)
+    def from_parts(
+        cls, tokens: np.ndarray, objects: EventObjects, feature_names: list[str]
+    ) -> EventTokens:
+        """Tokens ``[N, T, F]`` with the mask, ids and NaN counts of their ``objects``."""
         return cls(
             tokens=tokens,
-            mask=mask,
+            mask=objects.mask,
             run=objects.run,
             luminosityBlock=objects.luminosityBlock,
             event=objects.event,
             n_nonfinite=objects.n_nonfinite,
-            feature_names=config.feature_names,
+            feature_names=feature_names,
             objects=objects,
         )
+
+    @classmethod
+    def from_objects(cls, objects: EventObjects, config: TokenConfig) -> EventTokens:
+        """Compute the features of padded objects (after augmentation, for instance)."""
+        tokens, mask, bad = tokens_from_objects(objects, config)
+        objects = replace(objects, mask=mask, n_nonfinite=objects.n_nonfinite + bad)
+        return cls.from_parts(tokens, objects, config.feature_names)
 
     @classmethod
     def from_awkward(cls, record: ak.Array, config: TokenConfig | None = None) -> EventTokens:
@@ -295,16 +302,8 @@ class EventTokens:
         n, t, f = len(record), config.n_tokens, len(config.features)
         cols = {name: np.asarray(ak.to_numpy(record[name])) for name in record.fields}
         objects = EventObjects(**{k: v for k, v in cols.items() if k != "tokens"})
-        return cls(
-            tokens=cols["tokens"].reshape(n, t, f).astype(np.float32, copy=False),
-            mask=objects.mask,
-            run=objects.run,
-            luminosityBlock=objects.luminosityBlock,
-            event=objects.event,
-            n_nonfinite=objects.n_nonfinite,
-            feature_names=config.feature_names,
-            objects=objects,
-        )
+        tokens = cols["tokens"].reshape(n, t, f).astype(np.float32, copy=False)
+        return cls.from_parts(tokens, objects, config.feature_names)
 
     def to_awkward(self) -> ak.Array:
         """One record per event (the inverse of :meth:`from_awkward`)."""
