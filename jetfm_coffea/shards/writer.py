@@ -171,56 +171,79 @@ def _existing_info(store: Path, path: str) -> ShardInfo:
     )
 
 
-def _write_group(
-    target: Path, arrays: Mapping[str, np.ndarray], chunk_events: int, level: int
-) -> dict[str, dict[str, Any]]:
-    """Create the group and its arrays with zarr, then write the chunks directly.
+def _array_specs(arrays: Mapping[str, np.ndarray], chunk_events: int) -> dict[str, dict[str, Any]]:
+    """dtype, shape and chunk shape of every array (regular grid chunked along events)."""
+    specs = {}
+    for name, data in arrays.items():
+        rows = (1 << 20) if name.startswith("ragged/") else chunk_events
+        chunks = (max(1, min(rows, len(data))), *(max(1, d) for d in data.shape[1:]))
+        dtype = data.dtype.newbyteorder("<") if data.dtype.byteorder == ">" else data.dtype
+        specs[name] = {"dtype": dtype.str, "shape": list(data.shape), "chunks": list(chunks)}
+    return specs
 
-    Zarr writes the metadata (``zarr.json`` of the group and of every array: regular
-    grid chunked along events, codecs ``bytes`` + ``zstd``). The chunk files are the
-    zstd frames of the chunks' little-endian bytes at the spec's default keys
-    (``<array>/c/<i>/0/...``, edge chunks padded to full size), encoded here with
-    numcodecs' Zstd (what zarr's ZstdCodec calls): zarr's own write path synchronises
-    with its I/O thread per call and costs more than the compression on a loaded core.
-    Any zarr v3 reader reads the result (tested).
+
+def _write_group(
+    target: Path,
+    arrays: Mapping[str, np.ndarray],
+    specs: Mapping[str, dict[str, Any]],
+    attrs: dict[str, Any],
+    level: int,
+) -> None:
+    """Create the group (with ``attrs``) and its arrays with zarr, then write the chunks.
+
+    Zarr writes all the metadata in one call (``zarr.create_hierarchy``: the group's and
+    every array's ``zarr.json``; regular grid chunked along events, codecs ``bytes`` +
+    ``zstd``). The chunk files are the zstd frames of the chunks' little-endian bytes at
+    the spec's default keys (``<array>/c/<i>/0/...``, edge chunks padded to full size),
+    encoded here with numcodecs' Zstd (what zarr's ZstdCodec calls): zarr's own write
+    path synchronises with its I/O thread per call and array, which costs more than the
+    compression. Any zarr v3 reader reads the result (tested).
     """
     import zarr
     from numcodecs import Zstd
+    from zarr.core.group import GroupMetadata
+    from zarr.core.metadata.v3 import ArrayV3Metadata
+    from zarr.storage import LocalStore
 
-    root = zarr.open_group(store=str(target), mode="w", zarr_format=3)
-    specs: dict[str, dict[str, Any]] = {}
-    codec = compressor(level)
+    codecs = [
+        {"name": "bytes", "configuration": {"endian": "little"}},
+        compressor(level).to_dict(),
+    ]
+    nodes: dict[str, Any] = {"": GroupMetadata(attributes=attrs, zarr_format=3)}
+    for name, spec in specs.items():
+        nodes[name] = ArrayV3Metadata.from_dict(
+            {
+                "zarr_format": 3,
+                "node_type": "array",
+                "shape": spec["shape"],
+                "data_type": np.dtype(spec["dtype"]).name,
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": spec["chunks"]}},
+                "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+                "fill_value": False if np.dtype(spec["dtype"]) == bool else 0,
+                "codecs": codecs,
+                "attributes": {},
+            }
+        )
+    for _ in zarr.create_hierarchy(store=LocalStore(str(target)), nodes=nodes, overwrite=True):
+        pass
     encoder = Zstd(level=level, checksum=False)
     for name, data in arrays.items():
-        data = np.ascontiguousarray(data)
-        if data.dtype.byteorder == ">":
-            data = data.astype(data.dtype.newbyteorder("<"))
-        rows = (1 << 20) if name.startswith("ragged/") else chunk_events
-        chunks = (max(1, min(rows, len(data))), *(max(1, d) for d in data.shape[1:]))
-        root.create_array(
-            name,
-            shape=data.shape,
-            dtype=data.dtype,
-            chunks=chunks,
-            compressors=[codec],
-            fill_value=0,
-            overwrite=True,
-        )
-        if data.size:
-            base = target / name / "c"
-            suffix = ["0"] * (data.ndim - 1)
-            size = chunks[0]
-            for i, start in enumerate(range(0, len(data), size)):
-                block = data[start : start + size]
-                if len(block) < size:  # the spec stores edge chunks at full size
-                    padded = np.zeros(chunks, data.dtype)
-                    padded[: len(block)] = block
-                    block = padded
-                path = base.joinpath(str(i), *suffix)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(encoder.encode(block))
-        specs[name] = {"dtype": data.dtype.str, "shape": list(data.shape), "chunks": list(chunks)}
-    return specs
+        if not data.size:
+            continue
+        data = np.ascontiguousarray(data, np.dtype(specs[name]["dtype"]))
+        chunks = specs[name]["chunks"]
+        base = target / name / "c"
+        suffix = ["0"] * (data.ndim - 1)
+        size = chunks[0]
+        for i, start in enumerate(range(0, len(data), size)):
+            block = data[start : start + size]
+            if len(block) < size:  # the spec stores edge chunks at full size
+                padded = np.zeros(chunks, data.dtype)
+                padded[: len(block)] = block
+                block = padded
+            path = base.joinpath(str(i), *suffix)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(encoder.encode(block))
 
 
 def write_shard(
@@ -291,7 +314,7 @@ def write_shard(
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / temporary_name(final.name, uuid.uuid4().hex[:12])
     try:
-        specs = _write_group(tmp, arrays, chunk_events, compression_level)
+        specs = _array_specs(arrays, chunk_events)
         attrs = {
             "schema_version": SCHEMA_VERSION,
             "format": SHARD_FORMAT,
@@ -321,9 +344,7 @@ def write_shard(
             "checksum": {"algorithm": "sha256", "value": checksum, "order": order},
         }
         validate(attrs, "shard", SCHEMA_VERSION)
-        import zarr
-
-        zarr.open_group(store=str(tmp), mode="r+", zarr_format=3).update_attributes(attrs)
+        _write_group(tmp, arrays, specs, attrs, compression_level)
         _publish(tmp, final, if_exists == "overwrite")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
