@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,12 +44,13 @@ def load_config(
     *,
     what: str,
     section: str | None = None,
-    hint: str = "",
+    hint: str | Callable[[], str] = "",
 ) -> C:
     """Build ``cls`` from a YAML/JSON path, a dict, an instance or None (defaults).
 
     A file may hold the config at top level or under ``section``. Every problem is
-    raised as :class:`ConfigError` naming ``what`` (followed by ``hint`` if given).
+    raised as :class:`ConfigError` naming ``what`` (followed by ``hint`` if given; a
+    callable hint is only built when there is an error).
     """
     if source is None:
         return cls()
@@ -67,7 +69,8 @@ def load_config(
     try:
         return cls.model_validate(data or {})
     except ValidationError as err:
-        raise ConfigError(f"invalid {what}: {err}{hint}") from err
+        text = hint() if callable(hint) else hint
+        raise ConfigError(f"invalid {what}: {err}{text}") from err
 
 
 def apply_overrides(data: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:

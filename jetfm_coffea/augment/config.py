@@ -230,7 +230,7 @@ def load_pipeline(
         source,
         what="augmentation pipeline",
         section="augment",
-        hint=f"\nvalid augmentations and parameter ranges:\n{describe_augmentations()}",
+        hint=lambda: f"\nvalid augmentations and parameter ranges:\n{describe_augmentations()}",
     )
 
 
