@@ -10,6 +10,8 @@ For the muon columns of the 2012 DoubleMuParked file (pt, eta, phi, mass, charge
 * ``awkward view``: the fused symmetry kernels (rotate_phi, boost_z, boost_transverse,
   reflect_eta in Cartesian form, one conversion in and out) applied directly to the
   jagged awkward arrays with per-event draws;
+* ``compiled floor``: the least arithmetic a view needs, compiled into one pass
+  (``benchmarks/augment_floor.py``, numba; a lower bound for any implementation);
 * ``torch``: :func:`augment_tensors` (with token features) on padded CPU tensors, and on
   CUDA when available, in events/s.
 
@@ -83,6 +85,21 @@ def _awkward_view(cols: ak.Array, view: int) -> tuple[ak.Array, ...]:
     return pt, eta, phi, mass
 
 
+def _floor(objects: dict, n: int, repeats: int) -> float:
+    """Seconds of the compiled lower-bound kernel (``augment_floor``) on the same muons."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from augment_floor import floor_seconds
+
+    mask = np.asarray(objects["mask"], bool)
+    index = np.flatnonzero(mask)
+    event, slot = np.divmod(index, mask.shape[1])
+    flat = [np.asarray(objects[k], np.float64).reshape(-1)[index] for k in ("pt", "eta", "phi")]
+    mass = np.asarray(objects["mass"], np.float64).reshape(-1)[index]
+    return floor_seconds(*flat, mass, event, slot, n, repeats)
+
+
 def _timed(fn, *args, **kw) -> float:
     """CPU time of the call (process_time): less distorted than wall time when other
     processes compete for the cores; single-threaded numpy/uproot make the two equal on
@@ -119,6 +136,8 @@ def main() -> None:
     med = {k: float(np.median(v)) for k, v in
            (("read", read), ("numpy_view", view_np), ("awkward_view", view_ak))}  # fmt: skip
 
+    floor_s = _floor(objects, n, args.repeats)
+
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -151,6 +170,8 @@ def main() -> None:
         "numpy_objects_over_read": obj_s / read_s,
         "awkward_view_s": ak_s,
         "awkward_view_over_read": ak_s / read_s,
+        "floor_s": floor_s,
+        "floor_over_read": floor_s / read_s,
         "median_s": med,
         "torch": result_torch,
         "repeats": args.repeats,
@@ -168,11 +189,13 @@ def main() -> None:
     print(
         "| events | read (uproot) | numpy view (+features) | numpy view/read "
         "| numpy objects/read | awkward view | awkward/read "
-        "| torch CPU ev/s | torch GPU ev/s |\n|---|---|---|---|---|---|---|---|---|"
+        "| compiled floor/read | torch CPU ev/s | torch GPU ev/s |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
     )
     print(
         f"| {n} | {read_s * 1e3:.1f} ms | {np_s * 1e3:.1f} ms | {np_s / read_s:.0%} "
         f"| {obj_s / read_s:.0%} | {ak_s * 1e3:.1f} ms | {ak_s / read_s:.0%} "
+        f"| {floor_s / read_s:.0%} "
         f"| {result_torch['cpu']['events_per_s']:.3g} | {f'{gpu:.3g}' if gpu else 'n/a'} |"
     )
 

@@ -38,6 +38,46 @@ def _timed(proc, fileset, args) -> tuple[float, int]:
     return seconds, sum(r["cutflow"]["events"] for r in out.values())
 
 
+def _compute_budget(run: Path, path: str, args, rate_without: float) -> dict:
+    """Why the ratio is what it is: the model's FLOPs per event on the file's real tokens
+    (matmuls and attention, counted by ``torch.utils.flop_counter``; elementwise work
+    not included, so a lower bound) against this CPU's float32 matmul rate with the same
+    thread count (an upper bound for any model). The ratio reaches 0.5 only if the model
+    costs at most the analysis's own time per event, i.e. runs at
+    ``MFLOP/event x events/s without`` or more."""
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from jetfm_coffea.score import JetFMScorer
+    from jetfm_coffea.tokens import build_tokens
+
+    scorer = JetFMScorer(run, batch_size=args.batch_size, device="cpu", num_threads=args.threads)
+    events = NanoEventsFactory.from_root(
+        {path: "Events"}, schemaclass=NanoAODSchema, mode="virtual"
+    ).events()
+    tok = build_tokens(events, scorer.token_config)
+    n = len(tok)
+    with FlopCounterMode(display=False) as counter:
+        scorer.numpy_call(tok.tokens.reshape(n, -1), tok.mask, tok.event)
+    flop_per_event = counter.get_total_flops() / n
+    a = torch.randn(1024, 1024)
+    a @ a  # warm
+    best = min(_matmul_seconds(a) for _ in range(5))
+    gflops = 2 * 1024**3 / best / 1e9
+    return {
+        "mflop_per_event": round(flop_per_event / 1e6, 3),
+        "mean_tokens_per_event": round(float(tok.mask.sum(1).mean()), 2),
+        "matmul_gflops": round(gflops, 1),
+        "gflops_needed_for_half": round(flop_per_event * rate_without / 1e9, 1),
+    }
+
+
+def _matmul_seconds(a: torch.Tensor) -> float:
+    start = time.perf_counter()
+    a @ a
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="small", choices=["tiny", "small", "base"])
@@ -67,6 +107,7 @@ def main() -> None:
             num_threads=args.threads,
         )
         t_with, n_with = _timed(scored, fileset, args)
+        budget = _compute_budget(run, files[0], args, n / t_without)
     assert n == n_with
     result = {
         "benchmark": "score_column",
@@ -83,6 +124,7 @@ def main() -> None:
         "events_per_s_per_worker_without": round(n / t_without / args.workers, 1),
         "events_per_s_per_worker_with": round(n / t_with / args.workers, 1),
         "ratio": round(t_without / t_with, 3),
+        **budget,
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
     }
@@ -97,6 +139,13 @@ def main() -> None:
         f"| {args.size} | {result['device']} | {args.executor} | {args.workers} | {n} "
         f"| {result['events_per_s_without']:.0f} | {result['events_per_s_with']:.0f} "
         f"| {result['events_per_s_per_worker_with']:.0f} | {result['ratio']:.2f} |"
+    )
+    print()
+    print("| model | MFLOP/event | matmul GFLOP/s (same threads) | needed for ratio 0.5 |")
+    print("|---|---|---|---|")
+    print(
+        f"| {args.size} | {budget['mflop_per_event']:.2f} | {budget['matmul_gflops']:.0f} "
+        f"| {budget['gflops_needed_for_half']:.0f} |"
     )
 
 
