@@ -162,6 +162,20 @@ def test_plan_is_even_and_complete(singlemu):
     assert chunks[0].entry_start == 0 and chunks[-1].entry_stop == 10_000
 
 
+def test_plan_reads_the_header_like_a_full_open(tmp_path, singlemu):
+    """Planning reads only the tree header; entries and uuid equal a full uproot open,
+    and an object that is not a TTree is named, with its class, as the skip reason."""
+    with uproot.open(singlemu) as fh:
+        n, uuid = fh["Events"].num_entries, str(fh.file.uuid)
+    other = tmp_path / "hist.root"
+    with uproot.recreate(other) as fh:
+        fh["Events"] = np.histogram(np.arange(10.0), bins=5)
+    fileset = {"d": {"files": {str(singlemu): "Events", str(other): "Events"}, "metadata": {}}}
+    chunks, skipped = plan_chunks(fileset, 100_000)
+    assert [(c.entry_start, c.entry_stop, c.uuid) for c in chunks] == [(0, n, uuid)]
+    assert skipped == [(str(other), "'Events' is a TH1D, not a TTree")]
+
+
 def test_cli_info_and_verify(singlemu_store, tmp_path):
     runner = CliRunner()
     info = runner.invoke(main, ["shards", "info", str(singlemu_store), "--json"])
