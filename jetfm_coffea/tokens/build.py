@@ -112,20 +112,26 @@ def _counts(array: Any) -> np.ndarray:
 
 
 def _collection_columns(events: Any, spec: CollectionSpec) -> tuple[dict[str, Any], Any]:
-    """The awkward columns one collection needs, and its sort key."""
+    """The awkward columns one collection needs, and its sort key.
+
+    Fields are taken by name (``coll["pt"]``), not as attributes: coffea's NanoEvents
+    serve ``coll.pt`` through vector's Lorentz-vector behaviour, which returns the same
+    branch after ~20 awkward operations (half the token-building time on a 10k-event
+    chunk).
+    """
     coll = events[spec.name]
-    cols = {"pt": coll.pt, "phi": coll.phi}
+    cols = {"pt": coll["pt"], "phi": coll["phi"]}
     if spec.kind != "met":
-        cols["eta"] = coll.eta
-        cols["mass"] = coll.mass
+        cols["eta"] = coll["eta"]
+        cols["mass"] = coll["mass"]
     if spec.has_charge:
-        cols["charge"] = coll.charge
+        cols["charge"] = coll["charge"]
     btag = next((b for b in spec.btag_branches if b in coll.fields), None)
     if btag:
         cols["btag"] = coll[btag]
     for cut in spec.cuts:
         cols[f"cut:{cut.branch}"] = coll[cut.branch]
-    key = coll[spec.order_by] if spec.kind != "met" else coll.pt
+    key = coll[spec.order_by] if spec.kind != "met" else cols["pt"]
     return cols, key
 
 
@@ -217,15 +223,17 @@ def select_objects(events: Any, config: TokenConfig | None = None) -> EventObjec
         merged = {k: v[order] for k, v in merged.items()}
         ev = merged["event_index"]
         merged["slot"] = _rank_within(ev, n_events)
-    keep = merged["slot"] < n_tokens
-    ev, slot = ev[keep], merged["slot"][keep]
-    mask = np.zeros((n_events, n_tokens), bool)
-    mask[ev, slot] = True
+    keep = np.flatnonzero(merged["slot"] < n_tokens)
+    # 1-d positions in the padded arrays: much faster than 2-d fancy indexing
+    target = ev.take(keep) * n_tokens + merged["slot"].take(keep)
+    mask = np.zeros(n_events * n_tokens, bool)
+    mask[target] = True
+    mask = mask.reshape(n_events, n_tokens)
     padded = {}
     for name in KINEMATICS:
-        arr = np.zeros((n_events, n_tokens), np.float32)
-        arr[ev, slot] = merged[name][keep]
-        padded[name] = arr
+        arr = np.zeros(n_events * n_tokens, np.float32)
+        arr[target] = merged[name].take(keep)
+        padded[name] = arr.reshape(n_events, n_tokens)
     ids = {name: np.asarray(ak.to_numpy(events[name])).astype(np.int64) for name in ID_FIELDS}
     return EventObjects(**padded, mask=mask, n_nonfinite=nonfinite, **ids)
 
@@ -323,20 +331,22 @@ def tokens_from_objects(
     The kernel runs on the valid tokens only (float64), then scatters into the padded
     ``[N, T, F]`` float32 array; padding stays exactly zero.
     """
-    ev, slot = np.nonzero(objects.mask)
+    shape = objects.mask.shape
+    index = np.flatnonzero(objects.mask)  # 1-d positions: faster than 2-d fancy indexing
     take = {
-        name: getattr(objects, name)[ev, slot].astype(np.float64)
-        for name in ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
+        name: np.asarray(getattr(objects, name)).reshape(-1).take(index).astype(np.float64)
+        for name in KINEMATICS
     }
     feats, valid, _ = compute_features(
-        np, config.feature_names, **take, mask=np.ones(len(ev), bool)
+        np, config.feature_names, **take, mask=np.ones(len(index), bool)
     )
-    tokens = np.zeros((*objects.mask.shape, len(config.features)), np.float32)
-    tokens[ev, slot] = feats
+    tokens = np.zeros((shape[0] * shape[1], len(config.features)), np.float32)
+    tokens[index] = feats
     mask = objects.mask.copy()
-    mask[ev[~valid], slot[~valid]] = False
-    n_bad = np.bincount(ev[~valid], minlength=len(mask))
-    return tokens, mask, n_bad
+    bad = index[~valid]
+    mask.reshape(-1)[bad] = False
+    n_bad = np.bincount(bad // max(shape[1], 1), minlength=shape[0])
+    return tokens.reshape(*shape, len(config.features)), mask, n_bad
 
 
 def _empty_tokens(config: TokenConfig) -> EventTokens:
