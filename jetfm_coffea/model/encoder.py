@@ -172,7 +172,9 @@ class EventEncoder(nn.Module):
                 known = mask if hide is None else mask & ~hide
                 pair_ok = known[:, :, None] & known[:, None, :]
                 bias = self.pair_mlp(feats).permute(0, 3, 1, 2)
-                bias = bias * pair_ok[:, None].to(bias.dtype)
+                # where(), not a product: padding (sin = cos = 0) has no defined phi, and
+                # exporters (ONNX's atan2) may give NaN there, which 0 * NaN would keep
+                bias = torch.where(pair_ok[:, None], bias, 0.0)
         else:
             bias = tokens.new_zeros((b, h, t, t), dtype=torch.float32)
         keys = mask

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -165,25 +166,35 @@ def export_model(
     example = (torch.zeros(n, t, f), torch.zeros(n, t, dtype=torch.bool))
     example[1][:, 0] = True
     roles = {WEIGHTS: "weights", MODEL_CONFIG: "model_config", TOKEN_CONFIG: "token_config"}
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    dynamic = {"tokens": {0: batch}, "mask": {0: batch}}
     if "torch.export" in formats:
-        batch = torch.export.Dim("batch", min=1, max=1 << 20)
-        program = torch.export.export(
-            module, example, dynamic_shapes={"tokens": {0: batch}, "mask": {0: batch}}
-        )
+        program = torch.export.export(module, example, dynamic_shapes=dynamic)
         torch.export.save(program, out / PROGRAM)
         roles[PROGRAM] = "torch.export"
     if "onnx" in formats:
         from jetfm_coffea._optional import import_optional
 
         import_optional("onnx", extra="onnx")
-        torch.onnx.export(
-            module,
-            example,
-            str(out / ONNX),
-            input_names=["tokens", "mask"],
-            output_names=["scores", "embedding"],
-            dynamic_axes={"tokens": {0: "batch"}, "mask": {0: "batch"}},
-        )
+        # the TorchScript exporter: the dynamo one (torch 2.13) cannot decompose the
+        # attention's reshape with a dynamic batch; tracing is exact here (no
+        # data-dependent control flow; the conformance test runs onnxruntime)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", UserWarning)  # constant-folding notes
+            # ONNX has had Sinh since opset 9; the TorchScript exporter lacks the mapping
+            torch.onnx.register_custom_op_symbolic("aten::sinh", _onnx_sinh, 9)
+            torch.onnx.export(
+                module,
+                example,
+                str(out / ONNX),
+                input_names=["tokens", "mask"],
+                output_names=["scores", "embedding"],
+                dynamic_axes={"tokens": {0: "batch"}, "mask": {0: "batch"}},
+                dynamo=False,
+            )
         roles[ONNX] = "onnx"
     files = {
         name: {"sha256": file_sha256(out / name), "size": (out / name).stat().st_size, "role": role}
@@ -193,6 +204,10 @@ def export_model(
     validate(manifest, "model_manifest", name=str(out / MANIFEST))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return out
+
+
+def _onnx_sinh(g: Any, x: Any) -> Any:
+    return g.op("Sinh", x)
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
