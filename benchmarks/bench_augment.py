@@ -10,8 +10,9 @@ For the muon columns of the 2012 DoubleMuParked file (pt, eta, phi, mass, charge
 * ``awkward view``: the fused symmetry kernels (rotate_phi, boost_z, boost_transverse,
   reflect_eta in Cartesian form, one conversion in and out) applied directly to the
   jagged awkward arrays with per-event draws;
-* ``compiled floor``: the least arithmetic a view needs, compiled into one pass
-  (``benchmarks/augment_floor.py``, numba; a lower bound for any implementation);
+* ``compiled floor`` / ``float32 numpy floor``: the least arithmetic a view needs,
+  compiled into one scalar pass (numba) or as vectorised float32 numpy passes
+  (``benchmarks/augment_floor.py``; lower bounds for an implementation of either kind);
 * ``torch``: :func:`augment_tensors` (with token features) on padded CPU tensors, and on
   CUDA when available, in events/s.
 
@@ -85,19 +86,21 @@ def _awkward_view(cols: ak.Array, view: int) -> tuple[ak.Array, ...]:
     return pt, eta, phi, mass
 
 
-def _floor(objects: dict, n: int, repeats: int) -> float:
-    """Seconds of the compiled lower-bound kernel (``augment_floor``) on the same muons."""
+def _floor(objects: dict, n: int, repeats: int) -> tuple[float, float]:
+    """Seconds of the lower bounds (``augment_floor``: compiled scalar pass, vectorised
+    float32 numpy passes) on the same muons."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from augment_floor import floor_seconds
+    from augment_floor import floor_seconds, numpy_float32_seconds
 
     mask = np.asarray(objects["mask"], bool)
     index = np.flatnonzero(mask)
     event, slot = np.divmod(index, mask.shape[1])
     flat = [np.asarray(objects[k], np.float64).reshape(-1)[index] for k in ("pt", "eta", "phi")]
     mass = np.asarray(objects["mass"], np.float64).reshape(-1)[index]
-    return floor_seconds(*flat, mass, event, slot, n, repeats)
+    args = (*flat, mass, event, slot, n, repeats)
+    return floor_seconds(*args), numpy_float32_seconds(*args)
 
 
 def _timed(fn, *args, **kw) -> float:
@@ -136,7 +139,7 @@ def main() -> None:
     med = {k: float(np.median(v)) for k, v in
            (("read", read), ("numpy_view", view_np), ("awkward_view", view_ak))}  # fmt: skip
 
-    floor_s = _floor(objects, n, args.repeats)
+    floor_s, floor32_s = _floor(objects, n, args.repeats)
 
     import torch
 
@@ -172,6 +175,8 @@ def main() -> None:
         "awkward_view_over_read": ak_s / read_s,
         "floor_s": floor_s,
         "floor_over_read": floor_s / read_s,
+        "floor_numpy_float32_s": floor32_s,
+        "floor_numpy_float32_over_read": floor32_s / read_s,
         "median_s": med,
         "torch": result_torch,
         "repeats": args.repeats,
@@ -189,13 +194,13 @@ def main() -> None:
     print(
         "| events | read (uproot) | numpy view (+features) | numpy view/read "
         "| numpy objects/read | awkward view | awkward/read "
-        "| compiled floor/read | torch CPU ev/s | torch GPU ev/s |\n"
-        "|---|---|---|---|---|---|---|---|---|---|"
+        "| compiled floor/read | float32 numpy floor/read | torch CPU ev/s | torch GPU ev/s |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
     )
     print(
         f"| {n} | {read_s * 1e3:.1f} ms | {np_s * 1e3:.1f} ms | {np_s / read_s:.0%} "
         f"| {obj_s / read_s:.0%} | {ak_s * 1e3:.1f} ms | {ak_s / read_s:.0%} "
-        f"| {floor_s / read_s:.0%} "
+        f"| {floor_s / read_s:.0%} | {floor32_s / read_s:.0%} "
         f"| {result_torch['cpu']['events_per_s']:.3g} | {f'{gpu:.3g}' if gpu else 'n/a'} |"
     )
 

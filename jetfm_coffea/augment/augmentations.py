@@ -115,10 +115,21 @@ def _smear_factor(spec: SmearEnergy, ctx: StepContext, state: State) -> tuple[An
     if not widths:
         return None
     z_obj = ctx.normal(2, per_object=True)
-    shift = lib.zeros_like(z_obj)
-    for tid, width in widths:
-        delta = width.scale * ctx.normal(16 + tid) + width.resolution * z_obj
-        shift = where(lib, state["type_id"] == float(tid), delta, shift)
+    # per object: scale_k z_event,k + resolution_k z_object for its type k; one gather
+    # per quantity instead of one pass per type (column K: no width, all zero)
+    k = len(widths)
+    column = np.full(max(t for t, _ in widths) + 2, k, np.int64)
+    column[[t for t, _ in widths]] = np.arange(k)
+    type_id = ctx.integers(state["type_id"])
+    type_id = type_id.clip(0, len(column) - 1)
+    col = ctx.lookup(column, type_id)
+    z_event = np.zeros((len(ctx.rand.keys), k + 1))
+    for j, (tid, _) in enumerate(widths):
+        z_event[:, j] = ctx.rand.normal(16 + tid)
+    scale = np.array([w.scale for _, w in widths] + [0.0])
+    resolution = np.array([w.resolution for _, w in widths] + [0.0])
+    shift = ctx.lookup(scale, col) * ctx.per_event_at(z_event, col)
+    shift = shift + ctx.lookup(resolution, col) * z_obj
     smear = state["mask"] & ~ctx.is_met
     return where(lib, smear, K._clip_min(lib, 1.0 + shift, 1e-3), 1.0), smear
 

@@ -107,6 +107,32 @@ class StepContext:
             return self.asarray(self.rand.normal_at(stream, self.event_index, self.slot))
         return self.asarray(self.rand.normal(stream, per_object=True))
 
+    def per_event_at(self, table: np.ndarray, column: Any) -> Any:
+        """``table[event, column]`` per object: ``table`` holds per-event numpy values
+        ``[N, K]``, ``column`` is an integer array like the kinematics, in ``[0, K)``."""
+        if self.flat:
+            flat_index = self.event_index * table.shape[1] + column
+            return self.asarray(table.reshape(-1).take(flat_index))
+        if self.lib is np:
+            return self.asarray(np.take_along_axis(table, column, axis=1))
+        return self.asarray(table).gather(1, column)
+
+    def lookup(self, values: np.ndarray, index: Any) -> Any:
+        """``values[index]`` on the backend: a small numpy table indexed per object
+        (float tables take the batch's dtype, integer tables stay integers)."""
+        floating = np.issubdtype(values.dtype, np.floating)
+        if self.lib is np:
+            return (self.asarray(values) if floating else values).take(index)
+        if floating:
+            return self.asarray(values)[index]
+        return self.lib.as_tensor(values, device=self.like.device)[index]
+
+    def integers(self, values: Any) -> Any:
+        """A float array of small whole numbers (type ids) as int64 on its backend."""
+        if self.lib is np:
+            return values.astype(np.int64)
+        return values.long()
+
     def event_sum(self, values: Any) -> Any:
         """Per-event sum ``[N]`` of a per-object array."""
         if self.flat:
