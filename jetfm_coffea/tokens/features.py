@@ -71,6 +71,7 @@ def compute_features(
     finite = lib.isfinite(feats).all(-1)
     bad = mask & ~finite
     mask = mask & finite
-    feats = where(lib, mask[..., None], feats, 0.0)
+    if lib.__name__ != "numpy" or not mask.all():  # all valid (numpy, flat): nothing to zero
+        feats = where(lib, mask[..., None], feats, 0.0)
     n_bad = bad.sum(-1)
     return feats, mask, n_bad
