@@ -17,13 +17,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_bytes
 
 from jetfm_coffea.errors import TrainingError
 
 __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
+    "canonical_safetensors",
     "get_rng_state",
     "latest_checkpoint",
     "load_checkpoint",
@@ -51,12 +53,24 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def save_weights(path: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Save tensors as safetensors, atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """Save tensors as safetensors, atomically, with a canonical header.
+
+    safetensors writes its ``__metadata__`` in hash-map order, which changes from one
+    process to the next; the model hash is the SHA-256 of this file, so the header is
+    rewritten with sorted keys: the same weights and metadata give the same bytes.
+    """
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    atomic_write_bytes(Path(path), canonical_safetensors(save_bytes(tensors, metadata=metadata)))
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header in sorted, compact form (padded
+    with spaces to 8 bytes, as the format allows); the tensor bytes are unchanged."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + n :]
 
 
 def get_rng_state() -> dict[str, Any]:
