@@ -213,7 +213,7 @@ def run_demo(
 
     def run(name: str, func: Any, description: str, **stage_params: Any) -> dict[str, Any]:
         if records:  # depend on everything before: a redone stage redoes what follows
-            stage_params["_after"] = list(records.values())[-1].params_hash
+            stage_params["_after"] = list(records.values())[-1].dependency
         stage = Stage(name, func, stage_params, description)
         records[name] = run_stage(stage, workdir, len(records) + 1, N_STAGES, console)
         return records[name].outputs

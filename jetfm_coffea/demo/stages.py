@@ -1,7 +1,10 @@
 """Resumable pipeline stages: each stage writes a done-marker with its outputs.
 
 Rerunning a pipeline skips every stage whose marker exists and whose recorded inputs
-(the stage parameters) are unchanged. A stage that was interrupted has no marker and
+(the stage parameters, and the run of the stage before it) are unchanged. Every
+completed run of a stage gets a new ``run_id``; a pipeline makes each stage depend on
+the ``run_id`` of the one before, so a stage that is redone (its folder deleted, its
+parameters changed) redoes everything after it. A stage that was interrupted has no marker and
 runs again in the same folder, so stages that can resume (shard building, pretraining
 checkpoints, the fine-tuning grid) continue where they stopped; a stage that finished
 with other parameters is redone from an empty folder.
@@ -14,6 +17,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +39,12 @@ class StageRecord:
     seconds: float
     skipped: bool = False
     params_hash: str = ""
+    run_id: str = ""  # new for every completed run of the stage
+
+    @property
+    def dependency(self) -> str:
+        """What a following stage depends on: this run (its parameters for old markers)."""
+        return self.run_id or self.params_hash
 
 
 @dataclass
@@ -42,7 +52,8 @@ class Stage:
     """One named step: ``func(stage_dir, **params) -> outputs`` (a JSON-able dict).
 
     Parameters whose names start with ``_`` only enter the hash (e.g. ``_after``, the
-    hash of the stage this one depends on, so a changed upstream stage redoes this one).
+    :attr:`StageRecord.dependency` of the stage this one depends on, so a redone upstream
+    stage redoes this one).
     """
 
     name: str
@@ -66,7 +77,14 @@ def _load_done(stage: Stage, stage_dir: Path) -> StageRecord | None:
     data = json.loads(path.read_text())
     if data.get("params_hash") != stage.params_hash():
         return None
-    return StageRecord(stage.name, data["outputs"], data["seconds"], True, data["params_hash"])
+    return StageRecord(
+        stage.name,
+        data["outputs"],
+        data["seconds"],
+        True,
+        data["params_hash"],
+        data.get("run_id", ""),
+    )
 
 
 def run_stage(
@@ -80,8 +98,8 @@ def run_stage(
     if done is not None:
         console.print(f"{header}: already done, skipped ({stage_dir})")
         return done
-    if _marker(stage_dir).exists():  # finished with other parameters: start afresh
-        console.print(f"{header}: parameters changed, redoing the stage")
+    if _marker(stage_dir).exists():  # finished with other inputs: start afresh
+        console.print(f"{header}: parameters or an earlier stage changed, redoing the stage")
         shutil.rmtree(stage_dir)
     console.print(f"{header}: {stage.description}")
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -89,9 +107,16 @@ def run_stage(
     args = {k: v for k, v in stage.params.items() if not k.startswith("_")}
     outputs = stage.func(stage_dir, **args)
     seconds = time.perf_counter() - start
-    record = StageRecord(stage.name, outputs, seconds, False, stage.params_hash())
+    record = StageRecord(
+        stage.name, outputs, seconds, False, stage.params_hash(), uuid.uuid4().hex[:16]
+    )
     tmp = _marker(stage_dir).with_suffix(".tmp")
-    document = {"outputs": outputs, "seconds": seconds, "params_hash": record.params_hash}
+    document = {
+        "outputs": outputs,
+        "seconds": seconds,
+        "params_hash": record.params_hash,
+        "run_id": record.run_id,
+    }
     tmp.write_text(json.dumps(document, indent=2, default=str))
     os.replace(tmp, _marker(stage_dir))
     console.print(f"{header}: done in {seconds:.1f} s -> {stage_dir}")

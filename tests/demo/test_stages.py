@@ -1,0 +1,51 @@
+"""Resumable stages: skip what finished, redo a stage and everything after it."""
+
+from __future__ import annotations
+
+import shutil
+
+from rich.console import Console
+
+from jetfm_coffea.demo.stages import Stage, run_stage
+
+
+def _pipeline(workdir, calls, value=1):
+    """Three chained stages, each depending on the run of the one before (as run_demo)."""
+
+    def make(name):
+        def func(stage_dir, value):
+            calls.append(name)
+            (stage_dir / "out.txt").write_text(str(value))
+            return {"value": value}
+
+        return func
+
+    records, console = [], Console(quiet=True)
+    for i, name in enumerate(("a", "b", "c"), start=1):
+        params = {"value": value}
+        if records:
+            params["_after"] = records[-1].dependency
+        records.append(run_stage(Stage(name, make(name), params), workdir, i, 3, console))
+    return records
+
+
+def test_rerun_skips_and_a_redone_stage_redoes_what_follows(tmp_path):
+    calls = []
+    first = _pipeline(tmp_path, calls)
+    assert calls == ["a", "b", "c"] and not any(r.skipped for r in first)
+    assert len({r.run_id for r in first}) == 3
+
+    calls.clear()
+    again = _pipeline(tmp_path, calls)
+    assert calls == [] and all(r.skipped for r in again)
+    assert [r.run_id for r in again] == [r.run_id for r in first]
+
+    shutil.rmtree(tmp_path / "2-b")  # the user deletes one stage: it and 'c' run again
+    calls.clear()
+    redone = _pipeline(tmp_path, calls)
+    assert calls == ["b", "c"]
+    assert redone[0].skipped and redone[1].run_id != first[1].run_id
+
+    calls.clear()
+    _pipeline(tmp_path, calls, value=2)  # changed parameters: everything
+    assert calls == ["a", "b", "c"]
