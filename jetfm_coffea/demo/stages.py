@@ -4,10 +4,10 @@ Rerunning a pipeline skips every stage whose marker exists and whose recorded in
 (the stage parameters, and the run of the stage before it) are unchanged. Every
 completed run of a stage gets a new ``run_id``; a pipeline makes each stage depend on
 the ``run_id`` of the one before, so a stage that is redone (its folder deleted, its
-parameters changed) redoes everything after it. A stage that was interrupted has no marker and
-runs again in the same folder, so stages that can resume (shard building, pretraining
-checkpoints, the fine-tuning grid) continue where they stopped; a stage that finished
-with other parameters is redone from an empty folder.
+parameters changed) redoes everything after it. A stage that was interrupted has no
+marker and runs again in the same folder, so stages that can resume (shard building,
+pretraining checkpoints, the fine-tuning grid) continue where they stopped; a stage that
+finished with other inputs is redone from an empty folder.
 """
 
 from __future__ import annotations

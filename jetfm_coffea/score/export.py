@@ -166,9 +166,9 @@ def export_model(
     example = (torch.zeros(n, t, f), torch.zeros(n, t, dtype=torch.bool))
     example[1][:, 0] = True
     roles = {WEIGHTS: "weights", MODEL_CONFIG: "model_config", TOKEN_CONFIG: "token_config"}
-    batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    dynamic = {"tokens": {0: batch}, "mask": {0: batch}}
     if "torch.export" in formats:
+        batch = torch.export.Dim("batch", min=1, max=1 << 20)
+        dynamic = {"tokens": {0: batch}, "mask": {0: batch}}
         program = torch.export.export(module, example, dynamic_shapes=dynamic)
         torch.export.save(program, out / PROGRAM)
         roles[PROGRAM] = "torch.export"
