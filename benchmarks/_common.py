@@ -8,7 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["interleaved", "write_result"]
+from jetfm_coffea._resources import cms_file
+
+__all__ = ["interleaved", "real_file", "write_result"]
+
+#: The tests' shipped real CMS files (the 2012 ones are package data).
+TEST_CMS = Path(__file__).resolve().parents[1] / "tests" / "data" / "cms"
+
+
+def real_file(name: str) -> Path:
+    """A real CMS file shipped with the project (``JETFM_TESTDATA`` overrides)."""
+    return cms_file(name, search=(TEST_CMS,))
 
 
 def interleaved(funcs: dict[str, Callable[[], Any]], repeat: int = 5) -> dict[str, float]:

@@ -37,8 +37,8 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import uproot
+from _common import real_file
 
-from jetfm_coffea._resources import testdata_dir
 from jetfm_coffea.augment import augment_objects, augment_tensors, augment_tokens, load_pipeline
 from jetfm_coffea.augment import kernels as K
 from jetfm_coffea.augment.check import muon_objects, muon_token_config
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_augment.json"))
     args = parser.parse_args()
 
-    path = args.input or testdata_dir() / "cms" / "Run2012_DoubleMuParked_muons_100k.root"
+    path = args.input or real_file("Run2012_DoubleMuParked_muons_100k.root")
     pipeline = load_pipeline(args.pipeline or PIPELINE)
     config = muon_token_config()
     cols = _read(path, args.events)

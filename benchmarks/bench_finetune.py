@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 import torch
+from _common import real_file
 
-from jetfm_coffea._resources import testdata_dir
 from jetfm_coffea.finetune import MODES, finetune, load_labelled, prepare_finetune
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train import pretrain
@@ -37,14 +37,13 @@ from jetfm_coffea.train.data import TensorEventDataset
 
 
 def labelled_set(max_per_dataset: int, tmp: Path):
-    cms = testdata_dir() / "cms"
     fileset = tmp / "labelled.json"
     spec = {
         "collisions2012": {
-            "files": [str(cms / "Run2012B_SingleMu_10000.root")],
+            "files": [str(real_file("Run2012B_SingleMu_10000.root"))],
             "metadata": {"label": 0},
         },
-        "ttbar": {"files": [str(cms / "NanoAODv5_ttbar_1000.root")], "metadata": {"label": 1}},
+        "ttbar": {"files": [str(real_file("NanoAODv5_ttbar_1000.root"))], "metadata": {"label": 1}},
     }
     fileset.write_text(json.dumps(spec))
     return load_labelled(

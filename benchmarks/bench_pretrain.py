@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import real_file
 
-from jetfm_coffea._resources import testdata_dir
 from jetfm_coffea.model import build_model, count_parameters, model_config_for
 from jetfm_coffea.tokens import TokenConfig, build_tokens
 from jetfm_coffea.train import TensorEventDataset, load_pretrain_config, pretrain, read_metrics
@@ -34,7 +34,7 @@ PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense, per GPU
 def real_tokens(n: int):
     from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
-    path = testdata_dir() / "cms" / "Run2012B_SingleMu_10000.root"
+    path = real_file("Run2012B_SingleMu_10000.root")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         events = NanoEventsFactory.from_root(

@@ -21,8 +21,8 @@ import warnings
 from pathlib import Path
 
 import torch
+from _common import real_file
 
-from jetfm_coffea._resources import testdata_dir
 from jetfm_coffea.execution import run_processor
 from jetfm_coffea.score import resolve_device
 from jetfm_coffea.score.testing import make_classifier_run
@@ -92,7 +92,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    files = args.files or [str(testdata_dir() / "cms" / "Run2012B_SingleMu_10000.root")]
+    files = args.files or [str(real_file("Run2012B_SingleMu_10000.root"))]
     fileset = {"bench": {"files": {f: "Events" for f in files}}}
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():

@@ -26,6 +26,8 @@ import time
 import warnings
 from pathlib import Path
 
+from _common import real_file
+
 
 def _du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -188,17 +190,18 @@ def main() -> None:
         os.sched_setaffinity(0, {args.core})
     warnings.simplefilter("ignore")
 
-    from jetfm_coffea._resources import testdata_dir
-
-    cms = testdata_dir() / "cms"
     work = Path(tempfile.mkdtemp(prefix="jetfm-bench-"))
     try:
         build = [
-            bench_build(cms / name, work / name, args.repeat)
+            bench_build(real_file(name), work / name, args.repeat)
             for name in ("Run2012B_SingleMu_10000.root", "NanoAODv5_ttbar_1000.root")
         ]
         loader = bench_loader(
-            cms / "Run2012B_SingleMu_10000.root", work, args.repeat, args.batch_size, args.copies
+            real_file("Run2012B_SingleMu_10000.root"),
+            work,
+            args.repeat,
+            args.batch_size,
+            args.copies,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

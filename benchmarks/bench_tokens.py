@@ -17,16 +17,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import interleaved, write_result
+from _common import interleaved, real_file, write_result
 
 
 def main() -> None:
-    from jetfm_coffea._resources import testdata_dir
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--file", default=str(testdata_dir() / "cms" / "Run2012B_SingleMu_10000.root")
-    )
+    parser.add_argument("--file", default=str(real_file("Run2012B_SingleMu_10000.root")))
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()

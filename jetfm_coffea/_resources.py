@@ -1,7 +1,10 @@
-"""Locate data shipped with the package (schemas, Open Data catalogue) and test data.
+"""Locate data shipped with the package (schemas, Open Data catalogue, real CMS files).
 
 In an installed wheel the top-level ``schemas/`` and ``opendata/`` folders live under
-``jetfm_coffea/_data``; in a source checkout they sit beside the package.
+``jetfm_coffea/_data``; in a source checkout they sit beside the package. The real CMS
+Open Data files the demo reads are package data in ``jetfm_coffea/_data/cms`` (their
+provenance and SHA-256 in the README there); the tests' other files are in ``tests/data``.
+``JETFM_TESTDATA`` (a folder with ``cms/``) overrides both.
 """
 
 from __future__ import annotations
@@ -9,9 +12,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["data_dir", "opendata_dir", "schemas_dir", "testdata_dir"]
+__all__ = [
+    "CMS_PACKAGE_FILES",
+    "TESTDATA_ENV",
+    "cms_file",
+    "data_dir",
+    "opendata_dir",
+    "schemas_dir",
+    "testdata_override",
+]
 
 _PKG = Path(__file__).resolve().parent
+
+#: Environment variable naming a folder (with ``cms/``) that overrides the shipped files.
+TESTDATA_ENV = "JETFM_TESTDATA"
+#: Real CMS files shipped as package data (``jetfm demo``, ``jetfm augment-check``).
+SINGLEMU_2012 = "Run2012B_SingleMu_10000.root"
+DIMUON_2012 = "Run2012_DoubleMuParked_muons_100k.root"
+CMS_PACKAGE_FILES = (SINGLEMU_2012, DIMUON_2012)
 
 
 def data_dir(name: str) -> Path:
@@ -32,13 +50,23 @@ def opendata_dir() -> Path:
     return data_dir("opendata")
 
 
-def testdata_dir() -> Path:
-    """Folder of the shared test data; ``JETFM_TESTDATA`` overrides ``../shared/testdata``."""
-    env = os.environ.get("JETFM_TESTDATA")
-    if env:
-        return Path(env)
-    for base in (Path.cwd(), _PKG.parent):
-        candidate = base.parent / "shared" / "testdata"
-        if candidate.is_dir():
-            return candidate
-    return Path.cwd().parent / "shared" / "testdata"
+def testdata_override() -> Path | None:
+    """The folder ``JETFM_TESTDATA`` names, or None when it is unset."""
+    env = os.environ.get(TESTDATA_ENV)
+    return Path(env) if env else None
+
+
+def cms_file(name: str, search: tuple[Path, ...] = ()) -> Path:
+    """Path of the real CMS file ``name``: ``$JETFM_TESTDATA/cms`` when set, else the
+    package data, else the folders in ``search`` (the tests pass ``tests/data/cms``).
+
+    Raises FileNotFoundError naming every folder looked in.
+    """
+    override = testdata_override()
+    folders = [override / "cms"] if override else [_PKG / "_data" / "cms", *search]
+    for folder in folders:
+        if (folder / name).is_file():
+            return folder / name
+    where = ", ".join(str(f) for f in folders)
+    hint = f" (unset {TESTDATA_ENV} to use the shipped files)" if override else ""
+    raise FileNotFoundError(f"CMS data file {name!r} not found in {where}{hint}")

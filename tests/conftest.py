@@ -1,4 +1,4 @@
-"""Shared fixtures: real CMS files from the shared test data, tiny NanoAOD files written here."""
+"""Shared fixtures: the real CMS files shipped with the project, tiny NanoAOD files written here."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from jetfm_coffea._resources import testdata_dir
+from jetfm_coffea._resources import DIMUON_2012, SINGLEMU_2012, cms_file
 
-CMS = "cms"
+#: Test data shipped with the project (provenance and SHA-256 in its README).
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 def _has_cuda() -> bool:
@@ -42,42 +43,42 @@ def _one_torch_thread():
     torch.set_num_threads(n)
 
 
-@pytest.fixture(scope="session")
-def cms_dir() -> Path:
-    path = testdata_dir() / CMS
-    if not path.is_dir():
-        pytest.fail(f"shared CMS test data not found at {path}; set JETFM_TESTDATA")
-    return path
+def real_cms_file(name: str) -> Path:
+    """A shipped real CMS file (``JETFM_TESTDATA`` overrides); fails the test if absent."""
+    try:
+        return cms_file(name, search=(TEST_DATA / "cms",))
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
-def singlemu(cms_dir) -> Path:
+def singlemu() -> Path:
     """10,000 real 2012 SingleMu collision events, slim NanoAOD."""
-    return cms_dir / "Run2012B_SingleMu_10000.root"
+    return real_cms_file(SINGLEMU_2012)
 
 
 @pytest.fixture(scope="session")
-def ttbar2015(cms_dir) -> Path:
+def ttbar2015() -> Path:
     """200 events of 2015 ttbar simulation, full NanoAOD."""
-    return cms_dir / "nanoAOD_2015_CMS_Open_Data_ttbar.root"
+    return real_cms_file("nanoAOD_2015_CMS_Open_Data_ttbar.root")
 
 
 @pytest.fixture(scope="session")
-def ttbar_v5(cms_dir) -> Path:
+def ttbar_v5() -> Path:
     """1,000 events of ttbar simulation, NanoAODv5 (has FatJet)."""
-    return cms_dir / "NanoAODv5_ttbar_1000.root"
+    return real_cms_file("NanoAODv5_ttbar_1000.root")
 
 
 @pytest.fixture(scope="session")
-def nano_dimuon(cms_dir) -> Path:
+def nano_dimuon() -> Path:
     """40 real collision events, full NanoAOD."""
-    return cms_dir / "nano_dimuon.root"
+    return real_cms_file("nano_dimuon.root")
 
 
 @pytest.fixture(scope="session")
-def dimuon100k(cms_dir) -> Path:
+def dimuon100k() -> Path:
     """100,000 real 2012 DoubleMuParked events, muons only."""
-    return cms_dir / "Run2012_DoubleMuParked_muons_100k.root"
+    return real_cms_file(DIMUON_2012)
 
 
 def write_nanoaod(path: Path, columns: dict, n_events: int) -> Path:

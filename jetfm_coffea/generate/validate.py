@@ -41,8 +41,6 @@ __all__ = [
     "write_report",
 ]
 
-DIMUON_FILE = "Run2012_DoubleMuParked_muons_100k.root"
-
 
 def load_events(files: Sequence[str | os.PathLike[str]], branches: Sequence[str]) -> ak.Array:
     """Read ``branches`` of the ``Events`` trees of ``files`` into one awkward array."""
@@ -330,9 +328,9 @@ def run_validation(
     """Generate the validation samples into ``out/samples`` and write the report to ``out``.
 
     Samples: ``ttbar``, ``wjets``, ``zjets`` at 13 TeV and ``zjets`` at 8 TeV (compared
-    with the real 2012 dimuon file from the shared test data, when present).
+    with the real 2012 dimuon file shipped with the package).
     """
-    from jetfm_coffea._resources import testdata_dir
+    from jetfm_coffea._resources import DIMUON_2012, cms_file
     from jetfm_coffea.generate.run import generate
 
     out_dir = Path(out)
@@ -348,7 +346,4 @@ def run_validation(
         )  # fmt: skip
         samples[key] = result.files
         metadata[key] = result.metadata
-    data = testdata_dir() / "cms" / DIMUON_FILE
-    return write_report(
-        samples, out_dir, dimuon_data=data if data.exists() else None, metadata=metadata
-    )
+    return write_report(samples, out_dir, dimuon_data=cms_file(DIMUON_2012), metadata=metadata)

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from jetfm_coffea._resources import opendata_dir
-from jetfm_coffea._resources import testdata_dir as shared_testdata_dir
 from jetfm_coffea.errors import SchemaValidationError
 from jetfm_coffea.opendata import (
     Catalogue,
@@ -28,11 +27,8 @@ AGC_EOS = "root://eospublic.cern.ch//eos/opendata/cms/upload/agc/1.0.0/"
 
 @pytest.fixture(scope="module")
 def reference() -> Path:
-    """``../shared/opendata-reference`` beside the test data (``JETFM_TESTDATA``'s parent)."""
-    reference_dir = shared_testdata_dir().parent / "opendata-reference"
-    if not (reference_dir / "cms_opendata_records.md").is_file():
-        pytest.skip(f"opendata reference files not found at {reference_dir}")
-    return reference_dir
+    """The reference files the catalogue was built from, shipped in ``tests/data``."""
+    return Path(__file__).resolve().parents[1] / "data" / "opendata-reference"
 
 
 @pytest.fixture(scope="module")
