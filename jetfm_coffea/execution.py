@@ -45,7 +45,9 @@ class RunReport:
 def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]:
     """A distributed client: to ``scheduler`` if given, else to a fresh LocalCluster.
 
-    The LocalCluster has ``workers`` single-threaded worker processes and is closed on exit.
+    The LocalCluster has ``workers`` single-threaded worker processes and is closed on exit;
+    its HTTP server (the dashboard, when bokeh is installed: ``client.dashboard_link``)
+    listens on a free port.
     """
     from distributed import Client, LocalCluster
 
@@ -60,7 +62,7 @@ def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: no clash (and no warning) beside another cluster
         silence_logs=logging.ERROR,
     )
     client = Client(cluster)
@@ -100,7 +102,8 @@ def run_processor(
     ``skip_bad_files`` is skipped and listed in the report.
     """
     from coffea import processor
-    from coffea.nanoevents import NanoAODSchema
+
+    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
@@ -111,7 +114,7 @@ def run_processor(
 
     def run(exe: Any) -> Any:
         runner = processor.Runner(
-            executor=exe, schema=NanoAODSchema, chunksize=chunksize, maxchunks=maxchunks
+            executor=exe, schema=JetFMNanoAODSchema, chunksize=chunksize, maxchunks=maxchunks
         )
         return runner(good, processor_instance=processor_instance, treename="Events")
 
@@ -137,7 +140,8 @@ def run_dask_mode(
     """
     import dask
     from coffea.dataset_tools import DataGroupSpec, apply_to_fileset, preprocess
-    from coffea.nanoevents import NanoAODSchema
+
+    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 
     good, report = _prepare(fileset, skip_bad_files)
     report.mode = "dask"
@@ -145,7 +149,7 @@ def run_dask_mode(
         return {}, report
     with dask_client(scheduler, workers) as client:
         available, _ = preprocess(DataGroupSpec(good), step_size=chunksize)
-        graphs = apply_to_fileset(processor_instance, available, schemaclass=NanoAODSchema)
+        graphs = apply_to_fileset(processor_instance, available, schemaclass=JetFMNanoAODSchema)
         (computed,) = dask.compute(graphs, scheduler=client.get)
     # processors key their output by dataset already (as Runner needs); unwrap the
     # second level apply_to_fileset adds

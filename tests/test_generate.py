@@ -119,13 +119,15 @@ def test_pfcands_optional(gen_smoke, gen_samples):
 
 @pytest.mark.parametrize("key", ["ttbar", "zjets"])
 def test_nanoaod_schema_reads_without_warnings(gen_samples, key):
-    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+    from coffea.nanoevents import NanoEventsFactory
+
+    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 
     path = str(gen_samples[key].files[0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         events = NanoEventsFactory.from_root(
-            {path: "Events"}, schemaclass=NanoAODSchema, mode="virtual"
+            {path: "Events"}, schemaclass=JetFMNanoAODSchema, mode="virtual"
         ).events()
         assert len(events) > 0
         # cross-references resolve
@@ -138,13 +140,15 @@ def test_nanoaod_schema_reads_without_warnings(gen_samples, key):
 
 
 def test_nanoaod_schema_reads_all_processes(gen_smoke):
-    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+    from coffea.nanoevents import NanoEventsFactory
+
+    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 
     for result in gen_smoke.values():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             events = NanoEventsFactory.from_root(
-                {str(result.files[0]): "Events"}, schemaclass=NanoAODSchema, mode="virtual"
+                {str(result.files[0]): "Events"}, schemaclass=JetFMNanoAODSchema, mode="virtual"
             ).events()
             assert len(events) == 20
             assert ak.sum(ak.num(events.PFCands)) > 0

@@ -225,9 +225,10 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         """
         import warnings
 
-        from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+        from coffea.nanoevents import NanoEventsFactory
 
         from jetfm_coffea.fileset import load_fileset
+        from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 
         for spec in load_fileset(fileset).values():
             for path, tree in spec["files"].items():
@@ -235,7 +236,7 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
                     warnings.simplefilter("ignore", RuntimeWarning)  # slim-file cross-references
                     events = NanoEventsFactory.from_root(
                         {path: tree},
-                        schemaclass=NanoAODSchema,
+                        schemaclass=JetFMNanoAODSchema,
                         mode="virtual",
                         entry_stop=1,
                         metadata={"filename": path},

@@ -199,8 +199,9 @@ def _run_virtual(
     status: bool,
 ) -> dict[str, Any]:
     from coffea import processor
-    from coffea.nanoevents import NanoAODSchema
     from coffea.processor.executor import WorkItem
+
+    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 
     items = [
         WorkItem(
@@ -216,7 +217,7 @@ def _run_virtual(
     ]
 
     def run(ex: Any) -> dict[str, Any]:
-        runner = processor.Runner(executor=ex, schema=NanoAODSchema, savemetrics=False)
+        runner = processor.Runner(executor=ex, schema=JetFMNanoAODSchema, savemetrics=False)
         return runner(items, proc)
 
     if executor == "iterative":
@@ -234,11 +235,11 @@ def _run_dask(
 ) -> dict[str, Any]:
     import dask
     from coffea.dataset_tools import apply_to_fileset
-    from coffea.nanoevents import NanoAODSchema
 
+    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
     from processors.shards import merge_summaries
 
-    out = apply_to_fileset(proc, dask_fileset(chunks), schemaclass=NanoAODSchema)
+    out = apply_to_fileset(proc, dask_fileset(chunks), schemaclass=JetFMNanoAODSchema)
     tasks = [t for dataset_tasks in out.values() for t in dataset_tasks]
     if not (scheduler or workers > 1):
         (results,) = dask.compute(tasks, scheduler="sync")

@@ -307,14 +307,15 @@ def read_tokens(
     """:class:`~jetfm_coffea.tokens.EventTokens` of (the first ``max_events`` of) one file."""
     import warnings
 
-    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+    from coffea.nanoevents import NanoEventsFactory
 
+    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
     from jetfm_coffea.tokens import build_tokens
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         events = NanoEventsFactory.from_root(
-            {str(file): tree}, schemaclass=NanoAODSchema, mode="virtual"
+            {str(file): tree}, schemaclass=JetFMNanoAODSchema, mode="virtual"
         ).events()
         if max_events is not None:
             events = events[:max_events]

@@ -60,7 +60,7 @@ def test_augment_check_cli_writes_plot_and_summary(tmp_path, dimuon100k):
     out = tmp_path / "check"
     res = CliRunner().invoke(
         main,
-        ["augment-check", "--input", str(dimuon100k), "--max-events", "20000", "--out", str(out)],
+        ["augment-check", str(dimuon100k), "--max-events", "20000", "--out", str(out)],
     )
     assert res.exit_code == 0, res.output
     assert "PASS" in res.output

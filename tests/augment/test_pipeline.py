@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+from coffea.nanoevents import NanoEventsFactory
 
 from jetfm_coffea.augment import (
     augment_objects,
@@ -18,6 +18,7 @@ from jetfm_coffea.augment import (
     registered,
 )
 from jetfm_coffea.augment.rng import StepRandom, event_keys
+from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.tokens import EventObjects, TokenConfig, select_objects
 from jetfm_coffea.tokens.build import EventTokens
 
@@ -41,7 +42,7 @@ FIELDS = ("pt", "eta", "phi", "mass", "charge", "btag", "type_id", "mask", "n_no
 def _events(path, start=None, stop=None):
     return NanoEventsFactory.from_root(
         {str(path): "Events"},
-        schemaclass=NanoAODSchema,
+        schemaclass=JetFMNanoAODSchema,
         mode="eager",
         entry_start=start,
         entry_stop=stop,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from rich.console import Console
 
+from jetfm_coffea.demo.pipeline import stage_shards
+from jetfm_coffea.demo.plan import DemoPlan
 from jetfm_coffea.demo.stages import Stage, run_stage
 
 
@@ -49,3 +52,15 @@ def test_rerun_skips_and_a_redone_stage_redoes_what_follows(tmp_path):
     calls.clear()
     _pipeline(tmp_path, calls, value=2)  # changed parameters: everything
     assert calls == ["a", "b", "c"]
+
+
+def test_shards_stage_reports_skipped_files(tmp_path, ttbar2015):
+    """A file the build skips reaches the stage outputs (and so the report) with its reason."""
+    missing = tmp_path / "gone.root"
+    fileset = tmp_path / "fileset.json"
+    fileset.write_text(json.dumps({"ttbar": {"files": {str(ttbar2015): "Events",
+                                                       str(missing): "Events"}}}))  # fmt: skip
+    plan = DemoPlan(workers=1).model_dump(mode="json", include={"seed", "workers"})
+    out = stage_shards(tmp_path / "stage", str(fileset), plan, scheduler=None)
+    assert out["events_written"] == 200
+    assert [f for f, _ in out["skipped"]] == [str(missing)]

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import uproot
 from coffea.lumi_tools import LumiMask
-from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+from coffea.nanoevents import NanoEventsFactory
 
 from jetfm_coffea.errors import MissingCollectionError
+from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.opendata import (
     UnknownLumiMaskError,
     apply_lumimask,
@@ -58,7 +59,7 @@ def partial_golden(tmp_path_factory, run_lumi):
 
 def events(path, mode):
     return NanoEventsFactory.from_root(
-        {str(path): "Events"}, mode=mode, schemaclass=NanoAODSchema
+        {str(path): "Events"}, mode=mode, schemaclass=JetFMNanoAODSchema
     ).events()
 
 

@@ -23,12 +23,14 @@ def fold_runs(tmp_path_factory):
 
 
 def open_events(path, mode="virtual", **kwargs):
-    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+    from coffea.nanoevents import NanoEventsFactory
+
+    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return NanoEventsFactory.from_root(
-            {str(path): "Events"}, schemaclass=NanoAODSchema, mode=mode, **kwargs
+            {str(path): "Events"}, schemaclass=JetFMNanoAODSchema, mode=mode, **kwargs
         ).events()
 
 

@@ -29,13 +29,15 @@ AUG = {"views": 2, "seed": 11, "steps": [{"name": "rotate_phi"}, {"name": "boost
 
 @pytest.fixture(scope="module")
 def events(singlemu):
-    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+    from coffea.nanoevents import NanoEventsFactory
+
+    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ev = NanoEventsFactory.from_root(
             {str(singlemu): "Events"},
-            schemaclass=NanoAODSchema,
+            schemaclass=JetFMNanoAODSchema,
             mode="virtual",
             entry_stop=3000,
         ).events()

@@ -6,9 +6,10 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
-from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+from coffea.nanoevents import NanoEventsFactory
 
 from jetfm_coffea.errors import MissingCollectionError
+from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.tokens import (
     CollectionSpec,
     EventTokens,
@@ -20,7 +21,7 @@ from jetfm_coffea.tokens.build import MissingCollectionWarning
 
 def events_of(path, mode="virtual", **kw):
     return NanoEventsFactory.from_root(
-        {str(path): "Events"}, schemaclass=NanoAODSchema, mode=mode, **kw
+        {str(path): "Events"}, schemaclass=JetFMNanoAODSchema, mode=mode, **kw
     ).events()
 
 
@@ -116,7 +117,7 @@ def test_dask_reads_only_token_branches(singlemu):
 def test_virtual_mode_access_log(singlemu):
     log: list[str] = []
     events = NanoEventsFactory.from_root(
-        {str(singlemu): "Events"}, schemaclass=NanoAODSchema, mode="virtual", access_log=log
+        {str(singlemu): "Events"}, schemaclass=JetFMNanoAODSchema, mode="virtual", access_log=log
     ).events()
     build_tokens(events)
     touched = {entry.branch for entry in log}
