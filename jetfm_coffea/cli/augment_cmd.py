@@ -10,12 +10,16 @@ __all__ = ["augment_check"]
 
 
 @click.command("augment-check")
+@click.argument(
+    "input_path", required=False, type=click.Path(dir_okay=False, path_type=Path), default=None
+)
 @click.option(
     "--input",
-    "input_path",
+    "input_option",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="muons-only ROOT file (default: the shared 2012 DoubleMuParked 100k file)",
+    hidden=True,
+    help="old spelling of the positional INPUT_PATH",
 )
 @click.option(
     "--pipeline",
@@ -34,10 +38,18 @@ __all__ = ["augment_check"]
     help="folder for augment_check.png, .json and .md",
 )
 def augment_check(
-    input_path: Path | None, pipeline_path: Path | None, max_events: int | None, out_dir: Path
+    input_path: Path | None,
+    input_option: Path | None,
+    pipeline_path: Path | None,
+    max_events: int | None,
+    out_dir: Path,
 ) -> None:
-    """Check that boosts and rotations leave the dimuon mass spectrum unchanged."""
-    from jetfm_coffea._resources import testdata_dir
+    """Check that boosts and rotations leave the dimuon mass spectrum unchanged.
+
+    INPUT_PATH is a muons-only ROOT file (default: the real 2012 DoubleMuParked 100k-event
+    file shipped with the package).
+    """
+    from jetfm_coffea._resources import DIMUON_2012, cms_file
     from jetfm_coffea.augment.check import (
         SYMMETRY_PIPELINE,
         muon_objects,
@@ -47,7 +59,9 @@ def augment_check(
     from jetfm_coffea.augment.config import load_pipeline
     from jetfm_coffea.errors import JetFMError
 
-    path = input_path or testdata_dir() / "cms" / "Run2012_DoubleMuParked_muons_100k.root"
+    if input_path and input_option and input_path != input_option:
+        raise click.UsageError("give the input file once (positional), not also as --input")
+    path = input_path or input_option or cms_file(DIMUON_2012)
     if not Path(path).is_file():
         raise click.ClickException(f"{path}: file not found")
     try:

@@ -12,8 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import uproot
 from rich.console import Console
 
+from jetfm_coffea._resources import DIMUON_2012, SINGLEMU_2012, cms_file
 from jetfm_coffea.demo.plan import DemoPlan
 from jetfm_coffea.demo.stages import Stage, StageRecord, run_stage
 
@@ -48,15 +50,19 @@ def stage_generate(stage_dir: Path, plan: dict, real_data: str | None) -> dict[s
         fileset.update(result.fileset())
         if sample.finetune:
             labelled.update(result.fileset())
+    outputs: dict[str, Any] = {}
     if real_data:
         fileset[REAL_DATA] = {
             "files": {real_data: "Events"},
             "metadata": {"is_data": True, "description": "CMS 2012 SingleMu (CMS Open Data)"},
         }
+        with uproot.open(real_data) as f:
+            outputs["real_data"] = {"file": real_data, "events": f["Events"].num_entries}
     return {
         "fileset": str(_write_json(stage_dir / "pretrain_fileset.json", fileset)),
         "labelled": str(_write_json(stage_dir / "labelled_fileset.json", labelled)),
         "datasets": sorted(fileset),
+        **outputs,
     }
 
 
@@ -81,7 +87,7 @@ def stage_shards(
         "store": summary.store,
         "events_written": summary.events_in,
         "views_written": summary.views_written,
-        "skipped": [list(s) for s in getattr(summary, "skipped", [])],
+        "skipped": [list(s) for s in summary.skipped_files],
     }
 
 
@@ -125,13 +131,13 @@ def stage_pretrain(stage_dir: Path, store: str, plan: dict) -> dict[str, Any]:
 
 def stage_finetune(stage_dir: Path, store: str, pretrained: str, plan: dict) -> dict[str, Any]:
     """Label efficiency: linear probe, fine-tune and from-scratch over a label grid."""
-    from jetfm_coffea.finetune import TaskConfig, label_efficiency, load_labelled
+    from jetfm_coffea.finetune import TaskConfig, label_efficiency, load_labelled, prepare_finetune
 
     p = DemoPlan.model_validate(plan)
     task = TaskConfig(
         classes=TASK_CLASSES,
         signal="ttbar",
-        labels=[*p.label_grid, "all"],
+        labels=["all"],
         seeds=p.seeds,
         train={
             "max_steps": p.finetune_max_steps,
@@ -140,7 +146,11 @@ def stage_finetune(stage_dir: Path, store: str, pretrained: str, plan: dict) -> 
         },
     )
     data = load_labelled(shards=store)
-    result = label_efficiency(task, pretrained, data, stage_dir)
+    # a small demo (--events) has fewer training events than the plan's largest label counts:
+    # keep the counts that fit, always with "all"
+    available = len(prepare_finetune(task, pretrained, data).pool("train"))
+    labels = [n for n in p.label_grid if n < available] + ["all"]
+    result = label_efficiency(task, pretrained, data, stage_dir, labels=labels)
     # the classifier for the analysis: fine-tuned on every label, first seed
     rows = [r for r in result.rows if r["mode"] == "finetune" and r["seed"] == p.seeds[0]]
     classifier = max(rows, key=lambda r: r["n_labels"])["run_dir"]
@@ -173,10 +183,8 @@ def stage_score(
     return {"files": [str(f) for f in files], **summary}
 
 
-def stage_augment_check(stage_dir: Path, real_file: str | None, events: int) -> dict[str, Any]:
+def stage_augment_check(stage_dir: Path, real_file: str, events: int) -> dict[str, Any]:
     """Boosts and rotations leave the real 2012 dimuon spectrum unchanged."""
-    if not real_file:
-        return {"skipped": "the real 2012 dimuon file is not available"}
     from jetfm_coffea.augment.check import muon_objects, plot_spectra, spectrum_check
 
     objects = muon_objects(real_file, 0, events)
@@ -193,16 +201,12 @@ def run_demo(
     console: Console | None = None,
 ) -> Path:
     """Run (or resume) the whole demo in ``workdir``; return the path of the report."""
-    from jetfm_coffea._resources import testdata_dir
     from jetfm_coffea.demo.report import write_report
 
     console = console or Console()
     plan = plan or DemoPlan()
     workdir = Path(workdir).resolve()
-    cms = testdata_dir() / "cms"
-    singlemu = cms / "Run2012B_SingleMu_10000.root"
-    dimuon = cms / "Run2012_DoubleMuParked_muons_100k.root"
-    real = str(singlemu) if plan.include_real_data and singlemu.is_file() else None
+    real = str(cms_file(SINGLEMU_2012)) if plan.include_real_data else None
 
     def fields(*names: str) -> dict[str, Any]:
         """The plan fields a stage uses: only they enter its hash."""
@@ -261,7 +265,7 @@ def run_demo(
         "augment-check",
         stage_augment_check,
         "dimuon spectrum before/after boosts and rotations (real 2012 data)",
-        real_file=str(dimuon) if dimuon.is_file() else None,
+        real_file=str(cms_file(DIMUON_2012)),
         events=plan.augment_check_events,
     )
     report = write_report(workdir, records, plan)
