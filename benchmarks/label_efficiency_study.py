@@ -12,7 +12,7 @@
    ``scratch`` trained on all of them (within the seed spread)?
 
     python benchmarks/label_efficiency_study.py \\
-        --unlabelled gen/mixture.json /work/shared/testdata/cms/Run2012B_SingleMu_10000.root \\
+        --unlabelled gen/mixture.json jetfm_coffea/_data/cms/Run2012B_SingleMu_10000.root \\
         --task-fileset gen/ttbar_vs_wjets.json --task task.yaml --out study/ \\
         --size small --pretrain-steps 3000 --labels 100,1000,10000,all --seeds 0,1,2
 """
