@@ -92,8 +92,8 @@ class LoopConfig(_Strict):
     seed: int = 0
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(500, ge=1)
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU"
+    precision: Literal["auto", "fp32", "tf32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU (jetfm_coffea.runtime)"
     )
     compile: bool = Field(False, description="torch.compile the model")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")

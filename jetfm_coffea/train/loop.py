@@ -8,7 +8,6 @@ own data (pass a factory ``(rank, world_size) -> source``); rank 0 writes files.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -25,6 +24,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from jetfm_coffea.errors import NonFiniteLossError, TrainingError
 from jetfm_coffea.model.config import ModelConfig, model_config_for
 from jetfm_coffea.model.model import EventModel, count_parameters
+from jetfm_coffea.runtime import (
+    autocast,
+    matmul_precision,
+    precision_context,
+    resolve_precision,
+)
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 from jetfm_coffea.train.checkpoint import (
     get_rng_state,
@@ -127,19 +132,6 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
         k: v.to(device, non_blocking=nb) if isinstance(v, torch.Tensor) else v
         for k, v in batch.items()
     }
-
-
-def _precision(cfg: PretrainConfig, device: torch.device) -> str:
-    p = cfg.train.precision
-    if p == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    return p
-
-
-def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _resolve_data(data: DataArg, info: DistInfo) -> Any:
@@ -289,7 +281,7 @@ def _pretrain(
     torch.manual_seed(seed + 1 + info.rank)
     task = PretrainTask(model, cfg.objective, load_view_hook(cfg.train.view_hook))
     opt, sched = build_optimizer(model, cfg)
-    precision = _precision(cfg, device)
+    precision = resolve_precision(cfg.train.precision, device, "train")
     n_params = count_parameters(model)
 
     step, epoch, events_seen = 0, 0, 0
@@ -402,76 +394,79 @@ def _pretrain(
     stream = batches()
     task.train()
     try:
-        while step < end:
-            t0 = time.perf_counter()
-            batch = next(stream)
-            wait_window += time.perf_counter() - t0
-            if cfg.train.compact_tokens:
-                batch = compact_batch(batch)
-            n_events = len(batch["tokens"]) * info.world_size
-            batch = _to_device(batch, device)
-            gen = _step_generator(seed, info.rank, step, device)
-            with _autocast(precision, device):
-                loss, parts, emb = runner(batch, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else float("inf")
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            ok = (torch.isfinite(loss) & torch.isfinite(gnorm)).float()
-            if info.world_size > 1:
-                dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-            if ok.item() < 1:
-                where = batch_provenance(batch)
+        with matmul_precision(precision):
+            while step < end:
+                t0 = time.perf_counter()
+                batch = next(stream)
+                wait_window += time.perf_counter() - t0
+                if cfg.train.compact_tokens:
+                    batch = compact_batch(batch)
+                n_events = len(batch["tokens"]) * info.world_size
+                batch = _to_device(batch, device)
+                gen = _step_generator(seed, info.rank, step, device)
+                with autocast(precision, device):
+                    loss, parts, emb = runner(batch, gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else float("inf")
+                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                ok = (torch.isfinite(loss) & torch.isfinite(gnorm)).float()
                 if info.world_size > 1:
-                    where = f"rank {info.rank}: {where}"
-                path = checkpoint(step)
-                configs.info.update({"status": f"failed: non-finite loss at step {step + 1}"})
-                if info.is_main:
-                    write_run_files(out, configs)
-                raise NonFiniteLossError(step + 1, where, str(path) if path else None)
-            opt.step()
-            sched.step()
-            step += 1
-            events_seen += n_events
-            loss_value = float(loss.detach())
-            losses.append(loss_value)
-            window["loss"] = window.get("loss", 0.0) + loss_value
-            for k, v in parts.items():
-                window[k] = window.get(k, 0.0) + float(v)
-            n_window += 1
-            events_window += n_events
+                    dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+                if ok.item() < 1:
+                    where = batch_provenance(batch)
+                    if info.world_size > 1:
+                        where = f"rank {info.rank}: {where}"
+                    path = checkpoint(step)
+                    configs.info.update({"status": f"failed: non-finite loss at step {step + 1}"})
+                    if info.is_main:
+                        write_run_files(out, configs)
+                    raise NonFiniteLossError(step + 1, where, str(path) if path else None)
+                opt.step()
+                sched.step()
+                step += 1
+                events_seen += n_events
+                loss_value = float(loss.detach())
+                losses.append(loss_value)
+                window["loss"] = window.get("loss", 0.0) + loss_value
+                for k, v in parts.items():
+                    window[k] = window.get(k, 0.0) + float(v)
+                n_window += 1
+                events_window += n_events
 
-            record: dict[str, Any] | None = None
-            if step % cfg.train.log_every == 0 or step == end:
-                dt = time.perf_counter() - t_window
-                record = {
-                    "step": step,
-                    "epoch": epoch,
-                    "lr": sched.get_last_lr()[0],
-                    **{k: v / n_window for k, v in window.items()},
-                    "grad_norm": float(gnorm),
-                    "events_per_s": events_window / max(dt, 1e-9),
-                    "step_time_s": dt / n_window,
-                    "loader_wait_frac": wait_window / max(dt, 1e-9),
-                    "events_seen": events_seen,
-                    "time": time.time(),
-                }
-                window, n_window, t_window = {}, 0, time.perf_counter()
-                wait_window, events_window = 0.0, 0
-            if step % cfg.train.monitor_every == 0 or step == end:
-                record = record or {"step": step, "epoch": epoch, "time": time.time()}
-                record.update(collapse_metrics(emb))
-            if validation is not None and (step % cfg.validation.every == 0 or step == end):
-                record = record or {"step": step, "epoch": epoch, "time": time.time()}
-                record["knn_acc"] = _knn_probe(model, validation, cfg, device, precision)
-            if record is not None:
-                last.update(record)
-                if info.is_main:
-                    with open(metrics_path, "a") as fh:
-                        fh.write(json.dumps(record) + "\n")
-                progress.update(step, record.get("loss", loss_value), record.get("events_per_s", 0))
-            if step % cfg.train.checkpoint_every == 0 and step < end:
-                checkpoint(step)
+                record: dict[str, Any] | None = None
+                if step % cfg.train.log_every == 0 or step == end:
+                    dt = time.perf_counter() - t_window
+                    record = {
+                        "step": step,
+                        "epoch": epoch,
+                        "lr": sched.get_last_lr()[0],
+                        **{k: v / n_window for k, v in window.items()},
+                        "grad_norm": float(gnorm),
+                        "events_per_s": events_window / max(dt, 1e-9),
+                        "step_time_s": dt / n_window,
+                        "loader_wait_frac": wait_window / max(dt, 1e-9),
+                        "events_seen": events_seen,
+                        "time": time.time(),
+                    }
+                    window, n_window, t_window = {}, 0, time.perf_counter()
+                    wait_window, events_window = 0.0, 0
+                if step % cfg.train.monitor_every == 0 or step == end:
+                    record = record or {"step": step, "epoch": epoch, "time": time.time()}
+                    record.update(collapse_metrics(emb))
+                if validation is not None and (step % cfg.validation.every == 0 or step == end):
+                    record = record or {"step": step, "epoch": epoch, "time": time.time()}
+                    record["knn_acc"] = _knn_probe(model, validation, cfg, device)
+                if record is not None:
+                    last.update(record)
+                    if info.is_main:
+                        with open(metrics_path, "a") as fh:
+                            fh.write(json.dumps(record) + "\n")
+                    progress.update(
+                        step, record.get("loss", loss_value), record.get("events_per_s", 0)
+                    )
+                if step % cfg.train.checkpoint_every == 0 and step < end:
+                    checkpoint(step)
     finally:
         progress.close()
 
@@ -498,8 +493,8 @@ def _knn_probe(
     val: dict[str, torch.Tensor],
     cfg: PretrainConfig,
     device: torch.device,
-    precision: str,
 ) -> float:
+    """k-NN accuracy of the embeddings of the validation events (inference: fp32)."""
     was_training = model.training
     model.eval()
     n = min(len(val["tokens"]), cfg.validation.max_events)
@@ -507,7 +502,7 @@ def _knn_probe(
     for i in range(0, n, 1024):
         x = val["tokens"][i : min(i + 1024, n)].to(device)
         m = val["mask"][i : min(i + 1024, n)].to(device)
-        with _autocast(precision, device):
+        with precision_context("fp32", device):
             embs.append(model.encoder(x, m).embedding.float())
     model.train(was_training)
     with warnings.catch_warnings():

@@ -44,6 +44,7 @@ def _cfg(steps: int, **extra):
             "log_every": 2,
             "monitor_every": 2,
             "checkpoint_every": 1000,
+            "device": "cpu",  # CPU numbers whatever GPU is visible (gpu tests say cuda)
         },
         "optim": {"warmup_steps": 2, "lr": 3e-3},
     }
