@@ -100,6 +100,17 @@ class LoopConfig(_Strict):
     compact_tokens: bool = Field(
         True, description="drop padding common to a batch (valid tokens first)"
     )
+    group_tokens: bool = Field(
+        True,
+        description="encode events of similar token count as separate groups (same result, "
+        "no attention over padding; one host sync per step)",
+    )
+    prefetch: int = Field(
+        2,
+        ge=0,
+        description="batches prepared ahead in a background thread: compacted, pinned and "
+        "copied to the GPU while the current one trains (0: prepare in the loop)",
+    )
     view_hook: str = Field(DEFAULT_VIEW_HOOK, description="module:function making views")
     progress: bool = True
     monitor_every: int = Field(50, ge=1, description="collapse monitors (std, effective rank)")

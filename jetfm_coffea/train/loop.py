@@ -8,6 +8,7 @@ own data (pass a factory ``(rank, world_size) -> source``); rank 0 writes files.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -44,6 +45,7 @@ from jetfm_coffea.train.data import batch_provenance, check_token_config, compac
 from jetfm_coffea.train.distributed import DistInfo, all_gather_objects, init_distributed
 from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask
+from jetfm_coffea.train.prefetch import prefetch, to_device
 from jetfm_coffea.train.run import RunConfigs, write_model_card, write_run_files
 from jetfm_coffea.train.views import load_view_hook
 
@@ -124,14 +126,6 @@ def _step_generator(seed: int, rank: int, step: int, device: torch.device) -> to
     gen = torch.Generator(device=device if device.type == "cuda" else "cpu")
     gen.manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2**63 - 1))
     return gen
-
-
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    nb = device.type == "cuda"
-    return {
-        k: v.to(device, non_blocking=nb) if isinstance(v, torch.Tensor) else v
-        for k, v in batch.items()
-    }
 
 
 def _resolve_data(data: DataArg, info: DistInfo) -> Any:
@@ -279,7 +273,9 @@ def _pretrain(
     torch.manual_seed(seed)
     model = EventModel(model_cfg, heads=_used_heads(cfg)).to(device)
     torch.manual_seed(seed + 1 + info.rank)
-    task = PretrainTask(model, cfg.objective, load_view_hook(cfg.train.view_hook))
+    task = PretrainTask(
+        model, cfg.objective, load_view_hook(cfg.train.view_hook), cfg.train.group_tokens
+    )
     opt, sched = build_optimizer(model, cfg)
     precision = resolve_precision(cfg.train.precision, device, "train")
     n_params = count_parameters(model)
@@ -353,7 +349,8 @@ def _pretrain(
     }
 
     def checkpoint(at_step: int) -> Path | None:
-        local_state = {"rng": get_rng_state(), "loader": source.state_dict()}
+        # the loader state of the last batch trained on (the prefetcher reads ahead)
+        local_state = {"rng": get_rng_state(), "loader": loader_state}
         ranks = all_gather_objects(local_state, info)
         path = None
         if info.is_main:
@@ -368,22 +365,28 @@ def _pretrain(
             path = save_checkpoint(out, at_step, model.state_dict(), state, weights_meta)
         return path
 
-    def batches() -> Iterator[dict[str, Any]]:
-        nonlocal epoch
+    def batches() -> Iterator[tuple[dict[str, Any], int, dict[str, Any]]]:
+        """``(batch, its epoch, loader state after it)``, epoch after epoch."""
+        ep = epoch
         it = iter(source)
         while True:
             got_any = False
             for batch in it:
                 got_any = True
-                yield batch
+                yield batch, ep, copy.deepcopy(source.state_dict())
             if not got_any and not _epoch_has_batches(source):
                 raise TrainingError(
                     f"the data yields no batch of {cfg.train.batch_size} events on rank "
                     f"{info.rank} (empty store, or fewer events than batch size x ranks)"
                 )
-            epoch += 1
-            source.set_epoch(epoch)
+            ep += 1
+            source.set_epoch(ep)
             it = iter(source)
+
+    def prepare(batch: dict[str, Any]) -> dict[str, Any]:
+        return compact_batch(batch) if cfg.train.compact_tokens else batch
+
+    loader_state = copy.deepcopy(source.state_dict())
 
     end = cfg.train.steps if stop_at is None else min(stop_at, cfg.train.steps)
     progress = TrainProgress(cfg.train.progress and info.is_main, cfg.train.steps, step)
@@ -391,18 +394,18 @@ def _pretrain(
     last: dict[str, Any] = {}
     window: dict[str, float] = {}
     n_window, t_window, wait_window, events_window = 0, time.perf_counter(), 0.0, 0
-    stream = batches()
+    if cfg.train.prefetch > 0:
+        stream = prefetch(batches(), device, prepare, depth=cfg.train.prefetch)
+    else:
+        stream = ((to_device(prepare(b), device), *rest) for b, *rest in batches())
     task.train()
     try:
         with matmul_precision(precision):
             while step < end:
                 t0 = time.perf_counter()
-                batch = next(stream)
+                batch, epoch, loader_state = next(stream)
                 wait_window += time.perf_counter() - t0
-                if cfg.train.compact_tokens:
-                    batch = compact_batch(batch)
                 n_events = len(batch["tokens"]) * info.world_size
-                batch = _to_device(batch, device)
                 gen = _step_generator(seed, info.rank, step, device)
                 with autocast(precision, device):
                     loss, parts, emb = runner(batch, gen)
@@ -468,6 +471,7 @@ def _pretrain(
                 if step % cfg.train.checkpoint_every == 0 and step < end:
                     checkpoint(step)
     finally:
+        stream.close()
         progress.close()
 
     checkpoint(step)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -36,7 +37,7 @@ MICRO = {
 
 def _cfg(steps: int, **extra):
     base = {
-        "model": MICRO,
+        "model": copy.deepcopy(MICRO),  # overrides below must not change MICRO
         "train": {
             "steps": steps,
             "batch_size": 32,
@@ -107,6 +108,45 @@ def test_resume_is_exact(real_tokens, tmp_path):
         assert torch.equal(wa[key], wb[key]), key
     with pytest.raises(TrainingError, match="already holds a run"):
         pretrain(_cfg(n_steps), _data(real_tokens, 200), tmp_path / "a")
+
+
+def test_prefetch_changes_nothing_but_speed(real_tokens, tmp_path):
+    """Batches read ahead in a thread: the same steps, bitwise, and resumable mid-way."""
+    ref = pretrain(_cfg(6, train__prefetch=0), _data(real_tokens, 200), tmp_path / "a")
+    first = pretrain(_cfg(6, train__prefetch=3), _data(real_tokens, 200), tmp_path / "b", stop_at=2)
+    rest = pretrain(
+        _cfg(6, train__prefetch=1), _data(real_tokens, 200), tmp_path / "b", resume=True
+    )
+    assert first.losses + rest.losses == ref.losses
+
+
+def test_grouped_encoding_trains_the_same_model(real_tokens, tmp_path):
+    """Events encoded in groups of similar length: the same losses (no dropout to differ)."""
+    runs = [
+        pretrain(
+            _cfg(
+                4,
+                train__group_tokens=grouped,
+                model__overrides={**MICRO["overrides"], "dropout": 0},
+            ),
+            _data(real_tokens, 200),
+            tmp_path / str(grouped),
+        )
+        for grouped in (False, True)
+    ]
+    np.testing.assert_allclose(runs[1].losses, runs[0].losses, rtol=1e-4)
+
+
+def test_loader_errors_reach_the_loop(real_tokens, tmp_path):
+    class Broken(TensorEventDataset):
+        def __iter__(self):
+            yield from super().__iter__()
+            raise OSError("shard 3 of store s: truncated chunk")
+
+    data = _data(real_tokens, 100)
+    broken = Broken(data.arrays["tokens"], data.arrays["mask"], batch_size=32)
+    with pytest.raises(OSError, match="shard 3 of store s: truncated chunk"):
+        pretrain(_cfg(8), broken, tmp_path / "broken")
 
 
 def test_run_directory_loads_back(real_tokens, tmp_path):
