@@ -35,7 +35,7 @@ def to_device(batch: Batch, device: torch.device, pin: bool = False) -> Batch:
     out = {}
     for key, value in batch.items():
         if isinstance(value, torch.Tensor):
-            if pin and cuda and not value.is_pinned():
+            if pin and cuda and value.device.type == "cpu" and not value.is_pinned():
                 value = value.pin_memory()
             value = value.to(device, non_blocking=cuda)
         out[key] = value

@@ -166,3 +166,19 @@ def test_grouped_forward_is_the_same_function(pooling):
     gb = torch.autograd.grad((b.embedding * w).sum(), params)
     for u, v in zip(ga, gb, strict=True):  # float32 sums in another order
         assert float((u - v).norm()) <= 1e-4 * float(u.norm()) + 1e-6
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("grouped", [False, True])
+def test_cuda_float32_equals_cpu(grouped):
+    """fp32 (TF32 off) on the GPU gives the CPU's embeddings within 1e-5."""
+    from jetfm_coffea.runtime import precision_context
+
+    torch.manual_seed(5)
+    model = build_model(model_config_for(size="small")).eval()
+    x, mask = _tokens(b=512, t=16, seed=6)
+    cuda = torch.device("cuda", 0)
+    with torch.no_grad(), precision_context("fp32", cuda):
+        ref = model(x, mask, grouped=grouped).embedding
+        got = model.to(cuda)(x.to(cuda), mask.to(cuda), grouped=grouped).embedding.cpu()
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)

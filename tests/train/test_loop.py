@@ -227,7 +227,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank, world, port, tokens, mask, events, out, results):
+def _ddp_worker(rank, world, port, tokens, mask, events, out, results, device="cpu"):
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -262,8 +262,9 @@ def _ddp_worker(rank, world, port, tokens, mask, events, out, results):
         def load_state_dict(self, s):
             self.inner.load_state_dict(s)
 
-    res = pretrain(_cfg(3), lambda r, w: Recording(data.shard(r, w)), out)
+    res = pretrain(_cfg(3, train__device=device), lambda r, w: Recording(data.shard(r, w)), out)
     results[rank] = {
+        "device": str(next(res.model.parameters()).device),
         "weights": {k: v.clone() for k, v in res.model.state_dict().items()},
         "events": torch.cat(seen),
     }
@@ -307,3 +308,53 @@ def test_bf16_cuda_path(real_tokens, tmp_path):
     res = pretrain(cfg, _data(real_tokens, 200), tmp_path / "gpu")
     assert json.loads((tmp_path / "gpu" / "run.json").read_text())["precision"] == "bf16"
     assert all(np.isfinite(res.losses))
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_ddp_auto_device_with_more_ranks_than_gpus(real_tokens, tmp_path, monkeypatch, request):
+    """2 ranks on a machine with fewer GPUs than ranks: 'auto' keeps both on the CPU (Gloo)."""
+    import torch.multiprocessing as mp
+
+    if torch.cuda.device_count() >= 2:
+        pytest.skip("needs a machine with fewer GPUs than ranks (1 GPU)")
+    monkeypatch.syspath_prepend(str(request.config.rootpath))
+    manager = mp.Manager()
+    results = manager.dict()
+    args = (2, _free_port(), real_tokens.tokens[:200], real_tokens.mask[:200], np.arange(200))
+    mp.spawn(_ddp_worker, args=(*args, str(tmp_path / "ddp"), results, "auto"), nprocs=2)
+    assert [results[r]["device"] for r in (0, 1)] == ["cpu", "cpu"]
+    for key, value in results[0]["weights"].items():
+        assert torch.equal(value, results[1]["weights"][key]), key
+    manager.shutdown()
+
+
+@pytest.mark.gpu
+def test_prefetch_and_groups_on_cuda_match_the_plain_loop(real_tokens, tmp_path):
+    """Pinned memory, side-stream copies and grouped encoding on the GPU: the same steps."""
+    no_dropout = {**MICRO["overrides"], "dropout": 0.0}
+    runs = {}
+    for name, extra in {
+        "plain": {"train__prefetch": 0, "train__group_tokens": False},
+        "fast": {"train__prefetch": 2, "train__group_tokens": True},
+    }.items():
+        cfg = _cfg(
+            4, train__device="cuda", train__precision="fp32", model__overrides=no_dropout, **extra
+        )
+        runs[name] = pretrain(cfg, _data(real_tokens, 200), tmp_path / name)
+    np.testing.assert_allclose(runs["fast"].losses, runs["plain"].losses, rtol=1e-4)
+    run = json.loads((tmp_path / "fast" / "run.json").read_text())
+    assert run["device"] == "cuda" and run["precision"] == "fp32"
+
+
+@pytest.mark.gpu
+def test_cuda_prefetcher_delivers_the_batches_in_order():
+    from jetfm_coffea.train.prefetch import prefetch
+
+    device = torch.device("cuda", 0)
+    batches = [{"x": torch.randn(1000, 23, 9), "i": torch.tensor([i])} for i in range(6)]
+    got = list(prefetch(((b, i) for i, b in enumerate(batches)), device, depth=2))
+    assert [i for _, i in got] == list(range(6))
+    for (b, _), ref in zip(got, batches, strict=True):
+        assert b["x"].device == device
+        assert torch.equal(b["x"].cpu(), ref["x"])
