@@ -8,7 +8,7 @@ metrics. For every model size it times, interleaved in one invocation:
   tensors resident on the device;
 * ``grouped``: events encoded in groups of similar token count (``train.group_tokens``);
 * ``prefetch``: + next batches prepared in a thread, pinned, copied on a side stream;
-* ``compile``: + ``train.compile`` (``--compile``);
+* ``compile``: + ``train.compile`` (sizes named by ``--compile``; timed last);
 * ``loader``: the ``prefetch`` setting fed by the Zarr shard loader over a store of
   ``--store-events`` events (in-process, and with ``--workers`` DataLoader workers);
 
@@ -18,8 +18,11 @@ FLOP rate: *useful* FLOPs (valid tokens + class token only, forward + backward =
 forward, views and masked copy included), over the bf16 dense peak measured on the card.
 
     python benchmarks/bench_pretrain.py --sizes tiny,small --out bench.json
-    python benchmarks/bench_pretrain.py --device cuda --sizes tiny,small,base --compile \\
+    python benchmarks/bench_pretrain.py --device cuda --sizes small,base,tiny --compile small \\
         --store-events 1000000 --workers 4 --out gpu.json
+
+Results are written (and printed) after every size, so a run stopped by a time limit
+keeps the sizes it finished.
 """
 
 from __future__ import annotations
@@ -169,12 +172,13 @@ def bench_size(size: str, args, device: torch.device, arrays, store) -> list[dic
 
     plan: list[tuple[str, str, dict, Any]] = []
     for name, train in VARIANTS.items():
-        if name == "compile" and not args.compile:
-            continue
-        plan.append((name, "resident", train, resident))
+        if name != "compile":
+            plan.append((name, "resident", train, resident))
     if store is not None:
         for workers in sorted({0, args.workers}):
             plan.append(("prefetch", f"loader-{workers}w", VARIANTS["prefetch"], loader(workers)))
+    if size in args.compile.split(","):
+        plan.append(("compile", "resident", VARIANTS["compile"], resident))
     base = {"device": str(device), "batch_size": batch}
     rows: dict[tuple[str, str], list[dict]] = {}
     timed_run({**base, **VARIANTS["baseline"]}, size, resident, 1, 1)  # warm-up, not timed
@@ -209,7 +213,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None, help="default 4096 GPU, 256 CPU")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, auto")
-    ap.add_argument("--compile", action="store_true", help="also time train.compile")
+    ap.add_argument("--compile", default="", help="sizes to time with train.compile too")
     ap.add_argument("--store-events", type=int, default=0, help="shard store size (0: none)")
     ap.add_argument("--workers", type=int, default=4, help="DataLoader workers of the loader row")
     ap.add_argument("--out", default="bench_pretrain.json")
@@ -239,27 +243,34 @@ def main() -> None:
             store, seconds = make_store(tk, Path(tmp) / "store", args.store_events)
             meta.update(store_events=-(-args.store_events // len(tk)) * len(tk),
                         store_write_s=seconds)  # fmt: skip
-        results = []
+        peak = measured_bf16_peak(device) if gpu else None
+        if peak:
+            meta["bf16_peak_tflops_measured"] = peak / 1e12
+        results: list[dict] = []
         for size in args.sizes.split(","):
-            results += bench_size(size, args, device, arrays, store)
-    if gpu:
-        peak = measured_bf16_peak(device)
-        meta["bf16_peak_tflops_measured"] = peak / 1e12
-        for r in results:
-            achieved = r["events_per_s"] * useful_flops_per_event(r["size"], tk.mask)
-            r["useful_tflops"] = achieved / 1e12
-            r["mfu"] = achieved / peak
-    for r in results:
-        r["params"] = count_parameters(build_model(model_config_for(size=r["size"])))
-    Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+            rows = bench_size(size, args, device, arrays, store)
+            params = count_parameters(build_model(model_config_for(size=size)))
+            for r in rows:
+                r["params"] = params
+                if peak:
+                    achieved = r["events_per_s"] * useful_flops_per_event(size, tk.mask)
+                    r["useful_tflops"] = achieved / 1e12
+                    r["mfu"] = achieved / peak
+            results += rows
+            Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+            print_table(rows, gpu, header=size == args.sizes.split(",")[0])
+    print(f"\n{json.dumps(meta)}")
+
+
+def print_table(rows: list[dict], gpu: bool, header: bool) -> None:
     cols = ["size", "variant", "feed", "events_per_s", "ratio_to_baseline", "ratio_to_resident",
             "loader_wait_frac"] + (["useful_tflops", "mfu"] if gpu else [])  # fmt: skip
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for r in results:
+    if header:
+        print("| " + " | ".join(cols) + " |")
+        print("|" + "---|" * len(cols))
+    for r in rows:
         cells = [f"{r[c]:,.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols]
-        print("| " + " | ".join(cells) + " |")
-    print(f"\n{json.dumps(meta)}")
+        print("| " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
