@@ -8,7 +8,8 @@ metrics. For every model size it times, interleaved in one invocation:
   tensors resident on the device;
 * ``grouped``: events encoded in groups of similar token count (``train.group_tokens``);
 * ``prefetch``: + next batches prepared in a thread, pinned, copied on a side stream;
-* ``compile``: + ``train.compile`` (sizes named by ``--compile``; timed last);
+* ``compile``: + ``train.compile`` (sizes named by ``--compile``; timed after all sizes,
+  against a baseline timed beside it);
 * ``loader``: the ``prefetch`` setting fed by the Zarr shard loader over a store of
   ``--store-events`` events (in-process, and with ``--workers`` DataLoader workers);
 
@@ -158,7 +159,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def bench_size(size: str, args, device: torch.device, arrays, store) -> list[dict]:
+def bench_size(
+    size: str, args, device: torch.device, arrays, store, compile_only: bool = False
+) -> list[dict]:
     batch, steps, warmup = args.batch_size, args.steps, args.warmup
 
     def resident():
@@ -170,15 +173,19 @@ def bench_size(size: str, args, device: torch.device, arrays, store) -> list[dic
     def loader(workers: int):
         return lambda: shards_source(store, batch_size=batch, seed=1, num_workers=workers)
 
-    plan: list[tuple[str, str, dict, Any]] = []
-    for name, train in VARIANTS.items():
-        if name != "compile":
-            plan.append((name, "resident", train, resident))
-    if store is not None:
-        for workers in sorted({0, args.workers}):
-            plan.append(("prefetch", f"loader-{workers}w", VARIANTS["prefetch"], loader(workers)))
-    if size in args.compile.split(","):
+    plan: list[tuple[str, str, dict, Any]] = [
+        ("baseline", "resident", VARIANTS["baseline"], resident)
+    ]
+    if compile_only:
         plan.append(("compile", "resident", VARIANTS["compile"], resident))
+    else:
+        for name in ("grouped", "prefetch"):
+            plan.append((name, "resident", VARIANTS[name], resident))
+        if store is not None:
+            for workers in sorted({0, args.workers}):
+                plan.append(
+                    ("prefetch", f"loader-{workers}w", VARIANTS["prefetch"], loader(workers))
+                )
     base = {"device": str(device), "batch_size": batch}
     rows: dict[tuple[str, str], list[dict]] = {}
     timed_run({**base, **VARIANTS["baseline"]}, size, resident, 1, 1)  # warm-up, not timed
@@ -259,6 +266,18 @@ def main() -> None:
             results += rows
             Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
             print_table(rows, gpu, header=size == args.sizes.split(",")[0])
+        # compile last: its compilation time must not keep the other sizes from running
+        for size in filter(None, args.compile.split(",")):
+            rows = [r for r in bench_size(size, args, device, arrays, store, compile_only=True)
+                    if r["variant"] == "compile"]  # fmt: skip
+            for r in rows:
+                r["params"] = count_parameters(build_model(model_config_for(size=size)))
+                if peak:
+                    achieved = r["events_per_s"] * useful_flops_per_event(size, tk.mask)
+                    r["useful_tflops"], r["mfu"] = achieved / 1e12, achieved / peak
+            results += rows
+            Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+            print_table(rows, gpu, header=False)
     print(f"\n{json.dumps(meta)}")
 
 

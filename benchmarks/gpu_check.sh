@@ -4,8 +4,11 @@
 # Prepare here (once; both folders are git-ignored and travel with the call):
 #   benchmarks/gpu_wheels.sh        # .whl/: wheels the image lacks (~42 MiB)
 #   benchmarks/gpu_testdata.sh      # .testdata/cms/: the real CMS files the tests read
-# Run there, from the repository root (device tool: carry [".whl", ".testdata"]):
-#   benchmarks/gpu_check.sh
+# Run there, from the repository root. With this workplace's device tool, from the checkout
+# the session started in (the one whose tree travels), both folders prepared in it:
+#   run(command="benchmarks/gpu_check.sh", carry=[".whl", ".testdata"], timeout_s=560)
+# (~1-2 min machine start + at most ~7.5 min of stages: fits a 15-minute device budget once;
+# give the machine back right after).
 # Dry run anywhere (every stage tiny, CPU when no GPU is visible):
 #   GPU_CHECK_TINY=1 OUT=/tmp/gpu-dry benchmarks/gpu_check.sh
 #

@@ -333,7 +333,10 @@ def _pretrain(
             device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=cfg.objective.masked_weight == 0,
         )
-    runner = torch.compile(wrapped) if cfg.train.compile else wrapped
+    # grouped encoding sees a new token count and group size every step: compile for
+    # symbolic shapes from the start instead of recompiling per shape
+    dynamic = True if cfg.train.group_tokens else None
+    runner = torch.compile(wrapped, dynamic=dynamic) if cfg.train.compile else wrapped
 
     if validation is None and cfg.validation.path:
         import numpy as np
