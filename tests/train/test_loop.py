@@ -120,6 +120,31 @@ def test_prefetch_changes_nothing_but_speed(real_tokens, tmp_path):
     assert first.losses + rest.losses == ref.losses
 
 
+def test_prefetch_resume_is_exact_when_fed_by_the_shard_loader(real_tokens, tmp_path):
+    """The read-ahead thread runs ahead of the shard loader; resume is still bit-exact.
+
+    In-process loader: with DataLoader workers the loader's own mid-epoch resume is not
+    bit-exact (already before the read-ahead thread existed; reported with issue 14).
+    """
+    from jetfm_coffea.shards import create_store, write_manifest, write_shard
+    from jetfm_coffea.shards.writer import ShardSource
+    from jetfm_coffea.train.data import shards_source
+
+    store = tmp_path / "store"
+    create_store(store, TokenConfig())
+    n = len(real_tokens)
+    write_shard(store, real_tokens, ShardSource("d", "f.root", "u", 0, n), TokenConfig())
+    write_manifest(store)
+
+    def data(r, w):
+        return shards_source(store, batch_size=32, seed=4, rank=r, world_size=w)
+
+    ref = pretrain(_cfg(6, train__prefetch=0), data, tmp_path / "a")
+    first = pretrain(_cfg(6, train__prefetch=2), data, tmp_path / "b", stop_at=3)
+    rest = pretrain(_cfg(6, train__prefetch=2), data, tmp_path / "b", resume=True)
+    assert first.losses + rest.losses == ref.losses
+
+
 def test_grouped_encoding_trains_the_same_model(real_tokens, tmp_path):
     """Events encoded in groups of similar length: the same losses (no dropout to differ)."""
     runs = [
