@@ -1,17 +1,35 @@
-"""Pretraining throughput: events/s and step time per model size (CPU; GPU when available).
+"""Pretraining throughput: each speed-up as a ratio to the plain loop, measured in one run.
 
-Runs the real training loop (``jetfm_coffea.train.pretrain``) on real CMS tokens
-(2012 SingleMu, default token config) into a temporary run directory and reads its
-metrics: events/s, step time, and the fraction of wall time spent waiting for the
-loader (on GPU the loop syncs once per step, so 1 - loader wait is GPU-busy time).
-On CUDA it also estimates the model FLOP utilisation against the bf16 dense peak.
+Runs the real training loop (``jetfm_coffea.train.pretrain``) on real CMS tokens (2012
+SingleMu, default token config, repeated with fresh event numbers) and reads its
+metrics. For every model size it times, interleaved in one invocation:
+
+* ``baseline``: the plain loop (padded batch of the longest event, no read-ahead),
+  tensors resident on the device;
+* ``grouped``: events encoded in groups of similar token count (``train.group_tokens``);
+* ``prefetch``: + next batches prepared in a thread, pinned, copied on a side stream;
+* ``compile``: + ``train.compile`` (sizes named by ``--compile``; timed after all sizes,
+  against a baseline timed beside it);
+* ``loader``: the ``prefetch`` setting fed by the Zarr shard loader over a store of
+  ``--store-events`` events (in-process, and with ``--workers`` DataLoader workers);
+
+and reports events/s, the ratio to ``baseline`` and, for the loader rows, the ratio to
+the same setting with resident tensors (the loader's cost). On CUDA it adds the model
+FLOP rate: *useful* FLOPs (valid tokens + class token only, forward + backward = 3x
+forward, views and masked copy included), over the bf16 dense peak measured on the card.
 
     python benchmarks/bench_pretrain.py --sizes tiny,small --out bench.json
+    python benchmarks/bench_pretrain.py --device cuda --sizes small,base,tiny --compile small \\
+        --store-events 1000000 --workers 4 --out gpu.json
+
+Results are written (and printed) after every size, so a run stopped by a time limit
+keeps the sizes it finished.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -19,93 +37,175 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from _common import real_file
 
 from jetfm_coffea.model import build_model, count_parameters, model_config_for
+from jetfm_coffea.runtime import resolve_device
 from jetfm_coffea.tokens import TokenConfig, build_tokens
 from jetfm_coffea.train import TensorEventDataset, load_pretrain_config, pretrain, read_metrics
+from jetfm_coffea.train.data import shards_source
 
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense, per GPU
+SINGLEMU = "Run2012B_SingleMu_10000.root"
 
 
-def real_tokens(n: int):
+def real_event_tokens() -> Any:
+    """:class:`EventTokens` of the 10k real 2012 SingleMu events (default token config)."""
     from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
-    path = real_file("Run2012B_SingleMu_10000.root")
+    path = real_file(SINGLEMU)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         events = NanoEventsFactory.from_root(
             {str(path): "Events"}, schemaclass=NanoAODSchema, mode="virtual"
         ).events()
-        tk = build_tokens(events, TokenConfig())
+        return build_tokens(events, TokenConfig())
+
+
+def repeated(tk: Any, copy: int) -> Any:
+    """The same real events with fresh event numbers (copy ``copy`` of the file)."""
+    offset = np.int64(copy) * np.int64(10**9)
+    return dataclasses.replace(tk, event=np.asarray(tk.event, np.int64) + offset)
+
+
+def resident_arrays(tk: Any, n: int) -> dict[str, np.ndarray]:
     reps = -(-n // len(tk))
-    cat = {k: np.concatenate([getattr(tk, k)] * reps)[:n] for k in ("tokens", "mask", "event")}
-    return cat
+    parts = [repeated(tk, i) for i in range(reps)]
+    return {
+        k: np.concatenate([getattr(p, k) for p in parts])[:n] for k in ("tokens", "mask", "event")
+    }
 
 
-def flops_per_event(size: str, mean_tokens: float, n_views: int = 2) -> float:
-    """Training FLOPs per event (forward+backward = 3x forward), approximate."""
+def make_store(tk: Any, path: Path, n_events: int) -> tuple[Path, float]:
+    """A shard store of ``n_events`` real events (copies of the file, fresh event numbers)."""
+    from jetfm_coffea.shards import create_store, write_manifest, write_shard
+    from jetfm_coffea.shards.writer import ShardSource
+
+    t0 = time.perf_counter()
+    config = TokenConfig()
+    create_store(path, config)
+    n = len(tk)
+    for i in range(-(-n_events // n)):
+        source = ShardSource("bench", SINGLEMU, f"copy{i:05d}", 0, n)
+        write_shard(path, repeated(tk, i), source, config)
+    write_manifest(path)
+    return path, time.perf_counter() - t0
+
+
+def useful_flops_per_event(size: str, mask: np.ndarray, n_views: int = 2) -> float:
+    """Training FLOPs per event on the valid tokens only (+ class token), fwd + bwd."""
     cfg = model_config_for(size=size)
     model = build_model(cfg)
-    n_matmul = sum(p.numel() for n, p in model.encoder.named_parameters() if p.ndim == 2)
-    t = mean_tokens + 1  # class token
-    fwd = 2 * n_matmul * t + 4 * cfg.layers * t * t * cfg.dim
+    n_matmul = sum(p.numel() for p in model.encoder.blocks.parameters() if p.ndim == 2)
+    t = mask.sum(1).astype(np.float64) + 1
+    fwd = float(np.mean(2 * n_matmul * t + 4 * cfg.layers * t * t * cfg.dim))
     return 3 * fwd * (n_views + 1)  # views + masked copy go through the encoder
 
 
-def run(size: str, steps: int, warmup: int, batch: int, device: str, data) -> dict:
+def measured_bf16_peak(device: torch.device) -> float:
+    """Dense bf16 matmul FLOP/s on this card (8192^3 products on random data, median)."""
+    n = 8192
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(10):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        a @ b
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return 2 * n**3 / statistics.median(times)
+
+
+def timed_run(cfg_train: dict, size: str, data_factory, steps: int, warmup: int) -> dict:
     cfg = load_pretrain_config(
         {
             "model": {"size": size},
             "train": {
                 "steps": warmup + steps,
-                "batch_size": batch,
                 "log_every": warmup,
                 "monitor_every": 10**6,
                 "checkpoint_every": 10**6,
                 "progress": False,
-                "device": device,
+                **cfg_train,
             },
             "optim": {"warmup_steps": 2},
         }
     )
-    ds = TensorEventDataset(data["tokens"], data["mask"], event=data["event"], batch_size=batch)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        pretrain(cfg, ds, Path(tmp) / "run", keep_model=False)
+        pretrain(cfg, data_factory(), Path(tmp) / "run", keep_model=False)
         wall = time.perf_counter() - t0
         recs = [r for r in read_metrics(Path(tmp) / "run") if "events_per_s" in r][1:]
-    eps = statistics.mean(r["events_per_s"] for r in recs)
-    step = statistics.mean(r["step_time_s"] for r in recs)
-    wait = statistics.mean(r["loader_wait_frac"] for r in recs)
-    out = {
-        "size": size,
-        "params": count_parameters(build_model(model_config_for(size=size))),
-        "device": device,
-        "batch": batch,
-        "steps_timed": steps,
-        "events_per_s": eps,
-        "step_time_ms": 1e3 * step,
-        "loader_wait_frac": wait,
-        "busy_frac": 1 - wait,
+    return {
+        "events_per_s": statistics.mean(r["events_per_s"] for r in recs),
+        "step_time_ms": 1e3 * statistics.mean(r["step_time_s"] for r in recs),
+        "loader_wait_frac": statistics.mean(r["loader_wait_frac"] for r in recs),
         "wall_s": wall,
     }
-    if device.startswith("cuda"):
-        mean_tokens = float(data["mask"].sum(1).mean())
-        compacted = float(np.ceil(data["mask"].sum(1).max() / 4) * 4)
-        name = torch.cuda.get_device_name()
-        peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
-        achieved = eps * flops_per_event(size, compacted)
-        out.update(
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "baseline": {"group_tokens": False, "prefetch": 0},
+    "grouped": {"group_tokens": True, "prefetch": 0},
+    "prefetch": {"group_tokens": True, "prefetch": 2},
+    "compile": {"group_tokens": True, "prefetch": 2, "compile": True},
+}
+
+
+def bench_size(
+    size: str, args, device: torch.device, arrays, store, compile_only: bool = False
+) -> list[dict]:
+    batch, steps, warmup = args.batch_size, args.steps, args.warmup
+
+    def resident():
+        ds = TensorEventDataset(arrays["tokens"], arrays["mask"], event=arrays["event"],
+                                batch_size=batch, seed=1)  # fmt: skip
+        ds.arrays = {k: v.to(device) for k, v in ds.arrays.items()}  # already on the device
+        return ds
+
+    def loader(workers: int):
+        return lambda: shards_source(store, batch_size=batch, seed=1, num_workers=workers)
+
+    plan: list[tuple[str, str, dict, Any]] = [
+        ("baseline", "resident", VARIANTS["baseline"], resident)
+    ]
+    if compile_only:
+        plan.append(("compile", "resident", VARIANTS["compile"], resident))
+    else:
+        for name in ("grouped", "prefetch"):
+            plan.append((name, "resident", VARIANTS[name], resident))
+        if store is not None:
+            for workers in sorted({0, args.workers}):
+                plan.append(
+                    ("prefetch", f"loader-{workers}w", VARIANTS["prefetch"], loader(workers))
+                )
+    base = {"device": str(device), "batch_size": batch}
+    rows: dict[tuple[str, str], list[dict]] = {}
+    timed_run({**base, **VARIANTS["baseline"]}, size, resident, 1, 1)  # warm-up, not timed
+    for _ in range(args.repeat):  # interleaved repeats: robust ratios on a shared machine
+        for name, feed, train, factory in plan:
+            r = timed_run({**base, **train}, size, factory, steps, warmup)
+            rows.setdefault((name, feed), []).append(r)
+    best = {k: max(v, key=lambda r: r["events_per_s"]) for k, v in rows.items()}
+    ref = best[("baseline", "resident")]["events_per_s"]
+    out = []
+    for (name, feed), r in best.items():
+        same_resident = best.get((name, "resident"), {}).get("events_per_s")
+        out.append(
             {
-                "gpu": name,
-                "model_tflops": achieved / 1e12,
-                "mfu": achieved / peak if peak else None,
-                "mean_valid_tokens": mean_tokens,
-                "padded_tokens": compacted,
+                "size": size,
+                "variant": name,
+                "feed": feed,
+                **r,
+                "ratio_to_baseline": r["events_per_s"] / ref,
+                "ratio_to_resident": r["events_per_s"] / same_resident if same_resident else None,
             }
         )
     return out
@@ -113,47 +213,83 @@ def run(size: str, steps: int, warmup: int, batch: int, device: str, data) -> di
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default=None, help="comma list (default: tiny,small on CPU)")
-    ap.add_argument("--steps", type=int, default=8)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--sizes", default="tiny,small")
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=2, help="interleaved repeats (best kept)")
+    ap.add_argument("--batch-size", type=int, default=None, help="default 4096 GPU, 256 CPU")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    ap.add_argument("--compile", default="", help="sizes to time with train.compile too")
+    ap.add_argument("--store-events", type=int, default=0, help="shard store size (0: none)")
+    ap.add_argument("--workers", type=int, default=4, help="DataLoader workers of the loader row")
     ap.add_argument("--out", default="bench_pretrain.json")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    gpu = args.device.startswith("cuda")
-    sizes = (args.sizes or ("small,base" if gpu else "tiny,small")).split(",")
-    batch = args.batch_size or (4096 if gpu else 256)
-    n = batch * (args.steps + args.warmup + 1)
-    data = real_tokens(n)
-    results = [run(s, args.steps, args.warmup, batch, args.device, data) for s in sizes]
-    meta = {
+    device = resolve_device(args.device)
+    gpu = device.type == "cuda"
+    args.batch_size = args.batch_size or (4096 if gpu else 256)
+    tk = real_event_tokens()
+    n = args.batch_size * (args.steps + args.warmup + 2)
+    arrays = resident_arrays(tk, n)
+    meta: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": platform.machine(),
+        "cpu_count": __import__("os").cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "tokens_per_event_padded": int(data["mask"].shape[1]),
-        "mean_valid_tokens": float(data["mask"].sum(1).mean()),
+        "device": torch.cuda.get_device_name(device) if gpu else "cpu",
+        "tokens_per_event_padded": int(tk.mask.shape[1]),
+        "mean_valid_tokens": float(tk.mask.sum(1).mean()),
     }
-    Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-    cols = ["size", "params", "device", "batch", "events_per_s", "step_time_ms", "busy_frac"]
-    if gpu:
-        cols += ["model_tflops", "mfu"]
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for r in results:
-        cells = [
-            f"{r[c]:,.3g}"
-            if isinstance(r[c], float)
-            else f"{r[c]:,}"
-            if isinstance(r[c], int)
-            else str(r[c])
-            for c in cols
-        ]
-        print("| " + " | ".join(cells) + " |")
-    print(f"\n{meta}")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = None
+        if args.store_events:
+            store, seconds = make_store(tk, Path(tmp) / "store", args.store_events)
+            meta.update(store_events=-(-args.store_events // len(tk)) * len(tk),
+                        store_write_s=seconds)  # fmt: skip
+        peak = measured_bf16_peak(device) if gpu else None
+        if peak:
+            meta["bf16_peak_tflops_measured"] = peak / 1e12
+        results: list[dict] = []
+        for size in args.sizes.split(","):
+            rows = bench_size(size, args, device, arrays, store)
+            params = count_parameters(build_model(model_config_for(size=size)))
+            for r in rows:
+                r["params"] = params
+                if peak:
+                    achieved = r["events_per_s"] * useful_flops_per_event(size, tk.mask)
+                    r["useful_tflops"] = achieved / 1e12
+                    r["mfu"] = achieved / peak
+            results += rows
+            Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+            print_table(rows, gpu, header=size == args.sizes.split(",")[0])
+        # compile last: its compilation time must not keep the other sizes from running
+        for size in filter(None, args.compile.split(",")):
+            rows = [r for r in bench_size(size, args, device, arrays, store, compile_only=True)
+                    if r["variant"] == "compile"]  # fmt: skip
+            for r in rows:
+                r["params"] = count_parameters(build_model(model_config_for(size=size)))
+                if peak:
+                    achieved = r["events_per_s"] * useful_flops_per_event(size, tk.mask)
+                    r["useful_tflops"], r["mfu"] = achieved / 1e12, achieved / peak
+            results += rows
+            Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+            print_table(rows, gpu, header=False)
+    print(f"\n{json.dumps(meta)}")
+
+
+def print_table(rows: list[dict], gpu: bool, header: bool) -> None:
+    cols = ["size", "variant", "feed", "events_per_s", "ratio_to_baseline", "ratio_to_resident",
+            "loader_wait_frac"] + (["useful_tflops", "mfu"] if gpu else [])  # fmt: skip
+    if header:
+        print("| " + " | ".join(cols) + " |")
+        print("|" + "---|" * len(cols))
+    for r in rows:
+        cells = [f"{r[c]:,.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols]
+        print("| " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--chunksize", type=int, default=5_000)
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", help="auto (fp32), fp32, tf32, bf16")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--out", type=Path, help="write the JSON result here")
     args = parser.parse_args()
@@ -105,6 +106,7 @@ def main() -> None:
             batch_size=args.batch_size,
             device=device,
             num_threads=args.threads,
+            precision=args.precision,
         )
         t_with, n_with = _timed(scored, fileset, args)
         budget = _compute_budget(run, files[0], args, n / t_without)
@@ -113,6 +115,7 @@ def main() -> None:
         "benchmark": "score_column",
         "size": args.size,
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
+        "precision": args.precision,
         "executor": args.executor,
         "workers": args.workers,
         "threads_per_worker": args.threads,

@@ -23,7 +23,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "augment": ["bench_augment.py", "--events", "100000"],
     "shards": ["bench_shards.py"],
     "generate": ["bench_generate.py", "--events", "500"],
-    "pretrain": ["bench_pretrain.py"],
+    "pretrain": ["bench_pretrain.py", "--store-events", "50000", "--workers", "2"],
     "finetune": ["bench_finetune.py", "--sizes", "tiny"],
     "score": ["bench_score.py", "--size", "small"],
 }
@@ -31,7 +31,7 @@ QUICK: dict[str, list[str]] = {
     "augment": ["--events", "20000", "--repeats", "2"],
     "shards": ["--repeat", "1", "--copies", "4"],
     "generate": ["--events", "200", "--repeats", "1"],
-    "pretrain": ["--steps", "3", "--warmup", "1", "--sizes", "tiny"],
+    "pretrain": ["--steps", "3", "--warmup", "1", "--sizes", "tiny", "--repeat", "1"],
     "finetune": ["--labels", "200", "--epochs", "1"],
     "score": ["--size", "tiny"],
 }

@@ -108,7 +108,9 @@ class FinetuneLoopConfig(_Strict):
     )
     min_delta: float = Field(0.0, ge=0.0, description="improvement needed to reset patience")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "tf32", "bf16"] = Field(
+        "auto", description="training: auto = bf16 on CUDA, fp32 on CPU; evaluation is fp32"
+    )
     compact_tokens: bool = True
     log_every: int = Field(10, ge=1)
     progress: bool = False

@@ -25,7 +25,6 @@ pretrained run's path and weight hash.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
@@ -50,12 +49,12 @@ from jetfm_coffea.finetune.data import (
 from jetfm_coffea.finetune.metrics import classification_metrics
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel, count_parameters
+from jetfm_coffea.runtime import autocast, matmul_precision, resolve_device, resolve_precision
 from jetfm_coffea.tokens.config import TokenConfig
 from jetfm_coffea.train.checkpoint import atomic_write_text, save_weights
 from jetfm_coffea.train.config import PretrainConfig
 from jetfm_coffea.train.data import TensorEventDataset, batch_provenance, check_token_config
 from jetfm_coffea.train.data import compact_batch as _compact
-from jetfm_coffea.train.distributed import resolve_device
 from jetfm_coffea.train.loop import TrainProgress, decay_groups, lr_lambda
 from jetfm_coffea.train.run import RunConfigs, load_run, write_run_files
 
@@ -159,23 +158,17 @@ def build_finetune_optimizer(
     return opt, sched
 
 
-def _precision(task: TaskConfig, device: torch.device) -> str:
-    p = task.train.precision
-    return ("bf16" if device.type == "cuda" else "fp32") if p == "auto" else p
+#: Validation losses, embeddings and test scores: float32 on every device, so the stored
+#: test scores equal :func:`predict` on any device (and across devices within 1e-5).
+EVAL_PRECISION = "fp32"
 
 
-def _encode_options(task: TaskConfig, device: torch.device) -> dict[str, Any]:
+def _encode_options(task: TaskConfig) -> dict[str, Any]:
     return {
         "batch_size": task.train.eval_batch_size,
-        "precision": _precision(task, device),
+        "precision": EVAL_PRECISION,
         "compact": task.train.compact_tokens,
     }
-
-
-def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @dataclass
@@ -240,7 +233,7 @@ class FinetuneSetup:
             model.to(self.device).eval()
             idx = np.flatnonzero(self.targets >= 0)
             out = torch.zeros(len(self.data), model.config.dim, device=self.device)
-            options = _encode_options(self.task, self.device)
+            options = _encode_options(self.task)
             emb = _encode(model, self.data, idx, self.device, **options)
             out[torch.as_tensor(idx, device=self.device)] = emb
             self._embeddings = out
@@ -361,7 +354,7 @@ def _encode(
             }
             if compact:
                 batch = _compact(batch)
-            with _autocast(precision, device):
+            with matmul_precision(precision), autocast(precision, device):
                 emb = model.encoder(batch["tokens"].to(device), batch["mask"].to(device))
             out.append(emb.embedding.float())
     if not out:
@@ -375,16 +368,22 @@ def predict(
     index: np.ndarray | None = None,
     *,
     batch_size: int = 1024,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
 ) -> np.ndarray:
-    """Class probabilities ``[n, K]`` of a classifier (encoder + ``classifier`` head)."""
+    """Class probabilities ``[n, K]`` of a classifier (encoder + ``classifier`` head).
+
+    Computed in float32 (as the stored test scores) on ``device``, by default the device
+    the model's weights are on; a model elsewhere is moved there first.
+    """
     index = np.arange(len(data)) if index is None else np.asarray(index)
-    device = torch.device(device)
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    model.to(device)
     was = model.training
     model.eval()
     with torch.no_grad():
         emb = _encode(model, data, index, device, batch_size=batch_size)
-        probs = model.heads["classifier"](emb).float().softmax(-1)
+        with matmul_precision(EVAL_PRECISION):
+            probs = model.heads["classifier"](emb).float().softmax(-1)
     model.train(was)
     return probs.cpu().numpy()
 
@@ -454,7 +453,7 @@ def finetune(
 
     model = build_classifier(setup.pretrained, k, mode, seed).to(device)
     head = model.heads["classifier"]
-    precision = _precision(task, device)
+    precision = resolve_precision(task.train.precision, device, "train")
     probe = mode == "linear-probe"
 
     def event_weights(idx: np.ndarray) -> np.ndarray:
@@ -500,8 +499,9 @@ def finetune(
         with torch.no_grad():
             e = setup.embeddings()[torch.as_tensor(val_idx, device=device)] if probe else None
             if e is None:
-                e = _encode(model, data, val_idx, device, **_encode_options(task, device))
-            logits = head(e).float()
+                e = _encode(model, data, val_idx, device, **_encode_options(task))
+            with matmul_precision(EVAL_PRECISION):
+                logits = head(e).float()
         model.train()
         if probe:
             model.encoder.eval()
@@ -549,18 +549,20 @@ def finetune(
             source.set_epoch(epoch)
             for batch in source:
                 if probe:
-                    logits = head(batch["embedding"])
+                    with matmul_precision(precision):
+                        logits = head(batch["embedding"])
                     target, w = batch["target"], batch["w"]
                 else:
                     if task.train.compact_tokens:
                         batch = _compact(batch)
                     x, m = batch["tokens"].to(device), batch["mask"].to(device)
-                    with _autocast(precision, device):
+                    with matmul_precision(precision), autocast(precision, device):
                         logits = head(model.encoder(x, m).embedding)
                     target, w = batch["label"].to(device), batch["weight"].to(device)
                 loss = _loss(logits, target, w)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                with matmul_precision(precision):
+                    loss.backward()
                 clip = task.optim.grad_clip if task.optim.grad_clip is not None else float("inf")
                 params = [p for g in opt.param_groups for p in g["params"]]
                 gnorm = torch.nn.utils.clip_grad_norm_(params, clip)
@@ -614,8 +616,9 @@ def finetune(
     with torch.no_grad():
         e = setup.embeddings()[torch.as_tensor(test_idx, device=device)] if probe else None
         if e is None:
-            e = _encode(model, data, test_idx, device, **_encode_options(task, device))
-        probs = head(e).float().softmax(-1).cpu().numpy()
+            e = _encode(model, data, test_idx, device, **_encode_options(task))
+        with matmul_precision(EVAL_PRECISION):
+            probs = head(e).float().softmax(-1).cpu().numpy()
     y_test = setup.targets[test_idx]
     test_metrics = classification_metrics(probs, y_test, task.signal_index, task.class_names)
     wall_s = time.perf_counter() - t_start

@@ -1,7 +1,7 @@
 """Event foundation model: transformer encoder over object tokens, and its heads."""
 
 from jetfm_coffea.model.config import PAIR_FEATURES, SIZES, ModelConfig, model_config_for
-from jetfm_coffea.model.encoder import EncoderOutput, EventEncoder, pair_features
+from jetfm_coffea.model.encoder import EncoderOutput, EventEncoder, length_groups, pair_features
 from jetfm_coffea.model.heads import ClassificationHead, MaskedObjectDecoder, ProjectionHead
 from jetfm_coffea.model.model import HEADS, EventModel, build_model, count_parameters
 
@@ -18,6 +18,7 @@ __all__ = [
     "ProjectionHead",
     "build_model",
     "count_parameters",
+    "length_groups",
     "model_config_for",
     "pair_features",
 ]

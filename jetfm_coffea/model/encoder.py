@@ -25,6 +25,7 @@ __all__ = [
     "EncoderOutput",
     "EventEncoder",
     "TransformerBlock",
+    "length_groups",
     "pair_features",
 ]
 
@@ -107,7 +108,7 @@ class TransformerBlock(nn.Module):
             q,
             k,
             v,
-            attn_mask=bias.to(q.dtype),
+            attn_mask=bias if bias.dtype == q.dtype else bias.to(q.dtype),
             dropout_p=self.dropout if self.training else 0.0,
         )
         x = x + self.drop(self.proj(attn.transpose(1, 2).reshape(b, t, d)))
@@ -181,6 +182,8 @@ class EventEncoder(nn.Module):
         if self.config.pooling == "cls":
             bias = F.pad(bias, (1, 0, 1, 0))
             keys = F.pad(mask, (1, 0), value=True)
+        # (a broadcast add measured as fast as masked_fill on the CPU: 196-226 vs 229-262 ms
+        # for a 3072x8x24x24 bias; kept as the add the exporters already handle)
         key_bias = torch.zeros(keys.shape, dtype=bias.dtype, device=bias.device)
         key_bias = key_bias.masked_fill(~keys, MASK_VALUE)
         return bias + key_bias[:, None, None, :]
@@ -201,6 +204,9 @@ class EventEncoder(nn.Module):
             x = torch.where(hide[..., None], self.mask_token.to(x.dtype), x)
         x = x * mask[..., None].to(x.dtype)
         bias = self._bias(tokens, mask, hide)
+        if torch.is_autocast_enabled(x.device.type):
+            # cast once for all blocks (each block would otherwise convert it again)
+            bias = bias.to(torch.get_autocast_dtype(x.device.type))
         if self.config.pooling == "cls":
             cls = self.cls_token.to(x.dtype).expand(x.shape[0], 1, -1)
             x = torch.cat([cls, x], dim=1)
@@ -216,3 +222,51 @@ class EventEncoder(nn.Module):
         pooled, _ = self.pool_attn(query, x, x, key_padding_mask=~key_mask, need_weights=False)
         pooled = pooled[:, 0].masked_fill(empty[:, None], 0.0)
         return EncoderOutput(tokens=x, embedding=pooled, mask=mask)
+
+    def forward_grouped(
+        self,
+        tokens: torch.Tensor,
+        mask: torch.Tensor,
+        hide: torch.Tensor | None = None,
+        multiple: int = 4,
+    ) -> EncoderOutput:
+        """:meth:`forward`, run per group of events of similar length (same result).
+
+        Events are grouped by their length rounded up to ``multiple`` (see
+        :func:`length_groups`) and each group is encoded with only that many token slots,
+        so attention, pair bias and feed-forward cost scale with the valid tokens of each
+        event instead of the longest event of the batch. The outputs are put back in the
+        batch order; per-token outputs are zero beyond each group's width.
+        """
+        b, t, _ = tokens.shape
+        groups = length_groups(mask, multiple)
+        if len(groups) <= 1:
+            return self.forward(tokens, mask, hide)
+        order = torch.cat([idx for idx, _ in groups])
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(b, device=order.device)
+        toks, embs = [], []
+        for idx, width in groups:
+            h = None if hide is None else hide[idx, :width]
+            out = self.forward(tokens[idx, :width], mask[idx, :width], h)
+            toks.append(F.pad(out.tokens, (0, 0, 0, t - width)))
+            embs.append(out.embedding)
+        return EncoderOutput(
+            tokens=torch.cat(toks)[inverse], embedding=torch.cat(embs)[inverse], mask=mask.bool()
+        )
+
+
+def length_groups(mask: torch.Tensor, multiple: int = 4) -> list[tuple[torch.Tensor, int]]:
+    """``[(event indices, width)]``: events grouped by length rounded up to ``multiple``.
+
+    The length of an event is its last valid slot + 1 (valid tokens first, as the shard
+    and compacted batches have them; a hole left by a masked token is kept). Empty
+    events go with the narrowest group. One host synchronisation per call.
+    """
+    mask = mask.bool()
+    b, t = mask.shape
+    slots = torch.arange(1, t + 1, device=mask.device)
+    length = (mask * slots).amax(dim=1) if t else torch.zeros(b, dtype=torch.long)
+    width = ((length + multiple - 1) // multiple * multiple).clamp(min(multiple, t), t)
+    values = torch.unique(width).tolist()
+    return [(torch.nonzero(width == w).flatten(), int(w)) for w in values]

@@ -34,9 +34,19 @@ class EventModel(nn.Module):
         self.heads = nn.ModuleDict({name: HEADS[name](config) for name in heads})
 
     def forward(
-        self, tokens: torch.Tensor, mask: torch.Tensor, hide: torch.Tensor | None = None
+        self,
+        tokens: torch.Tensor,
+        mask: torch.Tensor,
+        hide: torch.Tensor | None = None,
+        grouped: bool = False,
     ) -> EncoderOutput:
-        """Encode events (see :meth:`EventEncoder.forward`); heads are applied by the caller."""
+        """Encode events (see :meth:`EventEncoder.forward`); heads are applied by the caller.
+
+        ``grouped``: encode groups of events of similar length separately
+        (:meth:`EventEncoder.forward_grouped`; same result, less padding computed).
+        """
+        if grouped:
+            return self.encoder.forward_grouped(tokens, mask, hide)
         return self.encoder(tokens, mask, hide)
 
     @torch.no_grad()

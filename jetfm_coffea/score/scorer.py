@@ -28,7 +28,6 @@ last, after the other columns have been taken from the original ``events``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import multiprocessing
 import sys
@@ -53,12 +52,13 @@ _CACHE_LOCK = threading.Lock()
 
 
 def resolve_device(device: str = "auto") -> str:
-    """``"auto"``: ``"cuda"`` when a CUDA device is visible, else ``"cpu"``."""
-    if device != "auto":
-        return device
-    import torch
+    """``"auto"``: ``"cuda:0"`` when a CUDA device is visible, else ``"cpu"`` (one process).
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    The rules are :func:`jetfm_coffea.runtime.resolve_device`'s.
+    """
+    from jetfm_coffea.runtime import resolve_device as resolve
+
+    return str(resolve(device))
 
 
 def _in_worker() -> bool:
@@ -110,7 +110,8 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         a dask worker or a Runner worker process (one model per worker, no
         oversubscription), torch's default in the main process. An int forces it.
     precision
-        ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU), ``"fp32"`` or ``"bf16"``.
+        ``"auto"`` (fp32 on every device, TF32 off: CPU and GPU scores agree within
+        1e-5), ``"fp32"``, ``"tf32"`` or ``"bf16"`` (faster on GPUs, deviates ~1e-3).
     expected_hash
         Refuse a model whose weights SHA-256 differs (prefix of at least 12 hex digits;
         a sequence for k-fold).
@@ -125,7 +126,7 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         batch_size: int = 2048,
         device: str = "auto",
         num_threads: int | Literal["auto"] | None = "auto",
-        precision: Literal["auto", "fp32", "bf16"] = "auto",
+        precision: Literal["auto", "fp32", "tf32", "bf16"] = "auto",
         expected_hash: str | Sequence[str] | None = None,
     ):
         numpy_call_wrapper.__init__(self)
@@ -353,18 +354,13 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         import torch
 
+        from jetfm_coffea.runtime import precision_context, resolve_precision
+
         device = next(model.parameters()).device
-        precision = self.precision
-        if precision == "auto":
-            precision = "bf16" if device.type == "cuda" else "fp32"
-        autocast = (
-            torch.autocast(device.type, dtype=torch.bfloat16)
-            if precision == "bf16"
-            else contextlib.nullcontext()
-        )
+        precision = resolve_precision(self.precision, device, "inference")
         x = torch.from_numpy(np.ascontiguousarray(tokens)).to(device, non_blocking=True)
         m = torch.from_numpy(np.ascontiguousarray(mask)).to(device, non_blocking=True)
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), precision_context(precision, device):
             emb = model.encoder(x, m).embedding
             probs = None
             if self.want_scores:

@@ -92,13 +92,24 @@ class LoopConfig(_Strict):
     seed: int = 0
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(500, ge=1)
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU"
+    precision: Literal["auto", "fp32", "tf32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU (jetfm_coffea.runtime)"
     )
     compile: bool = Field(False, description="torch.compile the model")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
     compact_tokens: bool = Field(
         True, description="drop padding common to a batch (valid tokens first)"
+    )
+    group_tokens: bool = Field(
+        True,
+        description="encode events of similar token count as separate groups (same result, "
+        "no attention over padding; one host sync per step)",
+    )
+    prefetch: int = Field(
+        2,
+        ge=0,
+        description="batches prepared ahead in a background thread: compacted, pinned and "
+        "copied to the GPU while the current one trains (0: prepare in the loop)",
     )
     view_hook: str = Field(DEFAULT_VIEW_HOOK, description="module:function making views")
     progress: bool = True

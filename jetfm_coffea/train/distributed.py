@@ -1,4 +1,9 @@
-"""torch.distributed set-up from the torchrun environment (NCCL on GPU, Gloo on CPU)."""
+"""torch.distributed set-up from the torchrun environment (NCCL on GPU, Gloo on CPU).
+
+The device of each rank comes from :func:`jetfm_coffea.runtime.resolve_device`: with
+``auto``, ranks use ``cuda:<LOCAL_RANK>`` (NCCL) only when this node has a GPU per local
+rank, else all of them run on the CPU (Gloo).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_gather_objects", "init_distributed", "resolve_device"]
+from jetfm_coffea.runtime import process_group_backend, resolve_device
+
+__all__ = ["DistInfo", "all_gather_objects", "init_distributed"]
 
 
 @dataclass
@@ -31,32 +38,24 @@ class DistInfo:
             dist.destroy_process_group()
 
 
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``."""
-    if spec == "auto":
-        spec = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    elif spec == "cuda":
-        spec = f"cuda:{local_rank}"
-    return torch.device(spec)
-
-
 def init_distributed(device_spec: str = "auto") -> tuple[DistInfo, torch.device]:
     """Join the process group described by ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``.
 
     With ``WORLD_SIZE`` unset or 1 nothing is initialised. The backend is NCCL for
-    CUDA devices and Gloo on CPU.
+    CUDA devices and Gloo on CPU. ``LOCAL_WORLD_SIZE`` (set by torchrun; else
+    ``WORLD_SIZE``) is the number of ranks on this node that share its GPUs.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_spec, local)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    device = resolve_device(device_spec, local, local_world)
     if world <= 1 and not dist.is_initialized():
         return DistInfo(), device
     owns = False
     if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=process_group_backend(device))
         owns = True
     info = DistInfo(dist.get_rank(), dist.get_world_size(), local, owns)
     return info, device

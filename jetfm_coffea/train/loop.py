@@ -8,7 +8,7 @@ own data (pass a factory ``(rank, world_size) -> source``); rank 0 writes files.
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import json
 import math
 import time
@@ -25,6 +25,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from jetfm_coffea.errors import NonFiniteLossError, TrainingError
 from jetfm_coffea.model.config import ModelConfig, model_config_for
 from jetfm_coffea.model.model import EventModel, count_parameters
+from jetfm_coffea.runtime import (
+    autocast,
+    matmul_precision,
+    precision_context,
+    resolve_precision,
+)
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 from jetfm_coffea.train.checkpoint import (
     get_rng_state,
@@ -39,6 +45,7 @@ from jetfm_coffea.train.data import batch_provenance, check_token_config, compac
 from jetfm_coffea.train.distributed import DistInfo, all_gather_objects, init_distributed
 from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask
+from jetfm_coffea.train.prefetch import prefetch, to_device
 from jetfm_coffea.train.run import RunConfigs, write_model_card, write_run_files
 from jetfm_coffea.train.views import load_view_hook
 
@@ -119,27 +126,6 @@ def _step_generator(seed: int, rank: int, step: int, device: torch.device) -> to
     gen = torch.Generator(device=device if device.type == "cuda" else "cpu")
     gen.manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2**63 - 1))
     return gen
-
-
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    nb = device.type == "cuda"
-    return {
-        k: v.to(device, non_blocking=nb) if isinstance(v, torch.Tensor) else v
-        for k, v in batch.items()
-    }
-
-
-def _precision(cfg: PretrainConfig, device: torch.device) -> str:
-    p = cfg.train.precision
-    if p == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    return p
-
-
-def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _resolve_data(data: DataArg, info: DistInfo) -> Any:
@@ -287,9 +273,11 @@ def _pretrain(
     torch.manual_seed(seed)
     model = EventModel(model_cfg, heads=_used_heads(cfg)).to(device)
     torch.manual_seed(seed + 1 + info.rank)
-    task = PretrainTask(model, cfg.objective, load_view_hook(cfg.train.view_hook))
+    task = PretrainTask(
+        model, cfg.objective, load_view_hook(cfg.train.view_hook), cfg.train.group_tokens
+    )
     opt, sched = build_optimizer(model, cfg)
-    precision = _precision(cfg, device)
+    precision = resolve_precision(cfg.train.precision, device, "train")
     n_params = count_parameters(model)
 
     step, epoch, events_seen = 0, 0, 0
@@ -345,7 +333,10 @@ def _pretrain(
             device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=cfg.objective.masked_weight == 0,
         )
-    runner = torch.compile(wrapped) if cfg.train.compile else wrapped
+    # grouped encoding sees a new token count and group size every step: compile for
+    # symbolic shapes from the start instead of recompiling per shape
+    dynamic = True if cfg.train.group_tokens else None
+    runner = torch.compile(wrapped, dynamic=dynamic) if cfg.train.compile else wrapped
 
     if validation is None and cfg.validation.path:
         import numpy as np
@@ -361,7 +352,8 @@ def _pretrain(
     }
 
     def checkpoint(at_step: int) -> Path | None:
-        local_state = {"rng": get_rng_state(), "loader": source.state_dict()}
+        # the loader state of the last batch trained on (the prefetcher reads ahead)
+        local_state = {"rng": get_rng_state(), "loader": loader_state}
         ranks = all_gather_objects(local_state, info)
         path = None
         if info.is_main:
@@ -376,22 +368,28 @@ def _pretrain(
             path = save_checkpoint(out, at_step, model.state_dict(), state, weights_meta)
         return path
 
-    def batches() -> Iterator[dict[str, Any]]:
-        nonlocal epoch
+    def batches() -> Iterator[tuple[dict[str, Any], int, dict[str, Any]]]:
+        """``(batch, its epoch, loader state after it)``, epoch after epoch."""
+        ep = epoch
         it = iter(source)
         while True:
             got_any = False
             for batch in it:
                 got_any = True
-                yield batch
+                yield batch, ep, copy.deepcopy(source.state_dict())
             if not got_any and not _epoch_has_batches(source):
                 raise TrainingError(
                     f"the data yields no batch of {cfg.train.batch_size} events on rank "
                     f"{info.rank} (empty store, or fewer events than batch size x ranks)"
                 )
-            epoch += 1
-            source.set_epoch(epoch)
+            ep += 1
+            source.set_epoch(ep)
             it = iter(source)
+
+    def prepare(batch: dict[str, Any]) -> dict[str, Any]:
+        return compact_batch(batch) if cfg.train.compact_tokens else batch
+
+    loader_state = copy.deepcopy(source.state_dict())
 
     end = cfg.train.steps if stop_at is None else min(stop_at, cfg.train.steps)
     progress = TrainProgress(cfg.train.progress and info.is_main, cfg.train.steps, step)
@@ -399,80 +397,84 @@ def _pretrain(
     last: dict[str, Any] = {}
     window: dict[str, float] = {}
     n_window, t_window, wait_window, events_window = 0, time.perf_counter(), 0.0, 0
-    stream = batches()
+    if cfg.train.prefetch > 0:
+        stream = prefetch(batches(), device, prepare, depth=cfg.train.prefetch)
+    else:
+        stream = ((to_device(prepare(b), device), *rest) for b, *rest in batches())
     task.train()
     try:
-        while step < end:
-            t0 = time.perf_counter()
-            batch = next(stream)
-            wait_window += time.perf_counter() - t0
-            if cfg.train.compact_tokens:
-                batch = compact_batch(batch)
-            n_events = len(batch["tokens"]) * info.world_size
-            batch = _to_device(batch, device)
-            gen = _step_generator(seed, info.rank, step, device)
-            with _autocast(precision, device):
-                loss, parts, emb = runner(batch, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else float("inf")
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            ok = (torch.isfinite(loss) & torch.isfinite(gnorm)).float()
-            if info.world_size > 1:
-                dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-            if ok.item() < 1:
-                where = batch_provenance(batch)
+        with matmul_precision(precision):
+            while step < end:
+                t0 = time.perf_counter()
+                batch, epoch, loader_state = next(stream)
+                wait_window += time.perf_counter() - t0
+                n_events = len(batch["tokens"]) * info.world_size
+                gen = _step_generator(seed, info.rank, step, device)
+                with autocast(precision, device):
+                    loss, parts, emb = runner(batch, gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else float("inf")
+                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                ok = (torch.isfinite(loss) & torch.isfinite(gnorm)).float()
                 if info.world_size > 1:
-                    where = f"rank {info.rank}: {where}"
-                path = checkpoint(step)
-                configs.info.update({"status": f"failed: non-finite loss at step {step + 1}"})
-                if info.is_main:
-                    write_run_files(out, configs)
-                raise NonFiniteLossError(step + 1, where, str(path) if path else None)
-            opt.step()
-            sched.step()
-            step += 1
-            events_seen += n_events
-            loss_value = float(loss.detach())
-            losses.append(loss_value)
-            window["loss"] = window.get("loss", 0.0) + loss_value
-            for k, v in parts.items():
-                window[k] = window.get(k, 0.0) + float(v)
-            n_window += 1
-            events_window += n_events
+                    dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+                if ok.item() < 1:
+                    where = batch_provenance(batch)
+                    if info.world_size > 1:
+                        where = f"rank {info.rank}: {where}"
+                    path = checkpoint(step)
+                    configs.info.update({"status": f"failed: non-finite loss at step {step + 1}"})
+                    if info.is_main:
+                        write_run_files(out, configs)
+                    raise NonFiniteLossError(step + 1, where, str(path) if path else None)
+                opt.step()
+                sched.step()
+                step += 1
+                events_seen += n_events
+                loss_value = float(loss.detach())
+                losses.append(loss_value)
+                window["loss"] = window.get("loss", 0.0) + loss_value
+                for k, v in parts.items():
+                    window[k] = window.get(k, 0.0) + float(v)
+                n_window += 1
+                events_window += n_events
 
-            record: dict[str, Any] | None = None
-            if step % cfg.train.log_every == 0 or step == end:
-                dt = time.perf_counter() - t_window
-                record = {
-                    "step": step,
-                    "epoch": epoch,
-                    "lr": sched.get_last_lr()[0],
-                    **{k: v / n_window for k, v in window.items()},
-                    "grad_norm": float(gnorm),
-                    "events_per_s": events_window / max(dt, 1e-9),
-                    "step_time_s": dt / n_window,
-                    "loader_wait_frac": wait_window / max(dt, 1e-9),
-                    "events_seen": events_seen,
-                    "time": time.time(),
-                }
-                window, n_window, t_window = {}, 0, time.perf_counter()
-                wait_window, events_window = 0.0, 0
-            if step % cfg.train.monitor_every == 0 or step == end:
-                record = record or {"step": step, "epoch": epoch, "time": time.time()}
-                record.update(collapse_metrics(emb))
-            if validation is not None and (step % cfg.validation.every == 0 or step == end):
-                record = record or {"step": step, "epoch": epoch, "time": time.time()}
-                record["knn_acc"] = _knn_probe(model, validation, cfg, device, precision)
-            if record is not None:
-                last.update(record)
-                if info.is_main:
-                    with open(metrics_path, "a") as fh:
-                        fh.write(json.dumps(record) + "\n")
-                progress.update(step, record.get("loss", loss_value), record.get("events_per_s", 0))
-            if step % cfg.train.checkpoint_every == 0 and step < end:
-                checkpoint(step)
+                record: dict[str, Any] | None = None
+                if step % cfg.train.log_every == 0 or step == end:
+                    dt = time.perf_counter() - t_window
+                    record = {
+                        "step": step,
+                        "epoch": epoch,
+                        "lr": sched.get_last_lr()[0],
+                        **{k: v / n_window for k, v in window.items()},
+                        "grad_norm": float(gnorm),
+                        "events_per_s": events_window / max(dt, 1e-9),
+                        "step_time_s": dt / n_window,
+                        "loader_wait_frac": wait_window / max(dt, 1e-9),
+                        "events_seen": events_seen,
+                        "time": time.time(),
+                    }
+                    window, n_window, t_window = {}, 0, time.perf_counter()
+                    wait_window, events_window = 0.0, 0
+                if step % cfg.train.monitor_every == 0 or step == end:
+                    record = record or {"step": step, "epoch": epoch, "time": time.time()}
+                    record.update(collapse_metrics(emb))
+                if validation is not None and (step % cfg.validation.every == 0 or step == end):
+                    record = record or {"step": step, "epoch": epoch, "time": time.time()}
+                    record["knn_acc"] = _knn_probe(model, validation, cfg, device)
+                if record is not None:
+                    last.update(record)
+                    if info.is_main:
+                        with open(metrics_path, "a") as fh:
+                            fh.write(json.dumps(record) + "\n")
+                    progress.update(
+                        step, record.get("loss", loss_value), record.get("events_per_s", 0)
+                    )
+                if step % cfg.train.checkpoint_every == 0 and step < end:
+                    checkpoint(step)
     finally:
+        stream.close()
         progress.close()
 
     checkpoint(step)
@@ -498,8 +500,8 @@ def _knn_probe(
     val: dict[str, torch.Tensor],
     cfg: PretrainConfig,
     device: torch.device,
-    precision: str,
 ) -> float:
+    """k-NN accuracy of the embeddings of the validation events (inference: fp32)."""
     was_training = model.training
     model.eval()
     n = min(len(val["tokens"]), cfg.validation.max_events)
@@ -507,7 +509,7 @@ def _knn_probe(
     for i in range(0, n, 1024):
         x = val["tokens"][i : min(i + 1024, n)].to(device)
         m = val["mask"][i : min(i + 1024, n)].to(device)
-        with _autocast(precision, device):
+        with precision_context("fp32", device):
             embs.append(model.encoder(x, m).embedding.float())
     model.train(was_training)
     with warnings.catch_warnings():

@@ -90,6 +90,8 @@ class PretrainTask(nn.Module):
     """``forward(batch, generator) -> (total loss, {name: detached loss}, embeddings)``.
 
     Holds the :class:`EventModel`; wrap this module (not the model) in DDP.
+    ``group_tokens``: encode events of similar length as separate groups
+    (:meth:`~jetfm_coffea.model.EventEncoder.forward_grouped`).
     """
 
     def __init__(
@@ -97,9 +99,11 @@ class PretrainTask(nn.Module):
         model: EventModel,
         objective: ObjectiveConfig,
         view_hook: ViewHook = make_views,
+        group_tokens: bool = False,
     ):
         super().__init__()
         self.model = model
+        self.group_tokens = group_tokens
         self.objective = objective
         self.view_hook = view_hook
         self._hook_takes_names = "feature_names" in inspect.signature(view_hook).parameters
@@ -139,7 +143,7 @@ class PretrainTask(nn.Module):
         x = torch.cat(parts_x) if len(parts_x) > 1 else parts_x[0]
         m = torch.cat(parts_m) if len(parts_m) > 1 else parts_m[0]
         h = torch.cat(parts_h) if len(parts_h) > 1 else parts_h[0]
-        out = self.model(x, m, h if use_masked else None)
+        out = self.model(x, m, h if use_masked else None, grouped=self.group_tokens)
 
         losses: dict[str, torch.Tensor] = {}
         total = out.embedding.new_zeros((), dtype=torch.float32)

@@ -30,7 +30,7 @@ def pretrained_run(tmp_path_factory, singlemu):
             "overrides": {"dim": 16, "heads": 2, "layers": 1, "pair_hidden": 8, "proj_dim": 8},
         },
         "objective": {"contrastive": "none", "masked_weight": 1.0},
-        "train": {"steps": 2, "progress": False, "log_every": 1},
+        "train": {"steps": 2, "progress": False, "log_every": 1, "device": "cpu"},
     }
     pretrain(cfg, source, out, keep_model=False)
     return out
@@ -64,6 +64,7 @@ def tiny_task(**train):
         "max_steps": 8,
         "patience": 3,
         "log_every": 1,
+        "device": "cpu",  # the numbers compared below are CPU numbers, GPU visible or not
     }
     loop.update(train)
     return {

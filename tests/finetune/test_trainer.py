@@ -203,3 +203,17 @@ def test_bad_input_fails_before_training(setup, labelled, pretrained_run, tmp_pa
     assert load_task_config(tiny_task()).n_classes == 2 and pre.run_dir is not None
     info = json.loads((pretrained_run / "run.json").read_text())
     assert info.get("kind") != "classifier"
+
+
+@pytest.mark.gpu
+def test_cuda_finetune_scores_equal_predict_on_any_device(pretrained_run, labelled, tmp_path):
+    """Trained on the GPU (bf16): the stored test scores are fp32 and reproducible anywhere."""
+    s = prepare_finetune(tiny_task(device="cuda"), pretrained_run, labelled)
+    assert s.device.type == "cuda"
+    res = finetune(s, tmp_path / "gpu", mode="finetune", labels="all", seed=0, keep_model=True)
+    scores = np.load(tmp_path / "gpu" / "test_scores.npz")["probs"]
+    on_gpu = predict(res.model, labelled, s.test_index)  # the model's device: cuda
+    np.testing.assert_allclose(on_gpu, scores, atol=1e-6)
+    model, _ = load_run(tmp_path / "gpu")  # load_run: the CPU unless asked
+    assert next(model.parameters()).device.type == "cpu"
+    np.testing.assert_allclose(predict(model, labelled, s.test_index), scores, atol=1e-5)

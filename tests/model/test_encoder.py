@@ -133,3 +133,52 @@ def test_config_validation():
     ModelConfig(feature_names=["log_pt", "type_id"], pair_features=False)
     with pytest.raises(ValueError, match="unknown model size"):
         model_config_for(size="huge")
+
+
+def test_length_groups():
+    from jetfm_coffea.model import length_groups
+
+    mask = torch.zeros(6, 10, dtype=torch.bool)
+    for i, n in enumerate([0, 1, 4, 5, 9, 3]):
+        mask[i, :n] = True
+    mask[5, 1] = False  # a hole: the length is still 3
+    groups = {w: idx.tolist() for idx, w in length_groups(mask, 4)}
+    assert groups == {4: [0, 1, 2, 5], 8: [3], 10: [4]}
+    assert [w for _, w in length_groups(mask[:, :3], 4)] == [3]
+
+
+@pytest.mark.parametrize("pooling", ["cls", "attention"])
+def test_grouped_forward_is_the_same_function(pooling):
+    """Encoding groups of similar length separately changes nothing but the cost."""
+    torch.manual_seed(3)
+    cfg = model_config_for(pooling=pooling, size="custom", dim=32, layers=2)
+    model = build_model(cfg).eval()
+    x, mask = _tokens(b=40, t=12, seed=4)
+    hide = mask & (torch.rand(mask.shape) < 0.3)
+    a = model(x, mask, hide)
+    b = model(x, mask, hide, grouped=True)
+    torch.testing.assert_close(a.embedding, b.embedding, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a.tokens[mask], b.tokens[mask], atol=1e-5, rtol=1e-5)
+    # a loss with a gradient (|LayerNorm output|^2 would be flat: its gradient is noise)
+    w = torch.randn(a.embedding.shape)
+    params = list(model.encoder.parameters())
+    ga = torch.autograd.grad((a.embedding * w).sum(), params)
+    gb = torch.autograd.grad((b.embedding * w).sum(), params)
+    for u, v in zip(ga, gb, strict=True):  # float32 sums in another order
+        assert float((u - v).norm()) <= 1e-4 * float(u.norm()) + 1e-6
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("grouped", [False, True])
+def test_cuda_float32_equals_cpu(grouped):
+    """fp32 (TF32 off) on the GPU gives the CPU's embeddings within 1e-5."""
+    from jetfm_coffea.runtime import precision_context
+
+    torch.manual_seed(5)
+    model = build_model(model_config_for(size="small")).eval()
+    x, mask = _tokens(b=512, t=16, seed=6)
+    cuda = torch.device("cuda", 0)
+    with torch.no_grad(), precision_context("fp32", cuda):
+        ref = model(x, mask, grouped=grouped).embedding
+        got = model.to(cuda)(x.to(cuda), mask.to(cuda), grouped=grouped).embedding.cpu()
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)

@@ -21,12 +21,15 @@ def fileset(singlemu):
 
 @pytest.fixture(scope="module")
 def cut(tiny_run, singlemu_events):
-    return float(np.median(JetFMScorer(tiny_run)(singlemu_events).score_signal.to_numpy()))
+    scorer = JetFMScorer(tiny_run, device="cpu")
+    return float(np.median(scorer(singlemu_events).score_signal.to_numpy()))
 
 
 @pytest.fixture(scope="module")
 def outputs(tiny_run, fileset, cut):
-    proc = ScoreAnalysisProcessor(tiny_run, cut=cut, return_scores=True)
+    # CPU whatever is visible: the futures executor forks, and a forked child cannot use
+    # the CUDA context of its parent
+    proc = ScoreAnalysisProcessor(tiny_run, cut=cut, return_scores=True, device="cpu")
     out = {}
     out["iterative"], _ = run_processor(proc, fileset, "iterative", chunksize=CHUNK, status=False)
     out["futures"], _ = run_processor(proc, fileset, "futures", chunksize=CHUNK, status=False)
