@@ -179,6 +179,7 @@ def finalize_analysis(output: dict, proc: ScoreAnalysisProcessor) -> dict:
             result["model"] = {
                 "hash": params["jetfm_model_hash"],
                 "version": params["jetfm_model_version"],
+                "weights_check": params["jetfm_weights_check"],
                 "signal": proc.signal,
                 "cut": proc.cut,
                 "class_names": list(proc.scorer.class_names),

@@ -137,6 +137,12 @@ def write_outputs(output: dict, out: Path, parquet: bool, summary: dict) -> list
 @click.option("--parquet", is_flag=True, help="Also write per-event scores to scores.parquet.")
 @click.option("--batch-size", default=2048, show_default=True, help="Events per forward pass.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1...")
+@click.option(
+    "--allow-modified-weights",
+    is_flag=True,
+    help="Score with weights whose SHA-256 differs from the one their run recorded "
+    "(recorded in summary.json and on every score column).",
+)
 @execution_options
 @fail_cleanly
 def score(
@@ -148,6 +154,7 @@ def score(
     parquet: bool,
     batch_size: int,
     device: str,
+    allow_modified_weights: bool,
     executor: str,
     scheduler: str | None,
     workers: int,
@@ -168,6 +175,7 @@ def score(
         skip_bad_files,
         batch_size=batch_size,
         device=device,
+        allow_modified_weights=allow_modified_weights,
     )
     n_events = sum(r["cutflow"]["events"] for r in output.values())
     summary = {
@@ -177,6 +185,7 @@ def score(
         "seconds": round(seconds, 3),
         "events_per_s": round(n_events / seconds, 1) if seconds > 0 else None,
         "bad_files": [{"path": b.path, "reason": b.reason} for b in report.bad_files],
+        "allow_modified_weights": allow_modified_weights,
     }
     written = write_outputs(output, Path(out), parquet, summary)
     console.print(f"[bold]mode[/]: {report.mode}   events: {n_events}   {seconds:.1f} s")
@@ -212,16 +221,32 @@ def score(
 )
 @click.option("--model-version", default=None, help="Version recorded in the manifest.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out.")
+@click.option(
+    "--allow-modified-weights",
+    is_flag=True,
+    help="Export weights whose SHA-256 differs from the one their run recorded "
+    "(recorded as source_weights_check in the manifest).",
+)
 @fail_cleanly
 def export(
-    model: str, out: str, formats: tuple[str, ...], model_version: str | None, overwrite: bool
+    model: str,
+    out: str,
+    formats: tuple[str, ...],
+    model_version: str | None,
+    overwrite: bool,
+    allow_modified_weights: bool,
 ) -> None:
     """Export MODEL (a run directory) to a portable, hash-checked scoring model."""
     from jetfm_coffea.score.export import export_model, read_manifest
 
     try:
         path = export_model(
-            model, out, formats=formats, model_version=model_version, overwrite=overwrite
+            model,
+            out,
+            formats=formats,
+            model_version=model_version,
+            overwrite=overwrite,
+            allow_modified_weights=allow_modified_weights,
         )
     except (FileExistsError, ImportError) as err:
         raise click.ClickException(str(err)) from err

@@ -77,7 +77,9 @@ def _manifest(info: ModelInfo, files: dict[str, dict[str, Any]], version: str) -
     from jetfm_coffea import __version__
 
     cfg, tok = info.model_config, info.token_config
+    extra = {"source_weights_check": info.weights_check}
     return {
+        **extra,
         "schema_version": "1.0.0",
         "format": MANIFEST_FORMAT,
         "model_hash": info.model_hash,
@@ -133,19 +135,23 @@ def export_model(
     formats: tuple[str, ...] = ("torch.export",),
     model_version: str | None = None,
     overwrite: bool = False,
+    allow_modified_weights: bool = False,
 ) -> Path:
     """Export a scoring model (run directory or export) to ``out``; returns ``out``.
 
     ``formats``: compiled programs to add (``"torch.export"``, ``"onnx"``; ONNX needs the
     ``onnx`` extra). The manifest is validated against ``schemas/1.0.0/model_manifest.json``
-    before it is written, last, so a directory with a manifest is complete.
+    before it is written, last, so a directory with a manifest is complete. The
+    source's weights must have the SHA-256 its run recorded (``allow_modified_weights``
+    exports them anyway and records ``source_weights_check: "modified"``); the export
+    records the SHA-256 of its own copy as ``model_hash``.
     """
     from jetfm_coffea.schema import validate
 
     unknown = set(formats) - set(EXPORT_FORMATS)
     if unknown:
         raise ValueError(f"unknown export formats {sorted(unknown)}; choose from {EXPORT_FORMATS}")
-    info = read_model_info(source)
+    info = read_model_info(source, allow_modified_weights=allow_modified_weights)
     if not info.has_classifier:
         raise ModelFileError(info.path, "has no classification head to export")
     out = Path(out)

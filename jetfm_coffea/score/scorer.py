@@ -114,6 +114,11 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
     expected_hash
         Refuse a model whose weights SHA-256 differs (prefix of at least 12 hex digits;
         a sequence for k-fold).
+    allow_modified_weights
+        Score with weights whose SHA-256 differs from the one their run directory
+        recorded when it wrote them (refused by default, with
+        :class:`~jetfm_coffea.errors.ModifiedWeightsError`); every column then carries
+        ``jetfm_weights_check: "modified"``.
     """
 
     def __init__(
@@ -127,6 +132,7 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         num_threads: int | Literal["auto"] | None = "auto",
         precision: Literal["auto", "fp32", "bf16"] = "auto",
         expected_hash: str | Sequence[str] | None = None,
+        allow_modified_weights: bool = False,
     ):
         numpy_call_wrapper.__init__(self)
         paths = [model] if isinstance(model, str | Path) else list(model)
@@ -140,7 +146,8 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         if len(hashes) != len(paths):
             raise ConfigError(f"{len(hashes)} expected hashes for {len(paths)} models")
         self.infos: tuple[ModelInfo, ...] = tuple(
-            read_model_info(p, h) for p, h in zip(paths, hashes, strict=True)
+            read_model_info(p, h, allow_modified_weights=allow_modified_weights)
+            for p, h in zip(paths, hashes, strict=True)
         )
         first = self.infos[0]
         for info in self.infos[1:]:
@@ -207,6 +214,8 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         """Awkward parameters recorded on the record array and on each of its fields."""
         params: dict[str, Any] = dict(self.infos[0].parameters())
         params["jetfm_model_hash"] = self.model_hash
+        checks = {i.weights_check for i in self.infos}
+        params["jetfm_weights_check"] = "modified" if "modified" in checks else min(checks)
         if len(self.infos) > 1:
             params["jetfm_fold_hashes"] = [i.model_hash for i in self.infos]
             params["jetfm_model_version"] = ",".join(i.model_version for i in self.infos)

@@ -190,7 +190,7 @@ def test_tampered_corrupt_or_pickled_models_are_refused(tmp_path, ttbar_events):
         scorer(ttbar_events[:3])  # the worker sees other bytes than the client hashed
     weights.write_bytes(bytes(data[: len(data) // 2]))
     with pytest.raises(ModelFileError, match="not a valid safetensors"):
-        JetFMScorer(run)
+        JetFMScorer(run, allow_modified_weights=True)  # else refused: not the recorded hash
     weights.unlink()
     torch.save({"x": torch.zeros(1)}, run / "model.pt")
     with pytest.raises(ModelFileError, match=r"model\.pt.*pickled weights are refused"):
@@ -200,14 +200,14 @@ def test_tampered_corrupt_or_pickled_models_are_refused(tmp_path, ttbar_events):
 def test_nonfinite_scores_are_counted(tmp_path, ttbar_events):
     from safetensors.torch import load_file
 
-    from jetfm_coffea.train.checkpoint import save_weights
+    from jetfm_coffea.train.run import save_run_weights
 
     run = make_classifier_run(tmp_path / "nan", seed=4)
     state = load_file(str(run / "model.safetensors"))
     state["heads.classifier.linear.bias"][:] = float("nan")
     info = read_model_info(run)
     meta = {"model_config_hash": info.model_config.hash()}
-    save_weights(run / "model.safetensors", state, meta)
+    save_run_weights(run, state, meta)
     out = JetFMScorer(run)(ttbar_events)
     assert int(count_nonfinite(out)) == len(ttbar_events) == 200
 
@@ -230,12 +230,12 @@ def test_heads_threads_and_device(tiny_run, tmp_path, ttbar_events):
 def test_embedding_only_without_classifier(tmp_path, ttbar_events):
     from safetensors.torch import load_file
 
-    from jetfm_coffea.train.checkpoint import save_weights
+    from jetfm_coffea.train.run import save_run_weights
 
     run = make_classifier_run(tmp_path / "bare", seed=6)
     state = {k: v for k, v in load_file(str(run / "model.safetensors")).items()
              if not k.startswith("heads.")}  # fmt: skip
-    save_weights(run / "model.safetensors", state, {})
+    save_run_weights(run, state, {})
     with pytest.raises(ConfigError, match="no classification head"):
         JetFMScorer(run)
     out = JetFMScorer(run, scores=False, embedding=True)(ttbar_events)
