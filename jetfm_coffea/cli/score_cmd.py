@@ -138,6 +138,14 @@ def write_outputs(output: dict, out: Path, parquet: bool, summary: dict) -> list
 @click.option("--batch-size", default=2048, show_default=True, help="Events per forward pass.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1...")
 @click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="fp32: the same scores on CPU and GPU (TF32 off); bf16: autocast, faster on GPUs, "
+    "scores differ by up to ~1e-2.",
+)
+@click.option(
     "--allow-modified-weights",
     is_flag=True,
     help="Score with weights whose SHA-256 differs from the one their run recorded "
@@ -154,6 +162,7 @@ def score(
     parquet: bool,
     batch_size: int,
     device: str,
+    precision: str,
     allow_modified_weights: bool,
     executor: str,
     scheduler: str | None,
@@ -175,6 +184,7 @@ def score(
         skip_bad_files,
         batch_size=batch_size,
         device=device,
+        precision=precision,
         allow_modified_weights=allow_modified_weights,
     )
     n_events = sum(r["cutflow"]["events"] for r in output.values())

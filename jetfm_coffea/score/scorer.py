@@ -28,7 +28,6 @@ last, after the other columns have been taken from the original ``events``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import multiprocessing
 import sys
@@ -44,6 +43,7 @@ from coffea.ml_tools.helper import nonserializable_attribute, numpy_call_wrapper
 from jetfm_coffea.errors import ConfigError, MissingCollectionError
 from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
 from jetfm_coffea.score.errors import ScoreInputError
+from jetfm_coffea.score.precision import Precision, check_precision, inference_precision
 from jetfm_coffea.tokens import EventTokens, build_tokens, check_collections
 
 __all__ = ["JetFMScorer", "count_nonfinite", "resolve_device", "score_fields"]
@@ -110,7 +110,9 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         a dask worker or a Runner worker process (one model per worker, no
         oversubscription), torch's default in the main process. An int forces it.
     precision
-        ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU), ``"fp32"`` or ``"bf16"``.
+        ``"fp32"`` (default, every device, TF32 off: CPU and GPU scores agree within
+        1e-5) or ``"bf16"`` (bf16 autocast, explicit only: faster on GPUs, scores
+        differ from fp32 by up to ~1e-2). See :mod:`jetfm_coffea.score.precision`.
     expected_hash
         Refuse a model whose weights SHA-256 differs (prefix of at least 12 hex digits;
         a sequence for k-fold).
@@ -130,7 +132,7 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         batch_size: int = 2048,
         device: str = "auto",
         num_threads: int | Literal["auto"] | None = "auto",
-        precision: Literal["auto", "fp32", "bf16"] = "auto",
+        precision: Precision = "fp32",
         expected_hash: str | Sequence[str] | None = None,
         allow_modified_weights: bool = False,
     ):
@@ -176,7 +178,7 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         self.batch_size = int(batch_size)
         self.device = device
         self.num_threads = num_threads
-        self.precision = precision
+        self.precision = check_precision(precision)
         nonserializable_attribute.__init__(self, ["model"])
 
     # -- properties ---------------------------------------------------------------------
@@ -214,6 +216,7 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         """Awkward parameters recorded on the record array and on each of its fields."""
         params: dict[str, Any] = dict(self.infos[0].parameters())
         params["jetfm_model_hash"] = self.model_hash
+        params["jetfm_precision"] = self.precision
         checks = {i.weights_check for i in self.infos}
         params["jetfm_weights_check"] = "modified" if "modified" in checks else min(checks)
         if len(self.infos) > 1:
@@ -362,17 +365,9 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         import torch
 
         device = next(model.parameters()).device
-        precision = self.precision
-        if precision == "auto":
-            precision = "bf16" if device.type == "cuda" else "fp32"
-        autocast = (
-            torch.autocast(device.type, dtype=torch.bfloat16)
-            if precision == "bf16"
-            else contextlib.nullcontext()
-        )
         x = torch.from_numpy(np.ascontiguousarray(tokens)).to(device, non_blocking=True)
         m = torch.from_numpy(np.ascontiguousarray(mask)).to(device, non_blocking=True)
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), inference_precision(device, self.precision):
             emb = model.encoder(x, m).embedding
             probs = None
             if self.want_scores:

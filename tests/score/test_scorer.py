@@ -243,10 +243,28 @@ def test_embedding_only_without_classifier(tmp_path, ttbar_events):
     assert out.embedding.to_numpy().shape == (200, 48)
 
 
+def test_precision_is_fp32_unless_bf16_is_asked_for(tiny_run, ttbar_events):
+    fp32 = JetFMScorer(tiny_run, device="cpu")(ttbar_events)
+    assert fp32.layout.parameters["jetfm_precision"] == "fp32"
+    bf16 = JetFMScorer(tiny_run, device="cpu", precision="bf16")(ttbar_events)
+    assert bf16.layout.parameters["jetfm_precision"] == "bf16"
+    diff = np.abs(bf16.score_signal.to_numpy() - fp32.score_signal.to_numpy())
+    assert 0 < diff.max() < 5e-2  # bf16 really ran, and is close
+    with pytest.raises(ConfigError, match="precision 'auto'"):
+        JetFMScorer(tiny_run, precision="auto")
+
+
 @pytest.mark.gpu
 def test_cuda_scores_match_cpu(tiny_run, singlemu_events):
+    import torch
+
     cpu = JetFMScorer(tiny_run, device="cpu")(singlemu_events).score_signal.to_numpy()
-    gpu = JetFMScorer(tiny_run, device="cuda", precision="fp32")(singlemu_events)
-    np.testing.assert_allclose(gpu.score_signal.to_numpy(), cpu, atol=1e-4)
-    bf16 = JetFMScorer(tiny_run, device="cuda")(singlemu_events).score_signal.to_numpy()
-    np.testing.assert_allclose(bf16, cpu, atol=5e-2)
+    torch.backends.cuda.matmul.allow_tf32 = True  # a process that enabled TF32 elsewhere
+    try:
+        gpu = JetFMScorer(tiny_run, device="cuda")(singlemu_events)  # fp32 by default
+        np.testing.assert_allclose(gpu.score_signal.to_numpy(), cpu, atol=1e-5, rtol=0)
+        assert torch.backends.cuda.matmul.allow_tf32  # restored after the forward pass
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
+    bf16 = JetFMScorer(tiny_run, device="cuda", precision="bf16")(singlemu_events)
+    np.testing.assert_allclose(bf16.score_signal.to_numpy(), cpu, atol=5e-2)
