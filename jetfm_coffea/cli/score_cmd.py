@@ -138,6 +138,13 @@ def write_outputs(output: dict, out: Path, parquet: bool, summary: dict) -> list
 @click.option("--batch-size", default=2048, show_default=True, help="Events per forward pass.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1...")
 @click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    help="Score through NVIDIA Triton: triton+grpc://HOST:PORT/NAME serving the "
+    "`jetfm export --format triton` of --model (once per --model for k-fold).",
+)
+@click.option(
     "--precision",
     type=click.Choice(["fp32", "bf16"]),
     default="fp32",
@@ -162,6 +169,7 @@ def score(
     parquet: bool,
     batch_size: int,
     device: str,
+    servers: tuple[str, ...],
     precision: str,
     allow_modified_weights: bool,
     executor: str,
@@ -184,6 +192,7 @@ def score(
         skip_bad_files,
         batch_size=batch_size,
         device=device,
+        server=list(servers) or None,
         precision=precision,
         allow_modified_weights=allow_modified_weights,
     )
@@ -224,10 +233,21 @@ def score(
     "--format",
     "formats",
     multiple=True,
-    type=click.Choice(["torch.export", "onnx"]),
+    type=click.Choice(["torch.export", "onnx", "triton"]),
     default=("torch.export",),
     show_default=True,
-    help="Compiled programs to add next to the safetensors weights.",
+    help="Compiled programs to add next to the safetensors weights; triton: --out is a "
+    "Triton model repository, the model goes to OUT/NAME (config.pbtxt, 1/model.onnx).",
+)
+@click.option(
+    "--name", "triton_name", default="jetfm", show_default=True, help="Triton model name."
+)
+@click.option(
+    "--max-batch-size",
+    "triton_max_batch_size",
+    default=4096,
+    show_default=True,
+    help="Triton max_batch_size.",
 )
 @click.option("--model-version", default=None, help="Version recorded in the manifest.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out.")
@@ -242,6 +262,8 @@ def export(
     model: str,
     out: str,
     formats: tuple[str, ...],
+    triton_name: str,
+    triton_max_batch_size: int,
     model_version: str | None,
     overwrite: bool,
     allow_modified_weights: bool,
@@ -257,8 +279,10 @@ def export(
             model_version=model_version,
             overwrite=overwrite,
             allow_modified_weights=allow_modified_weights,
+            triton_name=triton_name,
+            triton_max_batch_size=triton_max_batch_size,
         )
-    except (FileExistsError, ImportError) as err:
+    except (FileExistsError, ImportError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     manifest = read_manifest(path)
     console.print(f"exported {model} -> {path}")

@@ -10,6 +10,10 @@ An export directory::
     OUT/model.pt2            torch.export program: (tokens, mask) -> (scores, embedding)
     OUT/model.onnx           the same as ONNX (only when ``onnx`` is installed)
 
+``formats=("triton",)`` makes ``OUT`` a Triton model repository and writes the export
+into ``OUT/<triton_name>/`` with ``config.pbtxt``, ``1/model.onnx`` and ``MODEL_CARD.md``
+(see :mod:`jetfm_coffea.score.triton`).
+
 The export is itself a scoring model directory: :class:`~jetfm_coffea.score.JetFMScorer`
 accepts it and checks every hash in the manifest first. ``model.pt2`` is for use
 outside this package (C++/AOTInductor, a Triton server behind coffea's
@@ -40,6 +44,14 @@ from jetfm_coffea.score.artifact import (
     read_model_info,
 )
 from jetfm_coffea.score.errors import ModelFileError
+from jetfm_coffea.score.triton import (
+    HASH_PARAMETER,
+    MAX_BATCH_SIZE,
+    TRITON_CONFIG,
+    onnx_path,
+    triton_config_text,
+    triton_model_card,
+)
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -51,7 +63,8 @@ __all__ = [
 
 PROGRAM = "model.pt2"
 ONNX = "model.onnx"
-EXPORT_FORMATS = ("torch.export", "onnx")
+CARD = "MODEL_CARD.md"
+EXPORT_FORMATS = ("torch.export", "onnx", "triton")
 MANIFEST_FORMAT = "jetfm-scoring-model"
 
 
@@ -136,12 +149,17 @@ def export_model(
     model_version: str | None = None,
     overwrite: bool = False,
     allow_modified_weights: bool = False,
+    triton_name: str = "jetfm",
+    triton_max_batch_size: int = MAX_BATCH_SIZE,
 ) -> Path:
-    """Export a scoring model (run directory or export) to ``out``; returns ``out``.
+    """Export a scoring model (run directory or export) to ``out``; returns the folder.
 
     ``formats``: compiled programs to add (``"torch.export"``, ``"onnx"``; ONNX needs the
-    ``onnx`` extra). The manifest is validated against ``schemas/1.0.0/model_manifest.json``
-    before it is written, last, so a directory with a manifest is complete. The
+    ``onnx`` extra; ``"triton"``: ``out`` is a Triton model repository, the export goes
+    to ``out/triton_name`` with the ONNX (dynamic batch and token axes) as version 1,
+    ``config.pbtxt`` and a model card; that folder is returned). The manifest is
+    validated against ``schemas/1.0.0/model_manifest.json`` before it is written,
+    last, so a directory with a manifest is complete. The
     source's weights must have the SHA-256 its run recorded (``allow_modified_weights``
     exports them anyway and records ``source_weights_check: "modified"``); the export
     records the SHA-256 of its own copy as ``model_hash``.
@@ -155,6 +173,12 @@ def export_model(
     if not info.has_classifier:
         raise ModelFileError(info.path, "has no classification head to export")
     out = Path(out)
+    triton = "triton" in formats
+    if triton:
+        if not triton_name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"Triton model name {triton_name!r}: use letters, digits, _ and -")
+        out = out / triton_name
+        formats = (*formats, "onnx")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out} exists and is not empty (overwrite=True replaces it)")
@@ -198,15 +222,39 @@ def export_model(
                 str(out / ONNX),
                 input_names=["tokens", "mask"],
                 output_names=["scores", "embedding"],
-                dynamic_axes={"tokens": {0: "batch"}, "mask": {0: "batch"}},
+                dynamic_axes={
+                    "tokens": {0: "batch", 1: "tokens"},
+                    "mask": {0: "batch", 1: "tokens"},
+                },
                 dynamo=False,
             )
         roles[ONNX] = "onnx"
+    if triton:
+        cfg = info.model_config
+        parameters = {
+            HASH_PARAMETER: info.model_hash,
+            "jetfm_token_config_hash": info.token_config.hash(),
+            "jetfm_class_names": ",".join(info.class_names),
+        }
+        text = triton_config_text(
+            triton_name, f, cfg.n_classes, cfg.dim, parameters, triton_max_batch_size
+        )
+        (out / TRITON_CONFIG).write_text(text)
+        roles[TRITON_CONFIG] = "triton_config"
+        onnx_path(out).parent.mkdir()
+        shutil.copyfile(out / ONNX, onnx_path(out))
     files = {
         name: {"sha256": file_sha256(out / name), "size": (out / name).stat().st_size, "role": role}
         for name, role in roles.items()
     }
     manifest = _manifest(info, files, model_version or info.model_version)
+    if triton:
+        (out / CARD).write_text(triton_model_card(triton_name, manifest))
+        manifest["files"][CARD] = {
+            "sha256": file_sha256(out / CARD),
+            "size": (out / CARD).stat().st_size,
+            "role": "model_card",
+        }
     validate(manifest, "model_manifest", name=str(out / MANIFEST))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return out

@@ -44,6 +44,7 @@ from jetfm_coffea.errors import ConfigError, MissingCollectionError
 from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
 from jetfm_coffea.score.errors import ScoreInputError
 from jetfm_coffea.score.precision import Precision, check_precision, inference_precision
+from jetfm_coffea.score.triton import TritonModel, TritonTarget, parse_server
 from jetfm_coffea.tokens import EventTokens, build_tokens, check_collections
 
 __all__ = ["JetFMScorer", "count_nonfinite", "resolve_device", "score_fields"]
@@ -121,6 +122,13 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         recorded when it wrote them (refused by default, with
         :class:`~jetfm_coffea.errors.ModifiedWeightsError`); every column then carries
         ``jetfm_weights_check: "modified"``.
+    server
+        Score through an NVIDIA Triton server instead of in-process:
+        ``"triton+grpc://host:port/name"`` (one per model for k-fold) serving the
+        ``jetfm export --format triton`` of ``model``. Tokens, micro-batches (capped
+        at the server's ``max_batch_size``) and folds are the same as in-process; the
+        served model must carry the local model's hash (checked now and on every
+        worker); transient failures are retried ``server_retries`` times.
     """
 
     def __init__(
@@ -135,6 +143,8 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         precision: Precision = "fp32",
         expected_hash: str | Sequence[str] | None = None,
         allow_modified_weights: bool = False,
+        server: str | Sequence[str] | None = None,
+        server_retries: int = 3,
     ):
         numpy_call_wrapper.__init__(self)
         paths = [model] if isinstance(model, str | Path) else list(model)
@@ -173,6 +183,16 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
             raise ConfigError("nothing to compute: ask for scores, embedding or both")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, not {batch_size}")
+        servers = [server] if isinstance(server, str) else list(server or [])
+        if servers and len(servers) != len(paths):
+            raise ConfigError(f"{len(servers)} servers for {len(paths)} models")
+        try:
+            self.servers: tuple[TritonTarget, ...] = tuple(parse_server(s) for s in servers)
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+        self.server_retries = int(server_retries)
+        for target, info in zip(self.servers, self.infos, strict=bool(self.servers)):
+            self._connect(target, info).close()  # unreachable or another model: fail now
         self.want_scores = scores
         self.want_embedding = embedding
         self.batch_size = int(batch_size)
@@ -217,6 +237,8 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         params: dict[str, Any] = dict(self.infos[0].parameters())
         params["jetfm_model_hash"] = self.model_hash
         params["jetfm_precision"] = self.precision
+        if self.servers:
+            params["jetfm_server"] = ",".join(str(t) for t in self.servers)
         checks = {i.weights_check for i in self.infos}
         params["jetfm_weights_check"] = "modified" if "modified" in checks else min(checks)
         if len(self.infos) > 1:
@@ -256,7 +278,20 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
 
     # -- model (per process) -------------------------------------------------------------
 
+    def _connect(self, target: TritonTarget, info: ModelInfo) -> TritonModel:
+        return TritonModel(target, info.model_hash, retries=self.server_retries)
+
     def _create_model(self) -> list[Any]:
+        if self.servers:  # one client per process and server, checked on connection
+            with _CACHE_LOCK:
+                for target, info in zip(self.servers, self.infos, strict=True):
+                    key = (info.model_hash, str(target))
+                    if key not in _MODEL_CACHE:
+                        _MODEL_CACHE[key] = self._connect(target, info)
+                return [
+                    _MODEL_CACHE[(i.model_hash, str(t))]
+                    for t, i in zip(self.servers, self.infos, strict=True)
+                ]
         import torch
 
         device = resolve_device(self.device)
@@ -335,12 +370,15 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         # valid slot + 1 (a token masked for non-finite features leaves a hole)
         length = np.where(mask.any(axis=1), mask.shape[1] - np.argmax(mask[:, ::-1], axis=1), 0)
         for i, model in enumerate(models):
+            batch_size = min(
+                self.batch_size, getattr(model, "max_batch_size", None) or self.batch_size
+            )
             in_fold = fold == i
             # one group per token count: no padding is computed at all
             for t in np.unique(length[in_fold]):
                 idx = np.flatnonzero(in_fold & (length == t))
-                for start in range(0, len(idx), self.batch_size):
-                    sel = idx[start : start + self.batch_size]
+                for start in range(0, len(idx), batch_size):
+                    sel = idx[start : start + batch_size]
                     self._fill(out, sel, model, tokens, mask, max(int(t), 1))
         return out
 
@@ -362,6 +400,9 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
     def _run(
         self, model: Any, tokens: np.ndarray, mask: np.ndarray
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if isinstance(model, TritonModel):
+            probs, emb = model.infer(tokens, mask)
+            return (probs if self.want_scores else None), (emb if self.want_embedding else None)
         import torch
 
         device = next(model.parameters()).device
