@@ -32,7 +32,7 @@ import hashlib
 import multiprocessing
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,7 +45,13 @@ from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
 from jetfm_coffea.score.errors import ScoreInputError
 from jetfm_coffea.score.precision import Precision, check_precision, inference_precision
 from jetfm_coffea.score.triton import TritonModel, TritonTarget, parse_server
-from jetfm_coffea.tokens import EventTokens, build_tokens, check_collections
+from jetfm_coffea.tokens import (
+    EventTokens,
+    Variation,
+    build_tokens,
+    check_collections,
+    load_variations,
+)
 
 __all__ = ["JetFMScorer", "count_nonfinite", "resolve_device", "score_fields"]
 
@@ -122,6 +128,14 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         recorded when it wrote them (refused by default, with
         :class:`~jetfm_coffea.errors.ModifiedWeightsError`); every column then carries
         ``jetfm_weights_check: "modified"``.
+    variations
+        Also score systematically varied inputs: ``{name: Variation or spec}`` (see
+        :mod:`jetfm_coffea.tokens.variations`; :func:`~jetfm_coffea.tokens.standard_variations`
+        gives ``JES_up``, ``JES_down``, ``JER_*``, ``lepton_*``, ``unclustered_*``).
+        The tokens of each are built by the same token path, MET propagated; the
+        result gets a field ``variations`` with one record per variation holding the
+        same score fields: ``scores.variations["JES_up"].score_signal`` (and
+        ``n_tokens``). Costs one more forward pass per variation.
     server
         Score through an NVIDIA Triton server instead of in-process:
         ``"triton+grpc://host:port/name"`` (one per model for k-fold) serving the
@@ -145,6 +159,7 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         allow_modified_weights: bool = False,
         server: str | Sequence[str] | None = None,
         server_retries: int = 3,
+        variations: Mapping[str, Any] | None = None,
     ):
         numpy_call_wrapper.__init__(self)
         paths = [model] if isinstance(model, str | Path) else list(model)
@@ -191,6 +206,7 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         except ValueError as err:
             raise ConfigError(str(err)) from err
         self.server_retries = int(server_retries)
+        self.variations: dict[str, Variation] = load_variations(variations)
         for target, info in zip(self.servers, self.infos, strict=bool(self.servers)):
             self._connect(target, info).close()  # unreachable or another model: fail now
         self.want_scores = scores
@@ -230,7 +246,8 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         out = score_fields(self.class_names) if self.want_scores else []
         if self.want_embedding:
             out.append("embedding")
-        return [*out, "n_tokens"]
+        out.append("n_tokens")
+        return [*out, "variations"] if self.variations else out
 
     def parameters(self) -> dict[str, Any]:
         """Awkward parameters recorded on the record array and on each of its fields."""
@@ -312,7 +329,8 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
     # -- numpy_call_wrapper interface ----------------------------------------------------
 
     def prepare_awkward(self, events: Any) -> tuple[tuple, dict]:
-        """Tokens through the shared token path: ``(tokens [N, T*F], mask [N, T], event)``."""
+        """Tokens through the shared token path: ``(tokens [N, T*F], mask [N, T], event)``,
+        then ``(tokens, mask)`` of each variation."""
         try:
             check_collections(events, self.token_config)
         except MissingCollectionError as err:
@@ -320,37 +338,64 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
             if err.path is None:
                 err = MissingCollectionError(err.collection, _source_name(events), err.missing)
             raise ScoreInputError(names, err) from err
-        record = build_tokens(events, self.token_config)
-        if isinstance(record, EventTokens):
-            record = record.to_awkward()
-        return (record["tokens"], record["mask"], record["event"]), {}
+        arrays = []
+        for variation in (None, *self.variations.values()):
+            record = build_tokens(events, self.token_config, variation)
+            if isinstance(record, EventTokens):
+                record = record.to_awkward()
+            arrays += [record["tokens"], record["mask"]]
+            if variation is None:
+                arrays.append(record["event"])
+        return tuple(arrays), {}
 
-    def validate_numpy_input(self, tokens: Any, mask: Any, event: Any) -> None:
-        n, t = mask.shape if mask.ndim == 2 else (len(mask), -1)
+    def validate_numpy_input(self, tokens: Any, mask: Any, event: Any, *varied: Any) -> None:
         f = len(self.token_config.features)
-        if t != self.token_config.n_tokens or tokens.shape != (n, t * f) or len(event) != n:
-            raise ValueError(
-                f"token input of shape {tokens.shape}, mask {mask.shape}, event {event.shape} "
-                f"do not match the token config ({self.token_config.n_tokens} tokens x {f})"
-            )
+        n = len(event)
+        pairs = [(tokens, mask), *zip(varied[::2], varied[1::2], strict=True)]
+        for tok, msk in pairs:
+            t = msk.shape[1] if msk.ndim == 2 else -1
+            if t != self.token_config.n_tokens or tok.shape != (n, t * f) or len(msk) != n:
+                raise ValueError(
+                    f"token input of shape {tok.shape}, mask {msk.shape}, event {event.shape} "
+                    f"do not match the token config ({self.token_config.n_tokens} tokens x {f})"
+                )
 
-    def numpy_call(self, tokens: np.ndarray, mask: np.ndarray, event: np.ndarray) -> ak.Array:
-        """Score one chunk of numpy tokens; returns the record array."""
+    def numpy_call(
+        self, tokens: np.ndarray, mask: np.ndarray, event: np.ndarray, *varied: np.ndarray
+    ) -> ak.Array:
+        """Score one chunk of numpy tokens (and its variations); returns the record array."""
+        params = self.parameters()
+        columns = self._columns(tokens, mask, event, params, embedding=self.want_embedding)
+        if self.variations:
+            columns["variations"] = ak.zip(
+                {
+                    name: ak.zip(
+                        self._columns(varied[2 * i], varied[2 * i + 1], event, params, False),
+                        depth_limit=1,
+                    )
+                    for i, name in enumerate(self.variations)
+                },
+                depth_limit=1,
+            )
+        return ak.zip(columns, depth_limit=1, parameters=params)
+
+    def _columns(
+        self, tokens: Any, mask: Any, event: Any, params: dict[str, Any], embedding: bool
+    ) -> dict[str, ak.Array]:
         n = len(mask)
         cfg = self.token_config
         tokens = np.asarray(tokens, np.float32).reshape(n, cfg.n_tokens, len(cfg.features))
         mask = np.asarray(mask, bool)
         outputs = self._forward(tokens, mask, np.asarray(event))
-        params = self.parameters()
         columns: dict[str, ak.Array] = {}
         if self.want_scores:
             probs = outputs["scores"]
             for j, name in enumerate(score_fields(self.class_names)):
                 columns[name] = _with_params(probs[:, j], params)
-        if self.want_embedding:
+        if embedding:
             columns["embedding"] = _with_params(outputs["embedding"], params)
         columns["n_tokens"] = ak.Array(mask.sum(axis=1).astype(np.int32))
-        return ak.zip(columns, depth_limit=1, parameters=params)
+        return columns
 
     def _forward(
         self, tokens: np.ndarray, mask: np.ndarray, event: np.ndarray
