@@ -145,6 +145,13 @@ def write_outputs(output: dict, out: Path, parquet: bool, summary: dict) -> list
     "`jetfm export --format triton` of --model (once per --model for k-fold).",
 )
 @click.option(
+    "--variations",
+    default=None,
+    help="Comma-separated systematic variations scored besides the nominal: JES, JER, "
+    "lepton, unclustered (each up and down; JES 3%, JER a 5% jet-pT stand-in, lepton "
+    "0.2%/0.5%, unclustered 10%); fills histogram score_variations.",
+)
+@click.option(
     "--precision",
     type=click.Choice(["fp32", "bf16"]),
     default="fp32",
@@ -170,6 +177,7 @@ def score(
     batch_size: int,
     device: str,
     servers: tuple[str, ...],
+    variations: str | None,
     precision: str,
     allow_modified_weights: bool,
     executor: str,
@@ -179,6 +187,8 @@ def score(
     skip_bad_files: bool,
 ) -> None:
     """Score FILE_OR_FILESET with a jetfm classifier, cut on it and histogram the result."""
+    from jetfm_coffea.tokens import standard_variations
+
     output, report, seconds = run_score_analysis(
         fileset,
         list(models),
@@ -193,6 +203,7 @@ def score(
         batch_size=batch_size,
         device=device,
         server=list(servers) or None,
+        variations=standard_variations(variations.split(",")) if variations else None,
         precision=precision,
         allow_modified_weights=allow_modified_weights,
     )

@@ -499,13 +499,13 @@ def _with_params(values: np.ndarray, params: dict[str, Any]) -> ak.Array:
 
 
 def count_nonfinite(scores: Any) -> Any:
-    """Events with any non-finite score or embedding value (an int, lazy for dask)."""
+    """Events with any non-finite nominal score or embedding value (an int, lazy for dask)."""
     lib: Any = ak
     if _is_dask(scores):
         import dask_awkward as lib  # type: ignore[no-redef]
     bad = None
     for name in scores.fields:
-        if name == "n_tokens":
+        if name in ("n_tokens", "variations"):
             continue
         col = scores[name]
         finite = np.isfinite(col)

@@ -123,3 +123,49 @@ def test_scorer_variations_zero_is_nominal_and_modes_agree(tiny_run, ttbar2015):
         eager.variations["JES_down"].score_signal.to_numpy(),
         out.variations["JES_down"].score_signal.to_numpy(),
     )
+
+
+def test_cli_score_fills_a_histogram_per_variation(tiny_run, ttbar2015, tmp_path):
+    import pickle
+
+    from click.testing import CliRunner
+
+    from jetfm_coffea.cli import main
+
+    out = tmp_path / "out"
+    args = ["score", str(ttbar2015), "--model", str(tiny_run), "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--variations", "JES,JER"])
+    assert result.exit_code == 0, result.output
+    (hists,) = pickle.loads((out / "histograms.pkl").read_bytes()).values()
+    h = hists["score_variations"]
+    names = ["nominal", "JES_up", "JES_down", "JER_up", "JER_down"]
+    assert list(h.axes["variation"]) == names
+    for name in names:
+        assert h[{"variation": name}].sum().value == 200
+    assert h[{"variation": "nominal"}].values().tolist() == hists["score"].values().tolist()
+    assert (
+        h[{"variation": "JES_up"}].values().tolist()
+        != h[{"variation": "nominal"}].values().tolist()
+    )
+
+
+def test_analysis_variations_agree_in_virtual_and_dask_mode(tiny_run, ttbar2015):
+    from jetfm_coffea.execution import dask_client, run_dask_mode, run_processor
+    from processors.analysis import ScoreAnalysisProcessor, finalize_analysis
+
+    fileset = {"ttbar": {"files": {str(ttbar2015): "Events"}}}
+    proc = ScoreAnalysisProcessor(tiny_run, variations=standard_variations(["JES", "lepton"]))
+    virtual, _ = run_processor(proc, fileset, "iterative", chunksize=120, status=False)
+    with dask_client(workers=1) as client:
+        raw, _ = run_dask_mode(proc, fileset, scheduler=client.scheduler.address, chunksize=120)
+    dask = finalize_analysis(raw, proc)
+    a, b = virtual["ttbar"]["score_variations"], dask["ttbar"]["score_variations"]
+    assert list(a.axes["variation"]) == [
+        "nominal",
+        "JES_up",
+        "JES_down",
+        "lepton_up",
+        "lepton_down",
+    ]
+    np.testing.assert_array_equal(a.values(), b.values())
+    assert a.sum().value == 5 * 200
