@@ -23,6 +23,7 @@ outside this package (C++/AOTInductor, a Triton server behind coffea's
 
 from __future__ import annotations
 
+import io
 import json
 import platform
 import shutil
@@ -56,9 +57,11 @@ from jetfm_coffea.score.triton import (
 __all__ = [
     "EXPORT_FORMATS",
     "ScoringModule",
+    "example_inputs",
     "export_model",
     "load_exported_program",
     "read_manifest",
+    "write_onnx",
 ]
 
 PROGRAM = "model.pt2"
@@ -192,9 +195,8 @@ def export_model(
     (out / TOKEN_CONFIG).write_text(info.token_config.to_yaml())
     model = load_model(info, "cpu")
     module = ScoringModule(model).eval()
-    n, t, f = 4, info.token_config.n_tokens, len(info.token_config.features)
-    example = (torch.zeros(n, t, f), torch.zeros(n, t, dtype=torch.bool))
-    example[1][:, 0] = True
+    f = len(info.token_config.features)
+    example = example_inputs(info)
     roles = {WEIGHTS: "weights", MODEL_CONFIG: "model_config", TOKEN_CONFIG: "token_config"}
     if "torch.export" in formats:
         batch = torch.export.Dim("batch", min=1, max=1 << 20)
@@ -203,31 +205,7 @@ def export_model(
         torch.export.save(program, out / PROGRAM)
         roles[PROGRAM] = "torch.export"
     if "onnx" in formats:
-        from jetfm_coffea._optional import import_optional
-
-        import_optional("onnx", extra="onnx")
-        # the TorchScript exporter: the dynamo one (torch 2.13) cannot decompose the
-        # attention's reshape with a dynamic batch; tracing is exact here (no
-        # data-dependent control flow; the conformance test runs onnxruntime)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.simplefilter("ignore", UserWarning)  # constant-folding notes
-            # ONNX has had Sinh since opset 9; the TorchScript exporter lacks the mapping
-            torch.onnx.register_custom_op_symbolic("aten::sinh", _onnx_sinh, 9)
-            torch.onnx.export(
-                module,
-                example,
-                str(out / ONNX),
-                input_names=["tokens", "mask"],
-                output_names=["scores", "embedding"],
-                dynamic_axes={
-                    "tokens": {0: "batch", 1: "tokens"},
-                    "mask": {0: "batch", 1: "tokens"},
-                },
-                dynamo=False,
-            )
+        write_onnx(module, example, out / ONNX)
         roles[ONNX] = "onnx"
     if triton:
         cfg = info.model_config
@@ -258,6 +236,42 @@ def export_model(
     validate(manifest, "model_manifest", name=str(out / MANIFEST))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return out
+
+
+def write_onnx(module: nn.Module, example: tuple, target: str | Path | io.BytesIO) -> None:
+    """Export ``module`` (a :class:`ScoringModule`) to ONNX: inputs tokens and mask,
+    outputs scores and embedding, batch and token axes dynamic (needs the ``onnx``
+    extra)."""
+    from jetfm_coffea._optional import import_optional
+
+    import_optional("onnx", extra="onnx")
+    # the TorchScript exporter: the dynamo one (torch 2.13) cannot decompose the
+    # attention's reshape with a dynamic batch; tracing is exact here (no
+    # data-dependent control flow; the conformance test runs onnxruntime)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", UserWarning)  # constant-folding notes
+        # ONNX has had Sinh since opset 9; the TorchScript exporter lacks the mapping
+        torch.onnx.register_custom_op_symbolic("aten::sinh", _onnx_sinh, 9)
+        torch.onnx.export(
+            module,
+            example,
+            target if isinstance(target, io.BytesIO) else str(target),
+            input_names=["tokens", "mask"],
+            output_names=["scores", "embedding"],
+            dynamic_axes={"tokens": {0: "batch", 1: "tokens"}, "mask": {0: "batch", 1: "tokens"}},
+            dynamo=False,
+        )
+
+
+def example_inputs(info: ModelInfo, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs to trace a scoring module with: ``n`` events with one valid token each."""
+    t, f = info.token_config.n_tokens, len(info.token_config.features)
+    example = (torch.zeros(n, t, f), torch.zeros(n, t, dtype=torch.bool))
+    example[1][:, 0] = True
+    return example
 
 
 def _onnx_sinh(g: Any, x: Any) -> Any:
