@@ -1,26 +1,18 @@
 """Triton: the exported model repository, and scoring through a REAL Triton server.
 
 The server is the ``tritonserver`` binary bundled with ``nvidia-pytriton``, started by
-the ``triton_server`` fixture from a virtual environment of its own (pytriton needs
-numpy < 2), built once into ``~/.cache/jetfm-triton-venv`` (override with
-``JETFM_TRITON_VENV``); it serves every model of the exported repository by running
-its ``1/model.onnx`` with onnxruntime (see ``triton_server.py``). When the environment
-cannot be built or the server cannot start, the server tests skip and say why.
+the ``triton_server`` fixture (``triton_harness.py``) from a virtual environment of its
+own (pytriton needs numpy < 2), built once into ``~/.cache/jetfm-triton-venv``; it
+serves every model of the exported repository by running its ``1/model.onnx`` with
+onnxruntime (see ``triton_server.py``). When the environment cannot be built or the
+server cannot start, the server tests skip and say why.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import sysconfig
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,12 +27,9 @@ from jetfm_coffea.score.triton import parse_server
 from jetfm_coffea.tokens import build_tokens
 
 from .conftest import open_events
+from .triton_harness import TritonUnavailable, free_ports, serve
 
 tritonclient = pytest.importorskip("tritonclient.grpc", reason="the triton extra is not installed")
-
-VENV = Path(os.environ.get("JETFM_TRITON_VENV", Path.home() / ".cache" / "jetfm-triton-venv"))
-SERVER_SCRIPT = Path(__file__).with_name("triton_server.py")
-VENV_PACKAGES = ["nvidia-pytriton", "numpy<2", "onnxruntime"]
 
 
 @pytest.fixture(scope="session")
@@ -55,82 +44,14 @@ def repo(tiny_run, fold_runs, tmp_path_factory):
     return repo
 
 
-def _venv_python() -> Path:
-    """The cached environment's python, building it on first use (minutes, once)."""
-    python = VENV / "bin" / "python"
-    check = [str(python), "-c", "import pytriton.triton, onnxruntime, numpy"]
-    if python.is_file() and subprocess.run(check, capture_output=True).returncode == 0:
-        return python
-    print(f"\nbuilding the Triton test environment in {VENV} (once; a few minutes)", flush=True)
-    tmp = VENV.with_name(VENV.name + f".build-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    base = getattr(sys, "_base_executable", sys.executable)
-    steps = [
-        [base, "-m", "venv", str(tmp)],
-        [str(tmp / "bin" / "python"), "-m", "pip", "install", "-q", *VENV_PACKAGES],
-    ]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, timeout=1800)
-        if done.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            pytest.skip(f"cannot build the Triton environment ({' '.join(step)}): {done.stderr}")
-    shutil.rmtree(VENV, ignore_errors=True)
-    tmp.rename(VENV)  # the venv's python is a symlink to the base: it survives the rename
-    return python
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 @pytest.fixture(scope="session")
 def triton_server(repo):
     """``triton+grpc://127.0.0.1:PORT``: a real Triton server serving ``repo``."""
-    python = _venv_python()
-    grpc, http, metrics = _free_ports(3)
-    env = dict(os.environ)
-    # the Python backend stub links libpython3.x.so: take the one of the venv's interpreter
-    libdir = sysconfig.get_config_var("LIBDIR")
-    env["LD_LIBRARY_PATH"] = ":".join(p for p in (libdir, env.get("LD_LIBRARY_PATH")) if p)
-    log = repo.parent / "triton.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(
-            [str(python), str(SERVER_SCRIPT), str(repo), str(grpc), str(http), str(metrics)],
-            stdin=subprocess.PIPE,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    client = tritonclient.InferenceServerClient(f"127.0.0.1:{grpc}")
-    models = [d.name for d in repo.iterdir()]
-    deadline = time.monotonic() + 180
-    ready = False
-    while not ready and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-        with contextlib.suppress(tritonclient.InferenceServerException):
-            ready = all(client.is_model_ready(name) for name in models)
-    client.close()
-    if not ready:
-        proc.kill()
-        proc.wait()
-        proc.stdin.close()
-        pytest.skip(
-            f"the bundled Triton server did not start on this machine:\n{log.read_text()[-3000:]}"
-        )
-    yield f"triton+grpc://127.0.0.1:{grpc}"
-    proc.stdin.close()
-    proc.terminate()
     try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        with serve(repo) as url:
+            yield url
+    except TritonUnavailable as err:
+        pytest.skip(str(err))
 
 
 def test_repository_layout_and_config(repo, tiny_run):
@@ -172,7 +93,7 @@ def test_server_urls_are_checked(repo):
 
 
 def test_unreachable_server_is_a_clear_error(repo):
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     url = f"triton+grpc://127.0.0.1:{port}/jetfm"
     t0 = time.perf_counter()
     with pytest.raises(
