@@ -152,6 +152,13 @@ def write_outputs(output: dict, out: Path, parquet: bool, summary: dict) -> list
     "0.2%/0.5%, unclustered 10%); fills histogram score_variations.",
 )
 @click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnxruntime"]),
+    default="torch",
+    show_default=True,
+    help="In-process runtime; onnxruntime is faster on CPU, scores within ~5e-4 of torch.",
+)
+@click.option(
     "--precision",
     type=click.Choice(["fp32", "bf16"]),
     default="fp32",
@@ -178,6 +185,7 @@ def score(
     device: str,
     servers: tuple[str, ...],
     variations: str | None,
+    backend: str,
     precision: str,
     allow_modified_weights: bool,
     executor: str,
@@ -205,6 +213,7 @@ def score(
         server=list(servers) or None,
         variations=standard_variations(variations.split(",")) if variations else None,
         precision=precision,
+        backend=backend,
         allow_modified_weights=allow_modified_weights,
     )
     n_events = sum(r["cutflow"]["events"] for r in output.values())

@@ -26,3 +26,17 @@ def test_onnxruntime_backend_matches_torch(tiny_run, tmp_path, singlemu_events):
     )
     with pytest.raises(ConfigError, match="backend 'tvm'"):
         JetFMScorer(tiny_run, backend="tvm")
+
+
+def test_cli_backend_option(tiny_run, ttbar2015, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from jetfm_coffea.cli import main
+
+    out = tmp_path / "out"
+    args = ["score", str(ttbar2015), "--model", str(tiny_run), "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--backend", "onnxruntime"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["events"] == 200
