@@ -4,10 +4,10 @@ Exports a classifier (``tiny`` by default) as a Triton repository, starts the Tr
 server bundled with ``nvidia-pytriton`` (``tests/score/triton_harness.py``: its own
 cached virtualenv; the server runs the repository's ``1/model.onnx`` with onnxruntime,
 one thread) and scores the same tokens (2012 SingleMu, 10k events) three ways in one
-run: in-process torch, in-process onnxruntime on the same ONNX, and through the
-server over gRPC. Overhead per event = (Triton - in-process onnxruntime) / events: the
-cost of serialisation, gRPC and the server's batching, the model work being equal.
-Server and client share this machine's cores.
+run, interleaved, best of ``--repeats``: in-process torch, in-process onnxruntime on
+the same ONNX, and through the server over gRPC. Overhead per event = (Triton -
+in-process onnxruntime) / events: the cost of serialisation, gRPC and the server's
+batching, the model work being equal. Server and client share this machine's cores.
 
     python benchmarks/bench_triton.py --size tiny --out bench_triton.json
 """
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -28,19 +28,12 @@ from jetfm_coffea.score import JetFMScorer
 from jetfm_coffea.score.export import export_model
 from jetfm_coffea.score.testing import make_classifier_run
 from jetfm_coffea.tokens import build_tokens
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.score.triton_harness
+from _common import interleaved
+
 from tests.score.triton_harness import serve
-
-
-def _best(scorer: JetFMScorer, tok, repeats: int) -> float:
-    n = len(tok)
-    args = (tok.tokens.reshape(n, -1), tok.mask, tok.event)
-    scorer.numpy_call(*(a[:64] for a in args))  # warm-up: load / connect
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        scorer.numpy_call(*args)
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -64,12 +57,21 @@ def main() -> None:
         opts = {"batch_size": args.batch_size, "num_threads": 1}
         tok = build_tokens(events, JetFMScorer(run).token_config)
         n = len(tok)
-        t_torch = _best(JetFMScorer(run, **opts), tok, args.repeats)
-        t_ort = _best(JetFMScorer(folder, backend="onnxruntime", **opts), tok, args.repeats)
+        inputs = (tok.tokens.reshape(n, -1), tok.mask, tok.event)
+        requests = sum(1 for _ in _batches(tok.mask, args.batch_size))
         with serve(folder.parent) as url:
-            remote = JetFMScorer(folder, server=f"{url}/{folder.name}", **opts)
-            t_triton = _best(remote, tok, args.repeats)
-            requests = sum(1 for _ in _batches(tok.mask, args.batch_size))
+            scorers = {
+                "torch": JetFMScorer(run, **opts),
+                "onnxruntime": JetFMScorer(folder, backend="onnxruntime", **opts),
+                "triton": JetFMScorer(folder, server=f"{url}/{folder.name}", **opts),
+            }
+            for scorer in scorers.values():  # warm-up: load the model / connect
+                scorer.numpy_call(*(a[:64] for a in inputs))
+            best = interleaved(
+                {k: (lambda s=s: s.numpy_call(*inputs)) for k, s in scorers.items()},
+                repeat=args.repeats,
+            )
+        t_torch, t_ort, t_triton = best["torch"], best["onnxruntime"], best["triton"]
     result = {
         "benchmark": "triton_round_trip",
         "size": args.size,

@@ -216,6 +216,10 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         if backend not in ("torch", "onnxruntime"):
             raise ConfigError(f"backend {backend!r} is not 'torch' or 'onnxruntime'")
         self.backend = backend
+        if precision == "bf16" and (backend != "torch" or servers):
+            raise ConfigError(
+                "precision='bf16' is a torch option; ONNX Runtime and Triton run the float32 ONNX"
+            )
         self.variations: dict[str, Variation] = load_variations(variations)
         for target, info in zip(self.servers, self.infos, strict=bool(self.servers)):
             self._connect(target, info).close()  # unreachable or another model: fail now

@@ -26,6 +26,8 @@ def test_onnxruntime_backend_matches_torch(tiny_run, tmp_path, singlemu_events):
     )
     with pytest.raises(ConfigError, match="backend 'tvm'"):
         JetFMScorer(tiny_run, backend="tvm")
+    with pytest.raises(ConfigError, match="bf16"):
+        JetFMScorer(tiny_run, backend="onnxruntime", precision="bf16")
 
 
 def test_cli_backend_option(tiny_run, ttbar2015, tmp_path):
