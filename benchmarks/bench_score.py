@@ -89,6 +89,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", help="auto (fp32), fp32, tf32, bf16")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
+    parser.add_argument(
+        "--variations",
+        default=None,
+        help="also time the column with these variations (e.g. JES,lepton: 4 variations); "
+        "reports the cost of scoring relative to the nominal-only column",
+    )
     parser.add_argument("--out", type=Path, help="write the JSON result here")
     args = parser.parse_args()
 
@@ -107,8 +114,33 @@ def main() -> None:
             device=device,
             num_threads=args.threads,
             precision=args.precision,
+            backend=args.backend,
         )
         t_with, n_with = _timed(scored, fileset, args)
+        varied = {}
+        if args.variations:
+            from jetfm_coffea.tokens import standard_variations
+
+            names = args.variations.split(",")
+            variations = standard_variations(names)
+            with_var = ScoreAnalysisProcessor(
+                run,
+                cut=0.5,
+                batch_size=args.batch_size,
+                device=device,
+                num_threads=args.threads,
+                backend=args.backend,
+                variations=variations,
+            )
+            t_var, _ = _timed(with_var, fileset, args)
+            # scoring cost = analysis time with the column minus without, per configuration
+            cost = (t_var - t_without) / (t_with - t_without)
+            varied = {
+                "variations": list(variations),
+                "seconds_with_variations": round(t_var, 3),
+                "variation_cost_over_nominal": round(cost, 2),
+                "variation_cost_limit": 1 + len(variations),
+            }
         budget = _compute_budget(run, files[0], args, n / t_without)
     assert n == n_with
     result = {
@@ -127,6 +159,8 @@ def main() -> None:
         "events_per_s_per_worker_without": round(n / t_without / args.workers, 1),
         "events_per_s_per_worker_with": round(n / t_with / args.workers, 1),
         "ratio": round(t_without / t_with, 3),
+        "backend": args.backend,
+        **varied,
         **budget,
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
@@ -139,10 +173,17 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| {args.size} | {result['device']} | {args.executor} | {args.workers} | {n} "
+        f"| {args.size} ({args.backend}) | {result['device']} | {args.executor} "
+        f"| {args.workers} | {n} "
         f"| {result['events_per_s_without']:.0f} | {result['events_per_s_with']:.0f} "
         f"| {result['events_per_s_per_worker_with']:.0f} | {result['ratio']:.2f} |"
     )
+    if varied:
+        print(
+            f"\nvariations {varied['variations']}: scoring cost "
+            f"{varied['variation_cost_over_nominal']:.2f} x nominal "
+            f"(limit {varied['variation_cost_limit']})"
+        )
     print()
     print("| model | MFLOP/event | matmul GFLOP/s (same threads) | needed for ratio 0.5 |")
     print("|---|---|---|---|")

@@ -7,6 +7,7 @@ __all__ = [
     "InputFileError",
     "JetFMError",
     "MissingCollectionError",
+    "ModifiedWeightsError",
     "NonFiniteLossError",
     "SchemaValidationError",
     "SchemaVersionError",
@@ -57,6 +58,25 @@ class MissingCollectionError(JetFMError, KeyError):
 
 class TrainingError(JetFMError, RuntimeError):
     """Training cannot start or continue (empty data, mismatched configs, bad checkpoint)."""
+
+
+class ModifiedWeightsError(JetFMError, OSError):
+    """A weights file's SHA-256 differs from the one its run directory recorded when it was written.
+
+    ``path`` is the weights file, ``recorded`` the hash written beside it (in ``record``:
+    ``run.json`` or an export's ``manifest.json``), ``actual`` the hash of its bytes now.
+    """
+
+    def __init__(self, path: str, recorded: str, actual: str, record: str):
+        self.path = str(path)
+        self.recorded = recorded
+        self.actual = actual
+        self.record = str(record)
+        super().__init__(
+            f"{self.path}: SHA-256 {actual} does not match {recorded} recorded in {self.record} "
+            "when the weights were written: they were modified since; refusing to load them "
+            "(--allow-modified-weights / allow_modified_weights=True overrides, and is recorded)"
+        )
 
 
 class TokenConfigMismatchError(TrainingError, ValueError):

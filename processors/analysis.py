@@ -10,6 +10,11 @@ The scores are kept as their own array and never assigned into ``events``: every
 observable is taken from the original ``events``, so in dask mode the graph of an
 observable does not contain the model (see :mod:`jetfm_coffea.score.scorer`).
 Without a model the processor fills the observables only (the speed baseline).
+
+Systematic variations: with ``variations=`` (passed to the scorer, e.g.
+``standard_variations(["JES", "JER"])``) it also fills ``score_variations``, the score
+distribution per variation (a ``variation`` category axis: ``nominal``, ``JES_up``, ...)
+from ``scores.variations[name].score_<signal>``.
 """
 
 from __future__ import annotations
@@ -96,6 +101,13 @@ class ScoreAnalysisProcessor(processor.ProcessorABC):
                 hist.axis.Regular(50, 0, 1, name="score", label=f"{self.score_field}"),
                 storage=hist.storage.Weight(),
             )
+        if self.scorer is not None and self.scorer.variations:
+            names = ["nominal", *self.scorer.variations]
+            out["score_variations"] = Hist(
+                hist.axis.StrCategory(names, name="variation", label="systematic variation"),
+                hist.axis.Regular(50, 0, 1, name="score", label=f"{self.score_field}"),
+                storage=hist.storage.Weight(),
+            )
         return out
 
     def empty_output(self) -> dict:
@@ -128,6 +140,13 @@ class ScoreAnalysisProcessor(processor.ProcessorABC):
             cutflow["pass"] = lib.sum(passed, axis=0)
             cutflow["nonfinite_scores"] = count_nonfinite(scores)
             cutflow["events_without_tokens"] = lib.sum(scores.n_tokens == 0, axis=0)
+            if "score_variations" in hists:  # the score under each systematic variation
+                hists["score_variations"].fill(variation="nominal", score=score[finite])
+                for name in self.scorer.variations:
+                    varied = scores["variations"][name][self.score_field]
+                    hists["score_variations"].fill(
+                        variation=name, score=varied[np.isfinite(varied)]
+                    )
 
         for stage in STAGES:
             if stage == "pass" and passed is None:
@@ -179,6 +198,7 @@ def finalize_analysis(output: dict, proc: ScoreAnalysisProcessor) -> dict:
             result["model"] = {
                 "hash": params["jetfm_model_hash"],
                 "version": params["jetfm_model_version"],
+                "weights_check": params["jetfm_weights_check"],
                 "signal": proc.signal,
                 "cut": proc.cut,
                 "class_names": list(proc.scorer.class_names),

@@ -52,6 +52,12 @@ def _task_options(func: Callable) -> Callable:
             type=click.Path(exists=True, dir_okay=False),
             help="--fileset: build tokens with this config (default: the pretrained run's).",
         ),
+        click.option(
+            "--allow-modified-weights",
+            is_flag=True,
+            help="Load --pretrained weights whose SHA-256 differs from the one its run "
+            "recorded (recorded in the new runs).",
+        ),
         click.option("--max-steps", type=int, help="Override train.max_steps."),
         click.option("--device", help="auto (default), cpu, cuda."),
     ]
@@ -73,7 +79,7 @@ def _load(pretrained: str, task_path: str, tokens: str | None, max_steps: Any, d
     if kw["fileset"] is not None:  # fail before reading any event
         labels = {ds["label"] for ds in read_labelled_fileset(kw["fileset"])}
         check_classes(task, labels, f"fileset {kw['fileset']}")
-    pre = load_pretrained(pretrained)
+    pre = load_pretrained(pretrained, allow_modified_weights=kw["allow_modified_weights"])
     data = load_labelled(
         shards=kw["shards"],
         fileset=kw["fileset"],
@@ -101,6 +107,7 @@ def finetune(
     pretrained: str,
     task_path: str,
     tokens: str | None,
+    allow_modified_weights: bool,
     max_steps: int | None,
     device: str | None,
     shards: str | None,
@@ -125,6 +132,7 @@ def finetune(
         shards=shards,
         fileset=fileset,
         max_events_per_dataset=max_events_per_dataset,
+        allow_modified_weights=allow_modified_weights,
     )
     task = load_task_config(task, **{"train.progress": progress or None})
     n = _labels(labels)
@@ -152,6 +160,7 @@ def label_efficiency(
     pretrained: str,
     task_path: str,
     tokens: str | None,
+    allow_modified_weights: bool,
     max_steps: int | None,
     device: str | None,
     shards: str | None,
@@ -175,6 +184,7 @@ def label_efficiency(
         shards=shards,
         fileset=fileset,
         max_events_per_dataset=max_events_per_dataset,
+        allow_modified_weights=allow_modified_weights,
     )
     result = run_study(
         task,

@@ -137,6 +137,41 @@ def write_outputs(output: dict, out: Path, parquet: bool, summary: dict) -> list
 @click.option("--parquet", is_flag=True, help="Also write per-event scores to scores.parquet.")
 @click.option("--batch-size", default=2048, show_default=True, help="Events per forward pass.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1...")
+@click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    help="Score through NVIDIA Triton: triton+grpc://HOST:PORT/NAME serving the "
+    "`jetfm export --format triton` of --model (once per --model for k-fold).",
+)
+@click.option(
+    "--variations",
+    default=None,
+    help="Comma-separated systematic variations scored besides the nominal: JES, JER, "
+    "lepton, unclustered (each up and down; JES 3%, JER a 5% jet-pT stand-in, lepton "
+    "0.2%/0.5%, unclustered 10%); fills histogram score_variations.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnxruntime"]),
+    default="torch",
+    show_default=True,
+    help="In-process runtime; onnxruntime is faster on CPU, scores within ~5e-4 of torch.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="fp32: the same scores on CPU and GPU (TF32 off); bf16: autocast, faster on GPUs, "
+    "scores differ by up to ~1e-2.",
+)
+@click.option(
+    "--allow-modified-weights",
+    is_flag=True,
+    help="Score with weights whose SHA-256 differs from the one their run recorded "
+    "(recorded in summary.json and on every score column).",
+)
 @execution_options
 @fail_cleanly
 def score(
@@ -148,6 +183,11 @@ def score(
     parquet: bool,
     batch_size: int,
     device: str,
+    servers: tuple[str, ...],
+    variations: str | None,
+    backend: str,
+    precision: str,
+    allow_modified_weights: bool,
     executor: str,
     scheduler: str | None,
     workers: int,
@@ -155,6 +195,8 @@ def score(
     skip_bad_files: bool,
 ) -> None:
     """Score FILE_OR_FILESET with a jetfm classifier, cut on it and histogram the result."""
+    from jetfm_coffea.tokens import standard_variations
+
     output, report, seconds = run_score_analysis(
         fileset,
         list(models),
@@ -168,6 +210,11 @@ def score(
         skip_bad_files,
         batch_size=batch_size,
         device=device,
+        server=list(servers) or None,
+        variations=standard_variations(variations.split(",")) if variations else None,
+        precision=precision,
+        backend=backend,
+        allow_modified_weights=allow_modified_weights,
     )
     n_events = sum(r["cutflow"]["events"] for r in output.values())
     summary = {
@@ -177,6 +224,7 @@ def score(
         "seconds": round(seconds, 3),
         "events_per_s": round(n_events / seconds, 1) if seconds > 0 else None,
         "bad_files": [{"path": b.path, "reason": b.reason} for b in report.bad_files],
+        "allow_modified_weights": allow_modified_weights,
     }
     written = write_outputs(output, Path(out), parquet, summary)
     console.print(f"[bold]mode[/]: {report.mode}   events: {n_events}   {seconds:.1f} s")
@@ -205,25 +253,56 @@ def score(
     "--format",
     "formats",
     multiple=True,
-    type=click.Choice(["torch.export", "onnx"]),
+    type=click.Choice(["torch.export", "onnx", "triton"]),
     default=("torch.export",),
     show_default=True,
-    help="Compiled programs to add next to the safetensors weights.",
+    help="Compiled programs to add next to the safetensors weights; triton: --out is a "
+    "Triton model repository, the model goes to OUT/NAME (config.pbtxt, 1/model.onnx).",
+)
+@click.option(
+    "--name", "triton_name", default="jetfm", show_default=True, help="Triton model name."
+)
+@click.option(
+    "--max-batch-size",
+    "triton_max_batch_size",
+    default=4096,
+    show_default=True,
+    help="Triton max_batch_size.",
 )
 @click.option("--model-version", default=None, help="Version recorded in the manifest.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out.")
+@click.option(
+    "--allow-modified-weights",
+    is_flag=True,
+    help="Export weights whose SHA-256 differs from the one their run recorded "
+    "(recorded as source_weights_check in the manifest).",
+)
 @fail_cleanly
 def export(
-    model: str, out: str, formats: tuple[str, ...], model_version: str | None, overwrite: bool
+    model: str,
+    out: str,
+    formats: tuple[str, ...],
+    triton_name: str,
+    triton_max_batch_size: int,
+    model_version: str | None,
+    overwrite: bool,
+    allow_modified_weights: bool,
 ) -> None:
     """Export MODEL (a run directory) to a portable, hash-checked scoring model."""
     from jetfm_coffea.score.export import export_model, read_manifest
 
     try:
         path = export_model(
-            model, out, formats=formats, model_version=model_version, overwrite=overwrite
+            model,
+            out,
+            formats=formats,
+            model_version=model_version,
+            overwrite=overwrite,
+            allow_modified_weights=allow_modified_weights,
+            triton_name=triton_name,
+            triton_max_batch_size=triton_max_batch_size,
         )
-    except (FileExistsError, ImportError) as err:
+    except (FileExistsError, ImportError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     manifest = read_manifest(path)
     console.print(f"exported {model} -> {path}")

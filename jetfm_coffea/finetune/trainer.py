@@ -25,7 +25,6 @@ pretrained run's path and weight hash.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -91,6 +90,7 @@ class PretrainedEncoder:
         return {
             "run_dir": str(self.run_dir) if self.run_dir else None,
             "weights_sha256": self.weights_sha256,
+            "weights_check": self.info.get("loaded_weights", {}).get("check"),
             "config_hash": self.pretrain_config.hash(),
             "model_config_hash": self.model_config.hash(),
             "token_config_hash": self.token_config.hash(),
@@ -98,13 +98,18 @@ class PretrainedEncoder:
         }
 
 
-def load_pretrained(run: str | Path | PretrainedEncoder) -> PretrainedEncoder:
-    """Load the encoder of a run directory (safetensors, hash-checked by ``load_run``)."""
+def load_pretrained(
+    run: str | Path | PretrainedEncoder, *, allow_modified_weights: bool = False
+) -> PretrainedEncoder:
+    """Load the encoder of a run directory (safetensors, hash-checked by ``load_run``:
+    weights modified since the run wrote them are refused unless
+    ``allow_modified_weights``, which fine-tuning runs then record as
+    ``pretrained.weights_check: "modified"``)."""
     if isinstance(run, PretrainedEncoder):
         return run
     run = Path(run)
-    model, configs = load_run(run, heads=False)
-    sha = hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()[:16]
+    model, configs = load_run(run, heads=False, allow_modified_weights=allow_modified_weights)
+    sha = configs.info["loaded_weights"]["sha256"][:16]
     state = {k: v.detach().clone() for k, v in model.encoder.state_dict().items()}
     return PretrainedEncoder(
         model_config=configs.model,

@@ -8,9 +8,14 @@ light part (configs, class names, hashes) on the client; :func:`load_model` buil
 torch model on a worker. Nothing in a model directory is ever unpickled: weights are
 safetensors, configs JSON/YAML; pickle files are refused by name.
 
-The *model hash* is the SHA-256 of the weights file. It is recorded in the awkward
-parameters of every score column, in the export manifest, and checked again when a
-worker loads the weights, so every chunk of an analysis is scored by the same bytes.
+The *model hash* is the SHA-256 of the weights file. The run directory recorded it
+when the weights were written (``run.json``'s ``weights_sha256``, an export's
+manifest); :func:`read_model_info` reads the weights through
+:func:`jetfm_coffea.train.run.read_weights`, which refuses a mismatch unless
+``allow_modified_weights`` (then ``jetfm_weights_check: "modified"`` is recorded on
+every column). The hash is recorded in the awkward parameters of every score column,
+and checked again when a worker loads the weights, so every chunk of an analysis is
+scored by the same bytes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from jetfm_coffea.errors import JetFMError
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.score.errors import ModelFileError
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
+from jetfm_coffea.train.checkpoint import safetensors_header
+from jetfm_coffea.train.run import WEIGHTS, file_sha256, read_weights
 
 __all__ = [
     "MANIFEST",
@@ -38,21 +45,11 @@ __all__ = [
     "read_model_info",
 ]
 
-WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "model_config.json"
 TOKEN_CONFIG = "token_config.yaml"
 MANIFEST = "manifest.json"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 CLASSIFIER = "classifier"
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hexadecimal SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -68,6 +65,7 @@ class ModelInfo:
     heads: tuple[str, ...]
     kind: str  # "run" or "export"
     manifest: dict[str, Any] | None = field(default=None, repr=False)
+    weights_check: str = "verified"  # or "modified" (allowed), "unrecorded" (old run)
 
     @property
     def has_classifier(self) -> bool:
@@ -90,6 +88,7 @@ class ModelInfo:
             "jetfm_model_version": self.model_version,
             "jetfm_token_config_hash": self.token_config.hash(),
             "jetfm_coffea_version": __version__,
+            "jetfm_weights_check": self.weights_check,
         }
 
 
@@ -124,6 +123,8 @@ def _check_manifest(folder: Path) -> dict[str, Any]:
     except JetFMError as err:
         raise ModelFileError(str(path), f"invalid manifest: {err}") from err
     for name, entry in manifest["files"].items():
+        if name == WEIGHTS:  # checked by read_weights, which may be told to allow a change
+            continue
         target = folder / name
         if not target.is_file():
             raise ModelFileError(str(target), "listed in the manifest but missing")
@@ -139,24 +140,26 @@ def _check_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def _weight_keys(weights: Path) -> tuple[list[str], dict[str, str]]:
-    """Tensor names and metadata from the safetensors header (no tensor is read)."""
-    from safetensors import safe_open
-
+def _weight_keys(weights: Path, data: bytes) -> tuple[list[str], dict[str, str]]:
+    """Tensor names and metadata from the safetensors header (no tensor is decoded)."""
     try:
-        with safe_open(str(weights), framework="pt", device="cpu") as fh:
-            return list(fh.keys()), dict(fh.metadata() or {})
-    except Exception as err:  # safetensors raises its own error types for corrupt headers
+        return safetensors_header(data)
+    except ValueError as err:
         raise ModelFileError(str(weights), f"not a valid safetensors file: {err}") from err
 
 
-def read_model_info(path: str | Path, expected_hash: str | None = None) -> ModelInfo:
+def read_model_info(
+    path: str | Path, expected_hash: str | None = None, *, allow_modified_weights: bool = False
+) -> ModelInfo:
     """Read and check a scoring model directory (run directory or export).
 
     Checks: weights are safetensors (pickles refused), the export manifest validates and
-    every listed file has its recorded SHA-256, the configs parse and agree with each
-    other and with the weights' metadata, and (if given) the weights hash equals
-    ``expected_hash`` (full hex digest or a prefix of at least 12 digits).
+    every listed file has its recorded SHA-256, the weights have the SHA-256 their run
+    directory recorded when they were written (``run.json`` or the manifest; a
+    mismatch raises :class:`~jetfm_coffea.errors.ModifiedWeightsError` unless
+    ``allow_modified_weights``), the configs parse and agree with each other and with
+    the weights' metadata, and (if given) the weights hash equals ``expected_hash``
+    (full hex digest or a prefix of at least 12 digits).
     """
     folder = Path(path)
     if not folder.is_dir():
@@ -164,7 +167,13 @@ def read_model_info(path: str | Path, expected_hash: str | None = None) -> Model
     _refuse_pickles(folder)
     manifest = _check_manifest(folder) if (folder / MANIFEST).is_file() else None
     weights = folder / WEIGHTS
-    model_hash = file_sha256(weights)
+    verified = read_weights(
+        weights if manifest else folder,
+        recorded=manifest["model_hash"] if manifest else None,
+        record=folder / MANIFEST if manifest else None,
+        allow_modified=allow_modified_weights,
+    )
+    model_hash = verified.sha256
     if expected_hash is not None and (
         len(expected_hash) < 12 or not model_hash.startswith(expected_hash.lower())
     ):
@@ -188,7 +197,7 @@ def read_model_info(path: str | Path, expected_hash: str | None = None) -> Model
             f"model built for token config {model_config.token_config_hash}, "
             f"{TOKEN_CONFIG} has {token_config.hash()}",
         )
-    keys, meta = _weight_keys(weights)
+    keys, meta = _weight_keys(weights, verified.data)
     if meta.get("model_config_hash") not in (None, model_config.hash()):
         raise ModelFileError(
             str(weights),
@@ -219,6 +228,7 @@ def read_model_info(path: str | Path, expected_hash: str | None = None) -> Model
         heads=heads,
         kind="export" if manifest else "run",
         manifest=manifest,
+        weights_check=verified.status,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jetfm_coffea.errors import JetFMError, MissingCollectionError
 
-__all__ = ["ModelFileError", "ScoreInputError"]
+__all__ = ["ModelFileError", "ScoreInputError", "ScoringServerError"]
 
 
 class ModelFileError(JetFMError, OSError):
@@ -30,3 +30,15 @@ class ScoreInputError(MissingCollectionError):
         super().__init__(err.collection, err.path, err.missing)
         self.model = model
         self.args = (f"model {model} needs {err.args[0]}",)
+
+
+class ScoringServerError(JetFMError, ConnectionError):
+    """A scoring server (Triton) is unreachable, fails, or serves another model.
+
+    The message names the server URL and model (``triton+grpc://host:port/model``).
+    """
+
+    def __init__(self, server: str, reason: str):
+        self.server = str(server)
+        self.reason = reason
+        super().__init__(f"{self.server}: {reason}")

@@ -42,11 +42,12 @@ def make_classifier_run(
     info = {"status": "completed", "class_names": list(class_names), "heads": ["classifier"]}
     if model_version:
         info["model_version"] = model_version
-    write_run_files(run_dir, RunConfigs(pretrain, config, token_config, None, info))
     meta = {
         "model_config_hash": config.hash(),
         "token_config_hash": token_config.hash(),
         "format": "jetfm-event-model",
     }
+    # weights first, then the run files: run.json records the weights' SHA-256
     save_weights(run_dir / "model.safetensors", model.state_dict(), meta)
+    write_run_files(run_dir, RunConfigs(pretrain, config, token_config, None, info))
     return run_dir

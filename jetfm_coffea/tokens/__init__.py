@@ -11,6 +11,7 @@ from jetfm_coffea.tokens.build import (
 )
 from jetfm_coffea.tokens.config import FEATURES, CollectionSpec, Cut, TokenConfig, load_token_config
 from jetfm_coffea.tokens.features import compute_features, energy
+from jetfm_coffea.tokens.variations import Variation, load_variations, standard_variations
 
 __all__ = [
     "FEATURES",
@@ -19,12 +20,15 @@ __all__ = [
     "EventObjects",
     "EventTokens",
     "TokenConfig",
+    "Variation",
     "build_tokens",
     "check_collections",
     "compute_features",
     "energy",
     "load_token_config",
+    "load_variations",
     "select_objects",
+    "standard_variations",
     "token_record",
     "tokens_from_objects",
 ]

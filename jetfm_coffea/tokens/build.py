@@ -20,6 +20,7 @@ import numpy as np
 from jetfm_coffea.errors import MissingCollectionError
 from jetfm_coffea.tokens.config import CollectionSpec, TokenConfig, load_token_config
 from jetfm_coffea.tokens.features import compute_features
+from jetfm_coffea.tokens.variations import Variation
 
 __all__ = [
     "ID_FIELDS",
@@ -111,7 +112,9 @@ def _counts(array: Any) -> np.ndarray:
     return np.asarray(ak.to_numpy(ak.num(array, axis=1)), np.int64)
 
 
-def _collection_columns(events: Any, spec: CollectionSpec) -> tuple[dict[str, Any], Any]:
+def _collection_columns(
+    events: Any, spec: CollectionSpec, variation: Variation | None = None
+) -> tuple[dict[str, Any], Any]:
     """The awkward columns one collection needs, and its sort key.
 
     Fields are taken by name (``coll["pt"]``), not as attributes: coffea's NanoEvents
@@ -131,20 +134,72 @@ def _collection_columns(events: Any, spec: CollectionSpec) -> tuple[dict[str, An
         cols["btag"] = coll[btag]
     for cut in spec.cuts:
         cols[f"cut:{cut.branch}"] = coll[cut.branch]
+    factor = variation.factor(spec.name) if variation is not None else None
+    if isinstance(factor, str):
+        if factor not in coll.fields:
+            raise MissingCollectionError(spec.name, _filename(events), [f"{spec.name}.{factor}"])
+        cols["factor"] = coll[factor]
     key = coll[spec.order_by] if spec.kind != "met" else cols["pt"]
     return cols, key
 
 
+class _VariationSums:
+    """Per-event transverse-momentum sums a variation needs for MET, over the objects
+    that pass their collection's acceptance in the nominal event: the change of the
+    varied objects (type-1 propagation) and all of them (the unclustered recoil)."""
+
+    def __init__(self, n_events: int):
+        self.change = np.zeros((2, n_events))
+        self.visible = np.zeros((2, n_events))
+
+    def add(self, ev: np.ndarray, pt_before: np.ndarray, pt_after: np.ndarray, phi: np.ndarray):
+        n = self.change.shape[1]
+        cos, sin = np.cos(phi), np.sin(phi)
+        self.visible[0] += np.bincount(ev, pt_before * cos, minlength=n)
+        self.visible[1] += np.bincount(ev, pt_before * sin, minlength=n)
+        if pt_after is not pt_before:
+            delta = pt_after - pt_before
+            self.change[0] += np.bincount(ev, delta * cos, minlength=n)
+            self.change[1] += np.bincount(ev, delta * sin, minlength=n)
+
+    def vary_met(
+        self, pt: np.ndarray, phi: np.ndarray, unclustered: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """MET after the objects' change and ``1 + unclustered`` times the recoil."""
+        mx, my = pt * np.cos(phi), pt * np.sin(phi)
+        ux, uy = -(mx + self.visible[0]), -(my + self.visible[1])
+        mx = mx - self.change[0] - unclustered * ux
+        my = my - self.change[1] - unclustered * uy
+        return np.hypot(mx, my), np.arctan2(my, mx)
+
+
+def _acceptance(spec: CollectionSpec, flat: dict, pt, eta, finite) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        sel = finite & ((pt >= spec.min_pt) if spec.kind == "met" else (pt > spec.min_pt))
+        if spec.max_abs_eta is not None:
+            sel &= np.abs(eta) < spec.max_abs_eta
+        for cut in spec.cuts:
+            sel &= _OPS[cut.op](flat[f"cut:{cut.branch}"], cut.value)
+    return sel
+
+
 def _collection_objects(
-    events: Any, spec: CollectionSpec, n_events: int
+    events: Any,
+    spec: CollectionSpec,
+    n_events: int,
+    variation: Variation | None = None,
+    sums: _VariationSums | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     """Selected objects of one collection as flat numpy arrays.
 
     Returns ``(columns, event_index, rank, n_nonfinite)``: the kept objects ordered
     by event and descending sort key, their event index, their rank within the event
     (< max_count) and the per-event count of objects with non-finite kinematics.
+    With a ``variation``, objects are scaled before the selection and their change is
+    added to ``sums`` (MET collections: varied from ``sums``; see
+    :mod:`jetfm_coffea.tokens.variations`).
     """
-    cols, key = _collection_columns(events, spec)
+    cols, key = _collection_columns(events, spec, variation)
     counts = np.ones(n_events, np.int64) if spec.kind == "met" else _counts(cols["pt"])
     flat = {name: _flat(col) for name, col in cols.items()}
     pt = flat["pt"].astype(np.float64)
@@ -154,13 +209,22 @@ def _collection_objects(
     event_index = np.repeat(np.arange(n_events), counts)
     finite = np.isfinite(pt) & np.isfinite(eta) & np.isfinite(phi) & np.isfinite(mass)
     n_nonfinite = np.bincount(event_index[~finite], minlength=n_events)
-    with np.errstate(invalid="ignore"):
-        sel = finite & ((pt >= spec.min_pt) if spec.kind == "met" else (pt > spec.min_pt))
-        if spec.max_abs_eta is not None:
-            sel &= np.abs(eta) < spec.max_abs_eta
-        for cut in spec.cuts:
-            sel &= _OPS[cut.op](flat[f"cut:{cut.branch}"], cut.value)
-    order_key = _flat(key).astype(np.float64) if spec.kind != "met" else pt
+    sel = _acceptance(spec, flat, pt, eta, finite)
+    if variation is not None and sums is not None:
+        factor = variation.factor(spec.name)
+        if spec.kind == "met" and (sums.change.any() or variation.unclustered != 0):
+            pt, phi = sums.vary_met(pt, phi, variation.unclustered)
+            sel = _acceptance(spec, flat, pt, eta, finite)
+        elif spec.kind != "met":
+            scale = flat["factor"].astype(np.float64) if isinstance(factor, str) else factor
+            varied = pt if scale is None else pt * scale
+            sums.add(event_index[sel], pt[sel], varied[sel], phi[sel])
+            if scale is not None:
+                pt, mass = varied, mass * scale
+                finite &= np.isfinite(pt) & np.isfinite(mass)
+                sel = _acceptance(spec, flat, pt, eta, finite)
+    by_pt = spec.kind == "met" or spec.order_by == "pt"  # the varied pT, when varied
+    order_key = pt if by_pt else _flat(key).astype(np.float64)
     idx = np.flatnonzero(sel)
     idx = idx[np.lexsort((-order_key[idx], event_index[idx]))]
     ev = event_index[idx]
@@ -187,30 +251,41 @@ def _rank_within(event_index: np.ndarray, n_events: int) -> np.ndarray:
     return np.arange(len(event_index)) - starts[event_index]
 
 
-def _touch_columns(events: Any, specs: list[CollectionSpec]) -> None:
+def _touch_columns(
+    events: Any, specs: list[CollectionSpec], variation: Variation | None = None
+) -> None:
     """Mark every column the tokens need as read (dask-awkward column projection)."""
     for spec in specs:
-        cols, key = _collection_columns(events, spec)
+        cols, key = _collection_columns(events, spec, variation)
         for col in [*cols.values(), key]:
             ak.typetracer.touch_data(col)
     for name in ID_FIELDS:
         ak.typetracer.touch_data(events[name])
 
 
-def select_objects(events: Any, config: TokenConfig | None = None) -> EventObjects:
+def select_objects(
+    events: Any, config: TokenConfig | None = None, variation: Variation | None = None
+) -> EventObjects:
     """Padded per-event object kinematics as numpy arrays ``[N, T]``.
 
     Each configured collection is selected (finite kinematics, pT, |eta|, ID cuts),
     ordered by its sort key, truncated to ``max_count``; the collections are joined
-    in config order (or by pT) and padded or clipped to ``config.n_tokens``.
+    in config order (or by pT) and padded or clipped to ``config.n_tokens``. A
+    ``variation`` (:mod:`jetfm_coffea.tokens.variations`) scales objects before their
+    selection and propagates the change to MET.
     """
     config = load_token_config(config)
     specs = check_collections(events, config)
     n_events, n_tokens = len(events), config.n_tokens
     parts, nonfinite = [], np.zeros(n_events, np.int64)
     used = np.zeros(n_events, np.int64)
+    sums = _VariationSums(n_events) if variation is not None else None
+    selected = {  # objects first: MET is varied from their sums
+        spec.name: _collection_objects(events, spec, n_events, variation, sums)
+        for spec in sorted(specs, key=lambda spec: spec.kind == "met")
+    }
     for spec in specs:
-        cols, ev, rank, bad = _collection_objects(events, spec, n_events)
+        cols, ev, rank, bad = selected[spec.name]
         nonfinite += bad
         cols["slot"] = used[ev] + rank
         cols["event_index"] = ev
@@ -357,16 +432,21 @@ def _empty_tokens(config: TokenConfig) -> EventTokens:
     return EventTokens.from_objects(objects, config)
 
 
-def _record_partition(events: ak.Array, config: TokenConfig) -> ak.Array:
+def _record_partition(
+    events: ak.Array, config: TokenConfig, variation: Variation | None = None
+) -> ak.Array:
     """One partition's tokens as a record array; on a typetracer, only touch the inputs."""
     if ak.backend(events) == "typetracer":
-        _touch_columns(events, check_collections(events, config))
+        _touch_columns(events, check_collections(events, config), variation)
         empty = _empty_tokens(config).to_awkward()
         return ak.Array(empty.layout.to_typetracer(forget_length=True))
-    return EventTokens.from_objects(select_objects(events, config), config).to_awkward()
+    objects = select_objects(events, config, variation)
+    return EventTokens.from_objects(objects, config).to_awkward()
 
 
-def token_record(events: Any, config: TokenConfig | None = None) -> Any:
+def token_record(
+    events: Any, config: TokenConfig | None = None, variation: Variation | None = None
+) -> Any:
     """Tokens as an awkward record array, one record per event; lazy for dask-awkward.
 
     Fields: ``tokens`` (``[N, T*F]`` float32) and every field of :class:`EventObjects`.
@@ -376,21 +456,29 @@ def token_record(events: Any, config: TokenConfig | None = None) -> Any:
         import dask_awkward as dak
 
         check_collections(events, config)
-        return dak.map_partitions(_record_partition, events, config=config, label="jetfm-tokens")
-    return _record_partition(events, config)
+        return dak.map_partitions(
+            _record_partition, events, config=config, variation=variation, label="jetfm-tokens"
+        )
+    return _record_partition(events, config, variation)
 
 
-def build_tokens(events: Any, config: TokenConfig | str | dict | None = None) -> Any:
+def build_tokens(
+    events: Any,
+    config: TokenConfig | str | dict | None = None,
+    variation: Variation | None = None,
+) -> Any:
     """Turn events into tokens: the single path used by shards, inspection and scoring.
 
     Eager or virtual NanoEvents give :class:`EventTokens`; dask-awkward NanoEvents give
     the lazy :func:`token_record`, which computes to the identical numbers
-    (:meth:`EventTokens.from_awkward` turns it back into :class:`EventTokens`).
+    (:meth:`EventTokens.from_awkward` turns it back into :class:`EventTokens`). A
+    ``variation`` gives the tokens of systematically varied inputs
+    (:mod:`jetfm_coffea.tokens.variations`).
     """
     config = load_token_config(config)
     if _is_dask(events):
-        return token_record(events, config)
-    return EventTokens.from_objects(select_objects(events, config), config)
+        return token_record(events, config, variation)
+    return EventTokens.from_objects(select_objects(events, config, variation), config)
 
 
 def _is_dask(array: Any) -> bool:

@@ -29,6 +29,7 @@ __all__ = [
     "get_rng_state",
     "latest_checkpoint",
     "load_checkpoint",
+    "safetensors_header",
     "save_checkpoint",
     "save_weights",
     "set_rng_state",
@@ -71,6 +72,27 @@ def canonical_safetensors(data: bytes) -> bytes:
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
     return len(text).to_bytes(8, "little") + text + data[8 + n :]
+
+
+def safetensors_header(data: bytes) -> tuple[list[str], dict[str, str]]:
+    """Tensor names and ``__metadata__`` of safetensors bytes, from the JSON header (no
+    tensor decoded); ValueError if the header is not JSON or the data section is
+    truncated or too long."""
+    n = int.from_bytes(data[:8], "little")
+    if len(data) < 8 or n > len(data) - 8:
+        raise ValueError(f"header length {n} exceeds the {len(data)} bytes")
+    try:
+        header = json.loads(data[8 : 8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"header is not JSON: {err}") from err
+    meta = dict(header.pop("__metadata__", None) or {})
+    try:
+        end = max((int(t["data_offsets"][1]) for t in header.values()), default=0)
+    except (TypeError, KeyError, IndexError, ValueError) as err:
+        raise ValueError(f"header entry without data_offsets: {err}") from err
+    if end != len(data) - 8 - n:
+        raise ValueError(f"tensors end at byte {end} of a {len(data) - 8 - n}-byte data section")
+    return list(header), meta
 
 
 def get_rng_state() -> dict[str, Any]:

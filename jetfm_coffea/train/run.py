@@ -8,13 +8,23 @@ Layout::
     RUN/augment_config.yaml    augmentation config (when one was given)
     RUN/model.safetensors      final weights (encoder + heads), metadata: config hashes
     RUN/metrics.jsonl          one JSON object per logged step
-    RUN/run.json               status, steps, hashes, data provenance, versions
+    RUN/run.json               status, steps, hashes, data provenance, versions, and
+                               ``weights_sha256``: the SHA-256 of model.safetensors
     RUN/MODEL_CARD.md          human summary
     RUN/checkpoints/           resumable checkpoints (see checkpoint.py)
+
+Verified weights: this module owns reading a run's weights. :func:`write_run_files`
+records the SHA-256 of the weights file present when it writes ``run.json`` (runs save
+their weights first, then their run files), and :func:`read_weights` -- used by
+:func:`load_run` and by the scorer and exporter (``jetfm_coffea.score.artifact``) --
+reads the bytes once, hashes them and refuses a mismatch with
+:class:`~jetfm_coffea.errors.ModifiedWeightsError` unless ``allow_modified`` is given
+(the result then says so, for the caller to record).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from dataclasses import dataclass, field
@@ -23,25 +33,101 @@ from typing import Any
 
 import torch
 import yaml
-from safetensors import safe_open
+from safetensors.torch import load as load_safetensors
 
-from jetfm_coffea.errors import TrainingError
+from jetfm_coffea.errors import ModifiedWeightsError, TrainingError
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
-from jetfm_coffea.train.checkpoint import atomic_write_text
+from jetfm_coffea.train.checkpoint import atomic_write_text, safetensors_header, save_weights
 from jetfm_coffea.train.config import PretrainConfig, load_pretrain_config
 
 __all__ = [
     "PICKLE_SUFFIXES",
+    "WEIGHTS",
+    "WEIGHTS_HASH_KEY",
     "RunConfigs",
+    "VerifiedWeights",
+    "file_sha256",
     "load_run",
     "read_metrics",
+    "read_weights",
+    "save_run_weights",
     "write_model_card",
     "write_run_files",
 ]
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
+WEIGHTS = "model.safetensors"
+WEIGHTS_HASH_KEY = "weights_sha256"  # in run.json
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hexadecimal SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class VerifiedWeights:
+    """The bytes of a weights file, read once, and how they compare with the recorded hash.
+
+    ``status`` is ``"verified"`` (the SHA-256 recorded when the weights were written
+    matches), ``"modified"`` (it does not, and the caller allowed it) or
+    ``"unrecorded"`` (a run written before hashes were recorded).
+    """
+
+    path: Path
+    data: bytes = field(repr=False)
+    sha256: str
+    recorded: str | None
+    status: str
+
+    @property
+    def modified(self) -> bool:
+        return self.status == "modified"
+
+
+def read_weights(
+    path: str | Path,
+    *,
+    recorded: str | None = None,
+    record: str | Path | None = None,
+    allow_modified: bool = False,
+) -> VerifiedWeights:
+    """Read a weights file and check it against the SHA-256 recorded when it was written.
+
+    ``path`` is a run directory (its ``model.safetensors``, checked against
+    ``run.json``'s ``weights_sha256``) or a weights file with its ``recorded`` hash
+    and the ``record`` (file) that holds it. A mismatch raises
+    :class:`~jetfm_coffea.errors.ModifiedWeightsError` naming the file and both
+    hashes, unless ``allow_modified``.
+    """
+    path = Path(path)
+    weights = path / WEIGHTS if path.is_dir() else path
+    if recorded is None and path.is_dir() and (path / "run.json").is_file():
+        record = path / "run.json"
+        try:
+            recorded = json.loads(record.read_text()).get(WEIGHTS_HASH_KEY)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise TrainingError(f"{record}: unreadable JSON: {err}") from err
+    try:
+        data = weights.read_bytes()
+    except OSError as err:
+        raise TrainingError(f"{weights}: cannot read: {err}") from err
+    actual = hashlib.sha256(data).hexdigest()
+    if recorded is None:
+        status = "unrecorded"
+    elif actual == recorded:
+        status = "verified"
+    elif allow_modified:
+        status = "modified"
+    else:
+        raise ModifiedWeightsError(str(weights), recorded, actual, str(record or "its record"))
+    return VerifiedWeights(weights, data, actual, recorded, status)
 
 
 @dataclass
@@ -82,8 +168,29 @@ def write_run_files(run_dir: Path, configs: RunConfigs) -> None:
             "jetfm_coffea": _version(),
         },
     }
+    info.pop(WEIGHTS_HASH_KEY, None)
+    if (run_dir / WEIGHTS).is_file():
+        info[WEIGHTS_HASH_KEY] = file_sha256(run_dir / WEIGHTS)
     configs.info = info
     atomic_write_text(run_dir / "run.json", json.dumps(info, indent=1, default=str))
+
+
+def save_run_weights(
+    run_dir: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> str:
+    """Replace a run's weights and record their SHA-256 in its ``run.json``; returns it.
+
+    For tools that legitimately rewrite the weights of an existing run directory
+    (a training run writes its weights, then :func:`write_run_files`).
+    """
+    run_dir = Path(run_dir)
+    save_weights(run_dir / WEIGHTS, state_dict, metadata)
+    sha = file_sha256(run_dir / WEIGHTS)
+    path = run_dir / "run.json"
+    info = json.loads(path.read_text()) if path.is_file() else {}
+    info[WEIGHTS_HASH_KEY] = sha
+    atomic_write_text(path, json.dumps(info, indent=1, default=str))
+    return sha
 
 
 def _version() -> str:
@@ -158,16 +265,23 @@ Embeddings of events built with a different token configuration are meaningless
 
 
 def load_run(
-    run_dir: str | Path, *, heads: bool = True, device: str | torch.device = "cpu"
+    run_dir: str | Path,
+    *,
+    heads: bool = True,
+    device: str | torch.device = "cpu",
+    allow_modified_weights: bool = False,
 ) -> tuple[EventModel, RunConfigs]:
     """Load a trained model and its configs from a run directory (safetensors only).
 
     Pickled weight files are never loaded: a run directory without
     ``model.safetensors`` is refused even if ``.pt``/``.bin`` files are present.
+    The weights must have the SHA-256 that ``run.json`` recorded when they were
+    written (:func:`read_weights`); ``allow_modified_weights`` loads them anyway and
+    says so in the returned ``info["loaded_weights"]`` (``sha256``, ``check``).
     ``heads=False`` returns the bare encoder (heads dropped).
     """
     run_dir = Path(run_dir)
-    weights = run_dir / "model.safetensors"
+    weights = run_dir / WEIGHTS
     if not weights.is_file():
         pickles = sorted(p.name for p in run_dir.glob("*") if p.suffix in PICKLE_SUFFIXES)
         hint = (
@@ -188,9 +302,10 @@ def load_run(
     info = {}
     if (run_dir / "run.json").is_file():
         info = json.loads((run_dir / "run.json").read_text())
-    with safe_open(str(weights), framework="pt", device="cpu") as fh:
-        meta = fh.metadata() or {}
-        state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    verified = read_weights(run_dir, allow_modified=allow_modified_weights)
+    info["loaded_weights"] = {"sha256": verified.sha256, "check": verified.status}
+    _, meta = safetensors_header(verified.data)
+    state = load_safetensors(verified.data)
     if meta.get("model_config_hash") not in (None, model_cfg.hash()):
         raise TrainingError(
             f"{weights} was written for model config {meta['model_config_hash']}, "

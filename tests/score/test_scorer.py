@@ -192,7 +192,7 @@ def test_tampered_corrupt_or_pickled_models_are_refused(tmp_path, ttbar_events):
         scorer(ttbar_events[:3])  # the worker sees other bytes than the client hashed
     weights.write_bytes(bytes(data[: len(data) // 2]))
     with pytest.raises(ModelFileError, match="not a valid safetensors"):
-        JetFMScorer(run)
+        JetFMScorer(run, allow_modified_weights=True)  # else refused: not the recorded hash
     weights.unlink()
     torch.save({"x": torch.zeros(1)}, run / "model.pt")
     with pytest.raises(ModelFileError, match=r"model\.pt.*pickled weights are refused"):
@@ -202,14 +202,14 @@ def test_tampered_corrupt_or_pickled_models_are_refused(tmp_path, ttbar_events):
 def test_nonfinite_scores_are_counted(tmp_path, ttbar_events):
     from safetensors.torch import load_file
 
-    from jetfm_coffea.train.checkpoint import save_weights
+    from jetfm_coffea.train.run import save_run_weights
 
     run = make_classifier_run(tmp_path / "nan", seed=4)
     state = load_file(str(run / "model.safetensors"))
     state["heads.classifier.linear.bias"][:] = float("nan")
     info = read_model_info(run)
     meta = {"model_config_hash": info.model_config.hash()}
-    save_weights(run / "model.safetensors", state, meta)
+    save_run_weights(run, state, meta)
     out = JetFMScorer(run)(ttbar_events)
     assert int(count_nonfinite(out)) == len(ttbar_events) == 200
 
@@ -233,12 +233,12 @@ def test_heads_threads_and_device(tiny_run, tmp_path, ttbar_events):
 def test_embedding_only_without_classifier(tmp_path, ttbar_events):
     from safetensors.torch import load_file
 
-    from jetfm_coffea.train.checkpoint import save_weights
+    from jetfm_coffea.train.run import save_run_weights
 
     run = make_classifier_run(tmp_path / "bare", seed=6)
     state = {k: v for k, v in load_file(str(run / "model.safetensors")).items()
              if not k.startswith("heads.")}  # fmt: skip
-    save_weights(run / "model.safetensors", state, {})
+    save_run_weights(run, state, {})
     with pytest.raises(ConfigError, match="no classification head"):
         JetFMScorer(run)
     out = JetFMScorer(run, scores=False, embedding=True)(ttbar_events)
@@ -246,11 +246,28 @@ def test_embedding_only_without_classifier(tmp_path, ttbar_events):
     assert out.embedding.to_numpy().shape == (200, 48)
 
 
+def test_precision_is_fp32_unless_bf16_is_asked_for(tiny_run, ttbar_events):
+    fp32 = JetFMScorer(tiny_run, device="cpu")(ttbar_events)
+    assert fp32.layout.parameters["jetfm_precision"] == "fp32"
+    bf16 = JetFMScorer(tiny_run, device="cpu", precision="bf16")(ttbar_events)
+    assert bf16.layout.parameters["jetfm_precision"] == "bf16"
+    diff = np.abs(bf16.score_signal.to_numpy() - fp32.score_signal.to_numpy())
+    assert 0 < diff.max() < 5e-2  # bf16 really ran, and is close
+    with pytest.raises(ConfigError, match="precision 'auto'"):
+        JetFMScorer(tiny_run, precision="auto")
+
+
 @pytest.mark.gpu
 def test_cuda_scores_match_cpu(tiny_run, singlemu_events):
-    """The default (fp32, TF32 off) gives the CPU's scores on a GPU; bf16 must be asked for."""
+    import torch
+
     cpu = JetFMScorer(tiny_run, device="cpu")(singlemu_events).score_signal.to_numpy()
-    gpu = JetFMScorer(tiny_run, device="cuda")(singlemu_events)
-    np.testing.assert_allclose(gpu.score_signal.to_numpy(), cpu, atol=1e-5)
+    torch.backends.cuda.matmul.allow_tf32 = True  # a process that enabled TF32 elsewhere
+    try:
+        gpu = JetFMScorer(tiny_run, device="cuda")(singlemu_events)  # fp32 by default
+        np.testing.assert_allclose(gpu.score_signal.to_numpy(), cpu, atol=1e-5, rtol=0)
+        assert torch.backends.cuda.matmul.allow_tf32  # restored after the forward pass
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
     bf16 = JetFMScorer(tiny_run, device="cuda", precision="bf16")(singlemu_events)
     np.testing.assert_allclose(bf16.score_signal.to_numpy(), cpu, atol=5e-2)

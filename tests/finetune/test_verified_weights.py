@@ -1,0 +1,78 @@
+"""Verified models: pretraining and fine-tuning runs record the SHA-256 of their weights;
+``load_run`` / ``finetune --pretrained`` refuse weights modified since."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from jetfm_coffea.cli import main
+from jetfm_coffea.errors import ModifiedWeightsError
+from jetfm_coffea.finetune import finetune, load_pretrained, prepare_finetune
+from jetfm_coffea.train import load_run
+from jetfm_coffea.train.run import file_sha256
+
+from .conftest import tiny_task
+
+
+def _modify(run):
+    """Flip one byte of the last weight (still a valid safetensors file)."""
+    weights = run / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    return weights
+
+
+def test_pretraining_and_finetuning_runs_record_their_weights_hash(
+    pretrained_run, labelled, tmp_path
+):
+    recorded = json.loads((pretrained_run / "run.json").read_text())["weights_sha256"]
+    assert recorded == file_sha256(pretrained_run / "model.safetensors")
+    _, configs = load_run(pretrained_run)
+    assert configs.info["loaded_weights"] == {"sha256": recorded, "check": "verified"}
+
+    setup = prepare_finetune(tiny_task(max_steps=2), pretrained_run, labelled)
+    res = finetune(setup, tmp_path / "clf", mode="linear-probe", labels=40, seed=0)
+    info = json.loads((res.run_dir / "run.json").read_text())
+    assert info["weights_sha256"] == file_sha256(res.run_dir / "model.safetensors")
+    assert info["pretrained"]["weights_sha256"] == recorded[:16]
+    assert info["pretrained"]["weights_check"] == "verified"
+
+
+def test_modified_pretrained_weights_are_refused_unless_allowed(pretrained_run, tmp_path):
+    run = shutil.copytree(pretrained_run, tmp_path / "copy")
+    recorded = json.loads((run / "run.json").read_text())["weights_sha256"]
+    weights = _modify(run)
+    actual = file_sha256(weights)
+    with pytest.raises(ModifiedWeightsError) as err:
+        load_pretrained(run)
+    message = str(err.value)
+    assert str(weights) in message and recorded in message and actual in message
+    pre = load_pretrained(run, allow_modified_weights=True)
+    assert pre.describe()["weights_check"] == "modified"
+    assert pre.weights_sha256 == actual[:16]
+
+
+def test_finetune_cli_refuses_then_records_modified_weights(
+    pretrained_run, labelled_fileset, tmp_path
+):
+    run = shutil.copytree(pretrained_run, tmp_path / "copy")
+    weights = _modify(run)
+    task = tmp_path / "task.yaml"
+    task.write_text(json.dumps(tiny_task(max_steps=2)))
+    args = ["finetune", "--pretrained", str(run), "--task", str(task)]
+    args += ["--fileset", str(labelled_fileset), "--max-events-per-dataset", "50"]
+    args += ["--labels", "40", "--mode", "linear-probe"]
+    refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a")])
+    assert refused.exit_code == 1
+    assert "ModifiedWeightsError" in refused.output and str(weights) in refused.output
+    allowed = CliRunner().invoke(
+        main, [*args, "--out", str(tmp_path / "b"), "--allow-modified-weights"]
+    )
+    assert allowed.exit_code == 0, allowed.output
+    info = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert info["pretrained"]["weights_check"] == "modified"
