@@ -23,6 +23,7 @@ import numpy as np
 from coffea import processor
 
 from jetfm_coffea.score import JetFMScorer, count_nonfinite
+from jetfm_coffea.selection.lumi import CERTIFIED_LUMI, certify, warn_if_all_removed
 
 __all__ = ["ScoreAnalysisProcessor", "finalize_analysis"]
 
@@ -108,9 +109,10 @@ class ScoreAnalysisProcessor(processor.ProcessorABC):
             import dask_awkward as lib
         else:
             lib = ak
+        events, lumi_lines = certify(events)  # collision data: certified sections only
         hists = self._hists(dask)
         n_events = lib.num(events.event, axis=0)
-        cutflow: dict[str, Any] = {"events": n_events}
+        cutflow: dict[str, Any] = {"events": n_events, **lumi_lines}
 
         # observables from the original events (never from an events with scores in it)
         jet_pt = events.Jet.pt
@@ -166,8 +168,11 @@ def finalize_analysis(output: dict, proc: ScoreAnalysisProcessor) -> dict:
     Virtual mode calls it as ``postprocess``; call it on the computed dask-mode output
     to get identical objects.
     """
-    for result in output.values():
+    for dataset, result in output.items():
         result["cutflow"] = {k: int(v) for k, v in result["cutflow"].items()}
+        if CERTIFIED_LUMI in result["cutflow"]:
+            flow = result["cutflow"]
+            warn_if_all_removed(dataset, flow["events"], flow[CERTIFIED_LUMI])
         scores = result.get("scores")
         if isinstance(scores, list):
             scores = ak.concatenate(scores) if scores else None
