@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from jetfm_coffea.cli.common import console, execution_options, fail_cleanly
+from jetfm_coffea.cli.common import console, execution_options, fail_cleanly, lumi_options
 
 __all__ = ["export", "run_score_analysis", "score", "write_outputs"]
 
@@ -26,11 +26,21 @@ def run_score_analysis(
     workers: int = 2,
     chunksize: int = 200_000,
     skip_bad_files: bool = False,
+    lumi_mask: str | None = None,
+    no_lumi_mask: bool = False,
     **scorer_options: Any,
 ) -> tuple[dict, Any, float]:
-    """Run :class:`processors.analysis.ScoreAnalysisProcessor`; ``(output, report, seconds)``."""
+    """Run :class:`processors.analysis.ScoreAnalysisProcessor`; ``(output, report, seconds)``.
+
+    Collision data are masked with their golden JSON (or ``lumi_mask``); see
+    :func:`jetfm_coffea.selection.lumi.resolve_lumi_masks`.
+    """
     from jetfm_coffea.execution import run_dask_mode, run_processor
+    from jetfm_coffea.fileset import load_fileset
+    from jetfm_coffea.selection.lumi import resolve_lumi_masks
     from processors.analysis import ScoreAnalysisProcessor, finalize_analysis
+
+    fileset = resolve_lumi_masks(load_fileset(fileset), lumi_mask, no_lumi_mask)
 
     proc = ScoreAnalysisProcessor(
         model if len(model) > 1 else model[0], cut, signal, return_scores, **scorer_options
@@ -138,6 +148,7 @@ def write_outputs(output: dict, out: Path, parquet: bool, summary: dict) -> list
 @click.option("--batch-size", default=2048, show_default=True, help="Events per forward pass.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1...")
 @execution_options
+@lumi_options
 @fail_cleanly
 def score(
     fileset: str,
@@ -153,6 +164,8 @@ def score(
     workers: int,
     chunksize: int,
     skip_bad_files: bool,
+    lumi_mask: str | None,
+    no_lumi_mask: bool,
 ) -> None:
     """Score FILE_OR_FILESET with a jetfm classifier, cut on it and histogram the result."""
     output, report, seconds = run_score_analysis(
@@ -166,6 +179,8 @@ def score(
         workers,
         chunksize,
         skip_bad_files,
+        lumi_mask,
+        no_lumi_mask,
         batch_size=batch_size,
         device=device,
     )

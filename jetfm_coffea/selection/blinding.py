@@ -320,7 +320,7 @@ def load_blinding(
                 raise ConfigError(f"cannot read blinding config {source}: {err}") from err
         else:
             data = source
-        if isinstance(data, dict) and ("blinding" in data or "tokens" in data):
+        if isinstance(data, dict) and {"blinding", "tokens", "augment"} & set(data):
             data = data.get("blinding")  # a build config: its blinding section
         if data is None:
             return None
