@@ -43,6 +43,7 @@ def selection_by_dataset(shards: Iterable[Mapping[str, Any]]) -> dict[str, dict[
     """
     out: dict[str, dict[str, Any]] = {}
     sections: dict[str, list[Mapping[str, Any]]] = {}
+    uncertified: dict[str, list[Mapping[str, Any]]] = {}
     for shard in shards:
         sel = shard.get("selection") or {}
         ds = out.setdefault(shard["dataset"], _empty(sel.get("kind", "unknown")))
@@ -54,17 +55,15 @@ def selection_by_dataset(shards: Iterable[Mapping[str, Any]]) -> dict[str, dict[
             ds["golden_json"][sel["lumi_mask"]["golden_json"]] = sel["lumi_mask"]["sha256"]
         cert = sel.get("certified")
         if cert:
-            acc = ds["certified"] or {
-                "events_kept": 0,
-                "events_dropped": 0,
-                "lumisections_dropped": 0,
-                "runs_dropped": [],
-            }
-            for key in ("events_kept", "events_dropped", "lumisections_dropped"):
+            acc = ds["certified"] or {"events_kept": 0, "events_dropped": 0, "runs_dropped": []}
+            for key in ("events_kept", "events_dropped"):
                 acc[key] += int(cert[key])
             acc["runs_dropped"] = sorted(set(acc["runs_dropped"]) | set(cert["runs_dropped"]))
             ds["certified"] = acc
             sections.setdefault(shard["dataset"], []).append(cert["lumisections"])
+            uncertified.setdefault(shard["dataset"], []).append(
+                cert.get("lumisections_uncertified", {})
+            )
         blind = sel.get("blinding")
         if blind:
             acc = ds["blinding"] or {"hash": blind["hash"], "regions": {}, "events_removed": 0}
@@ -78,6 +77,8 @@ def selection_by_dataset(shards: Iterable[Mapping[str, Any]]) -> dict[str, dict[
         cert["runs"] = sorted(int(r) for r in merged)
         cert["lumisections_kept"] = sum(b - a + 1 for s in merged.values() for a, b in s)
         cert["lumisections"] = merged
+        dropped = merge_lumi_ranges(*uncertified[name])
+        cert["lumisections_dropped"] = sum(b - a + 1 for s in dropped.values() for a, b in s)
     return out
 
 

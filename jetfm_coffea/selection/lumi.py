@@ -226,7 +226,8 @@ def lumi_summary(run: np.ndarray, lumi: np.ndarray, keep: np.ndarray) -> dict[st
     """Events and luminosity sections kept and dropped by a mask, for shard provenance.
 
     ``lumisections`` lists the kept sections as ``{run: [[first, last], ...]}`` (the
-    golden-JSON form), so the data sheet of a store can add them up over shards.
+    golden-JSON form), ``lumisections_uncertified`` the dropped ones, so the data sheet
+    of a store can add them up over shards (a section may span two shards).
     """
     run, lumi, keep = np.asarray(run), np.asarray(lumi), np.asarray(keep, bool)
     kept = _ranges(run[keep], lumi[keep])
@@ -238,6 +239,7 @@ def lumi_summary(run: np.ndarray, lumi: np.ndarray, keep: np.ndarray) -> dict[st
         "lumisections_dropped": _count(dropped),
         "runs_dropped": sorted(int(r) for r in dropped),
         "lumisections": kept,
+        "lumisections_uncertified": dropped,
     }
 
 
