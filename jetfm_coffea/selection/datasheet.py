@@ -11,12 +11,31 @@ integrated luminosity needs brilcalc on the listed sections).
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import warnings
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
+from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.selection.blinding import BlindingConfig
 from jetfm_coffea.selection.lumi import merge_lumi_ranges
 
-__all__ = ["DATA_SHEET_KEY", "data_sheet", "format_data_sheet", "selection_by_dataset"]
+__all__ = [
+    "DATA_SHEET_KEY",
+    "UnblindedModelError",
+    "UnblindedModelWarning",
+    "check_model_blinding",
+    "data_sheet",
+    "data_sheet_markdown",
+    "format_data_sheet",
+    "read_data_sheet",
+    "selection_by_dataset",
+    "source_data_sheet",
+    "store_checksum",
+    "unblinded_regions",
+]
 
 #: Key of the data sheet in run.json (its own key, next to the run's other provenance).
 DATA_SHEET_KEY = "data_sheet"
@@ -161,3 +180,100 @@ def format_data_sheet(sheet: Mapping[str, Any]) -> list[str]:
         f"hash `{aug['hash']}`)"
     )
     return lines
+
+
+def data_sheet_markdown(sheet: Mapping[str, Any] | None) -> str:
+    """The MODEL_CARD.md section body of a run's data sheet (or why there is none)."""
+    if sheet is None:
+        return "- none recorded (pretrained straight from NanoAOD, or no pretraining)"
+    return "\n".join(format_data_sheet(sheet))
+
+
+def source_data_sheet(source: Any) -> dict[str, Any] | None:
+    """The data sheet of a pretraining batch source read from a shard store, else None.
+
+    A shard loader exposes its opened store (``loader.dataset.store``: manifest and
+    description); tokens built straight from NanoAOD (``--events``) have no data sheet.
+    """
+    store = getattr(source, "store", None) or getattr(
+        getattr(source, "dataset", None), "store", None
+    )
+    manifest, description = getattr(store, "manifest", None), getattr(store, "description", None)
+    if manifest is None or description is None:
+        return None
+    return data_sheet(manifest, description)
+
+
+def read_data_sheet(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The data sheet recorded in a run directory's ``run.json`` (None if there is none)."""
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get(DATA_SHEET_KEY)
+
+
+def _definition(region: Mapping[str, Any]) -> str:
+    return json.dumps({k: v for k, v in region.items() if k != "name"}, sort_keys=True)
+
+
+def unblinded_regions(sheet: Mapping[str, Any] | None, analysis: BlindingConfig) -> list[str]:
+    """The analysis regions the pretraining data were NOT blinded for.
+
+    A region counts as blinded when a region with the same definition (its name aside)
+    was removed from every dataset of the sheet that is not simulation. Pretraining on
+    simulation only needs no blinding; a model without a data sheet (pretrained
+    straight from NanoAOD, or before data sheets existed) is blinded for nothing.
+    """
+    wanted = {
+        r.name: _definition(r.model_dump(mode="json", exclude_none=True)) for r in analysis.regions
+    }
+    if sheet is None:
+        return list(wanted)
+    real = [ds for ds in sheet["datasets"].values() if ds["kind"] != "mc"]
+    out = []
+    for name, definition in wanted.items():
+        for ds in real:
+            blind = ds.get("blinding")
+            config = (sheet.get("blinding") or {}).get(blind["hash"]) if blind else None
+            defs = {_definition(r) for r in (config or {}).get("regions", [])}
+            if definition not in defs:
+                out.append(name)
+                break
+    return out
+
+
+class UnblindedModelWarning(UserWarning):
+    """A model scores collision data in a region its pretraining data were not blinded for."""
+
+
+class UnblindedModelError(ConfigError):
+    """The same, as an error (``--require-blinded``)."""
+
+
+def check_model_blinding(
+    model_dirs: Iterable[str | os.PathLike[str]],
+    analysis: BlindingConfig,
+    *,
+    require: bool = False,
+) -> list[str]:
+    """Warn (or raise with ``require``) for each model not blinded for the analysis regions.
+
+    Returns the messages. Call it when the scored data include collision data.
+    """
+    messages = []
+    for run in model_dirs:
+        sheet = read_data_sheet(run)
+        missing = unblinded_regions(sheet, analysis)
+        if missing:
+            why = "has no pretraining data sheet" if sheet is None else "was pretrained on"
+            detail = "" if sheet is None else " collision data that still contained"
+            messages.append(
+                f"model {run} {why}{detail} the analysis region(s) {', '.join(missing)}: "
+                "its scores may be biased in them (build the pretraining shards with "
+                "--blind for these regions)"
+            )
+    if messages and require:
+        raise UnblindedModelError("; ".join(messages))
+    for message in messages:
+        warnings.warn(message, UnblindedModelWarning, stacklevel=2)
+    return messages

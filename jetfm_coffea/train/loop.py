@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from jetfm_coffea.errors import NonFiniteLossError, TrainingError
 from jetfm_coffea.model.config import ModelConfig, model_config_for
 from jetfm_coffea.model.model import EventModel, count_parameters
+from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, source_data_sheet
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 from jetfm_coffea.train.checkpoint import (
     get_rng_state,
@@ -335,6 +336,7 @@ def _pretrain(
     if not resume:
         prov = dict(provenance or getattr(source, "provenance", None) or {})
         configs.info["data"] = prov
+        configs.info[DATA_SHEET_KEY] = source_data_sheet(source)  # what the model saw
     if info.is_main:
         write_run_files(out, configs)
 
