@@ -243,13 +243,16 @@ def lumi_summary(run: np.ndarray, lumi: np.ndarray, keep: np.ndarray) -> dict[st
     }
 
 
-def warn_if_all_removed(dataset: str, events_in: int, events_kept: int) -> None:
+def warn_if_all_removed(
+    dataset: str, events_in: int, events_kept: int, runs: list[int] | None = None
+) -> None:
     """Warn (:class:`LumiMaskWarning`) when a mask removed every event of a dataset."""
     if events_in > 0 and events_kept == 0:
+        listed = f" (runs {', '.join(map(str, runs))})" if runs else ""
         warnings.warn(
             f"dataset {dataset!r}: the certified-luminosity mask removed every one of its "
-            f"{events_in} events: it certifies none of their runs and luminosity sections "
-            "(a golden JSON of another era?)",
+            f"{events_in} events: it certifies none of their runs and luminosity sections"
+            f"{listed} (a golden JSON of another era?)",
             LumiMaskWarning,
             stacklevel=2,
         )

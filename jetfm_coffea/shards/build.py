@@ -315,7 +315,8 @@ def build_store(
     selection = selection_by_dataset(manifest["shards"])
     for name, sel in selection.items():
         if sel["certified"] is not None:
-            warn_if_all_removed(name, sel["events_read"], sel["certified"]["events_kept"])
+            cert = sel["certified"]
+            warn_if_all_removed(name, sel["events_read"], cert["events_kept"], cert["runs_dropped"])
     return BuildSummary(
         store=str(root),
         files=sum(len(s["files"]) for s in files.values()),
