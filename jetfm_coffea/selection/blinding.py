@@ -122,8 +122,18 @@ class PairMass(BaseModel):
 
     def evaluate(self, obj: EventObjects, type_ids: dict[str, int]) -> np.ndarray:
         sel = self.pair_mass.select(obj, type_ids)
-        pt, eta, phi = (np.asarray(a, np.float64) for a in (obj.pt, obj.eta, obj.phi))
-        mass = np.abs(np.asarray(obj.mass, np.float64))
+        # only the selected objects, moved to the front: [N, K] with K the most per event
+        k = int(sel.sum(axis=1).max(initial=0))
+        if k < 2:
+            return np.zeros(len(sel), bool)
+        cols = np.argsort(~sel, axis=1, kind="stable")[:, :k]
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return np.take_along_axis(np.asarray(a, np.float64), cols, axis=1)
+
+        sel = np.take_along_axis(sel, cols, axis=1)
+        pt, eta, phi, charge = take(obj.pt), take(obj.eta), take(obj.phi), take(obj.charge)
+        mass = np.abs(take(obj.mass))
         px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
         e = np.sqrt(px**2 + py**2 + pz**2 + mass**2)
 
@@ -135,7 +145,7 @@ class PairMass(BaseModel):
         both = sel[:, :, None] & sel[:, None, :]
         both &= np.triu(np.ones(both.shape[1:], bool), k=1)  # each pair once, no self-pairs
         if self.opposite_charge:
-            both &= (obj.charge[:, :, None] * obj.charge[:, None, :]) < 0
+            both &= (charge[:, :, None] * charge[:, None, :]) < 0
         return (both & (m >= self.min) & (m <= self.max)).any(axis=(1, 2))
 
 
