@@ -153,3 +153,19 @@ def test_bad_golden_json_names_file_and_line(tmp_path, text, line, reason):
     fileset = {"d": {"files": {"x.root": "Events"}, "metadata": {"is_data": True}}}
     with pytest.raises(GoldenJSONError, match=re.escape(str(path))):  # before any work
         resolve_lumi_masks(fileset, lumi_mask=path)
+
+
+def test_tokens_read_straight_from_nanoaod_are_masked_too(tmp_path, singlemu, ids, partial_golden):
+    from jetfm_coffea.train.data import events_source
+
+    fileset = tmp_path / "fs.json"
+    fileset.write_text(json.dumps(data_fileset(singlemu, golden_json=str(partial_golden))))
+    keep = independent_keep(partial_golden, ids)
+    source = events_source(fileset)
+    assert sorted(source.arrays["event"].tolist()) == sorted(ids["event"][keep].tolist())
+    assert source.provenance["golden_json"] == [str(partial_golden)]
+    fileset.write_text(json.dumps(data_fileset(singlemu)))
+    with pytest.raises(MissingLumiMaskError, match="'smu'"):
+        events_source(fileset)
+    assert len(events_source(fileset, no_lumi_mask=True, max_events=50).arrays["event"]) == 50
+    assert len(events_source(singlemu, lumi_mask=partial_golden).arrays["event"]) == keep.sum()
