@@ -23,6 +23,7 @@ from jetfm_coffea.selection.blinding import BlindingConfig
 from jetfm_coffea.selection.lumi import merge_lumi_ranges
 
 __all__ = [
+    "DATA_SHEET_FILE",
     "DATA_SHEET_KEY",
     "UnblindedModelError",
     "UnblindedModelWarning",
@@ -39,6 +40,8 @@ __all__ = [
 
 #: Key of the data sheet in run.json (its own key, next to the run's other provenance).
 DATA_SHEET_KEY = "data_sheet"
+#: File of the data sheet in an exported model folder (``jetfm export``).
+DATA_SHEET_FILE = "data_sheet.json"
 
 
 def _empty(kind: str) -> dict[str, Any]:
@@ -204,9 +207,12 @@ def source_data_sheet(source: Any) -> dict[str, Any] | None:
     return data_sheet(manifest, description)
 
 
-def read_data_sheet(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The data sheet recorded in a run directory's ``run.json`` (None if there is none)."""
-    path = Path(run_dir) / "run.json"
+def read_data_sheet(model_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The data sheet of a run directory (``run.json``) or an export folder; None if none."""
+    exported = Path(model_dir) / DATA_SHEET_FILE
+    if exported.is_file():
+        return json.loads(exported.read_text())
+    path = Path(model_dir) / "run.json"
     if not path.is_file():
         return None
     return json.loads(path.read_text()).get(DATA_SHEET_KEY)

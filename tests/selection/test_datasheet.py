@@ -149,3 +149,19 @@ def test_score_require_blinded_stops_before_scoring_collision_data(tmp_path, sin
     assert not (tmp_path / "o").exists()
     missing = CliRunner().invoke(main, args[:-5])  # collision data, no mask
     assert missing.exit_code == 1 and "--lumi-mask FILE" in missing.output
+
+
+def test_exported_models_carry_the_sheet(tmp_path, pretrained):
+    from jetfm_coffea.score.export import export_model, read_manifest
+
+    # a classifier run whose run.json has the pretraining sheet (as a fine-tuned run has)
+    run = make_classifier_run(tmp_path / "clf", token_config=TokenConfig())
+    info = json.loads((run / "run.json").read_text())
+    info["data_sheet"] = read_data_sheet(pretrained)
+    (run / "run.json").write_text(json.dumps(info))
+    out = export_model(run, tmp_path / "export", formats=())
+    assert read_data_sheet(out) == read_data_sheet(pretrained)
+    assert read_manifest(out)["files"]["data_sheet.json"]["role"] == "data_sheet"
+    assert (
+        check_model_blinding([out], load_blinding({"regions": [{"name": "z", "all": [Z]}]})) == []
+    )
