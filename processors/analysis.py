@@ -10,6 +10,9 @@ The scores are kept as their own array and never assigned into ``events``: every
 observable is taken from the original ``events``, so in dask mode the graph of an
 observable does not contain the model (see :mod:`jetfm_coffea.score.scorer`).
 Without a model the processor fills the observables only (the speed baseline).
+Collision data are first restricted to their certified luminosity sections
+(:func:`jetfm_coffea.selection.lumi.certify`): the cutflow's ``events`` counts the events
+read, ``certified_lumi`` those kept, and everything else is filled from the kept ones.
 """
 
 from __future__ import annotations

@@ -321,7 +321,7 @@ def build_store(
         store=str(root),
         files=sum(len(s["files"]) for s in files.values()),
         chunks=len(chunks),
-        events_in=result["events_in"] + n_existing,
+        events_in=sum(sel["events_read"] for sel in selection.values()),  # before selection
         events_written=result["events_written"],
         events_existing=result["events_existing"] + n_existing,
         views_written={k: int(v) for k, v in sorted(result["views_written"].items())},

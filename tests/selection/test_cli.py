@@ -80,3 +80,15 @@ def test_build_shards_blind_option_and_config_section(tmp_path, data_fileset):
     result = CliRunner().invoke(main, [*args, "--lumi-mask", GOLDEN_2012])
     assert result.exit_code == 1
     assert f"blinding config {bad}, regions[0] (sr).all[0].objects" in result.output
+
+
+def test_no_lumi_mask_is_recorded_in_the_shards_and_the_data_sheet(tmp_path, data_fileset):
+    args = ["build-shards", str(data_fileset), "--out", str(tmp_path / "s"), "--json"]
+    result = CliRunner().invoke(main, [*args, "--executor", "iterative", "--no-lumi-mask"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{") :])
+    assert summary["events_in"] == summary["events_written"] == 10_000
+    sel = summary["selection"]["smu"]
+    assert sel["lumi_mask_disabled"] is True and sel["certified"] is None
+    info = CliRunner().invoke(main, ["shards", "info", str(tmp_path / "s")])
+    assert "NO certified-luminosity mask (--no-lumi-mask)" in info.output
