@@ -27,7 +27,7 @@ from jetfm_coffea.errors import ConfigError, ShardError
 from jetfm_coffea.opendata.lumimask import lumimask_for
 from jetfm_coffea.selection.blinding import BlindingConfig
 from jetfm_coffea.selection.chunk import blind, selection_record
-from jetfm_coffea.selection.lumi import LumiPolicy, certified, lumi_summary
+from jetfm_coffea.selection.lumi import LumiPolicy, certify_chunk, run_lumi_summary
 from jetfm_coffea.shards.views import load_augmentation, make_views
 from jetfm_coffea.shards.writer import ShardInfo, ShardSource, shard_exists, write_shard
 from jetfm_coffea.tokens import EventTokens, build_tokens, load_token_config
@@ -180,13 +180,7 @@ class ShardProcessor(processor.ProcessorABC):
         if self.if_exists == "skip" and shard_exists(self.store, source.path):
             return self.write_tokens_existing(source)
         policy = LumiPolicy.from_metadata(meta)
-        lumi = None
-        if policy.masked:  # certified luminosity sections first
-            run = ak.to_numpy(events["run"])
-            lumis = ak.to_numpy(events["luminosityBlock"])
-            keep = certified(policy.golden_json, run, lumis)
-            lumi = lumi_summary(run, lumis, keep)
-            events = events[keep]
+        events, lumi = certify_chunk(events, policy)  # certified luminosity sections first
         tokens = build_tokens(events, self.token_config)
         weight = None
         if WEIGHT_BRANCH in events.fields:
@@ -285,11 +279,8 @@ def _write_partition(
     run_lumi: ak.Array | None,
     record_ids: list[int] | None,
 ) -> dict[str, Any]:
-    lumi = None
-    if run_lumi is not None:  # the partition's (run, lumi) before the mask
-        run = ak.to_numpy(run_lumi["run"])
-        lumis = ak.to_numpy(run_lumi["luminosityBlock"])
-        lumi = lumi_summary(run, lumis, certified(policy.golden_json, run, lumis))
+    # what the mask kept and dropped, from the partition's (run, lumi) before the mask
+    lumi = None if run_lumi is None else run_lumi_summary(run_lumi, policy)[0]
     weight = None
     if "weight" in record.fields:
         weight = np.asarray(ak.to_numpy(record["weight"]), np.float32)

@@ -41,9 +41,11 @@ __all__ = [
     "MissingLumiMaskError",
     "certified",
     "certify",
+    "certify_chunk",
     "lumi_summary",
     "merge_lumi_ranges",
     "resolve_lumi_masks",
+    "run_lumi_summary",
     "warn_if_all_removed",
 ]
 
@@ -182,6 +184,22 @@ def certify(events: Any) -> tuple[Any, dict[str, Any]]:
         return events[keep], lines
     keep_np = np.asarray(ak.to_numpy(keep), bool)
     return events[keep], {"events": len(keep_np), CERTIFIED_LUMI: int(keep_np.sum())}
+
+
+def certify_chunk(events: Any, policy: LumiPolicy) -> tuple[Any, dict[str, Any] | None]:
+    """Eager/virtual events of one chunk: ``(certified events, lumi_summary or None)``."""
+    if not policy.masked:
+        return events, None
+    summary, keep = run_lumi_summary(events, policy)
+    return events[keep], summary
+
+
+def run_lumi_summary(ids: Any, policy: LumiPolicy) -> tuple[dict[str, Any], np.ndarray]:
+    """``(lumi_summary, keep)`` of records with ``run`` and ``luminosityBlock`` fields."""
+    run = np.asarray(ak.to_numpy(ids["run"]))
+    lumi = np.asarray(ak.to_numpy(ids["luminosityBlock"]))
+    keep = certified(str(policy.golden_json), run, lumi)
+    return lumi_summary(run, lumi, keep), keep
 
 
 def certified(golden_json: str, run: np.ndarray, lumi: np.ndarray) -> np.ndarray:
