@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.selection.blinding import BlindingConfig, region_masks
 from jetfm_coffea.selection.lumi import LumiPolicy
 from jetfm_coffea.tokens import EventTokens, TokenConfig
 
-__all__ = ["blind", "selection_record"]
+__all__ = ["blind", "check_resumed_selection", "selection_record", "selection_signature"]
 
 
 def blind(
@@ -67,3 +68,45 @@ def selection_record(
         "certified": certified,
         "blinding": blinded,
     }
+
+
+def selection_signature(policy: LumiPolicy, blinding: BlindingConfig | None) -> dict[str, Any]:
+    """What decides which events of a chunk are kept: mask sha256, opt-out, blinding hash."""
+    mask = policy.provenance()["lumi_mask"]
+    blinded = blinding is not None and blinding.applies_to(policy.kind)
+    return {
+        "lumi_mask_sha256": None if mask is None else mask["sha256"],
+        "lumi_mask_disabled": policy.disabled,
+        "blinding_hash": blinding.hash() if blinded and blinding is not None else None,
+    }
+
+
+def _recorded_signature(selection: dict[str, Any] | None) -> dict[str, Any]:
+    sel = selection or {}
+    mask, blinded = sel.get("lumi_mask"), sel.get("blinding")
+    return {
+        "lumi_mask_sha256": None if mask is None else mask["sha256"],
+        "lumi_mask_disabled": bool(sel.get("disabled", False)),
+        "blinding_hash": None if blinded is None else blinded["hash"],
+    }
+
+
+def check_resumed_selection(
+    shard: str, recorded: dict[str, Any] | None, policy: LumiPolicy, blinding: Any
+) -> None:
+    """A shard kept on resume must have been selected as this build would select it.
+
+    Raises :class:`ConfigError` naming the shard when its golden JSON, opt-out or
+    blinding differ from this build's (a store must not mix selections).
+    """
+    expected = selection_signature(policy, blinding)
+    found = _recorded_signature(recorded)
+    if found != expected:
+        changed = ", ".join(
+            f"{k} {found[k]!r} -> {expected[k]!r}" for k in expected if found[k] != expected[k]
+        )
+        raise ConfigError(
+            f"shard {shard} was built with another event selection ({changed}); "
+            "rebuild with --overwrite (or into a new store) so that the store does not "
+            "mix selections"
+        )

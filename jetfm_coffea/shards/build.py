@@ -22,9 +22,10 @@ from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.execution import dask_client
 from jetfm_coffea.fileset import load_fileset
 from jetfm_coffea.selection.blinding import BlindingConfig
+from jetfm_coffea.selection.chunk import check_resumed_selection
 from jetfm_coffea.selection.datasheet import selection_by_dataset
-from jetfm_coffea.selection.lumi import resolve_lumi_masks, warn_if_all_removed
-from jetfm_coffea.shards.store import create_store, write_manifest
+from jetfm_coffea.selection.lumi import LumiPolicy, resolve_lumi_masks, warn_if_all_removed
+from jetfm_coffea.shards.store import create_store, open_shard, write_manifest
 from jetfm_coffea.shards.views import AugmentationPipelineLike, load_augmentation
 from jetfm_coffea.shards.writer import ShardSource, shard_exists
 from jetfm_coffea.tokens import TokenConfig, load_token_config
@@ -254,6 +255,14 @@ def _run_dask(
     return merge_summaries(results)
 
 
+def _check_resumed(root: Path, existing: list[Chunk], blinding: BlindingConfig | None) -> None:
+    """Shards kept on resume were selected (lumi mask, blinding) as this build would."""
+    for c in existing:
+        policy = LumiPolicy.from_metadata({**c.metadata, "dataset": c.dataset})
+        attrs = open_shard(root, c.source.path, full_check=False).attrs
+        check_resumed_selection(c.source.path, attrs.get("selection"), policy, blinding)
+
+
 def build_store(
     fileset: str | Path | dict[str, Any],
     out: str | Path,
@@ -298,6 +307,7 @@ def build_store(
     todo = chunks
     if if_exists == "skip":
         todo = [c for c in chunks if not shard_exists(root, c.source.path)]
+    _check_resumed(root, [c for c in chunks if c not in set(todo)], blinding)
     if on_plan is not None:
         on_plan(chunks, todo)
     proc = ShardProcessor(root, token_config, pipeline, if_exists=if_exists, blinding=blinding)

@@ -11,13 +11,14 @@ from click.testing import CliRunner
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
 from jetfm_coffea.cli import main
+from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import data_sheet, format_data_sheet
 from jetfm_coffea.shards.build import build_store
 from jetfm_coffea.shards.store import open_store, verify
 from jetfm_coffea.tokens import TokenConfig
 
-from .conftest import independent_keep
+from .conftest import GOLDEN_2012, independent_keep
 from .test_blinding import muon_pairs_in_window
 
 CONFIG = TokenConfig()
@@ -174,3 +175,23 @@ def test_simulation_is_not_blinded_unless_asked(tmp_path, ttbar2015):
     )
     n = blinded.selection["tt"]["blinding"]["regions"]["jets"]
     assert n > 0 and blinded.events_written == 200 - n
+
+
+def test_resume_refuses_shards_selected_differently(stores, singlemu, partial_golden):
+    store = stores["virtual-2500"].store
+    meta = {"is_data": True, "golden_json": str(partial_golden), "record_ids": [6]}
+    fileset = {"smu": {"files": {str(singlemu): "Events"}, "metadata": meta}}
+    kwargs = {
+        "token_config": CONFIG,
+        "augmentation": {"views": 1, "seed": 3, "steps": [{"name": "rotate_phi"}]},
+        "executor": "iterative",
+        "chunksize": 2500,
+    }
+    same = build_store(fileset, store, blinding=load_blinding(BLIND, CONFIG), **kwargs)
+    assert same.shards_written == 0 and same.shards_existing == 4
+    with pytest.raises(ConfigError, match=r"shards/smu/.* another event selection \(blinding_hash"):
+        build_store(fileset, store, **kwargs)
+    with pytest.raises(ConfigError, match="lumi_mask_sha256"):
+        build_store(
+            fileset, store, lumi_mask=GOLDEN_2012, blinding=load_blinding(BLIND, CONFIG), **kwargs
+        )
