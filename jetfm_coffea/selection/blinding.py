@@ -216,14 +216,15 @@ class Region(BaseModel):
             raise ValueError(f"region {self.name!r}: function must be 'module:function'")
         return self
 
-    def callable(self) -> Callable[[EventObjects], Any]:
+    def load_function(self) -> Callable[[EventObjects], Any]:
+        """Import the `module:function` escape hatch (its hash covers the name only)."""
         module, name = str(self.function).split(":")
         return getattr(importlib.import_module(module), name)
 
     def evaluate(self, obj: EventObjects, type_ids: dict[str, int]) -> np.ndarray:
         """Boolean ``[N]``: the events inside this region."""
         if self.function is not None:
-            out = np.asarray(self.callable()(obj))
+            out = np.asarray(self.load_function()(obj))
             if out.shape != (len(obj),) or out.dtype != bool:
                 raise ConfigError(
                     f"blinding region {self.name!r}: {self.function} returned "
@@ -278,7 +279,7 @@ class BlindingConfig(HashedConfig):
             key = f"regions[{r}] ({region.name})"
             if region.function is not None:
                 try:
-                    region.callable()
+                    region.load_function()
                 except (ImportError, AttributeError) as err:
                     raise BlindingError(
                         where, f"{key}.function", f"cannot import {region.function}: {err}"
