@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.fileset import BadFile, check_files, load_fileset
+from jetfm_coffea.selection.lumi import LumiPolicy
 
 __all__ = [
     "EXECUTORS",
@@ -75,6 +76,8 @@ def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]
 
 def _prepare(fileset: Any, skip_bad_files: bool) -> tuple[dict, RunReport]:
     fileset = load_fileset(fileset)
+    for name, spec in fileset.items():  # collision data without a mask: refused up front
+        LumiPolicy.from_metadata({**spec["metadata"], "dataset": name})
     check = check_files(fileset, skip_bad_files=skip_bad_files)
     report = RunReport(mode="", files=len(check.entries), events=sum(check.entries.values()))
     report.bad_files = check.bad
@@ -113,8 +116,15 @@ def run_processor(
         return processor_instance.postprocess(processor_instance.empty_output()), report
 
     def run(exe: Any) -> Any:
+        # a fresh metadata cache: coffea's default one is process-wide and keyed by
+        # (dataset, file, tree), so a second run over the same file would get the
+        # fileset metadata (golden JSON, is_mc...) of the first one
         runner = processor.Runner(
-            executor=exe, schema=JetFMNanoAODSchema, chunksize=chunksize, maxchunks=maxchunks
+            executor=exe,
+            schema=JetFMNanoAODSchema,
+            chunksize=chunksize,
+            maxchunks=maxchunks,
+            metadata_cache={},
         )
         return runner(good, processor_instance=processor_instance, treename="Events")
 

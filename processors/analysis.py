@@ -15,6 +15,10 @@ Systematic variations: with ``variations=`` (passed to the scorer, e.g.
 ``standard_variations(["JES", "JER"])``) it also fills ``score_variations``, the score
 distribution per variation (a ``variation`` category axis: ``nominal``, ``JES_up``, ...)
 from ``scores.variations[name].score_<signal>``.
+
+Collision data are first restricted to their certified luminosity sections
+(:func:`jetfm_coffea.selection.lumi.certify`): the cutflow's ``events`` counts the events
+read, ``certified_lumi`` those kept, and everything else is filled from the kept ones.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 from coffea import processor
 
 from jetfm_coffea.score import JetFMScorer, count_nonfinite
+from jetfm_coffea.selection.lumi import CERTIFIED_LUMI, certify, warn_if_all_removed
 
 __all__ = ["ScoreAnalysisProcessor", "finalize_analysis"]
 
@@ -120,9 +125,10 @@ class ScoreAnalysisProcessor(processor.ProcessorABC):
             import dask_awkward as lib
         else:
             lib = ak
+        events, lumi_lines = certify(events)  # collision data: certified sections only
         hists = self._hists(dask)
         n_events = lib.num(events.event, axis=0)
-        cutflow: dict[str, Any] = {"events": n_events}
+        cutflow: dict[str, Any] = {"events": n_events, **lumi_lines}
 
         # observables from the original events (never from an events with scores in it)
         jet_pt = events.Jet.pt
@@ -185,8 +191,11 @@ def finalize_analysis(output: dict, proc: ScoreAnalysisProcessor) -> dict:
     Virtual mode calls it as ``postprocess``; call it on the computed dask-mode output
     to get identical objects.
     """
-    for result in output.values():
+    for dataset, result in output.items():
         result["cutflow"] = {k: int(v) for k, v in result["cutflow"].items()}
+        if CERTIFIED_LUMI in result["cutflow"]:
+            flow = result["cutflow"]
+            warn_if_all_removed(dataset, flow["events"], flow[CERTIFIED_LUMI])
         scores = result.get("scores")
         if isinstance(scores, list):
             scores = ak.concatenate(scores) if scores else None

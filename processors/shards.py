@@ -24,6 +24,10 @@ import numpy as np
 from coffea import processor
 
 from jetfm_coffea.errors import ConfigError, ShardError
+from jetfm_coffea.opendata.lumimask import lumimask_for
+from jetfm_coffea.selection.blinding import BlindingConfig
+from jetfm_coffea.selection.chunk import blind, selection_record
+from jetfm_coffea.selection.lumi import LumiPolicy, certify_chunk, run_lumi_summary
 from jetfm_coffea.shards.views import load_augmentation, make_views
 from jetfm_coffea.shards.writer import ShardInfo, ShardSource, shard_exists, write_shard
 from jetfm_coffea.tokens import EventTokens, build_tokens, load_token_config
@@ -94,6 +98,11 @@ class ShardProcessor(processor.ProcessorABC):
         The ``augment:`` config section or a pipeline; None: no views.
     if_exists
         ``"skip"`` complete shards (resume, default) or ``"overwrite"`` them.
+    blinding
+        Signal regions whose events never reach a shard (collision data; simulation
+        with ``apply_to_mc``). Collision data are first restricted to the certified
+        luminosity sections of their golden JSON (dataset metadata, see
+        :mod:`jetfm_coffea.selection.lumi`); both are recorded in each shard.
     """
 
     def __init__(
@@ -105,8 +114,10 @@ class ShardProcessor(processor.ProcessorABC):
         if_exists: Literal["skip", "overwrite"] = "skip",
         chunk_events: int | None = None,
         compression_level: int = 1,
+        blinding: BlindingConfig | None = None,
     ):
         self.store = str(store)
+        self.blinding = blinding
         self.token_config = load_token_config(token_config)
         self.pipeline = load_augmentation(augmentation)
         self.if_exists = if_exists
@@ -121,8 +132,20 @@ class ShardProcessor(processor.ProcessorABC):
         source: ShardSource,
         label: int | None,
         weight: np.ndarray | None,
+        policy: LumiPolicy | None = None,
+        lumi: dict[str, Any] | None = None,
+        record_ids: list[int] | None = None,
     ) -> dict[str, Any]:
-        """Make the views of ``tokens`` and write the shard; return its summary."""
+        """Blind, make the views of ``tokens`` and write the shard; return its summary.
+
+        ``lumi`` is what the certified-luminosity mask kept and dropped of the chunk
+        (:func:`~jetfm_coffea.selection.lumi.lumi_summary`), None if it was not masked;
+        ``record_ids`` the dataset's Open Data records (fileset metadata), for provenance.
+        """
+        policy = policy or LumiPolicy(source.dataset, "undeclared")
+        n_read = len(tokens) + (lumi or {}).get("events_dropped", 0)
+        tokens, weight, blinded = blind(tokens, weight, self.blinding, policy, self.token_config)
+        selection = selection_record(policy, n_read, lumi, blinded, record_ids)
         views = make_views(tokens.objects, self.pipeline, self.token_config)
         info = write_shard(
             self.store,
@@ -136,6 +159,7 @@ class ShardProcessor(processor.ProcessorABC):
             if_exists=self.if_exists,
             chunk_events=self.chunk_events,
             compression_level=self.compression_level,
+            selection=selection,
         )
         return _summary(info)
 
@@ -155,11 +179,15 @@ class ShardProcessor(processor.ProcessorABC):
         label = _label(meta)
         if self.if_exists == "skip" and shard_exists(self.store, source.path):
             return self.write_tokens_existing(source)
+        policy = LumiPolicy.from_metadata(meta)
+        events, lumi = certify_chunk(events, policy)  # certified luminosity sections first
         tokens = build_tokens(events, self.token_config)
         weight = None
         if WEIGHT_BRANCH in events.fields:
             weight = np.asarray(ak.to_numpy(events[WEIGHT_BRANCH]), np.float32)
-        return self.write_tokens(tokens, source, label, weight)
+        return self.write_tokens(
+            tokens, source, label, weight, policy, lumi, meta.get("record_ids")
+        )
 
     def write_tokens_existing(self, source: ShardSource) -> dict[str, Any]:
         """Summary of a chunk whose shard is already complete (nothing is read)."""
@@ -182,6 +210,15 @@ class ShardProcessor(processor.ProcessorABC):
                 f"({PARTITIONS_KEY!r}); build the fileset with "
                 "jetfm_coffea.shards.build.dask_fileset",
             )
+        policy = LumiPolicy.from_metadata(meta)
+        run_lumi = [None] * len(table)
+        if policy.masked:  # certified luminosity sections first
+            ids = dak.zip(
+                {"run": events["run"], "luminosityBlock": events["luminosityBlock"]},
+                depth_limit=1,
+            )
+            run_lumi = ids.to_delayed(optimize_graph=True)
+            events = events[lumimask_for(events, policy.golden_json)]
         with_weight = WEIGHT_BRANCH in events.fields
         record = dak.map_partitions(
             _partition_record,
@@ -199,8 +236,16 @@ class ShardProcessor(processor.ProcessorABC):
         label = _label(meta)
         write = dask.delayed(_write_partition, pure=False)
         return [
-            write(part, self, ShardSource(dataset=str(meta["dataset"]), **entry), label)
-            for part, entry in zip(parts, table, strict=True)
+            write(
+                part,
+                self,
+                ShardSource(dataset=str(meta["dataset"]), **entry),
+                label,
+                policy,
+                ids,
+                meta.get("record_ids"),
+            )
+            for part, entry, ids in zip(parts, table, run_lumi, strict=True)
         ]
 
     def postprocess(self, accumulator: Any) -> Any:
@@ -226,11 +271,19 @@ def _partition_record(events: Any, config: Any, with_weight: bool) -> ak.Array:
 
 
 def _write_partition(
-    record: ak.Array, proc: ShardProcessor, source: ShardSource, label: int | None
+    record: ak.Array,
+    proc: ShardProcessor,
+    source: ShardSource,
+    label: int | None,
+    policy: LumiPolicy,
+    run_lumi: ak.Array | None,
+    record_ids: list[int] | None,
 ) -> dict[str, Any]:
+    # what the mask kept and dropped, from the partition's (run, lumi) before the mask
+    lumi = None if run_lumi is None else run_lumi_summary(run_lumi, policy)[0]
     weight = None
     if "weight" in record.fields:
         weight = np.asarray(ak.to_numpy(record["weight"]), np.float32)
         record = record[[f for f in record.fields if f != "weight"]]
     tokens = EventTokens.from_awkward(record, proc.token_config)
-    return proc.write_tokens(tokens, source, label, weight)
+    return proc.write_tokens(tokens, source, label, weight, policy, lumi, record_ids)

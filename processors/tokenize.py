@@ -13,6 +13,7 @@ import hist
 import numpy as np
 from coffea import processor
 
+from jetfm_coffea.selection.lumi import CERTIFIED_LUMI, certify, warn_if_all_removed
 from jetfm_coffea.tokens import EventTokens, TokenConfig, build_tokens, load_token_config
 
 __all__ = ["TokenizeProcessor", "concat_tokens", "finalize_output"]
@@ -49,7 +50,9 @@ class TokenizeProcessor(processor.ProcessorABC):
     """Apply the one token path to every chunk and summarise what it kept.
 
     Output per dataset: ``cutflow`` (dict of counts), ``multiplicity`` (hist: tokens per
-    event by collection) and, with ``return_tokens``, the tokens themselves.
+    event by collection) and, with ``return_tokens``, the tokens themselves. Collision
+    data are first restricted to certified luminosity sections
+    (:func:`jetfm_coffea.selection.lumi.certify`; cutflow line ``certified_lumi``).
     """
 
     def __init__(self, token_config: TokenConfig | str | dict | None = None, return_tokens=True):
@@ -73,6 +76,7 @@ class TokenizeProcessor(processor.ProcessorABC):
         dataset = events.metadata.get("dataset", "dataset") if events.metadata else "dataset"
         cfg = self.token_config
         dask = _is_dask(events)
+        events, lumi_lines = certify(events)  # collision data: certified sections only
         if dask:
             import dask_awkward as lib
 
@@ -85,6 +89,7 @@ class TokenizeProcessor(processor.ProcessorABC):
         counts = lib.sum(mask, axis=1)
         cutflow = {
             "events": lib.num(counts, axis=0),
+            **lumi_lines,  # collision data: events read, then certified_lumi
             "events_with_tokens": lib.sum(counts > 0, axis=0),
             "tokens": lib.sum(counts, axis=0),
             "nonfinite_dropped": lib.sum(record["n_nonfinite"], axis=0),
@@ -106,8 +111,11 @@ class TokenizeProcessor(processor.ProcessorABC):
 def finalize_output(output: dict, config: TokenConfig) -> dict:
     """Turn per-chunk token lists or computed dask records into one EventTokens per dataset,
     and counts into plain ints, so virtual and dask mode give identical objects."""
-    for result in output.values():
+    for dataset, result in output.items():
         result["cutflow"] = {k: int(v) for k, v in result["cutflow"].items()}
+        if CERTIFIED_LUMI in result["cutflow"]:
+            flow = result["cutflow"]
+            warn_if_all_removed(dataset, flow["events"], flow[CERTIFIED_LUMI])
         tokens = result.get("tokens")
         if isinstance(tokens, list):
             result["tokens"] = concat_tokens(tokens, config)

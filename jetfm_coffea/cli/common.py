@@ -10,7 +10,7 @@ from rich.console import Console
 
 from jetfm_coffea.errors import JetFMError
 
-__all__ = ["console", "execution_options", "fail_cleanly"]
+__all__ = ["console", "execution_options", "fail_cleanly", "lumi_options"]
 
 console = Console(stderr=False)
 
@@ -39,6 +39,29 @@ def execution_options(func: Callable) -> Callable:
             default=False,
             show_default=True,
             help="skip unreadable files (reported) instead of stopping",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def lumi_options(func: Callable) -> Callable:
+    """``--lumi-mask FILE`` and ``--no-lumi-mask`` (see :mod:`jetfm_coffea.selection.lumi`)."""
+    options = [
+        click.option(
+            "--lumi-mask",
+            "lumi_mask",
+            default=None,
+            metavar="FILE",
+            help="golden JSON (path, or a name `jetfm opendata show` lists) for every dataset "
+            "that is not simulation; default: each dataset's 'golden_json' metadata",
+        ),
+        click.option(
+            "--no-lumi-mask",
+            "no_lumi_mask",
+            is_flag=True,
+            help="read collision data without a certified-luminosity mask (recorded)",
         ),
     ]
     for option in reversed(options):

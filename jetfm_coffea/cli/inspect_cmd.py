@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from jetfm_coffea.cli.common import console, execution_options, fail_cleanly
+from jetfm_coffea.cli.common import console, execution_options, fail_cleanly, lumi_options
 
 __all__ = ["inspect_cmd", "run_inspection"]
 
@@ -18,11 +18,21 @@ def run_inspection(
     workers: int = 2,
     chunksize: int = 200_000,
     skip_bad_files: bool = False,
+    lumi_mask: str | None = None,
+    no_lumi_mask: bool = False,
 ):
-    """Run the TokenizeProcessor over a file or fileset; return (output, report)."""
+    """Run the TokenizeProcessor over a file or fileset; return (output, report).
+
+    Collision data are masked with their golden JSON (or ``lumi_mask``); see
+    :func:`jetfm_coffea.selection.lumi.resolve_lumi_masks`.
+    """
     from jetfm_coffea.execution import run_dask_mode, run_processor
+    from jetfm_coffea.fileset import load_fileset
+    from jetfm_coffea.selection.lumi import resolve_lumi_masks
     from jetfm_coffea.tokens import load_token_config
     from processors.tokenize import TokenizeProcessor, finalize_output
+
+    source = resolve_lumi_masks(load_fileset(source), lumi_mask, no_lumi_mask)
 
     proc = TokenizeProcessor(load_token_config(config), return_tokens=False)
     if executor == "dask-mode":
@@ -45,11 +55,22 @@ def run_inspection(
 @click.argument("source", metavar="FILE_OR_FILESET")
 @click.option("--config", type=click.Path(exists=True), help="token config YAML")
 @execution_options
+@lumi_options
 @fail_cleanly
-def inspect_cmd(source, config, executor, scheduler, workers, chunksize, skip_bad_files):
+def inspect_cmd(
+    source, config, executor, scheduler, workers, chunksize, skip_bad_files, lumi_mask, no_lumi_mask
+):
     """Tokenize FILE_OR_FILESET (a NanoAOD file or a coffea JSON fileset) and summarise it."""
     output, report = run_inspection(
-        source, config, executor, scheduler, workers, chunksize, skip_bad_files
+        source,
+        config,
+        executor,
+        scheduler,
+        workers,
+        chunksize,
+        skip_bad_files,
+        lumi_mask,
+        no_lumi_mask,
     )
     console.print(
         f"[bold]mode[/]: {report.mode}   files: {report.files}   entries: {report.events}"
@@ -74,8 +95,10 @@ def inspect_cmd(source, config, executor, scheduler, workers, chunksize, skip_ba
         flow = Table(title="cutflow")
         flow.add_column("step")
         flow.add_column("count", justify="right")
-        for step in ("events", "events_with_tokens", "tokens", "nonfinite_dropped"):
-            flow.add_row(step, str(cutflow[step]))
+        for step in ("events", "certified_lumi", "events_with_tokens", "tokens"):
+            if step in cutflow:
+                flow.add_row(step.replace("_", " "), str(cutflow[step]))
+        flow.add_row("nonfinite dropped", str(cutflow["nonfinite_dropped"]))
         console.print(flow)
         console.print(f"tokens per event: mean {cutflow['tokens'] / events:.2f}")
     if not output:

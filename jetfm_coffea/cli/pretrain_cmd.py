@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from jetfm_coffea.cli.common import lumi_options
+
 __all__ = ["plot_training", "pretrain"]
 
 
@@ -26,6 +28,7 @@ __all__ = ["plot_training", "pretrain"]
 @click.option("--max-events", type=int, help="With --events: use at most this many events.")
 @click.option("--device", help="auto (default), cpu, cuda.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@lumi_options
 def pretrain(
     shards: str | None,
     events: str | None,
@@ -38,6 +41,8 @@ def pretrain(
     max_events: int | None,
     device: str | None,
     no_progress: bool,
+    lumi_mask: str | None,
+    no_lumi_mask: bool,
 ) -> None:
     """Self-supervised pretraining of the event encoder (DDP under torchrun)."""
     from jetfm_coffea.errors import JetFMError
@@ -72,6 +77,8 @@ def pretrain(
                 seed=cfg.train.seed,
                 rank=rank,
                 world_size=world_size,
+                lumi_mask=lumi_mask,
+                no_lumi_mask=no_lumi_mask,
             )
 
         result = run_pretrain(cfg, data, out, resume=resume, keep_model=False)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from jetfm_coffea.cli.common import console, execution_options, fail_cleanly
+from jetfm_coffea.cli.common import console, execution_options, fail_cleanly, lumi_options
 
 __all__ = ["export", "run_score_analysis", "score", "write_outputs"]
 
@@ -26,11 +26,33 @@ def run_score_analysis(
     workers: int = 2,
     chunksize: int = 200_000,
     skip_bad_files: bool = False,
+    lumi_mask: str | None = None,
+    no_lumi_mask: bool = False,
+    analysis_region: str | None = None,
+    require_blinded: bool = False,
     **scorer_options: Any,
 ) -> tuple[dict, Any, float]:
-    """Run :class:`processors.analysis.ScoreAnalysisProcessor`; ``(output, report, seconds)``."""
+    """Run :class:`processors.analysis.ScoreAnalysisProcessor`; ``(output, report, seconds)``.
+
+    Collision data are masked with their golden JSON (or ``lumi_mask``); see
+    :func:`jetfm_coffea.selection.lumi.resolve_lumi_masks`. With ``analysis_region``
+    (a blinding YAML) and collision data among the inputs, a model whose pretraining
+    was not blinded for those regions gives a warning (an error with ``require_blinded``).
+    """
     from jetfm_coffea.execution import run_dask_mode, run_processor
+    from jetfm_coffea.fileset import load_fileset
+    from jetfm_coffea.selection.blinding import load_blinding
+    from jetfm_coffea.selection.datasheet import check_model_blinding
+    from jetfm_coffea.selection.lumi import LumiPolicy, resolve_lumi_masks
     from processors.analysis import ScoreAnalysisProcessor, finalize_analysis
+
+    fileset = resolve_lumi_masks(load_fileset(fileset), lumi_mask, no_lumi_mask)
+    analysis = load_blinding(analysis_region)
+    kinds = {
+        LumiPolicy.from_metadata({**s["metadata"], "dataset": n}).kind for n, s in fileset.items()
+    }
+    if analysis is not None and kinds - {"mc"}:
+        check_model_blinding(model, analysis, require=require_blinded)
 
     proc = ScoreAnalysisProcessor(
         model if len(model) > 1 else model[0], cut, signal, return_scores, **scorer_options
@@ -172,7 +194,18 @@ def write_outputs(output: dict, out: Path, parquet: bool, summary: dict) -> list
     help="Score with weights whose SHA-256 differs from the one their run recorded "
     "(recorded in summary.json and on every score column).",
 )
+@click.option(
+    "--analysis-region",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="blinding YAML of the analysis's signal regions: warn if a model's pretraining "
+    "data were not blinded for them",
+)
+@click.option(
+    "--require-blinded", is_flag=True, help="with --analysis-region: an error, not a warning"
+)
 @execution_options
+@lumi_options
 @fail_cleanly
 def score(
     fileset: str,
@@ -193,6 +226,10 @@ def score(
     workers: int,
     chunksize: int,
     skip_bad_files: bool,
+    analysis_region: str | None,
+    require_blinded: bool,
+    lumi_mask: str | None,
+    no_lumi_mask: bool,
 ) -> None:
     """Score FILE_OR_FILESET with a jetfm classifier, cut on it and histogram the result."""
     from jetfm_coffea.tokens import standard_variations
@@ -208,6 +245,10 @@ def score(
         workers,
         chunksize,
         skip_bad_files,
+        lumi_mask,
+        no_lumi_mask,
+        analysis_region,
+        require_blinded,
         batch_size=batch_size,
         device=device,
         server=list(servers) or None,

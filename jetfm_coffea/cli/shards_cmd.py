@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from jetfm_coffea.cli.common import lumi_options
+
 __all__ = ["build_shards", "shards"]
 
 
@@ -45,6 +47,14 @@ def _console():
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--chunksize", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Rewrite complete shards instead of skipping.")
+@click.option(
+    "--blind",
+    "blind",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="YAML of signal regions kept out of the shards (default: the config's 'blinding:').",
+)
+@lumi_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def build_shards(
     fileset: str,
@@ -56,17 +66,26 @@ def build_shards(
     workers: int,
     chunksize: int,
     overwrite: bool,
+    blind: str | None,
+    lumi_mask: str | None,
+    no_lumi_mask: bool,
     as_json: bool,
 ) -> None:
-    """Build a pretraining shard store from FILESET (coffea JSON fileset or a ROOT file)."""
+    """Build a pretraining shard store from FILESET (coffea JSON fileset or a ROOT file).
+
+    Collision data keep only their certified luminosity sections; events in the blinded
+    signal regions never reach a shard.
+    """
     from rich.table import Table
 
     from jetfm_coffea.errors import JetFMError
+    from jetfm_coffea.selection.blinding import load_blinding
     from jetfm_coffea.shards.build import build_store, load_build_config
 
     console = _console()
     try:
         token_config, pipeline = load_build_config(config)
+        blinding = load_blinding(blind or config, token_config)
 
         def on_plan(chunks, todo):
             if not as_json:
@@ -91,6 +110,9 @@ def build_shards(
                 if_exists="overwrite" if overwrite else "skip",
                 status=not as_json,
                 on_plan=on_plan,
+                lumi_mask=lumi_mask,
+                no_lumi_mask=no_lumi_mask,
+                blinding=blinding,
             )
     except JetFMError as err:
         raise click.ClickException(str(err)) from err
@@ -111,6 +133,19 @@ def build_shards(
     table.add_row(
         "manifest", f"{summary.manifest_shards} shards, {summary.manifest_events:,} events"
     )
+    for name, sel in summary.selection.items():
+        cert, blinded = sel["certified"], sel["blinding"]
+        if cert:
+            table.add_row(
+                f"{name}: certified lumi",
+                f"{cert['events_kept']:,} kept, {cert['events_dropped']:,} dropped "
+                f"({cert['lumisections_kept']:,} / {cert['lumisections_dropped']:,} lumi sections)",
+            )
+        if sel["lumi_mask_disabled"]:
+            table.add_row(f"{name}: certified lumi", "NOT applied (--no-lumi-mask)")
+        if blinded:
+            for region, n in blinded["regions"].items():
+                table.add_row(f"{name}: blinded {region}", f"{n:,} events removed")
     table.add_row("time", f"{summary.elapsed_s:.1f} s")
     console.print(table)
     from rich.markup import escape
@@ -134,6 +169,7 @@ def info(store: str, as_json: bool) -> None:
     from rich.table import Table
 
     from jetfm_coffea.errors import JetFMError
+    from jetfm_coffea.selection.datasheet import data_sheet, format_data_sheet
     from jetfm_coffea.shards.store import open_store
 
     try:
@@ -158,6 +194,7 @@ def info(store: str, as_json: bool) -> None:
         "datasets": dict(per_dataset),
         "bytes_on_disk": size,
         "bytes_per_event": size / st.n_events if st.n_events else None,
+        "data_sheet": data_sheet(st.manifest, st.description),
     }
     if as_json:
         click.echo(json.dumps(doc, indent=1))
@@ -169,9 +206,17 @@ def info(store: str, as_json: bool) -> None:
                 table.add_row(f"dataset {name}", f"{n:,} events")
         elif key == "bytes_per_event" and value is not None:
             table.add_row(key, f"{value:.1f}")
+        elif key == "data_sheet":
+            continue
         else:
             table.add_row(key, str(value))
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    from rich.markup import escape
+
+    console.print("[bold]data sheet[/]")
+    for line in format_data_sheet(doc["data_sheet"]):
+        console.print(escape(line), soft_wrap=True)
 
 
 @shards.command("verify")

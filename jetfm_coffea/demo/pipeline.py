@@ -23,6 +23,8 @@ __all__ = ["run_demo"]
 
 TASK_CLASSES = {"wjets": [1], "ttbar": [0]}  # the generator's process labels
 REAL_DATA = "data2012_singlemu"
+#: the catalogue's golden JSON of the 2012 (8 TeV) collision data
+GOLDEN_2012 = "Cert_190456-208686_8TeV_22Jan2013ReReco_Collisions12_JSON.txt"
 N_STAGES = 6
 
 
@@ -54,7 +56,11 @@ def stage_generate(stage_dir: Path, plan: dict, real_data: str | None) -> dict[s
     if real_data:
         fileset[REAL_DATA] = {
             "files": {real_data: "Events"},
-            "metadata": {"is_data": True, "description": "CMS 2012 SingleMu (CMS Open Data)"},
+            "metadata": {
+                "is_data": True,
+                "description": "CMS 2012 SingleMu (CMS Open Data)",
+                "golden_json": GOLDEN_2012,  # certified luminosity sections only
+            },
         }
         with uproot.open(real_data) as f:
             outputs["real_data"] = {"file": real_data, "events": f["Events"].num_entries}

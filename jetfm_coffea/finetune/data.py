@@ -240,7 +240,8 @@ def _from_fileset(
             left = None if max_events_per_dataset is None else max_events_per_dataset - got
             if left is not None and left <= 0:
                 break
-            tok = read_tokens(fname, token_config, tree=tree, max_events=left)
+            meta = {**ds["metadata"], "dataset": ds["name"]}  # collision data: certified only
+            tok = read_tokens(fname, token_config, tree=tree, max_events=left, metadata=meta)
             n = len(tok.tokens)
             got += n
             used_files[ds["name"]].append(fname)

@@ -49,6 +49,7 @@ from jetfm_coffea.finetune.metrics import classification_metrics
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel, count_parameters
 from jetfm_coffea.runtime import autocast, matmul_precision, resolve_device, resolve_precision
+from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
 from jetfm_coffea.tokens.config import TokenConfig
 from jetfm_coffea.train.checkpoint import atomic_write_text, save_weights
 from jetfm_coffea.train.config import PretrainConfig
@@ -533,6 +534,10 @@ def finetune(
             "seed": seed,
             "task_config_hash": task.hash(),
             "pretrained": setup.pretrained.describe(),
+            # the encoder's pretraining data sheet, carried forward (scratch: no encoder)
+            DATA_SHEET_KEY: None
+            if mode == "scratch"
+            else setup.pretrained.info.get(DATA_SHEET_KEY),
             "data": setup.data.provenance,
             "device": device.type,
             "precision": precision,
@@ -722,6 +727,9 @@ def _write_card(out: Path, configs: RunConfigs, task: TaskConfig, metrics: dict[
 
 ## Test metrics (best checkpoint)
 - AUC {metrics["auc"]:.4f}, accuracy {metrics["accuracy"]:.4f}; {rej}.
+
+## Pretraining data sheet (of the encoder)
+{data_sheet_markdown(info.get(DATA_SHEET_KEY))}
 
 ## Intended use and limits
 Scores events built with the token configuration above; it is only as good as the

@@ -24,11 +24,13 @@ from jetfm_coffea.opendata.errors import (
 )
 from jetfm_coffea.opendata.fileset import PROTOCOLS, build_fileset, dataset_metadata, write_fileset
 from jetfm_coffea.opendata.lumimask import (
+    GoldenJSONError,
     apply_lumimask,
     golden_json_path,
     load_lumimask,
     lumimask_for,
     lumimask_provenance,
+    read_golden_json,
 )
 from jetfm_coffea.opendata.remote import (
     FileReport,
@@ -46,6 +48,7 @@ __all__ = [
     "Dataset",
     "FileListUnavailableError",
     "FileReport",
+    "GoldenJSONError",
     "LumiMaskInfo",
     "MissingCrossSectionError",
     "ReadOptions",
@@ -66,5 +69,6 @@ __all__ = [
     "lumimask_for",
     "lumimask_provenance",
     "open_file",
+    "read_golden_json",
     "write_fileset",
 ]

@@ -16,21 +16,24 @@ virtual NanoEvents / awkward arrays and on dask-awkward arrays (the mask stays l
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jetfm_coffea.errors import MissingCollectionError
+from jetfm_coffea.errors import ConfigError, MissingCollectionError
 from jetfm_coffea.opendata.catalogue import load_catalogue
 from jetfm_coffea.opendata.errors import UnknownLumiMaskError
 
 __all__ = [
+    "GoldenJSONError",
     "apply_lumimask",
     "golden_json_path",
     "load_lumimask",
     "lumimask_for",
     "lumimask_provenance",
+    "read_golden_json",
 ]
 
 GoldenJSON = str | os.PathLike[str]
@@ -53,10 +56,69 @@ def _sha256(path: Path, mtime_ns: int) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+class GoldenJSONError(ConfigError):
+    """A golden JSON file is not valid JSON or not ``{"run": [[first, last], ...]}``."""
+
+    def __init__(self, path: Path | str, line: int | None, reason: str):
+        self.path = str(path)
+        self.line = line
+        where = f"{self.path}, line {line}" if line else self.path
+        super().__init__(f"golden JSON {where}: {reason}")
+
+
+def _line_of(text: str, run: str) -> int | None:
+    """1-based line where the key ``"run"`` appears in ``text`` (None if not found)."""
+    at = text.find(f'"{run}"')
+    return None if at < 0 else text.count("\n", 0, at) + 1
+
+
+def read_golden_json(path: str | os.PathLike[str]) -> dict[int, list[tuple[int, int]]]:
+    """Parse and check a golden JSON: ``{run: [(first, last), ...]}`` with ints, first <= last.
+
+    Raises :class:`GoldenJSONError` naming the file and the line (and run) of the problem:
+    invalid JSON, a run that is not an integer, ranges that are not ``[first, last]`` pairs
+    of positive integers with ``first <= last``.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise GoldenJSONError(path, err.lineno, f"not valid JSON ({err.msg})") from err
+    if not isinstance(document, dict):
+        raise GoldenJSONError(path, 1, "expected an object {run: [[first, last], ...]}")
+    out: dict[int, list[tuple[int, int]]] = {}
+    for run, ranges in document.items():
+        line = _line_of(text, run)
+        if not run.isdigit():
+            raise GoldenJSONError(path, line, f"run {run!r} is not a run number")
+        if not isinstance(ranges, list):
+            raise GoldenJSONError(path, line, f"run {run}: expected a list of [first, last]")
+        pairs = []
+        for item in ranges:
+            ok = (
+                isinstance(item, list)
+                and len(item) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in item)
+                and item[0] <= item[1]
+            )
+            if not ok:
+                raise GoldenJSONError(
+                    path,
+                    line,
+                    f"run {run}: malformed luminosity-section range {item!r} "
+                    "(expected [first, last] with 0 < first <= last)",
+                )
+            pairs.append((item[0], item[1]))
+        out[int(run)] = pairs
+    return out
+
+
 @cache
 def _lumimask(path: Path, mtime_ns: int):
     from coffea.lumi_tools import LumiMask
 
+    read_golden_json(path)  # a clear error naming file and line before coffea parses it
     return LumiMask(str(path))
 
 

@@ -53,6 +53,7 @@ from jetfm_coffea.score.triton import (
     triton_config_text,
     triton_model_card,
 )
+from jetfm_coffea.selection.datasheet import DATA_SHEET_FILE, read_data_sheet
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -198,6 +199,10 @@ def export_model(
     f = len(info.token_config.features)
     example = example_inputs(info)
     roles = {WEIGHTS: "weights", MODEL_CONFIG: "model_config", TOKEN_CONFIG: "token_config"}
+    sheet = read_data_sheet(src)  # what the encoder was pretrained on, carried along
+    if sheet is not None:
+        (out / DATA_SHEET_FILE).write_text(json.dumps(sheet, indent=1) + "\n")
+        roles[DATA_SHEET_FILE] = "data_sheet"
     if "torch.export" in formats:
         batch = torch.export.Dim("batch", min=1, max=1 << 20)
         dynamic = {"tokens": {0: batch}, "mask": {0: batch}}

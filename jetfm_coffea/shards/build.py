@@ -21,7 +21,11 @@ import yaml
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.execution import dask_client
 from jetfm_coffea.fileset import load_fileset
-from jetfm_coffea.shards.store import create_store, write_manifest
+from jetfm_coffea.selection.blinding import BlindingConfig
+from jetfm_coffea.selection.chunk import check_resumed_selection
+from jetfm_coffea.selection.datasheet import selection_by_dataset
+from jetfm_coffea.selection.lumi import LumiPolicy, resolve_lumi_masks, warn_if_all_removed
+from jetfm_coffea.shards.store import create_store, open_shard, write_manifest
 from jetfm_coffea.shards.views import AugmentationPipelineLike, load_augmentation
 from jetfm_coffea.shards.writer import ShardSource, shard_exists
 from jetfm_coffea.tokens import TokenConfig, load_token_config
@@ -75,6 +79,7 @@ class BuildSummary:
     manifest_events: int = 0
     manifest_shards: int = 0
     elapsed_s: float = 0.0
+    selection: dict[str, Any] = field(default_factory=dict)  # per dataset: lumi, blinding
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -101,9 +106,11 @@ def load_build_config(
     data = data or {}
     if not isinstance(data, dict):
         raise ConfigError("build config: expected a mapping with 'tokens:' and 'augment:'")
-    unknown = set(data) - {"tokens", "augment"}
+    unknown = set(data) - {"tokens", "augment", "blinding"}  # blinding: load_blinding
     if unknown:
-        raise ConfigError(f"build config: unknown sections {sorted(unknown)} (tokens, augment)")
+        raise ConfigError(
+            f"build config: unknown sections {sorted(unknown)} (tokens, augment, blinding)"
+        )
     return load_token_config(data.get("tokens") or {}), load_augmentation(data.get("augment"))
 
 
@@ -249,6 +256,14 @@ def _run_dask(
     return merge_summaries(results)
 
 
+def _check_resumed(root: Path, existing: list[Chunk], blinding: BlindingConfig | None) -> None:
+    """Shards kept on resume were selected (lumi mask, blinding) as this build would."""
+    for c in existing:
+        policy = LumiPolicy.from_metadata({**c.metadata, "dataset": c.dataset})
+        attrs = open_shard(root, c.source.path, full_check=False).attrs
+        check_resumed_selection(c.source.path, attrs.get("selection"), policy, blinding)
+
+
 def build_store(
     fileset: str | Path | dict[str, Any],
     out: str | Path,
@@ -263,6 +278,9 @@ def build_store(
     if_exists: Literal["skip", "overwrite"] = "skip",
     status: bool = False,
     on_plan: Callable[[list[Chunk], list[Chunk]], None] | None = None,
+    lumi_mask: str | Path | None = None,
+    no_lumi_mask: bool = False,
+    blinding: BlindingConfig | None = None,
 ) -> BuildSummary:
     """Build (or complete) the shard store ``out`` from ``fileset``.
 
@@ -271,21 +289,29 @@ def build_store(
     shards. ``mode="virtual"`` runs coffea's Runner with the chosen ``executor``;
     ``mode="dask"`` uses ``apply_to_fileset`` and dask-awkward (local cluster of
     ``workers`` processes, or the ``scheduler`` address).
+
+    Collision data are restricted to certified luminosity sections (the golden JSON of
+    the fileset metadata, or ``lumi_mask`` for every dataset that is not simulation;
+    ``no_lumi_mask`` opts out, recorded) and events in ``blinding`` regions are left
+    out; see :mod:`jetfm_coffea.selection`.
     """
     from processors.shards import ShardProcessor, empty_summary
 
     start = time.perf_counter()
     token_config = load_token_config(token_config)
     pipeline = load_augmentation(augmentation)
-    files = load_fileset(fileset)
+    files = resolve_lumi_masks(load_fileset(fileset), lumi_mask, no_lumi_mask)
+    if blinding is not None:
+        blinding.check(token_config)
     root = create_store(out, token_config, pipeline)
     chunks, skipped = plan_chunks(files, chunksize)
     todo = chunks
     if if_exists == "skip":
         todo = [c for c in chunks if not shard_exists(root, c.source.path)]
+    _check_resumed(root, [c for c in chunks if c not in set(todo)], blinding)
     if on_plan is not None:
         on_plan(chunks, todo)
-    proc = ShardProcessor(root, token_config, pipeline, if_exists=if_exists)
+    proc = ShardProcessor(root, token_config, pipeline, if_exists=if_exists, blinding=blinding)
     result = empty_summary()
     if todo:
         if mode == "virtual":
@@ -297,11 +323,16 @@ def build_store(
     existing = [c for c in chunks if c not in set(todo)]
     n_existing = sum(c.entry_stop - c.entry_start for c in existing)
     manifest = write_manifest(root)
+    selection = selection_by_dataset(manifest["shards"])
+    for name, sel in selection.items():
+        if sel["certified"] is not None:
+            cert = sel["certified"]
+            warn_if_all_removed(name, sel["events_read"], cert["events_kept"], cert["runs_dropped"])
     return BuildSummary(
         store=str(root),
         files=sum(len(s["files"]) for s in files.values()),
         chunks=len(chunks),
-        events_in=result["events_in"] + n_existing,
+        events_in=sum(sel["events_read"] for sel in selection.values()),  # before selection
         events_written=result["events_written"],
         events_existing=result["events_existing"] + n_existing,
         views_written={k: int(v) for k, v in sorted(result["views_written"].items())},
@@ -311,4 +342,5 @@ def build_store(
         manifest_events=manifest["n_events"],
         manifest_shards=manifest["n_shards"],
         elapsed_s=time.perf_counter() - start,
+        selection=selection,
     )

@@ -438,6 +438,7 @@ class ShardRecord:
     n_events: int
     checksum: str
     label: int | None
+    selection: dict[str, Any] | None = None  # lumi mask and blinding (jetfm_coffea.selection)
 
     @classmethod
     def from_shard(cls, shard: Shard) -> ShardRecord:
@@ -451,6 +452,7 @@ class ShardRecord:
             n_events=a["n_events"],
             checksum=a["checksum"]["value"],
             label=a["label"],
+            selection=a.get("selection"),
         )
 
 
@@ -641,7 +643,8 @@ def _shard_problems(shard: Shard) -> list[Problem]:
                 )
             )
     src = shard.attrs["source"]
-    if n != src["entry_stop"] - src["entry_start"]:
+    removed = (shard.attrs.get("selection") or {}).get("events_removed", 0)
+    if n != src["entry_stop"] - src["entry_start"] - removed:
         out.append(Problem("counts", shard.path, f"{n} events for entry range {src}"))
     for name, arr in arrays.items():
         if not name.startswith("ragged/") and len(arr) != n:

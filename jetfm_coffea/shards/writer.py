@@ -260,6 +260,7 @@ def write_shard(
     if_exists: Literal["skip", "overwrite", "error"] = "skip",
     chunk_events: int | None = None,
     compression_level: int = DEFAULT_ZSTD_LEVEL,
+    selection: Mapping[str, Any] | None = None,
 ) -> ShardInfo:
     """Write the tokens (and views) of one coffea chunk as one shard of ``store``.
 
@@ -281,6 +282,10 @@ def write_shard(
     if_exists
         A complete shard already at the path: ``"skip"`` it (resume), ``"overwrite"`` it,
         or raise :class:`ShardExistsError`.
+    selection
+        Certified-luminosity and blinding provenance
+        (:func:`jetfm_coffea.selection.chunk.selection_record`); its ``events_removed``
+        events of the entry range are not in the shard.
 
     Returns
     -------
@@ -301,9 +306,12 @@ def write_shard(
         raise ValueError(f"{len(views)} views given, the pipeline makes {pipeline.views}")
     arrays = shard_arrays(tokens, views, label=label, weight=weight, ragged=ragged)
     n_events = len(tokens)
-    if n_events != source.entry_stop - source.entry_start:
+    removed = int((selection or {}).get("events_removed", 0))  # lumi mask, blinding
+    if n_events != source.entry_stop - source.entry_start - removed:
         raise ShardError(
-            rel, f"{n_events} events for entry range of {source.entry_stop - source.entry_start}"
+            rel,
+            f"{n_events} events for entry range of {source.entry_stop - source.entry_start}"
+            + (f" less {removed} removed by the selection" if removed else ""),
         )
     n_tokens, n_features = tokens.tokens.shape[1], tokens.tokens.shape[2]
     chunk_events = chunk_events or chunk_events_for(n_tokens, n_features)
@@ -343,6 +351,8 @@ def write_shard(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "checksum": {"algorithm": "sha256", "value": checksum, "order": order},
         }
+        if selection is not None:
+            attrs["selection"] = dict(selection)
         validate(attrs, "shard", SCHEMA_VERSION)
         _write_group(tmp, arrays, specs, attrs, compression_level)
         _publish(tmp, final, if_exists == "overwrite")

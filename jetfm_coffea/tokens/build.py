@@ -333,6 +333,10 @@ class EventObjects:
     def __len__(self) -> int:
         return len(self.mask)
 
+    def take(self, index: np.ndarray) -> EventObjects:
+        """The events at ``index`` (integer positions or a boolean mask)."""
+        return EventObjects(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
 
 @dataclass
 class EventTokens:
@@ -354,6 +358,12 @@ class EventTokens:
     def counts(self) -> np.ndarray:
         """Number of valid tokens per event."""
         return self.mask.sum(axis=1)
+
+    def take(self, index: np.ndarray) -> EventTokens:
+        """The events at ``index`` (integer positions or a boolean mask)."""
+        return EventTokens.from_parts(
+            self.tokens[index], self.objects.take(index), self.feature_names
+        )
 
     @classmethod
     def from_parts(

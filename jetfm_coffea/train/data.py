@@ -16,7 +16,6 @@ The Zarr shard loader (``jetfm_coffea.shards.open_loader``) implements the same 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -281,20 +280,23 @@ class DataSource(Protocol):
     def __call__(self, rank: int, world_size: int, batch_size: int, seed: int) -> Any: ...
 
 
-def _read_fileset(path: Path) -> list[tuple[str, str]]:
-    """Files of a ROOT path or a coffea-style fileset JSON, as ``(file, treename)``."""
-    if path.suffix != ".json":
-        return [(str(path), "Events")]
-    spec = json.loads(path.read_text())
-    out: list[tuple[str, str]] = []
-    datasets = spec.values() if isinstance(spec, dict) else [spec]
-    for ds in datasets:
-        files = ds.get("files", ds) if isinstance(ds, dict) else ds
-        if isinstance(files, dict):
-            out += [(str(f), str(t or "Events")) for f, t in files.items()]
-        else:
-            out += [(str(f), "Events") for f in files]
-    return out
+def _read_fileset(
+    path: Path, lumi_mask: str | Path | None = None, no_lumi_mask: bool = False
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """Files of a ROOT path or a coffea fileset JSON: ``(file, treename, metadata)``.
+
+    The metadata say how each dataset is masked (``resolve_lumi_masks``: collision data
+    without a golden JSON are refused unless ``no_lumi_mask``).
+    """
+    from jetfm_coffea.fileset import load_fileset
+    from jetfm_coffea.selection.lumi import resolve_lumi_masks
+
+    fileset = resolve_lumi_masks(load_fileset(path), lumi_mask, no_lumi_mask)
+    return [
+        (str(f), str(t or "Events"), {**spec["metadata"], "dataset": name})
+        for name, spec in fileset.items()
+        for f, t in spec["files"].items()
+    ]
 
 
 def read_tokens(
@@ -303,20 +305,28 @@ def read_tokens(
     *,
     tree: str = "Events",
     max_events: int | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Any:
-    """:class:`~jetfm_coffea.tokens.EventTokens` of (the first ``max_events`` of) one file."""
+    """:class:`~jetfm_coffea.tokens.EventTokens` of (the first ``max_events`` of) one file.
+
+    ``metadata`` (the dataset's fileset metadata) restricts collision data to their
+    certified luminosity sections first, as the processors do
+    (:func:`jetfm_coffea.selection.lumi.certify`).
+    """
     import warnings
 
     from coffea.nanoevents import NanoEventsFactory
 
     from jetfm_coffea.nanoevents import JetFMNanoAODSchema
+    from jetfm_coffea.selection.lumi import certify
     from jetfm_coffea.tokens import build_tokens
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         events = NanoEventsFactory.from_root(
-            {str(file): tree}, schemaclass=JetFMNanoAODSchema, mode="virtual"
+            {str(file): tree}, schemaclass=JetFMNanoAODSchema, mode="virtual", metadata=metadata
         ).events()
+        events, _ = certify(events)
         if max_events is not None:
             events = events[:max_events]
         return build_tokens(events, load_token_config(token_config))
@@ -327,9 +337,14 @@ def events_source(
     token_config: TokenConfig | None = None,
     *,
     max_events: int | None = None,
+    lumi_mask: str | Path | None = None,
+    no_lumi_mask: bool = False,
 ) -> TensorEventDataset:
     """Tokens built from NanoAOD (a ROOT file or a fileset JSON) with ``build_tokens``.
 
+    Collision data keep their certified luminosity sections only (fileset
+    ``golden_json`` or ``lumi_mask``; ``no_lumi_mask`` opts out). No blinding is
+    applied on this path: build shards with ``--blind`` for that.
     Returns a rank-0/world-1 dataset; use :meth:`TensorEventDataset.shard` per rank.
     """
     token_config = load_token_config(token_config)
@@ -337,16 +352,17 @@ def events_source(
     if not path.exists():
         raise TrainingError(f"event input {path} does not exist")
     parts = []
-    files = _read_fileset(path)
-    for fname, tree in files:
+    files = _read_fileset(path, lumi_mask, no_lumi_mask)
+    for fname, tree, meta in files:
         left = None if max_events is None else max(0, max_events - sum(len(p) for p in parts))
-        parts.append(read_tokens(fname, token_config, tree=tree, max_events=left))
+        parts.append(read_tokens(fname, token_config, tree=tree, max_events=left, metadata=meta))
         if max_events is not None and sum(len(p) for p in parts) >= max_events:
             break
     cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _ID_AND_TOKENS}
     provenance = {
         "source": "nanoaod",
-        "files": [f for f, _ in files[: len(parts)]],
+        "files": [f for f, _, _ in files[: len(parts)]],
+        "golden_json": sorted({str(m["golden_json"]) for _, _, m in files if "golden_json" in m}),
         "n_events": len(cat["mask"]),
         "runs": sorted({int(r) for r in np.unique(cat["run"])}),
     }
@@ -385,14 +401,21 @@ def open_data(
     seed: int,
     rank: int = 0,
     world_size: int = 1,
+    lumi_mask: str | Path | None = None,
+    no_lumi_mask: bool = False,
 ) -> Any:
-    """The one place the CLI turns ``--shards``/``--events`` into a batch source."""
+    """The one place the CLI turns ``--shards``/``--events`` into a batch source.
+
+    ``lumi_mask`` / ``no_lumi_mask`` apply to ``events`` (shards were masked when built).
+    """
     if (shards is None) == (events is None):
         raise TrainingError("give exactly one data source: --shards STORE or --events FILE")
     if shards is not None:
         return shards_source(
             shards, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size
         )
-    ds = events_source(events, token_config, max_events=max_events)
+    ds = events_source(
+        events, token_config, max_events=max_events, lumi_mask=lumi_mask, no_lumi_mask=no_lumi_mask
+    )
     ds.batch_size, ds.seed = batch_size, seed
     return ds.shard(rank, world_size)

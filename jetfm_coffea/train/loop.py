@@ -31,6 +31,7 @@ from jetfm_coffea.runtime import (
     precision_context,
     resolve_precision,
 )
+from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, source_data_sheet
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 from jetfm_coffea.train.checkpoint import (
     get_rng_state,
@@ -323,6 +324,7 @@ def _pretrain(
     if not resume:
         prov = dict(provenance or getattr(source, "provenance", None) or {})
         configs.info["data"] = prov
+        configs.info[DATA_SHEET_KEY] = source_data_sheet(source)  # what the model saw
     if info.is_main:
         write_run_files(out, configs)
 

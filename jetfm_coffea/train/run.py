@@ -38,6 +38,7 @@ from safetensors.torch import load as load_safetensors
 from jetfm_coffea.errors import ModifiedWeightsError, TrainingError
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel
+from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 from jetfm_coffea.train.checkpoint import atomic_write_text, safetensors_header, save_weights
 from jetfm_coffea.train.config import PretrainConfig, load_pretrain_config
@@ -254,6 +255,9 @@ def write_model_card(run_dir: Path, configs: RunConfigs, n_parameters: int) -> N
 ```json
 {json.dumps(data, indent=1, default=str)}
 ```
+
+## Pretraining data sheet
+{data_sheet_markdown(info.get(DATA_SHEET_KEY))}
 
 ## Intended use and limits
 Self-supervised event representation for CMS NanoAOD events with the token

@@ -1,0 +1,112 @@
+"""What happened to the events of one shard: certified luminosity, then blinding.
+
+:func:`blind` removes the events inside blinded signal regions from a token batch, and
+:func:`selection_record` writes the shard's ``selection`` provenance: the dataset kind,
+the golden JSON (name, sha256), events and luminosity sections kept and dropped, the
+blinding hash with the events removed per region. The same two calls run in virtual
+and dask mode, so both give identical shards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.selection.blinding import BlindingConfig, region_masks
+from jetfm_coffea.selection.lumi import LumiPolicy
+from jetfm_coffea.tokens import EventTokens, TokenConfig
+
+__all__ = ["blind", "check_resumed_selection", "selection_record", "selection_signature"]
+
+
+def blind(
+    tokens: EventTokens,
+    weight: np.ndarray | None,
+    blinding: BlindingConfig | None,
+    policy: LumiPolicy,
+    token_config: TokenConfig,
+) -> tuple[EventTokens, np.ndarray | None, dict[str, Any] | None]:
+    """Drop the events inside any blinded region: ``(tokens, weight, blinding record)``.
+
+    The record (None when nothing is blinded for this dataset's kind) holds the
+    config hash and, per region, the events inside it (an event in two regions is
+    counted in both, and removed once).
+    """
+    if blinding is None or not blinding.applies_to(policy.kind):
+        return tokens, weight, None
+    masks = region_masks(blinding, tokens.objects, token_config)
+    inside = np.logical_or.reduce(list(masks.values())) if masks else np.zeros(len(tokens), bool)
+    keep = ~inside
+    record = {
+        "hash": blinding.hash(),
+        "config": blinding.summary(),
+        "regions": {name: int(m.sum()) for name, m in masks.items()},
+        "events_removed": int(inside.sum()),
+    }
+    return tokens.take(keep), None if weight is None else weight[keep], record
+
+
+def selection_record(
+    policy: LumiPolicy,
+    events_read: int,
+    certified: dict[str, Any] | None,
+    blinded: dict[str, Any] | None,
+    record_ids: list[int] | None = None,
+) -> dict[str, Any]:
+    """The ``selection`` provenance of a shard (see the module docstring).
+
+    ``record_ids``: the CMS Open Data records of the dataset (catalogue filesets).
+    """
+    removed = (certified or {}).get("events_dropped", 0) + (blinded or {}).get("events_removed", 0)
+    return {
+        **policy.provenance(),
+        "record_ids": None if record_ids is None else [int(r) for r in record_ids],
+        "events_read": int(events_read),
+        "events_removed": int(removed),
+        "certified": certified,
+        "blinding": blinded,
+    }
+
+
+def selection_signature(policy: LumiPolicy, blinding: BlindingConfig | None) -> dict[str, Any]:
+    """What decides which events of a chunk are kept: mask sha256, opt-out, blinding hash."""
+    mask = policy.provenance()["lumi_mask"]
+    blinded = blinding is not None and blinding.applies_to(policy.kind)
+    return {
+        "lumi_mask_sha256": None if mask is None else mask["sha256"],
+        "lumi_mask_disabled": policy.disabled,
+        "blinding_hash": blinding.hash() if blinded and blinding is not None else None,
+    }
+
+
+def _recorded_signature(selection: dict[str, Any] | None) -> dict[str, Any]:
+    sel = selection or {}
+    mask, blinded = sel.get("lumi_mask"), sel.get("blinding")
+    return {
+        "lumi_mask_sha256": None if mask is None else mask["sha256"],
+        "lumi_mask_disabled": bool(sel.get("disabled", False)),
+        "blinding_hash": None if blinded is None else blinded["hash"],
+    }
+
+
+def check_resumed_selection(
+    shard: str, recorded: dict[str, Any] | None, policy: LumiPolicy, blinding: Any
+) -> None:
+    """A shard kept on resume must have been selected as this build would select it.
+
+    Raises :class:`ConfigError` naming the shard when its golden JSON, opt-out or
+    blinding differ from this build's (a store must not mix selections).
+    """
+    expected = selection_signature(policy, blinding)
+    found = _recorded_signature(recorded)
+    if found != expected:
+        changed = ", ".join(
+            f"{k} {found[k]!r} -> {expected[k]!r}" for k in expected if found[k] != expected[k]
+        )
+        raise ConfigError(
+            f"shard {shard} was built with another event selection ({changed}); "
+            "rebuild with --overwrite (or into a new store) so that the store does not "
+            "mix selections"
+        )
