@@ -39,7 +39,10 @@ def _progress(total: int, description: str) -> tuple[Any, Any]:
 
 @click.command("generate")
 @click.option(
-    "--process", "-p", "process", help="Process name: ttbar, wjets, zjets, qcd, hbb, diboson."
+    "--process",
+    "-p",
+    "process",
+    help="Process name: ttbar, wjets, zjets, qcd, hbb, diboson, tth, vz_bb.",
 )
 @click.option(
     "--events",
@@ -121,9 +124,10 @@ def generate_cmd(
 
     try:
         if validate:
-            from jetfm_coffea.generate.validate import run_validation
+            from jetfm_coffea.generate.validate import run_validation, validation_plan
 
-            progress, task = _progress(4 * n_events, "validation samples")
+            total = sum(n for *_, n in validation_plan(n_events))
+            progress, task = _progress(total, "validation samples")
             with progress:
                 progress.disable = quiet
                 summary = run_validation(

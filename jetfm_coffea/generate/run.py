@@ -31,7 +31,12 @@ from jetfm_coffea._optional import import_optional
 from jetfm_coffea.errors import ConfigError, JetFMError
 from jetfm_coffea.generate.detector import DetectorConfig, simulate
 from jetfm_coffea.generate.nanoaod_writer import NanoAODWriter
-from jetfm_coffea.generate.processes import SQRTS_CHOICES, get_process, pythia_settings
+from jetfm_coffea.generate.processes import (
+    SQRTS_CHOICES,
+    TRUTH_FILTERS,
+    get_process,
+    pythia_settings,
+)
 
 __all__ = [
     "GenerationResult",
@@ -173,6 +178,7 @@ class _Chunk:
     seed: int
     pfcands: bool
     batch_size: int
+    truth_filter: str | None = None
 
 
 def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -181,15 +187,19 @@ def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> di
     pythia = make_pythia(list(chunk.settings))
     rng = np.random.default_rng(det_ss)
     config = DetectorConfig(pfcands=chunk.pfcands)
-    done, failures = 0, 0
+    keep = TRUTH_FILTERS[chunk.truth_filter] if chunk.truth_filter else None
+    done, failures, tried = 0, 0, 0
     with NanoAODWriter(chunk.path) as writer:
         while done < chunk.n_events:
             want = min(chunk.batch_size, chunk.n_events - done)
             batch = pythia.nextBatch(want)
+            tried += len(batch)
+            if keep is not None and len(batch):
+                batch = batch[keep(batch["prt"])][:want]
             got = len(batch)
             if got == 0:
                 failures += 1
-                if failures > 10:
+                if failures > 10 + (1000 if keep is not None else 0):
                     raise JetFMError("Pythia keeps failing to generate events")
                 continue
             branches = simulate(batch, rng, config)
@@ -209,12 +219,14 @@ def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> di
             elif _PROGRESS is not None:
                 _PROGRESS.put(got)
     info = pythia.infoPython()
+    efficiency = done / tried if tried else 1.0  # truth filter; 1 without one
     return {
         "index": chunk.index,
         "path": chunk.path,
         "n_events": done,
-        "sigma_pb": info.sigmaGen() * MB_TO_PB,
-        "sigma_err_pb": info.sigmaErr() * MB_TO_PB,
+        "n_tried": tried,
+        "sigma_pb": info.sigmaGen() * MB_TO_PB * efficiency,
+        "sigma_err_pb": info.sigmaErr() * MB_TO_PB * efficiency,
     }
 
 
@@ -322,7 +334,17 @@ def generate(
         )
         path = out_dir / f"{dataset}_s{seed}_{i:03d}.root"
         chunks.append(
-            _Chunk(i, firsts[i], sizes[i], str(path), tuple(settings), seed, pfcands, batch_size)
+            _Chunk(
+                i,
+                firsts[i],
+                sizes[i],
+                str(path),
+                tuple(settings),
+                seed,
+                pfcands,
+                batch_size,
+                spec.truth_filter,
+            )
         )
     # a rerun replaces the files of a previous run with more chunks
     for stale in out_dir.glob(f"{dataset}_s{seed}_*.root"):
@@ -364,6 +386,8 @@ def generate(
         "pthat_max": hi,
         "pfcands": bool(pfcands),
         "pythia_extra": list(pythia_extra),
+        "truth_filter": spec.truth_filter,
+        "filter_efficiency": n_done / max(sum(r["n_tried"] for r in results), 1),
         "is_mc": True,
         "generator": GENERATOR,
         "description": spec.description,
