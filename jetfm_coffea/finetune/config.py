@@ -54,8 +54,9 @@ class _Strict(BaseModel):
 class SplitConfig(_Strict):
     """Train/validation/test fractions; events are assigned by a hash of their id.
 
-    The split of an event is a pure function of ``(run, luminosityBlock, event, salt)``,
-    so it is the same in every run, mode and seed, and no event leaks across splits.
+    The split of an event is a pure function of ``(dataset name, run, luminosityBlock,
+    event, salt)``, so it is the same in every run, mode and seed, no event leaks across
+    splits, and datasets that reuse the same ids are split independently.
     """
 
     train: float = Field(0.6, gt=0.0, lt=1.0)

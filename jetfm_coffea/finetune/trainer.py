@@ -43,9 +43,9 @@ from jetfm_coffea.finetune.config import MODES, LabelCount, TaskConfig, load_tas
 from jetfm_coffea.finetune.data import (
     SPLITS,
     LabelledEvents,
+    assign_splits,
     balanced_batch_size,
     sample_labels,
-    split_assignment,
 )
 from jetfm_coffea.finetune.metrics import classification_metrics
 from jetfm_coffea.model.config import ModelConfig
@@ -283,10 +283,7 @@ def prepare_finetune(
     check_classes(task, data.label_counts())
     lut = task.label_map()
     targets = np.array([lut.get(int(lab), -1) for lab in data.label], dtype=np.int64)
-    s = task.splits
-    split = split_assignment(
-        data.run, data.luminosityBlock, data.event, (s.train, s.val, s.test), s.salt
-    )
+    split = assign_splits(data, task.splits)
     device = resolve_device(task.train.device)
     setup = FinetuneSetup(task, pre, data, targets, split, device)
     for name in SPLITS:
@@ -704,7 +701,7 @@ def _write_card(out: Path, configs: RunConfigs, task: TaskConfig, metrics: dict[
 - Classes (index order): {classes}; signal class for ROC metrics: {task.signal_class}.
 - Task config hash `{task.hash()}`; token config hash `{configs.tokens.hash()}`.
 - Labelled training events: {info["n_labels"]} (seed {info["seed"]}); validation events
-  {info["n_val"]}; test events {info["n_test"]}; splits by hash of (run, lumi, event).
+  {info["n_val"]}; test events {info["n_test"]}; splits by hash of (dataset, run, lumi, event).
 
 ## Training
 - Steps: {info.get("steps_done")} ({info.get("epochs")} epochs); best validation loss
