@@ -61,7 +61,9 @@ def _task_options(func: Callable) -> Callable:
 
 
 def _labels(value: str) -> Any:
-    return "all" if value == "all" else int(value)
+    from jetfm_coffea.finetune.config import parse_label_count
+
+    return parse_label_count(value)
 
 
 def _load(pretrained: str, task_path: str, tokens: str | None, max_steps: Any, device: Any, **kw):
@@ -93,7 +95,12 @@ def _load(pretrained: str, task_path: str, tokens: str | None, max_steps: Any, d
     default="finetune",
     show_default=True,
 )
-@click.option("--labels", default="all", show_default=True, help="Labelled training events.")
+@click.option(
+    "--labels",
+    default="all",
+    show_default=True,
+    help="Labelled training events: a count, a percentage of the train split (10%) or all.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--progress/--no-progress", default=False, help="Progress bar.")
 @fail_cleanly

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from jetfm_coffea.errors import ConfigError, TrainingError
-from jetfm_coffea.finetune.config import SplitConfig
+from jetfm_coffea.finetune.config import SplitConfig, TaskConfig
+from jetfm_coffea.finetune.selection import select_events, selection_summary
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "read_labelled_fileset",
     "sample_labels",
     "split_assignment",
+    "task_targets",
 ]
 
 #: Split codes of :func:`split_assignment`.
@@ -203,6 +205,22 @@ def assign_splits(data: LabelledEvents, splits: SplitConfig) -> np.ndarray:
         splits.salt,
         dataset=data.dataset_names(),
     )
+
+
+def task_targets(data: LabelledEvents, task: TaskConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Class index of every event for ``task`` (-1: not in the task or failing its selection).
+
+    Returns the targets and a summary of the selection (events per class before/after).
+    The one place the task's classes and selection meet the data: the trainer, the
+    gradient-boosted references and the evaluation all call it.
+    """
+    lut = task.label_map()
+    targets = np.array([lut.get(int(lab), -1) for lab in data.label], dtype=np.int64)
+    passed = np.ones(len(targets), dtype=bool)
+    if task.selection:
+        passed = select_events(data.tokens, data.mask, data.token_config, task.selection)
+    summary = selection_summary(task.selection, passed, targets, task.class_names)
+    return np.where(passed, targets, -1), summary
 
 
 def sample_labels(

@@ -29,6 +29,8 @@ MODE_COLORS: dict[str, str] = {
     "linear-probe": "#5790fc",
     "finetune": "#e42536",
     "scratch": "#7a21dd",
+    "bdt-raw": "#964a8b",
+    "bdt-features": "#f89c20",
 }
 
 _LABELS = {
@@ -76,6 +78,8 @@ def plot_label_efficiency(
 ) -> Path:
     """Metric vs labelled events (log x), one line per mode with a ±1σ seed band.
 
+    Rejections that are lower bounds (``<metric>_capped``) are marked with ▲.
+
     ``aggregate``: rows with ``mode``, ``n_labels`` and ``<metric>_mean``/``_std``.
     """
     plt = _pyplot()
@@ -89,6 +93,9 @@ def plot_label_efficiency(
             s = np.array([r[f"{metric}_std"] for r in rows], float)
             c = _color(mode, i)
             ax.plot(x, y, marker="o", color=c, label=mode)
+            bound = np.array([bool(r.get(f"{metric}_capped")) for r in rows])
+            if bound.any():  # no background event passed in some seed: a lower bound
+                ax.plot(x[bound], y[bound], ls="none", marker="^", ms=12, color=c)
             lo, hi = y - s, y + s
             if metric in _BOUNDED:
                 lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
