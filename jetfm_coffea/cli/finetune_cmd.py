@@ -44,8 +44,8 @@ def _task_options(func: Callable) -> Callable:
             "--task",
             "task_path",
             required=True,
-            type=click.Path(exists=True, dir_okay=False),
-            help="Task config YAML (classes, splits, optimiser, grid).",
+            help="Task config YAML (classes, selection, splits, optimiser, grid) or the name "
+            "of a shipped task: tth_vs_ttbar, vh_vs_vz_bb.",
         ),
         click.option(
             "--tokens",

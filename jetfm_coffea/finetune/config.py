@@ -54,6 +54,8 @@ __all__ = [
     "label_fraction",
     "load_task_config",
     "parse_label_count",
+    "resolve_task_path",
+    "shipped_tasks",
 ]
 
 Mode = Literal["linear-probe", "finetune", "scratch", "bdt-raw", "bdt-features"]
@@ -164,6 +166,12 @@ class FinetuneLoopConfig(_Strict):
     )
     eval_every: int | None = Field(
         None, ge=1, description="steps between validation passes (default: once per epoch)"
+    )
+    min_eval_interval: int = Field(
+        1,
+        ge=1,
+        description="default cadence: once per epoch but at most every this many steps "
+        "(small label sets have one-step epochs)",
     )
     patience: int = Field(
         5, ge=1, description="stop after this many validations without improvement"
@@ -296,14 +304,40 @@ class TaskConfig(HashedConfig, _Strict):
         return f"# hash: {self.hash()}\n{super().to_yaml()}"
 
 
+#: Folder of the task YAMLs shipped with the package.
+TASKS_DIR = Path(__file__).resolve().parent / "tasks"
+
+
+def shipped_tasks() -> dict[str, Path]:
+    """The task YAMLs shipped with the package, by name (``tth_vs_ttbar``, ...)."""
+    return {p.stem: p for p in sorted(TASKS_DIR.glob("*.yaml"))}
+
+
+def resolve_task_path(source: str | Path) -> Path:
+    """A task YAML path, or the shipped task called ``source``; ConfigError otherwise."""
+    path = Path(source)
+    if path.is_file():
+        return path
+    shipped = shipped_tasks()
+    if str(source) in shipped:
+        return shipped[str(source)]
+    raise ConfigError(
+        f"task config {source} is neither a file nor a shipped task ({sorted(shipped)})"
+    )
+
+
 def load_task_config(
     source: str | Path | dict | TaskConfig | None = None, **updates: Any
 ) -> TaskConfig:
     """Load a :class:`TaskConfig` from YAML/dict; ``updates`` are dotted overrides.
 
-    ``load_task_config("task.yaml", **{"train.max_steps": 50})``; ``None`` values are
-    ignored. Raises :class:`~jetfm_coffea.errors.ConfigError` naming every invalid field.
+    ``load_task_config("task.yaml", **{"train.max_steps": 50})``; a shipped task is
+    loaded by name (``load_task_config("tth_vs_ttbar")``, see :func:`shipped_tasks`);
+    ``None`` values are ignored. Raises :class:`~jetfm_coffea.errors.ConfigError` naming
+    every invalid field.
     """
+    if isinstance(source, str | Path):
+        source = resolve_task_path(source)
     if isinstance(source, TaskConfig):
         data = source.model_dump(mode="json")
     elif isinstance(source, str | Path):

@@ -214,6 +214,16 @@ def reference_features(
     raise ConfigError(f"unknown reference mode {mode!r}; choose from {list(REFERENCE_MODES)}")
 
 
+def _informative(x: np.ndarray) -> np.ndarray:
+    """Columns with at least two distinct finite values in ``x`` (token slots that are
+    always empty, or constant, carry nothing and trip scikit-learn's binning)."""
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(x)
+        lo = np.where(finite, x, np.inf).min(0)
+        hi = np.where(finite, x, -np.inf).max(0)
+    return hi > lo
+
+
 def _weighted_log_loss(probs: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     p = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
     return float((-np.log(p) * w).sum() / max(w.sum(), 1e-12))
@@ -301,12 +311,13 @@ def train_reference(
         return (data.weight[idx] * cw[setup.targets[idx]]).astype(np.float64)
 
     t_train = time.perf_counter()
+    cols = _informative(x[train_idx])
     clf, n_iter, best, best_loss, capped = _fit(
-        x[train_idx], setup.targets[train_idx], weights(train_idx),
-        x[val_idx], setup.targets[val_idx], weights(val_idx), ref, lr, seed,
+        x[train_idx][:, cols], setup.targets[train_idx], weights(train_idx),
+        x[val_idx][:, cols], setup.targets[val_idx], weights(val_idx), ref, lr, seed,
     )  # fmt: skip
     train_s = time.perf_counter() - t_train
-    probs = _staged(clf, x[test_idx], best).astype(np.float32)
+    probs = _staged(clf, x[test_idx][:, cols], best).astype(np.float32)
     y_test = setup.targets[test_idx]
     metrics = classification_metrics(probs, y_test, task.signal_index, task.class_names)
     out = Path(out)
@@ -338,7 +349,7 @@ def train_reference(
         "lr": lr,
         "task_config_hash": task.hash(),
         "data": {"n_events": data.provenance.get("n_events")},
-        "features": names,
+        "features": [n for n, keep in zip(names, cols, strict=True) if keep],
         "steps_done": n_iter,
         "best_step": best,
         "best_val_loss": best_loss,

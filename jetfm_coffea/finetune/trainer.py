@@ -535,7 +535,7 @@ def finetune(
         )
     steps_per_epoch = len(source)
     planned = planned_steps(task, steps_per_epoch)  # None: until the validation loss stalls
-    eval_every = task.train.eval_every or steps_per_epoch
+    eval_every = task.train.eval_every or max(steps_per_epoch, task.train.min_eval_interval)
     opt, sched = build_finetune_optimizer(model, task, mode, planned)
 
     val_target = torch.as_tensor(setup.targets[val_idx], device=device)
