@@ -44,6 +44,7 @@ from jetfm_coffea.finetune.trainer import (
     check_classes,
     finetune,
     load_pretrained,
+    plan_task,
     predict,
     prepare_finetune,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "load_pretrained",
     "load_task_config",
     "markdown_table",
+    "plan_task",
     "predict",
     "prepare_finetune",
     "read_labelled_fileset",

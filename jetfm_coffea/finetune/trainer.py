@@ -77,6 +77,7 @@ __all__ = [
     "class_weights",
     "finetune",
     "load_pretrained",
+    "plan_task",
     "planned_steps",
     "predict",
     "prepare_finetune",
@@ -216,7 +217,7 @@ class FinetuneSetup:
     """Validated inputs shared by the runs of a study: task, encoder, data, splits."""
 
     task: TaskConfig
-    pretrained: PretrainedEncoder
+    pretrained: PretrainedEncoder | None  # None: planned only (see plan_task)
     data: LabelledEvents
     targets: np.ndarray  # class index per event, -1: not part of the task
     split: np.ndarray  # SPLITS code per event
@@ -299,23 +300,21 @@ def check_classes(
         )
 
 
-def prepare_finetune(
+def plan_task(
     task: TaskConfig | str | Path | dict,
-    pretrained: str | Path | PretrainedEncoder,
     data: LabelledEvents,
     *,
     labels: list[LabelCount] | None = None,
 ) -> FinetuneSetup:
-    """Check everything that can be checked before training, and split the data.
+    """Classes, selection, splits and label counts of ``task`` on ``data``, all checked.
 
-    Raises (before any training) when the data's token config differs from the
-    pretrained run's, when a task class has no event in the data (or none passing the
-    task's selection, or none in a split), and
-    when a requested label count (``labels``, default none) exceeds the training split.
+    Needs no encoder, so a study can check every task before it pretrains. Raises
+    :class:`TrainingError` when a task class has no event in the data (or none passing
+    the task's selection, or none in a split), and when a requested label count
+    (``labels``, default none) exceeds the training split. The returned setup has no
+    pretrained encoder (:func:`prepare_finetune` adds it).
     """
     task = load_task_config(task)
-    pre = load_pretrained(pretrained)
-    check_token_config(pre.token_config, data.token_config, "fine-tuning data")
     check_classes(task, data.label_counts())
     targets, selected = task_targets(data, task)
     after = {name: c["after"] for name, c in selected["per_class"].items()}
@@ -327,7 +326,7 @@ def prepare_finetune(
         )
     split = assign_splits(data, task.splits)
     device = resolve_device(task.train.device)
-    setup = FinetuneSetup(task, pre, data, targets, split, device, selection=selected)
+    setup = FinetuneSetup(task, None, data, targets, split, device, selection=selected)
     for name in SPLITS:
         counts = np.bincount(targets[setup.pool(name)], minlength=task.n_classes)
         empty = [task.class_names[c] for c in range(task.n_classes) if counts[c] == 0]
@@ -338,6 +337,25 @@ def prepare_finetune(
             )
     for n in labels or []:
         setup.resolve_labels(n)
+    return setup
+
+
+def prepare_finetune(
+    task: TaskConfig | str | Path | dict,
+    pretrained: str | Path | PretrainedEncoder,
+    data: LabelledEvents,
+    *,
+    labels: list[LabelCount] | None = None,
+) -> FinetuneSetup:
+    """Check everything that can be checked before training, and split the data.
+
+    Raises (before any training) when the data's token config differs from the
+    pretrained run's, and for everything :func:`plan_task` checks.
+    """
+    pre = load_pretrained(pretrained)
+    check_token_config(pre.token_config, data.token_config, "fine-tuning data")
+    setup = plan_task(task, data, labels=labels)
+    setup.pretrained = pre
     return setup
 
 
