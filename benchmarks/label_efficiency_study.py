@@ -37,13 +37,16 @@ def main() -> None:
     ap.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma list of tasks")
     ap.add_argument("--real-file", help="2012 SingleMu NanoAOD (default: shared test data)")
     ap.add_argument("--threads", type=int, help="torch threads")
+    ap.add_argument("--executor", default="futures", choices=["futures", "dask"])
+    ap.add_argument("--scheduler", help="dask scheduler address (generation)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     summary = run_campaign(
-        args.scale, args.out, tasks=args.tasks.split(","), real_file=args.real_file, log=print
-    )
+        args.scale, args.out, tasks=args.tasks.split(","), real_file=args.real_file, log=print,
+        executor=args.executor, scheduler=args.scheduler,
+    )  # fmt: skip
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor()
     record = {
         "date": time.strftime("%Y-%m-%d", time.gmtime()),

@@ -79,10 +79,16 @@ def _complete(out: Path, process: str, n_events: int) -> bool:
 
 
 def generate_samples(
-    events: dict[str, int], out: Path, workers: int, log: Callable[[str], None] | None = None
+    events: dict[str, int],
+    out: Path,
+    workers: int,
+    log: Callable[[str], None] | None = None,
+    executor: str = "futures",
+    scheduler: str | None = None,
 ) -> Path:
     """Generate ``events[process]`` events of every process into ``out``; returns the
-    folder's ``fileset.json``. A sample already complete there is kept (resumable)."""
+    folder's ``fileset.json``. A sample already complete there is kept, an interrupted
+    one continues from its finished files (resumable)."""
     out.mkdir(parents=True, exist_ok=True)
     for process, n in events.items():
         if _complete(out, process, n):
@@ -90,7 +96,8 @@ def generate_samples(
                 log(f"generate {process}: {n} events already in {out}")
             continue
         res = generate(process, n, sqrts=SQRTS, seed=process_seed(process), out=out,
-                       workers=workers)  # fmt: skip
+                       workers=workers, executor=executor, scheduler=scheduler,
+                       resume=True)  # fmt: skip
         if log:
             log(f"generate {process}: {res.n_events} events, {res.events_per_second:.1f} ev/s")
     return out / "fileset.json"
@@ -240,11 +247,14 @@ def run_campaign(
     tasks: Sequence[str] = DEFAULT_TASKS,
     real_file: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    executor: str = "futures",
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Run the whole study at ``preset`` scale into ``out``; returns the summary.
 
     ``real_file``: the 2012 SingleMu NanoAOD file (default: the shared test data's);
     ``None`` there and no file found: the pool holds generated events only.
+    ``executor``/``scheduler``: where generation runs (see :func:`generate`).
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     out = Path(out)
@@ -261,7 +271,9 @@ def run_campaign(
             f"{preset.name!r} does not generate (it generates {sorted(preset.events)})"
         )
 
-    gen_fileset = generate_samples(preset.events, out / "gen", preset.workers, say)
+    gen_fileset = generate_samples(
+        preset.events, out / "gen", preset.workers, say, executor, scheduler
+    )
     timings["generate_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
