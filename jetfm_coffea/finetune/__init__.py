@@ -1,10 +1,13 @@
 """Fine-tuning for event classification, and the label-efficiency study.
 
-``prepare_finetune(task, pretrained_run, data)`` checks the inputs and splits the data
-by a hash of the event id; ``finetune(setup, out, mode=..., labels=..., seed=...)``
-trains one classifier (``linear-probe``, ``finetune`` or ``scratch``) and writes a run
-directory that :func:`jetfm_coffea.train.load_run` loads; ``label_efficiency`` runs
-the three modes over label counts x seeds; ``evaluate_run`` scores one run.
+``prepare_finetune(task, pretrained_run, data)`` checks the inputs, applies the task's
+selection (:mod:`.selection`) and splits the data by a hash of the dataset name and event
+id; ``finetune(setup, out, mode=..., labels=..., seed=...)`` trains one classifier
+(``linear-probe``, ``finetune`` or ``scratch``) and writes a run directory that
+:func:`jetfm_coffea.train.load_run` loads; :mod:`.reference` trains the gradient-boosted
+reference rows on the same events; ``label_efficiency`` runs the modes over label counts
+x seeds (with a learning-rate choice per mode); ``evaluate_run`` scores one run.
+:mod:`.campaign` runs the hard-task study end to end at a :mod:`.presets` scale.
 """
 
 from jetfm_coffea.finetune.config import (

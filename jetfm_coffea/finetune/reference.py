@@ -11,9 +11,9 @@ events of the encoder modes (:meth:`FinetuneSetup.select`, the same seeds):
   the lepton-MET transverse mass, ...), computed from the same tokens.
 
 The number of boosting iterations is chosen on the validation loss (class-weighted
-log loss, as for the encoder modes): trees are added in rounds until ``patience``
-iterations pass without improvement, and the test scores are those of the best
-iteration.  A run directory holds ``run.json``, ``test_metrics.json``,
+log loss, as for the encoder modes, on the study's validation events): trees are added
+until ``patience`` iterations pass without improvement, and the test scores are those
+of the best iteration.  A run directory holds ``run.json``, ``test_metrics.json``,
 ``test_scores.npz`` (the layout of a fine-tuning run) and the fitted model
 (``model.joblib``).
 """
@@ -35,9 +35,6 @@ from jetfm_coffea.tokens.config import TokenConfig
 from jetfm_coffea.train.checkpoint import atomic_write_text
 
 __all__ = ["engineered_features", "raw_features", "reference_features", "train_reference"]
-
-#: Boosting iterations added between two validation passes.
-ROUND = 10
 
 
 def raw_features(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -224,11 +221,6 @@ def _informative(x: np.ndarray) -> np.ndarray:
     return hi > lo
 
 
-def _weighted_log_loss(probs: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
-    p = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
-    return float((-np.log(p) * w).sum() / max(w.sum(), 1e-12))
-
-
 def _fit(
     x: np.ndarray,
     y: np.ndarray,
@@ -240,7 +232,8 @@ def _fit(
     lr: float,
     seed: int,
 ) -> tuple[Any, int, int, float, bool]:
-    """Boost in rounds until the validation loss stalls.
+    """Boost until the (weighted) validation loss has not improved for ``ref.patience``
+    iterations, on our validation events (scikit-learn's early stopping with ``X_val``).
 
     Returns ``(model, iterations, best iteration, best validation loss, capped)``.
     """
@@ -248,30 +241,21 @@ def _fit(
 
     clf = HistGradientBoostingClassifier(
         learning_rate=lr,
-        max_iter=0,
+        max_iter=ref.max_iter,
         max_leaf_nodes=ref.max_leaf_nodes,
         min_samples_leaf=min(ref.min_samples_leaf, max(1, len(y) // 10)),
         l2_regularization=ref.l2_regularization,
-        early_stopping=False,
-        warm_start=True,
+        early_stopping=True,
+        scoring="loss",
+        n_iter_no_change=ref.patience,
         random_state=seed,
     )
-    best_loss, best_iter, n = float("inf"), 0, 0
-    while n < ref.max_iter and n - best_iter < ref.patience:
-        n = min(n + ROUND, ref.max_iter)
-        clf.set_params(max_iter=n)
-        clf.fit(x, y, sample_weight=w)
-        n = clf.n_iter_  # may stop early when the trees cannot split any more
-        for i, probs in enumerate(clf.staged_predict_proba(xv)):
-            if i + 1 <= n - ROUND:
-                continue
-            loss = _weighted_log_loss(probs, yv, wv)
-            if loss < best_loss:
-                best_loss, best_iter = loss, i + 1
-        if clf.n_iter_ < clf.max_iter:
-            break
-    capped = n >= ref.max_iter and n - best_iter < ref.patience
-    return clf, n, best_iter, best_loss, capped
+    clf.fit(x, y, sample_weight=w, X_val=xv, y_val=yv, sample_weight_val=wv)
+    scores = np.asarray(clf.validation_score_)  # minus the loss; [0]: before any tree
+    best = max(1, int(np.argmax(scores)))
+    n = int(clf.n_iter_)
+    capped = n >= ref.max_iter and n - best < ref.patience
+    return clf, n, best, float(-scores[best]), capped
 
 
 def _staged(clf: Any, x: np.ndarray, iteration: int) -> np.ndarray:

@@ -163,6 +163,7 @@ def test_study_with_references_and_lr_grid(labelled, pretrained_run, tmp_path):
         assert {r["lr"] for r in rows} == {search["chosen"]}  # every seed uses the choice
     bdt = [r for r in res.rows if r["mode"].startswith("bdt")]
     assert all(r["steps"] >= r["best_step"] >= 1 for r in bdt)
+    assert all(r["stopped_by"] == "patience" for r in bdt if r["steps"] < 60)
     assert all(r["auc"] > 0.9 for r in bdt if r["n_labels"] > 40)  # data vs ttbar: easy
     md = (out / "results.md").read_text()
     assert "bdt-features" in md and "steps (best)" in md and "‡" in md  # scratch hit max_steps
@@ -173,3 +174,34 @@ def test_study_with_references_and_lr_grid(labelled, pretrained_run, tmp_path):
                              plots=False)  # fmt: skip
     assert all(r["reused"] for r in again.rows)
     assert [r["auc"] for r in again.rows] == [r["auc"] for r in res.rows]
+
+
+def test_reference_keeps_its_best_iteration(labelled, pretrained_run, tmp_path):
+    """The stored validation loss is the class-weighted log loss of the kept iteration."""
+    import joblib
+
+    from jetfm_coffea.finetune.reference import reference_features
+    from jetfm_coffea.finetune.trainer import class_weights
+
+    task = tiny_task()
+    task["reference"] = {"max_iter": 300, "patience": 15, "learning_rates": [0.3]}
+    setup = prepare_finetune(task, pretrained_run, labelled)
+    res = train_reference(setup, tmp_path / "bdt", mode="bdt-raw", labels="all", seed=0)
+    assert res.stopped_by == "patience" and res.steps - res.best_step >= 15
+    clf = joblib.load(tmp_path / "bdt" / "model.joblib")
+    x, names = reference_features(
+        "bdt-raw", labelled.tokens, labelled.mask, labelled.token_config, setup.task.reference
+    )
+    info = json.loads((tmp_path / "bdt" / "run.json").read_text())
+    train, val = setup.select(res.n_labels, 0)
+    used = set(info["features"])
+    keep = [i for i, n in enumerate(names) if n in used]
+    probs = list(clf.staged_predict_proba(x[val][:, keep]))[res.best_step - 1]
+    y = setup.targets[val]
+    cw = class_weights(setup.targets[train], labelled.weight[train], setup.task)
+    w = labelled.weight[val] * cw[y]
+    loss = -(w * np.log(probs[np.arange(len(y)), y])).sum() / w.sum()
+    assert loss == pytest.approx(res.best_val_loss, rel=1e-5)
+    scores = np.load(tmp_path / "bdt" / "test_scores.npz")
+    test_probs = list(clf.staged_predict_proba(x[setup.test_index][:, keep]))[res.best_step - 1]
+    np.testing.assert_allclose(scores["probs"], test_probs, rtol=1e-6)
