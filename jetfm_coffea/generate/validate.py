@@ -30,6 +30,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from jetfm_coffea.figures import save_figure, styled, subplots
 from jetfm_coffea.generate.detector import BTAG_WP_MEDIUM
 
 __all__ = [
@@ -246,6 +247,7 @@ BB_PEAKS: dict[str, tuple[int, float]] = {"tth": (25, 125.0), "hbb": (25, 125.0)
                                           "vz_bb": (23, 91.2)}  # fmt: skip
 
 
+@styled
 def write_report(
     samples: dict[str, Sequence[str | os.PathLike[str]]],
     out: str | os.PathLike[str],
@@ -259,15 +261,8 @@ def write_report(
     DoubleMuParked file.  Writes ``*.png``, ``summary.json`` and ``summary.md`` into
     ``out`` and returns the summary (``checks`` holds each value, range and verdict).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plt.style.use(mplhep.style.CMS)
     events = {name: load_events(files, _samples_branches()) for name, files in samples.items()}
     checks: dict[str, dict[str, Any]] = {}
     plots: list[str] = []
@@ -276,8 +271,7 @@ def write_report(
         checks[name] = {"value": value, "range": [lo, hi], "n": n, "pass": bool(lo <= value <= hi)}
 
     def save(fig: Any, name: str) -> None:
-        fig.savefig(out_dir / name, dpi=90)
-        plt.close(fig)
+        save_figure(fig, out_dir / name, dpi=90, tight=False)
         plots.append(name)
 
     # Z -> mumu
@@ -285,7 +279,7 @@ def write_report(
     mll = dimuon_mass(events[zname], isolated=True)
     peak = peak_position(mll, 70.0, 110.0, 6.0)
     check("z_dimuon_peak_gev", peak, 89.0, 93.0, len(mll))
-    fig, ax = plt.subplots()
+    fig, ax = subplots()
     bins = np.arange(60.0, 121.0, 1.0)
     gen_m = dimuon_mass(events[zname])
     ax.hist(gen_m, bins=bins, density=True, histtype="step", lw=2, label=f"generated {zname}")
@@ -308,7 +302,7 @@ def write_report(
     # ttbar trijet mass
     m3 = trijet_mass(events["ttbar"])
     check("ttbar_trijet_peak_gev", peak_position(m3, 100.0, 300.0, 30.0), 155.0, 185.0, len(m3))
-    fig, ax = plt.subplots()
+    fig, ax = subplots()
     ax.hist(m3, bins=np.arange(50.0, 400.0, 10.0), histtype="step", lw=2, label="ttbar")
     ax.axvline(172.5, ls="--", color="gray")
     ax.set_xlabel(r"$m_{jjj}$ (max $p_T$, $\geq 1$ b tag) [GeV]")
@@ -319,7 +313,7 @@ def write_report(
     # W transverse mass
     mt = w_transverse_mass(events["wjets"])
     check("w_mt_edge_gev", jacobian_edge(mt), 70.0, 95.0, len(mt))
-    fig, ax = plt.subplots()
+    fig, ax = subplots()
     ax.hist(mt, bins=np.arange(0.0, 150.0, 5.0), histtype="step", lw=2, label="wjets")
     ax.axvline(80.4, ls="--", color="gray")
     ax.set_xlabel(r"$m_T(\ell, p_T^{miss})$ [GeV]")
@@ -329,7 +323,7 @@ def write_report(
 
     # jet multiplicity
     means = {}
-    fig, ax = plt.subplots()
+    fig, ax = subplots()
     for name in ("ttbar", "wjets", "zjets"):
         nj = jet_multiplicity(events[name])
         means[name] = float(np.mean(nj))
@@ -345,7 +339,7 @@ def write_report(
     # hard tasks: truth b b-bar mass of the H / Z, top mass in ttH
     present = [name for name in BB_PEAKS if name in events]
     if present:
-        fig, ax = plt.subplots()
+        fig, ax = subplots()
         for name in present:
             mother, target = BB_PEAKS[name]
             mbb = truth_bb_mass(events[name], mother)

@@ -205,3 +205,28 @@ def test_reference_keeps_its_best_iteration(labelled, pretrained_run, tmp_path):
     scores = np.load(tmp_path / "bdt" / "test_scores.npz")
     test_probs = list(clf.staged_predict_proba(x[setup.test_index][:, keep]))[res.best_step - 1]
     np.testing.assert_allclose(scores["probs"], test_probs, rtol=1e-6)
+
+
+def test_plots_leave_matplotlib_alone(tmp_path):
+    """A library never switches the backend, nor the global style."""
+    import matplotlib
+
+    from jetfm_coffea.finetune.plots import plot_label_efficiency, plot_roc
+
+    def style():  # matplotlib.use itself sets backend_fallback
+        return {k: v for k, v in matplotlib.rcParams.items() if not k.startswith("backend")}
+
+    before, rc = matplotlib.get_backend(), style()
+    matplotlib.use("svg")
+    try:
+        fpr, tpr = np.array([0.01, 0.1, 1.0]), np.array([0.3, 0.7, 1.0])
+        path = plot_roc({"finetune (n=10)": (fpr, tpr)}, tmp_path / "roc.png")
+        agg = [{"mode": "finetune", "n_labels": n, "auc_mean": 0.9, "auc_std": 0.01,
+                "rejection_50_mean": 20.0, "rejection_50_std": 1.0,
+                "rejection_50_capped": n == 100} for n in (10, 100)]  # fmt: skip
+        plot_label_efficiency(agg, tmp_path / "le.png")
+        assert matplotlib.get_backend() == "svg"
+        assert path.read_bytes()[:4] == b"\x89PNG" and (tmp_path / "le.png").stat().st_size > 5000
+    finally:
+        matplotlib.use(before)
+    assert style() == rc
