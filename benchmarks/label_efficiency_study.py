@@ -8,7 +8,7 @@ and seeds of each shipped task, with early stopping and a per-mode learning-rate
 choice. Everything lands in ``--out`` (reruns reuse completed stages and runs):
 
     python benchmarks/label_efficiency_study.py --scale cpu --out study-cpu/
-    python benchmarks/label_efficiency_study.py --scale gpu --out study-gpu/
+    python benchmarks/label_efficiency_study.py --scale gpu --out study-gpu/ --ablation
 
 ``--scale ci`` is the test-suite size (minutes); ``cpu`` is meant for <= 1 hour on two
 cores; ``gpu`` for <= 10 minutes on one H100/H200-class GPU with 16 cores (see
@@ -39,13 +39,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch threads")
     ap.add_argument("--executor", default="futures", choices=["futures", "dask"])
     ap.add_argument("--scheduler", help="dask scheduler address (generation)")
+    ap.add_argument("--ablation", action="store_true", help="pretraining-objective ablation")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     summary = run_campaign(
         args.scale, args.out, tasks=args.tasks.split(","), real_file=args.real_file, log=print,
-        executor=args.executor, scheduler=args.scheduler,
+        executor=args.executor, scheduler=args.scheduler, ablate=args.ablation,
     )  # fmt: skip
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor()
     record = {

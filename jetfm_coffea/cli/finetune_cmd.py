@@ -161,6 +161,12 @@ def _study_task_options(func: Callable) -> Callable:
     "unlabelled pool, study every --task (comma list; default tth_vs_ttbar,vh_vs_vz_bb). "
     "Needs no --pretrained or data options.",
 )
+@click.option(
+    "--ablation",
+    is_flag=True,
+    help="With --scale: also pretrain with one objective at a time (contrastive only, "
+    "masked-object only) and compare at 10% of the labels.",
+)
 @click.option("--modes", help="Comma-separated modes (default: the task config's).")
 @click.option("--labels", "labels_", help="Comma-separated label counts, e.g. 100,1000,all.")
 @click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")
@@ -181,6 +187,7 @@ def label_efficiency(
     seeds: str | None,
     no_reuse: bool,
     scale: str | None,
+    ablation: bool,
 ) -> None:
     """Linear probe vs fine-tuning vs from scratch (and the BDT references) over label
     counts x seeds; with --scale, the whole hard-task study from generation on."""
@@ -195,11 +202,13 @@ def label_efficiency(
         if extra:
             raise click.UsageError(f"--scale runs a preset; drop {', '.join(extra)}")
         tasks = task_path.split(",") if task_path else list(DEFAULT_TASKS)
-        summary = run_campaign(scale, out, tasks=tasks, log=click.echo)
+        summary = run_campaign(scale, out, tasks=tasks, log=click.echo, ablate=ablation)
         click.echo((Path(out) / "summary.md").read_text())
         if not summary["within_budget"]:
             click.echo(f"note: the run took longer than the {scale} preset's budget")
         return
+    if ablation:
+        raise click.UsageError("--ablation needs --scale")
     if pretrained is None or task_path is None:
         raise click.UsageError("give --pretrained and --task (or --scale to run a preset)")
 

@@ -13,7 +13,10 @@
 4. pretrains the encoder on the pool (kept when already complete) -> ``out/pretrain``;
 5. runs the label-efficiency study of each task (all modes, label grid, seeds, the
    learning-rate grids, early stopping) -> ``out/<task>/``;
-6. writes ``out/summary.json`` and ``out/summary.md``: the goal checks of each task
+6. with ``ablate=True``, pretrains once per objective ablation (contrastive only,
+   masked-object only; same pool, steps, seeds) and compares linear-probe / finetune
+   at ~10% of the labels with the main run -> ``out/ablation/``;
+7. writes ``out/summary.json`` and ``out/summary.md``: the goal checks of each task
    (fine-tuned with 10% of the labels against scratch and both BDTs with 100%; the
    stretch goal, 1% against scratch with 10%), stage timings against the preset's
    budget, pool and labelled-set sizes.
@@ -35,7 +38,12 @@ from jetfm_coffea.finetune.config import load_task_config
 from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, load_labelled
 from jetfm_coffea.finetune.presets import StudyPreset, get_preset
 from jetfm_coffea.finetune.study import label_efficiency
-from jetfm_coffea.finetune.trainer import FinetuneSetup, load_pretrained, plan_task
+from jetfm_coffea.finetune.trainer import (
+    FinetuneSetup,
+    PretrainedEncoder,
+    load_pretrained,
+    plan_task,
+)
 from jetfm_coffea.generate.processes import get_process
 from jetfm_coffea.generate.run import dataset_name, generate
 from jetfm_coffea.tokens.config import TokenConfig
@@ -44,6 +52,7 @@ from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import pretrain
 
 __all__ = [
+    "ABLATIONS",
     "DEFAULT_TASKS",
     "REAL_DATASET",
     "check_pool",
@@ -178,6 +187,81 @@ def _task_data(data: LabelledEvents, task_labels: set[int]) -> LabelledEvents:
     return data.take(np.flatnonzero(np.isin(data.label, sorted(task_labels))))
 
 
+#: Pretraining ablations: objective overrides of the main run's config ("both").
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "contrastive only": {"masked_weight": 0.0},
+    "masked-object only": {"contrastive": "none"},
+}
+
+
+def _pretrain(
+    pool: LabelledEvents, preset: StudyPreset, out: Path, objective: dict[str, Any]
+) -> PretrainedEncoder:
+    """Pretrain on ``pool`` into ``out`` (kept when complete); returns the encoder."""
+    if not (out / "model.safetensors").is_file():
+        cfg: dict[str, Any] = {
+            "model": preset.model,
+            "train": {
+                "steps": preset.pretrain_steps,
+                "batch_size": preset.pretrain_batch,
+                "device": preset.device,
+                "progress": False,
+            },
+        }
+        if objective:
+            cfg["objective"] = objective
+        source = TensorEventDataset(
+            pool.tokens, pool.mask, batch_size=preset.pretrain_batch,
+            token_config=pool.token_config, run=pool.run,
+            luminosityBlock=pool.luminosityBlock, event=pool.event, seed=0,
+            provenance={"source": "campaign pool", "n_events": len(pool),
+                        "datasets": sorted(set(pool.dataset_names().tolist()))},
+        )  # fmt: skip
+        pretrain(cfg, source, out, keep_model=False)
+    return load_pretrained(out)
+
+
+def _ablation(
+    pool: LabelledEvents,
+    preset: StudyPreset,
+    setups: dict[str, FinetuneSetup],
+    results: dict[str, Any],
+    out: Path,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """linear-probe / finetune AUC at ~10% of the labels for every pretraining objective."""
+    labels = "10%" if "10%" in preset.labels else preset.labels[0]
+    modes = ["linear-probe", "finetune"]
+    rows: list[dict[str, Any]] = []
+    for task, setup in setups.items():
+        n = setup.resolve_labels(labels)
+        agg = json.loads((out / task / "results.json").read_text())["aggregate"]
+        for e in agg:
+            if e["mode"] in modes and e["n_labels"] == n:
+                rows.append(_ablation_row("both (main run)", task, e))
+    for variant, objective in ABLATIONS.items():
+        slug = variant.split()[0]
+        pre = _pretrain(pool, preset, out / "ablation" / f"pretrain_{slug}", objective)
+        for task, setup in setups.items():
+            res = label_efficiency(
+                setup.task, pre, setup.data, out / "ablation" / slug / task, modes=modes,
+                labels=[labels], seeds=list(preset.seeds), log=say, plots=False,
+            )  # fmt: skip
+            rows += [_ablation_row(variant, task, e) for e in res.aggregate]
+    return {"labels": labels, "rows": rows}
+
+
+def _ablation_row(variant: str, task: str, e: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "pretraining": variant,
+        "task": task,
+        "mode": e["mode"],
+        "n_labels": e["n_labels"],
+        "auc": [e["auc_mean"], e["auc_std"]],
+        "n_seeds": e["n_seeds"],
+    }
+
+
 def goal_checks(aggregate: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The issue's goals on one task's aggregate (mean AUC over seeds, with the std).
 
@@ -249,12 +333,15 @@ def run_campaign(
     log: Callable[[str], None] | None = None,
     executor: str = "futures",
     scheduler: str | None = None,
+    ablate: bool = False,
 ) -> dict[str, Any]:
     """Run the whole study at ``preset`` scale into ``out``; returns the summary.
 
     ``real_file``: the 2012 SingleMu NanoAOD file (default: the shared test data's);
     ``None`` there and no file found: the pool holds generated events only.
     ``executor``/``scheduler``: where generation runs (see :func:`generate`).
+    ``ablate``: also pretrain with one objective at a time (:data:`ABLATIONS`, same pool,
+    steps and seeds) and compare linear-probe / finetune at ~10% of the labels.
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     out = Path(out)
@@ -298,27 +385,8 @@ def run_campaign(
     say(f"pool: {len(pool)} events ({labelled} labelled training events at most)")
 
     t = time.perf_counter()
-    pre_dir = out / "pretrain"
-    if not (pre_dir / "model.safetensors").is_file():
-        cfg = {
-            "model": preset.model,
-            "train": {
-                "steps": preset.pretrain_steps,
-                "batch_size": preset.pretrain_batch,
-                "device": preset.device,
-                "progress": False,
-            },
-        }
-        source = TensorEventDataset(
-            pool.tokens, pool.mask, batch_size=preset.pretrain_batch,
-            token_config=pool.token_config, run=pool.run,
-            luminosityBlock=pool.luminosityBlock, event=pool.event, seed=0,
-            provenance={"source": "campaign pool", "n_events": len(pool),
-                        "datasets": sorted(set(pool.dataset_names().tolist()))},
-        )  # fmt: skip
-        pretrain(cfg, source, pre_dir, keep_model=False)
+    pre = _pretrain(pool, preset, out / "pretrain", {})
     timings["pretrain_s"] = time.perf_counter() - t
-    pre = load_pretrained(pre_dir)
 
     results: dict[str, Any] = {}
     for name, setup in setups.items():
@@ -334,6 +402,11 @@ def run_campaign(
             "selection": setup.selection,
             "splits": {k: len(setup.pool(k)) for k in SPLITS},
         }
+    ablation: dict[str, Any] = {}
+    if ablate:
+        t = time.perf_counter()
+        ablation = _ablation(pool, preset, setups, results, out, say)
+        timings["ablation_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     summary = {
         "preset": preset.describe(),
@@ -343,6 +416,7 @@ def run_campaign(
         "timings": timings,
         "within_budget": timings["total_s"] <= preset.budget_s,
         "tasks": results,
+        "ablation": ablation,
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=str))
     atomic_write_text(out / "summary.md", summary_markdown(summary))
@@ -367,6 +441,21 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     ]
     for task, res in summary["tasks"].items():
         lines += _goal_lines(task, res["goals"])
+    ablation = summary.get("ablation") or {}
+    if ablation.get("rows"):
+        lines += [
+            f"## Ablation: pretraining objective ({ablation['labels']} of the labels, "
+            "mean AUC over seeds ± std)",
+            "",
+            "| pretraining | task | mode | labels | AUC |",
+            "|---|---|---|---:|---|",
+        ]
+        for r in ablation["rows"]:
+            lines.append(
+                f"| {r['pretraining']} | {r['task']} | {r['mode']} | {r['n_labels']} | "
+                f"{r['auc'][0]:.4f} ± {r['auc'][1]:.4f} |"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -152,3 +152,22 @@ def test_goal_checks_pick_the_grid_points():
     assert g["stretch"]["a"]["n_labels"] == 10 and not g["stretch"]["met"]
     coarse = goal_checks([e for e in agg if e["n_labels"] != 10])
     assert coarse["stretch"] is None  # no grid point near 1%
+
+
+def test_objective_ablation(campaign):
+    out, summary = campaign
+    again = run_campaign("ci", out, ablate=True)
+    rows = again["ablation"]["rows"]
+    variants = {r["pretraining"] for r in rows}
+    assert variants == {"both (main run)", "contrastive only", "masked-object only"}
+    for task in summary["tasks"]:
+        for variant in variants:
+            got = {r["mode"] for r in rows if r["task"] == task and r["pretraining"] == variant}
+            assert got == {"linear-probe", "finetune"}, (task, variant)
+    cfg = (out / "ablation" / "pretrain_masked-object" / "config.yaml").read_text()
+    assert "contrastive: none" in cfg
+    assert (
+        "masked_weight: 0.0"
+        in (out / "ablation" / "pretrain_contrastive" / "config.yaml").read_text()
+    )
+    assert "## Ablation: pretraining objective" in (out / "summary.md").read_text()
