@@ -138,7 +138,7 @@ PRESETS: dict[str, StudyPreset] = {
             description="<= 10 minutes on one H100/H200-class GPU with 16 cores, small encoder",
             events={
                 **dict.fromkeys(_TASK_PROCESSES, 40_000),
-                **dict.fromkeys(_OTHER_PROCESSES, 15_000),
+                **dict.fromkeys(_OTHER_PROCESSES, 20_000),
             },
             real_events=10_000,
             model={"size": "small"},
