@@ -139,8 +139,9 @@ def generate_cmd(
         jetfm generate -p tth -n 200000 -j 64 --executor dask --scheduler tcp://host:8786
 
     With --validate, generates ttbar, wjets, zjets (13 TeV) and zjets (8 TeV) samples of
-    --events each and writes plots plus summary.md/summary.json (Z peak, top mass, W mT
-    edge, jet multiplicities, 8 TeV dimuon spectrum against real 2012 CMS data).
+    --events each, plus tth, hbb and vz_bb samples of a quarter of that, and writes plots
+    plus summary.md/summary.json (Z peak, top mass, W mT edge, jet multiplicities, truth
+    b b-bar masses of H and Z, 8 TeV dimuon spectrum against real 2012 CMS data).
     """
     from rich.console import Console
     from rich.table import Table
