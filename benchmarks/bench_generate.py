@@ -14,12 +14,23 @@ alternate and the fastest of ``--repeats`` is kept.  Prints a markdown table row
 writes JSON to ``--out``.
 
     python benchmarks/bench_generate.py --process ttbar --events 500 --out bench.json
+
+With ``--workers N`` (N > 1) it measures parallel generation instead, per core: bare
+Pythia in N spawned processes (each its chunk's seed and share of the events, the pool
+started before the clock) against ``generate(..., workers=N, executor=...)``, both in
+wall time, so the ratio is "events per second per core of the full pipeline / of bare
+Pythia" under the same load (the full side includes its own pool start-up and Pythia
+initialisations, the bare side its initialisations).  The target is >= 0.8.
+
+    python benchmarks/bench_generate.py --workers 16 --executor dask --events 20000
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
 import json
+import multiprocessing as mp
 import platform
 import tempfile
 import time
@@ -60,6 +71,82 @@ def full_pipeline(process: str, n_events: int, sqrts: int, seed: int) -> np.ndar
         return _now() - start
 
 
+def _bare_chunk(args: tuple[str, int, int, int, int]) -> int:
+    """Bare Pythia for one chunk (its own seed), initialisation included; returns events."""
+    process, n_events, sqrts, seed, chunk = args
+    pythia_seed, _ = chunk_seeds(seed, chunk)
+    pythia = make_pythia(pythia_settings(get_process(process), sqrts, pythia_seed))
+    done = 0
+    while done < n_events:
+        done += len(pythia.nextBatch(min(250, n_events - done)))
+    return done
+
+
+def _ready(_: int) -> int:
+    return 0
+
+
+def bare_parallel(process: str, n_events: int, sqrts: int, seed: int, workers: int) -> float:
+    """Wall seconds of bare Pythia spread over ``workers`` processes (pool already up)."""
+    sizes = [n_events // workers + (i < n_events % workers) for i in range(workers)]
+    ctx = mp.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        list(pool.map(_ready, range(workers)))
+        start = time.perf_counter()
+        list(pool.map(_bare_chunk, [(process, k, sqrts, seed, i) for i, k in enumerate(sizes)]))
+        return time.perf_counter() - start
+
+
+def full_parallel(
+    process: str, n_events: int, sqrts: int, seed: int, workers: int, executor: str
+) -> float:
+    """Wall seconds of ``generate(..., workers, executor)`` into a temporary folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        generate(process, n_events, sqrts=sqrts, seed=seed, out=tmp, workers=workers,
+                 executor=executor)  # fmt: skip
+        return time.perf_counter() - start
+
+
+def parallel_main(args: argparse.Namespace) -> None:
+    bares, fulls = [], []
+    for _ in range(args.repeats):
+        bares.append(bare_parallel(args.process, args.events, args.sqrts, args.seed, args.workers))
+        fulls.append(
+            full_parallel(
+                args.process, args.events, args.sqrts, args.seed, args.workers, args.executor
+            )
+        )
+    bare, full = min(bares), min(fulls)
+    n, w = args.events, args.workers
+    result = {
+        "process": args.process,
+        "sqrts": args.sqrts,
+        "events": n,
+        "workers": w,
+        "executor": args.executor,
+        "repeats": args.repeats,
+        "bare_events_per_s_per_core": n / bare / w,
+        "full_events_per_s_per_core": n / full / w,
+        "ratio": bare / full,
+        "target_ratio": 0.8,
+        "clock": "wall time, both sides in the same number of processes",
+        "cpu_count": mp.cpu_count(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "python": platform.python_version(),
+    }
+    print("| process | events | workers | executor | bare [ev/s/core] | full [ev/s/core] | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    print(
+        f"| {args.process} | {n} | {w} | {args.executor} "
+        f"| {result['bare_events_per_s_per_core']:.1f} "
+        f"| {result['full_events_per_s_per_core']:.1f} | {result['ratio']:.2f} |"
+    )
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--process", default="ttbar")
@@ -68,7 +155,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="JSON result file")
+    parser.add_argument("--workers", type=int, default=1, help=">1: parallel, per core")
+    parser.add_argument("--executor", default="futures", choices=["futures", "dask"])
     args = parser.parse_args()
+    if args.workers > 1:
+        parallel_main(args)
+        return
 
     inits, bares, fulls = [], [], []
     for _ in range(args.repeats):

@@ -14,6 +14,9 @@ from pathlib import Path
 
 __all__ = [
     "CMS_PACKAGE_FILES",
+    "DIMUON_2012",
+    "GOLDEN_JSON_2012",
+    "SINGLEMU_2012",
     "TESTDATA_ENV",
     "cms_file",
     "data_dir",
@@ -30,6 +33,8 @@ TESTDATA_ENV = "JETFM_TESTDATA"
 SINGLEMU_2012 = "Run2012B_SingleMu_10000.root"
 DIMUON_2012 = "Run2012_DoubleMuParked_muons_100k.root"
 CMS_PACKAGE_FILES = (SINGLEMU_2012, DIMUON_2012)
+#: The catalogue's golden JSON (certified luminosity) of the 2012 (8 TeV) collision data.
+GOLDEN_JSON_2012 = "Cert_190456-208686_8TeV_22Jan2013ReReco_Collisions12_JSON.txt"
 
 
 def data_dir(name: str) -> Path:

@@ -32,20 +32,20 @@ def _data_options(func: Callable) -> Callable:
     return func
 
 
-def _task_options(func: Callable) -> Callable:
+def _task_options(func: Callable, required: bool = True) -> Callable:
     options = [
         click.option(
             "--pretrained",
-            required=True,
+            required=required,
             type=click.Path(exists=True, file_okay=False),
             help="Pretraining run directory (its encoder and token config).",
         ),
         click.option(
             "--task",
             "task_path",
-            required=True,
-            type=click.Path(exists=True, dir_okay=False),
-            help="Task config YAML (classes, splits, optimiser, grid).",
+            required=required,
+            help="Task config YAML (classes, selection, splits, optimiser, grid) or the name "
+            "of a shipped task: tth_vs_ttbar, vh_vs_vz_bb.",
         ),
         click.option(
             "--tokens",
@@ -67,7 +67,9 @@ def _task_options(func: Callable) -> Callable:
 
 
 def _labels(value: str) -> Any:
-    return "all" if value == "all" else int(value)
+    from jetfm_coffea.finetune.config import parse_label_count
+
+    return parse_label_count(value)
 
 
 def _load(pretrained: str, task_path: str, tokens: str | None, max_steps: Any, device: Any, **kw):
@@ -99,7 +101,12 @@ def _load(pretrained: str, task_path: str, tokens: str | None, max_steps: Any, d
     default="finetune",
     show_default=True,
 )
-@click.option("--labels", default="all", show_default=True, help="Labelled training events.")
+@click.option(
+    "--labels",
+    default="all",
+    show_default=True,
+    help="Labelled training events: a count, a percentage of the train split (10%) or all.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--progress/--no-progress", default=False, help="Progress bar.")
 @fail_cleanly
@@ -147,10 +154,27 @@ def finetune(
     )
 
 
+def _study_task_options(func: Callable) -> Callable:
+    return _task_options(func, required=False)
+
+
 @click.command("label-efficiency")
-@_task_options
+@_study_task_options
 @_data_options
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Study directory.")
+@click.option(
+    "--scale",
+    type=click.Choice(["ci", "cpu", "gpu"]),
+    help="Run the whole hard-task study at this preset: generate, pretrain on the "
+    "unlabelled pool, study every --task (comma list; default tth_vs_ttbar,vh_vs_vz_bb). "
+    "Needs no --pretrained or data options.",
+)
+@click.option(
+    "--ablation",
+    is_flag=True,
+    help="With --scale: also pretrain with one objective at a time (contrastive only, "
+    "masked-object only) and compare at 10% of the labels.",
+)
 @click.option("--modes", help="Comma-separated modes (default: the task config's).")
 @click.option("--labels", "labels_", help="Comma-separated label counts, e.g. 100,1000,all.")
 @click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")
@@ -171,9 +195,31 @@ def label_efficiency(
     labels_: str | None,
     seeds: str | None,
     no_reuse: bool,
+    scale: str | None,
+    ablation: bool,
 ) -> None:
-    """Linear probe vs fine-tuning vs from scratch over label counts x seeds."""
+    """Linear probe vs fine-tuning vs from scratch (and the BDT references) over label
+    counts x seeds; with --scale, the whole hard-task study from generation on."""
     from jetfm_coffea.finetune import label_efficiency as run_study
+
+    if scale is not None:
+        from jetfm_coffea.finetune.campaign import DEFAULT_TASKS, run_campaign
+
+        extra = [n for n, v in (("--pretrained", pretrained), ("--shards", shards),
+                                ("--fileset", fileset), ("--modes", modes),
+                                ("--labels", labels_), ("--seeds", seeds)) if v]  # fmt: skip
+        if extra:
+            raise click.UsageError(f"--scale runs a preset; drop {', '.join(extra)}")
+        tasks = task_path.split(",") if task_path else list(DEFAULT_TASKS)
+        summary = run_campaign(scale, out, tasks=tasks, log=click.echo, ablate=ablation)
+        click.echo((Path(out) / "summary.md").read_text())
+        if not summary["within_budget"]:
+            click.echo(f"note: the run took longer than the {scale} preset's budget")
+        return
+    if ablation:
+        raise click.UsageError("--ablation needs --scale")
+    if pretrained is None or task_path is None:
+        raise click.UsageError("give --pretrained and --task (or --scale to run a preset)")
 
     task, pre, data = _load(
         pretrained,

@@ -39,7 +39,10 @@ def _progress(total: int, description: str) -> tuple[Any, Any]:
 
 @click.command("generate")
 @click.option(
-    "--process", "-p", "process", help="Process name: ttbar, wjets, zjets, qcd, hbb, diboson."
+    "--process",
+    "-p",
+    "process",
+    help="Process name: ttbar, wjets, zjets, qcd, hbb, diboson, tth, vz_bb.",
 )
 @click.option(
     "--events",
@@ -68,7 +71,26 @@ def _progress(total: int, description: str) -> tuple[Any, Any]:
     help="Output folder (ROOT files and fileset JSON).",
 )
 @click.option(
-    "--workers", "-j", type=int, default=1, show_default=True, help="Parallel worker processes."
+    "--workers",
+    "-j",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Parallel workers (jobs: the sample is cut into at least this many files).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["futures", "dask"]),
+    default="futures",
+    show_default=True,
+    help="futures: a process pool here; dask: a LocalCluster of --workers processes, or "
+    "the cluster at --scheduler.",
+)
+@click.option("--scheduler", help="dask scheduler address (with --executor dask).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Keep the files an identical earlier run finished; generate only the rest.",
 )
 @click.option("--pthat-min", type=float, default=None, help="Minimum p̂T in GeV (qcd, wjets).")
 @click.option("--pthat-max", type=float, default=None, help="Maximum p̂T in GeV.")
@@ -98,6 +120,9 @@ def generate_cmd(
     seed: int,
     out: str,
     workers: int,
+    executor: str,
+    scheduler: str | None,
+    resume: bool,
     pthat_min: float | None,
     pthat_max: float | None,
     pfcands: bool,
@@ -111,19 +136,22 @@ def generate_cmd(
 
     \b
         jetfm generate --process ttbar --events 10000 --sqrts 13000 --seed 1 --out gen -j 2
+        jetfm generate -p tth -n 200000 -j 64 --executor dask --scheduler tcp://host:8786
 
     With --validate, generates ttbar, wjets, zjets (13 TeV) and zjets (8 TeV) samples of
-    --events each and writes plots plus summary.md/summary.json (Z peak, top mass, W mT
-    edge, jet multiplicities, 8 TeV dimuon spectrum against real 2012 CMS data).
+    --events each, plus tth, hbb and vz_bb samples of a quarter of that, and writes plots
+    plus summary.md/summary.json (Z peak, top mass, W mT edge, jet multiplicities, truth
+    b b-bar masses of H and Z, 8 TeV dimuon spectrum against real 2012 CMS data).
     """
     from rich.console import Console
     from rich.table import Table
 
     try:
         if validate:
-            from jetfm_coffea.generate.validate import run_validation
+            from jetfm_coffea.generate.validate import run_validation, validation_plan
 
-            progress, task = _progress(4 * n_events, "validation samples")
+            total = sum(n for *_, n in validation_plan(n_events))
+            progress, task = _progress(total, "validation samples")
             with progress:
                 progress.disable = quiet
                 summary = run_validation(
@@ -160,6 +188,7 @@ def generate_cmd(
                 process, n_events, sqrts=sqrts, seed=seed, out=out, workers=workers,
                 pthat_min=pthat_min, pthat_max=pthat_max, pfcands=pfcands,
                 pythia_extra=pythia_extra, progress=lambda k: progress.advance(task, k),
+                executor=executor, scheduler=scheduler, resume=resume,
             )  # fmt: skip
             progress.update(task, completed=n_events)
     except JetFMError as err:

@@ -15,7 +15,7 @@ from typing import Any
 import uproot
 from rich.console import Console
 
-from jetfm_coffea._resources import DIMUON_2012, SINGLEMU_2012, cms_file
+from jetfm_coffea._resources import DIMUON_2012, GOLDEN_JSON_2012, SINGLEMU_2012, cms_file
 from jetfm_coffea.demo.plan import DemoPlan
 from jetfm_coffea.demo.stages import Stage, StageRecord, run_stage
 
@@ -23,8 +23,6 @@ __all__ = ["run_demo"]
 
 TASK_CLASSES = {"wjets": [1], "ttbar": [0]}  # the generator's process labels
 REAL_DATA = "data2012_singlemu"
-#: the catalogue's golden JSON of the 2012 (8 TeV) collision data
-GOLDEN_2012 = "Cert_190456-208686_8TeV_22Jan2013ReReco_Collisions12_JSON.txt"
 N_STAGES = 6
 
 
@@ -59,7 +57,7 @@ def stage_generate(stage_dir: Path, plan: dict, real_data: str | None) -> dict[s
             "metadata": {
                 "is_data": True,
                 "description": "CMS 2012 SingleMu (CMS Open Data)",
-                "golden_json": GOLDEN_2012,  # certified luminosity sections only
+                "golden_json": GOLDEN_JSON_2012,  # certified luminosity sections only
             },
         }
         with uproot.open(real_data) as f:

@@ -1,10 +1,13 @@
 """Fine-tuning for event classification, and the label-efficiency study.
 
-``prepare_finetune(task, pretrained_run, data)`` checks the inputs and splits the data
-by a hash of the event id; ``finetune(setup, out, mode=..., labels=..., seed=...)``
-trains one classifier (``linear-probe``, ``finetune`` or ``scratch``) and writes a run
-directory that :func:`jetfm_coffea.train.load_run` loads; ``label_efficiency`` runs
-the three modes over label counts x seeds; ``evaluate_run`` scores one run.
+``prepare_finetune(task, pretrained_run, data)`` checks the inputs, applies the task's
+selection (:mod:`.selection`) and splits the data by a hash of the dataset name and event
+id; ``finetune(setup, out, mode=..., labels=..., seed=...)`` trains one classifier
+(``linear-probe``, ``finetune`` or ``scratch``) and writes a run directory that
+:func:`jetfm_coffea.train.load_run` loads; :mod:`.reference` trains the gradient-boosted
+reference rows on the same events; ``label_efficiency`` runs the modes over label counts
+x seeds (with a learning-rate choice per mode); ``evaluate_run`` scores one run.
+:mod:`.campaign` runs the hard-task study end to end at a :mod:`.presets` scale.
 """
 
 from jetfm_coffea.finetune.config import (
@@ -18,6 +21,8 @@ from jetfm_coffea.finetune.config import (
 from jetfm_coffea.finetune.data import (
     SPLITS,
     LabelledEvents,
+    assign_splits,
+    dataset_keys,
     event_hash,
     load_labelled,
     read_labelled_fileset,
@@ -42,6 +47,7 @@ from jetfm_coffea.finetune.trainer import (
     check_classes,
     finetune,
     load_pretrained,
+    plan_task,
     predict,
     prepare_finetune,
 )
@@ -59,6 +65,7 @@ __all__ = [
     "StudyResult",
     "TaskConfig",
     "aggregate",
+    "assign_splits",
     "background_rejection",
     "build_classifier",
     "build_finetune_optimizer",
@@ -66,6 +73,7 @@ __all__ = [
     "check_classes",
     "classification_metrics",
     "confusion",
+    "dataset_keys",
     "evaluate_run",
     "event_hash",
     "finetune",
@@ -75,6 +83,7 @@ __all__ = [
     "load_pretrained",
     "load_task_config",
     "markdown_table",
+    "plan_task",
     "predict",
     "prepare_finetune",
     "read_labelled_fileset",

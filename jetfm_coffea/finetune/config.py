@@ -7,8 +7,10 @@ Example::
       ttbar: 1
     signal: ttbar       # class scored in ROC / background rejection (default: the last one)
     splits: {train: 0.6, val: 0.2, test: 0.2, salt: 0}
-    modes: [linear-probe, finetune, scratch]
-    labels: [100, 1000, 10000, all]
+    selection:          # every requirement must pass (on the tokens; see finetune.selection)
+      - {collections: [Jet], min_count: 2, min_pt: 30, min_btag: 0.2770}
+    modes: [linear-probe, finetune, scratch]   # + bdt-raw, bdt-features (reference rows)
+    labels: [100, 1000, 10000, all]   # or percentages of the training split: ["1%", "10%"]
     seeds: [0, 1, 2]
     optim: {lr: 1.0e-3, encoder_lr_factor: 0.1}
     train: {batch_size: 128, max_epochs: 100, min_steps: 200, max_steps: 3000, patience: 5}
@@ -21,30 +23,73 @@ headed by its hash, like the pretraining config.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jetfm_coffea.config_base import HashedConfig, apply_overrides
 from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.finetune.selection import ObjectRequirement
 
 __all__ = [
+    "ALL_MODES",
     "MODES",
+    "REFERENCE_MODES",
     "FinetuneLoopConfig",
     "FinetuneOptimConfig",
     "LabelCount",
     "Mode",
+    "ReferenceConfig",
     "SplitConfig",
     "TaskConfig",
+    "label_fraction",
     "load_task_config",
+    "parse_label_count",
+    "resolve_task_path",
+    "shipped_tasks",
 ]
 
-Mode = Literal["linear-probe", "finetune", "scratch"]
-#: The three training modes, in the order they are reported.
+Mode = Literal["linear-probe", "finetune", "scratch", "bdt-raw", "bdt-features"]
+#: The three encoder training modes, in the order they are reported.
 MODES: tuple[str, ...] = ("linear-probe", "finetune", "scratch")
-#: A number of labelled training events, or ``"all"`` (the whole training split).
-LabelCount = int | Literal["all"]
+#: Reference rows: gradient-boosted trees on the raw padded tokens / engineered features.
+REFERENCE_MODES: tuple[str, ...] = ("bdt-raw", "bdt-features")
+#: Every mode a study can run, in report order.
+ALL_MODES: tuple[str, ...] = MODES + REFERENCE_MODES
+#: A number of labelled training events, a percentage of the training split (``"1%"``,
+#: ``"12.5%"``) or ``"all"`` (the whole training split).
+LabelCount = int | Literal["all"] | Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?%$")]
+
+
+def label_fraction(value: LabelCount) -> float | None:
+    """The fraction of the training split ``value`` stands for (``None`` for a count)."""
+    if value == "all":
+        return 1.0
+    if isinstance(value, str):
+        return float(value[:-1]) / 100.0
+    return None
+
+
+def parse_label_count(text: str) -> LabelCount:
+    """``"100"`` -> 100, ``"10%"`` and ``"all"`` unchanged (command-line values)."""
+    text = text.strip()
+    if text == "all" or text.endswith("%"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(
+            f"a label count is an integer, a percentage such as 10% or 'all', got {text!r}"
+        ) from None
 
 
 class _Strict(BaseModel):
@@ -54,8 +99,9 @@ class _Strict(BaseModel):
 class SplitConfig(_Strict):
     """Train/validation/test fractions; events are assigned by a hash of their id.
 
-    The split of an event is a pure function of ``(run, luminosityBlock, event, salt)``,
-    so it is the same in every run, mode and seed, and no event leaks across splits.
+    The split of an event is a pure function of ``(dataset name, run, luminosityBlock,
+    event, salt)``, so it is the same in every run, mode and seed, no event leaks across
+    splits, and datasets that reuse the same ids are split independently.
     """
 
     train: float = Field(0.6, gt=0.0, lt=1.0)
@@ -72,9 +118,16 @@ class SplitConfig(_Strict):
 
 
 class FinetuneOptimConfig(_Strict):
-    """AdamW with warm-up then cosine decay; the encoder gets ``lr * encoder_lr_factor``."""
+    """AdamW with warm-up then cosine decay (or a constant rate, see the loop's
+    ``schedule``); the encoder gets ``lr * encoder_lr_factor``."""
 
     lr: float = Field(1e-3, gt=0.0, description="learning rate of the classification head")
+    lr_grid: list[float] = Field(
+        default_factory=list,
+        description="study: try each learning rate (replacing lr) for every mode and label "
+        "count on the first seed, keep the one with the lowest validation loss for all seeds; "
+        "empty: lr only",
+    )
     encoder_lr_factor: float = Field(
         0.1, gt=0.0, le=1.0, description="finetune mode: encoder lr = lr * this"
     )
@@ -89,11 +142,22 @@ class FinetuneOptimConfig(_Strict):
 
 
 class FinetuneLoopConfig(_Strict):
-    """Training budget, evaluation cadence and early stopping."""
+    """Training budget, evaluation cadence and early stopping.
+
+    Fair comparisons train every mode until its validation loss stops improving: set
+    ``max_steps`` and ``max_epochs`` to ``null`` (no cap; training ends only when
+    ``patience`` validations pass without improvement) with ``schedule: constant``.
+    A run records what ended it (``stopped_by``: patience, max_steps or max_epochs).
+    """
 
     batch_size: int = Field(128, ge=2, description="events per step (smaller if fewer labels)")
-    max_epochs: int = Field(100, ge=1)
-    max_steps: int = Field(3000, ge=1, description="cap on optimiser steps")
+    max_epochs: int | None = Field(100, ge=1, description="cap on epochs; null: none")
+    max_steps: int | None = Field(3000, ge=1, description="cap on optimiser steps; null: none")
+    schedule: Literal["cosine", "constant"] = Field(
+        "cosine",
+        description="after the warm-up: cosine decay over the planned steps, or constant "
+        "(needed without a cap: there is no planned length to decay over)",
+    )
     min_steps: int = Field(
         200,
         ge=0,
@@ -102,6 +166,12 @@ class FinetuneLoopConfig(_Strict):
     )
     eval_every: int | None = Field(
         None, ge=1, description="steps between validation passes (default: once per epoch)"
+    )
+    min_eval_interval: int = Field(
+        1,
+        ge=1,
+        description="default cadence: once per epoch but at most every this many steps "
+        "(small label sets have one-step epochs)",
     )
     patience: int = Field(
         5, ge=1, description="stop after this many validations without improvement"
@@ -116,6 +186,35 @@ class FinetuneLoopConfig(_Strict):
     progress: bool = False
     eval_batch_size: int = Field(1024, ge=1)
 
+    @model_validator(mode="after")
+    def _cap_or_constant(self) -> FinetuneLoopConfig:
+        if self.schedule == "cosine" and self.max_steps is None and self.max_epochs is None:
+            raise ValueError(
+                "schedule 'cosine' decays over the planned steps: give max_steps or max_epochs, "
+                "or use schedule 'constant' to train until the validation loss stops improving"
+            )
+        return self
+
+
+class ReferenceConfig(_Strict):
+    """The gradient-boosted reference rows (scikit-learn ``HistGradientBoostingClassifier``).
+
+    Each is trained on the same labelled events, validation events and seeds as the
+    encoder modes; the number of boosting iterations is chosen on the validation loss
+    (stopping ``patience`` iterations after the best, no earlier cap than ``max_iter``),
+    the learning rate from ``learning_rates`` on the first seed, like the encoder modes.
+    """
+
+    learning_rates: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2])
+    max_iter: int = Field(2000, ge=1)
+    patience: int = Field(30, ge=1, description="iterations without validation improvement")
+    max_leaf_nodes: int = Field(31, ge=2)
+    min_samples_leaf: int = Field(20, ge=1)
+    l2_regularization: float = Field(0.0, ge=0.0)
+    btag_threshold: float = Field(0.2770, description="b-tagged jet: btag feature above this")
+    jet_min_pt: float = Field(30.0, ge=0.0, description="GeV; jets counted in the features")
+    n_jets: int = Field(6, ge=2, description="leading jets whose pT, eta, btag are features")
+
 
 class TaskConfig(HashedConfig, _Strict):
     """An event-classification task and how to train and study it."""
@@ -126,6 +225,10 @@ class TaskConfig(HashedConfig, _Strict):
     )
     signal: str | None = Field(None, description="class scored in ROC curves (default: last)")
     splits: SplitConfig = Field(default_factory=SplitConfig)
+    selection: list[ObjectRequirement] = Field(
+        default_factory=list,
+        description="event selection applied to every mode before splitting into label sets",
+    )
     modes: list[Mode] = Field(default_factory=lambda: list(MODES))
     labels: list[LabelCount] = Field(default_factory=lambda: [100, 1000, 10000, "all"])
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
@@ -140,6 +243,7 @@ class TaskConfig(HashedConfig, _Strict):
     min_val_events: int = Field(50, ge=1)
     optim: FinetuneOptimConfig = Field(default_factory=FinetuneOptimConfig)
     train: FinetuneLoopConfig = Field(default_factory=FinetuneLoopConfig)
+    reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     max_events_per_dataset: int | None = Field(
         None, ge=1, description="fileset input: read at most this many events per dataset"
     )
@@ -170,8 +274,9 @@ class TaskConfig(HashedConfig, _Strict):
         if self.signal is not None and self.signal not in self.classes:
             raise ValueError(f"signal {self.signal!r} is not a class: {list(self.classes)}")
         for n in self.labels:
-            if n != "all" and n < 1:
-                raise ValueError(f"label counts must be >= 1 or 'all', got {n}")
+            frac = label_fraction(n)
+            if (frac is None and n < 1) or (frac is not None and not 0.0 < frac <= 1.0):
+                raise ValueError(f"label counts must be >= 1, in (0%, 100%] or 'all', got {n}")
         if not self.modes or not self.labels or not self.seeds:
             raise ValueError("modes, labels and seeds must not be empty")
         return self
@@ -201,14 +306,40 @@ class TaskConfig(HashedConfig, _Strict):
         return f"# hash: {self.hash()}\n{super().to_yaml()}"
 
 
+#: Folder of the task YAMLs shipped with the package.
+TASKS_DIR = Path(__file__).resolve().parent / "tasks"
+
+
+def shipped_tasks() -> dict[str, Path]:
+    """The task YAMLs shipped with the package, by name (``tth_vs_ttbar``, ...)."""
+    return {p.stem: p for p in sorted(TASKS_DIR.glob("*.yaml"))}
+
+
+def resolve_task_path(source: str | Path) -> Path:
+    """A task YAML path, or the shipped task called ``source``; ConfigError otherwise."""
+    path = Path(source)
+    if path.is_file():
+        return path
+    shipped = shipped_tasks()
+    if str(source) in shipped:
+        return shipped[str(source)]
+    raise ConfigError(
+        f"task config {source} is neither a file nor a shipped task ({sorted(shipped)})"
+    )
+
+
 def load_task_config(
     source: str | Path | dict | TaskConfig | None = None, **updates: Any
 ) -> TaskConfig:
     """Load a :class:`TaskConfig` from YAML/dict; ``updates`` are dotted overrides.
 
-    ``load_task_config("task.yaml", **{"train.max_steps": 50})``; ``None`` values are
-    ignored. Raises :class:`~jetfm_coffea.errors.ConfigError` naming every invalid field.
+    ``load_task_config("task.yaml", **{"train.max_steps": 50})``; a shipped task is
+    loaded by name (``load_task_config("tth_vs_ttbar")``, see :func:`shipped_tasks`);
+    ``None`` values are ignored. Raises :class:`~jetfm_coffea.errors.ConfigError` naming
+    every invalid field.
     """
+    if isinstance(source, str | Path):
+        source = resolve_task_path(source)
     if isinstance(source, TaskConfig):
         data = source.model_dump(mode="json")
     elif isinstance(source, str | Path):

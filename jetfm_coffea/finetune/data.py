@@ -7,14 +7,20 @@ subsets are index arrays into it.
 * :func:`load_labelled` reads a labelled coffea fileset (``metadata.label`` per dataset;
   tokens built with ``build_tokens``) or a Zarr shard store (via the shard loader,
   which yields ``label`` and ``weight`` in the batch contract).
-* :func:`split_assignment` puts every event into train/val/test by a hash of
-  ``(run, luminosityBlock, event)``: deterministic, and no event leaks across splits.
+* :func:`split_assignment` puts every event into train/val/test by a hash of its
+  dataset name together with ``(run, luminosityBlock, event)``: deterministic, no event
+  leaks across splits, and datasets are split independently (simulated samples reuse
+  the same ids, ``run = 1`` everywhere: without the name, event k of every sample
+  would land in the same split).  :func:`assign_splits` applies it to
+  :class:`LabelledEvents` (the one place trainer and evaluation split).
 * :func:`sample_labels` draws a class-stratified subset of a given size.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,17 +28,22 @@ from typing import Any
 import numpy as np
 
 from jetfm_coffea.errors import ConfigError, TrainingError
+from jetfm_coffea.finetune.config import SplitConfig, TaskConfig
+from jetfm_coffea.finetune.selection import select_events, selection_summary
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 
 __all__ = [
     "SPLITS",
     "LabelledEvents",
+    "assign_splits",
     "balanced_batch_size",
+    "dataset_keys",
     "event_hash",
     "load_labelled",
     "read_labelled_fileset",
     "sample_labels",
     "split_assignment",
+    "task_targets",
 ]
 
 #: Split codes of :func:`split_assignment`.
@@ -75,6 +86,16 @@ class LabelledEvents:
         """Events per data label."""
         values, counts = np.unique(self.label, return_counts=True)
         return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+    def dataset_names(self) -> np.ndarray:
+        """The dataset name of every event (``object`` array).
+
+        Sources without dataset names (shard stores) name each event after its data
+        label, ``"label:<n>"``: one dataset per label, the usual layout of a labelled set.
+        """
+        if self.dataset is not None and self.datasets:
+            return np.asarray(self.datasets, dtype=object)[self.dataset]
+        return np.array([f"label:{int(v)}" for v in self.label], dtype=object)
 
     def take(self, index: np.ndarray) -> LabelledEvents:
         """The events at ``index`` (a copy)."""
@@ -120,11 +141,34 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(31))
 
 
+def dataset_keys(names: Sequence[str] | np.ndarray) -> np.ndarray:
+    """A 64-bit key per dataset name (BLAKE2b of the UTF-8 name): stable across runs."""
+    names = np.asarray(names, dtype=object)
+    unique, inverse = np.unique(names, return_inverse=True)
+    keys = np.array(
+        [
+            int.from_bytes(hashlib.blake2b(str(n).encode(), digest_size=8).digest(), "little")
+            for n in unique
+        ],
+        dtype=np.uint64,
+    )
+    return keys[inverse.reshape(-1)] if len(unique) else np.zeros(0, np.uint64)
+
+
 def event_hash(
-    run: np.ndarray, luminosityBlock: np.ndarray, event: np.ndarray, salt: int = 0
+    run: np.ndarray,
+    luminosityBlock: np.ndarray,
+    event: np.ndarray,
+    salt: int = 0,
+    dataset: np.ndarray | None = None,
 ) -> np.ndarray:
-    """A uniform number in [0, 1) per event, a pure function of its id and ``salt``."""
+    """A uniform number in [0, 1) per event, a pure function of its id, dataset and ``salt``.
+
+    ``dataset``: per-event keys of :func:`dataset_keys` (``None``: no dataset part).
+    """
     ids = [np.asarray(a).astype(np.int64).view(np.uint64) for a in (run, luminosityBlock, event)]
+    if dataset is not None:
+        ids.insert(0, np.asarray(dataset, dtype=np.uint64))
     h = np.full(ids[0].shape, np.uint64(salt * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF))
     with np.errstate(over="ignore"):
         for part in ids:
@@ -138,11 +182,45 @@ def split_assignment(
     event: np.ndarray,
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
     salt: int = 0,
+    dataset: Sequence[str] | np.ndarray | None = None,
 ) -> np.ndarray:
-    """Split code per event (``SPLITS``: 0 train, 1 val, 2 test) from the hash of its id."""
-    u = event_hash(run, luminosityBlock, event, salt)
+    """Split code per event (``SPLITS``: 0 train, 1 val, 2 test) from the hash of its id.
+
+    ``dataset``: the dataset name of every event, hashed with the id so that equal ids
+    in different datasets are split independently.
+    """
+    keys = None if dataset is None else dataset_keys(dataset)
+    u = event_hash(run, luminosityBlock, event, salt, keys)
     train, val, _ = fractions
     return np.where(u < train, 0, np.where(u < train + val, 1, 2)).astype(np.int8)
+
+
+def assign_splits(data: LabelledEvents, splits: SplitConfig) -> np.ndarray:
+    """Split code of every event of ``data`` (dataset name + event id, ``splits`` fractions)."""
+    return split_assignment(
+        data.run,
+        data.luminosityBlock,
+        data.event,
+        (splits.train, splits.val, splits.test),
+        splits.salt,
+        dataset=data.dataset_names(),
+    )
+
+
+def task_targets(data: LabelledEvents, task: TaskConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Class index of every event for ``task`` (-1: not in the task or failing its selection).
+
+    Returns the targets and a summary of the selection (events per class before/after).
+    The one place the task's classes and selection meet the data: the trainer, the
+    gradient-boosted references and the evaluation all call it.
+    """
+    lut = task.label_map()
+    targets = np.array([lut.get(int(lab), -1) for lab in data.label], dtype=np.int64)
+    passed = np.ones(len(targets), dtype=bool)
+    if task.selection:
+        passed = select_events(data.tokens, data.mask, data.token_config, task.selection)
+    summary = selection_summary(task.selection, passed, targets, task.class_names)
+    return np.where(passed, targets, -1), summary
 
 
 def sample_labels(

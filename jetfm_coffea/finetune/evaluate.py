@@ -20,7 +20,7 @@ import numpy as np
 
 from jetfm_coffea.errors import TrainingError
 from jetfm_coffea.finetune.config import TaskConfig, load_task_config
-from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, split_assignment
+from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, assign_splits, task_targets
 from jetfm_coffea.finetune.metrics import calibration, classification_metrics, confusion, roc
 from jetfm_coffea.finetune.plots import plot_calibration, plot_confusion, plot_roc, plot_scores
 from jetfm_coffea.train.checkpoint import atomic_write_text
@@ -59,12 +59,8 @@ def evaluate_run(
     run = Path(run)
     model, configs, task = load_classifier(run, device)
     check_token_config(configs.tokens, data.token_config, "evaluation data")
-    lut = task.label_map()
-    targets = np.array([lut.get(int(lab), -1) for lab in data.label], dtype=np.int64)
-    s = task.splits
-    codes = split_assignment(
-        data.run, data.luminosityBlock, data.event, (s.train, s.val, s.test), s.salt
-    )
+    targets, _ = task_targets(data, task)
+    codes = assign_splits(data, task.splits)
     keep = targets >= 0
     if split != "all":
         keep &= codes == SPLITS[split]

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from jetfm_coffea.figures import save_figure, styled, subplots
+
 __all__ = [
     "MODE_COLORS",
     "plot_calibration",
@@ -29,6 +31,8 @@ MODE_COLORS: dict[str, str] = {
     "linear-probe": "#5790fc",
     "finetune": "#e42536",
     "scratch": "#7a21dd",
+    "bdt-raw": "#964a8b",
+    "bdt-features": "#f89c20",
 }
 
 _LABELS = {
@@ -42,32 +46,15 @@ _LABELS = {
 _BOUNDED = ("auc", "accuracy")
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
-    plt.style.use(mplhep.style.CMS)
-    return plt
-
-
 def _save(fig: Any, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def _color(name: str, i: int) -> str:
     return MODE_COLORS.get(name, f"C{i}")
 
 
+@styled
 def plot_label_efficiency(
     aggregate: Sequence[Mapping[str, Any]],
     path: str | Path,
@@ -76,10 +63,11 @@ def plot_label_efficiency(
 ) -> Path:
     """Metric vs labelled events (log x), one line per mode with a ±1σ seed band.
 
+    Rejections that are lower bounds (``<metric>_capped``) are marked with ▲.
+
     ``aggregate``: rows with ``mode``, ``n_labels`` and ``<metric>_mean``/``_std``.
     """
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(8 * len(metrics), 7), squeeze=False)
+    fig, axes = subplots(1, len(metrics), figsize=(8 * len(metrics), 7), squeeze=False)
     modes = list(dict.fromkeys(r["mode"] for r in aggregate))
     for ax, metric in zip(axes[0], metrics, strict=True):
         for i, mode in enumerate(modes):
@@ -89,6 +77,9 @@ def plot_label_efficiency(
             s = np.array([r[f"{metric}_std"] for r in rows], float)
             c = _color(mode, i)
             ax.plot(x, y, marker="o", color=c, label=mode)
+            bound = np.array([bool(r.get(f"{metric}_capped")) for r in rows])
+            if bound.any():  # no background event passed in some seed: a lower bound
+                ax.plot(x[bound], y[bound], ls="none", marker="^", ms=12, color=c)
             lo, hi = y - s, y + s
             if metric in _BOUNDED:
                 lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
@@ -104,12 +95,12 @@ def plot_label_efficiency(
     return _save(fig, path)
 
 
+@styled
 def plot_roc(
     curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str | None = None
 ) -> Path:
     """Background rejection 1/ε_B (log) vs signal efficiency; ``curves``: name -> (ε_B, ε_S)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 7))
+    fig, ax = subplots(figsize=(8, 7))
     for i, (name, (fpr, tpr)) in enumerate(curves.items()):
         keep = fpr > 0
         mode = name.split(" ")[0]
@@ -125,6 +116,7 @@ def plot_roc(
     return _save(fig, path)
 
 
+@styled
 def plot_scores(
     scores: Mapping[str, tuple[np.ndarray, np.ndarray]],
     class_names: Sequence[str],
@@ -140,9 +132,8 @@ def plot_scores(
     import hist
     import mplhep
 
-    plt = _pyplot()
     n = len(scores)
-    fig, axes = plt.subplots(1, n, figsize=(7 * n, 6.5), squeeze=False)
+    fig, axes = subplots(1, n, figsize=(7 * n, 6.5), squeeze=False)
     for ax, (name, (probs, y)) in zip(axes[0], scores.items(), strict=True):
         for c, cname in enumerate(class_names):
             h = hist.Hist.new.Reg(bins, 0, 1, name="score").Double()
@@ -158,13 +149,13 @@ def plot_scores(
     return _save(fig, path)
 
 
+@styled
 def plot_confusion(
     matrix: np.ndarray, class_names: Sequence[str], path: str | Path, title: str | None = None
 ) -> Path:
     """Confusion matrix normalised per true class (row), with counts annotated."""
-    plt = _pyplot()
     k = len(class_names)
-    fig, ax = plt.subplots(figsize=(2.2 * k + 4, 2.0 * k + 3))
+    fig, ax = subplots(figsize=(2.2 * k + 4, 2.0 * k + 3))
     rows = matrix.sum(1, keepdims=True)
     frac = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
@@ -183,12 +174,12 @@ def plot_confusion(
     return _save(fig, path)
 
 
+@styled
 def plot_calibration(
     cal: Mapping[str, Any], signal_name: str, path: str | Path, title: str | None = None
 ) -> Path:
     """Reliability diagram of the signal probability, Brier score in the legend."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 7))
+    fig, ax = subplots(figsize=(8, 7))
     ax.plot([0, 1], [0, 1], ls=":", color="grey", label="perfectly calibrated")
     ax.plot(
         cal["mean_predicted"],

@@ -1,22 +1,32 @@
 """The label-efficiency study: every mode over a grid of label counts x seeds.
 
 ``label_efficiency(task, pretrained, data, out)`` checks the whole grid first (label
-counts against the training split, classes, token configs), then trains one
-classifier per (mode, label count, seed) into ``out/runs/<mode>_n<N>_s<seed>`` and
-writes::
+counts against the training split, classes, the task selection, token configs), then
+trains one model per (mode, label count, seed) into ``out/runs/<mode>_n<N>_s<seed>``
+and writes::
 
-    out/results.json          per-run rows, per-(mode, N) aggregates (mean, std, min, max)
-    out/results.md            the table (AUC, accuracy, 1/ε_B at 30% and 50%, ± seed std)
+    out/results.json          per-run rows, per-(mode, N) aggregates (mean, std, min, max),
+                              the learning-rate search, the selection (events per class)
+    out/results.md            the table (AUC, accuracy, 1/ε_B at 30% and 50%, ± seed std,
+                              steps to the best validation loss, chosen learning rate)
     out/label_efficiency.png  AUC and 1/ε_B(50%) vs labelled events, one line per mode
     out/roc.png               ROC curves of every mode at the largest label count (seed 0)
     out/scores.png            score distributions per class, one panel per mode (same runs)
 
-A completed run directory with the same task, pretrained weights and data is reused,
-so an interrupted study continues where it stopped.
+Modes: the encoder modes (linear-probe, finetune, scratch) and the gradient-boosted
+reference rows (bdt-raw, bdt-features; :mod:`.reference`), on the same labelled,
+validation and test events.  Fair training: with a learning-rate grid
+(``optim.lr_grid`` for the encoder modes, ``reference.learning_rates`` for the trees),
+each (mode, label count) trains the first seed once per rate and keeps the rate with
+the lowest validation loss for every seed (those runs are named ``..._lr<rate>``); a
+run that a step cap ended before its validation loss stopped improving is marked ‡ in
+the table.  A completed run directory with the same task, pretrained weights and data
+is reused, so an interrupted study continues where it stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -26,10 +36,18 @@ from typing import Any
 
 import numpy as np
 
-from jetfm_coffea.finetune.config import MODES, LabelCount, TaskConfig, load_task_config
+from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.finetune.config import (
+    ALL_MODES,
+    REFERENCE_MODES,
+    LabelCount,
+    TaskConfig,
+    load_task_config,
+)
 from jetfm_coffea.finetune.data import LabelledEvents
 from jetfm_coffea.finetune.metrics import roc
 from jetfm_coffea.finetune.plots import plot_label_efficiency, plot_roc, plot_scores
+from jetfm_coffea.finetune.reference import reference_features, train_reference
 from jetfm_coffea.finetune.trainer import (
     FinetuneSetup,
     PretrainedEncoder,
@@ -41,7 +59,15 @@ from jetfm_coffea.train.checkpoint import atomic_write_text
 __all__ = ["METRICS", "StudyResult", "aggregate", "label_efficiency", "markdown_table"]
 
 #: Metrics aggregated over seeds and shown in the table.
-METRICS: tuple[str, ...] = ("auc", "accuracy", "rejection_30", "rejection_50", "wall_s")
+METRICS: tuple[str, ...] = (
+    "auc",
+    "accuracy",
+    "rejection_30",
+    "rejection_50",
+    "wall_s",
+    "steps",
+    "best_step",
+)
 
 
 @dataclass
@@ -52,6 +78,7 @@ class StudyResult:
     rows: list[dict[str, Any]]
     aggregate: list[dict[str, Any]]
     files: dict[str, Path] = field(default_factory=dict)
+    lr_search: list[dict[str, Any]] = field(default_factory=list)
 
 
 def aggregate(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = METRICS) -> list[dict]:
@@ -62,14 +89,16 @@ def aggregate(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = METRICS) 
         group = [r for r in rows if r["mode"] == mode and r["n_labels"] == n]
         entry: dict[str, Any] = {"mode": mode, "n_labels": n, "n_seeds": len(group)}
         for m in metrics:
-            v = np.array([r[m] for r in group], float)
+            v = np.array([r.get(m, np.nan) for r in group], float)
             entry[f"{m}_mean"] = float(v.mean())
             entry[f"{m}_std"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
             entry[f"{m}_min"], entry[f"{m}_max"] = float(v.min()), float(v.max())
         for key in ("rejection_30_capped", "rejection_50_capped"):
             entry[key] = any(bool(r.get(key, False)) for r in group)
+        entry["n_step_capped"] = sum(r.get("stopped_by", "patience") != "patience" for r in group)
+        entry["lr"] = group[0].get("lr")
         out.append(entry)
-    mode_order = {m: i for i, m in enumerate(MODES)}
+    mode_order = {m: i for i, m in enumerate(ALL_MODES)}
     return sorted(out, key=lambda e: (mode_order.get(e["mode"], 99), e["n_labels"]))
 
 
@@ -81,27 +110,43 @@ def markdown_table(agg: Sequence[dict[str, Any]], title: str | None = None) -> s
 
     lines = [f"## {title}", ""] if title else []
     lines += [
-        "| mode | labels | seeds | AUC | accuracy | 1/ε_B @ ε_S=30% | 1/ε_B @ ε_S=50% | wall s |",
-        "|---|---:|---:|---|---|---|---|---:|",
+        "| mode | labels | seeds | AUC | accuracy | 1/ε_B @ ε_S=30% | 1/ε_B @ ε_S=50% "
+        "| steps (best) | lr | wall s |",
+        "|---|---:|---:|---|---|---|---|---:|---:|---:|",
     ]
     for e in agg:
         f30 = " †" if e["rejection_30_capped"] else ""
         f50 = " †" if e["rejection_50_capped"] else ""
+        capped = " ‡" if e.get("n_step_capped") else ""
+        steps = f"{e.get('steps_mean', float('nan')):.0f} ({e.get('best_step_mean', 0):.0f})"
+        lr = f"{e['lr']:.3g}" if e.get("lr") is not None else "-"
         lines.append(
             f"| {e['mode']} | {e['n_labels']} | {e['n_seeds']} | {pm(e, 'auc', '.4f')} | "
             f"{pm(e, 'accuracy', '.4f')} | {pm(e, 'rejection_30', '.1f')}{f30} | "
-            f"{pm(e, 'rejection_50', '.1f')}{f50} | {e['wall_s_mean']:.1f} |"
+            f"{pm(e, 'rejection_50', '.1f')}{f50} | {steps}{capped} | {lr} | "
+            f"{e['wall_s_mean']:.1f} |"
         )
     if any(e["rejection_30_capped"] or e["rejection_50_capped"] for e in agg):
         lines += ["", "† in some seed no background test event passed: 1/ε_B is a lower bound."]
+    if any(e.get("n_step_capped") for e in agg):
+        lines += [
+            "",
+            "‡ a step cap ended some seed before its validation loss stopped improving.",
+        ]
+    lines += [
+        "",
+        "steps: optimiser steps (boosting iterations for the trees) until early stopping, "
+        "mean over seeds; in brackets the step of the best validation loss (the model kept).",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def _run_name(mode: str, n: int, seed: int) -> str:
-    return f"{mode}_n{n}_s{seed}"
+def _run_name(mode: str, n: int, seed: int, lr: float | None = None) -> str:
+    base = f"{mode}_n{n}_s{seed}"
+    return base if lr is None else f"{base}_lr{lr:g}"
 
 
-def _reusable(run_dir: Path, setup: FinetuneSetup) -> dict[str, Any] | None:
+def _reusable(run_dir: Path, setup: FinetuneSetup, mode: str) -> dict[str, Any] | None:
     """The summary row of a completed, matching run in ``run_dir``, else None."""
     try:
         info = json.loads((run_dir / "run.json").read_text())
@@ -110,10 +155,13 @@ def _reusable(run_dir: Path, setup: FinetuneSetup) -> dict[str, Any] | None:
         return None
     same = (
         info.get("status") == "completed"
+        and info.get("mode") == mode
         and info.get("task_config_hash") == setup.task.hash()
-        and info.get("pretrained", {}).get("weights_sha256") == setup.pretrained.weights_sha256
         and info.get("data", {}).get("n_events") == setup.data.provenance.get("n_events")
     )
+    if mode not in REFERENCE_MODES:  # the trees do not use the pretrained encoder
+        pre = info.get("pretrained", {}).get("weights_sha256")
+        same = same and pre == setup.pretrained.weights_sha256
     if not same:
         return None
     return {
@@ -125,11 +173,56 @@ def _reusable(run_dir: Path, setup: FinetuneSetup) -> dict[str, Any] | None:
         "best_step": info["best_step"],
         "best_val_loss": info["best_val_loss"],
         "stopped_early": info["stopped_early"],
+        "stopped_by": info.get("stopped_by", "patience" if info["stopped_early"] else "max_steps"),
+        "lr": info.get("lr"),
         "wall_s": info["wall_s"],
         "train_s": info["train_s"],
         "reused": True,
         **{k: v for k, v in metrics.items() if not isinstance(v, dict)},
     }
+
+
+class _Runner:
+    """Trains (or reuses) one run of any mode, with a given learning rate."""
+
+    def __init__(self, setup: FinetuneSetup, out: Path, reuse: bool):
+        self.setup, self.out, self.reuse = setup, out, reuse
+        self.features: dict[str, tuple[np.ndarray, list[str]]] = {}
+        self._setups: dict[float | None, FinetuneSetup] = {None: setup}
+
+    def grid(self, mode: str) -> list[float | None]:
+        task = self.setup.task
+        rates = task.reference.learning_rates if mode in REFERENCE_MODES else task.optim.lr_grid
+        return list(rates) if len(rates) > 1 else [None]
+
+    def _setup_for(self, lr: float | None, mode: str) -> FinetuneSetup:
+        if mode in REFERENCE_MODES or lr is None:
+            return self.setup
+        if lr not in self._setups:
+            task = load_task_config(self.setup.task, **{"optim.lr": lr})
+            self._setups[lr] = dataclasses.replace(self.setup, task=task)
+        return self._setups[lr]
+
+    def run(self, mode: str, n: int, seed: int, lr: float | None) -> dict[str, Any]:
+        run_dir = self.out / "runs" / _run_name(mode, n, seed, lr)
+        setup = self._setup_for(lr, mode)
+        row = _reusable(run_dir, setup, mode) if self.reuse else None
+        if row is not None:
+            return row
+        if mode in REFERENCE_MODES:
+            if mode not in self.features:
+                data, ref = setup.data, setup.task.reference
+                self.features[mode] = reference_features(
+                    mode, data.tokens, data.mask, data.token_config, ref
+                )
+            rate = lr if lr is not None else setup.task.reference.learning_rates[0]
+            res = train_reference(
+                setup, run_dir, mode=mode, labels=n, seed=seed, lr=rate,
+                features=self.features[mode],
+            )  # fmt: skip
+        else:
+            res = finetune(setup, run_dir, mode=mode, labels=n, seed=seed, overwrite=True)
+        return {**res.summary(), "reused": False}
 
 
 def label_efficiency(
@@ -151,41 +244,65 @@ def label_efficiency(
     labels = list(labels or task.labels)
     seeds = list(seeds if seeds is not None else task.seeds)
     for m in modes:
-        if m not in MODES:
-            from jetfm_coffea.errors import ConfigError
-
-            raise ConfigError(f"unknown mode {m!r}; choose from {list(MODES)}")
+        if m not in ALL_MODES:
+            raise ConfigError(f"unknown mode {m!r}; choose from {list(ALL_MODES)}")
     setup = prepare_finetune(task, pretrained, data, labels=labels)  # checks the whole grid
     counts = sorted({setup.resolve_labels(n) for n in labels})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if "linear-probe" in modes:
         setup.embeddings()  # shared by every probe run; its time is reported on its own
+    runner = _Runner(setup, out, reuse)
     rows: list[dict[str, Any]] = []
+    lr_search: list[dict[str, Any]] = []
     total = len(modes) * len(counts) * len(seeds)
     t0 = time.perf_counter()
+
+    def report(row: dict[str, Any], note: str = "") -> None:
+        if log:
+            log(
+                f"[{len(rows)}/{total}] {row['mode']:12s} n={row['n_labels']:<7d} "
+                f"seed={row['seed']}: AUC {row['auc']:.4f}, acc {row['accuracy']:.4f}, "
+                f"{row['steps']} steps (best {row['best_step']}, {row['stopped_by']}), "
+                f"{row['wall_s']:.1f}s{' (reused)' if row['reused'] else ''}{note}"
+            )
+
     for mode in modes:
         for n in counts:
-            for seed in seeds:
-                run_dir = out / "runs" / _run_name(mode, n, seed)
-                row = _reusable(run_dir, setup) if reuse else None
-                if row is None:
-                    res = finetune(setup, run_dir, mode=mode, labels=n, seed=seed, overwrite=True)
-                    row = {**res.summary(), "reused": False}
-                rows.append(row)
-                if log:
-                    log(
-                        f"[{len(rows)}/{total}] {mode:12s} n={n:<7d} seed={seed}: "
-                        f"AUC {row['auc']:.4f}, acc {row['accuracy']:.4f}, "
-                        f"{row['wall_s']:.1f}s{' (reused)' if row['reused'] else ''}"
-                    )
+            grid = runner.grid(mode)
+            chosen: float | None = grid[0]
+            if len(grid) > 1:  # choose the rate on the first seed's validation loss
+                trials = [runner.run(mode, n, seeds[0], lr) for lr in grid]
+                best = min(range(len(grid)), key=lambda i: trials[i]["best_val_loss"])
+                chosen = grid[best]
+                lr_search.append(
+                    {
+                        "mode": mode,
+                        "n_labels": n,
+                        "seed": seeds[0],
+                        "val_loss": {
+                            f"{lr:g}": t["best_val_loss"]
+                            for lr, t in zip(grid, trials, strict=True)
+                        },
+                        "chosen": chosen,
+                    }
+                )
+                rows.append(trials[best])
+                report(trials[best], f" (lr {chosen:g} of {[f'{g:g}' for g in grid]})")
+                rest = seeds[1:]
+            else:
+                rest = seeds
+            for seed in rest:
+                rows.append(runner.run(mode, n, seed, chosen))
+                report(rows[-1])
     agg = aggregate(rows)
-    result = StudyResult(out, rows, agg)
+    result = StudyResult(out, rows, agg, lr_search=lr_search)
     payload = {
         "task": task.model_dump(mode="json"),
         "task_config_hash": task.hash(),
         "pretrained": setup.pretrained.describe(),
         "data": setup.data.provenance,
+        "selection": setup.selection,
         "splits": {k: len(setup.pool(k)) for k in ("train", "val", "test")},
         "label_counts": counts,
         "modes": modes,
@@ -194,6 +311,7 @@ def label_efficiency(
         "wall_s": time.perf_counter() - t0,
         "rows": rows,
         "aggregate": agg,
+        "lr_search": lr_search,
     }
     result.files["json"] = out / "results.json"
     atomic_write_text(result.files["json"], json.dumps(payload, indent=1, default=str))
@@ -211,7 +329,9 @@ def _plots(result: StudyResult, task: TaskConfig, modes: list[str], n_max: int, 
     # ROC and score distributions: the largest label count, first seed, every mode
     curves, scores = {}, {}
     for mode in modes:
-        z = np.load(out / "runs" / _run_name(mode, n_max, s0) / "test_scores.npz")
+        row = next(r for r in result.rows if r["mode"] == mode and r["n_labels"] == n_max
+                   and r["seed"] == s0)  # fmt: skip
+        z = np.load(Path(row["run_dir"]) / "test_scores.npz")
         probs, y = z["probs"], z["target"]
         curves[f"{mode} (n={n_max})"] = roc(probs, y, task.signal_index)
         scores[mode] = (probs, y)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,13 +37,21 @@ import torch
 import torch.nn.functional as F
 
 from jetfm_coffea.errors import ConfigError, NonFiniteLossError, TrainingError
-from jetfm_coffea.finetune.config import MODES, LabelCount, TaskConfig, load_task_config
+from jetfm_coffea.finetune.config import (
+    MODES,
+    REFERENCE_MODES,
+    LabelCount,
+    TaskConfig,
+    label_fraction,
+    load_task_config,
+)
 from jetfm_coffea.finetune.data import (
     SPLITS,
     LabelledEvents,
+    assign_splits,
     balanced_batch_size,
     sample_labels,
-    split_assignment,
+    task_targets,
 )
 from jetfm_coffea.finetune.metrics import classification_metrics
 from jetfm_coffea.model.config import ModelConfig
@@ -65,8 +73,11 @@ __all__ = [
     "build_classifier",
     "build_finetune_optimizer",
     "check_classes",
+    "class_weights",
     "finetune",
     "load_pretrained",
+    "plan_task",
+    "planned_steps",
     "predict",
     "prepare_finetune",
 ]
@@ -132,7 +143,10 @@ def build_classifier(
     scratch mode). In ``linear-probe`` mode the encoder parameters do not require grad.
     """
     if mode not in MODES:
-        raise ConfigError(f"unknown mode {mode!r}; choose from {list(MODES)}")
+        raise ConfigError(
+            f"{mode!r} is not an encoder mode ({list(MODES)}); the reference rows "
+            f"{list(REFERENCE_MODES)} are trained by jetfm_coffea.finetune.reference"
+        )
     cfg = ModelConfig.model_validate(
         {**pretrained.model_config.model_dump(mode="json"), "n_classes": n_classes}
     )
@@ -146,10 +160,11 @@ def build_classifier(
 
 
 def build_finetune_optimizer(
-    model: EventModel, task: TaskConfig, mode: str, total_steps: int
+    model: EventModel, task: TaskConfig, mode: str, total_steps: int | None
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW: head at ``lr``; encoder at ``lr * encoder_lr_factor`` (finetune),
-    ``lr * scratch_lr_factor`` (scratch), or not at all (linear-probe); warm-up + cosine."""
+    ``lr * scratch_lr_factor`` (scratch), or not at all (linear-probe); warm-up, then cosine
+    decay over ``total_steps`` or (``schedule: constant`` or no cap) a constant rate."""
     o = task.optim
     groups = decay_groups(model.heads, o.weight_decay, prefix="heads", lr=o.lr, name="head")
     if mode != "linear-probe":
@@ -158,15 +173,34 @@ def build_finetune_optimizer(
             model.encoder, o.weight_decay, prefix="encoder", lr=o.lr * factor, name="encoder"
         )
     opt = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lr_lambda(o.warmup_steps, total_steps, o.min_lr_ratio)
-    )
+    if total_steps is None or task.train.schedule == "constant":
+        warmup = o.warmup_steps if total_steps is None else min(o.warmup_steps, total_steps // 5)
+        factor = _constant_after_warmup(warmup)
+    else:
+        factor = lr_lambda(o.warmup_steps, total_steps, o.min_lr_ratio)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     return opt, sched
 
 
 #: Validation losses, embeddings and test scores: float32 on every device, so the stored
 #: test scores equal :func:`predict` on any device (and across devices within 1e-5).
 EVAL_PRECISION = "fp32"
+
+
+def _constant_after_warmup(warmup: int) -> Callable[[int], float]:
+    """Linear warm-up over ``warmup`` steps, then the full rate."""
+    return lambda step: (step + 1) / warmup if step < warmup else 1.0
+
+
+def planned_steps(task: TaskConfig, steps_per_epoch: int) -> int | None:
+    """Optimiser steps a run may take at most (``None``: no cap, early stopping only)."""
+    lt = task.train
+    caps = []
+    if lt.max_epochs is not None:
+        caps.append(max(lt.min_steps, lt.max_epochs * steps_per_epoch))
+    if lt.max_steps is not None:
+        caps.append(lt.max_steps)
+    return min(caps) if caps else None
 
 
 def _encode_options(task: TaskConfig) -> dict[str, Any]:
@@ -182,11 +216,12 @@ class FinetuneSetup:
     """Validated inputs shared by the runs of a study: task, encoder, data, splits."""
 
     task: TaskConfig
-    pretrained: PretrainedEncoder
+    pretrained: PretrainedEncoder | None  # None: planned only (see plan_task)
     data: LabelledEvents
     targets: np.ndarray  # class index per event, -1: not part of the task
     split: np.ndarray  # SPLITS code per event
     device: torch.device
+    selection: dict[str, Any] = field(default_factory=dict)  # per class: before/after
     _embeddings: torch.Tensor | None = None
     embed_seconds: float = 0.0
 
@@ -197,9 +232,10 @@ class FinetuneSetup:
     def resolve_labels(self, labels: LabelCount) -> int:
         """The number of labelled training events ``labels`` stands for (checked)."""
         available = len(self.pool("train"))
-        if labels == "all":
+        frac = label_fraction(labels)
+        if frac == 1.0:
             return available
-        n = int(labels)
+        n = max(1, round(frac * available)) if frac is not None else int(labels)
         if n > available:
             t = self.task
             total = int((self.targets >= 0).sum())
@@ -263,31 +299,33 @@ def check_classes(
         )
 
 
-def prepare_finetune(
+def plan_task(
     task: TaskConfig | str | Path | dict,
-    pretrained: str | Path | PretrainedEncoder,
     data: LabelledEvents,
     *,
     labels: list[LabelCount] | None = None,
 ) -> FinetuneSetup:
-    """Check everything that can be checked before training, and split the data.
+    """Classes, selection, splits and label counts of ``task`` on ``data``, all checked.
 
-    Raises (before any training) when the data's token config differs from the
-    pretrained run's, when a task class has no event in the data (or in a split), and
-    when a requested label count (``labels``, default none) exceeds the training split.
+    Needs no encoder, so a study can check every task before it pretrains. Raises
+    :class:`TrainingError` when a task class has no event in the data (or none passing
+    the task's selection, or none in a split), and when a requested label count
+    (``labels``, default none) exceeds the training split. The returned setup has no
+    pretrained encoder (:func:`prepare_finetune` adds it).
     """
     task = load_task_config(task)
-    pre = load_pretrained(pretrained)
-    check_token_config(pre.token_config, data.token_config, "fine-tuning data")
     check_classes(task, data.label_counts())
-    lut = task.label_map()
-    targets = np.array([lut.get(int(lab), -1) for lab in data.label], dtype=np.int64)
-    s = task.splits
-    split = split_assignment(
-        data.run, data.luminosityBlock, data.event, (s.train, s.val, s.test), s.salt
-    )
+    targets, selected = task_targets(data, task)
+    after = {name: c["after"] for name, c in selected["per_class"].items()}
+    if task.selection and not all(after.values()):
+        raise TrainingError(
+            f"no event of classes {[n for n, k in after.items() if not k]} passes the task "
+            f"selection {selected['requirements']} (events per class before/after: "
+            f"{selected['per_class']})"
+        )
+    split = assign_splits(data, task.splits)
     device = resolve_device(task.train.device)
-    setup = FinetuneSetup(task, pre, data, targets, split, device)
+    setup = FinetuneSetup(task, None, data, targets, split, device, selection=selected)
     for name in SPLITS:
         counts = np.bincount(targets[setup.pool(name)], minlength=task.n_classes)
         empty = [task.class_names[c] for c in range(task.n_classes) if counts[c] == 0]
@@ -298,6 +336,25 @@ def prepare_finetune(
             )
     for n in labels or []:
         setup.resolve_labels(n)
+    return setup
+
+
+def prepare_finetune(
+    task: TaskConfig | str | Path | dict,
+    pretrained: str | Path | PretrainedEncoder,
+    data: LabelledEvents,
+    *,
+    labels: list[LabelCount] | None = None,
+) -> FinetuneSetup:
+    """Check everything that can be checked before training, and split the data.
+
+    Raises (before any training) when the data's token config differs from the
+    pretrained run's, and for everything :func:`plan_task` checks.
+    """
+    pre = load_pretrained(pretrained)
+    check_token_config(pre.token_config, data.token_config, "fine-tuning data")
+    setup = plan_task(task, data, labels=labels)
+    setup.pretrained = pre
     return setup
 
 
@@ -313,6 +370,7 @@ class FinetuneResult:
     best_step: int
     best_val_loss: float
     stopped_early: bool
+    stopped_by: str  # patience, max_steps or max_epochs
     test_metrics: dict[str, Any]
     wall_s: float
     train_s: float
@@ -320,6 +378,7 @@ class FinetuneResult:
     probs: np.ndarray | None = None  # test-split class probabilities
     targets: np.ndarray | None = None  # test-split class indices
     model: EventModel | None = None
+    lr: float | None = None  # the learning rate it trained with
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly row (no arrays, no model)."""
@@ -332,6 +391,8 @@ class FinetuneResult:
             "best_step": self.best_step,
             "best_val_loss": self.best_val_loss,
             "stopped_early": self.stopped_early,
+            "stopped_by": self.stopped_by,
+            "lr": self.lr,
             "wall_s": self.wall_s,
             "train_s": self.train_s,
             **{k: v for k, v in self.test_metrics.items() if not isinstance(v, dict)},
@@ -394,7 +455,8 @@ def predict(
     return probs.cpu().numpy()
 
 
-def _class_weights(targets: np.ndarray, weight: np.ndarray, task: TaskConfig) -> np.ndarray:
+def class_weights(targets: np.ndarray, weight: np.ndarray, task: TaskConfig) -> np.ndarray:
+    """Per-class loss weights: 1, or (``balanced``) equal total weight for every class."""
     k = task.n_classes
     if task.class_weighting == "none":
         return np.ones(k)
@@ -445,7 +507,10 @@ def finetune(
     train split with ``seed``) or ``"all"``. ``mode``: see the module docstring.
     """
     if mode not in MODES:
-        raise ConfigError(f"unknown mode {mode!r}; choose from {list(MODES)}")
+        raise ConfigError(
+            f"{mode!r} is not an encoder mode ({list(MODES)}); the reference rows "
+            f"{list(REFERENCE_MODES)} are trained by jetfm_coffea.finetune.reference"
+        )
     out = Path(out)
     if (out / "model.safetensors").exists() and not overwrite:
         raise TrainingError(f"{out} already holds a run")
@@ -455,7 +520,7 @@ def finetune(
     train_idx, val_idx = setup.select(n_labels, seed)
     test_idx = setup.test_index
     k = task.n_classes
-    cw = _class_weights(setup.targets[train_idx], data.weight[train_idx], task)
+    cw = class_weights(setup.targets[train_idx], data.weight[train_idx], task)
 
     model = build_classifier(setup.pretrained, k, mode, seed).to(device)
     head = model.heads["classifier"]
@@ -492,9 +557,8 @@ def finetune(
             seed=seed,
         )
     steps_per_epoch = len(source)
-    lt = task.train
-    planned = min(lt.max_steps, max(lt.min_steps, lt.max_epochs * steps_per_epoch))
-    eval_every = task.train.eval_every or steps_per_epoch
+    planned = planned_steps(task, steps_per_epoch)  # None: until the validation loss stalls
+    eval_every = task.train.eval_every or max(steps_per_epoch, task.train.min_eval_interval)
     opt, sched = build_finetune_optimizer(model, task, mode, planned)
 
     val_target = torch.as_tensor(setup.targets[val_idx], device=device)
@@ -551,11 +615,11 @@ def finetune(
         model.encoder.eval()
     best_loss, best_step, best_state, bad = float("inf"), 0, None, 0
     step, epoch, stopped = 0, 0, False
-    progress = TrainProgress(task.train.progress, planned, 0, label=mode)
+    progress = TrainProgress(task.train.progress, planned or 0, 0, label=mode)
     t_train, c_train = time.perf_counter(), time.process_time()
     log_loss_sum, log_n, events = 0.0, 0, 0
     try:
-        while step < planned and not stopped:
+        while (planned is None or step < planned) and not stopped:
             source.set_epoch(epoch)
             for batch in source:
                 if probe:
@@ -612,11 +676,14 @@ def finetune(
                     with open(metrics_path, "a") as fh:
                         fh.write(json.dumps(record) + "\n")
                     progress.update(step, record.get("loss", float(loss.detach())), 0.0)
-                if step >= planned or stopped:
+                if (planned is not None and step >= planned) or stopped:
                     break
             epoch += 1
     finally:
         progress.close()
+    stopped_by = "patience"
+    if not stopped:  # a cap ended the run: its validation loss may still have been improving
+        stopped_by = "max_steps" if planned == task.train.max_steps else "max_epochs"
     train_s = time.perf_counter() - t_train
     train_cpu_s = time.process_time() - c_train
     if best_state is not None:
@@ -661,6 +728,8 @@ def finetune(
             "best_step": best_step,
             "best_val_loss": best_loss,
             "stopped_early": stopped,
+            "stopped_by": stopped_by,
+            "lr": task.optim.lr,
             "n_parameters_trainable": n_params,
             "wall_s": wall_s,
             "train_s": train_s,
@@ -679,6 +748,7 @@ def finetune(
         best_step=best_step,
         best_val_loss=best_loss,
         stopped_early=stopped,
+        stopped_by=stopped_by,
         test_metrics=test_metrics,
         wall_s=wall_s,
         train_s=train_s,
@@ -686,6 +756,7 @@ def finetune(
         probs=probs,
         targets=y_test,
         model=model if keep_model else None,
+        lr=task.optim.lr,
     )
 
 
@@ -717,7 +788,7 @@ def _write_card(out: Path, configs: RunConfigs, task: TaskConfig, metrics: dict[
 - Classes (index order): {classes}; signal class for ROC metrics: {task.signal_class}.
 - Task config hash `{task.hash()}`; token config hash `{configs.tokens.hash()}`.
 - Labelled training events: {info["n_labels"]} (seed {info["seed"]}); validation events
-  {info["n_val"]}; test events {info["n_test"]}; splits by hash of (run, lumi, event).
+  {info["n_val"]}; test events {info["n_test"]}; splits by hash of (dataset, run, lumi, event).
 
 ## Training
 - Steps: {info.get("steps_done")} ({info.get("epochs")} epochs); best validation loss

@@ -15,19 +15,39 @@ zjets    2     ``WeakSingleBoson:ffbar2gmZ`` (Z/γ*, m̂ > 50 GeV, jets from the
 qcd      3     ``HardQCD:all``, p̂T > 50 GeV by default (``pthat_min``/``pthat_max``)
 hbb      4     ``HiggsSM:ffbar2HZ`` + ``ffbar2HW``, H → bb̄, Z → ℓℓ/νν, W → ℓν
 diboson  5     ``WeakDoubleBoson:all`` (WW, WZ, ZZ), inclusive decays
+tth      6     ``HiggsSM:gg2Httbar`` + ``qqbar2Httbar``, H → bb̄; inclusive top decays
+vz_bb    7     ``WeakDoubleBoson:ffbar2ZW`` + ``ffbar2gmZgmZ`` (pure Z), one Z → bb̄,
+               the other boson Z → ℓℓ/νν or W → ℓν (truth filter ``one_z_to_bb``):
+               the VZ(bb) background of ``hbb``'s VH(bb)
 ======== ===== ================================================================
+
+A process with a ``truth_filter`` keeps only the generated events the named filter of
+:data:`TRUTH_FILTERS` accepts (Pythia's decay tables cannot give the two Z bosons of
+ZZ different decays); its cross-section is multiplied by the filter efficiency.
 
 Centre-of-mass energies: :data:`SQRTS_CHOICES` (GeV).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import awkward as ak
+import numpy as np
 
 from jetfm_coffea.errors import ConfigError
 
-__all__ = ["PROCESSES", "SQRTS_CHOICES", "ProcessSpec", "get_process", "pythia_settings"]
+__all__ = [
+    "PROCESSES",
+    "SQRTS_CHOICES",
+    "TRUTH_FILTERS",
+    "ProcessSpec",
+    "get_process",
+    "one_z_to_bb",
+    "pythia_settings",
+]
 
 SQRTS_CHOICES: tuple[int, ...] = (8000, 13000, 13600)
 """Allowed proton-proton centre-of-mass energies in GeV (2012, 2015-18, 2022+)."""
@@ -43,6 +63,30 @@ class ProcessSpec:
     settings: tuple[str, ...]
     pthat_min: float | None = None
     pthat_max: float | None = None
+    truth_filter: str | None = None
+
+
+def _resonance_decays(prt: ak.Array, mother_id: int, daughter_id: int) -> np.ndarray:
+    """Per event: number of hard-process daughters ``|id| == daughter_id`` of a ``mother_id``.
+
+    ``prt`` is the ``prt`` record of ``Pythia.nextBatch`` (fields ``id``, ``status``,
+    ``mother1``); resonance decay products carry |status| 22/23 and point at their
+    resonance through ``mother1``.
+    """
+    pid, status, mother = prt["id"], prt["status"], prt["mother1"]
+    mother_pid = pid[ak.values_astype(np.maximum(mother, 0), np.int64)]
+    hard = (np.abs(status) >= 22) & (np.abs(status) <= 23)
+    hit = hard & (np.abs(pid) == daughter_id) & (np.abs(mother_pid) == mother_id) & (mother > 0)
+    return ak.to_numpy(ak.sum(hit, axis=1))
+
+
+def one_z_to_bb(prt: ak.Array) -> np.ndarray:
+    """Events with exactly one Z → bb̄ (the other bosons decay as their tables say)."""
+    return _resonance_decays(prt, 23, 5) == 2
+
+
+TRUTH_FILTERS: dict[str, Callable[[Any], np.ndarray]] = {"one_z_to_bb": one_z_to_bb}
+"""Event filters on the Pythia record, by name (see :attr:`ProcessSpec.truth_filter`)."""
 
 
 PROCESSES: dict[str, ProcessSpec] = {
@@ -104,6 +148,32 @@ PROCESSES: dict[str, ProcessSpec] = {
             5,
             "WW, WZ and ZZ production, inclusive decays",
             ("WeakDoubleBoson:all = on",),
+        ),
+        ProcessSpec(
+            "tth",
+            6,
+            "ttH production (gg and qqbar), H -> b bbar, inclusive top decays",
+            (
+                "HiggsSM:gg2Httbar = on",
+                "HiggsSM:qqbar2Httbar = on",
+                "25:onMode = off",
+                "25:onIfMatch = 5 -5",
+            ),
+        ),
+        ProcessSpec(
+            "vz_bb",
+            7,
+            "WZ and ZZ production, one Z -> b bbar, the other boson Z -> ll/nunu, W -> l nu",
+            (
+                "WeakDoubleBoson:ffbar2ZW = on",
+                "WeakDoubleBoson:ffbar2gmZgmZ = on",
+                "WeakZ0:gmZmode = 2",
+                "23:onMode = off",
+                "23:onIfAny = 5 11 12 13 14 15 16",
+                "24:onMode = off",
+                "24:onIfAny = 11 13 15",
+            ),
+            truth_filter="one_z_to_bb",
         ),
     )
 }

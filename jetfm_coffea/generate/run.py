@@ -6,9 +6,16 @@
 {'zjets_8TeV': {'files': {'/abs/gen/zjets_8TeV_s7_000.root': 'Events'}, 'metadata': {...}}}
 
 Work is split into ``n_chunks = max(workers, ceil(n_events / events_per_file))``
-chunks, one output file each.  Chunk ``i`` has its own Pythia seed and detector random
-stream, both derived from ``numpy.random.SeedSequence(seed, spawn_key=(i,))``, so
-running again with the same arguments gives identical events, whatever the scheduling.
+chunks (jobs), one output file each.  Chunk ``i`` has its own Pythia seed and detector
+random stream, both derived from ``numpy.random.SeedSequence(seed, spawn_key=(i,))``, so
+running again with the same arguments gives identical events, whatever the scheduling
+and executor: ``futures`` (a spawn-based process pool on this machine) or ``dask``
+(a ``LocalCluster`` of ``workers`` processes, or the scheduler at ``scheduler``).
+
+A finished chunk leaves ``<file>.done.json`` beside its file (its numbers and the
+settings that made it).  With ``resume=True`` a chunk whose marker matches is not
+generated again, so an interrupted large sample continues where it stopped; an
+interrupted run removes only the files of unfinished chunks.
 """
 
 from __future__ import annotations
@@ -29,11 +36,18 @@ import numpy as np
 
 from jetfm_coffea._optional import import_optional
 from jetfm_coffea.errors import ConfigError, JetFMError
+from jetfm_coffea.execution import dask_client
 from jetfm_coffea.generate.detector import DetectorConfig, simulate
 from jetfm_coffea.generate.nanoaod_writer import NanoAODWriter
-from jetfm_coffea.generate.processes import SQRTS_CHOICES, get_process, pythia_settings
+from jetfm_coffea.generate.processes import (
+    SQRTS_CHOICES,
+    TRUTH_FILTERS,
+    get_process,
+    pythia_settings,
+)
 
 __all__ = [
+    "GENERATION_EXECUTORS",
     "GenerationResult",
     "chunk_seeds",
     "dataset_name",
@@ -42,6 +56,9 @@ __all__ = [
     "result_summary",
     "validate_request",
 ]
+
+#: Where the chunks of a sample run (see the module docstring).
+GENERATION_EXECUTORS: tuple[str, ...] = ("futures", "dask")
 
 MB_TO_PB = 1e9
 """Pythia reports cross-sections in mb."""
@@ -173,23 +190,58 @@ class _Chunk:
     seed: int
     pfcands: bool
     batch_size: int
+    truth_filter: str | None = None
+
+
+def _marker(chunk: _Chunk) -> Path:
+    return Path(chunk.path + ".done.json")
+
+
+def _signature(chunk: _Chunk) -> dict[str, Any]:
+    """What makes a chunk's events: equal signatures, identical files."""
+    return {
+        "index": chunk.index,
+        "first_event": chunk.first_event,
+        "n_events": chunk.n_events,
+        "settings": list(chunk.settings),
+        "seed": chunk.seed,
+        "pfcands": chunk.pfcands,
+        "truth_filter": chunk.truth_filter,
+        "generator": GENERATOR,
+    }
+
+
+def _finished(chunk: _Chunk) -> dict[str, Any] | None:
+    """The result of a finished chunk with the same signature, else None."""
+    try:
+        done = json.loads(_marker(chunk).read_text())
+    except (OSError, ValueError):
+        return None
+    if done.get("signature") != _signature(chunk) or not Path(chunk.path).is_file():
+        return None
+    return done["result"]
 
 
 def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Generate, simulate and write one chunk; returns its cross-section and counts."""
+    """Generate, simulate and write one chunk (then its ``.done.json`` marker); returns
+    its cross-section and counts."""
     _, det_ss = chunk_seeds(chunk.seed, chunk.index)
     pythia = make_pythia(list(chunk.settings))
     rng = np.random.default_rng(det_ss)
     config = DetectorConfig(pfcands=chunk.pfcands)
-    done, failures = 0, 0
+    keep = TRUTH_FILTERS[chunk.truth_filter] if chunk.truth_filter else None
+    done, failures, tried = 0, 0, 0
     with NanoAODWriter(chunk.path) as writer:
         while done < chunk.n_events:
             want = min(chunk.batch_size, chunk.n_events - done)
             batch = pythia.nextBatch(want)
+            tried += len(batch)
+            if keep is not None and len(batch):
+                batch = batch[keep(batch["prt"])][:want]
             got = len(batch)
             if got == 0:
                 failures += 1
-                if failures > 10:
+                if failures > 10 + (1000 if keep is not None else 0):
                     raise JetFMError("Pythia keeps failing to generate events")
                 continue
             branches = simulate(batch, rng, config)
@@ -209,13 +261,17 @@ def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> di
             elif _PROGRESS is not None:
                 _PROGRESS.put(got)
     info = pythia.infoPython()
-    return {
+    efficiency = done / tried if tried else 1.0  # truth filter; 1 without one
+    result = {
         "index": chunk.index,
         "path": chunk.path,
         "n_events": done,
-        "sigma_pb": info.sigmaGen() * MB_TO_PB,
-        "sigma_err_pb": info.sigmaErr() * MB_TO_PB,
+        "n_tried": tried,
+        "sigma_pb": info.sigmaGen() * MB_TO_PB * efficiency,
+        "sigma_err_pb": info.sigmaErr() * MB_TO_PB * efficiency,
     }
+    _write_json(_marker(chunk), {"signature": _signature(chunk), "result": result})
+    return result
 
 
 # ----------------------------------------------------------------------------- API
@@ -294,6 +350,9 @@ def generate(
     batch_size: int = 250,
     events_per_file: int = 100_000,
     progress: Callable[[int], None] | None = None,
+    executor: str = "futures",
+    scheduler: str | None = None,
+    resume: bool = False,
 ) -> GenerationResult:
     """Generate ``n_events`` of ``process`` at ``sqrts`` GeV into NanoAOD files under ``out``.
 
@@ -304,11 +363,17 @@ def generate(
     Pythia after the process settings (they are recorded in the metadata).  All arguments
     are checked (raising :class:`~jetfm_coffea.errors.ConfigError`) before generation
     starts.  With ``workers > 1`` the worker processes are *spawned*: call ``generate``
-    from under ``if __name__ == "__main__":`` in scripts.
+    from under ``if __name__ == "__main__":`` in scripts.  ``executor``: ``futures`` or
+    ``dask`` (``scheduler``: a dask scheduler address; default a LocalCluster of
+    ``workers`` processes); ``resume``: keep the chunks a previous identical run finished.
     """
     out_dir = validate_request(
         process, n_events, sqrts, seed, out, workers, pthat_min, pthat_max, pythia_extra
     )
+    if executor not in GENERATION_EXECUTORS:
+        raise ConfigError(f"executor must be one of {GENERATION_EXECUTORS}, got {executor!r}")
+    if scheduler is not None and executor != "dask":
+        raise ConfigError("a scheduler address needs executor 'dask'")
     spec = get_process(process)
     dataset = dataset_name(process, sqrts)
     n_chunks = min(n_events, max(workers, math.ceil(n_events / events_per_file)))
@@ -322,24 +387,49 @@ def generate(
         )
         path = out_dir / f"{dataset}_s{seed}_{i:03d}.root"
         chunks.append(
-            _Chunk(i, firsts[i], sizes[i], str(path), tuple(settings), seed, pfcands, batch_size)
+            _Chunk(
+                i,
+                firsts[i],
+                sizes[i],
+                str(path),
+                tuple(settings),
+                seed,
+                pfcands,
+                batch_size,
+                spec.truth_filter,
+            )
         )
     # a rerun replaces the files of a previous run with more chunks
-    for stale in out_dir.glob(f"{dataset}_s{seed}_*.root"):
-        if stale.name not in {Path(c.path).name for c in chunks}:
+    names = {Path(c.path).name for c in chunks}
+    for stale in out_dir.glob(f"{dataset}_s{seed}_*.root*"):
+        if stale.name.removesuffix(".done.json") not in names:
             stale.unlink()
 
     start = time.perf_counter()
     results: list[dict[str, Any]] = []
+    todo = chunks
+    if resume:
+        kept = {c.index: r for c in chunks if (r := _finished(c)) is not None}
+        results = list(kept.values())
+        todo = [c for c in chunks if c.index not in kept]
+        if progress is not None and results:
+            progress(sum(r["n_events"] for r in results))
+    else:
+        for chunk in chunks:
+            _marker(chunk).unlink(missing_ok=True)
     try:
-        if workers == 1 or n_chunks == 1:
-            for chunk in chunks:
+        if executor == "dask" and todo:
+            results += _run_dask(todo, workers, scheduler, progress)
+        elif workers == 1 or len(todo) <= 1:
+            for chunk in todo:
                 results.append(_run_chunk(chunk, progress))
         else:
-            results = _run_parallel(chunks, min(workers, n_chunks), progress)
+            results += _run_parallel(todo, min(workers, len(todo)), progress)
     except BaseException:
-        for chunk in chunks:
-            Path(chunk.path).unlink(missing_ok=True)
+        for chunk in todo:  # finished chunks stay (with their marker) for resume=True
+            if _finished(chunk) is None:
+                Path(chunk.path).unlink(missing_ok=True)
+                _marker(chunk).unlink(missing_ok=True)
         raise
     wall = time.perf_counter() - start
     results.sort(key=lambda r: r["index"])
@@ -364,6 +454,8 @@ def generate(
         "pthat_max": hi,
         "pfcands": bool(pfcands),
         "pythia_extra": list(pythia_extra),
+        "truth_filter": spec.truth_filter,
+        "filter_efficiency": n_done / max(sum(r["n_tried"] for r in results), 1),
         "is_mc": True,
         "generator": GENERATOR,
         "description": spec.description,
@@ -386,6 +478,26 @@ def generate(
     _write_json(result.fileset_path, result.fileset())
     _merge_fileset(out_dir / "fileset.json", result.fileset())
     return result
+
+
+def _run_dask(
+    chunks: list[_Chunk],
+    workers: int,
+    scheduler: str | None,
+    progress: Callable[[int], None] | None,
+) -> list[dict[str, Any]]:
+    """Run the chunks as dask tasks, one per chunk; progress per finished chunk."""
+    from distributed import as_completed
+
+    results: list[dict[str, Any]] = []
+    with dask_client(scheduler, workers=min(workers, len(chunks))) as client:
+        futures = client.map(_run_chunk, chunks, pure=False)
+        for fut in as_completed(futures):
+            result = fut.result()
+            results.append(result)
+            if progress is not None:
+                progress(result["n_events"])
+    return results
 
 
 def _run_parallel(

@@ -8,6 +8,9 @@ The checks (also run, on smaller samples, by the test suite):
 * W → ℓν: the transverse mass has its Jacobian edge near 80 GeV (the falling half
   maximum lies in 70-95 GeV);
 * the mean number of jets above 30 GeV is ordered ttbar > wjets > zjets;
+* hard tasks (when their samples are given): the truth mass of the b b̄ pair from the
+  Higgs peaks at 125 ± 3 GeV (``tth``, ``hbb``) and from the Z at 91 ± 3 GeV
+  (``vz_bb``); every ``tth`` event has two top quarks at the top mass (172.5 GeV).
 * the generated 8 TeV dimuon spectrum is compared, near the Z, with the real 2012
   ``Run2012_DoubleMuParked_muons_100k.root`` (plot only: the real file is data with
   its own trigger and has no isolation variables).
@@ -27,6 +30,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from jetfm_coffea.figures import save_figure, styled, subplots
 from jetfm_coffea.generate.detector import BTAG_WP_MEDIUM
 
 __all__ = [
@@ -37,6 +41,9 @@ __all__ = [
     "peak_position",
     "run_validation",
     "trijet_mass",
+    "truth_bb_mass",
+    "truth_top_mass",
+    "validation_plan",
     "w_transverse_mass",
     "write_report",
 ]
@@ -146,6 +153,39 @@ def trijet_mass(events: ak.Array) -> np.ndarray:
     return ak.to_numpy(ak.flatten(mass)).astype(np.float64)
 
 
+GEN_BRANCHES = ["GenPart_pt", "GenPart_eta", "GenPart_phi", "GenPart_mass", "GenPart_pdgId",
+                "GenPart_status", "GenPart_statusFlags", "GenPart_genPartIdxMother"]  # fmt: skip
+
+
+def truth_bb_mass(events: ak.Array, mother_id: int) -> np.ndarray:
+    """Truth mass of the hard-process b b̄ pair of a ``mother_id`` boson (25 H, 23 Z).
+
+    Uses the ``GenPart`` record: b quarks with status 23 whose mother (re-pointed to the
+    nearest kept ancestor) has ``|pdgId| == mother_id``; one pair per event (the first).
+    """
+    pdg, mother = events["GenPart_pdgId"], events["GenPart_genPartIdxMother"]
+    mother_pdg = pdg[ak.where(mother >= 0, mother, 0)]
+    is_b = (np.abs(pdg) == 5) & (events["GenPart_status"] == 23) & (mother >= 0)
+    is_b = is_b & (np.abs(mother_pdg) == mother_id)
+    two = ak.sum(is_b, axis=1) >= 2
+    sel = is_b[two]
+    px, py, pz, e = _p4(
+        events["GenPart_pt"][two][sel][:, :2],
+        events["GenPart_eta"][two][sel][:, :2],
+        events["GenPart_phi"][two][sel][:, :2],
+        events["GenPart_mass"][two][sel][:, :2],
+    )
+    mass = _inv_mass(ak.sum(px, axis=1), ak.sum(py, axis=1), ak.sum(pz, axis=1), ak.sum(e, axis=1))
+    return ak.to_numpy(mass).astype(np.float64)
+
+
+def truth_top_mass(events: ak.Array) -> np.ndarray:
+    """Masses of the last-copy top quarks of the ``GenPart`` record (all events, flat)."""
+    last = (events["GenPart_statusFlags"] & (1 << 13)) != 0
+    top = (np.abs(events["GenPart_pdgId"]) == 6) & last
+    return ak.to_numpy(ak.flatten(events["GenPart_mass"][top])).astype(np.float64)
+
+
 def w_transverse_mass(events: ak.Array) -> np.ndarray:
     """W → ℓν: transverse mass of the single tight isolated lepton (pT > 25 GeV) and MET."""
     pt, _, phi = _tight_leptons(events, 25.0)
@@ -195,9 +235,17 @@ def jacobian_edge(
 
 
 def _samples_branches() -> list[str]:
-    return sorted({*LEPTON_BRANCHES, *JET_BRANCHES, "Muon_charge", "MET_pt", "MET_phi", "nJet"})
+    return sorted(
+        {*LEPTON_BRANCHES, *JET_BRANCHES, *GEN_BRANCHES, "Muon_charge", "MET_pt", "MET_phi", "nJet"}
+    )
 
 
+#: Hard-task samples and the boson whose b b̄ truth mass they check: (mother id, GeV).
+BB_PEAKS: dict[str, tuple[int, float]] = {"tth": (25, 125.0), "hbb": (25, 125.0),
+                                          "vz_bb": (23, 91.2)}  # fmt: skip
+
+
+@styled
 def write_report(
     samples: dict[str, Sequence[str | os.PathLike[str]]],
     out: str | os.PathLike[str],
@@ -211,15 +259,8 @@ def write_report(
     DoubleMuParked file.  Writes ``*.png``, ``summary.json`` and ``summary.md`` into
     ``out`` and returns the summary (``checks`` holds each value, range and verdict).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plt.style.use(mplhep.style.CMS)
     events = {name: load_events(files, _samples_branches()) for name, files in samples.items()}
     checks: dict[str, dict[str, Any]] = {}
     plots: list[str] = []
@@ -228,8 +269,7 @@ def write_report(
         checks[name] = {"value": value, "range": [lo, hi], "n": n, "pass": bool(lo <= value <= hi)}
 
     def save(fig: Any, name: str) -> None:
-        fig.savefig(out_dir / name, dpi=90)
-        plt.close(fig)
+        save_figure(fig, out_dir / name, dpi=90, tight=False)
         plots.append(name)
 
     # Z -> mumu
@@ -237,7 +277,7 @@ def write_report(
     mll = dimuon_mass(events[zname], isolated=True)
     peak = peak_position(mll, 70.0, 110.0, 6.0)
     check("z_dimuon_peak_gev", peak, 89.0, 93.0, len(mll))
-    fig, ax = plt.subplots()
+    fig, ax = subplots()
     bins = np.arange(60.0, 121.0, 1.0)
     gen_m = dimuon_mass(events[zname])
     ax.hist(gen_m, bins=bins, density=True, histtype="step", lw=2, label=f"generated {zname}")
@@ -260,7 +300,7 @@ def write_report(
     # ttbar trijet mass
     m3 = trijet_mass(events["ttbar"])
     check("ttbar_trijet_peak_gev", peak_position(m3, 100.0, 300.0, 30.0), 155.0, 185.0, len(m3))
-    fig, ax = plt.subplots()
+    fig, ax = subplots()
     ax.hist(m3, bins=np.arange(50.0, 400.0, 10.0), histtype="step", lw=2, label="ttbar")
     ax.axvline(172.5, ls="--", color="gray")
     ax.set_xlabel(r"$m_{jjj}$ (max $p_T$, $\geq 1$ b tag) [GeV]")
@@ -271,7 +311,7 @@ def write_report(
     # W transverse mass
     mt = w_transverse_mass(events["wjets"])
     check("w_mt_edge_gev", jacobian_edge(mt), 70.0, 95.0, len(mt))
-    fig, ax = plt.subplots()
+    fig, ax = subplots()
     ax.hist(mt, bins=np.arange(0.0, 150.0, 5.0), histtype="step", lw=2, label="wjets")
     ax.axvline(80.4, ls="--", color="gray")
     ax.set_xlabel(r"$m_T(\ell, p_T^{miss})$ [GeV]")
@@ -281,7 +321,7 @@ def write_report(
 
     # jet multiplicity
     means = {}
-    fig, ax = plt.subplots()
+    fig, ax = subplots()
     for name in ("ttbar", "wjets", "zjets"):
         nj = jet_multiplicity(events[name])
         means[name] = float(np.mean(nj))
@@ -293,6 +333,28 @@ def write_report(
     save(fig, "jet_multiplicity.png")
     ordered = means["ttbar"] > means["wjets"] > means["zjets"]
     checks["jet_multiplicity_order"] = {"value": means, "pass": bool(ordered)}
+
+    # hard tasks: truth b b-bar mass of the H / Z, top mass in ttH
+    present = [name for name in BB_PEAKS if name in events]
+    if present:
+        fig, ax = subplots()
+        for name in present:
+            mother, target = BB_PEAKS[name]
+            mbb = truth_bb_mass(events[name], mother)
+            peak = peak_position(mbb, target - 30.0, target + 30.0, 5.0)
+            check(f"{name}_truth_mbb_peak_gev", peak, target - 3.0, target + 3.0, len(mbb))
+            ax.hist(mbb, bins=np.arange(50.0, 160.0, 2.0), histtype="step", lw=2, label=name)
+        ax.set_xlabel(r"truth $m_{b\bar{b}}$ [GeV]")
+        ax.set_ylabel("events")
+        ax.legend(fontsize=14)
+        save(fig, "truth_mbb.png")
+    if "tth" in events:  # two top quarks per event at the top mass (generator record)
+        m_top = truth_top_mass(events["tth"])
+        check("tth_truth_top_mass_gev", peak_position(m_top, 150.0, 200.0, 5.0), 170.0, 175.0,
+              len(m_top))  # fmt: skip
+        n_top = len(m_top) / max(len(events["tth"]), 1)
+        checks["tth_tops_per_event"] = {"value": n_top, "range": [2.0, 2.0], "n": len(m_top),
+                                        "pass": bool(n_top == 2.0)}  # fmt: skip
 
     summary = {
         "checks": checks,
@@ -318,6 +380,18 @@ def write_report(
     return summary
 
 
+def validation_plan(n_events: int) -> list[tuple[str, int, str, int]]:
+    """``(process, sqrts, sample key, events)`` of every validation sample."""
+    small = max(n_events // 4, 1)
+    return [
+        ("ttbar", 13000, "ttbar", n_events),
+        ("wjets", 13000, "wjets", n_events),
+        ("zjets", 13000, "zjets", n_events),
+        ("zjets", 8000, "zjets_8TeV", n_events),
+        *[(name, 13000, name, small) for name in BB_PEAKS],
+    ]
+
+
 def run_validation(
     out: str | os.PathLike[str],
     n_events: int = 2000,
@@ -328,7 +402,9 @@ def run_validation(
     """Generate the validation samples into ``out/samples`` and write the report to ``out``.
 
     Samples: ``ttbar``, ``wjets``, ``zjets`` at 13 TeV and ``zjets`` at 8 TeV (compared
-    with the real 2012 dimuon file shipped with the package).
+    with the real 2012 dimuon file shipped with the package), plus the
+    hard-task samples ``tth``, ``hbb`` and ``vz_bb`` at 13 TeV (a quarter of
+    ``n_events`` each: their checks are truth-level peaks).
     """
     from jetfm_coffea._resources import DIMUON_2012, cms_file
     from jetfm_coffea.generate.run import generate
@@ -337,11 +413,9 @@ def run_validation(
     sample_dir = out_dir / "samples"
     samples: dict[str, list[Path]] = {}
     metadata: dict[str, dict[str, Any]] = {}
-    plan = [("ttbar", 13000, "ttbar"), ("wjets", 13000, "wjets"), ("zjets", 13000, "zjets"),
-            ("zjets", 8000, "zjets_8TeV")]  # fmt: skip
-    for process, sqrts, key in plan:
+    for process, sqrts, key, n in validation_plan(n_events):
         result = generate(
-            process, n_events, sqrts=sqrts, seed=seed, out=sample_dir, workers=workers,
+            process, n, sqrts=sqrts, seed=seed, out=sample_dir, workers=workers,
             progress=progress,
         )  # fmt: skip
         samples[key] = result.files

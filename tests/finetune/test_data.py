@@ -16,7 +16,14 @@ from jetfm_coffea.finetune import (
     sample_labels,
     split_assignment,
 )
-from jetfm_coffea.finetune.data import balanced_batch_size, event_hash
+from jetfm_coffea.finetune.config import SplitConfig
+from jetfm_coffea.finetune.data import (
+    LabelledEvents,
+    assign_splits,
+    balanced_batch_size,
+    dataset_keys,
+    event_hash,
+)
 
 from .conftest import N_PER_DATASET, tiny_task
 
@@ -50,6 +57,48 @@ def test_split_is_a_pure_function_of_the_event_id():
     assert u.min() >= 0.0 and u.max() < 1.0
     # the id fields are not interchangeable
     assert (event_hash(lumi, run, event) != u).all()
+
+
+def test_equal_ids_in_two_datasets_are_split_independently():
+    """Simulated samples reuse ids (run 1, events 1..N): their splits must not coincide."""
+    n = 20_000
+    run, lumi = np.ones(n, np.int64), 1 + np.arange(n) // 1000
+    event = np.arange(1, n + 1)
+    ids = (np.concatenate([run, run]), np.concatenate([lumi, lumi]), np.tile(event, 2))
+    names = np.array(["ttbar_13TeV"] * n + ["tth_13TeV"] * n, dtype=object)
+    codes = split_assignment(*ids, (0.6, 0.2, 0.2), dataset=names)
+    a, b = codes[:n], codes[n:]
+    # independent: the joint distribution factorises (P(a=i, b=j) = P(a=i) P(b=j))
+    joint = np.histogram2d(a, b, bins=[np.arange(4)] * 2)[0] / n
+    np.testing.assert_allclose(joint, np.outer([0.6, 0.2, 0.2], [0.6, 0.2, 0.2]), atol=0.015)
+    assert (a == b).mean() < 0.5  # 0.44 expected; 1.0 without the dataset name
+    # without dataset names every id lands where its twin does
+    same = split_assignment(*ids, (0.6, 0.2, 0.2))
+    assert (same[:n] == same[n:]).all()
+    # a pure function of (dataset, id): one dataset alone splits as within the pair
+    np.testing.assert_array_equal(
+        split_assignment(run, lumi, event, (0.6, 0.2, 0.2), dataset=names[n:]), b
+    )
+    np.testing.assert_array_equal(dataset_keys(["a", "b", "a"])[[0, 2]], dataset_keys(["a"] * 2))
+    assert dataset_keys(["a"])[0] != dataset_keys(["b"])[0]
+
+
+def test_shared_ids_across_datasets_do_not_leak(labelled):
+    """Two datasets with identical ids: each (dataset, id) is in exactly one split."""
+    twin = labelled.take(np.arange(len(labelled)))
+    twin.datasets = [f"{name}_copy" for name in labelled.datasets]
+    both = LabelledEvents.concatenate([labelled, twin])
+    codes = assign_splits(both, SplitConfig())
+    key = list(zip(both.dataset_names(), both.run, both.luminosityBlock, both.event, strict=True))
+    seen: dict[tuple, int] = {}
+    for k, c in zip(key, codes, strict=True):
+        assert seen.setdefault(k, int(c)) == int(c)
+    n = len(labelled)
+    assert (codes[:n] != codes[n:]).any()  # the copies are split on their own
+    # without dataset names (a shard store), events are named after their data label
+    anonymous = labelled.take(np.arange(n))
+    anonymous.dataset, anonymous.datasets = None, []
+    assert set(anonymous.dataset_names()) == {"label:0", "label:1"}
 
 
 def test_no_event_leaks_across_splits(labelled, pretrained_run):

@@ -1,0 +1,164 @@
+"""Scale presets of the hard-task label-efficiency study (``--scale ci|cpu|gpu``).
+
+A preset fixes everything that sets the size and cost of a study run: events generated
+per process, real 2012 events in the pretraining pool, encoder size, pretraining steps
+and batch, label grid, seeds, modes, generation workers and the wall-time budget it is
+meant to fit.  The task definitions themselves (classes, selections, learning-rate
+grids, early stopping) come from the shipped task YAMLs and are the same at every
+scale, except for the ``task_overrides`` the ``ci`` preset uses to stay a test.
+
+========= ==================================================================================
+preset    meant for
+========= ==================================================================================
+ci        the test suite: a few hundred events per process, a 1-layer encoder, capped
+          training (the runs are marked ‡ in the tables): machinery, not physics
+cpu       <= 1 hour on 2 CPU cores: ``tiny`` encoder, >= 200k pretraining events (generated
+          processes + the real 2012 SingleMu events, test events excluded)
+gpu       <= 10 minutes on one H100/H200-class GPU with 16 cores, generation included:
+          ``small`` encoder, >= 200k distinct pretraining events, >= 10M event-views
+========= ==================================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jetfm_coffea.errors import ConfigError
+
+__all__ = ["PRESETS", "StudyPreset", "get_preset"]
+
+
+@dataclass(frozen=True)
+class StudyPreset:
+    """Sizes and budgets of one scale of the study."""
+
+    name: str
+    description: str
+    events: dict[str, int]  # process -> generated events (13 TeV)
+    real_events: int  # 2012 SingleMu collision events in the pretraining pool
+    model: dict[str, Any]  # pretraining ``model`` section (size, overrides)
+    pretrain_steps: int
+    pretrain_batch: int
+    labels: tuple[int | str, ...]
+    seeds: tuple[int, ...]
+    modes: tuple[str, ...]
+    workers: int
+    budget_s: float  # the wall time the preset is meant to fit, everything included
+    device: str = "auto"
+    task_overrides: dict[str, Any] = field(default_factory=dict)
+    min_pool_factor: float = 10.0  # pretraining pool >= this x the largest labelled set
+
+    @property
+    def pretrain_views(self) -> int:
+        """Event-views the encoder sees in pretraining (steps x batch)."""
+        return self.pretrain_steps * self.pretrain_batch
+
+    @property
+    def generated_events(self) -> int:
+        return sum(self.events.values())
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-friendly summary (recorded in the study's summary)."""
+        return {
+            "name": self.name,
+            "events": dict(self.events),
+            "generated_events": self.generated_events,
+            "real_events": self.real_events,
+            "model": self.model,
+            "pretrain_steps": self.pretrain_steps,
+            "pretrain_batch": self.pretrain_batch,
+            "pretrain_views": self.pretrain_views,
+            "labels": list(self.labels),
+            "seeds": list(self.seeds),
+            "modes": list(self.modes),
+            "workers": self.workers,
+            "budget_s": self.budget_s,
+            "device": self.device,
+            "task_overrides": self.task_overrides,
+        }
+
+
+_ALL_MODES = ("linear-probe", "finetune", "scratch", "bdt-raw", "bdt-features")
+_TASK_PROCESSES = ("ttbar", "tth", "hbb", "vz_bb")
+_OTHER_PROCESSES = ("wjets", "zjets", "qcd", "diboson")
+
+PRESETS: dict[str, StudyPreset] = {
+    p.name: p
+    for p in (
+        StudyPreset(
+            name="ci",
+            description="test-suite scale: machinery only",
+            events={**dict.fromkeys(_TASK_PROCESSES, 150), **dict.fromkeys(_OTHER_PROCESSES, 25)},
+            real_events=600,
+            model={
+                "size": "custom",
+                "overrides": {"dim": 16, "heads": 2, "layers": 1, "pair_hidden": 8, "proj_dim": 8},
+            },
+            pretrain_steps=4,
+            pretrain_batch=64,
+            labels=("10%", "all"),
+            seeds=(0,),
+            modes=_ALL_MODES,
+            workers=1,
+            budget_s=180.0,
+            device="cpu",
+            task_overrides={
+                "train.max_steps": 6,
+                "train.schedule": "cosine",
+                "train.min_eval_interval": 2,
+                "train.patience": 2,
+                "optim.lr_grid": [3e-3],  # one rate: the grid search is tested on its own
+                "reference.learning_rates": [0.2],
+                "reference.max_iter": 40,
+                "reference.patience": 10,
+                "min_val_events": 10,
+            },
+        ),
+        StudyPreset(
+            name="cpu",
+            description="<= 1 hour on 2 CPU cores, tiny encoder, >= 200k pretraining events",
+            events={
+                **dict.fromkeys(_TASK_PROCESSES, 20_000),
+                **dict.fromkeys(_OTHER_PROCESSES, 35_000),
+            },
+            real_events=10_000,
+            model={"size": "tiny"},
+            pretrain_steps=1_500,
+            pretrain_batch=256,
+            labels=("1%", "3%", "10%", "30%", "all"),
+            seeds=(0, 1, 2),
+            modes=_ALL_MODES,
+            workers=2,
+            budget_s=3_600.0,
+            device="cpu",
+        ),
+        StudyPreset(
+            name="gpu",
+            description="<= 10 minutes on one H100/H200-class GPU with 16 cores, small encoder",
+            events={
+                **dict.fromkeys(_TASK_PROCESSES, 40_000),
+                **dict.fromkeys(_OTHER_PROCESSES, 20_000),
+            },
+            real_events=10_000,
+            model={"size": "small"},
+            pretrain_steps=10_000,
+            pretrain_batch=1_024,
+            labels=("1%", "3%", "10%", "30%", "all"),
+            seeds=(0, 1, 2),
+            modes=_ALL_MODES,
+            workers=16,
+            budget_s=600.0,
+            device="cuda",
+        ),
+    )
+}
+"""The presets by name."""
+
+
+def get_preset(name: str) -> StudyPreset:
+    """The preset called ``name`` or a :class:`ConfigError` listing the known ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown study scale {name!r}; choose from {sorted(PRESETS)}") from None

@@ -1,0 +1,175 @@
+"""The hard-task study end to end at the ``ci`` preset, and its bad-input errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from jetfm_coffea.cli import main
+from jetfm_coffea.errors import ConfigError, TrainingError
+from jetfm_coffea.finetune import load_labelled, load_task_config, plan_task
+from jetfm_coffea.finetune.campaign import (
+    check_pool,
+    event_keys,
+    goal_checks,
+    held_out_keys,
+    pretraining_pool,
+    run_campaign,
+)
+from jetfm_coffea.finetune.presets import PRESETS, get_preset
+from jetfm_coffea.tokens import TokenConfig
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    out = tmp_path_factory.mktemp("campaign")
+    return out, run_campaign("ci", out)
+
+
+def test_ci_campaign_runs_every_stage(campaign):
+    out, summary = campaign
+    assert set(summary["tasks"]) == {"tth_vs_ttbar", "vh_vs_vz_bb"}
+    for task, res in summary["tasks"].items():
+        payload = json.loads((out / task / "results.json").read_text())
+        modes = {r["mode"] for r in payload["rows"]}
+        assert modes == {"linear-probe", "finetune", "scratch", "bdt-raw", "bdt-features"}
+        assert all(0.0 <= r["auc"] <= 1.0 for r in payload["rows"])
+        # the selection removed events (the same ones for every mode: one test set)
+        per = res["selection"]["per_class"]
+        assert all(0 < c["after"] < c["before"] for c in per.values())
+        events = {
+            tuple(np.load(f"{r['run_dir']}/test_scores.npz")["event"]) for r in payload["rows"]
+        }
+        assert len(events) == 1
+        assert (out / task / "roc.png").is_file() and (
+            out / task / "label_efficiency.png"
+        ).is_file()
+        assert "main" in res["goals"]
+    assert summary["pool_events"] >= 10 * summary["labelled_max"]
+    assert "SingleMu_Run2012B" in summary["pool_datasets"]
+    assert {"generate_s", "pretrain_s", "total_s"} <= set(summary["timings"])
+    md = (out / "summary.md").read_text()
+    assert "finetune with" in md and "scale `ci`" in md
+
+
+def test_pool_excludes_every_test_event(campaign):
+    out, _ = campaign
+    data = load_labelled(fileset=out / "campaign_fileset.json", token_config=TokenConfig(),
+                         max_events_per_dataset=600)  # fmt: skip
+    preset = get_preset("ci")
+    setups = []
+    for name, labels in (("tth_vs_ttbar", [0, 6]), ("vh_vs_vz_bb", [4, 7])):
+        task_data = data.take(np.flatnonzero(np.isin(data.label, labels)))
+        setups.append(plan_task(_ci_task(name, preset), task_data))
+    pool = pretraining_pool(data, setups)
+    held_out = held_out_keys(setups)
+    assert held_out and not (event_keys(pool) & held_out)
+    assert len(pool) + len(held_out) == len(data)  # everything else is in the pool
+    assert (pool.label == -1).all()
+    # a pool with test events in it is refused before pretraining
+    with pytest.raises(TrainingError, match=r"contains .* test events"):
+        check_pool(data, held_out, 10, 1.0)
+    with pytest.raises(TrainingError, match=r"fewer than 10 x"):
+        check_pool(pool, held_out, len(pool), 10.0)
+
+
+def _ci_task(name, preset):
+    return load_task_config(name, **preset.task_overrides)
+
+
+def test_bad_input_fails_before_any_training(campaign, tmp_path):
+    out, _ = campaign
+    ci = get_preset("ci")
+    # a label grid larger than the training split
+    big = dataclasses.replace(ci, labels=(10**6,))
+    gen = tmp_path / "big"
+    (gen / "gen").mkdir(parents=True)
+    for f in (out / "gen").iterdir():  # reuse the generated samples (resumable)
+        (gen / "gen" / f.name).symlink_to(f)
+    with pytest.raises(TrainingError, match="label count 1000000 is larger"):
+        run_campaign(big, gen)
+    assert not (gen / "pretrain").exists()
+    # a task whose classes the store lacks
+    data = load_labelled(fileset=out / "campaign_fileset.json", token_config=TokenConfig(),
+                         max_events_per_dataset=50)  # fmt: skip
+    no_tth = data.take(np.flatnonzero(data.label == 0))
+    with pytest.raises(TrainingError, match=r"\['tth'\].*missing from the data"):
+        plan_task(_ci_task("tth_vs_ttbar", ci), no_tth)
+    lacking = dataclasses.replace(ci, events={"ttbar": 10, "hbb": 10})
+    with pytest.raises(ConfigError, match=r"need data labels \[6, 7\]"):
+        run_campaign(lacking, tmp_path / "lacking")
+    with pytest.raises(ConfigError, match="unknown study scale"):
+        get_preset("laptop")
+
+
+def test_rerun_is_idempotent_via_the_cli(campaign):
+    out, summary = campaign
+    before = {t: (out / t / "results.md").read_text() for t in summary["tasks"]}
+    res = CliRunner().invoke(main, ["label-efficiency", "--scale", "ci", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "already in" in res.output and "(reused)" in res.output
+    after = json.loads((out / "summary.json").read_text())
+    for t in summary["tasks"]:
+        rows = json.loads((out / t / "results.json").read_text())["rows"]
+        assert all(r["reused"] for r in rows)
+        assert (out / t / "results.md").read_text() == before[t]
+    assert after["pool_events"] == summary["pool_events"]
+    bad = CliRunner().invoke(
+        main, ["label-efficiency", "--scale", "ci", "--out", str(out), "--pretrained", str(out)]
+    )
+    assert bad.exit_code != 0 and "drop --pretrained" in bad.output
+
+
+def test_presets_meet_their_specification():
+    cpu, gpu = PRESETS["cpu"], PRESETS["gpu"]
+    for p in (cpu, gpu):
+        tasks = sum(p.events[k] for k in ("ttbar", "tth", "hbb", "vz_bb"))
+        pool = p.generated_events + p.real_events - 0.2 * tasks  # test splits held out
+        assert pool >= 200_000
+        assert "1%" in p.labels and len(p.seeds) >= 3
+        assert {"bdt-raw", "bdt-features", "finetune", "scratch"} <= set(p.modes)
+        assert not p.task_overrides  # the shipped tasks as they are: no step caps
+    assert cpu.model == {"size": "tiny"} and cpu.budget_s <= 3600 and cpu.workers == 2
+    assert gpu.model["size"] in ("small", "base") and gpu.pretrain_views >= 10_000_000
+    assert gpu.budget_s <= 600
+
+
+def test_goal_checks_pick_the_grid_points():
+    agg = [
+        {"mode": m, "n_labels": n, "auc_mean": auc, "auc_std": 0.01}
+        for m, n, auc in [
+            ("finetune", 10, 0.80), ("finetune", 100, 0.90), ("finetune", 1000, 0.95),
+            ("scratch", 100, 0.85), ("scratch", 1000, 0.91), ("bdt-raw", 1000, 0.92),
+            ("bdt-features", 1000, 0.93),
+        ]
+    ]  # fmt: skip
+    g = goal_checks(agg)
+    assert (g["n_full"], g["n_tenth"], g["n_hundredth"]) == (1000, 100, 10)
+    assert g["main"]["scratch"]["auc_gap"] == pytest.approx(-0.01)
+    assert not g["main"]["scratch"]["met"] and not g["main"]["bdt-features"]["met"]
+    assert g["stretch"]["a"]["n_labels"] == 10 and not g["stretch"]["met"]
+    coarse = goal_checks([e for e in agg if e["n_labels"] != 10])
+    assert coarse["stretch"] is None  # no grid point near 1%
+
+
+def test_objective_ablation(campaign):
+    out, summary = campaign
+    again = run_campaign("ci", out, ablate=True)
+    rows = again["ablation"]["rows"]
+    variants = {r["pretraining"] for r in rows}
+    assert variants == {"both (main run)", "contrastive only", "masked-object only"}
+    for task in summary["tasks"]:
+        for variant in variants:
+            got = {r["mode"] for r in rows if r["task"] == task and r["pretraining"] == variant}
+            assert got == {"linear-probe", "finetune"}, (task, variant)
+    cfg = (out / "ablation" / "pretrain_masked-object" / "config.yaml").read_text()
+    assert "contrastive: none" in cfg
+    assert (
+        "masked_weight: 0.0"
+        in (out / "ablation" / "pretrain_contrastive" / "config.yaml").read_text()
+    )
+    assert "## Ablation: pretraining objective" in (out / "summary.md").read_text()
