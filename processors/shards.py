@@ -1,7 +1,8 @@
 """coffea processor that writes pretraining shards on the workers.
 
-Each coffea chunk (one entry range of one file) becomes one shard: tokens via the single
-token path (:func:`jetfm_coffea.tokens.build_tokens`), K augmented views, optional label
+Each coffea chunk (one entry range of one file) becomes one shard: the selected physics
+objects of the single token path (:func:`jetfm_coffea.tokens.select_objects`), stored
+ragged (schema 2.0.0, no tokens), optionally V stored augmented views, optional label
 (fileset metadata ``label``) and weights (``genWeight`` when present), written by the
 worker itself. Only a small summary goes back to the client. A chunk whose shard is
 already complete is skipped without reading a byte (resume after a crash).
@@ -24,9 +25,15 @@ import numpy as np
 from coffea import processor
 
 from jetfm_coffea.errors import ConfigError, ShardError
-from jetfm_coffea.shards.views import load_augmentation, make_views
-from jetfm_coffea.shards.writer import ShardInfo, ShardSource, shard_exists, write_shard
-from jetfm_coffea.tokens import EventTokens, build_tokens, load_token_config
+from jetfm_coffea.shards.views import load_augmentation, stored_views
+from jetfm_coffea.shards.writer import (
+    ShardInfo,
+    ShardSource,
+    existing_info,
+    shard_exists,
+    write_shard,
+)
+from jetfm_coffea.tokens import EventObjects, EventTokens, load_token_config, select_objects
 
 __all__ = ["PARTITIONS_KEY", "ShardProcessor", "empty_summary", "merge_summaries"]
 
@@ -115,18 +122,18 @@ class ShardProcessor(processor.ProcessorABC):
 
     # -------------------------------------------------------------- one chunk
 
-    def write_tokens(
+    def write_objects(
         self,
-        tokens: EventTokens,
+        objects: EventObjects,
         source: ShardSource,
         label: int | None,
         weight: np.ndarray | None,
     ) -> dict[str, Any]:
-        """Make the views of ``tokens`` and write the shard; return its summary."""
-        views = make_views(tokens.objects, self.pipeline, self.token_config)
+        """Make the stored views of ``objects`` (if asked for) and write the shard."""
+        views = stored_views(objects, self.pipeline, self.token_config)
         info = write_shard(
             self.store,
-            tokens,
+            objects,
             source,
             self.token_config,
             views=views,
@@ -154,18 +161,12 @@ class ShardProcessor(processor.ProcessorABC):
         )
         label = _label(meta)
         if self.if_exists == "skip" and shard_exists(self.store, source.path):
-            return self.write_tokens_existing(source)
-        tokens = build_tokens(events, self.token_config)
+            return _summary(existing_info(Path(self.store), source.path))
+        objects = select_objects(events, self.token_config)
         weight = None
         if WEIGHT_BRANCH in events.fields:
             weight = np.asarray(ak.to_numpy(events[WEIGHT_BRANCH]), np.float32)
-        return self.write_tokens(tokens, source, label, weight)
-
-    def write_tokens_existing(self, source: ShardSource) -> dict[str, Any]:
-        """Summary of a chunk whose shard is already complete (nothing is read)."""
-        from jetfm_coffea.shards.writer import _existing_info
-
-        return _summary(_existing_info(Path(self.store), source.path))
+        return self.write_objects(objects, source, label, weight)
 
     # -------------------------------------------------------------- dask mode
 
@@ -233,4 +234,4 @@ def _write_partition(
         weight = np.asarray(ak.to_numpy(record["weight"]), np.float32)
         record = record[[f for f in record.fields if f != "weight"]]
     tokens = EventTokens.from_awkward(record, proc.token_config)
-    return proc.write_tokens(tokens, source, label, weight)
+    return proc.write_objects(tokens.objects, source, label, weight)

@@ -2,8 +2,11 @@
 
 A *batch source* is an iterable of dict batches with
 
-* ``tokens`` float32 ``[B, T, F]`` (un-augmented), ``mask`` bool ``[B, T]``;
-* optionally ``views`` float32 ``[B, V, T, F]`` and ``view_mask`` bool ``[B, V, T]``,
+* ``tokens`` float32 ``[B, T, F]`` (un-augmented), ``mask`` bool ``[B, T]``; ``T`` may
+  change from batch to batch (the shard loader pads to the batch's longest event);
+* optionally ``objects`` float32 ``[B, T, 7]`` (pt, eta, phi, mass, charge, btag,
+  type_id of the tokens' objects: what fresh views are made of), ``views`` float32
+  ``[B, V, T, F]`` and ``view_mask`` bool ``[B, V, T]``,
   ``label`` int64 ``[B]`` (-1 = unlabelled), ``weight`` float32 ``[B]``;
 * ``run``, ``luminosityBlock``, ``event`` int64 ``[B]`` (provenance);
 
@@ -45,6 +48,7 @@ __all__ = [
 BATCH_KEYS = (
     "tokens",
     "mask",
+    "objects",
     "views",
     "view_mask",
     "label",
