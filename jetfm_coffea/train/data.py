@@ -97,6 +97,7 @@ class TensorEventDataset(IterableDataset):
         weight: np.ndarray | None = None,
         views: np.ndarray | None = None,
         view_mask: np.ndarray | None = None,
+        objects: np.ndarray | None = None,
         shuffle: bool = True,
         seed: int = 0,
         rank: int = 0,
@@ -118,6 +119,8 @@ class TensorEventDataset(IterableDataset):
             self.arrays["label"] = torch.as_tensor(np.asarray(label, np.int64))
         if weight is not None:
             self.arrays["weight"] = torch.as_tensor(np.asarray(weight, np.float32))
+        if objects is not None:
+            self.arrays["objects"] = torch.as_tensor(np.asarray(objects, np.float32))
         if views is not None:
             self.arrays["views"] = torch.as_tensor(np.asarray(views, np.float32))
             vm = view_mask if view_mask is not None else np.repeat(mask[:, None], views.shape[1], 1)
@@ -146,10 +149,11 @@ class TensorEventDataset(IterableDataset):
     def from_event_tokens(
         cls, tokens: Any, token_config: TokenConfig | None = None, **kwargs: Any
     ) -> TensorEventDataset:
-        """Wrap an :class:`~jetfm_coffea.tokens.EventTokens`."""
+        """Wrap an :class:`~jetfm_coffea.tokens.EventTokens` (with its objects)."""
         return cls(
             tokens.tokens,
             tokens.mask,
+            objects=_object_array(tokens.objects),
             token_config=token_config,
             run=tokens.run,
             luminosityBlock=tokens.luminosityBlock,
@@ -227,7 +231,8 @@ def _compact(x: torch.Tensor, m: torch.Tensor, n: int) -> tuple[torch.Tensor, to
 
 
 def compact_batch(batch: dict[str, torch.Tensor], multiple: int = 4) -> dict[str, torch.Tensor]:
-    """Move valid tokens first and cut the padding common to the whole batch (views too).
+    """Move valid tokens first and cut the padding common to the whole batch (views and
+    objects too).
 
     The encoder is permutation-invariant and ignores padding, so this changes nothing
     but the cost; the token count is rounded up to ``multiple`` to limit shape churn and
@@ -241,6 +246,8 @@ def compact_batch(batch: dict[str, torch.Tensor], multiple: int = 4) -> dict[str
     n = min(width, max(multiple, -(-longest // multiple) * multiple))
     out = dict(batch)
     out["tokens"], out["mask"] = _compact(batch["tokens"], masks["tokens"], n)
+    if "objects" in batch:
+        out["objects"], _ = _compact(batch["objects"], masks["tokens"], n)
     if "views" in batch:
         out["views"], out["view_mask"] = _compact(batch["views"], masks["views"], n)
     return out
@@ -347,6 +354,7 @@ def events_source(
         if max_events is not None and sum(len(p) for p in parts) >= max_events:
             break
     cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _ID_AND_TOKENS}
+    cat["objects"] = np.concatenate([_object_array(p.objects) for p in parts])
     provenance = {
         "source": "nanoaod",
         "files": [f for f, _ in files[: len(parts)]],
@@ -360,22 +368,33 @@ def events_source(
         run=cat["run"],
         luminosityBlock=cat["luminosityBlock"],
         event=cat["event"],
+        objects=cat["objects"],
         batch_size=2,
         provenance=provenance,
     )
 
 
 _ID_AND_TOKENS = ("tokens", "mask", "run", "luminosityBlock", "event")
+_OBJECT_KEYS = ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
 
 
-def shards_source(store: str | Path, **kwargs: Any) -> Any:
+def _object_array(objects: Any) -> np.ndarray:
+    """Padded ``[N, T, 7]`` float32 objects (the batch key ``objects``), zero where invalid."""
+    cols = [np.where(objects.mask, getattr(objects, k), 0) for k in _OBJECT_KEYS]
+    return np.stack(cols, -1).astype(np.float32)
+
+
+def shards_source(store: str | Path, views: str = "fresh", **kwargs: Any) -> Any:
     """A loader over a Zarr shard store (``jetfm_coffea.shards.open_loader``).
 
-    Partial batches are dropped so that every DDP rank runs the same number of steps.
+    ``views="fresh"`` yields the raw objects (the loop makes the views on its device),
+    ``"stored"`` the store's views. Partial batches are dropped so that every DDP rank
+    runs the same number of steps.
     """
     from jetfm_coffea.shards import open_loader
 
-    return open_loader(store, drop_last=True, **kwargs)
+    fresh = views == "fresh"
+    return open_loader(store, drop_last=True, load_objects=fresh, load_views=not fresh, **kwargs)
 
 
 def open_data(
@@ -388,13 +407,17 @@ def open_data(
     seed: int,
     rank: int = 0,
     world_size: int = 1,
+    views: str = "fresh",
 ) -> Any:
-    """The one place the CLI turns ``--shards``/``--events`` into a batch source."""
+    """The one place the CLI turns ``--shards``/``--events`` into a batch source.
+
+    ``views``: ``"fresh"`` (the batches carry the raw objects) or ``"stored"``.
+    """
     if (shards is None) == (events is None):
         raise TrainingError("give exactly one data source: --shards STORE or --events FILE")
     if shards is not None:
         return shards_source(
-            shards, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size
+            shards, views, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size
         )
     ds = events_source(events, token_config, max_events=max_events)
     ds.batch_size, ds.seed = batch_size, seed

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from jetfm_coffea.augment.config import load_pipeline
 from jetfm_coffea.errors import NonFiniteLossError, TrainingError
 from jetfm_coffea.model.config import ModelConfig, model_config_for
 from jetfm_coffea.model.model import EventModel, count_parameters
@@ -40,7 +41,7 @@ from jetfm_coffea.train.distributed import DistInfo, all_gather_objects, init_di
 from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask
 from jetfm_coffea.train.run import RunConfigs, write_model_card, write_run_files
-from jetfm_coffea.train.views import load_view_hook
+from jetfm_coffea.train.views import load_view_hook, make_views
 
 __all__ = [
     "PretrainResult",
@@ -287,7 +288,9 @@ def _pretrain(
     torch.manual_seed(seed)
     model = EventModel(model_cfg, heads=_used_heads(cfg)).to(device)
     torch.manual_seed(seed + 1 + info.rank)
-    task = PretrainTask(model, cfg.objective, load_view_hook(cfg.train.view_hook))
+    hook = load_view_hook(cfg.train.view_hook) if cfg.train.view_hook else None
+    task = PretrainTask(model, cfg.objective, hook)
+    fresh = cfg.objective.uses_contrastive and cfg.views == "fresh" and hook is None
     opt, sched = build_optimizer(model, cfg)
     precision = _precision(cfg, device)
     n_params = count_parameters(model)
@@ -330,6 +333,7 @@ def _pretrain(
             "precision": precision,
             "device": device.type,
             "steps_done": step,
+            "views": _views_record(cfg),
         }
     )
     if not resume:
@@ -410,6 +414,10 @@ def _pretrain(
                 batch = compact_batch(batch)
             n_events = len(batch["tokens"]) * info.world_size
             batch = _to_device(batch, device)
+            if fresh:  # V new physics views per event, keyed by (event ids, epoch, view)
+                batch["views"], batch["view_mask"] = make_views(
+                    batch, cfg.augment, data_tokens, epoch, cfg.objective.n_views
+                )
             gen = _step_generator(seed, info.rank, step, device)
             with _autocast(precision, device):
                 loss, parts, emb = runner(batch, gen)
@@ -483,6 +491,24 @@ def _pretrain(
         write_run_files(out, configs)
         write_model_card(out, configs, n_params)
     return PretrainResult(out, step, losses, last, model if keep_model else None)
+
+
+def _views_record(cfg: PretrainConfig) -> dict[str, Any]:
+    """How the contrastive views are made (``run.json`` and the model card)."""
+    if not cfg.objective.uses_contrastive:
+        return {"mode": "none"}
+    if cfg.train.view_hook:
+        return {"mode": "hook", "hook": cfg.train.view_hook}
+    if cfg.views == "stored":
+        return {"mode": "stored"}
+    pipeline = load_pipeline(cfg.augment)
+    return {
+        "mode": "fresh",
+        "n_views": cfg.objective.n_views,
+        "pipeline_hash": pipeline.hash(),
+        "seed": pipeline.seed,
+        "steps": [step.name for step in pipeline.steps],
+    }
 
 
 def _epoch_has_batches(source: Any) -> bool:
