@@ -131,9 +131,12 @@ def _pad_index(offsets: np.ndarray, rows: np.ndarray, width: int) -> tuple[np.nd
 
 
 class _Buffer:
-    """Events of a few contiguous reads, ragged, with their tokens computed once.
+    """Events of a few contiguous reads with their tokens, computed and padded once.
 
-    ``batch(index)`` pads the chosen events to the longest of them (pad-to-need).
+    The token features of all objects of the buffer are computed in one call of the token
+    path; they are then padded once to the buffer's longest event, so that cutting a batch
+    is one contiguous gather per array, trimmed to the batch's longest event
+    (pad-to-need).
     """
 
     def __init__(
@@ -146,7 +149,7 @@ class _Buffer:
     ):
         self.events = events
         self.n_views = n_views
-        self.keep_objects = keep_objects
+        # group -> (counts per row, padded tokens, padded mask, padded objects or None)
         self.groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = {}
         for group, (offsets, cols) in groups.items():
             kin = {c: cols[c].astype(np.float64) for c in OBJECT_FIELDS}
@@ -154,48 +157,66 @@ class _Buffer:
                 feats, valid, _ = compute_features(
                     np, feature_names, **kin, mask=np.ones(len(kin["pt"]), bool)
                 )
-            tokens = feats.astype(np.float32)
-            tokens[~valid] = 0.0
+            counts = np.diff(offsets)
+            rows = len(counts)
+            width = max(1, int(counts.max()) if rows else 1)
+            # all rows in order: the flat objects are the source, in their order
+            _, target = _pad_index(offsets, np.arange(rows), width)
+            if not valid.all():  # tokens with non-finite features are masked and zero
+                feats[~valid] = 0.0
+            tokens = np.zeros((rows * width, feats.shape[1]), np.float32)
+            tokens[target] = feats
+            mask = np.zeros(rows * width, bool)
+            mask[target] = valid
             objects = None
             if keep_objects and group == OBJECTS:
-                objects = np.stack([cols[c].astype(np.float32) for c in OBJECT_FIELDS], -1)
-            self.groups[group] = (offsets, tokens, valid, objects)
+                flat = np.stack([cols[c] for c in OBJECT_FIELDS], -1).astype(np.float32)
+                flat[~valid] = 0.0
+                objects = np.zeros((rows * width, len(OBJECT_FIELDS)), np.float32)
+                objects[target] = flat
+                objects = objects.reshape(rows, width, -1)
+            self.groups[group] = (
+                counts,
+                tokens.reshape(rows, width, -1),
+                mask.reshape(rows, width),
+                objects,
+            )
 
     def __len__(self) -> int:
         return len(self.events["event"])
 
     def batch(self, index: np.ndarray) -> dict[str, np.ndarray]:
         """Padded numpy batch of events ``index`` (width: the longest event, views included)."""
-        offsets = self.groups[OBJECTS][0]
-        counts = offsets[index + 1] - offsets[index]
         rows = {OBJECTS: index}
         if VIEWS in self.groups:
-            v = self.n_views
-            rows[VIEWS] = (index[:, None] * v + np.arange(v)).reshape(-1)
-            view_offsets = self.groups[VIEWS][0]
-            counts = np.concatenate(
-                [counts, view_offsets[rows[VIEWS] + 1] - view_offsets[rows[VIEWS]]]
-            )
-        width = max(1, int(counts.max()) if len(counts) else 1)
+            rows[VIEWS] = (index[:, None] * self.n_views + np.arange(self.n_views)).reshape(-1)
+        width = 1
+        for group, r in rows.items():
+            counts = self.groups[group][0]
+            if len(r):
+                width = max(width, int(counts[r].max()))
         out = {k: v[index] for k, v in self.events.items()}
-        for group, (offs, tokens, valid, objects) in self.groups.items():
-            r = rows[group]
-            source, target = _pad_index(offs, r, width)
-            padded = np.zeros((len(r) * width, tokens.shape[1]), np.float32)
-            padded[target] = tokens[source]
-            mask = np.zeros(len(r) * width, bool)
-            mask[target] = valid[source]
+        for group, r in rows.items():
+            _, tokens, mask, objects = self.groups[group]
+            w = min(width, tokens.shape[1])
+            tok = _take(tokens, r, w, width)
+            msk = _take(mask, r, w, width)
             if group == OBJECTS:
-                out["tokens"] = padded.reshape(len(r), width, -1)
-                out["mask"] = mask.reshape(len(r), width)
+                out["tokens"], out["mask"] = tok, msk
                 if objects is not None:
-                    obj = np.zeros((len(r) * width, objects.shape[1]), np.float32)
-                    obj[target] = objects[source]
-                    out["objects"] = obj.reshape(len(r), width, -1)
+                    out["objects"] = _take(objects, r, w, width)
             else:
-                out["views"] = padded.reshape(len(index), self.n_views, width, -1)
-                out["view_mask"] = mask.reshape(len(index), self.n_views, width)
+                out["views"] = tok.reshape(len(index), self.n_views, width, -1)
+                out["view_mask"] = msk.reshape(len(index), self.n_views, width)
         return out
+
+
+def _take(padded: np.ndarray, rows: np.ndarray, w: int, width: int) -> np.ndarray:
+    """Rows of a padded array cut (or zero-padded) to ``width`` slots, contiguous."""
+    out = padded[rows]  # whole rows: a contiguous copy per row, the fast gather
+    if w < padded.shape[1]:
+        out = np.ascontiguousarray(out[:, :w])
+    return out if w == width else _widen(out, 1, width)
 
 
 def _concat_padded(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
