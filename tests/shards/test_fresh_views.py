@@ -185,3 +185,15 @@ def test_cli_augment_file_is_used_and_recorded(plain_store, tmp_path):
     # stored views from a store without any: a clear error, not a silent fallback
     res = CliRunner().invoke(main, [*args[:-2], "--views", "stored", "--out", str(tmp_path / "s")])
     assert res.exit_code != 0 and "views: fresh" in res.output
+
+
+@pytest.mark.gpu
+def test_fresh_views_on_cuda_equal_cpu(singlemu_store, token_config):
+    """The views made on the training GPU are the CPU's to float32 rounding (1e-5)."""
+    batch = next(iter(open_loader(singlemu_store, batch_size=2000, load_objects=True, seed=0)))
+    cpu_views, cpu_mask = make_views(batch, PIPELINE, token_config, 5, 2)
+    gpu = {k: v.cuda(non_blocking=True) for k, v in batch.items()}
+    gpu_views, gpu_mask = make_views(gpu, PIPELINE, token_config, 5, 2)
+    assert gpu_views.device.type == "cuda"
+    assert torch.equal(gpu_mask.cpu(), cpu_mask)
+    torch.testing.assert_close(gpu_views.cpu(), cpu_views, rtol=1e-5, atol=1e-5)

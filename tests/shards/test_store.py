@@ -13,6 +13,7 @@ from numcodecs import Zstd
 
 from jetfm_coffea.errors import (
     LegacyStoreError,
+    SchemaValidationError,
     SchemaVersionError,
     ShardChecksumError,
     ShardError,
@@ -167,3 +168,14 @@ def test_manifest_that_does_not_match_shards(store):
     (store / "manifest.json").write_text(json.dumps(doc))
     problems = verify(store).errors
     assert [(p.kind, p.shard) for p in problems] == [("manifest", doc["shards"][0]["path"])]
+
+
+def test_attributes_outside_the_2_0_0_schema_are_refused_on_read(store):
+    path = open_store(store).records[0].path
+    meta = store / path / "zarr.json"
+    doc = json.loads(meta.read_text())
+    doc["attributes"]["arrays"]["tokens"] = {"dtype": "<f4", "shape": [2500], "chunks": [2500]}
+    meta.write_text(json.dumps(doc))
+    with pytest.raises(SchemaValidationError, match=re.escape(path) + "(.|\n)*'tokens'"):
+        open_shard(store, path)
+    assert ("schema", path) in {(p.kind, p.shard) for p in verify(store).errors}
