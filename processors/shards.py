@@ -1,7 +1,7 @@
 """coffea processor that writes pretraining shards on the workers.
 
 Each coffea chunk (one entry range of one file) becomes one shard: the selected physics
-objects of the single token path (:func:`jetfm_coffea.tokens.select_objects`), stored
+objects of the single token path (:func:`jetfm_coffea.tokens.select_ragged`), stored
 ragged (schema 2.0.0, no tokens), optionally V stored augmented views, optional label
 (fileset metadata ``label``) and weights (``genWeight`` when present), written by the
 worker itself. Only a small summary goes back to the client. A chunk whose shard is
@@ -33,7 +33,13 @@ from jetfm_coffea.shards.writer import (
     shard_exists,
     write_shard,
 )
-from jetfm_coffea.tokens import EventObjects, EventTokens, load_token_config, select_objects
+from jetfm_coffea.tokens import (
+    EventObjects,
+    EventTokens,
+    RaggedObjects,
+    load_token_config,
+    select_ragged,
+)
 
 __all__ = ["PARTITIONS_KEY", "ShardProcessor", "empty_summary", "merge_summaries"]
 
@@ -124,13 +130,18 @@ class ShardProcessor(processor.ProcessorABC):
 
     def write_objects(
         self,
-        objects: EventObjects,
+        objects: EventObjects | RaggedObjects,
         source: ShardSource,
         label: int | None,
         weight: np.ndarray | None,
     ) -> dict[str, Any]:
         """Make the stored views of ``objects`` (if asked for) and write the shard."""
-        views = stored_views(objects, self.pipeline, self.token_config)
+        views = []
+        if self.pipeline is not None:
+            padded = objects
+            if isinstance(objects, RaggedObjects):
+                padded = objects.padded(self.token_config.n_tokens)
+            views = stored_views(padded, self.pipeline, self.token_config)
         info = write_shard(
             self.store,
             objects,
@@ -162,7 +173,7 @@ class ShardProcessor(processor.ProcessorABC):
         label = _label(meta)
         if self.if_exists == "skip" and shard_exists(self.store, source.path):
             return _summary(existing_info(Path(self.store), source.path))
-        objects = select_objects(events, self.token_config)
+        objects = select_ragged(events, self.token_config)
         weight = None
         if WEIGHT_BRANCH in events.fields:
             weight = np.asarray(ak.to_numpy(events[WEIGHT_BRANCH]), np.float32)

@@ -66,6 +66,7 @@ __all__ = [
     "chunk_crc",
     "column_path",
     "combine_checksums",
+    "disk_columns",
     "event_array_names",
     "is_shard_name",
     "is_temporary_name",
@@ -254,6 +255,25 @@ def checksum_order(names: Iterable[str]) -> list[str]:
     return fixed + grouped + sorted(names - set(fixed) - set(grouped))
 
 
+def disk_columns(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Flat object columns in their on-disk dtypes (:data:`OBJECT_COLUMNS`).
+
+    ``ValueError`` if an integer column (charge, type_id) holds a non-integer value or
+    one outside its dtype's range.
+    """
+    flat = {}
+    for name, dtype in OBJECT_COLUMNS.items():
+        values = np.asarray(columns[name])
+        if dtype[1] in "iu" and len(values):
+            if not np.array_equal(values, np.rint(values)):
+                raise ValueError(f"object column {name!r} holds non-integer values")
+            info = np.iinfo(np.dtype(dtype))
+            if values.min() < info.min or values.max() > info.max:
+                raise ValueError(f"object column {name!r} outside the range of {dtype}")
+        flat[name] = values.astype(dtype)
+    return flat
+
+
 def to_ragged(mask: np.ndarray, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict]:
     """Padded ``[rows, T]`` columns and their mask -> ``(offsets [rows + 1], flat columns)``.
 
@@ -261,18 +281,8 @@ def to_ragged(mask: np.ndarray, columns: Mapping[str, np.ndarray]) -> tuple[np.n
     the on-disk dtypes of :data:`OBJECT_COLUMNS`.
     """
     mask = np.asarray(mask, bool)
-    flat_mask = mask.reshape(-1)
-    index = np.flatnonzero(flat_mask)
+    index = np.flatnonzero(mask.reshape(-1))
     offsets = np.zeros(mask.shape[0] + 1, np.int64)
     np.cumsum(mask.sum(axis=-1), out=offsets[1:])
-    flat = {}
-    for name, dtype in OBJECT_COLUMNS.items():
-        values = np.asarray(columns[name]).reshape(-1).take(index)
-        if dtype[1] in "iu":
-            if len(values) and not np.array_equal(values, np.rint(values)):
-                raise ValueError(f"object column {name!r} holds non-integer values")
-            info = np.iinfo(np.dtype(dtype))
-            if len(values) and (values.min() < info.min or values.max() > info.max):
-                raise ValueError(f"object column {name!r} outside the range of {dtype}")
-        flat[name] = values.astype(dtype)
-    return offsets, flat
+    flat = {name: np.asarray(columns[name]).reshape(-1).take(index) for name in OBJECT_COLUMNS}
+    return offsets, disk_columns(flat)

@@ -37,13 +37,15 @@ from jetfm_coffea.shards.format import (
     checksum_order,
     column_path,
     combine_checksums,
+    disk_columns,
+    offsets_problem,
     seal_chunk,
     shard_path,
     temporary_name,
     to_ragged,
 )
 from jetfm_coffea.shards.views import AugmentationPipelineLike, pipeline_document
-from jetfm_coffea.tokens import EventObjects, EventTokens, TokenConfig
+from jetfm_coffea.tokens import EventObjects, EventTokens, RaggedObjects, TokenConfig
 
 __all__ = [
     "DEFAULT_ZSTD_LEVEL",
@@ -102,12 +104,15 @@ def codecs(level: int = DEFAULT_ZSTD_LEVEL) -> list[dict[str, Any]]:
     return out
 
 
-def _objects_of(data: EventObjects | EventTokens) -> EventObjects:
+Objects = EventObjects | EventTokens | RaggedObjects
+
+
+def _objects_of(data: Objects) -> EventObjects | RaggedObjects:
     return data.objects if isinstance(data, EventTokens) else data
 
 
 def shard_arrays(
-    objects: EventObjects | EventTokens,
+    objects: Objects,
     views: Sequence[EventObjects | EventTokens] = (),
     *,
     label: int | None = None,
@@ -128,17 +133,27 @@ def shard_arrays(
         if len(weight) != n:
             raise ValueError(f"weight has {len(weight)} entries for {n} events")
         out["weight"] = weight
-    groups = [(OBJECTS, obj.mask, {f: getattr(obj, f) for f in OBJECT_FIELDS})]
+    if isinstance(obj, RaggedObjects):
+        problem = offsets_problem(obj.offsets, n, len(obj.columns["pt"]))
+        if problem is not None:
+            raise ValueError(f"ragged objects: {problem}")
+        out[column_path(OBJECTS, "offsets")] = np.asarray(obj.offsets, np.int64)
+        flat = disk_columns(obj.columns)
+        out.update({column_path(OBJECTS, k): v for k, v in flat.items()})
+        groups = []
+    else:
+        groups = [(OBJECTS, obj.mask, {f: getattr(obj, f) for f in OBJECT_FIELDS})]
     if views:
         vs = [_objects_of(v) for v in views]
         for v, view in enumerate(vs):
-            if view.mask.shape != obj.mask.shape:
-                raise ValueError(f"view {v} has shape {view.mask.shape}, objects {obj.mask.shape}")
+            if len(view) != n:
+                raise ValueError(f"view {v} has {len(view)} events, objects {n}")
         # event-major: view v of event i is row i*V + v
         stack = lambda name: np.stack([getattr(v, name) for v in vs], axis=1)  # noqa: E731
         groups.append((VIEWS, stack("mask"), {f: stack(f) for f in OBJECT_FIELDS}))
     for group, mask, columns in groups:
-        mask = np.asarray(mask, bool).reshape(-1, obj.mask.shape[-1])
+        mask = np.asarray(mask, bool)
+        mask = mask.reshape(-1, mask.shape[-1])
         offsets, flat = to_ragged(mask, {k: np.asarray(v) for k, v in columns.items()})
         out[column_path(group, "offsets")] = offsets
         out.update({column_path(group, k): v for k, v in flat.items()})
@@ -248,7 +263,7 @@ def _write_group(
 
 def write_shard(
     store: str | Path,
-    objects: EventObjects | EventTokens,
+    objects: Objects,
     source: ShardSource,
     token_config: TokenConfig,
     *,
@@ -268,8 +283,9 @@ def write_shard(
     store
         Root directory of the shard store (local or shared POSIX filesystem).
     objects
-        :func:`~jetfm_coffea.tokens.select_objects` output for the chunk (or the
-        :class:`EventTokens` holding it); stored ragged, no tokens.
+        :func:`~jetfm_coffea.tokens.select_ragged` output for the chunk (or the padded
+        :func:`~jetfm_coffea.tokens.select_objects`, or :class:`EventTokens`); stored
+        ragged, no tokens.
     source
         Dataset, file, uuid and entry range; they fix the shard path.
     views

@@ -3,9 +3,11 @@
 from jetfm_coffea.tokens.build import (
     EventObjects,
     EventTokens,
+    RaggedObjects,
     build_tokens,
     check_collections,
     select_objects,
+    select_ragged,
     token_record,
     tokens_from_objects,
 )
@@ -18,6 +20,7 @@ __all__ = [
     "Cut",
     "EventObjects",
     "EventTokens",
+    "RaggedObjects",
     "TokenConfig",
     "build_tokens",
     "check_collections",
@@ -25,6 +28,7 @@ __all__ = [
     "energy",
     "load_token_config",
     "select_objects",
+    "select_ragged",
     "token_record",
     "tokens_from_objects",
 ]
