@@ -162,7 +162,7 @@ def _stages(path: Path, work: Path, config, repeat: int, bare) -> dict[str, floa
     from jetfm_coffea.augment import standard_pipeline
     from jetfm_coffea.shards import create_store, stored_views
     from jetfm_coffea.shards.writer import ShardSource, write_shard
-    from jetfm_coffea.tokens import select_objects
+    from jetfm_coffea.tokens import select_ragged
 
     pipeline = standard_pipeline(views=2, seed=1)
     store = work / "stages"
@@ -177,12 +177,12 @@ def _stages(path: Path, work: Path, config, repeat: int, bare) -> dict[str, floa
             {str(path): "Events"}, schemaclass=NanoAODSchema, mode="virtual"
         ).events()
         t.append(clock())
-        objects = select_objects(events, config)  # reads the branches through NanoEvents
+        objects = select_ragged(events, config)  # reads the branches through NanoEvents
         t.append(clock())
         source = ShardSource("bench", str(path), f"stage{r}", 0, len(objects))
         write_shard(store, objects, source, config)
         t.append(clock())
-        views = stored_views(objects, pipeline, config)
+        views = stored_views(objects.padded(config.n_tokens), pipeline, config)
         t.append(clock())
         names = ("bare_read", "open_and_form", "read_and_select", "write", "two_views")
         for name, a, b in zip(names, t, t[1:], strict=False):
@@ -314,14 +314,19 @@ def main() -> None:
             f"{r['write']:.2f} | {r['two_views']:.2f} |"
         )
     print()
+    print("| loader (1 core, block-shuffled, padded to need) | events | batch | ev/s ", end="")
+    print("| ev/s with objects |")
+    print("|---|---|---|---|---|")
     print(
-        f"loader (1 core, {loader['events']:,} events, batch {loader['batch_size']}): "
-        f"{loader['loader_ev_per_s']:,.0f} ev/s; with objects "
-        f"{loader['loader_with_objects_ev_per_s']:,.0f} ev/s"
+        f"| shard store | {loader['events']:,} | {loader['batch_size']} | "
+        f"{loader['loader_ev_per_s']:,.0f} | {loader['loader_with_objects_ev_per_s']:,.0f} |"
     )
+    print()
+    print("| fresh views (CPU, 1 thread, batch 4096) | us per view per event | views/s |")
+    print("|---|---|---|")
     print(
-        f"fresh views (CPU, 1 thread, batch 4096): {views['us_per_view_per_event']:.2f} us per "
-        f"view per event ({views['views_per_s']:,.0f} views/s)"
+        f"| standard pipeline + features | {views['us_per_view_per_event']:.2f} | "
+        f"{views['views_per_s']:,.0f} |"
     )
 
 
