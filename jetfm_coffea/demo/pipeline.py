@@ -239,7 +239,7 @@ def run_demo(
     pre = run(
         "pretrain",
         stage_pretrain,
-        "contrastive (fresh physics views) + masked-object pretraining of the tiny encoder",
+        "contrastive + masked-object pretraining of the tiny encoder (fresh or stored views)",
         store=shards["store"],
         plan=fields("pretrain_size", "pretrain_steps", "batch_size", "seed", "views"),
     )
