@@ -27,6 +27,7 @@ from jetfm_coffea._resources import testdata_dir
 from jetfm_coffea.model import build_model, count_parameters, model_config_for
 from jetfm_coffea.tokens import TokenConfig, build_tokens
 from jetfm_coffea.train import TensorEventDataset, load_pretrain_config, pretrain, read_metrics
+from jetfm_coffea.train.views import OBJECT_KEYS
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense, per GPU
 
@@ -43,6 +44,8 @@ def real_tokens(n: int):
         tk = build_tokens(events, TokenConfig())
     reps = -(-n // len(tk))
     cat = {k: np.concatenate([getattr(tk, k)] * reps)[:n] for k in ("tokens", "mask", "event")}
+    objects = np.stack([getattr(tk.objects, k) for k in OBJECT_KEYS], -1)  # for fresh views
+    cat["objects"] = np.concatenate([objects] * reps)[:n]
     return cat
 
 
@@ -72,7 +75,13 @@ def run(size: str, steps: int, warmup: int, batch: int, device: str, data) -> di
             "optim": {"warmup_steps": 2},
         }
     )
-    ds = TensorEventDataset(data["tokens"], data["mask"], event=data["event"], batch_size=batch)
+    ds = TensorEventDataset(
+        data["tokens"],
+        data["mask"],
+        event=data["event"],
+        objects=data["objects"],
+        batch_size=batch,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         pretrain(cfg, ds, Path(tmp) / "run", keep_model=False)

@@ -46,11 +46,12 @@ def unlabelled_mixture(paths: list[str], max_events: int | None, batch_size: int
     parts = [events_source(p, max_events=max_events) for p in paths]
     arrays = {
         k: np.concatenate([p.arrays[k].numpy() for p in parts])
-        for k in ("tokens", "mask", "run", "luminosityBlock", "event")
+        for k in ("tokens", "mask", "objects", "run", "luminosityBlock", "event")
     }
     return TensorEventDataset(
         arrays["tokens"],
         arrays["mask"],
+        objects=arrays["objects"],  # the fresh physics views are made from them
         token_config=parts[0].token_config,
         run=arrays["run"],
         luminosityBlock=arrays["luminosityBlock"],
