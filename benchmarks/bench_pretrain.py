@@ -7,6 +7,12 @@ loader (on GPU the loop syncs once per step, so 1 - loader wait is GPU-busy time
 On CUDA it also estimates the model FLOP utilisation against the bf16 dense peak.
 
     python benchmarks/bench_pretrain.py --sizes tiny,small --out bench.json
+
+The GPU check of fresh physics views (issue 14; about 2 minutes of GPU time): the step
+rate with views made on the device over the step rate with the same views stored,
+``small`` model, batch 4096 (target >= 0.9)::
+
+    python benchmarks/bench_pretrain.py --device cuda --sizes small --compare-views
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from jetfm_coffea._resources import testdata_dir
 from jetfm_coffea.model import build_model, count_parameters, model_config_for
 from jetfm_coffea.tokens import TokenConfig, build_tokens
 from jetfm_coffea.train import TensorEventDataset, load_pretrain_config, pretrain, read_metrics
-from jetfm_coffea.train.views import OBJECT_KEYS
+from jetfm_coffea.train.views import OBJECT_KEYS, make_views
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense, per GPU
 
@@ -59,9 +65,28 @@ def flops_per_event(size: str, mean_tokens: float, n_views: int = 2) -> float:
     return 3 * fwd * (n_views + 1)  # views + masked copy go through the encoder
 
 
-def run(size: str, steps: int, warmup: int, batch: int, device: str, data) -> dict:
+def stored_views(data: dict, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch-0 views of every event (what a store built with the same pipeline holds)."""
+    config = TokenConfig()
+    pipeline = load_pretrain_config(None).augment
+    views, masks = [], []
+    for i in range(0, len(data["mask"]), chunk):
+        batch = {k: torch.as_tensor(data[k][i : i + chunk]) for k in ("objects", "mask")}
+        for k in ("run", "luminosityBlock"):
+            batch[k] = torch.zeros(len(batch["mask"]), dtype=torch.int64)
+        batch["event"] = torch.as_tensor(data["event"][i : i + chunk].astype(np.int64))
+        v, m = make_views(batch, pipeline, config, 0, 2)
+        views.append(v.numpy())
+        masks.append(m.numpy())
+    return np.concatenate(views), np.concatenate(masks)
+
+
+def run(
+    size: str, steps: int, warmup: int, batch: int, device: str, data, views: str = "fresh"
+) -> dict:
     cfg = load_pretrain_config(
         {
+            "views": views,
             "model": {"size": size},
             "train": {
                 "steps": warmup + steps,
@@ -75,12 +100,14 @@ def run(size: str, steps: int, warmup: int, batch: int, device: str, data) -> di
             "optim": {"warmup_steps": 2},
         }
     )
+    extra = {"views": data["views"], "view_mask": data["view_mask"]} if views == "stored" else {}
     ds = TensorEventDataset(
         data["tokens"],
         data["mask"],
         event=data["event"],
         objects=data["objects"],
         batch_size=batch,
+        **extra,
     )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -92,6 +119,7 @@ def run(size: str, steps: int, warmup: int, batch: int, device: str, data) -> di
     wait = statistics.mean(r["loader_wait_frac"] for r in recs)
     out = {
         "size": size,
+        "views": views,
         "params": count_parameters(build_model(model_config_for(size=size))),
         "device": device,
         "batch": batch,
@@ -129,6 +157,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--out", default="bench_pretrain.json")
+    ap.add_argument(
+        "--compare-views",
+        action="store_true",
+        help="time every size with fresh views (made on the device) and with stored views "
+        "(the same epoch-0 views, precomputed), and report the step-rate ratio",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -137,7 +171,18 @@ def main() -> None:
     batch = args.batch_size or (4096 if gpu else 256)
     n = batch * (args.steps + args.warmup + 1)
     data = real_tokens(n)
-    results = [run(s, args.steps, args.warmup, batch, args.device, data) for s in sizes]
+    modes = ["fresh", "stored"] if args.compare_views else ["fresh"]
+    if args.compare_views:
+        data["views"], data["view_mask"] = stored_views(data)
+    results = [
+        run(s, args.steps, args.warmup, batch, args.device, data, mode)
+        for s in sizes
+        for mode in modes
+    ]
+    ratios = {}
+    if args.compare_views:  # fresh-view step rate / stored-view step rate, per size
+        rate = {(r["size"], r["views"]): r["events_per_s"] for r in results}
+        ratios = {s: rate[(s, "fresh")] / rate[(s, "stored")] for s in sizes}
     meta = {
         "machine": platform.machine(),
         "python": platform.python_version(),
@@ -146,8 +191,18 @@ def main() -> None:
         "tokens_per_event_padded": int(data["mask"].shape[1]),
         "mean_valid_tokens": float(data["mask"].sum(1).mean()),
     }
-    Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-    cols = ["size", "params", "device", "batch", "events_per_s", "step_time_ms", "busy_frac"]
+    doc = {"meta": meta, "results": results, "fresh_over_stored": ratios}
+    Path(args.out).write_text(json.dumps(doc, indent=1))
+    cols = [
+        "size",
+        "views",
+        "params",
+        "device",
+        "batch",
+        "events_per_s",
+        "step_time_ms",
+        "busy_frac",
+    ]
     if gpu:
         cols += ["model_tflops", "mfu"]
     print("| " + " | ".join(cols) + " |")
@@ -162,6 +217,8 @@ def main() -> None:
             for c in cols
         ]
         print("| " + " | ".join(cells) + " |")
+    for size, ratio in ratios.items():
+        print(f"| {size}: fresh-view / stored-view step rate | {ratio:.3f} |")
     print(f"\n{meta}")
 
 
