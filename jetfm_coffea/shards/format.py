@@ -67,7 +67,6 @@ __all__ = [
     "column_path",
     "combine_checksums",
     "disk_columns",
-    "event_array_names",
     "is_shard_name",
     "is_temporary_name",
     "offsets_problem",
@@ -139,11 +138,6 @@ def column_path(group: str, column: str) -> str:
 def ragged_columns(group: str) -> list[str]:
     """Array paths of one ragged group: its offsets, then the object columns."""
     return [column_path(group, "offsets")] + [column_path(group, c) for c in OBJECT_COLUMNS]
-
-
-def event_array_names(has_label: bool, has_weight: bool) -> list[str]:
-    """The per-event (length N) arrays of a shard."""
-    return [*ID_ARRAYS] + (["label"] if has_label else []) + (["weight"] if has_weight else [])
 
 
 def safe_name(name: str) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 from jetfm_coffea.errors import ShardChecksumError, ShardError
 from jetfm_coffea.schema import validate
 from jetfm_coffea.shards.format import (
+    LEGACY_VERSIONS,
     MANIFEST_NAME,
     OBJECT_FIELDS,
     OBJECTS,
@@ -35,7 +36,8 @@ from jetfm_coffea.tokens import EventObjects, load_token_config
 
 __all__ = ["LEGACY_VERSION", "MigrationSummary", "legacy_checksum", "migrate_store"]
 
-LEGACY_VERSION = "1.0.0"
+#: The schema this migration reads (the 1.0.0 shard layout is described in the module docstring).
+LEGACY_VERSION = LEGACY_VERSIONS[0]
 _LEGACY_OBJECT_FIELDS = ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
 
 
