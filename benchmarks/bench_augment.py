@@ -5,7 +5,7 @@ For the muon columns of the 2012 DoubleMuParked file (pt, eta, phi, mass, charge
 * ``read``: ``uproot`` reading the five jagged branches into awkward arrays;
 * ``numpy view``: :func:`augment_tokens` on the padded objects: one full view of the
   pipeline (all steps, random numbers included), the re-applied acceptance and the
-  token features, padded -- the coffea-side path (``make_views`` runs it per view);
+  token features, padded -- the coffea-side path (``augment_views`` runs it per view);
 * ``numpy objects``: :func:`augment_objects`, the same without the features;
 * ``awkward view``: the fused symmetry kernels (rotate_phi, boost_z, boost_transverse,
   reflect_eta in Cartesian form, one conversion in and out) applied directly to the

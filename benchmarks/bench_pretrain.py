@@ -12,6 +12,10 @@ metrics. For every model size it times, interleaved in one invocation:
   against a baseline timed beside it);
 * ``loader``: the ``prefetch`` setting fed by the Zarr shard loader over a store of
   ``--store-events`` events (in-process, and with ``--workers`` DataLoader workers);
+* ``stored-views`` (``--compare-views``): the ``prefetch`` setting with the two views of
+  every event precomputed (what a store built with ``views: 2`` holds) instead of fresh
+  physics views made on the device each step; ``fresh_over_stored`` is the step-rate
+  ratio of the two (issue 14's GPU check: >= 0.9 for ``small`` at batch 4096);
 
 and reports events/s, the ratio to ``baseline`` and, for the loader rows, the ratio to
 the same setting with resident tensors (the loader's cost). On CUDA it adds the model
@@ -20,7 +24,7 @@ forward, views and masked copy included), over the bf16 dense peak measured on t
 
     python benchmarks/bench_pretrain.py --sizes tiny,small --out bench.json
     python benchmarks/bench_pretrain.py --device cuda --sizes small,base,tiny --compile small \\
-        --store-events 1000000 --workers 4 --out gpu.json
+        --store-events 1000000 --workers 4 --compare-views --out gpu.json
 
 Results are written (and printed) after every size, so a run stopped by a time limit
 keeps the sizes it finished.
@@ -48,6 +52,7 @@ from jetfm_coffea.runtime import resolve_device
 from jetfm_coffea.tokens import TokenConfig, build_tokens
 from jetfm_coffea.train import TensorEventDataset, load_pretrain_config, pretrain, read_metrics
 from jetfm_coffea.train.data import shards_source
+from jetfm_coffea.train.views import OBJECT_KEYS, make_views
 
 SINGLEMU = "Run2012B_SingleMu_10000.root"
 
@@ -74,9 +79,28 @@ def repeated(tk: Any, copy: int) -> Any:
 def resident_arrays(tk: Any, n: int) -> dict[str, np.ndarray]:
     reps = -(-n // len(tk))
     parts = [repeated(tk, i) for i in range(reps)]
-    return {
+    out = {
         k: np.concatenate([getattr(p, k) for p in parts])[:n] for k in ("tokens", "mask", "event")
     }
+    objects = np.stack([getattr(tk.objects, k) for k in OBJECT_KEYS], -1)  # for fresh views
+    out["objects"] = np.concatenate([objects] * reps)[:n]
+    return out
+
+
+def stored_views(arrays: dict, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch-0 views of every event (what a store built with the same pipeline holds)."""
+    config = TokenConfig()
+    pipeline = load_pretrain_config(None).augment
+    views, masks = [], []
+    for i in range(0, len(arrays["mask"]), chunk):
+        batch = {k: torch.as_tensor(arrays[k][i : i + chunk]) for k in ("objects", "mask")}
+        for k in ("run", "luminosityBlock"):
+            batch[k] = torch.zeros(len(batch["mask"]), dtype=torch.int64)
+        batch["event"] = torch.as_tensor(arrays["event"][i : i + chunk].astype(np.int64))
+        v, m = make_views(batch, pipeline, config, 0, 2)
+        views.append(v.numpy())
+        masks.append(m.numpy())
+    return np.concatenate(views), np.concatenate(masks)
 
 
 def make_store(tk: Any, path: Path, n_events: int) -> tuple[Path, float]:
@@ -123,9 +147,12 @@ def measured_bf16_peak(device: torch.device) -> float:
     return 2 * n**3 / statistics.median(times)
 
 
-def timed_run(cfg_train: dict, size: str, data_factory, steps: int, warmup: int) -> dict:
+def timed_run(
+    cfg_train: dict, size: str, data_factory, steps: int, warmup: int, views: str = "fresh"
+) -> dict:
     cfg = load_pretrain_config(
         {
+            "views": views,
             "model": {"size": size},
             "train": {
                 "steps": warmup + steps,
@@ -164,9 +191,11 @@ def bench_size(
 ) -> list[dict]:
     batch, steps, warmup = args.batch_size, args.steps, args.warmup
 
-    def resident():
+    def resident(stored: bool = False):
+        extra = {"views": arrays["views"], "view_mask": arrays["view_mask"]} if stored else {}
         ds = TensorEventDataset(arrays["tokens"], arrays["mask"], event=arrays["event"],
-                                batch_size=batch, seed=1)  # fmt: skip
+                                objects=arrays["objects"], batch_size=batch, seed=1,
+                                **extra)  # fmt: skip
         ds.arrays = {k: v.to(device) for k, v in ds.arrays.items()}  # already on the device
         return ds
 
@@ -176,6 +205,8 @@ def bench_size(
     plan: list[tuple[str, str, dict, Any]] = [
         ("baseline", "resident", VARIANTS["baseline"], resident)
     ]
+    if "views" in arrays and not compile_only:
+        plan.append(("stored-views", "resident", VARIANTS["prefetch"], lambda: resident(True)))
     if compile_only:
         plan.append(("compile", "resident", VARIANTS["compile"], resident))
     else:
@@ -191,7 +222,8 @@ def bench_size(
     timed_run({**base, **VARIANTS["baseline"]}, size, resident, 1, 1)  # warm-up, not timed
     for _ in range(args.repeat):  # interleaved repeats: robust ratios on a shared machine
         for name, feed, train, factory in plan:
-            r = timed_run({**base, **train}, size, factory, steps, warmup)
+            views = "stored" if name == "stored-views" else "fresh"
+            r = timed_run({**base, **train}, size, factory, steps, warmup, views)
             rows.setdefault((name, feed), []).append(r)
     best = {k: max(v, key=lambda r: r["events_per_s"]) for k, v in rows.items()}
     ref = best[("baseline", "resident")]["events_per_s"]
@@ -208,6 +240,11 @@ def bench_size(
                 "ratio_to_resident": r["events_per_s"] / same_resident if same_resident else None,
             }
         )
+    stored = best.get(("stored-views", "resident"))
+    if stored:  # fresh physics views made on the device vs the same views precomputed
+        fresh = best[("prefetch", "resident")]["events_per_s"]
+        for row in out:
+            row["fresh_over_stored"] = fresh / stored["events_per_s"]
     return out
 
 
@@ -223,6 +260,9 @@ def main() -> None:
     ap.add_argument("--compile", default="", help="sizes to time with train.compile too")
     ap.add_argument("--store-events", type=int, default=0, help="shard store size (0: none)")
     ap.add_argument("--workers", type=int, default=4, help="DataLoader workers of the loader row")
+    ap.add_argument(
+        "--compare-views", action="store_true", help="also time precomputed (stored) views"
+    )
     ap.add_argument("--out", default="bench_pretrain.json")
     args = ap.parse_args()
     if args.threads:
@@ -233,6 +273,8 @@ def main() -> None:
     tk = real_event_tokens()
     n = args.batch_size * (args.steps + args.warmup + 2)
     arrays = resident_arrays(tk, n)
+    if args.compare_views:
+        arrays["views"], arrays["view_mask"] = stored_views(arrays)
     meta: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": platform.machine(),
@@ -284,11 +326,12 @@ def main() -> None:
 def print_table(rows: list[dict], gpu: bool, header: bool) -> None:
     cols = ["size", "variant", "feed", "events_per_s", "ratio_to_baseline", "ratio_to_resident",
             "loader_wait_frac"] + (["useful_tflops", "mfu"] if gpu else [])  # fmt: skip
+    cols += ["fresh_over_stored"] if any("fresh_over_stored" in r for r in rows) else []
     if header:
         print("| " + " | ".join(cols) + " |")
         print("|" + "---|" * len(cols))
     for r in rows:
-        cells = [f"{r[c]:,.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols]
+        cells = [f"{r.get(c):,.3g}" if isinstance(r.get(c), float) else str(r.get(c)) for c in cols]
         print("| " + " | ".join(cells) + " |", flush=True)
 
 

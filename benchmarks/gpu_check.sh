@@ -89,7 +89,7 @@ stage pytest-gpu 60 bash -c '
 
 # -- benchmarks ------------------------------------------------------------------------
 stage pretrain "$L_PRE" "$PY" benchmarks/bench_pretrain.py --device "$DEVICE" --sizes "$SIZES" \
-  --compile "$COMPILE" --store-events "$STORE" --workers "$WORKERS" --repeat 1 "${STEPS[@]}" \
+  --compile "$COMPILE" --store-events "$STORE" --workers "$WORKERS" --compare-views --repeat 1 "${STEPS[@]}" \
   --out "$OUT/bench_pretrain.json"
 stage score-fp32 "$L_SCORE" "$PY" benchmarks/bench_score.py --size "$SCORE_SIZE" --device "$DEVICE" \
   --out "$OUT/bench_score.json"

@@ -29,7 +29,7 @@ BENCHMARKS: dict[str, list[str]] = {
 }
 QUICK: dict[str, list[str]] = {
     "augment": ["--events", "20000", "--repeats", "2"],
-    "shards": ["--repeat", "1", "--copies", "4"],
+    "shards": ["--repeat", "1", "--repeats-in-big-file", "2"],
     "generate": ["--events", "200", "--repeats", "1"],
     "pretrain": ["--steps", "3", "--warmup", "1", "--sizes", "tiny", "--repeat", "1"],
     "finetune": ["--labels", "200", "--epochs", "1"],

@@ -6,6 +6,7 @@ __all__ = [
     "ConfigError",
     "InputFileError",
     "JetFMError",
+    "LegacyStoreError",
     "MissingCollectionError",
     "ModifiedWeightsError",
     "NonFiniteLossError",
@@ -114,6 +115,20 @@ class SchemaVersionError(ShardError):
             f"declares schema version {found!r}, but this jetfm-coffea reads {expected!r} "
             "(rebuild the store with this version, or use a matching jetfm-coffea)",
         )
+
+
+class LegacyStoreError(SchemaVersionError):
+    """A shard store (or shard) of an older schema: it must be migrated before it is read."""
+
+    def __init__(self, store: str, found: str, expected: str):
+        ShardError.__init__(
+            self,
+            store,
+            f"is a shard store of schema {found}; this jetfm-coffea reads {expected}: "
+            f"run 'jetfm shards migrate {store} --out NEW' to convert it (same events, verified)",
+        )
+        self.found = found
+        self.expected = expected
 
 
 class ShardChecksumError(ShardError):

@@ -1,7 +1,8 @@
 """coffea processor that writes pretraining shards on the workers.
 
-Each coffea chunk (one entry range of one file) becomes one shard: tokens via the single
-token path (:func:`jetfm_coffea.tokens.build_tokens`), K augmented views, optional label
+Each coffea chunk (one entry range of one file) becomes one shard: the selected physics
+objects of the single token path (:func:`jetfm_coffea.tokens.select_ragged`), stored
+ragged (schema 2.0.0, no tokens), optionally V stored augmented views, optional label
 (fileset metadata ``label``) and weights (``genWeight`` when present), written by the
 worker itself. Only a small summary goes back to the client. A chunk whose shard is
 already complete is skipped without reading a byte (resume after a crash).
@@ -28,9 +29,21 @@ from jetfm_coffea.opendata.lumimask import lumimask_for
 from jetfm_coffea.selection.blinding import BlindingConfig
 from jetfm_coffea.selection.chunk import blind, selection_record
 from jetfm_coffea.selection.lumi import LumiPolicy, certify_chunk, run_lumi_summary
-from jetfm_coffea.shards.views import load_augmentation, make_views
-from jetfm_coffea.shards.writer import ShardInfo, ShardSource, shard_exists, write_shard
-from jetfm_coffea.tokens import EventTokens, build_tokens, load_token_config
+from jetfm_coffea.shards.views import load_augmentation, stored_views
+from jetfm_coffea.shards.writer import (
+    ShardInfo,
+    ShardSource,
+    existing_info,
+    shard_exists,
+    write_shard,
+)
+from jetfm_coffea.tokens import (
+    EventObjects,
+    EventTokens,
+    RaggedObjects,
+    load_token_config,
+    select_ragged,
+)
 
 __all__ = ["PARTITIONS_KEY", "ShardProcessor", "empty_summary", "merge_summaries"]
 
@@ -126,9 +139,9 @@ class ShardProcessor(processor.ProcessorABC):
 
     # -------------------------------------------------------------- one chunk
 
-    def write_tokens(
+    def write_objects(
         self,
-        tokens: EventTokens,
+        objects: EventObjects | RaggedObjects,
         source: ShardSource,
         label: int | None,
         weight: np.ndarray | None,
@@ -136,20 +149,25 @@ class ShardProcessor(processor.ProcessorABC):
         lumi: dict[str, Any] | None = None,
         record_ids: list[int] | None = None,
     ) -> dict[str, Any]:
-        """Blind, make the views of ``tokens`` and write the shard; return its summary.
+        """Blind, make the stored views of ``objects`` (if asked for) and write the shard.
 
         ``lumi`` is what the certified-luminosity mask kept and dropped of the chunk
         (:func:`~jetfm_coffea.selection.lumi.lumi_summary`), None if it was not masked;
         ``record_ids`` the dataset's Open Data records (fileset metadata), for provenance.
         """
         policy = policy or LumiPolicy(source.dataset, "undeclared")
-        n_read = len(tokens) + (lumi or {}).get("events_dropped", 0)
-        tokens, weight, blinded = blind(tokens, weight, self.blinding, policy, self.token_config)
+        n_read = len(objects) + (lumi or {}).get("events_dropped", 0)
+        objects, weight, blinded = blind(objects, weight, self.blinding, policy, self.token_config)
         selection = selection_record(policy, n_read, lumi, blinded, record_ids)
-        views = make_views(tokens.objects, self.pipeline, self.token_config)
+        views = []
+        if self.pipeline is not None:
+            padded = objects
+            if isinstance(objects, RaggedObjects):
+                padded = objects.padded(self.token_config.n_tokens)
+            views = stored_views(padded, self.pipeline, self.token_config)
         info = write_shard(
             self.store,
-            tokens,
+            objects,
             source,
             self.token_config,
             views=views,
@@ -178,22 +196,16 @@ class ShardProcessor(processor.ProcessorABC):
         )
         label = _label(meta)
         if self.if_exists == "skip" and shard_exists(self.store, source.path):
-            return self.write_tokens_existing(source)
+            return _summary(existing_info(Path(self.store), source.path))
         policy = LumiPolicy.from_metadata(meta)
         events, lumi = certify_chunk(events, policy)  # certified luminosity sections first
-        tokens = build_tokens(events, self.token_config)
+        objects = select_ragged(events, self.token_config)
         weight = None
         if WEIGHT_BRANCH in events.fields:
             weight = np.asarray(ak.to_numpy(events[WEIGHT_BRANCH]), np.float32)
-        return self.write_tokens(
-            tokens, source, label, weight, policy, lumi, meta.get("record_ids")
+        return self.write_objects(
+            objects, source, label, weight, policy, lumi, meta.get("record_ids")
         )
-
-    def write_tokens_existing(self, source: ShardSource) -> dict[str, Any]:
-        """Summary of a chunk whose shard is already complete (nothing is read)."""
-        from jetfm_coffea.shards.writer import _existing_info
-
-        return _summary(_existing_info(Path(self.store), source.path))
 
     # -------------------------------------------------------------- dask mode
 
@@ -286,4 +298,4 @@ def _write_partition(
         weight = np.asarray(ak.to_numpy(record["weight"]), np.float32)
         record = record[[f for f in record.fields if f != "weight"]]
     tokens = EventTokens.from_awkward(record, proc.token_config)
-    return proc.write_tokens(tokens, source, label, weight, policy, lumi, record_ids)
+    return proc.write_objects(tokens.objects, source, label, weight, policy, lumi, record_ids)

@@ -28,7 +28,7 @@ from jetfm_coffea.augment.pipeline import (
     augment_objects,
     augment_tensors,
     augment_tokens,
-    make_views,
+    augment_views,
 )
 from jetfm_coffea.augment.registry import StepContext, register, registered
 from jetfm_coffea.augment.rng import StepRandom, event_keys
@@ -51,10 +51,10 @@ __all__ = [
     "augment_objects",
     "augment_tensors",
     "augment_tokens",
+    "augment_views",
     "describe_augmentations",
     "event_keys",
     "load_pipeline",
-    "make_views",
     "register",
     "registered",
     "standard_pipeline",

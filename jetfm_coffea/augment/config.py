@@ -239,6 +239,7 @@ def load_pipeline(
 STANDARD_STEPS: tuple[dict[str, Any], ...] = (
     {"name": "rotate_phi"},
     {"name": "boost_z", "max_rapidity": 0.5},
+    {"name": "boost_transverse", "max_beta": 0.1},
     {"name": "reflect_eta", "probability": 0.5},
     {"name": "smear_energy"},
     {"name": "drop_objects", "probability": 0.1},

@@ -40,7 +40,7 @@ __all__ = [
     "augment_objects",
     "augment_tensors",
     "augment_tokens",
-    "make_views",
+    "augment_views",
 ]
 
 KINEMATIC_FIELDS = KINEMATICS  # the padded object fields of EventObjects
@@ -342,7 +342,7 @@ def augment_tokens(
     return EventTokens.from_parts(tokens.reshape(*shape, -1), objs, token_config.feature_names)
 
 
-def make_views(
+def augment_views(
     objects: EventObjects | Mapping[str, Any],
     pipeline: AugmentationPipeline | Mapping[str, Any] | str,
     token_config: TokenConfig | Mapping[str, Any] | str | None = None,

@@ -15,13 +15,20 @@ __all__ = ["demo"]
 @click.option("--steps", default=None, type=int, help="pretraining steps (default: the plan's)")
 @click.option("--workers", default=2, show_default=True, help="local worker processes")
 @click.option("--scheduler", default=None, help="existing dask scheduler address")
+@click.option(
+    "--views",
+    type=click.Choice(["fresh", "stored"]),
+    default="fresh",
+    show_default=True,
+    help="pretrain on fresh physics views every step, or on 2 views stored in the shards",
+)
 @fail_cleanly
-def demo(workdir, events, steps, workers, scheduler):
+def demo(workdir, events, steps, workers, scheduler, views):
     """Generate -> shards -> pretrain -> fine-tune -> score -> report (resumable)."""
     from jetfm_coffea.demo.pipeline import run_demo
     from jetfm_coffea.demo.plan import DemoPlan
 
-    overrides = {"events": events, "workers": workers}
+    overrides = {"events": events, "workers": workers, "views": views}
     if steps is not None:
         overrides["pretrain_steps"] = steps
     run_demo(workdir, DemoPlan(**overrides), scheduler=scheduler, console=console)

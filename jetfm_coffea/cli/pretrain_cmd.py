@@ -27,6 +27,20 @@ __all__ = ["plot_training", "pretrain"]
 @click.option("--batch-size", type=int, help="Override train.batch_size (events per rank).")
 @click.option("--max-events", type=int, help="With --events: use at most this many events.")
 @click.option("--device", help="auto (default), cpu, cuda.")
+@click.option(
+    "--augment",
+    "augment_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Augmentation pipeline YAML of the fresh views (the build-shards 'augment:' "
+    "format; a build config with an 'augment:' section works too). Default: the standard "
+    "pipeline.",
+)
+@click.option(
+    "--views",
+    type=click.Choice(["fresh", "stored"]),
+    help="fresh (default): new physics views every step, made on the training device; "
+    "stored: the views in the shards.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @lumi_options
 def pretrain(
@@ -40,6 +54,8 @@ def pretrain(
     batch_size: int | None,
     max_events: int | None,
     device: str | None,
+    augment_path: str | None,
+    views: str | None,
     no_progress: bool,
     lumi_mask: str | None,
     no_lumi_mask: bool,
@@ -58,6 +74,8 @@ def pretrain(
         cfg = load_pretrain_config(
             source,
             **{
+                "augment": _read_augment(augment_path) if augment_path else None,
+                "views": views,
                 "train.steps": steps,
                 "model.size": size,
                 "train.batch_size": batch_size,
@@ -79,6 +97,7 @@ def pretrain(
                 world_size=world_size,
                 lumi_mask=lumi_mask,
                 no_lumi_mask=no_lumi_mask,
+                views=cfg.views,
             )
 
         result = run_pretrain(cfg, data, out, resume=resume, keep_model=False)
@@ -90,6 +109,23 @@ def pretrain(
             f"{result.steps} steps done, loss {last.get('loss', float('nan')):.4f}; "
             f"run directory {result.run_dir}"
         )
+
+
+def _read_augment(path: str) -> dict:
+    """The pipeline of an augmentation YAML (or of the 'augment:' section of a build config)."""
+    import yaml
+
+    from jetfm_coffea.errors import ConfigError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read augmentation config {path}: {err}") from err
+    if isinstance(data, dict) and "augment" in data and "steps" not in data:
+        data = data["augment"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected an augmentation pipeline mapping")
+    return data
 
 
 @click.command("plot-training")

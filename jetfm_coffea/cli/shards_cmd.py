@@ -1,11 +1,10 @@
-"""``jetfm build-shards`` and ``jetfm shards info|verify``."""
+"""``jetfm build-shards`` and ``jetfm shards info|verify|migrate``."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import sys
-from pathlib import Path
 
 import click
 
@@ -176,7 +175,7 @@ def info(store: str, as_json: bool) -> None:
         st = open_store(store)
     except JetFMError as err:
         raise click.ClickException(str(err)) from err
-    size = sum(p.stat().st_size for p in Path(store).rglob("*") if p.is_file())
+    size = st.disk_bytes()
     per_dataset = Counter()
     for r in st.records:
         per_dataset[r.dataset] += r.n_events
@@ -192,7 +191,7 @@ def info(store: str, as_json: bool) -> None:
         "token_config_hash": st.description["token_config_hash"],
         "augmentation": {k: v for k, v in st.augmentation.items() if k != "pipeline"},
         "datasets": dict(per_dataset),
-        "bytes_on_disk": size,
+        "bytes_on_disk": size,  # the shards: arrays and their metadata
         "bytes_per_event": size / st.n_events if st.n_events else None,
         "data_sheet": data_sheet(st.manifest, st.description),
     }
@@ -265,3 +264,30 @@ def verify_cmd(store: str, rebuild_manifest: bool, as_json: bool) -> None:
             + (" (manifest rebuilt)" if report.manifest_rebuilt else "")
         )
     sys.exit(0 if report.ok else 1)
+
+
+@shards.command("migrate")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="New 2.0.0 store.")
+@click.option("--json", "as_json", is_flag=True)
+def migrate_cmd(store: str, out: str, as_json: bool) -> None:
+    """Convert the schema 1.0.0 STORE into a 2.0.0 store at --out (same events, verified).
+
+    The old store is read (every shard's sha256 checked) and never changed.
+    """
+    from jetfm_coffea.errors import JetFMError
+    from jetfm_coffea.shards.migrate import migrate_store
+
+    try:
+        summary = migrate_store(store, out)
+    except JetFMError as err:
+        raise click.ClickException(str(err)) from err
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), indent=1))
+        return
+    per_event = lambda n: n / max(summary.n_events, 1)  # noqa: E731
+    click.echo(
+        f"migrated {summary.n_shards} shards, {summary.n_events:,} events, "
+        f"{summary.n_views} stored views: {per_event(summary.bytes_before):.0f} -> "
+        f"{per_event(summary.bytes_after):.0f} bytes/event; verified: {summary.out}"
+    )

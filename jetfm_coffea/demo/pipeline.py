@@ -73,7 +73,8 @@ def stage_generate(stage_dir: Path, plan: dict, real_data: str | None) -> dict[s
 def stage_shards(
     stage_dir: Path, fileset: str, plan: dict, scheduler: str | None
 ) -> dict[str, Any]:
-    """Augmented Zarr shards, built by the coffea ShardProcessor on a dask cluster."""
+    """Ragged Zarr shards (2 stored views if the plan pretrains on stored views), built by
+    the coffea ShardProcessor on a dask cluster."""
     from jetfm_coffea.augment import standard_pipeline
     from jetfm_coffea.shards import build_store
 
@@ -81,7 +82,7 @@ def stage_shards(
     summary = build_store(
         fileset,
         stage_dir / "store",
-        augmentation=standard_pipeline(views=2, seed=p.seed),
+        augmentation=standard_pipeline(views=2, seed=p.seed) if p.views == "stored" else None,
         executor="dask",
         workers=p.workers,
         scheduler=scheduler,
@@ -110,6 +111,7 @@ def stage_pretrain(stage_dir: Path, store: str, plan: dict) -> dict[str, Any]:
             "train.steps": p.pretrain_steps,
             "train.batch_size": p.batch_size,
             "train.seed": p.seed,
+            "views": p.views,
         },
     )
 
@@ -120,6 +122,7 @@ def stage_pretrain(stage_dir: Path, store: str, plan: dict) -> dict[str, Any]:
             seed=cfg.train.seed,
             rank=rank,
             world_size=world_size,
+            views=cfg.views,
         )
 
     run = stage_dir / "run"
@@ -236,17 +239,17 @@ def run_demo(
     shards = run(
         "shards",
         stage_shards,
-        "coffea ShardProcessor on a dask cluster -> augmented Zarr shards",
+        "coffea ShardProcessor on a dask cluster -> ragged Zarr shards",
         fileset=gen["fileset"],
-        plan=fields("seed", "workers"),
+        plan=fields("seed", "workers", "views"),
         scheduler=scheduler,
     )
     pre = run(
         "pretrain",
         stage_pretrain,
-        "contrastive + masked-object pretraining of the tiny encoder",
+        "contrastive + masked-object pretraining of the tiny encoder (fresh or stored views)",
         store=shards["store"],
-        plan=fields("pretrain_size", "pretrain_steps", "batch_size", "seed"),
+        plan=fields("pretrain_size", "pretrain_steps", "batch_size", "seed", "views"),
     )
     fine = run(
         "finetune",

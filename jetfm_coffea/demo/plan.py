@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["DemoPlan", "Sample"]
@@ -36,6 +38,11 @@ class DemoPlan(BaseModel):
     )
     include_real_data: bool = Field(
         True, description="add the real 2012 SingleMu events to the unlabelled pretraining mix"
+    )
+    views: Literal["fresh", "stored"] = Field(
+        "fresh",
+        description="pretraining views: fresh physics views every step (shards without "
+        "views), or the 2 views stored in the shards at build time",
     )
     pretrain_steps: int = Field(400, ge=1)
     batch_size: int = 128

@@ -362,8 +362,9 @@ def _from_shards(store: str | Path, max_events: int | None) -> LabelledEvents:
             f"cannot read shard store {store}: the shard loader (jetfm_coffea.shards) is not "
             "available in this installation; use --fileset FILESET.json"
         ) from err
-    loader = open_loader(store, batch_size=1024, seed=0, rank=0, world_size=1)
+    loader = open_loader(store, batch_size=1024, seed=0, rank=0, world_size=1, load_views=False)
     loader.set_epoch(0)
+    width = load_token_config(loader.token_config).n_tokens
     cols: dict[str, list[np.ndarray]] = {}
     n = 0
     for batch in loader:
@@ -373,7 +374,11 @@ def _from_shards(store: str | Path, max_events: int | None) -> LabelledEvents:
             value = batch.get(key)
             if value is None and key == "weight":
                 value = torch.ones(len(batch["tokens"]))
-            cols.setdefault(key, []).append(np.asarray(value))
+            value = np.asarray(value)
+            if key in ("tokens", "mask"):  # the loader pads each batch to its longest event
+                pad = [(0, 0), (0, width - value.shape[1])] + [(0, 0)] * (value.ndim - 2)
+                value = np.pad(value, pad)
+            cols.setdefault(key, []).append(value)
         n += len(batch["tokens"])
         if max_events is not None and n >= max_events:
             break

@@ -16,28 +16,31 @@ import numpy as np
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.selection.blinding import BlindingConfig, region_masks
 from jetfm_coffea.selection.lumi import LumiPolicy
-from jetfm_coffea.tokens import EventTokens, TokenConfig
+from jetfm_coffea.tokens import EventObjects, RaggedObjects, TokenConfig
 
 __all__ = ["blind", "check_resumed_selection", "selection_record", "selection_signature"]
 
 
 def blind(
-    tokens: EventTokens,
+    objects: EventObjects | RaggedObjects,
     weight: np.ndarray | None,
     blinding: BlindingConfig | None,
     policy: LumiPolicy,
     token_config: TokenConfig,
-) -> tuple[EventTokens, np.ndarray | None, dict[str, Any] | None]:
-    """Drop the events inside any blinded region: ``(tokens, weight, blinding record)``.
+) -> tuple[EventObjects | RaggedObjects, np.ndarray | None, dict[str, Any] | None]:
+    """Drop the events inside any blinded region: ``(objects, weight, blinding record)``.
 
     The record (None when nothing is blinded for this dataset's kind) holds the
     config hash and, per region, the events inside it (an event in two regions is
     counted in both, and removed once).
     """
     if blinding is None or not blinding.applies_to(policy.kind):
-        return tokens, weight, None
-    masks = region_masks(blinding, tokens.objects, token_config)
-    inside = np.logical_or.reduce(list(masks.values())) if masks else np.zeros(len(tokens), bool)
+        return objects, weight, None
+    padded = objects
+    if isinstance(objects, RaggedObjects):
+        padded = objects.padded(token_config.n_tokens)
+    masks = region_masks(blinding, padded, token_config)
+    inside = np.logical_or.reduce(list(masks.values())) if masks else np.zeros(len(objects), bool)
     keep = ~inside
     record = {
         "hash": blinding.hash(),
@@ -45,7 +48,7 @@ def blind(
         "regions": {name: int(m.sum()) for name, m in masks.items()},
         "events_removed": int(inside.sum()),
     }
-    return tokens.take(keep), None if weight is None else weight[keep], record
+    return objects.take(keep), None if weight is None else weight[keep], record
 
 
 def selection_record(

@@ -1,9 +1,10 @@
-"""Pretraining shards: Zarr v3 groups of event tokens, a verified store, a streaming loader.
+"""Pretraining shards: Zarr v3 groups of ragged physics objects, a verified store, a loader.
 
 A *shard* is one Zarr v3 group per coffea chunk (not Zarr's ``sharding`` codec); see
 :mod:`jetfm_coffea.shards.format` for the layout. Write with
 :class:`processors.shards.ShardProcessor` / :func:`build_store` (``jetfm build-shards``),
-check with :func:`verify` (``jetfm shards verify``), read with :func:`open_loader`.
+check with :func:`verify` (``jetfm shards verify``), convert a 1.0.0 store with
+:func:`migrate_store` (``jetfm shards migrate``), read with :func:`open_loader`.
 
 Torch is imported only when the loader is used.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jetfm_coffea.shards.format import SCHEMA_VERSION, content_checksum, shard_path
+from jetfm_coffea.shards.format import SCHEMA_VERSION, shard_path
 from jetfm_coffea.shards.store import (
     Problem,
     Shard,
@@ -26,7 +27,7 @@ from jetfm_coffea.shards.store import (
     verify,
     write_manifest,
 )
-from jetfm_coffea.shards.views import load_augmentation, make_views
+from jetfm_coffea.shards.views import load_augmentation, stored_views
 from jetfm_coffea.shards.writer import ShardInfo, ShardSource, shard_arrays, write_shard
 
 __all__ = [
@@ -42,16 +43,16 @@ __all__ = [
     "ShardStore",
     "VerifyReport",
     "build_store",
-    "content_checksum",
     "create_store",
     "load_augmentation",
-    "make_views",
+    "migrate_store",
     "open_loader",
     "open_shard",
     "open_store",
     "scan_shards",
     "shard_arrays",
     "shard_path",
+    "stored_views",
     "verify",
     "write_manifest",
     "write_shard",
@@ -61,6 +62,7 @@ _LAZY = {
     "ShardDataset": "jetfm_coffea.shards.loader",
     "ShardLoader": "jetfm_coffea.shards.loader",
     "open_loader": "jetfm_coffea.shards.loader",
+    "migrate_store": "jetfm_coffea.shards.migrate",
     "BuildSummary": "jetfm_coffea.shards.build",
     "build_store": "jetfm_coffea.shards.build",
 }

@@ -1,17 +1,32 @@
-"""Layout of a shard store: paths, array names, dtypes, checksums.
+"""The on-disk contract of a shard store (schema 2.0.0): layout, names, dtypes, checksums.
 
-A *pretraining shard* is one Zarr v3 group holding the tokens of one coffea chunk, i.e.
-one entry range of one input file (this is unrelated to Zarr's own ``sharding`` codec).
-A *store* is a directory::
+A *pretraining shard* is one Zarr v3 group holding the selected physics objects of one
+coffea chunk, i.e. one entry range of one input file (unrelated to Zarr's own
+``sharding`` codec). Objects are stored *ragged*: per-event offsets plus contiguous
+columns, no padding and no tokens (the loader computes the tokens with the one token
+path, :func:`jetfm_coffea.tokens.features.compute_features`, so a change of token
+features needs no rebuild). A *store* is a directory::
 
     STORE/
       zarr.json                       root Zarr group; attrs["jetfm_store"]: schema version,
                                       token config + hash, augmentation pipeline + hash
       manifest.json                   index of all shards (written after them)
       shards/<dataset>/<file uuid>/<entry_start>-<entry_stop>/   one shard (Zarr v3 group)
-          zarr.json                   attrs: provenance + checksum (schemas/1.0.0/shard.json)
-          tokens/ mask/ objects/ counts/ run/ luminosityBlock/ event/
-          [views/ view_mask/] [label/] [weight/] [ragged/<name>/{offsets,content}/]
+          zarr.json                   attrs: provenance + checksum (schemas/2.0.0/shard.json)
+          run/ luminosityBlock/ event/      int64 [N]           event ids
+          objects/offsets                   int64 [N + 1]       event i: offsets[i]:offsets[i+1]
+          objects/{pt,eta,phi,mass,btag}    float32 [M]         raw kinematics (before augmentation)
+          objects/charge                    int8 [M]
+          objects/type_id                   uint8 [M]           token-config object type
+          [label/ int64 [N]] [weight/ float32 [N]]
+          [views/offsets int64 [N*V + 1], views/<column> [M_v]]  stored views, ragged like
+                                            the objects; view v of event i is row i*V + v
+
+Every array is a regular-grid Zarr v3 array with the codecs ``bytes`` (little endian),
+``zstd`` and ``crc32c``: each chunk file is a zstd frame followed by the CRC-32C of the
+frame (4 bytes, little endian), so any flipped byte of a chunk is caught when it is
+read. The shard's ``checksum`` attribute records every chunk's CRC and their combined
+CRC (:func:`combine_checksums`), which also catches swapped, missing or stale chunks.
 
 The shard path depends only on (dataset, file uuid, entry range), so a rerun writes to
 the same place instead of duplicating events.
@@ -19,37 +34,56 @@ the same place instead of duplicating events.
 
 from __future__ import annotations
 
-import hashlib
 import re
+import struct
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 
 __all__ = [
-    "ARRAY_ORDER",
+    "CHECKSUM_ALGORITHM",
+    "CHUNK_EVENTS",
+    "CHUNK_OBJECTS",
+    "CODECS",
     "ID_ARRAYS",
+    "LEGACY_VERSIONS",
     "MANIFEST_FORMAT",
     "MANIFEST_NAME",
+    "OBJECTS",
+    "OBJECT_COLUMNS",
     "OBJECT_FIELDS",
+    "OPTIONAL_EVENT_ARRAYS",
     "SCHEMA_VERSION",
     "SHARDS_DIR",
     "SHARD_FORMAT",
     "STORE_ATTR",
     "STORE_FORMAT",
     "TMP_MARKER",
+    "VIEWS",
     "checksum_order",
-    "content_checksum",
+    "chunk_crc",
+    "column_path",
+    "combine_checksums",
+    "disk_columns",
     "is_shard_name",
     "is_temporary_name",
+    "offsets_problem",
     "parse_shard_path",
+    "ragged_columns",
     "safe_name",
+    "seal_chunk",
     "shard_path",
     "temporary_name",
+    "to_ragged",
+    "unseal_chunk",
 ]
 
 #: Schema version written into every shard, store root and manifest (``schemas/<version>``).
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "2.0.0"
+#: Versions this package recognises but no longer reads directly (``jetfm shards migrate``).
+LEGACY_VERSIONS = ("1.0.0",)
 SHARD_FORMAT = "jetfm-pretraining-shard"
 STORE_FORMAT = "jetfm-shard-store"
 MANIFEST_FORMAT = "jetfm-shard-store-manifest"
@@ -59,27 +93,51 @@ MANIFEST_NAME = "manifest.json"
 SHARDS_DIR = "shards"
 TMP_MARKER = ".tmp-"
 
-#: Columns of the ``objects`` array ``[N, T, 7]`` (raw kinematics, before augmentation).
-OBJECT_FIELDS = ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
+#: Group of the ragged raw objects, and of the stored views.
+OBJECTS = "objects"
+VIEWS = "views"
+#: Object columns and their on-disk dtypes (the order is that of ``EventObjects``).
+OBJECT_COLUMNS: dict[str, str] = {
+    "pt": "<f4",
+    "eta": "<f4",
+    "phi": "<f4",
+    "mass": "<f4",
+    "charge": "|i1",
+    "btag": "<f4",
+    "type_id": "|u1",
+}
+OBJECT_FIELDS = tuple(OBJECT_COLUMNS)
 ID_ARRAYS = ("run", "luminosityBlock", "event")
-#: Fixed order of the arrays in the content checksum (absent optional arrays are skipped;
-#: ragged arrays follow, sorted by name).
-ARRAY_ORDER = (
-    "tokens",
-    "mask",
-    "objects",
-    "counts",
-    "run",
-    "luminosityBlock",
-    "event",
-    "views",
-    "view_mask",
-    "label",
-    "weight",
+#: Optional per-event arrays (label: the dataset's integer label; weight: genWeight).
+OPTIONAL_EVENT_ARRAYS = {"label": "<i8", "weight": "<f4"}
+
+#: Events per chunk of the per-event arrays (and the loader's default read block).
+CHUNK_EVENTS = 1 << 16
+#: Objects per chunk of the object columns.
+CHUNK_OBJECTS = 1 << 18
+#: Codec chain of every array (Zarr v3 metadata form).
+CODECS = (
+    {"name": "bytes", "configuration": {"endian": "little"}},
+    {"name": "zstd", "configuration": {"level": 1, "checksum": False}},
+    {"name": "crc32c"},
 )
+CHECKSUM_ALGORITHM = "crc32c"
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 _SHARD_NAME = re.compile(r"^(\d+)-(\d+)$")
+
+
+# --------------------------------------------------------------------------- names
+
+
+def column_path(group: str, column: str) -> str:
+    """Array path of a ragged column (``objects/pt``, ``views/offsets``)."""
+    return f"{group}/{column}"
+
+
+def ragged_columns(group: str) -> list[str]:
+    """Array paths of one ragged group: its offsets, then the object columns."""
+    return [column_path(group, "offsets")] + [column_path(group, c) for c in OBJECT_COLUMNS]
 
 
 def safe_name(name: str) -> str:
@@ -129,26 +187,96 @@ def is_temporary_name(name: str) -> bool:
     return name.startswith(".") and TMP_MARKER in name
 
 
-def _canonical(array: np.ndarray) -> np.ndarray:
-    array = np.asarray(array)
-    if array.dtype.byteorder == ">":
-        array = array.astype(array.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(array)
+# --------------------------------------------------------------------------- ragged
 
 
-def content_checksum(arrays: Mapping[str, np.ndarray], order: Iterable[str]) -> str:
-    """sha256 over ``arrays`` in ``order``: per array ``'<name>:<dtype>:<shape>\\n'`` + bytes."""
-    digest = hashlib.sha256()
+def offsets_problem(offsets: np.ndarray, n_rows: int, n_objects: int | None) -> str | None:
+    """What is wrong with ragged ``offsets`` for ``n_rows`` rows, or None if they are valid.
+
+    Valid offsets are ``n_rows + 1`` non-decreasing integers from 0 to the column length
+    ``n_objects`` (None: the length is not known here).
+    """
+    offsets = np.asarray(offsets)
+    if offsets.ndim != 1 or len(offsets) != n_rows + 1:
+        return f"offsets have shape {list(offsets.shape)}, expected [{n_rows + 1}]"
+    if offsets[0] != 0:
+        return f"offsets start at {int(offsets[0])}, not 0"
+    if n_rows and np.any(np.diff(offsets) < 0):
+        bad = int(np.flatnonzero(np.diff(offsets) < 0)[0])
+        return f"offsets decrease at row {bad} ({int(offsets[bad])} -> {int(offsets[bad + 1])})"
+    if n_objects is not None and offsets[-1] != n_objects:
+        return f"offsets end at {int(offsets[-1])}, the columns hold {n_objects} objects"
+    return None
+
+
+# --------------------------------------------------------------------------- checksums
+
+
+def seal_chunk(frame: bytes) -> bytes:
+    """A chunk file: the encoded frame followed by its CRC-32C (zarr's ``crc32c`` codec)."""
+    return frame + struct.pack("<I", google_crc32c.value(frame))
+
+
+def chunk_crc(data: bytes) -> int:
+    """The CRC-32C stored at the end of a chunk file."""
+    return struct.unpack("<I", data[-4:])[0]
+
+
+def unseal_chunk(data: bytes) -> bytes:
+    """The frame of a chunk file; ``ValueError`` if its CRC-32C does not match."""
+    if len(data) < 4:
+        raise ValueError("chunk file shorter than its checksum")
+    frame = data[:-4]
+    if google_crc32c.value(frame) != chunk_crc(data):
+        raise ValueError("chunk CRC-32C mismatch (the file was changed after it was written)")
+    return frame
+
+
+def combine_checksums(chunks: Mapping[str, Iterable[int]], order: Iterable[str]) -> str:
+    """Combined CRC-32C (8 hex digits) over ``'<array>:<chunk crcs>\\n'`` in ``order``."""
+    crc = 0
     for name in order:
-        array = _canonical(arrays[name])
-        digest.update(f"{name}:{array.dtype.str}:{list(array.shape)}\n".encode())
-        if array.size:  # an empty shard (every event removed by the selection) has no bytes
-            digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()
+        line = f"{name}:{','.join(f'{c:08x}' for c in chunks[name])}\n".encode()
+        crc = google_crc32c.extend(crc, line)
+    return f"{crc:08x}"
 
 
 def checksum_order(names: Iterable[str]) -> list[str]:
-    """The fixed checksum order restricted to ``names`` (ragged arrays last, sorted)."""
+    """Fixed order of a shard's arrays in its checksum: event arrays, objects, views."""
     names = set(names)
-    fixed = [n for n in ARRAY_ORDER if n in names]
-    return fixed + sorted(names - set(fixed))
+    fixed = [n for n in (*ID_ARRAYS, *OPTIONAL_EVENT_ARRAYS) if n in names]
+    grouped = [n for g in (OBJECTS, VIEWS) for n in ragged_columns(g) if n in names]
+    return fixed + grouped + sorted(names - set(fixed) - set(grouped))
+
+
+def disk_columns(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Flat object columns in their on-disk dtypes (:data:`OBJECT_COLUMNS`).
+
+    ``ValueError`` if an integer column (charge, type_id) holds a non-integer value or
+    one outside its dtype's range.
+    """
+    flat = {}
+    for name, dtype in OBJECT_COLUMNS.items():
+        values = np.asarray(columns[name])
+        if dtype[1] in "iu" and len(values):
+            if not np.array_equal(values, np.rint(values)):
+                raise ValueError(f"object column {name!r} holds non-integer values")
+            info = np.iinfo(np.dtype(dtype))
+            if values.min() < info.min or values.max() > info.max:
+                raise ValueError(f"object column {name!r} outside the range of {dtype}")
+        flat[name] = values.astype(dtype)
+    return flat
+
+
+def to_ragged(mask: np.ndarray, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict]:
+    """Padded ``[rows, T]`` columns and their mask -> ``(offsets [rows + 1], flat columns)``.
+
+    The flat columns keep the valid entries in row-major order (row, then slot) and get
+    the on-disk dtypes of :data:`OBJECT_COLUMNS`.
+    """
+    mask = np.asarray(mask, bool)
+    index = np.flatnonzero(mask.reshape(-1))
+    offsets = np.zeros(mask.shape[0] + 1, np.int64)
+    np.cumsum(mask.sum(axis=-1), out=offsets[1:])
+    flat = {name: np.asarray(columns[name]).reshape(-1).take(index) for name in OBJECT_COLUMNS}
+    return offsets, disk_columns(flat)

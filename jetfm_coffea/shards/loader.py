@@ -1,5 +1,11 @@
 """Stream a shard store into torch: block-shuffled, split across ranks and workers, resumable.
 
+Shards (schema 2.0.0) hold the physics objects ragged; the loader reads contiguous
+blocks of them, computes their token features once per buffer with the one token path
+(:func:`jetfm_coffea.tokens.features.compute_features`, the same float64 arithmetic as
+:func:`~jetfm_coffea.tokens.build_tokens`, so tokens equal those of score time
+bit for bit) and pads every batch only to its longest event (pad-to-need).
+
 Reading random single events from Zarr is about a thousand times slower than reading
 contiguous chunks, so the loader shuffles at two levels:
 
@@ -16,11 +22,14 @@ Every event is therefore seen exactly once per epoch across all ranks and worker
 function of ``(seed, epoch)``, and a position (batches consumed per worker) is enough to
 resume mid-epoch: :meth:`ShardLoader.state_dict` / :meth:`ShardLoader.load_state_dict`.
 
-Batches are dicts of tensors (the contract shared with pretraining)::
+Batches are dicts of tensors (the contract shared with pretraining); ``T`` is the most
+tokens of any event of the batch (or of its stored views)::
 
     tokens           float32 [B, T, F]
     mask             bool    [B, T]
-    views            float32 [B, V, T, F]   (store with views, or on-the-fly augmentation)
+    objects          float32 [B, T, 7]      (``load_objects``: pt, eta, phi, mass, charge,
+                                             btag, type_id; what fresh views are made of)
+    views            float32 [B, V, T, F]   (stored views, ``load_views``)
     view_mask        bool    [B, V, T]
     label            int64   [B]            (-1 where the store has no labels)
     weight           float32 [B]            (1 where the store has no weights)
@@ -38,13 +47,9 @@ from typing import Any
 import numpy as np
 
 from jetfm_coffea.errors import ShardError
-from jetfm_coffea.shards.format import OBJECT_FIELDS
+from jetfm_coffea.shards.format import OBJECT_FIELDS, OBJECTS, VIEWS
 from jetfm_coffea.shards.store import Shard, ShardStore, open_store
-from jetfm_coffea.shards.views import (
-    AugmentationPipelineLike,
-    TorchAugmentHook,
-    torch_hook,
-)
+from jetfm_coffea.tokens.features import compute_features
 
 __all__ = [
     "BATCH_KEYS",
@@ -109,14 +114,130 @@ def _round_robin(totals: list[int]) -> Iterator[int]:
                 yield w
 
 
-def _gather(data: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
-    return {k: np.take(v, index, axis=0) for k, v in data.items()}
+def _pad_index(offsets: np.ndarray, rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(source, target)``: flat positions of the objects of ``rows`` and their padded slots.
+
+    ``source`` indexes the flat columns; ``target`` indexes a ``[len(rows) * width]``
+    padded array (row ``r`` of the result holds the objects of ``rows[r]`` in slots
+    ``0 .. count - 1``).
+    """
+    starts = offsets[rows]
+    counts = offsets[rows + 1] - starts
+    first = np.cumsum(counts) - counts
+    within = np.arange(int(counts.sum())) - np.repeat(first, counts)
+    source = np.repeat(starts, counts) + within
+    target = np.repeat(np.arange(len(rows)) * width, counts) + within
+    return source, target
 
 
-def _slice(data: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
-    if len(index) == 0:
-        return {k: v[:0] for k, v in data.items()}
-    return {k: v[index[0] : index[-1] + 1] for k, v in data.items()}
+class _Buffer:
+    """Events of a few contiguous reads with their tokens, computed and padded once.
+
+    The token features of all objects of the buffer are computed in one call of the token
+    path; they are then padded once to the buffer's longest event, so that cutting a batch
+    is one contiguous gather per array, trimmed to the batch's longest event
+    (pad-to-need).
+    """
+
+    def __init__(
+        self,
+        events: dict[str, np.ndarray],
+        groups: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]],
+        feature_names: list[str],
+        n_views: int,
+        keep_objects: bool,
+    ):
+        self.events = events
+        self.n_views = n_views
+        # group -> (counts per row, padded tokens, padded mask, padded objects or None)
+        self.groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = {}
+        for group, (offsets, cols) in groups.items():
+            kin = {c: cols[c].astype(np.float64) for c in OBJECT_FIELDS}
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                feats, valid, _ = compute_features(
+                    np, feature_names, **kin, mask=np.ones(len(kin["pt"]), bool)
+                )
+            counts = np.diff(offsets)
+            rows = len(counts)
+            width = max(1, int(counts.max()) if rows else 1)
+            # all rows in order: the flat objects are the source, in their order
+            _, target = _pad_index(offsets, np.arange(rows), width)
+            if not valid.all():  # tokens with non-finite features are masked and zero
+                feats[~valid] = 0.0
+            tokens = np.zeros((rows * width, feats.shape[1]), np.float32)
+            tokens[target] = feats
+            mask = np.zeros(rows * width, bool)
+            mask[target] = valid
+            objects = None
+            if keep_objects and group == OBJECTS:
+                flat = np.stack([cols[c] for c in OBJECT_FIELDS], -1).astype(np.float32)
+                flat[~valid] = 0.0
+                objects = np.zeros((rows * width, len(OBJECT_FIELDS)), np.float32)
+                objects[target] = flat
+                objects = objects.reshape(rows, width, -1)
+            self.groups[group] = (
+                counts,
+                tokens.reshape(rows, width, -1),
+                mask.reshape(rows, width),
+                objects,
+            )
+
+    def __len__(self) -> int:
+        return len(self.events["event"])
+
+    def batch(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        """Padded numpy batch of events ``index`` (width: the longest event, views included)."""
+        rows = {OBJECTS: index}
+        if VIEWS in self.groups:
+            rows[VIEWS] = (index[:, None] * self.n_views + np.arange(self.n_views)).reshape(-1)
+        width = 1
+        for group, r in rows.items():
+            counts = self.groups[group][0]
+            if len(r):
+                width = max(width, int(counts[r].max()))
+        out = {k: v[index] for k, v in self.events.items()}
+        for group, r in rows.items():
+            _, tokens, mask, objects = self.groups[group]
+            w = min(width, tokens.shape[1])
+            tok = _take(tokens, r, w, width)
+            msk = _take(mask, r, w, width)
+            if group == OBJECTS:
+                out["tokens"], out["mask"] = tok, msk
+                if objects is not None:
+                    out["objects"] = _take(objects, r, w, width)
+            else:
+                out["views"] = tok.reshape(len(index), self.n_views, width, -1)
+                out["view_mask"] = msk.reshape(len(index), self.n_views, width)
+        return out
+
+
+def _take(padded: np.ndarray, rows: np.ndarray, w: int, width: int) -> np.ndarray:
+    """Rows of a padded array cut (or zero-padded) to ``width`` slots, contiguous."""
+    out = padded[rows]  # whole rows: a contiguous copy per row, the fast gather
+    if w < padded.shape[1]:
+        out = np.ascontiguousarray(out[:, :w])
+    return out if w == width else _widen(out, 1, width)
+
+
+def _concat_padded(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Concatenate two padded batches along events, padding both to the wider one."""
+    width = max(a["mask"].shape[1], b["mask"].shape[1])
+    out = {}
+    for key, x in a.items():
+        y = b[key]
+        axis = {"tokens": 1, "mask": 1, "objects": 1, "views": 2, "view_mask": 2}.get(key)
+        if axis is not None:
+            x, y = (_widen(z, axis, width) for z in (x, y))
+        out[key] = np.concatenate([x, y])
+    return out
+
+
+def _widen(x: np.ndarray, axis: int, width: int) -> np.ndarray:
+    if x.shape[axis] == width:
+        return x
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (0, width - x.shape[axis])
+    return np.pad(x, pad)
 
 
 class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
@@ -141,10 +262,9 @@ class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
         Drop each consumer's last partial batch (drops events; default False).
     load_views
         Yield the stored views (``views``, ``view_mask``) when the store has them.
-    augment
-        On-the-fly augmentation: an augmentation pipeline (applied with the torch kernels)
-        or a hook ``hook(objects, view, ids) -> (tokens, mask)``; it replaces the stored
-        views by ``augment_views`` fresh views per event (view index ``epoch * V + v``).
+    load_objects
+        Yield the padded raw objects (``objects`` ``[B, T, 7]``), from which the
+        training loop makes fresh views on its device.
     """
 
     def __init__(
@@ -160,8 +280,7 @@ class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
         buffer_events: int | None = None,
         drop_last: bool = False,
         load_views: bool = True,
-        augment: TorchAugmentHook | AugmentationPipelineLike | None = None,
-        augment_views: int | None = None,
+        load_objects: bool = False,
     ):
         super().__init__()
         self.store = store if isinstance(store, ShardStore) else open_store(store)
@@ -186,13 +305,9 @@ class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
         self.buffer_events = int(buffer_events or max(_DEFAULT_BUFFER_EVENTS, self.block_events))
         self.drop_last = bool(drop_last)
         self.epoch = 0
-        if augment is not None and not callable(augment):
-            augment = torch_hook(augment, self.store.token_config)
-        self.augment = augment
-        self.augment_views = int(
-            augment_views or getattr(augment, "views", 0) or self.store.n_views or 2
-        )
-        self.load_views = bool(load_views) and self.store.n_views > 0 and augment is None
+        self.load_views = bool(load_views) and self.store.n_views > 0
+        self.load_objects = bool(load_objects)
+        self.feature_names = self.store.feature_names
         self._resume: dict[int, int] = {}
         self._emit_positions = False
         self._shards: dict[int, Shard] = {}
@@ -278,67 +393,64 @@ class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
                     shard.path,
                     f"has {shard.n_events} events, the manifest says {int(self.sizes[index])}",
                 )
+            shard.offsets(OBJECTS)  # a corrupted ragged layout is refused here, by name
+            if self.load_views:
+                shard.offsets(VIEWS)
             self._shards[index] = shard
         return shard
 
-    def _array_names(self, shard: Shard) -> list[str]:
-        names = ["tokens", "mask", "run", "luminosityBlock", "event"]
-        if self.load_views:
-            names += ["views", "view_mask"]
-        if self.augment is not None:
-            names.append("objects")
-        names += [n for n in ("label", "weight") if shard.has(n)]
-        return names
-
-    def _read_buffer(self, segments: list[_Segment]) -> dict[str, np.ndarray]:
-        """Read segments into freshly allocated arrays (chunks decode in place)."""
-        total = sum(s.size for s in segments)
-        first = self._shard(segments[0].shard)
-        names = self._array_names(first)
-        out: dict[str, np.ndarray] = {}
-        for name in names:
-            dtype, shape = first.dtype_shape(name)
-            out[name] = np.empty((total, *shape), dtype)
-        if "label" not in out:
-            out["label"] = np.empty(total, np.int64)
-        if "weight" not in out:
-            out["weight"] = np.empty(total, np.float32)
-        pos = 0
+    def _read_buffer(self, segments: list[_Segment]) -> _Buffer:
+        """Read segments (contiguous event ranges) into one ragged buffer."""
+        events: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("run", "luminosityBlock", "event", "label", "weight")
+        }
+        groups = [OBJECTS, VIEWS] if self.load_views else [OBJECTS]
+        offsets: dict[str, list[np.ndarray]] = {g: [] for g in groups}
+        columns: dict[str, dict[str, list[np.ndarray]]] = {g: {} for g in groups}
+        base = dict.fromkeys(groups, 0)
         for seg in segments:
             shard = self._shard(seg.shard)
-            end = pos + seg.size
-            for name in out:
-                if shard.has(name):
-                    shard.read_into(name, seg.start, seg.stop, out[name][pos:end])
-                elif name == "label":
-                    label = self.labels[seg.shard]
-                    out[name][pos:end] = -1 if label is None else label
-                elif name == "weight":
-                    out[name][pos:end] = 1.0
-                else:
-                    raise ShardError(shard.path, f"has no array {name!r} (other shards do)")
-            pos = end
-        return out
+            for name in ("run", "luminosityBlock", "event"):
+                events[name].append(shard.read(name, seg.start, seg.stop))
+            if shard.has("label"):
+                events["label"].append(shard.read("label", seg.start, seg.stop))
+            else:
+                label = self.labels[seg.shard]
+                events["label"].append(np.full(seg.size, -1 if label is None else label, np.int64))
+            if shard.has("weight"):
+                events["weight"].append(shard.read("weight", seg.start, seg.stop))
+            else:
+                events["weight"].append(np.ones(seg.size, np.float32))
+            for group in groups:
+                if group == VIEWS and shard.n_views != self.store.n_views:
+                    raise ShardError(
+                        shard.path, f"has {shard.n_views} views, the store {self.store.n_views}"
+                    )
+                offs, cols = shard.read_ragged(seg.start, seg.stop, group)
+                offsets[group].append(
+                    offs[1:] + base[group] if offsets[group] else offs + base[group]
+                )
+                base[group] += int(offs[-1])
+                for name, values in cols.items():
+                    columns[group].setdefault(name, []).append(values)
+        merged = {
+            g: (np.concatenate(offsets[g]), {c: np.concatenate(v) for c, v in columns[g].items()})
+            for g in groups
+        }
+        return _Buffer(
+            {k: np.concatenate(v) for k, v in events.items()},
+            merged,
+            self.feature_names,
+            self.store.n_views,
+            self.load_objects,
+        )
 
     # ------------------------------------------------------------------ batches
 
     def _to_batch(self, data: dict[str, np.ndarray]) -> dict[str, Any]:
         import torch
 
-        batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()}
-        objects = batch.pop("objects", None)
-        if self.augment is not None and objects is not None:
-            kin = {name: objects[..., i] for i, name in enumerate(OBJECT_FIELDS)}
-            kin["mask"] = batch["mask"]
-            ids = {k: batch[k] for k in ("run", "luminosityBlock", "event")}
-            views, masks = [], []
-            for v in range(self.augment_views):
-                t, m = self.augment(kin, self.epoch * self.augment_views + v, ids)
-                views.append(t)
-                masks.append(m)
-            batch["views"] = torch.stack(views, 1).to(torch.float32)
-            batch["view_mask"] = torch.stack(masks, 1).to(torch.bool)
-        return {k: batch[k] for k in BATCH_KEYS if k in batch}
+        return {k: torch.from_numpy(data[k]) for k in BATCH_KEYS if k in data}
 
     def iter_consumer(
         self, consumer: int, n_consumers: int, skip_batches: int = 0
@@ -361,27 +473,25 @@ class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
             data = self._read_buffer(buffer)
             if self.shuffle:
                 order = _seed(self.seed, epoch, consumer, n_consumers, index).permutation(size)
-                take = _gather
             else:
                 order = np.arange(size)
-                take = _slice
             order = order[skip:]
             skip = 0
             pos = 0
             if pending is not None:
                 need = b - len(pending["event"])
-                part = take(data, order[:need])
+                part = data.batch(order[:need])
                 pos = len(order[:need])
-                pending = {k: np.concatenate([pending[k], part[k]]) for k in pending}
+                pending = _concat_padded(pending, part)
                 if len(pending["event"]) < b:
                     continue
                 yield self._to_batch(pending)
                 pending = None
             while pos + b <= len(order):
-                yield self._to_batch(take(data, order[pos : pos + b]))
+                yield self._to_batch(data.batch(order[pos : pos + b]))
                 pos += b
             if pos < len(order):
-                pending = take(data, order[pos:])
+                pending = data.batch(order[pos:])
         if pending is not None and not self.drop_last:
             yield self._to_batch(pending)
 
@@ -544,8 +654,7 @@ def open_loader(
     world_size: int | None = None,
     drop_last: bool = False,
     load_views: bool = True,
-    augment: TorchAugmentHook | AugmentationPipelineLike | None = None,
-    augment_views: int | None = None,
+    load_objects: bool = False,
     block_events: int | None = None,
     buffer_events: int | None = None,
     pin_memory: bool | None = None,
@@ -563,8 +672,7 @@ def open_loader(
         buffer_events=buffer_events,
         drop_last=drop_last,
         load_views=load_views,
-        augment=augment,
-        augment_views=augment_views,
+        load_objects=load_objects,
     )
     return ShardLoader(
         dataset, num_workers=num_workers, pin_memory=pin_memory, prefetch_factor=prefetch_factor

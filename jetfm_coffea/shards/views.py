@@ -1,13 +1,10 @@
 """How shards get their augmented views: the interface to the augmentation module.
 
-The shard writer and the loader only need two entry points of ``jetfm_coffea.augment``:
-
-``make_views(objects, pipeline, token_config) -> list[EventTokens]``
-    K views per event (numpy), each seeded per event by (seed, run, lumi, event, view).
-``augment_tensors(batch, pipeline, token_config, view) -> dict``
-    one fresh view of padded torch tensors, for on-the-fly augmentation in the loader.
-
-and a pydantic pipeline config with ``views``, ``seed`` and ``hash()``.
+The shard writer needs one entry point of ``jetfm_coffea.augment``,
+``augment_objects(objects, pipeline, token_config, view) -> EventObjects`` (numpy, seeded
+per event by (seed, run, lumi, event, view)), and a pydantic pipeline config with
+``views``, ``seed`` and ``hash()``. Fresh views for pretraining are made on the training
+device by :func:`jetfm_coffea.train.views.make_views`.
 :func:`load_augmentation` resolves the ``augment:`` section of a build config into such a
 pipeline.
 """
@@ -15,21 +12,17 @@ pipeline.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.tokens import EventObjects, EventTokens, TokenConfig
+from jetfm_coffea.tokens import EventObjects, TokenConfig
 
 __all__ = [
     "AugmentationPipelineLike",
-    "TorchAugmentHook",
-    "augment_torch",
     "augmentation_backend",
     "load_augmentation",
-    "make_views",
     "pipeline_document",
-    "torch_hook",
+    "stored_views",
 ]
 
 
@@ -45,12 +38,8 @@ class AugmentationPipelineLike(Protocol):
     def model_dump(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
 
 
-#: On-the-fly augmentation in the loader: ``hook(objects, view, ids) -> (tokens, mask)``.
-TorchAugmentHook = Callable[[dict[str, Any], int, dict[str, Any]], tuple[Any, Any]]
-
-
 def augmentation_backend() -> Any:
-    """The module providing ``AugmentationPipeline``, ``make_views``, ``augment_tensors``."""
+    """The module providing ``AugmentationPipeline`` and ``augment_objects``."""
     return importlib.import_module("jetfm_coffea.augment")
 
 
@@ -86,40 +75,17 @@ def pipeline_document(pipeline: AugmentationPipelineLike | None) -> dict[str, An
     }
 
 
-def make_views(
+def stored_views(
     objects: EventObjects, pipeline: AugmentationPipelineLike | None, token_config: TokenConfig
-) -> list[EventTokens]:
-    """The pipeline's K views of ``objects`` (no pipeline: no views)."""
+) -> list[EventObjects]:
+    """The pipeline's V views of ``objects`` for a shard (numpy; no pipeline: no views).
+
+    View ``v`` of an event is keyed by (seed, run, luminosityBlock, event, v): the same
+    numbers as fresh view ``v`` of epoch 0 in pretraining.
+    """
     if pipeline is None:
         return []
-    return list(augmentation_backend().make_views(objects, pipeline, token_config))
-
-
-def augment_torch(
-    batch_objects: dict[str, Any],
-    pipeline: AugmentationPipelineLike,
-    token_config: TokenConfig,
-    view: int,
-    ids: dict[str, Any],
-) -> tuple[Any, Any]:
-    """One on-the-fly view of a padded torch batch: ``(tokens [B,T,F], mask [B,T])``."""
     backend = augmentation_backend()
-    out = backend.augment_tensors({**batch_objects, **ids}, pipeline, token_config, view)
-    return out["tokens"].float(), out["mask"]
-
-
-class _PipelineHook:
-    """Picklable on-the-fly hook bound to a pipeline and token config."""
-
-    def __init__(self, pipeline: AugmentationPipelineLike, token_config: TokenConfig):
-        self.pipeline = pipeline
-        self.token_config = token_config
-        self.views = int(pipeline.views)
-
-    def __call__(self, objects: dict[str, Any], view: int, ids: dict[str, Any]) -> tuple[Any, Any]:
-        return augment_torch(objects, self.pipeline, self.token_config, view, ids)
-
-
-def torch_hook(pipeline: AugmentationPipelineLike, token_config: TokenConfig) -> TorchAugmentHook:
-    """A loader hook applying ``pipeline`` on the fly (``hook.views`` views per event)."""
-    return _PipelineHook(pipeline, token_config)
+    return [
+        backend.augment_objects(objects, pipeline, token_config, v) for v in range(pipeline.views)
+    ]

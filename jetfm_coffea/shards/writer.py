@@ -1,9 +1,10 @@
-"""Write one pretraining shard: a Zarr v3 group, atomically, with full provenance.
+"""Write one pretraining shard (schema 2.0.0): a Zarr v3 group, atomically, with provenance.
 
-The shard is written under a temporary sibling name (``.<start>-<stop>.tmp-<token>``),
-its attributes validated against ``schemas/1.0.0/shard.json``, and only then renamed to
-its final name. A killed writer therefore leaves at most a hidden temporary directory,
-never a half shard that looks valid (``jetfm shards verify`` lists such leftovers).
+The shard holds the selected physics objects ragged (see :mod:`jetfm_coffea.shards.format`);
+it is written under a temporary sibling name (``.<start>-<stop>.tmp-<token>``), its
+attributes validated against ``schemas/2.0.0/shard.json``, and only then renamed to its
+final name. A killed writer therefore leaves at most a hidden temporary directory, never
+a half shard that looks valid (``jetfm shards verify`` lists such leftovers).
 """
 
 from __future__ import annotations
@@ -24,30 +25,38 @@ from jetfm_coffea import __version__
 from jetfm_coffea.errors import ShardError, ShardExistsError
 from jetfm_coffea.schema import validate
 from jetfm_coffea.shards.format import (
+    CHECKSUM_ALGORITHM,
+    CHUNK_EVENTS,
+    CHUNK_OBJECTS,
+    CODECS,
     OBJECT_FIELDS,
+    OBJECTS,
     SCHEMA_VERSION,
     SHARD_FORMAT,
+    VIEWS,
     checksum_order,
-    content_checksum,
+    column_path,
+    combine_checksums,
+    disk_columns,
+    offsets_problem,
+    seal_chunk,
     shard_path,
     temporary_name,
+    to_ragged,
 )
 from jetfm_coffea.shards.views import AugmentationPipelineLike, pipeline_document
-from jetfm_coffea.tokens import EventTokens, TokenConfig
+from jetfm_coffea.tokens import EventObjects, EventTokens, RaggedObjects, TokenConfig
 
 __all__ = [
-    "DEFAULT_CHUNK_BYTES",
+    "DEFAULT_ZSTD_LEVEL",
     "ShardInfo",
     "ShardSource",
-    "chunk_events_for",
-    "compressor",
+    "codecs",
     "shard_arrays",
     "shard_exists",
     "write_shard",
 ]
 
-#: Target uncompressed size of one chunk of the ``tokens`` array (contiguous block reads).
-DEFAULT_CHUNK_BYTES = 4 << 20
 DEFAULT_ZSTD_LEVEL = 1
 
 
@@ -88,50 +97,35 @@ class ShardInfo:
         }
 
 
-def chunk_events_for(n_tokens: int, n_features: int, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
-    """Events per chunk: a power of two with ``tokens`` chunks of about ``chunk_bytes``."""
-    per_event = max(1, n_tokens * n_features * 4)
-    n = max(1, chunk_bytes // per_event)
-    return int(min(1 << 16, max(256, 1 << (n.bit_length() - 1))))
+def codecs(level: int = DEFAULT_ZSTD_LEVEL) -> list[dict[str, Any]]:
+    """The Zarr v3 codec chain of every shard array (bytes, zstd at ``level``, crc32c)."""
+    out = [dict(c) for c in CODECS]
+    out[1] = {"name": "zstd", "configuration": {"level": int(level), "checksum": False}}
+    return out
 
 
-def compressor(level: int = DEFAULT_ZSTD_LEVEL) -> Any:
-    """The codec every shard array is compressed with (zarr's zstd codec)."""
-    from zarr.codecs import ZstdCodec
+Objects = EventObjects | EventTokens | RaggedObjects
 
-    return ZstdCodec(level=level)
+
+def _objects_of(data: Objects) -> EventObjects | RaggedObjects:
+    return data.objects if isinstance(data, EventTokens) else data
 
 
 def shard_arrays(
-    tokens: EventTokens,
-    views: Sequence[EventTokens] = (),
+    objects: Objects,
+    views: Sequence[EventObjects | EventTokens] = (),
     *,
     label: int | None = None,
     weight: np.ndarray | None = None,
-    ragged: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The arrays of one shard, by name, with their on-disk dtypes and shapes."""
-    n = len(tokens)
-    obj = tokens.objects
+    """The 1-d arrays of one shard, by name, with their on-disk dtypes."""
+    obj = _objects_of(objects)
+    n = len(obj)
     out: dict[str, np.ndarray] = {
-        "tokens": np.ascontiguousarray(tokens.tokens, np.float32),
-        "mask": np.ascontiguousarray(tokens.mask, bool),
-        "objects": np.stack(
-            [np.asarray(getattr(obj, f), np.float32) for f in OBJECT_FIELDS], axis=-1
-        ),
-        "counts": tokens.mask.sum(axis=1).astype(np.int32),
-        "run": np.asarray(tokens.run, np.int64),
-        "luminosityBlock": np.asarray(tokens.luminosityBlock, np.int64),
-        "event": np.asarray(tokens.event, np.int64),
+        "run": np.asarray(obj.run, np.int64),
+        "luminosityBlock": np.asarray(obj.luminosityBlock, np.int64),
+        "event": np.asarray(obj.event, np.int64),
     }
-    if views:
-        for v, view in enumerate(views):
-            if len(view) != n or view.tokens.shape != tokens.tokens.shape:
-                raise ValueError(
-                    f"view {v} has shape {view.tokens.shape}, tokens {tokens.tokens.shape}"
-                )
-        out["views"] = np.stack([np.asarray(v.tokens, np.float32) for v in views], axis=1)
-        out["view_mask"] = np.stack([np.asarray(v.mask, bool) for v in views], axis=1)
     if label is not None:
         out["label"] = np.full(n, int(label), np.int64)
     if weight is not None:
@@ -139,12 +133,30 @@ def shard_arrays(
         if len(weight) != n:
             raise ValueError(f"weight has {len(weight)} entries for {n} events")
         out["weight"] = weight
-    for name, (offsets, content) in (ragged or {}).items():
-        offsets = np.asarray(offsets, np.int64)
-        if len(offsets) != n + 1 or offsets[0] != 0 or offsets[-1] != len(content):
-            raise ValueError(f"ragged {name!r}: offsets must be [0, ..., len(content)], n+1 long")
-        out[f"ragged/{name}/offsets"] = offsets
-        out[f"ragged/{name}/content"] = np.ascontiguousarray(content)
+    if isinstance(obj, RaggedObjects):
+        problem = offsets_problem(obj.offsets, n, len(obj.columns["pt"]))
+        if problem is not None:
+            raise ValueError(f"ragged objects: {problem}")
+        out[column_path(OBJECTS, "offsets")] = np.asarray(obj.offsets, np.int64)
+        flat = disk_columns(obj.columns)
+        out.update({column_path(OBJECTS, k): v for k, v in flat.items()})
+        groups = []
+    else:
+        groups = [(OBJECTS, obj.mask, {f: getattr(obj, f) for f in OBJECT_FIELDS})]
+    if views:
+        vs = [_objects_of(v) for v in views]
+        for v, view in enumerate(vs):
+            if len(view) != n:
+                raise ValueError(f"view {v} has {len(view)} events, objects {n}")
+        # event-major: view v of event i is row i*V + v
+        stack = lambda name: np.stack([getattr(v, name) for v in vs], axis=1)  # noqa: E731
+        groups.append((VIEWS, stack("mask"), {f: stack(f) for f in OBJECT_FIELDS}))
+    for group, mask, columns in groups:
+        mask = np.asarray(mask, bool)
+        mask = mask.reshape(-1, mask.shape[-1])
+        offsets, flat = to_ragged(mask, {k: np.asarray(v) for k, v in columns.items()})
+        out[column_path(group, "offsets")] = offsets
+        out.update({column_path(group, k): v for k, v in flat.items()})
     return out
 
 
@@ -160,8 +172,9 @@ def shard_exists(store: str | Path, path: str) -> bool:
     return "checksum" in attrs
 
 
-def _existing_info(store: Path, path: str) -> ShardInfo:
-    attrs = json.loads((store / path / "zarr.json").read_text())["attributes"]
+def existing_info(store: str | Path, path: str) -> ShardInfo:
+    """:class:`ShardInfo` of a complete shard already on disk (nothing but its attributes read)."""
+    attrs = json.loads((Path(store) / path / "zarr.json").read_text())["attributes"]
     return ShardInfo(
         path=path,
         n_events=int(attrs["n_events"]),
@@ -171,45 +184,58 @@ def _existing_info(store: Path, path: str) -> ShardInfo:
     )
 
 
-def _array_specs(arrays: Mapping[str, np.ndarray], chunk_events: int) -> dict[str, dict[str, Any]]:
-    """dtype, shape and chunk shape of every array (regular grid chunked along events)."""
-    specs = {}
+def _encode(
+    arrays: Mapping[str, np.ndarray], chunk_events: int, level: int
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[bytes]]]:
+    """Array specs and sealed chunk files (zstd frame + CRC-32C) of every array.
+
+    Per-event arrays (and offsets) are chunked by ``chunk_events`` rows, object columns by
+    ``4 * chunk_events`` (at most :data:`CHUNK_OBJECTS`); edge chunks are stored full size,
+    as the Zarr v3 spec has them.
+    """
+    from numcodecs import Zstd
+
+    encoder = Zstd(level=level, checksum=False)
+    specs, files = {}, {}
     for name, data in arrays.items():
-        rows = (1 << 20) if name.startswith("ragged/") else chunk_events
-        chunks = (max(1, min(rows, len(data))), *(max(1, d) for d in data.shape[1:]))
-        dtype = data.dtype.newbyteorder("<") if data.dtype.byteorder == ">" else data.dtype
-        specs[name] = {"dtype": dtype.str, "shape": list(data.shape), "chunks": list(chunks)}
-    return specs
+        is_column = "/" in name and not name.endswith("/offsets")
+        rows = min(CHUNK_OBJECTS, 4 * chunk_events) if is_column else chunk_events
+        size = max(1, min(rows, len(data)))
+        data = np.ascontiguousarray(data)
+        specs[name] = {"dtype": data.dtype.str, "shape": [len(data)], "chunks": [size]}
+        chunks = []
+        for start in range(0, len(data), size):
+            block = data[start : start + size]
+            if len(block) < size:
+                block = np.concatenate([block, np.zeros(size - len(block), data.dtype)])
+            chunks.append(seal_chunk(encoder.encode(block)))
+        files[name] = chunks
+    return specs, files
 
 
 def _write_group(
     target: Path,
-    arrays: Mapping[str, np.ndarray],
     specs: Mapping[str, dict[str, Any]],
+    files: Mapping[str, list[bytes]],
     attrs: dict[str, Any],
     level: int,
 ) -> None:
-    """Create the group (with ``attrs``) and its arrays with zarr, then write the chunks.
+    """Create the group and array metadata with zarr, then write the sealed chunk files.
 
-    Zarr writes all the metadata in one call (``zarr.create_hierarchy``: the group's and
-    every array's ``zarr.json``; regular grid chunked along events, codecs ``bytes`` +
-    ``zstd``). The chunk files are the zstd frames of the chunks' little-endian bytes at
-    the spec's default keys (``<array>/c/<i>/0/...``, edge chunks padded to full size),
-    encoded here with numcodecs' Zstd (what zarr's ZstdCodec calls): zarr's own write
-    path synchronises with its I/O thread per call and array, which costs more than the
+    Zarr writes all the metadata in one call (``zarr.create_hierarchy``); the chunk files
+    are written here at the spec's default keys (``<array>/c/<i>``): zarr's own write path
+    synchronises with its I/O thread per call and array, which costs more than the
     compression. Any zarr v3 reader reads the result (tested).
     """
     import zarr
-    from numcodecs import Zstd
     from zarr.core.group import GroupMetadata
     from zarr.core.metadata.v3 import ArrayV3Metadata
     from zarr.storage import LocalStore
 
-    codecs = [
-        {"name": "bytes", "configuration": {"endian": "little"}},
-        compressor(level).to_dict(),
-    ]
+    chain = codecs(level)
     nodes: dict[str, Any] = {"": GroupMetadata(attributes=attrs, zarr_format=3)}
+    for group in {name.split("/")[0] for name in specs if "/" in name}:
+        nodes[group] = GroupMetadata(zarr_format=3)
     for name, spec in specs.items():
         nodes[name] = ArrayV3Metadata.from_dict(
             {
@@ -219,66 +245,59 @@ def _write_group(
                 "data_type": np.dtype(spec["dtype"]).name,
                 "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": spec["chunks"]}},
                 "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-                "fill_value": False if np.dtype(spec["dtype"]) == bool else 0,
-                "codecs": codecs,
+                "fill_value": 0,
+                "codecs": chain,
                 "attributes": {},
             }
         )
     for _ in zarr.create_hierarchy(store=LocalStore(str(target)), nodes=nodes, overwrite=True):
         pass
-    encoder = Zstd(level=level, checksum=False)
-    for name, data in arrays.items():
-        if not data.size:
+    for name, chunks in files.items():
+        if not chunks:
             continue
-        data = np.ascontiguousarray(data, np.dtype(specs[name]["dtype"]))
-        chunks = specs[name]["chunks"]
         base = target / name / "c"
-        suffix = ["0"] * (data.ndim - 1)
-        size = chunks[0]
-        for i, start in enumerate(range(0, len(data), size)):
-            block = data[start : start + size]
-            if len(block) < size:  # the spec stores edge chunks at full size
-                padded = np.zeros(chunks, data.dtype)
-                padded[: len(block)] = block
-                block = padded
-            path = base.joinpath(str(i), *suffix)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(encoder.encode(block))
+        base.mkdir(parents=True, exist_ok=True)
+        for i, blob in enumerate(chunks):
+            (base / str(i)).write_bytes(blob)
 
 
 def write_shard(
     store: str | Path,
-    tokens: EventTokens,
+    objects: Objects,
     source: ShardSource,
     token_config: TokenConfig,
     *,
-    views: Sequence[EventTokens] = (),
+    views: Sequence[EventObjects | EventTokens] = (),
     pipeline: AugmentationPipelineLike | None = None,
     label: int | None = None,
     weight: np.ndarray | None = None,
-    ragged: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    provenance: Mapping[str, Any] | None = None,
     if_exists: Literal["skip", "overwrite", "error"] = "skip",
     chunk_events: int | None = None,
     compression_level: int = DEFAULT_ZSTD_LEVEL,
     selection: Mapping[str, Any] | None = None,
 ) -> ShardInfo:
-    """Write the tokens (and views) of one coffea chunk as one shard of ``store``.
+    """Write the selected objects (and stored views) of one coffea chunk as one shard.
 
     Parameters
     ----------
     store
         Root directory of the shard store (local or shared POSIX filesystem).
-    tokens
-        :func:`~jetfm_coffea.tokens.build_tokens` output for the chunk.
+    objects
+        :func:`~jetfm_coffea.tokens.select_ragged` output for the chunk (or the padded
+        :func:`~jetfm_coffea.tokens.select_objects`, or :class:`EventTokens`); stored
+        ragged, no tokens.
     source
         Dataset, file, uuid and entry range; they fix the shard path.
     views
-        Augmented views (:func:`~jetfm_coffea.shards.views.make_views`), stored as
-        ``views [N, V, T, F]`` and ``view_mask [N, V, T]``.
+        Augmented views of the same events (:func:`~jetfm_coffea.shards.views.stored_views`),
+        stored ragged under ``views/``.
     pipeline
         The augmentation pipeline that made ``views`` (provenance).
-    label, weight, ragged
-        Optional per-shard label, per-event weights, ragged ``{name: (offsets, content)}``.
+    label, weight
+        Optional per-shard label and per-event weights.
+    provenance
+        Extra provenance (any JSON-able keys), stored as the ``provenance`` attribute.
     if_exists
         A complete shard already at the path: ``"skip"`` it (resume), ``"overwrite"`` it,
         or raise :class:`ShardExistsError`.
@@ -290,7 +309,7 @@ def write_shard(
     Returns
     -------
     ShardInfo
-        Path, event count and content checksum; ``status`` says written or existing.
+        Path, event count and combined CRC-32C; ``status`` says written or existing.
     """
     root = Path(store)
     rel = source.path
@@ -300,12 +319,12 @@ def write_shard(
             raise ShardExistsError(rel, "a shard already exists at this path")
         if if_exists == "skip":
             if shard_exists(root, rel):
-                return _existing_info(root, rel)
+                return existing_info(root, rel)
             raise ShardError(rel, "exists but is not a complete shard; run 'jetfm shards verify'")
     if len(views) != (pipeline.views if pipeline is not None else len(views)):
         raise ValueError(f"{len(views)} views given, the pipeline makes {pipeline.views}")
-    arrays = shard_arrays(tokens, views, label=label, weight=weight, ragged=ragged)
-    n_events = len(tokens)
+    obj = _objects_of(objects)
+    n_events = len(obj)
     removed = int((selection or {}).get("events_removed", 0))  # lumi mask, blinding
     if n_events != source.entry_stop - source.entry_start - removed:
         raise ShardError(
@@ -313,16 +332,17 @@ def write_shard(
             f"{n_events} events for entry range of {source.entry_stop - source.entry_start}"
             + (f" less {removed} removed by the selection" if removed else ""),
         )
-    n_tokens, n_features = tokens.tokens.shape[1], tokens.tokens.shape[2]
-    chunk_events = chunk_events or chunk_events_for(n_tokens, n_features)
+    try:
+        arrays = shard_arrays(obj, views, label=label, weight=weight)
+    except ValueError as err:
+        raise ShardError(rel, str(err)) from err
+    specs, files = _encode(arrays, int(chunk_events or CHUNK_EVENTS), compression_level)
     order = checksum_order(arrays)
-    checksum = content_checksum(arrays, order)
-    ragged_names = sorted(ragged or {})
+    crcs = {name: [int.from_bytes(f[-4:], "little") for f in files[name]] for name in order}
 
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / temporary_name(final.name, uuid.uuid4().hex[:12])
     try:
-        specs = _array_specs(arrays, chunk_events)
         attrs = {
             "schema_version": SCHEMA_VERSION,
             "format": SHARD_FORMAT,
@@ -335,31 +355,39 @@ def write_shard(
                 "entry_stop": int(source.entry_stop),
             },
             "n_events": int(n_events),
+            "n_objects": len(arrays[column_path(OBJECTS, "pt")]),
             "layout": {
-                "n_tokens": int(n_tokens),
-                "n_features": int(n_features),
-                "feature_names": list(tokens.feature_names),
+                "n_tokens": int(token_config.n_tokens),
+                "n_features": len(token_config.features),
+                "feature_names": list(token_config.feature_names),
                 "n_views": len(views),
+                "object_columns": list(OBJECT_FIELDS),
             },
             "arrays": specs,
             "token_config": token_config.model_dump(mode="json"),
             "token_config_hash": token_config.hash(),
             "augmentation": pipeline_document(pipeline if views else None),
             "label": None if label is None else int(label),
-            "ragged": ragged_names,
             "package": {"name": "jetfm-coffea", "version": __version__},
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "checksum": {"algorithm": "sha256", "value": checksum, "order": order},
+            "checksum": {
+                "algorithm": CHECKSUM_ALGORITHM,
+                "value": combine_checksums(crcs, order),
+                "order": order,
+                "chunks": crcs,
+            },
         }
         if selection is not None:
             attrs["selection"] = dict(selection)
+        if provenance:
+            attrs["provenance"] = dict(provenance)
         validate(attrs, "shard", SCHEMA_VERSION)
-        _write_group(tmp, arrays, specs, attrs, compression_level)
+        _write_group(tmp, specs, files, attrs, compression_level)
         _publish(tmp, final, if_exists == "overwrite")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ShardInfo(rel, int(n_events), checksum, len(views), "written")
+    return ShardInfo(rel, int(n_events), attrs["checksum"]["value"], len(views), "written")
 
 
 def _publish(tmp: Path, final: Path, overwrite: bool) -> None:

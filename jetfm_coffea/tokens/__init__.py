@@ -3,9 +3,11 @@
 from jetfm_coffea.tokens.build import (
     EventObjects,
     EventTokens,
+    RaggedObjects,
     build_tokens,
     check_collections,
     select_objects,
+    select_ragged,
     token_record,
     tokens_from_objects,
 )
@@ -19,6 +21,7 @@ __all__ = [
     "Cut",
     "EventObjects",
     "EventTokens",
+    "RaggedObjects",
     "TokenConfig",
     "Variation",
     "build_tokens",
@@ -28,6 +31,7 @@ __all__ = [
     "load_token_config",
     "load_variations",
     "select_objects",
+    "select_ragged",
     "standard_variations",
     "token_record",
     "tokens_from_objects",

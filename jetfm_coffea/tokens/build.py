@@ -27,9 +27,11 @@ __all__ = [
     "KINEMATICS",
     "EventObjects",
     "EventTokens",
+    "RaggedObjects",
     "build_tokens",
     "check_collections",
     "select_objects",
+    "select_ragged",
     "token_record",
     "tokens_from_objects",
 ]
@@ -226,7 +228,12 @@ def _collection_objects(
     by_pt = spec.kind == "met" or spec.order_by == "pt"  # the varied pT, when varied
     order_key = pt if by_pt else _flat(key).astype(np.float64)
     idx = np.flatnonzero(sel)
-    idx = idx[np.lexsort((-order_key[idx], event_index[idx]))]
+    key, ev_sel = order_key[idx], event_index[idx]
+    # NanoAOD collections usually come sorted by their key already: then the (stable)
+    # sort is the identity and is skipped
+    same = ev_sel[1:] == ev_sel[:-1]
+    if not np.isfinite(key).all() or np.any(same & (key[1:] > key[:-1])):
+        idx = idx[np.lexsort((-key, ev_sel))]
     ev = event_index[idx]
     rank = _rank_within(ev, n_events)
     keep = rank < spec.max_count
@@ -263,16 +270,16 @@ def _touch_columns(
         ak.typetracer.touch_data(events[name])
 
 
-def select_objects(
+def select_ragged(
     events: Any, config: TokenConfig | None = None, variation: Variation | None = None
-) -> EventObjects:
-    """Padded per-event object kinematics as numpy arrays ``[N, T]``.
+) -> RaggedObjects:
+    """The selected objects of every event, ragged: what a shard stores.
 
     Each configured collection is selected (finite kinematics, pT, |eta|, ID cuts),
-    ordered by its sort key, truncated to ``max_count``; the collections are joined
-    in config order (or by pT) and padded or clipped to ``config.n_tokens``. A
-    ``variation`` (:mod:`jetfm_coffea.tokens.variations`) scales objects before their
-    selection and propagates the change to MET.
+    ordered by its sort key, truncated to ``max_count``; the collections are joined in
+    config order (or by pT) and clipped to ``config.n_tokens`` per event. A ``variation``
+    (:mod:`jetfm_coffea.tokens.variations`) scales objects before their selection and
+    propagates the change to MET.
     """
     config = load_token_config(config)
     specs = check_collections(events, config)
@@ -299,18 +306,82 @@ def select_objects(
         ev = merged["event_index"]
         merged["slot"] = _rank_within(ev, n_events)
     keep = np.flatnonzero(merged["slot"] < n_tokens)
-    # 1-d positions in the padded arrays: much faster than 2-d fancy indexing
-    target = ev.take(keep) * n_tokens + merged["slot"].take(keep)
-    mask = np.zeros(n_events * n_tokens, bool)
-    mask[target] = True
-    mask = mask.reshape(n_events, n_tokens)
-    padded = {}
+    ev, slot = ev.take(keep), merged["slot"].take(keep)
+    # the kept slots of an event are 0 .. count-1: position = offsets[event] + slot
+    offsets = np.zeros(n_events + 1, np.int64)
+    np.cumsum(np.bincount(ev, minlength=n_events), out=offsets[1:])
+    position = offsets[ev] + slot
+    columns = {}
     for name in KINEMATICS:
-        arr = np.zeros(n_events * n_tokens, np.float32)
-        arr[target] = merged[name].take(keep)
-        padded[name] = arr.reshape(n_events, n_tokens)
+        out = np.empty(len(keep), np.float32)
+        out[position] = merged[name].take(keep)
+        columns[name] = out
     ids = {name: np.asarray(ak.to_numpy(events[name])).astype(np.int64) for name in ID_FIELDS}
-    return EventObjects(**padded, mask=mask, n_nonfinite=nonfinite, **ids)
+    return RaggedObjects(offsets=offsets, columns=columns, n_nonfinite=nonfinite, **ids)
+
+
+def select_objects(
+    events: Any, config: TokenConfig | None = None, variation: Variation | None = None
+) -> EventObjects:
+    """Padded per-event object kinematics as numpy arrays ``[N, T]`` (see :func:`select_ragged`)."""
+    config = load_token_config(config)
+    return select_ragged(events, config, variation).padded(config.n_tokens)
+
+
+@dataclass
+class RaggedObjects:
+    """Selected objects, ragged: ``offsets [N + 1]``, float32 ``columns`` (:data:`KINEMATICS`)."""
+
+    offsets: np.ndarray
+    columns: dict[str, np.ndarray]
+    run: np.ndarray
+    luminosityBlock: np.ndarray
+    event: np.ndarray
+    n_nonfinite: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def take(self, index: np.ndarray) -> RaggedObjects:
+        """The events at ``index`` (integer positions or a boolean mask), still ragged."""
+        index = np.arange(len(self))[index]
+        counts = np.diff(self.offsets)[index]
+        offsets = np.zeros(len(index) + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        starts = self.offsets[:-1][index]
+        elements = np.repeat(starts - offsets[:-1], counts) + np.arange(offsets[-1])
+        return RaggedObjects(
+            offsets=offsets,
+            columns={k: v[elements] for k, v in self.columns.items()},
+            run=self.run[index],
+            luminosityBlock=self.luminosityBlock[index],
+            event=self.event[index],
+            n_nonfinite=self.n_nonfinite[index],
+        )
+
+    def padded(self, n_tokens: int) -> EventObjects:
+        """The same objects padded to ``[N, n_tokens]`` (slots beyond the count: zero, masked)."""
+        n = len(self)
+        counts = np.diff(self.offsets)
+        if counts.size and counts.max() > n_tokens:
+            raise ValueError(f"an event has {counts.max()} objects, more than {n_tokens} tokens")
+        ev = np.repeat(np.arange(n), counts)
+        target = ev * n_tokens + (np.arange(len(ev)) - self.offsets[:-1].repeat(counts))
+        mask = np.zeros(n * n_tokens, bool)
+        mask[target] = True
+        padded = {}
+        for name in KINEMATICS:
+            arr = np.zeros(n * n_tokens, np.float32)
+            arr[target] = self.columns[name]
+            padded[name] = arr.reshape(n, n_tokens)
+        return EventObjects(
+            **padded,
+            mask=mask.reshape(n, n_tokens),
+            run=self.run,
+            luminosityBlock=self.luminosityBlock,
+            event=self.event,
+            n_nonfinite=self.n_nonfinite,
+        )
 
 
 @dataclass

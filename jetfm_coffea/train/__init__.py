@@ -22,7 +22,7 @@ from jetfm_coffea.train.loop import PretrainResult, pretrain
 from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask, masked_object_loss, nt_xent, vicreg
 from jetfm_coffea.train.run import RunConfigs, load_run, read_metrics
-from jetfm_coffea.train.views import make_views
+from jetfm_coffea.train.views import jitter_views, make_views
 
 __all__ = [
     "BatchSource",
@@ -40,6 +40,7 @@ __all__ = [
     "check_token_config",
     "collapse_metrics",
     "events_source",
+    "jitter_views",
     "knn_accuracy",
     "load_pretrain_config",
     "load_run",

@@ -11,13 +11,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from jetfm_coffea.augment.config import load_pipeline, standard_pipeline
 from jetfm_coffea.config_base import HashedConfig, apply_overrides
 from jetfm_coffea.errors import ConfigError
 
 __all__ = [
-    "DEFAULT_VIEW_HOOK",
+    "LEGACY_VIEW_HOOK",
     "LoopConfig",
     "ModelSection",
     "ObjectiveConfig",
@@ -27,8 +35,9 @@ __all__ = [
     "load_pretrain_config",
 ]
 
-#: Import path of the default on-the-fly view maker (replaced by the physics augmentations).
-DEFAULT_VIEW_HOOK = "jetfm_coffea.train.views:make_views"
+#: ``train.view_hook`` of runs made before fresh physics views (the toy jitter hook, then
+#: the default): read as "no hook" so that those runs resume with the physics views.
+LEGACY_VIEW_HOOK = "jetfm_coffea.train.views:make_views"
 
 
 class _Strict(BaseModel):
@@ -111,9 +120,19 @@ class LoopConfig(_Strict):
         description="batches prepared ahead in a background thread: compacted, pinned and "
         "copied to the GPU while the current one trains (0: prepare in the loop)",
     )
-    view_hook: str = Field(DEFAULT_VIEW_HOOK, description="module:function making views")
+    view_hook: str | None = Field(
+        None,
+        description="explicit alternative view maker 'module:function' (batch, n_views, "
+        "generator) -> (views, view_mask), used instead of fresh or stored views; e.g. the "
+        "toy jetfm_coffea.train.views:jitter_views",
+    )
     progress: bool = True
     monitor_every: int = Field(50, ge=1, description="collapse monitors (std, effective rank)")
+
+    @field_validator("view_hook")
+    @classmethod
+    def _legacy_hook(cls, value: str | None) -> str | None:
+        return None if value == LEGACY_VIEW_HOOK else value
 
 
 class ValidationConfig(_Strict):
@@ -137,7 +156,31 @@ class PretrainConfig(HashedConfig, _Strict):
     tokens: dict[str, Any] | None = Field(
         None, description="expected token config; the data must match it"
     )
-    augment: dict[str, Any] | None = Field(None, description="augmentation config (recorded)")
+    views: Literal["fresh", "stored"] = Field(
+        "fresh",
+        description="fresh: objective.n_views new physics views of every event at every step "
+        "(the 'augment' pipeline, on the training device); stored: the views in the shards",
+    )
+    augment: dict[str, Any] | None = Field(
+        None,
+        description="augmentation pipeline of the fresh views (the build-shards 'augment:' "
+        "YAML); default: the standard pipeline, seeded with train.seed",
+    )
+
+    @model_validator(mode="after")
+    def _resolve_augment(self) -> PretrainConfig:
+        """Fresh views: validate the pipeline and record it resolved (the default included)."""
+        if self.views != "fresh":
+            return self
+        try:
+            if self.augment is None:
+                pipeline = standard_pipeline(views=self.objective.n_views, seed=self.train.seed)
+            else:
+                pipeline = load_pipeline(self.augment)
+        except Exception as err:  # ConfigError, pydantic.ValidationError
+            raise ValueError(f"augment: {err}") from err
+        self.augment = pipeline.model_dump(mode="json")
+        return self
 
     def to_yaml(self) -> str:
         """The resolved config as YAML, headed by its hash."""

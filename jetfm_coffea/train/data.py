@@ -2,8 +2,11 @@
 
 A *batch source* is an iterable of dict batches with
 
-* ``tokens`` float32 ``[B, T, F]`` (un-augmented), ``mask`` bool ``[B, T]``;
-* optionally ``views`` float32 ``[B, V, T, F]`` and ``view_mask`` bool ``[B, V, T]``,
+* ``tokens`` float32 ``[B, T, F]`` (un-augmented), ``mask`` bool ``[B, T]``; ``T`` may
+  change from batch to batch (the shard loader pads to the batch's longest event);
+* optionally ``objects`` float32 ``[B, T, 7]`` (pt, eta, phi, mass, charge, btag,
+  type_id of the tokens' objects: what fresh views are made of), ``views`` float32
+  ``[B, V, T, F]`` and ``view_mask`` bool ``[B, V, T]``,
   ``label`` int64 ``[B]`` (-1 = unlabelled), ``weight`` float32 ``[B]``;
 * ``run``, ``luminosityBlock``, ``event`` int64 ``[B]`` (provenance);
 
@@ -44,6 +47,7 @@ __all__ = [
 BATCH_KEYS = (
     "tokens",
     "mask",
+    "objects",
     "views",
     "view_mask",
     "label",
@@ -92,6 +96,7 @@ class TensorEventDataset(IterableDataset):
         weight: np.ndarray | None = None,
         views: np.ndarray | None = None,
         view_mask: np.ndarray | None = None,
+        objects: np.ndarray | None = None,
         shuffle: bool = True,
         seed: int = 0,
         rank: int = 0,
@@ -113,6 +118,8 @@ class TensorEventDataset(IterableDataset):
             self.arrays["label"] = torch.as_tensor(np.asarray(label, np.int64))
         if weight is not None:
             self.arrays["weight"] = torch.as_tensor(np.asarray(weight, np.float32))
+        if objects is not None:
+            self.arrays["objects"] = torch.as_tensor(np.asarray(objects, np.float32))
         if views is not None:
             self.arrays["views"] = torch.as_tensor(np.asarray(views, np.float32))
             vm = view_mask if view_mask is not None else np.repeat(mask[:, None], views.shape[1], 1)
@@ -141,10 +148,11 @@ class TensorEventDataset(IterableDataset):
     def from_event_tokens(
         cls, tokens: Any, token_config: TokenConfig | None = None, **kwargs: Any
     ) -> TensorEventDataset:
-        """Wrap an :class:`~jetfm_coffea.tokens.EventTokens`."""
+        """Wrap an :class:`~jetfm_coffea.tokens.EventTokens` (with its objects)."""
         return cls(
             tokens.tokens,
             tokens.mask,
+            objects=_object_array(tokens.objects),
             token_config=token_config,
             run=tokens.run,
             luminosityBlock=tokens.luminosityBlock,
@@ -222,7 +230,8 @@ def _compact(x: torch.Tensor, m: torch.Tensor, n: int) -> tuple[torch.Tensor, to
 
 
 def compact_batch(batch: dict[str, torch.Tensor], multiple: int = 4) -> dict[str, torch.Tensor]:
-    """Move valid tokens first and cut the padding common to the whole batch (views too).
+    """Move valid tokens first and cut the padding common to the whole batch (views and
+    objects too).
 
     The encoder is permutation-invariant and ignores padding, so this changes nothing
     but the cost; the token count is rounded up to ``multiple`` to limit shape churn and
@@ -236,6 +245,8 @@ def compact_batch(batch: dict[str, torch.Tensor], multiple: int = 4) -> dict[str
     n = min(width, max(multiple, -(-longest // multiple) * multiple))
     out = dict(batch)
     out["tokens"], out["mask"] = _compact(batch["tokens"], masks["tokens"], n)
+    if "objects" in batch:
+        out["objects"], _ = _compact(batch["objects"], masks["tokens"], n)
     if "views" in batch:
         out["views"], out["view_mask"] = _compact(batch["views"], masks["views"], n)
     return out
@@ -359,6 +370,7 @@ def events_source(
         if max_events is not None and sum(len(p) for p in parts) >= max_events:
             break
     cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _ID_AND_TOKENS}
+    cat["objects"] = np.concatenate([_object_array(p.objects) for p in parts])
     provenance = {
         "source": "nanoaod",
         "files": [f for f, _, _ in files[: len(parts)]],
@@ -373,22 +385,33 @@ def events_source(
         run=cat["run"],
         luminosityBlock=cat["luminosityBlock"],
         event=cat["event"],
+        objects=cat["objects"],
         batch_size=2,
         provenance=provenance,
     )
 
 
 _ID_AND_TOKENS = ("tokens", "mask", "run", "luminosityBlock", "event")
+_OBJECT_KEYS = ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
 
 
-def shards_source(store: str | Path, **kwargs: Any) -> Any:
+def _object_array(objects: Any) -> np.ndarray:
+    """Padded ``[N, T, 7]`` float32 objects (the batch key ``objects``), zero where invalid."""
+    cols = [np.where(objects.mask, getattr(objects, k), 0) for k in _OBJECT_KEYS]
+    return np.stack(cols, -1).astype(np.float32)
+
+
+def shards_source(store: str | Path, views: str = "fresh", **kwargs: Any) -> Any:
     """A loader over a Zarr shard store (``jetfm_coffea.shards.open_loader``).
 
-    Partial batches are dropped so that every DDP rank runs the same number of steps.
+    ``views="fresh"`` yields the raw objects (the loop makes the views on its device),
+    ``"stored"`` the store's views. Partial batches are dropped so that every DDP rank
+    runs the same number of steps.
     """
     from jetfm_coffea.shards import open_loader
 
-    return open_loader(store, drop_last=True, **kwargs)
+    fresh = views == "fresh"
+    return open_loader(store, drop_last=True, load_objects=fresh, load_views=not fresh, **kwargs)
 
 
 def open_data(
@@ -403,16 +426,18 @@ def open_data(
     world_size: int = 1,
     lumi_mask: str | Path | None = None,
     no_lumi_mask: bool = False,
+    views: str = "fresh",
 ) -> Any:
     """The one place the CLI turns ``--shards``/``--events`` into a batch source.
 
     ``lumi_mask`` / ``no_lumi_mask`` apply to ``events`` (shards were masked when built).
+    ``views``: ``"fresh"`` (the batches carry the raw objects) or ``"stored"``.
     """
     if (shards is None) == (events is None):
         raise TrainingError("give exactly one data source: --shards STORE or --events FILE")
     if shards is not None:
         return shards_source(
-            shards, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size
+            shards, views, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size
         )
     ds = events_source(
         events, token_config, max_events=max_events, lumi_mask=lumi_mask, no_lumi_mask=no_lumi_mask

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from jetfm_coffea.augment.config import load_pipeline
 from jetfm_coffea.errors import NonFiniteLossError, TrainingError
 from jetfm_coffea.model.config import ModelConfig, model_config_for
 from jetfm_coffea.model.model import EventModel, count_parameters
@@ -48,7 +49,7 @@ from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask
 from jetfm_coffea.train.prefetch import prefetch, to_device
 from jetfm_coffea.train.run import RunConfigs, write_model_card, write_run_files
-from jetfm_coffea.train.views import load_view_hook
+from jetfm_coffea.train.views import load_view_hook, make_views
 
 __all__ = [
     "PretrainResult",
@@ -274,9 +275,9 @@ def _pretrain(
     torch.manual_seed(seed)
     model = EventModel(model_cfg, heads=_used_heads(cfg)).to(device)
     torch.manual_seed(seed + 1 + info.rank)
-    task = PretrainTask(
-        model, cfg.objective, load_view_hook(cfg.train.view_hook), cfg.train.group_tokens
-    )
+    hook = load_view_hook(cfg.train.view_hook) if cfg.train.view_hook else None
+    task = PretrainTask(model, cfg.objective, hook, cfg.train.group_tokens)
+    fresh = cfg.objective.uses_contrastive and cfg.views == "fresh" and hook is None
     opt, sched = build_optimizer(model, cfg)
     precision = resolve_precision(cfg.train.precision, device, "train")
     n_params = count_parameters(model)
@@ -319,6 +320,7 @@ def _pretrain(
             "precision": precision,
             "device": device.type,
             "steps_done": step,
+            "views": _views_record(cfg),
         }
     )
     if not resume:
@@ -411,6 +413,10 @@ def _pretrain(
                 batch, epoch, loader_state = next(stream)
                 wait_window += time.perf_counter() - t0
                 n_events = len(batch["tokens"]) * info.world_size
+                if fresh:  # V new physics views per event, keyed by (event ids, epoch, view)
+                    batch["views"], batch["view_mask"] = make_views(
+                        batch, cfg.augment, data_tokens, epoch, cfg.objective.n_views
+                    )
                 gen = _step_generator(seed, info.rank, step, device)
                 with autocast(precision, device):
                     loss, parts, emb = runner(batch, gen)
@@ -487,6 +493,24 @@ def _pretrain(
         write_run_files(out, configs)
         write_model_card(out, configs, n_params)
     return PretrainResult(out, step, losses, last, model if keep_model else None)
+
+
+def _views_record(cfg: PretrainConfig) -> dict[str, Any]:
+    """How the contrastive views are made (``run.json`` and the model card)."""
+    if not cfg.objective.uses_contrastive:
+        return {"mode": "none"}
+    if cfg.train.view_hook:
+        return {"mode": "hook", "hook": cfg.train.view_hook}
+    if cfg.views == "stored":
+        return {"mode": "stored"}
+    pipeline = load_pipeline(cfg.augment)
+    return {
+        "mode": "fresh",
+        "n_views": cfg.objective.n_views,
+        "pipeline_hash": pipeline.hash(),
+        "seed": pipeline.seed,
+        "steps": [step.name for step in pipeline.steps],
+    }
 
 
 def _epoch_has_batches(source: Any) -> bool:

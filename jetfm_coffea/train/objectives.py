@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jetfm_coffea.errors import TrainingError
 from jetfm_coffea.model.model import EventModel
 from jetfm_coffea.train.config import ObjectiveConfig
-from jetfm_coffea.train.views import ViewHook, make_views
+from jetfm_coffea.train.views import ViewHook
 
 __all__ = [
     "PretrainTask",
@@ -89,7 +90,9 @@ def masked_object_loss(
 class PretrainTask(nn.Module):
     """``forward(batch, generator) -> (total loss, {name: detached loss}, embeddings)``.
 
-    Holds the :class:`EventModel`; wrap this module (not the model) in DDP.
+    Holds the :class:`EventModel`; wrap this module (not the model) in DDP. The
+    contrastive views are the batch's ``views`` (fresh views made by the training loop,
+    or stored ones); an explicit ``view_hook`` makes them from the tokens instead.
     ``group_tokens``: encode events of similar length as separate groups
     (:meth:`~jetfm_coffea.model.EventEncoder.forward_grouped`).
     """
@@ -98,7 +101,7 @@ class PretrainTask(nn.Module):
         self,
         model: EventModel,
         objective: ObjectiveConfig,
-        view_hook: ViewHook = make_views,
+        view_hook: ViewHook | None = None,
         group_tokens: bool = False,
     ):
         super().__init__()
@@ -106,13 +109,22 @@ class PretrainTask(nn.Module):
         self.group_tokens = group_tokens
         self.objective = objective
         self.view_hook = view_hook
-        self._hook_takes_names = "feature_names" in inspect.signature(view_hook).parameters
+        self._hook_takes_names = view_hook is not None and (
+            "feature_names" in inspect.signature(view_hook).parameters
+        )
 
     def _views(
         self, batch: dict[str, torch.Tensor], generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         v = self.objective.n_views
-        if "views" in batch and batch["views"].shape[1] >= v:
+        if self.view_hook is None:
+            if "views" not in batch or batch["views"].shape[1] < v:
+                have = batch["views"].shape[1] if "views" in batch else 0
+                raise TrainingError(
+                    f"the contrastive objective needs {v} views per event, the batch has {have}: "
+                    "use views: fresh (made on the device), or a store built with views: "
+                    f"{v} (build config) and views: stored"
+                )
             return batch["views"][:, :v], batch["view_mask"][:, :v]
         kwargs: dict[str, Any] = {}
         if self._hook_takes_names:

@@ -233,6 +233,15 @@ def write_model_card(run_dir: Path, configs: RunConfigs, n_parameters: int) -> N
     if obj.supervised_weight > 0:
         parts.append(f"supervised auxiliary (weight {obj.supervised_weight})")
     data = info.get("data", {})
+    views = info.get("views", {})
+    if views.get("mode") == "fresh":
+        parts.append(
+            f"fresh physics views every step: {views['n_views']} per event, pipeline "
+            f"{' -> '.join(views['steps'])} (hash `{views['pipeline_hash']}`, seed "
+            f"{views['seed']}; `augment_config.yaml`)"
+        )
+    elif views.get("mode") in ("stored", "hook"):
+        parts.append(f"views: {views['mode']} {views.get('hook', '(from the shards)')}")
     m = configs.model
     text = f"""# Model card: jetfm event encoder ({m.size})
 

@@ -1,9 +1,19 @@
-"""On-the-fly views for the contrastive objective when the batch carries none.
+"""Views of a batch for the contrastive objective: fresh physics views made on the device.
 
-``make_views`` is the hook (``LoopConfig.view_hook``, a ``module:function`` path);
-the physics augmentations in ``jetfm_coffea.augment`` replace it by the same
-signature. This default is deliberately simple: random token dropout and a small
-Gaussian jitter of the continuous kinematic features.
+:func:`make_views` (the package's one function of that name) applies an augmentation
+pipeline (``PretrainConfig.augment``; default the standard pipeline: rotations, z and
+transverse boosts, η reflection, smearing, object dropout) to the raw objects of a
+batch with the torch kernels of :mod:`jetfm_coffea.augment`, on the batch's device, and
+computes the token features of every view with the one token path. View ``v`` of an
+event in epoch ``e`` is keyed by (pipeline seed, run, luminosityBlock, event,
+``e * VIEW_STRIDE + v``): a pure function of the event and the epoch, so views differ
+between epochs, do not depend on batch composition, chunking, ranks or workers, and a
+resumed run sees the same views. Epoch 0 views ``0 .. V-1`` are the views a store
+built with the same pipeline holds (``views: N`` in the build config).
+
+:func:`jitter_views` is the former toy hook (token dropout plus Gaussian jitter of the
+features), kept only as an explicit option: ``train.view_hook:
+jetfm_coffea.train.views:jitter_views``.
 """
 
 from __future__ import annotations
@@ -11,18 +21,75 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
-__all__ = ["ViewHook", "load_view_hook", "make_views"]
+from jetfm_coffea.augment import AugmentationPipeline, augment_tensors, load_pipeline
+from jetfm_coffea.errors import TrainingError
+from jetfm_coffea.tokens.config import TokenConfig
+
+__all__ = [
+    "OBJECT_KEYS",
+    "VIEW_STRIDE",
+    "ViewHook",
+    "jitter_views",
+    "load_view_hook",
+    "make_views",
+    "view_index",
+]
 
 #: ``(batch, n_views, generator) -> (views [B,V,T,F], view_mask [B,V,T])``
 ViewHook = Callable[[dict, int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
+#: Columns of ``batch["objects"]`` (the shard format's object columns).
+OBJECT_KEYS = ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
+#: View indices reserved per epoch (at least the most views an objective may ask for).
+VIEW_STRIDE = 8
+
 _JITTER = {"log_pt": 0.05, "eta": 0.02, "log_e": 0.05, "log_m": 0.05}
 
 
+def view_index(epoch: int, view: int) -> int:
+    """The augmentation view index of view ``view`` in epoch ``epoch``."""
+    if not 0 <= view < VIEW_STRIDE:
+        raise TrainingError(f"at most {VIEW_STRIDE} views per event, asked for view {view}")
+    return int(epoch) * VIEW_STRIDE + int(view)
+
+
 def make_views(
+    batch: dict[str, torch.Tensor],
+    pipeline: AugmentationPipeline | dict[str, Any],
+    token_config: TokenConfig,
+    epoch: int,
+    n_views: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n_views`` fresh physics views of every event of ``batch``, on its device.
+
+    ``batch`` holds ``objects`` float32 ``[B, T, 7]`` (:data:`OBJECT_KEYS`), ``mask``
+    ``[B, T]`` and the ids ``run``, ``luminosityBlock``, ``event`` ``[B]``. Returns
+    ``(views [B, V, T, F] float32, view_mask [B, V, T] bool)``, padded to the batch's
+    width ``T`` (augmentations never add objects).
+    """
+    if "objects" not in batch:
+        raise TrainingError(
+            "fresh views need the raw objects of the batch (batch key 'objects'): open the "
+            "shards with load_objects=True, or use views: stored"
+        )
+    pipeline = load_pipeline(pipeline)
+    objects = batch["objects"].float()
+    kin = dict(zip(OBJECT_KEYS, objects.unbind(-1), strict=True))
+    inputs = {**kin, "mask": batch["mask"].bool()}
+    inputs.update({k: batch[k] for k in ("run", "luminosityBlock", "event")})
+    views, masks = [], []
+    for v in range(n_views):
+        out = augment_tensors(inputs, pipeline, token_config, view_index(epoch, v))
+        views.append(out["tokens"].to(torch.float32))
+        masks.append(out["mask"])
+    return torch.stack(views, 1), torch.stack(masks, 1)
+
+
+def jitter_views(
     batch: dict[str, torch.Tensor],
     n_views: int,
     generator: torch.Generator,
@@ -31,11 +98,12 @@ def make_views(
     drop_prob: float = 0.15,
     phi_sigma: float = 0.02,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n_views`` randomly perturbed copies of ``batch["tokens"]``.
+    """Toy views: ``n_views`` randomly perturbed copies of ``batch["tokens"]`` (explicit option).
 
     Each valid token is dropped with probability ``drop_prob`` (an event keeps at least
     its leading token); log_pt/eta/log_e/log_m get Gaussian noise and φ is rotated by a
-    small per-token angle (sin/cos stay consistent). Padding stays zero.
+    small per-token angle (sin/cos stay consistent). Padding stays zero. Not a physics
+    symmetry: use :func:`make_views` unless comparing against it.
     """
     tokens, mask = batch["tokens"], batch["mask"].bool()
     names = feature_names or batch.get("feature_names") or _default_names(tokens.shape[-1])
@@ -70,7 +138,7 @@ def _default_names(n_features: int) -> list[str]:
     from jetfm_coffea.tokens.config import FEATURES
 
     if n_features != len(FEATURES):
-        raise ValueError("make_views needs feature_names for a non-default token layout")
+        raise ValueError("jitter_views needs feature_names for a non-default token layout")
     return list(FEATURES)
 
 

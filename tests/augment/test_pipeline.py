@@ -13,8 +13,8 @@ from jetfm_coffea.augment import (
     augment_objects,
     augment_tensors,
     augment_tokens,
+    augment_views,
     load_pipeline,
-    make_views,
     registered,
 )
 from jetfm_coffea.augment.rng import StepRandom, event_keys
@@ -111,14 +111,14 @@ def test_chunking_the_file_gives_bit_identical_views(singlemu, objects):
 
 
 def test_views_differ_and_are_reproducible(objects):
-    views = make_views(objects, ALL_STEPS, CFG)
-    again = make_views(objects, ALL_STEPS, CFG)
+    views = augment_views(objects, ALL_STEPS, CFG)
+    again = augment_views(objects, ALL_STEPS, CFG)
     assert len(views) == 3
     for v, w in zip(views, again, strict=True):
         assert np.array_equal(v.tokens, w.tokens) and np.array_equal(v.mask, w.mask)
         assert np.isfinite(v.tokens).all() and v.tokens.shape == (len(objects), CFG.n_tokens, 9)
     assert not np.array_equal(views[0].tokens, views[1].tokens)
-    other = make_views(objects, {**ALL_STEPS, "seed": 8}, CFG)
+    other = augment_views(objects, {**ALL_STEPS, "seed": 8}, CFG)
     assert not np.array_equal(views[0].tokens, other[0].tokens)
 
 
@@ -128,7 +128,7 @@ def test_torch_loader_path_matches_numpy(objects, dtype):
     tensors to 1e-3 relative (acceptance edge cases may flip a handful of objects)."""
     pipeline = load_pipeline(ALL_STEPS)
     ref = augment_objects(objects, pipeline, CFG, 2)
-    ref_tokens = make_views(objects, pipeline, CFG)[2]
+    ref_tokens = augment_views(objects, pipeline, CFG)[2]
     out = augment_tensors(_torch_batch(objects, dtype), pipeline, CFG, 2)
     mask = out["mask"].numpy()
     assert out["tokens"].shape == (len(objects), CFG.n_tokens, 9)

@@ -181,7 +181,8 @@ def test_cli_info_and_verify(singlemu_store, tmp_path):
     info = runner.invoke(main, ["shards", "info", str(singlemu_store), "--json"])
     assert info.exit_code == 0, info.output
     doc = json.loads(info.output)
-    assert doc["n_events"] == 10_000 and doc["n_views"] == 2 and doc["bytes_per_event"] > 0
+    assert doc["n_events"] == 10_000 and doc["n_views"] == 2 and doc["schema_version"] == "2.0.0"
+    assert 0 < doc["bytes_per_event"] < 200  # ragged objects + 2 stored views (1.0.0: 291)
     ok = runner.invoke(main, ["shards", "verify", str(singlemu_store)])
     assert ok.exit_code == 0 and "OK" in ok.output
     import shutil
@@ -226,3 +227,10 @@ def test_bad_build_config(tmp_path, nano_dimuon, section):
         ["build-shards", str(nano_dimuon), "--config", str(config), "--out", str(tmp_path / "s")],
     )
     assert result.exit_code != 0 and "Error" in result.output
+
+
+def test_ragged_store_without_views_is_compact(plain_store):
+    """Real 2012 events: at most 120 bytes per event without stored views (1.0.0: 142)."""
+    store = open_store(plain_store)
+    assert store.n_views == 0
+    assert store.disk_bytes() / store.n_events <= 120

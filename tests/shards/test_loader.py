@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from jetfm_coffea.shards import ShardDataset, open_loader, open_store
+from jetfm_coffea.shards import open_loader, open_store
 
 
 def _ids(batches) -> list[tuple[int, int, int]]:
@@ -35,12 +35,16 @@ def _store_ids(store) -> list[tuple[int, int, int]]:
 
 
 def test_batch_contract(singlemu_store, token_config):
-    loader = open_loader(singlemu_store, batch_size=512, seed=1)
+    loader = open_loader(singlemu_store, batch_size=512, seed=1, load_objects=True)
     batch = next(iter(loader))
-    t, f = token_config.n_tokens, len(token_config.features)
+    f = len(token_config.features)
+    # pad-to-need: the width is the longest event of this batch (views included)
+    t = int(max(batch["mask"].sum(1).max(), batch["view_mask"].sum(2).max()))
+    assert t < token_config.n_tokens
     expect = {
         "tokens": (torch.float32, (512, t, f)),
         "mask": (torch.bool, (512, t)),
+        "objects": (torch.float32, (512, t, 7)),
         "views": (torch.float32, (512, 2, t, f)),
         "view_mask": (torch.bool, (512, 2, t)),
         "label": (torch.int64, (512,)),
@@ -61,14 +65,25 @@ def test_defaults_without_views_or_labels(plain_store):
     assert (batch["label"] == -1).all() and batch["label"].dtype == torch.int64
 
 
-def test_tokens_match_the_shards(plain_store):
-    """Unshuffled streaming returns exactly the stored arrays, in store order."""
+def test_tokens_equal_build_tokens_bit_for_bit(plain_store, singlemu, token_config):
+    """The loader's tokens (computed from the ragged objects) are those of score time."""
+    from jetfm_coffea.train.data import read_tokens
+
     loader = open_loader(plain_store, batch_size=777, shuffle=False)
     batches = list(loader)
-    tokens = torch.cat([b["tokens"] for b in batches]).numpy()
-    stored = np.concatenate([s.read("tokens") for s in open_store(plain_store)])
-    np.testing.assert_array_equal(tokens, stored)
     assert len(batches) == len(loader) == -(-10_000 // 777)
+    reference = read_tokens(singlemu, token_config)
+    start = 0
+    for batch in batches:
+        n, width = batch["mask"].shape
+        ref_tokens = reference.tokens[start : start + n]
+        ref_mask = reference.mask[start : start + n]
+        assert width == ref_mask.sum(1).max()  # pad-to-need
+        assert not ref_mask[:, width:].any()
+        assert batch["tokens"].numpy().tobytes() == ref_tokens[:, :width].tobytes()
+        np.testing.assert_array_equal(batch["mask"].numpy(), ref_mask[:, :width])
+        start += n
+    assert start == 10_000
 
 
 @pytest.mark.parametrize("drop_last", [False, True])
@@ -141,32 +156,27 @@ def test_state_from_another_layout_is_refused(singlemu_store):
         open_loader(singlemu_store, batch_size=128).load_state_dict(state)
 
 
-def test_on_the_fly_augmentation_hook(singlemu_store, token_config):
-    calls = []
+def test_objects_are_those_of_the_tokens(singlemu_store, token_config):
+    """``load_objects`` gives the padded raw objects the tokens were computed from."""
+    from jetfm_coffea.tokens import compute_features
 
-    def hook(objects, view, ids):
-        calls.append(view)
-        assert set(objects) >= {"pt", "eta", "phi", "mass", "mask"} and set(ids) == {
-            "run",
-            "luminosityBlock",
-            "event",
-        }
-        from jetfm_coffea.tokens import compute_features
+    batch = next(iter(open_loader(singlemu_store, batch_size=500, seed=1, load_objects=True)))
+    obj = batch["objects"].double()
+    names = ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
+    kin = dict(zip(names, obj.unbind(-1), strict=True))
+    tokens, mask, _ = compute_features(torch, token_config.feature_names, **kin, mask=batch["mask"])
+    torch.testing.assert_close(tokens.float(), batch["tokens"], rtol=0, atol=0)
+    assert torch.equal(mask, batch["mask"])
+    assert (obj[~batch["mask"]] == 0).all()
 
-        kin = {
-            k: objects[k].double()
-            for k in ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
-        }
-        tokens, mask, _ = compute_features(
-            torch, token_config.feature_names, **kin, mask=objects["mask"]
-        )
-        return tokens.float(), mask
 
-    ds = ShardDataset(singlemu_store, 500, seed=1, augment=hook, augment_views=3)
-    ds.set_epoch(4)
-    batch = next(iter(ds))
-    assert batch["views"].shape == (500, 3, *batch["tokens"].shape[1:])
-    assert calls == [12, 13, 14]  # view index = epoch * V + v: fresh views every epoch
-    # the identity hook reproduces the stored tokens
-    torch.testing.assert_close(batch["views"][:, 0], batch["tokens"], rtol=1e-6, atol=1e-6)
-    assert torch.equal(batch["view_mask"][:, 0], batch["mask"])
+def test_partial_batches_across_buffers_pad_to_the_wider(singlemu_store):
+    """A batch made of the tail of one buffer and the head of the next keeps every token."""
+    loader = open_loader(singlemu_store, batch_size=700, seed=2, buffer_events=1000)
+    total = 0
+    for batch in loader:
+        counts = batch["mask"].sum(1)
+        assert batch["mask"].shape[1] == int(max(counts.max(), batch["view_mask"].sum(2).max()))
+        total += int(counts.sum())
+    stored = sum(s.n_objects for s in open_store(singlemu_store))
+    assert total == stored

@@ -11,8 +11,16 @@ import numpy as np
 import pytest
 from numcodecs import Zstd
 
-from jetfm_coffea.errors import SchemaVersionError, StoreManifestError
-from jetfm_coffea.shards import open_shard, open_store, verify
+from jetfm_coffea.errors import (
+    LegacyStoreError,
+    SchemaValidationError,
+    SchemaVersionError,
+    ShardChecksumError,
+    ShardError,
+    StoreManifestError,
+)
+from jetfm_coffea.shards import open_loader, open_shard, open_store, verify
+from jetfm_coffea.shards.format import seal_chunk, unseal_chunk
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -42,9 +50,54 @@ def test_open_store_reads_manifest(singlemu_store, token_config):
 
 
 def test_store_schema_version_mismatch(store):
-    _set_attr(store / "zarr.json", "schema_version", "2.0.0", nested="jetfm_store")
-    with pytest.raises(SchemaVersionError, match=re.escape("2.0.0")):
+    _set_attr(store / "zarr.json", "schema_version", "3.0.0", nested="jetfm_store")
+    with pytest.raises(SchemaVersionError, match=re.escape("3.0.0")):
         open_store(store)
+
+
+def test_a_1_0_0_store_is_refused_with_the_migrate_command(store):
+    _set_attr(store / "zarr.json", "schema_version", "1.0.0", nested="jetfm_store")
+    expected = f"{store}: is a shard store of schema 1.0.0; this jetfm-coffea reads 2.0.0: "
+    expected += f"run 'jetfm shards migrate {store} --out NEW'"
+    with pytest.raises(LegacyStoreError, match=re.escape(expected)):
+        open_store(store)
+    with pytest.raises(LegacyStoreError, match="jetfm shards migrate"):
+        open_loader(store)
+
+
+def _rewrite_chunk(path: Path, dtype, change) -> None:
+    """Change a chunk's values and re-seal it with a valid CRC-32C (a logic error, not rot)."""
+    frame = unseal_chunk(path.read_bytes())
+    data = np.frombuffer(Zstd().decode(frame), dtype).copy()
+    change(data)
+    path.write_bytes(seal_chunk(Zstd(level=1).encode(data)))
+
+
+def test_corrupted_ragged_offsets_are_refused_naming_the_shard(store):
+    path = open_store(store).records[1].path
+    chunk = store / path / "objects" / "offsets" / "c" / "0"
+
+    def decrease(offsets):
+        offsets[10] = offsets[12] + 1
+
+    _rewrite_chunk(chunk, np.int64, decrease)
+    with pytest.raises(ShardError, match=re.escape(path) + ".*corrupted ragged offsets"):
+        open_shard(store, path).offsets()
+    with pytest.raises(ShardError, match=re.escape(path) + ".*corrupted ragged offsets"):
+        list(open_loader(store, batch_size=500, shuffle=False))
+    kinds = {(p.kind, p.shard) for p in verify(store).errors}
+    assert ("counts", path) in kinds and ("checksum", path) in kinds
+
+
+def test_a_flipped_byte_anywhere_in_a_chunk_is_caught(store):
+    path = open_store(store).records[0].path
+    chunk = store / path / "objects" / "pt" / "c" / "0"
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 2] ^= 0x10
+    chunk.write_bytes(bytes(raw))
+    with pytest.raises(ShardChecksumError, match=re.escape(path)):
+        open_shard(store, path).read("objects/pt")
+    assert ("checksum", path) in {(p.kind, p.shard) for p in verify(store).errors}
 
 
 def test_shard_schema_version_mismatch_names_the_shard(store):
@@ -72,14 +125,13 @@ def test_missing_shard_is_a_clear_error_on_open(store):
 def test_verify_lists_every_problem_and_deletes_nothing(store):
     records = open_store(store).records
     assert verify(store).problems == []
-    # 1. wrong checksum: valid zstd, one token value changed
+    # 1. wrong checksum: valid zstd and CRC, one pt value changed
     bad = records[0].path
-    chunk = store / bad / "tokens" / "c" / "0" / "0" / "0"
-    meta = json.loads((store / bad / "tokens" / "zarr.json").read_text())
-    shape = meta["chunk_grid"]["configuration"]["chunk_shape"]
-    data = np.frombuffer(Zstd().decode(chunk.read_bytes()), np.float32).reshape(shape).copy()
-    data[5, 0, 0] += 1.0
-    chunk.write_bytes(Zstd(level=1).encode(data))
+
+    def bump(pt):
+        pt[5] += 1.0
+
+    _rewrite_chunk(store / bad / "objects" / "pt" / "c" / "0", np.float32, bump)
     # 2. shard listed in the manifest but missing
     missing = records[1].path
     shutil.rmtree(store / missing)
@@ -116,3 +168,14 @@ def test_manifest_that_does_not_match_shards(store):
     (store / "manifest.json").write_text(json.dumps(doc))
     problems = verify(store).errors
     assert [(p.kind, p.shard) for p in problems] == [("manifest", doc["shards"][0]["path"])]
+
+
+def test_attributes_outside_the_2_0_0_schema_are_refused_on_read(store):
+    path = open_store(store).records[0].path
+    meta = store / path / "zarr.json"
+    doc = json.loads(meta.read_text())
+    doc["attributes"]["arrays"]["tokens"] = {"dtype": "<f4", "shape": [2500], "chunks": [2500]}
+    meta.write_text(json.dumps(doc))
+    with pytest.raises(SchemaValidationError, match=re.escape(path) + "(.|\n)*'tokens'"):
+        open_shard(store, path)
+    assert ("schema", path) in {(p.kind, p.shard) for p in verify(store).errors}

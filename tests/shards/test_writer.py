@@ -11,15 +11,15 @@ from jetfm_coffea.errors import SchemaValidationError, ShardExistsError
 from jetfm_coffea.shards import (
     create_store,
     load_augmentation,
-    make_views,
     open_shard,
     scan_shards,
+    stored_views,
     verify,
     write_manifest,
     write_shard,
 )
 from jetfm_coffea.shards import writer as writer_module
-from jetfm_coffea.shards.format import OBJECT_FIELDS
+from jetfm_coffea.shards.format import OBJECT_COLUMNS, OBJECT_FIELDS
 from jetfm_coffea.shards.store import scan_temporaries
 from jetfm_coffea.shards.writer import ShardSource
 from jetfm_coffea.tokens import build_tokens
@@ -53,50 +53,47 @@ def _source(n=3000, uuid="0000-test"):
     return ShardSource("singlemu", "/data/f.root", uuid, 0, n)
 
 
-def test_round_trip_equals_build_tokens_exactly(tmp_path, tokens, token_config):
+def test_round_trip_keeps_the_selected_objects_exactly(tmp_path, tokens, token_config):
     pipeline = load_augmentation(AUG)
-    views = make_views(tokens.objects, pipeline, token_config)
+    views = stored_views(tokens.objects, pipeline, token_config)
     create_store(tmp_path, token_config, pipeline)
-    offsets = np.concatenate([[0], np.cumsum(tokens.counts)]).astype(np.int64)
-    content = np.arange(offsets[-1], dtype=np.float32)
     weight = np.linspace(0.5, 1.5, len(tokens)).astype(np.float32)
     info = write_shard(
         tmp_path,
-        tokens,
+        tokens.objects,
         _source(),
         token_config,
         views=views,
         pipeline=pipeline,
         label=4,
         weight=weight,
-        ragged={"pf": (offsets, content)},
         chunk_events=1024,
     )
     assert info.status == "written" and info.n_events == 3000 and info.n_views == 2
     shard = open_shard(tmp_path, info.path)
     arrays = shard.read_all()
-    np.testing.assert_array_equal(arrays["tokens"], tokens.tokens)
-    assert (
-        arrays["tokens"].dtype == np.float32
-        and arrays["tokens"].tobytes() == tokens.tokens.tobytes()
-    )
-    np.testing.assert_array_equal(arrays["mask"], tokens.mask)
-    np.testing.assert_array_equal(arrays["counts"], tokens.counts)
+    assert "tokens" not in arrays  # 2.0.0: tokens are computed by the loader
+    mask = tokens.mask
+    np.testing.assert_array_equal(np.diff(arrays["objects/offsets"]), tokens.counts)
+    for name in OBJECT_FIELDS:
+        stored = arrays[f"objects/{name}"]
+        assert stored.dtype == np.dtype(OBJECT_COLUMNS[name])
+        original = getattr(tokens.objects, name)[mask]
+        np.testing.assert_array_equal(stored.astype(np.float32), original)
     for name in ("run", "luminosityBlock", "event"):
         np.testing.assert_array_equal(arrays[name], getattr(tokens, name))
-    for i, name in enumerate(OBJECT_FIELDS):
-        np.testing.assert_array_equal(arrays["objects"][..., i], getattr(tokens.objects, name))
+    view_counts = np.diff(arrays["views/offsets"]).reshape(3000, 2)
     for v, view in enumerate(views):
-        np.testing.assert_array_equal(arrays["views"][:, v], view.tokens)
-        np.testing.assert_array_equal(arrays["view_mask"][:, v], view.mask)
+        np.testing.assert_array_equal(view_counts[:, v], view.mask.sum(1))
+    first, n = arrays["views/offsets"][2], view_counts[1, 0]  # event 1, view 0
+    np.testing.assert_array_equal(
+        arrays["views/pt"][first : first + n], views[0].pt[1][views[0].mask[1]]
+    )
     np.testing.assert_array_equal(arrays["label"], np.full(3000, 4))
     np.testing.assert_array_equal(arrays["weight"], weight)
-    got_offsets, got_content = shard.ragged("pf")
-    np.testing.assert_array_equal(got_offsets, offsets)
-    np.testing.assert_array_equal(got_content, content)
     # provenance
     a = shard.attrs
-    assert a["schema_version"] == "1.0.0"
+    assert a["schema_version"] == "2.0.0" and a["n_objects"] == int(tokens.counts.sum())
     assert a["token_config_hash"] == token_config.hash()
     assert a["augmentation"]["hash"] == pipeline.hash() and a["augmentation"]["seed"] == 11
     assert a["source"] == {
@@ -106,17 +103,26 @@ def test_round_trip_equals_build_tokens_exactly(tmp_path, tokens, token_config):
         "entry_start": 0,
         "entry_stop": 3000,
     }
-    assert shard.compute_checksum() == info.checksum == a["checksum"]["value"]
-    # zstd-compressed, chunked along events, readable by zarr itself
+    assert info.checksum == a["checksum"]["value"] and a["checksum"]["algorithm"] == "crc32c"
+    # zstd + crc32c, chunked, readable by zarr itself (which checks the CRCs too)
     import zarr
 
-    assert "zstd" in (tmp_path / info.path / "tokens" / "zarr.json").read_text()
+    assert '"crc32c"' in (tmp_path / info.path / "objects" / "pt" / "zarr.json").read_text()
     group = zarr.open_group(str(tmp_path / info.path), mode="r")
-    for name in ("tokens", "mask", "views", "objects", "event", "ragged/pf/content"):
+    for name in ("event", "objects/offsets", "objects/pt", "objects/charge", "views/eta"):
         np.testing.assert_array_equal(group[name][...], arrays[name])
-    assert group["tokens"].chunks[0] < 3000  # several chunks, the last one partial
+    assert group["event"].chunks[0] < 3000  # several chunks, the last one partial
     write_manifest(tmp_path)
     assert verify(tmp_path).ok
+
+
+def test_provenance_takes_extra_keys(tmp_path, tokens, token_config):
+    create_store(tmp_path, token_config)
+    extra = {"lumimask": {"name": "golden", "sha256": "0" * 64}, "events_before": 3100}
+    info = write_shard(tmp_path, tokens, _source(), token_config, provenance=extra)
+    assert open_shard(tmp_path, info.path).attrs["provenance"] == extra
+    manifest = write_manifest(tmp_path)
+    assert manifest["shards"][0]["provenance"] == extra
 
 
 def test_invalid_attributes_are_refused_and_leave_nothing(
@@ -137,8 +143,8 @@ def test_failed_write_leaves_no_shard(tmp_path, tokens, token_config, monkeypatc
     create_store(tmp_path, token_config)
     real = writer_module._write_group
 
-    def half_written(target, arrays, *args):
-        real(target, dict(list(arrays.items())[:2]), *args)
+    def half_written(target, specs, files, *args):
+        real(target, specs, dict(list(files.items())[:2]), *args)
         raise KeyboardInterrupt("killed while writing")
 
     monkeypatch.setattr(writer_module, "_write_group", half_written)

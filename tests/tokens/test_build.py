@@ -229,3 +229,35 @@ def test_awkward_round_trip(singlemu_tokens):
     back = EventTokens.from_awkward(singlemu_tokens.to_awkward())
     np.testing.assert_array_equal(back.tokens, singlemu_tokens.tokens)
     assert isinstance(singlemu_tokens.to_awkward(), ak.Array)
+
+
+def test_unsorted_collections_are_sorted_and_ragged_equals_padded(make_nanoaod):
+    """Objects not sorted by pT in the file still come out leading-first (the sort is
+    skipped only when the file is sorted already); select_ragged is select_objects, ragged."""
+    from jetfm_coffea.tokens import select_objects, select_ragged
+
+    path = make_nanoaod(
+        {
+            "Jet": {
+                "pt": [[30.0, 50.0, 40.0], [60.0, 70.0], []],
+                "eta": [[0.1, 0.2, 0.3], [0.5, 0.6], []],
+                "phi": [[0.0, 1.0, 2.0], [0.3, 0.4], []],
+                "mass": [[5.0, 6.0, 7.0], [4.0, 3.0], []],
+            },
+            "Muon": {k: [[], [], []] for k in ("pt", "eta", "phi", "mass", "charge")}
+            | {"tightId": [[], [], []]},
+            "Electron": {k: [[], [], []] for k in ("pt", "eta", "phi", "mass", "charge")},
+            "Photon": {k: [[], [], []] for k in ("pt", "eta", "phi", "mass")},
+            "MET_pt": [10.0, 20.0, 5.0],
+            "MET_phi": [0.1, 0.2, 0.3],
+        },
+        3,
+    )
+    ragged = select_ragged(events_of(path))
+    assert ragged.offsets.tolist() == [0, 4, 7, 8]
+    assert ragged.columns["pt"].tolist() == [50.0, 40.0, 30.0, 10.0, 70.0, 60.0, 20.0, 5.0]
+    assert ragged.columns["mass"][:3].tolist() == [6.0, 7.0, 5.0]
+    padded = select_objects(events_of(path))
+    again = ragged.padded(TokenConfig().n_tokens)
+    for name in ("pt", "eta", "phi", "mass", "charge", "btag", "type_id", "mask", "event"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(padded, name))

@@ -21,6 +21,7 @@ from jetfm_coffea.train import (
     pretrain,
     read_metrics,
 )
+from jetfm_coffea.train.views import OBJECT_KEYS
 
 MICRO = {
     "size": "custom",
@@ -62,8 +63,10 @@ def _data(tokens, n=600, batch_size=32, **kw):
 
 
 def _slice(tokens, n):
-    from dataclasses import replace
+    from dataclasses import fields, replace
 
+    objects = tokens.objects
+    objects = replace(objects, **{f.name: getattr(objects, f.name)[:n] for f in fields(objects)})
     return replace(
         tokens,
         tokens=tokens.tokens[:n],
@@ -71,6 +74,7 @@ def _slice(tokens, n):
         run=tokens.run[:n],
         luminosityBlock=tokens.luminosityBlock[:n],
         event=tokens.event[:n],
+        objects=objects,
     )
 
 
@@ -223,6 +227,7 @@ def test_non_finite_loss_stops_with_checkpoint(real_tokens, tmp_path):
         run=real_tokens.run[:200],
         luminosityBlock=real_tokens.luminosityBlock[:200],
         event=real_tokens.event[:200],
+        objects=np.stack([getattr(real_tokens.objects, k)[:200] for k in OBJECT_KEYS], -1),
         batch_size=32,
     )
     with pytest.raises(NonFiniteLossError, match=r"step 1 on batch 32 events, run \d+") as err:
@@ -252,7 +257,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank, world, port, tokens, mask, events, out, results, device="cpu"):
+def _ddp_worker(rank, world, port, tokens, mask, events, objects, out, results, device="cpu"):
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -261,7 +266,7 @@ def _ddp_worker(rank, world, port, tokens, mask, events, out, results, device="c
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
-    data = TensorEventDataset(tokens, mask, event=events, batch_size=16, seed=5)
+    data = TensorEventDataset(tokens, mask, event=events, objects=objects, batch_size=16, seed=5)
     seen = []
 
     class Recording:
@@ -313,6 +318,7 @@ def test_ddp_two_cpu_ranks_gloo(real_tokens, tmp_path, monkeypatch, request):
             real_tokens.tokens[:200],
             real_tokens.mask[:200],
             np.arange(200),
+            np.stack([getattr(real_tokens.objects, k)[:200] for k in OBJECT_KEYS], -1),
             str(tmp_path / "ddp"),
             results,
         ),
@@ -346,8 +352,10 @@ def test_ddp_auto_device_with_more_ranks_than_gpus(real_tokens, tmp_path, monkey
     monkeypatch.syspath_prepend(str(request.config.rootpath))
     manager = mp.Manager()
     results = manager.dict()
+    objects = np.stack([getattr(real_tokens.objects, k)[:200] for k in OBJECT_KEYS], -1)
     args = (2, _free_port(), real_tokens.tokens[:200], real_tokens.mask[:200], np.arange(200))
-    mp.spawn(_ddp_worker, args=(*args, str(tmp_path / "ddp"), results, "auto"), nprocs=2)
+    args = (*args, objects, str(tmp_path / "ddp"), results, "auto")
+    mp.spawn(_ddp_worker, args=args, nprocs=2)
     assert [results[r]["device"] for r in (0, 1)] == ["cpu", "cpu"]
     for key, value in results[0]["weights"].items():
         assert torch.equal(value, results[1]["weights"][key]), key

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from jetfm_coffea.train import make_views, masked_object_loss, nt_xent, vicreg
+from jetfm_coffea.train import jitter_views, masked_object_loss, nt_xent, vicreg
 from jetfm_coffea.train.objectives import mask_tokens
 
 
@@ -46,13 +46,13 @@ def test_mask_tokens_only_valid():
     assert not (hide & ~mask).any() and hide.any()
 
 
-def test_make_views(real_tokens):
+def test_jitter_views(real_tokens):
     batch = {
         "tokens": torch.as_tensor(real_tokens.tokens[:50]),
         "mask": torch.as_tensor(real_tokens.mask[:50]),
     }
-    v1, m1 = make_views(batch, 3, torch.Generator().manual_seed(1))
-    v2, _ = make_views(batch, 3, torch.Generator().manual_seed(1))
+    v1, m1 = jitter_views(batch, 3, torch.Generator().manual_seed(1))
+    v2, _ = jitter_views(batch, 3, torch.Generator().manual_seed(1))
     assert v1.shape == (50, 3, *batch["tokens"].shape[1:]) and m1.shape == (50, 3, v1.shape[2])
     torch.testing.assert_close(v1, v2)  # reproducible from the generator
     assert not (m1 & ~batch["mask"][:, None]).any()  # dropout only removes tokens
