@@ -215,6 +215,7 @@ def _pretrain(
             pool.tokens, pool.mask, batch_size=preset.pretrain_batch,
             token_config=pool.token_config, run=pool.run,
             luminosityBlock=pool.luminosityBlock, event=pool.event, seed=0,
+            objects=pool.objects,  # the fresh physics views are made from them
             provenance={"source": "campaign pool", "n_events": len(pool),
                         "datasets": sorted(set(pool.dataset_names().tolist()))},
         )  # fmt: skip

@@ -31,6 +31,7 @@ from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune.config import SplitConfig, TaskConfig
 from jetfm_coffea.finetune.selection import select_events, selection_summary
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
+from jetfm_coffea.train.data import object_array, read_tokens
 
 __all__ = [
     "SPLITS",
@@ -67,6 +68,9 @@ class LabelledEvents:
     dataset: np.ndarray | None = None  # int64 [N], index into ``datasets``
     datasets: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: float32 ``[N, T, 7]`` raw objects (batch key ``objects``): what fresh physics views
+    #: are made from when these events are pretrained on; None if the source had none
+    objects: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.tokens)
@@ -111,6 +115,7 @@ class LabelledEvents:
             dataset=None if self.dataset is None else self.dataset[index],
             datasets=list(self.datasets),
             provenance=dict(self.provenance),
+            objects=None if self.objects is None else self.objects[index],
         )
 
     @classmethod
@@ -131,7 +136,10 @@ class LabelledEvents:
             k: np.concatenate([getattr(p, k) for p in parts])
             for k in ("tokens", "mask", "label", "weight", "run", "luminosityBlock", "event")
         }
-        return cls(**cat, token_config=config, dataset=dataset, datasets=names)
+        objects = None
+        if all(p.objects is not None for p in parts):
+            objects = np.concatenate([p.objects for p in parts])
+        return cls(**cat, token_config=config, dataset=dataset, datasets=names, objects=objects)
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -306,8 +314,6 @@ def _resolve(fileset: Path, file: str) -> str:
 def _from_fileset(
     path: str | Path, token_config: TokenConfig, max_events_per_dataset: int | None
 ) -> LabelledEvents:
-    from jetfm_coffea.train.data import read_tokens
-
     parts = []
     datasets = read_labelled_fileset(path)
     used_files: dict[str, list[str]] = {}
@@ -335,6 +341,7 @@ def _from_fileset(
                     token_config=token_config,
                     dataset=np.full(n, i, np.int64),
                     datasets=[],
+                    objects=object_array(tok.objects),
                 )
             )
     if not parts:
@@ -362,7 +369,9 @@ def _from_shards(store: str | Path, max_events: int | None) -> LabelledEvents:
             f"cannot read shard store {store}: the shard loader (jetfm_coffea.shards) is not "
             "available in this installation; use --fileset FILESET.json"
         ) from err
-    loader = open_loader(store, batch_size=1024, seed=0, rank=0, world_size=1, load_views=False)
+    loader = open_loader(
+        store, batch_size=1024, seed=0, rank=0, world_size=1, load_views=False, load_objects=True
+    )
     loader.set_epoch(0)
     width = load_token_config(loader.token_config).n_tokens
     cols: dict[str, list[np.ndarray]] = {}
@@ -370,12 +379,13 @@ def _from_shards(store: str | Path, max_events: int | None) -> LabelledEvents:
     for batch in loader:
         if "label" not in batch:
             raise TrainingError(f"shard store {store} carries no labels (batch key 'label')")
-        for key in ("tokens", "mask", "label", "weight", "run", "luminosityBlock", "event"):
+        for key in ("tokens", "mask", "objects", "label", "weight", "run", "luminosityBlock",
+                    "event"):  # fmt: skip
             value = batch.get(key)
             if value is None and key == "weight":
                 value = torch.ones(len(batch["tokens"]))
             value = np.asarray(value)
-            if key in ("tokens", "mask"):  # the loader pads each batch to its longest event
+            if key in ("tokens", "mask", "objects"):  # each batch is padded to its longest event
                 pad = [(0, 0), (0, width - value.shape[1])] + [(0, 0)] * (value.ndim - 2)
                 value = np.pad(value, pad)
             cols.setdefault(key, []).append(value)
@@ -393,6 +403,7 @@ def _from_shards(store: str | Path, max_events: int | None) -> LabelledEvents:
         run=arrays["run"].astype(np.int64),
         luminosityBlock=arrays["luminosityBlock"].astype(np.int64),
         event=arrays["event"].astype(np.int64),
+        objects=arrays["objects"].astype(np.float32),
         token_config=load_token_config(loader.token_config),
         provenance={
             "source": "shards",

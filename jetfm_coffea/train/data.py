@@ -29,6 +29,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from jetfm_coffea.errors import TokenConfigMismatchError, TrainingError
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
+from jetfm_coffea.train.views import OBJECT_KEYS
 
 __all__ = [
     "BATCH_KEYS",
@@ -152,7 +153,7 @@ class TensorEventDataset(IterableDataset):
         return cls(
             tokens.tokens,
             tokens.mask,
-            objects=_object_array(tokens.objects),
+            objects=object_array(tokens.objects),
             token_config=token_config,
             run=tokens.run,
             luminosityBlock=tokens.luminosityBlock,
@@ -370,7 +371,7 @@ def events_source(
         if max_events is not None and sum(len(p) for p in parts) >= max_events:
             break
     cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _ID_AND_TOKENS}
-    cat["objects"] = np.concatenate([_object_array(p.objects) for p in parts])
+    cat["objects"] = np.concatenate([object_array(p.objects) for p in parts])
     provenance = {
         "source": "nanoaod",
         "files": [f for f, _, _ in files[: len(parts)]],
@@ -392,12 +393,12 @@ def events_source(
 
 
 _ID_AND_TOKENS = ("tokens", "mask", "run", "luminosityBlock", "event")
-_OBJECT_KEYS = ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
 
 
-def _object_array(objects: Any) -> np.ndarray:
-    """Padded ``[N, T, 7]`` float32 objects (the batch key ``objects``), zero where invalid."""
-    cols = [np.where(objects.mask, getattr(objects, k), 0) for k in _OBJECT_KEYS]
+def object_array(objects: Any) -> np.ndarray:
+    """Padded ``[N, T, 7]`` float32 objects (the batch key ``objects``, columns
+    :data:`~jetfm_coffea.train.views.OBJECT_KEYS`), zero where invalid."""
+    cols = [np.where(objects.mask, getattr(objects, k), 0) for k in OBJECT_KEYS]
     return np.stack(cols, -1).astype(np.float32)
 
 

@@ -173,7 +173,8 @@ def test_loader_errors_reach_the_loop(real_tokens, tmp_path):
             raise OSError("shard 3 of store s: truncated chunk")
 
     data = _data(real_tokens, 100)
-    broken = Broken(data.arrays["tokens"], data.arrays["mask"], batch_size=32)
+    arrays = data.arrays
+    broken = Broken(arrays["tokens"], arrays["mask"], objects=arrays["objects"], batch_size=32)
     with pytest.raises(OSError, match="shard 3 of store s: truncated chunk"):
         pretrain(_cfg(8), broken, tmp_path / "broken")
 
