@@ -18,6 +18,7 @@ import numpy as np
 from jetfm_coffea.augment.config import AugmentationPipeline, load_pipeline
 from jetfm_coffea.augment.kernels import invariant_mass
 from jetfm_coffea.augment.pipeline import augment_objects
+from jetfm_coffea.figures import cms_style, save_figure, subplots
 from jetfm_coffea.tokens.config import CollectionSpec, TokenConfig
 
 __all__ = [
@@ -186,18 +187,19 @@ def spectrum_check(
 
 def plot_spectra(m_before: np.ndarray, m_after: np.ndarray, path: str | Path, label: str) -> Path:
     """Before/after dimuon mass spectra (log-log, CMS style) with a ratio panel, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
     h0, _ = np.histogram(m_before[np.isfinite(m_before)], BINS)
     h1, _ = np.histogram(m_after[np.isfinite(m_after)], BINS)
-    plt.style.use(mplhep.style.CMS)
-    fig, (ax, rax) = plt.subplots(
-        2, 1, figsize=(10, 9), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
+    with cms_style():
+        fig, (ax, rax) = subplots(
+            2, 1, figsize=(10, 9), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+        )
+        _draw_spectra(ax, rax, h0, h1, label)
+        return save_figure(fig, path, dpi=80, tight=False)
+
+
+def _draw_spectra(ax: Any, rax: Any, h0: np.ndarray, h1: np.ndarray, label: str) -> None:
+    import mplhep
+
     mplhep.histplot(h0, BINS, ax=ax, label="original", color="black")
     mplhep.histplot(h1, BINS, ax=ax, label=f"augmented ({label})", color="tab:red", ls="--")
     for name, mass in PEAKS.items():
@@ -215,8 +217,3 @@ def plot_spectra(m_before: np.ndarray, m_after: np.ndarray, path: str | Path, la
     rax.set_ylim(0.95, 1.05)
     rax.set_ylabel("aug. / orig.")
     rax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from jetfm_coffea.cli.common import console, execution_options, fail_cleanly, lumi_options
+from jetfm_coffea.figures import save_figure, subplots
 
 __all__ = ["export", "run_score_analysis", "score", "write_outputs"]
 
@@ -80,13 +81,9 @@ def run_score_analysis(
 
 
 def _plot(output: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import mplhep
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig, axes = subplots(1, 3, figsize=(15, 4.5))
     for dataset, result in output.items():
         if "score" in result:
             mplhep.histplot(result["score"], ax=axes[0], label=dataset, density=True)
@@ -101,9 +98,7 @@ def _plot(output: dict, path: Path) -> None:
     for ax in axes:
         ax.legend(fontsize="small")
     axes[1].set_yscale("log")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def write_outputs(output: dict, out: Path, parquet: bool, summary: dict) -> list[Path]:

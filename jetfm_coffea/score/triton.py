@@ -24,7 +24,9 @@ whose model carries another ``jetfm_model_hash`` than the local model directory.
 
 from __future__ import annotations
 
+import atexit
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,6 +174,7 @@ class TritonModel:
         self.backoff_s = float(backoff_s)
         self.timeout_s = float(timeout_s)
         self.client = self.grpc.InferenceServerClient(url=target.url)
+        _OPEN.add(self)
         config = self._call("read the model config", self._model_config)
         served = config.get("parameters", {}).get(HASH_PARAMETER, {}).get("string_value")
         if served is None:
@@ -232,7 +235,22 @@ class TritonModel:
         return result.as_numpy("scores"), result.as_numpy("embedding")
 
     def close(self) -> None:
-        self.client.close()
+        """Close the connection now (idempotent). Dropping the gRPC client here, while the
+        interpreter is whole, keeps its ``__del__`` from failing noisily at exit."""
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        _OPEN.discard(self)
+
+
+#: Connections still open: closed at interpreter exit (cached per worker by the scorer).
+_OPEN: weakref.WeakSet[TritonModel] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_connections() -> None:
+    for model in list(_OPEN):
+        model.close()
 
 
 def onnx_path(model_dir: str | Path) -> Path:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from jetfm_coffea.errors import TrainingError
+from jetfm_coffea.figures import cms_style, save_figure, subplots
 from jetfm_coffea.train.run import read_metrics
 
 __all__ = ["plot_run"]
@@ -15,12 +17,6 @@ _MONITORS = ("emb_std", "eff_rank", "knn_acc")
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Plot losses (left) and representation monitors (right); returns the PNG path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
     records = read_metrics(Path(run_dir))
     loss_keys = sorted(
         {
@@ -34,8 +30,14 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     )
     if not records or "loss" not in loss_keys:
         raise TrainingError(f"{run_dir}: metrics.jsonl holds no logged loss")
-    plt.style.use(mplhep.style.CMS)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(16, 6.5))
+    with cms_style():
+        fig, (ax, ax2) = subplots(1, 2, figsize=(16, 6.5))
+        _draw(ax, ax2, records, loss_keys)
+        path = Path(out) if out else Path(run_dir) / "loss.png"
+        return save_figure(fig, path, dpi=80)
+
+
+def _draw(ax: Any, ax2: Any, records: list[dict], loss_keys: list[str]) -> None:
     for key in loss_keys:
         pts = [(r["step"], r[key]) for r in records if key in r]
         ax.plot(*zip(*pts, strict=True), label=key, lw=2 if key == "loss" else 1.2)
@@ -50,8 +52,3 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     ax2.set_yscale("log")
     ax2.set_ylabel("monitor")
     ax2.legend(fontsize=12)
-    fig.tight_layout()
-    path = Path(out) if out else Path(run_dir) / "loss.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
