@@ -30,6 +30,7 @@ __all__ = [
     "check_model_blinding",
     "data_sheet",
     "data_sheet_markdown",
+    "entries_data_sheet",
     "format_data_sheet",
     "read_data_sheet",
     "selection_by_dataset",
@@ -115,18 +116,39 @@ def store_checksum(shards: Iterable[Mapping[str, Any]]) -> str:
 def data_sheet(manifest: Mapping[str, Any], description: Mapping[str, Any]) -> dict[str, Any]:
     """The data sheet of a store from its manifest and description (``store.json``)."""
     shards = manifest["shards"]
-    datasets = selection_by_dataset(shards)
+    return entries_data_sheet(
+        shards,
+        n_shards=int(manifest["n_shards"]),
+        checksum=store_checksum(shards),
+        augmentation=description.get("augmentation") or {},
+        token_config_hash=description.get("token_config_hash"),
+    )
+
+
+def entries_data_sheet(
+    entries: Iterable[Mapping[str, Any]],
+    *,
+    n_shards: int = 0,
+    checksum: str | None = None,
+    augmentation: Mapping[str, Any] | None = None,
+    token_config_hash: str | None = None,
+) -> dict[str, Any]:
+    """The data sheet of ``entries`` (``dataset``, ``n_events``, ``selection``): the shards
+    of a store, or the files of tokens read straight from NanoAOD (``pretrain --events``:
+    no store, so no shards, store checksum or stored-view pipeline)."""
+    entries = list(entries)
+    datasets = selection_by_dataset(entries)
     golden = {n: h for ds in datasets.values() for n, h in ds["golden_json"].items()}
     blinding: dict[str, Any] = {}
-    for shard in shards:
-        blind = (shard.get("selection") or {}).get("blinding")
+    for entry in entries:
+        blind = (entry.get("selection") or {}).get("blinding")
         if blind:
             blinding.setdefault(blind["hash"], blind["config"])
-    augmentation = description.get("augmentation") or {}
+    augmentation = augmentation or {}
     return {
-        "n_events": int(manifest["n_events"]),
-        "n_shards": int(manifest["n_shards"]),
-        "store_checksum": store_checksum(shards),
+        "n_events": sum(int(e["n_events"]) for e in entries),
+        "n_shards": n_shards,
+        "store_checksum": checksum,
         "datasets": datasets,
         "golden_json": golden,
         "luminosity_unit": "lumi sections (the catalogue has no per-run luminosity)",
@@ -137,16 +159,17 @@ def data_sheet(manifest: Mapping[str, Any], description: Mapping[str, Any]) -> d
             "n_views": augmentation.get("n_views"),
             "steps": [s.get("name") for s in (augmentation.get("pipeline") or {}).get("steps", [])],
         },
-        "token_config_hash": description.get("token_config_hash"),
+        "token_config_hash": token_config_hash,
     }
 
 
 def format_data_sheet(sheet: Mapping[str, Any]) -> list[str]:
     """The data sheet as Markdown lines (for MODEL_CARD.md and ``jetfm shards info``)."""
-    lines = [
-        f"- events: {sheet['n_events']:,} in {sheet['n_shards']} shards; "
-        f"store checksum `{sheet['store_checksum'][:16]}`",
-    ]
+    if sheet["store_checksum"]:
+        where = f"in {sheet['n_shards']} shards; store checksum `{sheet['store_checksum'][:16]}`"
+    else:
+        where = "read straight from NanoAOD (no shard store)"
+    lines = [f"- events: {sheet['n_events']:,} {where}"]
     for name, ds in sheet["datasets"].items():
         recs = f" (records {', '.join(map(str, ds['record_ids']))})" if ds["record_ids"] else ""
         line = f"- dataset `{name}`{recs}: {ds['kind']}, {ds['events']:,} events"
@@ -177,11 +200,14 @@ def format_data_sheet(sheet: Mapping[str, Any]) -> list[str]:
     else:
         lines.append("- blinded regions: none")
     aug = sheet["augmentation"]
-    steps = ", ".join(s for s in aug["steps"] if s) or "none"
-    lines.append(
-        f"- augmentation: {steps} ({aug['n_views']} views, seed {aug['seed']}, "
-        f"hash `{aug['hash']}`)"
-    )
+    if aug.get("hash"):
+        steps = ", ".join(s for s in aug["steps"] if s) or "none"
+        lines.append(
+            f"- stored views: {steps} ({aug['n_views']} views, seed {aug['seed']}, "
+            f"hash `{aug['hash']}`)"
+        )
+    else:
+        lines.append("- stored views: none")
     return lines
 
 
@@ -196,8 +222,11 @@ def source_data_sheet(source: Any) -> dict[str, Any] | None:
     """The data sheet of a pretraining batch source read from a shard store, else None.
 
     A shard loader exposes its opened store (``loader.dataset.store``: manifest and
-    description); tokens built straight from NanoAOD (``--events``) have no data sheet.
+    description); tokens built straight from NanoAOD (``--events``) carry their own
+    (:func:`entries_data_sheet`, ``source.data_sheet``).
     """
+    if getattr(source, "data_sheet", None) is not None:
+        return dict(source.data_sheet)
     store = getattr(source, "store", None) or getattr(
         getattr(source, "dataset", None), "store", None
     )

@@ -28,6 +28,9 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from jetfm_coffea.errors import TokenConfigMismatchError, TrainingError
+from jetfm_coffea.selection.chunk import selection_record
+from jetfm_coffea.selection.datasheet import entries_data_sheet
+from jetfm_coffea.selection.lumi import LumiPolicy, certify_chunk
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 from jetfm_coffea.train.views import OBJECT_KEYS
 
@@ -103,6 +106,7 @@ class TensorEventDataset(IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         provenance: dict[str, Any] | None = None,
+        data_sheet: dict[str, Any] | None = None,
     ):
         super().__init__()
         n = len(tokens)
@@ -142,6 +146,8 @@ class TensorEventDataset(IterableDataset):
         self.rank = int(rank)
         self.world_size = int(world_size)
         self.provenance = dict(provenance or {})
+        #: what the events are (:mod:`jetfm_coffea.selection.datasheet`), None if unknown
+        self.data_sheet = data_sheet
         self.epoch = 0
         self.position = 0  # batches of the current epoch already yielded
 
@@ -325,23 +331,43 @@ def read_tokens(
     certified luminosity sections first, as the processors do
     (:func:`jetfm_coffea.selection.lumi.certify`).
     """
+    return read_certified_tokens(
+        file, token_config, tree=tree, max_events=max_events, metadata=metadata
+    )[0]
+
+
+def read_certified_tokens(
+    file: str | Path,
+    token_config: TokenConfig | None = None,
+    *,
+    tree: str = "Events",
+    max_events: int | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """:func:`read_tokens` and the file's ``selection`` record (what the certified
+    luminosity mask kept and dropped, :func:`jetfm_coffea.selection.chunk.selection_record`),
+    for the data sheet of a run pretrained on these events."""
     import warnings
 
     from coffea.nanoevents import NanoEventsFactory
 
     from jetfm_coffea.nanoevents import JetFMNanoAODSchema
-    from jetfm_coffea.selection.lumi import certify
     from jetfm_coffea.tokens import build_tokens
 
+    meta = dict(metadata or {})
+    policy = LumiPolicy.from_metadata({"dataset": str(file), **meta})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         events = NanoEventsFactory.from_root(
-            {str(file): tree}, schemaclass=JetFMNanoAODSchema, mode="virtual", metadata=metadata
+            {str(file): tree}, schemaclass=JetFMNanoAODSchema, mode="virtual", metadata=meta
         ).events()
-        events, _ = certify(events)
+        n_read = len(events)
+        events, lumi = certify_chunk(events, policy)  # certified luminosity sections first
         if max_events is not None:
             events = events[:max_events]
-        return build_tokens(events, load_token_config(token_config))
+        tokens = build_tokens(events, load_token_config(token_config))
+    selection = selection_record(policy, n_read, lumi, None, meta.get("record_ids"))
+    return tokens, selection
 
 
 def events_source(
@@ -363,11 +389,17 @@ def events_source(
     path = Path(path)
     if not path.exists():
         raise TrainingError(f"event input {path} does not exist")
-    parts = []
+    parts, entries = [], []
     files = _read_fileset(path, lumi_mask, no_lumi_mask)
     for fname, tree, meta in files:
         left = None if max_events is None else max(0, max_events - sum(len(p) for p in parts))
-        parts.append(read_tokens(fname, token_config, tree=tree, max_events=left, metadata=meta))
+        tokens, selection = read_certified_tokens(
+            fname, token_config, tree=tree, max_events=left, metadata=meta
+        )
+        parts.append(tokens)
+        entries.append(
+            {"dataset": meta["dataset"], "n_events": len(tokens), "selection": selection}
+        )
         if max_events is not None and sum(len(p) for p in parts) >= max_events:
             break
     cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _ID_AND_TOKENS}
@@ -389,6 +421,7 @@ def events_source(
         objects=cat["objects"],
         batch_size=2,
         provenance=provenance,
+        data_sheet=entries_data_sheet(entries, token_config_hash=token_config.hash()),
     )
 
 

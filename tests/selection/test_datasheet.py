@@ -24,9 +24,9 @@ from jetfm_coffea.shards.build import build_store
 from jetfm_coffea.shards.store import open_store
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train import pretrain
-from jetfm_coffea.train.data import shards_source
+from jetfm_coffea.train.data import events_source, shards_source
 
-from .conftest import GOLDEN_2012
+from .conftest import GOLDEN_2012, independent_keep
 
 Z = {
     "pair_mass": {"objects": ["Muon"]},
@@ -165,3 +165,23 @@ def test_exported_models_carry_the_sheet(tmp_path, pretrained):
     assert (
         check_model_blinding([out], load_blinding({"regions": [{"name": "z", "all": [Z]}]})) == []
     )
+
+
+def test_events_pretraining_records_the_data_sheet(tmp_path, singlemu, partial_golden, ids):
+    """Pretraining straight from NanoAOD (``--events``): the sheet from the files read."""
+    fileset = tmp_path / "fs.json"
+    meta = {"is_data": True, "golden_json": str(partial_golden), "record_ids": [6021]}
+    fileset.write_text(json.dumps({"smu": {"files": {str(singlemu): "Events"}, "metadata": meta}}))
+    source = events_source(fileset)
+    out = tmp_path / "pre"
+    pretrain(TINY, source, out, keep_model=False)
+    sheet = read_data_sheet(out)
+    keep = independent_keep(partial_golden, ids)
+    smu = sheet["datasets"]["smu"]
+    assert smu["kind"] == "data" and smu["record_ids"] == [6021]
+    assert smu["events"] == source.n_events == int(keep.sum())
+    assert smu["events_read"] == 10_000
+    assert smu["certified"]["events_dropped"] == int((~keep).sum())
+    assert sheet["store_checksum"] is None and sheet["n_shards"] == 0
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "read straight from NanoAOD" in card and "lumi sections in 1 runs (194711)" in card
