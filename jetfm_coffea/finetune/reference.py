@@ -30,7 +30,12 @@ import numpy as np
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.finetune.config import REFERENCE_MODES, LabelCount, ReferenceConfig
 from jetfm_coffea.finetune.metrics import classification_metrics
-from jetfm_coffea.finetune.trainer import FinetuneResult, FinetuneSetup, class_weights
+from jetfm_coffea.finetune.trainer import (
+    FinetuneResult,
+    FinetuneSetup,
+    class_weights,
+    save_test_scores,
+)
 from jetfm_coffea.tokens.config import TokenConfig
 from jetfm_coffea.train.checkpoint import atomic_write_text
 
@@ -309,15 +314,7 @@ def train_reference(
     import joblib
 
     joblib.dump(clf, out / "model.joblib")
-    np.savez_compressed(
-        out / "test_scores.npz",
-        probs=probs,
-        target=y_test,
-        weight=data.weight[test_idx],
-        run=data.run[test_idx],
-        luminosityBlock=data.luminosityBlock[test_idx],
-        event=data.event[test_idx],
-    )
+    save_test_scores(out, probs, y_test, data, test_idx)
     atomic_write_text(out / "test_metrics.json", json.dumps(metrics, indent=1))
     wall_s = time.perf_counter() - t0
     stopped_by = "max_steps" if capped else "patience"

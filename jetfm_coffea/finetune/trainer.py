@@ -709,15 +709,7 @@ def finetune(
         "best_step": str(best_step),
     }
     save_weights(out / "model.safetensors", model.state_dict(), weights_meta)
-    np.savez_compressed(
-        out / "test_scores.npz",
-        probs=probs,
-        target=y_test,
-        weight=data.weight[test_idx],
-        run=data.run[test_idx],
-        luminosityBlock=data.luminosityBlock[test_idx],
-        event=data.event[test_idx],
-    )
+    save_test_scores(out, probs, y_test, data, test_idx)
     atomic_write_text(out / "test_metrics.json", json.dumps(test_metrics, indent=1))
     n_params = count_parameters(model)
     configs.info.update(
@@ -757,6 +749,22 @@ def finetune(
         targets=y_test,
         model=model if keep_model else None,
         lr=task.optim.lr,
+    )
+
+
+def save_test_scores(
+    out: Path, probs: np.ndarray, targets: np.ndarray, data: LabelledEvents, index: np.ndarray
+) -> None:
+    """``out/test_scores.npz``: class probabilities, class index, weight and ids of the
+    test events ``index`` of ``data`` (the file ``evaluate`` and the study read back)."""
+    np.savez_compressed(
+        out / "test_scores.npz",
+        probs=probs,
+        target=targets,
+        weight=data.weight[index],
+        run=data.run[index],
+        luminosityBlock=data.luminosityBlock[index],
+        event=data.event[index],
     )
 
 
