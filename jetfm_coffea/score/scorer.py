@@ -297,7 +297,6 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         Raises :class:`ScoreInputError` naming the model, the collection and the file,
         before any chunk is processed (Runner would otherwise retry the failing chunk).
         """
-        import warnings
 
         from coffea.nanoevents import NanoEventsFactory
 
@@ -306,15 +305,13 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
 
         for spec in load_fileset(fileset).values():
             for path, tree in spec["files"].items():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # slim-file cross-references
-                    events = NanoEventsFactory.from_root(
-                        {path: tree},
-                        schemaclass=JetFMNanoAODSchema,
-                        mode="virtual",
-                        entry_stop=1,
-                        metadata={"filename": path},
-                    ).events()
+                events = NanoEventsFactory.from_root(  # the schema is quiet about slim files
+                    {path: tree},
+                    schemaclass=JetFMNanoAODSchema,
+                    mode="virtual",
+                    entry_stop=1,
+                    metadata={"filename": path},
+                ).events()
                 self.prepare_awkward(events[:0])
 
     # -- model (per process) -------------------------------------------------------------

@@ -347,7 +347,6 @@ def read_certified_tokens(
     """:func:`read_tokens` and the file's ``selection`` record (what the certified
     luminosity mask kept and dropped, :func:`jetfm_coffea.selection.chunk.selection_record`),
     for the data sheet of a run pretrained on these events."""
-    import warnings
 
     from coffea.nanoevents import NanoEventsFactory
 
@@ -356,16 +355,14 @@ def read_certified_tokens(
 
     meta = dict(metadata or {})
     policy = LumiPolicy.from_metadata({"dataset": str(file), **meta})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        events = NanoEventsFactory.from_root(
-            {str(file): tree}, schemaclass=JetFMNanoAODSchema, mode="virtual", metadata=meta
-        ).events()
-        n_read = len(events)
-        events, lumi = certify_chunk(events, policy)  # certified luminosity sections first
-        if max_events is not None:
-            events = events[:max_events]
-        tokens = build_tokens(events, load_token_config(token_config))
+    events = NanoEventsFactory.from_root(  # the schema is quiet about slim files
+        {str(file): tree}, schemaclass=JetFMNanoAODSchema, mode="virtual", metadata=meta
+    ).events()
+    n_read = len(events)
+    events, lumi = certify_chunk(events, policy)  # certified luminosity sections first
+    if max_events is not None:
+        events = events[:max_events]
+    tokens = build_tokens(events, load_token_config(token_config))
     selection = selection_record(policy, n_read, lumi, None, meta.get("record_ids"))
     return tokens, selection
 
