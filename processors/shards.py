@@ -10,7 +10,7 @@ already complete is skipped without reading a byte (resume after a crash).
 Virtual mode: run with coffea's ``processor.Runner`` (Iterative, Futures or Dask
 executor). Dask mode: :func:`coffea.dataset_tools.apply_to_fileset` with the partition
 table in the dataset metadata (``jetfm_partitions``, see
-:func:`jetfm_coffea.shards.build.dask_fileset`); ``process`` then returns one delayed
+:func:`jetfm_coffea.jobs.shards.dask_fileset`); ``process`` then returns one delayed
 summary per partition (compute them, then :func:`merge_summaries`).
 """
 
@@ -220,7 +220,7 @@ class ShardProcessor(processor.ProcessorABC):
                 self.store,
                 f"dask mode needs the partition table in the dataset metadata "
                 f"({PARTITIONS_KEY!r}); build the fileset with "
-                "jetfm_coffea.shards.build.dask_fileset",
+                "jetfm_coffea.jobs.shards.dask_fileset",
             )
         policy = LumiPolicy.from_metadata(meta)
         run_lumi = [None] * len(table)
