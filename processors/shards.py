@@ -44,6 +44,7 @@ from jetfm_coffea.tokens import (
     load_token_config,
     select_ragged,
 )
+from jetfm_coffea.tokens.build import _record_partition
 
 __all__ = ["PARTITIONS_KEY", "ShardProcessor", "empty_summary", "merge_summaries"]
 
@@ -266,8 +267,6 @@ class ShardProcessor(processor.ProcessorABC):
 
 def _partition_record(events: Any, config: Any, with_weight: bool) -> ak.Array:
     """Token record of one partition (+ ``weight``); on a typetracer, touch the inputs only."""
-    from jetfm_coffea.tokens.build import _record_partition
-
     record = _record_partition(events, config)
     if ak.backend(events) == "typetracer":
         if not with_weight:
