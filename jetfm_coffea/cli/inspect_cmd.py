@@ -6,9 +6,8 @@ import click
 from rich.table import Table
 
 from jetfm_coffea.cli.common import console, execution_options, fail_cleanly, lumi_options
-from jetfm_coffea.jobs.inspect import run_inspection
 
-__all__ = ["inspect_cmd", "run_inspection"]
+__all__ = ["inspect_cmd"]
 
 
 @click.command("inspect")
@@ -30,6 +29,8 @@ def inspect_cmd(
     no_lumi_mask,
 ):
     """Tokenize FILE_OR_FILESET (a NanoAOD file or a coffea JSON fileset) and summarise it."""
+    from jetfm_coffea.jobs.inspect import run_inspection
+
     output, report = run_inspection(
         source,
         config,

@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 
 from jetfm_coffea.cli.common import console, execution_options, fail_cleanly, lumi_options
-from jetfm_coffea.jobs.score import run_score_analysis, write_outputs
 
-__all__ = ["export", "run_score_analysis", "score", "write_outputs"]
+__all__ = ["export", "score"]
 
 
 @click.command("score")
@@ -103,6 +102,7 @@ def score(
     no_lumi_mask: bool,
 ) -> None:
     """Score FILE_OR_FILESET with a jetfm classifier, cut on it and histogram the result."""
+    from jetfm_coffea.jobs.score import run_score_analysis, write_outputs
     from jetfm_coffea.tokens import standard_variations
 
     output, report, seconds = run_score_analysis(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import click
 import pytest
@@ -81,3 +83,16 @@ def test_deprecated_python_spellings_warn_and_still_work(ttbar2015, tmp_path):
     with pytest.warns(DeprecationWarning, match="dask_mode"):
         summary = build_store(ttbar2015, tmp_path / "s", mode="virtual", executor="iterative")
     assert summary.events_written == 200
+
+
+def test_help_and_the_vocabulary_load_neither_coffea_nor_torch():
+    # the CLI reads the executor vocabulary without importing the jobs it describes
+    check = (
+        "import sys; from click.testing import CliRunner; from jetfm_coffea.cli import main; "
+        "r = [CliRunner().invoke(main, a).exit_code for a in "
+        "(['--help'], ['score', '--help'], ['inspect', '--help'], ['build-shards', '--help'])]; "
+        "heavy = sorted({'coffea', 'torch'} & set(sys.modules)); print(r, heavy); "
+        "sys.exit(r != [0, 0, 0, 0] or bool(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
