@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from _common import real_file
 
-from jetfm_coffea.execution import run_processor
+from jetfm_coffea.jobs.execution import run_processor
 from jetfm_coffea.score import resolve_device
 from jetfm_coffea.score.testing import make_classifier_run
 from processors.analysis import ScoreAnalysisProcessor

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from _common import interleaved, real_file, write_result
 
+from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.selection.blinding import load_blinding
-from jetfm_coffea.shards.build import build_store
 from jetfm_coffea.tokens import TokenConfig
 
 GOLDEN_2012 = "Cert_190456-208686_8TeV_22Jan2013ReReco_Collisions12_JSON.txt"

@@ -1,169 +1,20 @@
-"""Run coffea processors: virtual mode through ``processor.Runner`` (iterative, futures or
-dask executor) and dask mode through ``coffea.dataset_tools.apply_to_fileset``.
+"""Deprecated: the coffea execution helpers live in :mod:`jetfm_coffea.jobs.execution`.
 
-Scale-out is dask distributed: a ``LocalCluster`` started for the run by default, or an
-existing scheduler (dask-jobqueue, coffea-casa, dask-gateway) given by its address.
+Kept for one release because the README documented
+``jetfm_coffea.execution.run_processor``; ``dask_client`` is now
+:func:`jetfm_coffea.cluster.dask_client`.
 """
 
-from __future__ import annotations
+import warnings
 
-import contextlib
-import logging
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from jetfm_coffea.cluster import dask_client
+from jetfm_coffea.jobs.execution import EXECUTORS, RunReport, run_dask_mode, run_processor
 
-from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.fileset import BadFile, check_files, load_fileset
-from jetfm_coffea.selection.lumi import LumiPolicy
+__all__ = ["EXECUTORS", "RunReport", "dask_client", "run_dask_mode", "run_processor"]
 
-__all__ = [
-    "EXECUTORS",
-    "RunReport",
-    "dask_client",
-    "run_dask_mode",
-    "run_processor",
-]
-
-EXECUTORS = ("iterative", "futures", "dask")
-Executor = Literal["iterative", "futures", "dask"]
-DEFAULT_CHUNKSIZE = 200_000
-
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunReport:
-    """What a run read and what it left out."""
-
-    mode: str
-    files: int = 0
-    events: int = 0
-    bad_files: list[BadFile] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]:
-    """A distributed client: to ``scheduler`` if given, else to a fresh LocalCluster.
-
-    The LocalCluster has ``workers`` single-threaded worker processes and is closed on exit;
-    its HTTP server (the dashboard, when bokeh is installed: ``client.dashboard_link``)
-    listens on a free port.
-    """
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        client = Client(scheduler)
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",  # a free port: no clash (and no warning) beside another cluster
-        silence_logs=logging.ERROR,
-    )
-    client = Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
-
-
-def _prepare(fileset: Any, skip_bad_files: bool) -> tuple[dict, RunReport]:
-    fileset = load_fileset(fileset)
-    for name, spec in fileset.items():  # collision data without a mask: refused up front
-        LumiPolicy.from_metadata({**spec["metadata"], "dataset": name})
-    check = check_files(fileset, skip_bad_files=skip_bad_files)
-    report = RunReport(mode="", files=len(check.entries), events=sum(check.entries.values()))
-    report.bad_files = check.bad
-    for bad in check.bad:
-        log.warning("skipped %s (%s): %s", bad.path, bad.dataset, bad.reason)
-    return check.fileset, report
-
-
-def run_processor(
-    processor_instance: Any,
-    fileset: Any,
-    executor: Executor = "futures",
-    scheduler: str | None = None,
-    workers: int = 2,
-    chunksize: int = DEFAULT_CHUNKSIZE,
-    maxchunks: int | None = None,
-    skip_bad_files: bool = False,
-    status: bool = True,
-) -> tuple[Any, RunReport]:
-    """Run a coffea processor over a fileset in virtual mode with ``processor.Runner``.
-
-    ``executor`` picks coffea's IterativeExecutor, FuturesExecutor (``workers``
-    processes) or DaskExecutor (on a LocalCluster, or on ``scheduler``). Every file
-    is opened once beforehand: a bad file raises :class:`InputFileError`, or with
-    ``skip_bad_files`` is skipped and listed in the report.
-    """
-    from coffea import processor
-
-    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
-
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
-    good, report = _prepare(fileset, skip_bad_files)
-    report.mode = f"virtual/{executor}"
-    if not good:
-        return processor_instance.postprocess(processor_instance.empty_output()), report
-
-    def run(exe: Any) -> Any:
-        # a fresh metadata cache: coffea's default one is process-wide and keyed by
-        # (dataset, file, tree), so a second run over the same file would get the
-        # fileset metadata (golden JSON, is_mc...) of the first one
-        runner = processor.Runner(
-            executor=exe,
-            schema=JetFMNanoAODSchema,
-            chunksize=chunksize,
-            maxchunks=maxchunks,
-            metadata_cache={},
-        )
-        return runner(good, processor_instance=processor_instance, treename="Events")
-
-    if executor == "iterative":
-        return run(processor.IterativeExecutor(status=status)), report
-    if executor == "futures":
-        return run(processor.FuturesExecutor(workers=workers, status=status)), report
-    with dask_client(scheduler, workers) as client:
-        return run(processor.DaskExecutor(client=client, status=status)), report
-
-
-def run_dask_mode(
-    processor_instance: Any,
-    fileset: Any,
-    scheduler: str | None = None,
-    workers: int = 2,
-    chunksize: int = DEFAULT_CHUNKSIZE,
-    skip_bad_files: bool = False,
-) -> tuple[dict[str, Any], RunReport]:
-    """Run a processor in dask mode: ``preprocess`` + ``apply_to_fileset`` + ``dask.compute``.
-
-    Returns ``{dataset: output}`` computed on a distributed client (LocalCluster by default).
-    """
-    import dask
-    from coffea.dataset_tools import DataGroupSpec, apply_to_fileset, preprocess
-
-    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
-
-    good, report = _prepare(fileset, skip_bad_files)
-    report.mode = "dask"
-    if not good:
-        return {}, report
-    with dask_client(scheduler, workers) as client:
-        available, _ = preprocess(DataGroupSpec(good), step_size=chunksize)
-        graphs = apply_to_fileset(processor_instance, available, schemaclass=JetFMNanoAODSchema)
-        (computed,) = dask.compute(graphs, scheduler=client.get)
-    # processors key their output by dataset already (as Runner needs); unwrap the
-    # second level apply_to_fileset adds
-    return {
-        name: out[name] if isinstance(out, dict) and set(out) == {name} else out
-        for name, out in computed.items()
-    }, report
+warnings.warn(
+    "jetfm_coffea.execution is deprecated; import from jetfm_coffea.jobs.execution "
+    "(dask_client: jetfm_coffea.cluster)",
+    DeprecationWarning,
+    stacklevel=2,
+)

@@ -10,7 +10,7 @@ already complete is skipped without reading a byte (resume after a crash).
 Virtual mode: run with coffea's ``processor.Runner`` (Iterative, Futures or Dask
 executor). Dask mode: :func:`coffea.dataset_tools.apply_to_fileset` with the partition
 table in the dataset metadata (``jetfm_partitions``, see
-:func:`jetfm_coffea.shards.build.dask_fileset`); ``process`` then returns one delayed
+:func:`jetfm_coffea.jobs.shards.dask_fileset`); ``process`` then returns one delayed
 summary per partition (compute them, then :func:`merge_summaries`).
 """
 
@@ -44,6 +44,7 @@ from jetfm_coffea.tokens import (
     load_token_config,
     select_ragged,
 )
+from jetfm_coffea.tokens.build import _record_partition
 
 __all__ = ["PARTITIONS_KEY", "ShardProcessor", "empty_summary", "merge_summaries"]
 
@@ -220,7 +221,7 @@ class ShardProcessor(processor.ProcessorABC):
                 self.store,
                 f"dask mode needs the partition table in the dataset metadata "
                 f"({PARTITIONS_KEY!r}); build the fileset with "
-                "jetfm_coffea.shards.build.dask_fileset",
+                "jetfm_coffea.jobs.shards.dask_fileset",
             )
         policy = LumiPolicy.from_metadata(meta)
         run_lumi = [None] * len(table)
@@ -266,8 +267,6 @@ class ShardProcessor(processor.ProcessorABC):
 
 def _partition_record(events: Any, config: Any, with_weight: bool) -> ak.Array:
     """Token record of one partition (+ ``weight``); on a typetracer, touch the inputs only."""
-    from jetfm_coffea.tokens.build import _record_partition
-
     record = _record_partition(events, config)
     if ak.backend(events) == "typetracer":
         if not with_weight:

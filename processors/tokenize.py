@@ -15,6 +15,7 @@ from coffea import processor
 
 from jetfm_coffea.selection.lumi import CERTIFIED_LUMI, certify, warn_if_all_removed
 from jetfm_coffea.tokens import EventTokens, TokenConfig, build_tokens, load_token_config
+from jetfm_coffea.tokens.build import _empty_tokens
 
 __all__ = ["TokenizeProcessor", "concat_tokens", "finalize_output"]
 
@@ -32,8 +33,6 @@ def _is_dask(events: Any) -> bool:
 def concat_tokens(parts: list[EventTokens], config: TokenConfig) -> EventTokens:
     """Concatenate token batches into one, ordered by (run, luminosityBlock, event)."""
     if not parts:
-        from jetfm_coffea.tokens.build import _empty_tokens
-
         return _empty_tokens(config)
     record = ak.concatenate([p.to_awkward() for p in parts])
     order = np.lexsort(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import warnings
 
-from jetfm_coffea.execution import dask_client
+from jetfm_coffea.cluster import dask_client
 
 
 def test_local_cluster_beside_another_prints_no_port_warning():

@@ -1,7 +1,10 @@
 """The ``jetfm`` command line: one click group, subcommands loaded lazily.
 
 Each subcommand lives in its own module; ``COMMANDS`` maps the command name to
-``"module:attribute"`` so that ``jetfm --help`` does not import torch or coffea.
+``"module:attribute"`` so that ``jetfm --help`` does not import torch or coffea. For the
+same reason a command imports its implementation (jobs, training, plotting) inside its
+function: those function-local imports defer heavy dependencies, none dodges an import
+cycle (``tests/test_architecture.py`` refuses cycles, function-local imports included).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -9,41 +10,109 @@ import click
 from rich.console import Console
 
 from jetfm_coffea.errors import JetFMError
+from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, EXECUTORS
 
-__all__ = ["console", "execution_options", "fail_cleanly", "lumi_options"]
+__all__ = [
+    "console",
+    "execution_options",
+    "fail_cleanly",
+    "lumi_options",
+]
 
 console = Console(stderr=False)
 
 
-def execution_options(func: Callable) -> Callable:
-    """``--executor``, ``--scheduler``, ``--workers``, ``--chunksize``, ``--skip-bad-files``."""
-    options = [
-        click.option(
-            "--executor",
-            type=click.Choice(["iterative", "futures", "dask", "dask-mode"]),
-            default="iterative",
-            show_default=True,
-            help="coffea Runner executor (virtual mode), or 'dask-mode' for apply_to_fileset",
-        ),
-        click.option(
-            "--scheduler",
-            default=None,
-            help="address of an existing dask scheduler (default: a LocalCluster for the run)",
-        ),
-        click.option("--workers", default=2, show_default=True, help="local worker processes"),
-        click.option(
-            "--chunksize", default=200_000, show_default=True, help="events per coffea chunk"
-        ),
-        click.option(
-            "--skip-bad-files/--no-skip-bad-files",
-            default=False,
-            show_default=True,
-            help="skip unreadable files (reported) instead of stopping",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+def _legacy_executor(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Accept the old ``--executor dask-mode`` (hidden alias of ``--dask-mode``)."""
+    if value is None or value in EXECUTORS or value == "dask-mode":
+        return value
+    raise click.BadParameter(f"{value!r} is not one of {', '.join(EXECUTORS)}", ctx, param)
+
+
+def execution_options(
+    func: Callable | None = None,
+    *,
+    default_executor: str = "iterative",
+    skip_bad_files: bool = True,
+) -> Any:
+    """The execution options of every command that runs coffea.
+
+    ``--executor iterative|futures|dask`` (coffea Runner, virtual mode), ``--dask-mode``
+    (``apply_to_fileset`` with dask-awkward), ``--scheduler``, ``--workers``,
+    ``--chunksize`` and (with ``skip_bad_files``) ``--skip-bad-files``. The old spellings
+    ``--executor dask-mode`` and ``--mode virtual|dask`` stay accepted (hidden). The
+    command receives ``executor``, ``dask_mode``, ``scheduler``, ``workers``, ``chunksize``
+    (and ``skip_bad_files``). Use bare (``@execution_options``) or called.
+    """
+
+    def decorate(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def normalised(*args: Any, **kwargs: Any) -> Any:
+            legacy_mode = kwargs.pop("legacy_mode")
+            if kwargs["executor"] == "dask-mode":
+                kwargs["executor"], kwargs["dask_mode"] = default_executor, True
+            if legacy_mode is not None:
+                kwargs["dask_mode"] = kwargs["dask_mode"] or legacy_mode == "dask"
+            return command(*args, **kwargs)
+
+        options = [
+            click.option(
+                "--executor",
+                default=default_executor,
+                show_default=True,
+                metavar="[" + "|".join(EXECUTORS) + "]",
+                callback=_legacy_executor,
+                help="coffea Runner executor (virtual mode)",
+            ),
+            click.option(
+                "--dask-mode",
+                "dask_mode",
+                is_flag=True,
+                help="run with coffea's apply_to_fileset and dask-awkward instead of the Runner",
+            ),
+            click.option(
+                "--mode",
+                "legacy_mode",
+                type=click.Choice(["virtual", "dask"]),
+                default=None,
+                hidden=True,
+                help="old spelling of --dask-mode (dask) / the default (virtual)",
+            ),
+            click.option(
+                "--scheduler",
+                default=None,
+                help="address of an existing dask scheduler (default: a LocalCluster for the run)",
+            ),
+            click.option(
+                "--workers",
+                type=click.IntRange(min=1),
+                default=2,
+                show_default=True,
+                help="local worker processes",
+            ),
+            click.option(
+                "--chunksize",
+                type=click.IntRange(min=1),
+                default=DEFAULT_CHUNKSIZE,
+                show_default=True,
+                help="events per coffea chunk",
+            ),
+        ]
+        if skip_bad_files:
+            options.append(
+                click.option(
+                    "--skip-bad-files/--no-skip-bad-files",
+                    default=False,
+                    show_default=True,
+                    help="skip unreadable files (reported) instead of stopping",
+                )
+            )
+        wrapped: Callable = normalised
+        for option in reversed(options):
+            wrapped = option(wrapped)
+        return wrapped
+
+    return decorate(func) if func is not None else decorate
 
 
 def lumi_options(func: Callable) -> Callable:
@@ -71,7 +140,6 @@ def lumi_options(func: Callable) -> Callable:
 
 def fail_cleanly(func: Callable) -> Callable:
     """Turn domain errors into a one-line message and exit status 1."""
-    import functools
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -7,48 +7,7 @@ from rich.table import Table
 
 from jetfm_coffea.cli.common import console, execution_options, fail_cleanly, lumi_options
 
-__all__ = ["inspect_cmd", "run_inspection"]
-
-
-def run_inspection(
-    source: str,
-    config: str | None = None,
-    executor: str = "iterative",
-    scheduler: str | None = None,
-    workers: int = 2,
-    chunksize: int = 200_000,
-    skip_bad_files: bool = False,
-    lumi_mask: str | None = None,
-    no_lumi_mask: bool = False,
-):
-    """Run the TokenizeProcessor over a file or fileset; return (output, report).
-
-    Collision data are masked with their golden JSON (or ``lumi_mask``); see
-    :func:`jetfm_coffea.selection.lumi.resolve_lumi_masks`.
-    """
-    from jetfm_coffea.execution import run_dask_mode, run_processor
-    from jetfm_coffea.fileset import load_fileset
-    from jetfm_coffea.selection.lumi import resolve_lumi_masks
-    from jetfm_coffea.tokens import load_token_config
-    from processors.tokenize import TokenizeProcessor, finalize_output
-
-    source = resolve_lumi_masks(load_fileset(source), lumi_mask, no_lumi_mask)
-
-    proc = TokenizeProcessor(load_token_config(config), return_tokens=False)
-    if executor == "dask-mode":
-        out, report = run_dask_mode(
-            proc, source, scheduler, workers, chunksize, skip_bad_files=skip_bad_files
-        )
-        return finalize_output(out, proc.token_config), report
-    return run_processor(
-        proc,
-        source,
-        executor=executor,
-        scheduler=scheduler,
-        workers=workers,
-        chunksize=chunksize,
-        skip_bad_files=skip_bad_files,
-    )
+__all__ = ["inspect_cmd"]
 
 
 @click.command("inspect")
@@ -58,19 +17,31 @@ def run_inspection(
 @lumi_options
 @fail_cleanly
 def inspect_cmd(
-    source, config, executor, scheduler, workers, chunksize, skip_bad_files, lumi_mask, no_lumi_mask
+    source,
+    config,
+    executor,
+    dask_mode,
+    scheduler,
+    workers,
+    chunksize,
+    skip_bad_files,
+    lumi_mask,
+    no_lumi_mask,
 ):
     """Tokenize FILE_OR_FILESET (a NanoAOD file or a coffea JSON fileset) and summarise it."""
+    from jetfm_coffea.jobs.inspect import run_inspection
+
     output, report = run_inspection(
         source,
         config,
-        executor,
-        scheduler,
-        workers,
-        chunksize,
-        skip_bad_files,
-        lumi_mask,
-        no_lumi_mask,
+        executor=executor,
+        dask_mode=dask_mode,
+        scheduler=scheduler,
+        workers=workers,
+        chunksize=chunksize,
+        skip_bad_files=skip_bad_files,
+        lumi_mask=lumi_mask,
+        no_lumi_mask=no_lumi_mask,
     )
     console.print(
         f"[bold]mode[/]: {report.mode}   files: {report.files}   entries: {report.events}"

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from jetfm_coffea.cli.common import lumi_options
+from jetfm_coffea.cli.common import execution_options, lumi_options
 
 __all__ = ["build_shards", "shards"]
 
@@ -29,22 +29,7 @@ def _console():
     help="YAML with 'tokens:' (TokenConfig) and 'augment:' sections (default: default tokens).",
 )
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Store.")
-@click.option(
-    "--executor",
-    type=click.Choice(["iterative", "futures", "dask"]),
-    default="futures",
-    show_default=True,
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["virtual", "dask"]),
-    default="virtual",
-    show_default=True,
-    help="virtual: coffea Runner; dask: apply_to_fileset with dask-awkward.",
-)
-@click.option("--scheduler", default=None, help="Address of a running dask scheduler.")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--chunksize", type=click.IntRange(min=1), default=100_000, show_default=True)
+@execution_options(default_executor="futures", skip_bad_files=False)  # bad files: skipped
 @click.option("--overwrite", is_flag=True, help="Rewrite complete shards instead of skipping.")
 @click.option(
     "--blind",
@@ -60,7 +45,7 @@ def build_shards(
     config: str | None,
     out: str,
     executor: str,
-    mode: str,
+    dask_mode: bool,
     scheduler: str | None,
     workers: int,
     chunksize: int,
@@ -78,8 +63,8 @@ def build_shards(
     from rich.table import Table
 
     from jetfm_coffea.errors import JetFMError
+    from jetfm_coffea.jobs.shards import build_store, load_build_config
     from jetfm_coffea.selection.blinding import load_blinding
-    from jetfm_coffea.shards.build import build_store, load_build_config
 
     console = _console()
     try:
@@ -102,7 +87,7 @@ def build_shards(
                 token_config=token_config,
                 augmentation=pipeline,
                 executor=executor,
-                mode=mode,
+                dask_mode=dask_mode,
                 workers=workers,
                 scheduler=scheduler,
                 chunksize=chunksize,

@@ -16,8 +16,19 @@ import uproot
 from rich.console import Console
 
 from jetfm_coffea._resources import DIMUON_2012, GOLDEN_JSON_2012, SINGLEMU_2012, cms_file
+from jetfm_coffea.augment import standard_pipeline
+from jetfm_coffea.augment.check import muon_objects, plot_spectra, spectrum_check
 from jetfm_coffea.demo.plan import DemoPlan
+from jetfm_coffea.demo.report import write_report
 from jetfm_coffea.demo.stages import Stage, StageRecord, run_stage
+from jetfm_coffea.finetune import TaskConfig, label_efficiency, load_labelled, prepare_finetune
+from jetfm_coffea.generate import generate
+from jetfm_coffea.jobs.score import run_score_analysis, write_outputs
+from jetfm_coffea.jobs.shards import build_store
+from jetfm_coffea.train.config import load_pretrain_config
+from jetfm_coffea.train.data import open_data
+from jetfm_coffea.train.loop import pretrain
+from jetfm_coffea.train.plot import plot_run
 
 __all__ = ["run_demo"]
 
@@ -33,7 +44,6 @@ def _write_json(path: Path, data: Any) -> Path:
 
 def stage_generate(stage_dir: Path, plan: dict, real_data: str | None) -> dict[str, Any]:
     """Pythia 8 samples for the pretraining mix and the labelled task (+ real 2012 data)."""
-    from jetfm_coffea.generate import generate
 
     p = DemoPlan.model_validate(plan)
     fileset: dict[str, Any] = {}
@@ -75,8 +85,6 @@ def stage_shards(
 ) -> dict[str, Any]:
     """Ragged Zarr shards (2 stored views if the plan pretrains on stored views), built by
     the coffea ShardProcessor on a dask cluster."""
-    from jetfm_coffea.augment import standard_pipeline
-    from jetfm_coffea.shards import build_store
 
     p = DemoPlan.model_validate(plan)
     summary = build_store(
@@ -98,10 +106,6 @@ def stage_shards(
 
 def stage_pretrain(stage_dir: Path, store: str, plan: dict) -> dict[str, Any]:
     """Self-supervised pretraining of the tiny encoder on the shard store (CPU)."""
-    from jetfm_coffea.train.config import load_pretrain_config
-    from jetfm_coffea.train.data import open_data
-    from jetfm_coffea.train.loop import pretrain
-    from jetfm_coffea.train.plot import plot_run
 
     p = DemoPlan.model_validate(plan)
     cfg = load_pretrain_config(
@@ -138,7 +142,6 @@ def stage_pretrain(stage_dir: Path, store: str, plan: dict) -> dict[str, Any]:
 
 def stage_finetune(stage_dir: Path, store: str, pretrained: str, plan: dict) -> dict[str, Any]:
     """Label efficiency: linear probe, fine-tune and from-scratch over a label grid."""
-    from jetfm_coffea.finetune import TaskConfig, label_efficiency, load_labelled, prepare_finetune
 
     p = DemoPlan.model_validate(plan)
     task = TaskConfig(
@@ -173,7 +176,6 @@ def stage_score(
     stage_dir: Path, labelled: str, classifier: str, plan: dict, scheduler: str | None
 ) -> dict[str, Any]:
     """Scores injected into an analysis processor (Runner, dask executor) -> histograms."""
-    from jetfm_coffea.cli.score_cmd import run_score_analysis, write_outputs
 
     p = DemoPlan.model_validate(plan)
     output, report, seconds = run_score_analysis(
@@ -192,7 +194,6 @@ def stage_score(
 
 def stage_augment_check(stage_dir: Path, real_file: str, events: int) -> dict[str, Any]:
     """Boosts and rotations leave the real 2012 dimuon spectrum unchanged."""
-    from jetfm_coffea.augment.check import muon_objects, plot_spectra, spectrum_check
 
     objects = muon_objects(real_file, 0, events)
     result, m0, m1 = spectrum_check(objects)
@@ -208,7 +209,6 @@ def run_demo(
     console: Console | None = None,
 ) -> Path:
     """Run (or resume) the whole demo in ``workdir``; return the path of the report."""
-    from jetfm_coffea.demo.report import write_report
 
     console = console or Console()
     plan = plan or DemoPlan()

@@ -30,6 +30,7 @@ import numpy as np
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune.config import SplitConfig, TaskConfig
 from jetfm_coffea.finetune.selection import select_events, selection_summary
+from jetfm_coffea.shards.loader import open_loader
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 from jetfm_coffea.train.data import object_array, read_tokens
 
@@ -362,13 +363,6 @@ def _from_fileset(
 def _from_shards(store: str | Path, max_events: int | None) -> LabelledEvents:
     import torch
 
-    try:
-        from jetfm_coffea.shards import open_loader  # type: ignore[attr-defined]
-    except ImportError as err:
-        raise TrainingError(
-            f"cannot read shard store {store}: the shard loader (jetfm_coffea.shards) is not "
-            "available in this installation; use --fileset FILESET.json"
-        ) from err
     loader = open_loader(
         store, batch_size=1024, seed=0, rank=0, world_size=1, load_views=False, load_objects=True
     )

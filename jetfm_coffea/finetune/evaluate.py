@@ -23,8 +23,9 @@ from jetfm_coffea.finetune.config import TaskConfig, load_task_config
 from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, assign_splits, task_targets
 from jetfm_coffea.finetune.metrics import calibration, classification_metrics, confusion, roc
 from jetfm_coffea.finetune.plots import plot_calibration, plot_confusion, plot_roc, plot_scores
+from jetfm_coffea.finetune.trainer import predict
+from jetfm_coffea.tokens.config import check_token_config
 from jetfm_coffea.train.checkpoint import atomic_write_text
-from jetfm_coffea.train.data import check_token_config
 from jetfm_coffea.train.run import load_run
 
 __all__ = ["evaluate_run", "load_classifier"]
@@ -54,8 +55,6 @@ def evaluate_run(
     plots: bool = True,
 ) -> dict[str, Any]:
     """Metrics, ROC, confusion matrix and calibration of one classifier run; returns the dict."""
-    from jetfm_coffea.finetune.trainer import predict
-
     run = Path(run)
     model, configs, task = load_classifier(run, device)
     check_token_config(configs.tokens, data.token_config, "evaluation data")

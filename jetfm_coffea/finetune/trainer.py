@@ -58,10 +58,10 @@ from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel, count_parameters
 from jetfm_coffea.runtime import autocast, matmul_precision, resolve_device, resolve_precision
 from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
-from jetfm_coffea.tokens.config import TokenConfig
+from jetfm_coffea.tokens.config import TokenConfig, check_token_config
 from jetfm_coffea.train.checkpoint import atomic_write_text, save_weights
 from jetfm_coffea.train.config import PretrainConfig
-from jetfm_coffea.train.data import TensorEventDataset, batch_provenance, check_token_config
+from jetfm_coffea.train.data import TensorEventDataset, batch_provenance
 from jetfm_coffea.train.data import compact_batch as _compact
 from jetfm_coffea.train.loop import TrainProgress, decay_groups, lr_lambda
 from jetfm_coffea.train.run import RunConfigs, load_run, write_run_files

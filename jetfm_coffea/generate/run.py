@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from jetfm_coffea._optional import import_optional
+from jetfm_coffea.cluster import dask_client
 from jetfm_coffea.errors import ConfigError, JetFMError
-from jetfm_coffea.execution import dask_client
 from jetfm_coffea.generate.detector import DetectorConfig, simulate
 from jetfm_coffea.generate.nanoaod_writer import NanoAODWriter
 from jetfm_coffea.generate.processes import (

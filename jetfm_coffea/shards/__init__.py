@@ -2,7 +2,8 @@
 
 A *shard* is one Zarr v3 group per coffea chunk (not Zarr's ``sharding`` codec); see
 :mod:`jetfm_coffea.shards.format` for the layout. Write with
-:class:`processors.shards.ShardProcessor` / :func:`build_store` (``jetfm build-shards``),
+:class:`processors.shards.ShardProcessor` / :func:`jetfm_coffea.jobs.shards.build_store`
+(``jetfm build-shards``),
 check with :func:`verify` (``jetfm shards verify``), convert a 1.0.0 store with
 :func:`migrate_store` (``jetfm shards migrate``), read with :func:`open_loader`.
 
@@ -11,6 +12,8 @@ Torch is imported only when the loader is used.
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from typing import Any
 
 from jetfm_coffea.shards.format import SCHEMA_VERSION, shard_path
@@ -32,7 +35,6 @@ from jetfm_coffea.shards.writer import ShardInfo, ShardSource, shard_arrays, wri
 
 __all__ = [
     "SCHEMA_VERSION",
-    "BuildSummary",
     "Problem",
     "Shard",
     "ShardDataset",
@@ -42,7 +44,6 @@ __all__ = [
     "ShardSource",
     "ShardStore",
     "VerifyReport",
-    "build_store",
     "create_store",
     "load_augmentation",
     "migrate_store",
@@ -63,14 +64,22 @@ _LAZY = {
     "ShardLoader": "jetfm_coffea.shards.loader",
     "open_loader": "jetfm_coffea.shards.loader",
     "migrate_store": "jetfm_coffea.shards.migrate",
-    "BuildSummary": "jetfm_coffea.shards.build",
-    "build_store": "jetfm_coffea.shards.build",
 }
+#: Deprecated names: the shard build is a job now (it runs coffea above the shard format).
+_MOVED = {"BuildSummary": "jetfm_coffea.jobs.shards", "build_store": "jetfm_coffea.jobs.shards"}
 
 
 def __getattr__(name: str) -> Any:
+    # importlib, not an import statement: the loader and the migration load on first use,
+    # and the deprecated names of _MOVED (kept for one release: this package's __all__
+    # listed them) resolve to the jobs layer above without this package importing it
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _MOVED:
+        warnings.warn(
+            f"jetfm_coffea.shards.{name} is deprecated; import it from {_MOVED[name]}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

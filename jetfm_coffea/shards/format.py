@@ -43,6 +43,7 @@ import google_crc32c
 import numpy as np
 
 __all__ = [
+    "BATCH_KEYS",
     "CHECKSUM_ALGORITHM",
     "CHUNK_EVENTS",
     "CHUNK_OBJECTS",
@@ -110,6 +111,28 @@ OBJECT_FIELDS = tuple(OBJECT_COLUMNS)
 ID_ARRAYS = ("run", "luminosityBlock", "event")
 #: Optional per-event arrays (label: the dataset's integer label; weight: genWeight).
 OPTIONAL_EVENT_ARRAYS = {"label": "<i8", "weight": "<f4"}
+
+#: Keys of a training batch, the contract between the shard loader, the in-memory
+#: dataset (:mod:`jetfm_coffea.train.data`) and the training loop; ``B`` events, ``T``
+#: tokens (the batch's longest event), ``F`` token features, ``V`` views:
+#:
+#: * ``tokens`` float32 ``[B, T, F]`` (un-augmented), ``mask`` bool ``[B, T]``;
+#: * ``objects`` float32 ``[B, T, 7]``: the tokens' :data:`OBJECT_FIELDS` (what fresh
+#:   views are made of); ``views`` float32 ``[B, V, T, F]``, ``view_mask`` bool ``[B, V, T]``;
+#: * ``label`` int64 ``[B]`` (-1 = unlabelled), ``weight`` float32 ``[B]``;
+#: * ``run``, ``luminosityBlock``, ``event`` int64 ``[B]`` (provenance, :data:`ID_ARRAYS`).
+#:
+#: Every key but ``tokens`` and ``mask`` is optional.
+BATCH_KEYS = (
+    "tokens",
+    "mask",
+    "objects",
+    "views",
+    "view_mask",
+    "label",
+    "weight",
+    *ID_ARRAYS,
+)
 
 #: Events per chunk of the per-event arrays (and the loader's default read block).
 CHUNK_EVENTS = 1 << 16

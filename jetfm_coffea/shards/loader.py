@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from jetfm_coffea.errors import ShardError
-from jetfm_coffea.shards.format import OBJECT_FIELDS, OBJECTS, VIEWS
+from jetfm_coffea.shards.format import BATCH_KEYS, OBJECT_FIELDS, OBJECTS, VIEWS
 from jetfm_coffea.shards.store import Shard, ShardStore, open_store
 from jetfm_coffea.tokens.features import compute_features
 
@@ -57,9 +57,6 @@ __all__ = [
     "ShardLoader",
     "open_loader",
 ]
-
-#: Keys of every batch (``views``/``view_mask`` only when the store or the hook has views).
-from jetfm_coffea.train.data import BATCH_KEYS
 
 _STATE_FORMAT = "jetfm-loader-state"
 _DEFAULT_BUFFER_EVENTS = 1 << 16

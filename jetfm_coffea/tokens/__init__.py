@@ -11,7 +11,14 @@ from jetfm_coffea.tokens.build import (
     token_record,
     tokens_from_objects,
 )
-from jetfm_coffea.tokens.config import FEATURES, CollectionSpec, Cut, TokenConfig, load_token_config
+from jetfm_coffea.tokens.config import (
+    FEATURES,
+    CollectionSpec,
+    Cut,
+    TokenConfig,
+    check_token_config,
+    load_token_config,
+)
 from jetfm_coffea.tokens.features import compute_features, energy
 from jetfm_coffea.tokens.variations import Variation, load_variations, standard_variations
 
@@ -26,6 +33,7 @@ __all__ = [
     "Variation",
     "build_tokens",
     "check_collections",
+    "check_token_config",
     "compute_features",
     "energy",
     "load_token_config",

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from jetfm_coffea.config_base import HashedConfig, load_config
+from jetfm_coffea.errors import TokenConfigMismatchError
 
 __all__ = [
     "FEATURES",
@@ -20,6 +21,7 @@ __all__ = [
     "Cut",
     "Feature",
     "TokenConfig",
+    "check_token_config",
     "load_token_config",
     "token_config_json_schema",
 ]
@@ -170,3 +172,22 @@ def token_config_json_schema() -> dict:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://jetfm-coffea/schemas/{SCHEMA_VERSION}/token_config.json"
     return schema
+
+
+def check_token_config(expected: TokenConfig, found: TokenConfig, where: str = "data") -> None:
+    """Raise :class:`TokenConfigMismatchError` naming the differences, if any."""
+    if expected.hash() == found.hash():
+        return
+    a, b = expected.model_dump(mode="json"), found.model_dump(mode="json")
+    diffs = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    detail = []
+    if "features" in diffs:
+        detail.append(f"features {a['features']} (model) vs {b['features']} ({where})")
+    if "collections" in diffs:
+        na = [(c["name"], c["type_id"]) for c in a["collections"]]
+        nb = [(c["name"], c["type_id"]) for c in b["collections"]]
+        detail.append(f"collections {na} (model) vs {nb} ({where})" if na != nb else "cuts")
+    raise TokenConfigMismatchError(
+        f"token config of the {where} (hash {found.hash()}) differs from the model's "
+        f"(hash {expected.hash()}) in {diffs}" + (": " + "; ".join(detail) if detail else "")
+    )

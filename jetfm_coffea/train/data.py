@@ -15,6 +15,9 @@ and the attributes/methods ``token_config``, ``set_epoch(epoch)``, ``state_dict(
 saved position (so a restored source continues where it stopped); ``set_epoch`` starts
 a fresh, reshuffled epoch. Every rank must yield the same number of batches per epoch.
 The Zarr shard loader (``jetfm_coffea.shards.open_loader``) implements the same contract.
+The batch keys are declared with the shard format
+(:data:`jetfm_coffea.shards.format.BATCH_KEYS`); ``BATCH_KEYS`` and
+``check_token_config`` (now in :mod:`jetfm_coffea.tokens.config`) stay importable here.
 """
 
 from __future__ import annotations
@@ -28,10 +31,14 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from jetfm_coffea.errors import TokenConfigMismatchError, TrainingError
+from jetfm_coffea.fileset import load_fileset
 from jetfm_coffea.selection.chunk import selection_record
 from jetfm_coffea.selection.datasheet import entries_data_sheet
-from jetfm_coffea.selection.lumi import LumiPolicy, certify_chunk
-from jetfm_coffea.tokens.config import TokenConfig, load_token_config
+from jetfm_coffea.selection.lumi import LumiPolicy, certify_chunk, resolve_lumi_masks
+from jetfm_coffea.shards.format import BATCH_KEYS
+from jetfm_coffea.shards.loader import open_loader
+from jetfm_coffea.tokens.build import build_tokens
+from jetfm_coffea.tokens.config import TokenConfig, check_token_config, load_token_config
 from jetfm_coffea.train.views import OBJECT_KEYS
 
 __all__ = [
@@ -47,19 +54,6 @@ __all__ = [
     "read_tokens",
     "shards_source",
 ]
-
-BATCH_KEYS = (
-    "tokens",
-    "mask",
-    "objects",
-    "views",
-    "view_mask",
-    "label",
-    "weight",
-    "run",
-    "luminosityBlock",
-    "event",
-)
 
 
 @runtime_checkable
@@ -273,25 +267,6 @@ def batch_provenance(batch: dict[str, torch.Tensor]) -> str:
     return f"{n} events, run {rng('run')}, lumi {rng('luminosityBlock')}, event {rng('event')}"
 
 
-def check_token_config(expected: TokenConfig, found: TokenConfig, where: str = "data") -> None:
-    """Raise :class:`TokenConfigMismatchError` naming the differences, if any."""
-    if expected.hash() == found.hash():
-        return
-    a, b = expected.model_dump(mode="json"), found.model_dump(mode="json")
-    diffs = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    detail = []
-    if "features" in diffs:
-        detail.append(f"features {a['features']} (model) vs {b['features']} ({where})")
-    if "collections" in diffs:
-        na = [(c["name"], c["type_id"]) for c in a["collections"]]
-        nb = [(c["name"], c["type_id"]) for c in b["collections"]]
-        detail.append(f"collections {na} (model) vs {nb} ({where})" if na != nb else "cuts")
-    raise TokenConfigMismatchError(
-        f"token config of the {where} (hash {found.hash()}) differs from the model's "
-        f"(hash {expected.hash()}) in {diffs}" + (": " + "; ".join(detail) if detail else "")
-    )
-
-
 class DataSource(Protocol):
     """``(rank, world_size, batch_size, seed) -> BatchSource``."""
 
@@ -306,9 +281,6 @@ def _read_fileset(
     The metadata say how each dataset is masked (``resolve_lumi_masks``: collision data
     without a golden JSON are refused unless ``no_lumi_mask``).
     """
-    from jetfm_coffea.fileset import load_fileset
-    from jetfm_coffea.selection.lumi import resolve_lumi_masks
-
     fileset = resolve_lumi_masks(load_fileset(path), lumi_mask, no_lumi_mask)
     return [
         (str(f), str(t or "Events"), {**spec["metadata"], "dataset": name})
@@ -347,11 +319,10 @@ def read_certified_tokens(
     """:func:`read_tokens` and the file's ``selection`` record (what the certified
     luminosity mask kept and dropped, :func:`jetfm_coffea.selection.chunk.selection_record`),
     for the data sheet of a run pretrained on these events."""
-
+    # coffea (and the schema built on it) is imported only when NanoAOD is read
     from coffea.nanoevents import NanoEventsFactory
 
     from jetfm_coffea.nanoevents import JetFMNanoAODSchema
-    from jetfm_coffea.tokens import build_tokens
 
     meta = dict(metadata or {})
     policy = LumiPolicy.from_metadata({"dataset": str(file), **meta})
@@ -439,8 +410,6 @@ def shards_source(store: str | Path, views: str = "fresh", **kwargs: Any) -> Any
     ``"stored"`` the store's views. Partial batches are dropped so that every DDP rank
     runs the same number of steps.
     """
-    from jetfm_coffea.shards import open_loader
-
     fresh = views == "fresh"
     return open_loader(store, drop_last=True, load_objects=fresh, load_views=not fresh, **kwargs)
 

@@ -33,7 +33,7 @@ from jetfm_coffea.runtime import (
     resolve_precision,
 )
 from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, source_data_sheet
-from jetfm_coffea.tokens.config import TokenConfig, load_token_config
+from jetfm_coffea.tokens.config import TokenConfig, check_token_config, load_token_config
 from jetfm_coffea.train.checkpoint import (
     get_rng_state,
     latest_checkpoint,
@@ -43,7 +43,7 @@ from jetfm_coffea.train.checkpoint import (
     set_rng_state,
 )
 from jetfm_coffea.train.config import PretrainConfig, load_pretrain_config
-from jetfm_coffea.train.data import batch_provenance, check_token_config, compact_batch
+from jetfm_coffea.train.data import batch_provenance, compact_batch
 from jetfm_coffea.train.distributed import DistInfo, all_gather_objects, init_distributed
 from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask

@@ -35,6 +35,7 @@ import torch
 import yaml
 from safetensors.torch import load as load_safetensors
 
+from jetfm_coffea import __version__
 from jetfm_coffea.errors import ModifiedWeightsError, TrainingError
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel
@@ -195,8 +196,6 @@ def save_run_weights(
 
 
 def _version() -> str:
-    from jetfm_coffea import __version__
-
     return __version__
 
 

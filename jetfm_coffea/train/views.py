@@ -27,7 +27,7 @@ import torch
 
 from jetfm_coffea.augment import AugmentationPipeline, augment_tensors, load_pipeline
 from jetfm_coffea.errors import TrainingError
-from jetfm_coffea.tokens.config import TokenConfig
+from jetfm_coffea.tokens.config import FEATURES, TokenConfig
 
 __all__ = [
     "OBJECT_KEYS",
@@ -135,8 +135,6 @@ def jitter_views(
 
 
 def _default_names(n_features: int) -> list[str]:
-    from jetfm_coffea.tokens.config import FEATURES
-
     if n_features != len(FEATURES):
         raise ValueError("jitter_views needs feature_names for a non-default token layout")
     return list(FEATURES)

@@ -6,7 +6,8 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from jetfm_coffea.execution import dask_client, run_dask_mode, run_processor
+from jetfm_coffea.cluster import dask_client
+from jetfm_coffea.jobs.execution import run_dask_mode, run_processor
 from jetfm_coffea.score import JetFMScorer
 from processors.analysis import ID_FIELDS, ScoreAnalysisProcessor, finalize_analysis
 from tests.score.conftest import open_events

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from jetfm_coffea.cli import main
 from jetfm_coffea.finetune import load_labelled
 from jetfm_coffea.finetune.trainer import finetune, prepare_finetune
+from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.score.testing import make_classifier_run
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import (
@@ -20,7 +21,6 @@ from jetfm_coffea.selection.datasheet import (
     data_sheet,
     read_data_sheet,
 )
-from jetfm_coffea.shards.build import build_store
 from jetfm_coffea.shards.store import open_store
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train import pretrain

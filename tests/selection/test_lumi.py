@@ -8,7 +8,7 @@ import re
 import pytest
 
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.execution import run_dask_mode, run_processor
+from jetfm_coffea.jobs.execution import run_dask_mode, run_processor
 from jetfm_coffea.opendata import GoldenJSONError, load_lumimask, read_golden_json
 from jetfm_coffea.selection.lumi import (
     LumiMaskWarning,

@@ -12,10 +12,10 @@ from coffea.nanoevents import NanoEventsFactory
 
 from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import data_sheet, format_data_sheet
-from jetfm_coffea.shards.build import build_store
 from jetfm_coffea.shards.store import open_store, verify
 from jetfm_coffea.tokens import TokenConfig
 
@@ -83,7 +83,7 @@ def stores(tmp_path_factory, singlemu, partial_golden):
             token_config=CONFIG,
             augmentation={"views": 1, "seed": 3, "steps": [{"name": "rotate_phi"}]},
             executor=executor,
-            mode=mode,
+            dask_mode=mode == "dask",
             workers=1 if mode == "dask" else 2,
             chunksize=chunksize,
             blinding=load_blinding(BLIND, CONFIG),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jetfm_coffea.shards.build import build_store
+from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.tokens import TokenConfig
 
 AUGMENT = {

@@ -16,8 +16,8 @@ import uproot
 from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
+from jetfm_coffea.jobs.shards import build_store, plan_chunks
 from jetfm_coffea.shards import open_store, scan_shards, verify
-from jetfm_coffea.shards.build import build_store, plan_chunks
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,7 @@ def test_modes_and_executors_write_identical_shards(tmp_path, ttbar2015):
     )
     assert ref.events_written == 200 and ref.views_written == {"0": 200, "1": 200}
     dask_mode = build_store(
-        fileset, tmp_path / "dask", mode="dask", workers=1, chunksize=100, augmentation=aug
+        fileset, tmp_path / "dask", dask_mode=True, workers=1, chunksize=100, augmentation=aug
     )
     assert dask_mode.events_written == 200 and dask_mode.shards_written == 2
     assert _checksums(tmp_path / "iter") == _checksums(tmp_path / "dask")

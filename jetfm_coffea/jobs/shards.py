@@ -1,4 +1,4 @@
-"""Build a shard store from a fileset: preflight, chunking, execution, manifest.
+"""The shard-build job: a fileset -> preflight, chunking, execution, manifest.
 
 The chunk list is computed here, once, from each file's entry count (an even split into
 ``round(n / chunksize)`` ranges), for every execution mode, so the shard paths of a
@@ -11,16 +11,26 @@ from __future__ import annotations
 import itertools
 import time
 import uuid as uuidlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import dask
+import uproot
 import yaml
+from coffea import processor
+from coffea.dataset_tools import apply_to_fileset
+from coffea.processor.executor import WorkItem
+from uproot.models.TTree import Model_TTree_NumEntries
 
+from jetfm_coffea.cluster import dask_client
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.execution import dask_client
 from jetfm_coffea.fileset import load_fileset
+from jetfm_coffea.jobs.execution import coffea_executor
+from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, Executor, check_executor
+from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.selection.blinding import BlindingConfig
 from jetfm_coffea.selection.chunk import check_resumed_selection
 from jetfm_coffea.selection.datasheet import selection_by_dataset
@@ -29,6 +39,7 @@ from jetfm_coffea.shards.store import create_store, open_shard, write_manifest
 from jetfm_coffea.shards.views import AugmentationPipelineLike, load_augmentation
 from jetfm_coffea.shards.writer import ShardSource, shard_exists
 from jetfm_coffea.tokens import TokenConfig, load_token_config
+from processors.shards import PARTITIONS_KEY, ShardProcessor, empty_summary, merge_summaries
 
 __all__ = [
     "BuildSummary",
@@ -39,8 +50,6 @@ __all__ = [
     "load_fileset",
     "plan_chunks",
 ]
-
-Executor = Literal["iterative", "futures", "dask"]
 
 
 @dataclass(frozen=True)
@@ -121,9 +130,6 @@ def _inspect_file(path: str, treename: str) -> tuple[int, str] | str:
     so planning costs a file open, not the deserialisation of every branch: on a full
     NanoAOD file that is most of the time coffea then spends opening the same file.
     """
-    import uproot
-    from uproot.models.TTree import Model_TTree_NumEntries
-
     if "://" not in path and not Path(path).exists():
         return "file does not exist"
     try:  # a TTree model that stops after fEntries: no branch list is deserialised
@@ -142,7 +148,7 @@ def _inspect_file(path: str, treename: str) -> tuple[int, str] | str:
 
 
 def plan_chunks(
-    fileset: dict[str, dict[str, Any]], chunksize: int = 100_000
+    fileset: dict[str, dict[str, Any]], chunksize: int = DEFAULT_CHUNKSIZE
 ) -> tuple[list[Chunk], list[tuple[str, str]]]:
     """Split every readable file into even entry ranges; list unusable files with reasons."""
     if chunksize < 1:
@@ -166,8 +172,6 @@ def plan_chunks(
 
 def dask_fileset(chunks: list[Chunk]) -> dict[str, dict[str, Any]]:
     """A coffea ``apply_to_fileset`` fileset with explicit steps and the partition table."""
-    from processors.shards import PARTITIONS_KEY
-
     out: dict[str, dict[str, Any]] = {}
     for c in chunks:
         ds = out.setdefault(
@@ -205,11 +209,6 @@ def _run_virtual(
     scheduler: str | None,
     status: bool,
 ) -> dict[str, Any]:
-    from coffea import processor
-    from coffea.processor.executor import WorkItem
-
-    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
-
     items = [
         WorkItem(
             dataset=c.dataset,
@@ -223,29 +222,15 @@ def _run_virtual(
         for c in chunks
     ]
 
-    def run(ex: Any) -> dict[str, Any]:
+    dask_options = {"treereduction": 8} if executor == "dask" else {}
+    with coffea_executor(executor, workers, scheduler, status, **dask_options) as ex:
         runner = processor.Runner(executor=ex, schema=JetFMNanoAODSchema, savemetrics=False)
         return runner(items, proc)
-
-    if executor == "iterative":
-        return run(processor.IterativeExecutor(status=status))
-    if executor == "futures":
-        return run(processor.FuturesExecutor(workers=workers, status=status))
-    if executor != "dask":
-        raise ConfigError(f"unknown executor {executor!r} (iterative, futures, dask)")
-    with dask_client(scheduler, workers) as client:
-        return run(processor.DaskExecutor(client=client, status=status, treereduction=8))
 
 
 def _run_dask(
     chunks: list[Chunk], proc: Any, workers: int, scheduler: str | None, status: bool
 ) -> dict[str, Any]:
-    import dask
-    from coffea.dataset_tools import apply_to_fileset
-
-    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
-    from processors.shards import merge_summaries
-
     out = apply_to_fileset(proc, dask_fileset(chunks), schemaclass=JetFMNanoAODSchema)
     tasks = [t for dataset_tasks in out.values() for t in dataset_tasks]
     if not (scheduler or workers > 1):
@@ -264,6 +249,18 @@ def _check_resumed(root: Path, existing: list[Chunk], blinding: BlindingConfig |
         check_resumed_selection(c.source.path, attrs.get("selection"), policy, blinding)
 
 
+def _deprecated_mode(mode: str) -> bool:
+    """``mode="virtual"|"dask"`` (the old spelling) as ``dask_mode``, with a warning."""
+    if mode not in ("virtual", "dask"):
+        raise ConfigError(f"unknown mode {mode!r} (virtual, dask)")
+    warnings.warn(
+        "build_store(mode=...) is deprecated; use dask_mode=True/False",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return mode == "dask"
+
+
 def build_store(
     fileset: str | Path | dict[str, Any],
     out: str | Path,
@@ -271,33 +268,37 @@ def build_store(
     token_config: TokenConfig | None = None,
     augmentation: AugmentationPipelineLike | dict[str, Any] | None = None,
     executor: Executor = "futures",
-    mode: Literal["virtual", "dask"] = "virtual",
+    dask_mode: bool = False,
     workers: int = 2,
     scheduler: str | None = None,
-    chunksize: int = 100_000,
+    chunksize: int = DEFAULT_CHUNKSIZE,
     if_exists: Literal["skip", "overwrite"] = "skip",
     status: bool = False,
     on_plan: Callable[[list[Chunk], list[Chunk]], None] | None = None,
     lumi_mask: str | Path | None = None,
     no_lumi_mask: bool = False,
     blinding: BlindingConfig | None = None,
+    mode: Literal["virtual", "dask"] | None = None,
 ) -> BuildSummary:
     """Build (or complete) the shard store ``out`` from ``fileset``.
 
     Unreadable files are skipped and reported with their reason; chunks whose shard
     is already complete are not scheduled (resume); the manifest is written after all
-    shards. ``mode="virtual"`` runs coffea's Runner with the chosen ``executor``;
-    ``mode="dask"`` uses ``apply_to_fileset`` and dask-awkward (local cluster of
-    ``workers`` processes, or the ``scheduler`` address).
+    shards. By default coffea's Runner runs with the chosen ``executor``;
+    ``dask_mode`` uses ``apply_to_fileset`` and dask-awkward (local cluster of
+    ``workers`` processes, or the ``scheduler`` address). ``mode="virtual"|"dask"`` is the
+    deprecated spelling of ``dask_mode``.
 
     Collision data are restricted to certified luminosity sections (the golden JSON of
     the fileset metadata, or ``lumi_mask`` for every dataset that is not simulation;
     ``no_lumi_mask`` opts out, recorded) and events in ``blinding`` regions are left
     out; see :mod:`jetfm_coffea.selection`.
     """
-    from processors.shards import ShardProcessor, empty_summary
-
     start = time.perf_counter()
+    if mode is not None:
+        dask_mode = _deprecated_mode(mode)
+    if not dask_mode:
+        check_executor(executor)
     token_config = load_token_config(token_config)
     pipeline = load_augmentation(augmentation)
     files = resolve_lumi_masks(load_fileset(fileset), lumi_mask, no_lumi_mask)
@@ -314,12 +315,10 @@ def build_store(
     proc = ShardProcessor(root, token_config, pipeline, if_exists=if_exists, blinding=blinding)
     result = empty_summary()
     if todo:
-        if mode == "virtual":
-            result = _run_virtual(todo, proc, executor, workers, scheduler, status)
-        elif mode == "dask":
+        if dask_mode:
             result = _run_dask(todo, proc, workers, scheduler, status)
         else:
-            raise ConfigError(f"unknown mode {mode!r} (virtual, dask)")
+            result = _run_virtual(todo, proc, executor, workers, scheduler, status)
     existing = [c for c in chunks if c not in set(todo)]
     n_existing = sum(c.entry_stop - c.entry_start for c in existing)
     manifest = write_manifest(root)

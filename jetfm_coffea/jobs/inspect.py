@@ -1,0 +1,57 @@
+"""The inspection job: tokenize a file or fileset, count tokens per collection, cutflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jetfm_coffea.fileset import load_fileset
+from jetfm_coffea.jobs.execution import (
+    RunReport,
+    run_dask_mode,
+    run_processor,
+)
+from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, resolve_dask_mode
+from jetfm_coffea.selection.lumi import resolve_lumi_masks
+from jetfm_coffea.tokens import load_token_config
+from processors.tokenize import TokenizeProcessor, finalize_output
+
+__all__ = ["run_inspection"]
+
+
+def run_inspection(
+    source: str,
+    config: str | None = None,
+    executor: str = "iterative",
+    scheduler: str | None = None,
+    workers: int = 2,
+    chunksize: int = DEFAULT_CHUNKSIZE,
+    skip_bad_files: bool = False,
+    lumi_mask: str | None = None,
+    no_lumi_mask: bool = False,
+    *,
+    dask_mode: bool = False,
+) -> tuple[dict[str, Any], RunReport]:
+    """Run the TokenizeProcessor over a file or fileset; return (output, report).
+
+    Collision data are masked with their golden JSON (or ``lumi_mask``); see
+    :func:`jetfm_coffea.selection.lumi.resolve_lumi_masks`. ``executor`` / ``dask_mode``:
+    see :mod:`jetfm_coffea.jobs.execution`.
+    """
+    executor, dask_mode = resolve_dask_mode(executor, dask_mode)
+    source = resolve_lumi_masks(load_fileset(source), lumi_mask, no_lumi_mask)
+
+    proc = TokenizeProcessor(load_token_config(config), return_tokens=False)
+    if dask_mode:
+        out, report = run_dask_mode(
+            proc, source, scheduler, workers, chunksize, skip_bad_files=skip_bad_files
+        )
+        return finalize_output(out, proc.token_config), report
+    return run_processor(
+        proc,
+        source,
+        executor=executor,
+        scheduler=scheduler,
+        workers=workers,
+        chunksize=chunksize,
+        skip_bad_files=skip_bad_files,
+    )

@@ -1,0 +1,98 @@
+"""One executor vocabulary for every command that runs coffea, old spellings kept hidden."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import jetfm_coffea.shards
+from jetfm_coffea.cli import main
+from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.jobs import shards as shard_jobs
+from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, EXECUTORS, resolve_dask_mode
+from jetfm_coffea.shards import open_store
+
+COFFEA_COMMANDS = ("build-shards", "inspect", "score")
+SHARED = ("executor", "dask_mode", "scheduler", "workers", "chunksize")
+
+
+def _params(name: str) -> dict[str, click.Parameter]:
+    command = main.get_command(click.Context(main), name)
+    return {p.name: p for p in command.params}
+
+
+def test_every_coffea_command_has_the_same_execution_options():
+    for name in COFFEA_COMMANDS:
+        params = _params(name)
+        assert set(SHARED) <= set(params), name
+        assert params["chunksize"].default == DEFAULT_CHUNKSIZE == 100_000
+        assert params["workers"].default == 2
+        assert params["dask_mode"].is_flag
+        assert params["legacy_mode"].hidden  # --mode virtual|dask, the old build-shards spelling
+
+
+def test_help_shows_the_vocabulary_not_the_old_spellings():
+    for name in COFFEA_COMMANDS:
+        result = CliRunner().invoke(main, [name, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "--dask-mode" in result.output and "[iterative|futures|dask]" in result.output
+        assert "--mode " not in result.output and "|dask-mode" not in result.output
+
+
+def test_unknown_executor_is_refused_with_the_choices(ttbar2015):
+    result = CliRunner().invoke(main, ["inspect", str(ttbar2015), "--executor", "spark"])
+    assert result.exit_code == 2
+    assert "'spark' is not one of iterative, futures, dask" in result.output
+
+
+def _build(store, fileset, *flags):
+    args = ["build-shards", str(fileset), "--out", str(store), "--workers", "1", "--json"]
+    result = CliRunner().invoke(main, [*args, "--chunksize", "100", *flags])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_build_shards_dask_mode_and_its_old_spelling(ttbar2015, tmp_path):
+    new = _build(tmp_path / "new", ttbar2015, "--dask-mode")
+    old = _build(tmp_path / "old", ttbar2015, "--mode", "dask")
+    virtual = _build(tmp_path / "virtual", ttbar2015, "--executor", "iterative")
+    assert new["events_written"] == old["events_written"] == virtual["events_written"] == 200
+    assert new["shards_written"] == old["shards_written"] == 2
+
+    def events(name):
+        return sorted(int(e) for s in open_store(tmp_path / name) for e in s.read("event"))
+
+    assert events("new") == events("old") == events("virtual")
+
+
+def test_deprecated_python_spellings_warn_and_still_work(ttbar2015, tmp_path):
+    with pytest.warns(DeprecationWarning, match="dask_mode=True"):
+        assert resolve_dask_mode("dask-mode", False) == ("dask", True)
+    assert resolve_dask_mode("futures", False) == ("futures", False)
+    with pytest.raises(ConfigError, match="choose from iterative, futures, dask"):
+        resolve_dask_mode("spark", False)
+    assert EXECUTORS == ("iterative", "futures", "dask")
+    with pytest.warns(DeprecationWarning, match="jetfm_coffea.jobs.shards"):
+        build_store = jetfm_coffea.shards.build_store
+    assert build_store is shard_jobs.build_store
+    with pytest.warns(DeprecationWarning, match="dask_mode"):
+        summary = build_store(ttbar2015, tmp_path / "s", mode="virtual", executor="iterative")
+    assert summary.events_written == 200
+
+
+def test_help_and_the_vocabulary_load_neither_coffea_nor_torch():
+    # the CLI reads the executor vocabulary without importing the jobs it describes
+    check = (
+        "import sys; from click.testing import CliRunner; from jetfm_coffea.cli import main; "
+        "r = [CliRunner().invoke(main, a).exit_code for a in "
+        "(['--help'], ['score', '--help'], ['inspect', '--help'], ['build-shards', '--help'])]; "
+        "heavy = sorted({'coffea', 'torch'} & set(sys.modules)); print(r, heavy); "
+        "sys.exit(r != [0, 0, 0, 0] or bool(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

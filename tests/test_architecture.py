@@ -1,0 +1,199 @@
+"""One-way imports: every module imports on its own, no import cycle, the layers hold.
+
+The layering is declared once, as import-linter contracts in ``pyproject.toml``
+(``[tool.importlinter]``); these tests run them, so the README's test command checks
+them. grimp (import-linter's graph) sees function-local imports too, so a cycle dodged
+with a function-local import still fails :func:`test_no_import_cycles`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import grimp
+import pytest
+from importlinter.contracts.layers import LayersContract
+
+import jetfm_coffea
+import processors
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+ROOTS = ("jetfm_coffea", "processors")
+#: Modules kept for one release that warn when imported (old import paths).
+DEPRECATED = {"jetfm_coffea.execution"}
+
+# Runs in a fresh interpreter: each module of the package is imported with none of the
+# package's modules loaded before it (third-party libraries stay loaded: only the order
+# of the package's own imports matters for a cycle), warnings are errors.
+_IMPORT_EACH = """
+import importlib, json, pkgutil, sys, warnings
+roots, deprecated = sys.argv[1].split(","), set(sys.argv[2].split(","))
+names = set(roots)
+for root in roots:
+    pkg = importlib.import_module(root)
+    names |= {m.name for m in pkgutil.walk_packages(pkg.__path__, root + ".")}
+failures = {}
+for name in sorted(names):
+    for loaded in [m for m in sys.modules if m.split(".")[0] in roots]:
+        del sys.modules[loaded]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("error")
+        if name in deprecated:
+            warnings.simplefilter("always", DeprecationWarning)
+        try:
+            importlib.import_module(name)
+        except BaseException as err:
+            failures[name] = f"{type(err).__name__}: {err}"
+            continue
+    if name in deprecated and not any(w.category is DeprecationWarning for w in caught):
+        failures[name] = "deprecated module imported without a DeprecationWarning"
+print(json.dumps({"modules": sorted(names), "failures": failures}))
+"""
+
+
+def _package_root() -> Path:
+    return Path(jetfm_coffea.__file__).resolve().parents[1]
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_EACH, ",".join(ROOTS), ",".join(DEPRECATED)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=_package_root(),
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not result["failures"], "\n".join(f"{k}: {v}" for k, v in result["failures"].items())
+    # the walk found the package (not an empty directory): layers top to bottom
+    for name in ("jetfm_coffea.cli", "jetfm_coffea.jobs.shards", "processors.shards"):
+        assert name in result["modules"]
+    assert set(DEPRECATED) <= set(result["modules"])
+
+
+def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    adjacency = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for start in sorted(adjacency):
+        if start in index:
+            continue
+        work = [(start, iter(adjacency[start]))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(adjacency[child])))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def _graph() -> grimp.ImportGraph:
+    return grimp.build_graph(*ROOTS, exclude_type_checking_imports=True, cache_dir=None)
+
+
+def test_no_import_cycles():
+    graph = _graph()
+    cycles = _cycles(graph)
+    detail = []
+    for component in cycles:
+        for importer in component:
+            for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+                if imported in component:
+                    lines = graph.get_import_details(importer=importer, imported=imported)
+                    where = ", ".join(str(d["line_number"]) for d in lines)
+                    detail.append(f"{importer} -> {imported} (line {where})")
+    assert not cycles, "import cycles:\n" + "\n".join(detail)
+
+
+def test_cycle_finder_finds_a_cycle():
+    graph = _graph()
+    graph.add_import(importer="jetfm_coffea.errors", imported="jetfm_coffea.tokens.config")
+    pair = {"jetfm_coffea.errors", "jetfm_coffea.tokens.config"}  # tokens.config -> errors
+    assert any(pair <= set(component) for component in _cycles(graph))
+
+
+def test_import_linter_contracts_are_kept():
+    # what `lint-imports` runs, in its own interpreter (it puts its cwd on sys.path)
+    run = (
+        "from importlinter.cli import lint_imports; "
+        f"raise SystemExit(lint_imports(config_filename={str(PYPROJECT)!r}, no_cache=True, "
+        "no_logo=True))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", run],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PYPROJECT.parent,
+    )
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
+    kept = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]
+    assert f"Contracts: {len(kept)} kept" in done.stdout
+
+
+def _layers_contract() -> LayersContract:
+    config = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]
+    (options,) = [c for c in config["contracts"] if c["id"] == "layers"]
+    return LayersContract(
+        name=options["name"],
+        session_options={k: v for k, v in config.items() if k != "contracts"},
+        contract_options={k: v for k, v in options.items() if k not in ("id", "name", "type")},
+    )
+
+
+@pytest.mark.parametrize(
+    "importer, imported",
+    [
+        ("jetfm_coffea.demo.pipeline", "jetfm_coffea.cli.score_cmd"),  # the old back-door
+        ("jetfm_coffea.shards.loader", "jetfm_coffea.train.data"),  # the old back-door
+        ("jetfm_coffea.shards.store", "jetfm_coffea.jobs.shards"),
+        ("jetfm_coffea.tokens.config", "jetfm_coffea.errors"),  # downward: allowed
+    ],
+)
+def test_layers_contract_refuses_an_upward_import(importer, imported):
+    graph = _graph()
+    contract = _layers_contract()
+    assert contract.check(graph, verbose=False).kept
+    graph.add_import(importer=importer, imported=imported)
+    upward = imported.split(".")[:2] != ["jetfm_coffea", "errors"]
+    assert contract.check(graph, verbose=False).kept is not upward
+
+
+def test_processors_are_analysed_where_they_are_imported_from():
+    # the contracts see the same copy of the package that the tests import
+    graph = _graph()
+    assert "processors.analysis" in graph.modules
+    assert Path(processors.__file__).resolve().parent.parent == _package_root()
