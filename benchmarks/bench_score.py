@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--chunksize", type=int, default=5_000)
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", help="auto (fp32), fp32, tf32, bf16")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
     parser.add_argument(

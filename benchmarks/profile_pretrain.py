@@ -86,6 +86,7 @@ def main() -> None:
 
     def data():
         ds = TensorEventDataset(arrays["tokens"], arrays["mask"], event=arrays["event"],
+                                objects=arrays["objects"],  # fresh views are made from them
                                 batch_size=batch, seed=2)  # fmt: skip
         ds.arrays = {k: v.to(device) for k, v in ds.arrays.items()}
         return ds
