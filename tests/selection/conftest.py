@@ -13,6 +13,8 @@ from jetfm_coffea.opendata import golden_json_path
 
 GOLDEN_2012 = "Cert_190456-208686_8TeV_22Jan2013ReReco_Collisions12_JSON.txt"
 GOLDEN_2016 = "Cert_271036-284044_13TeV_Legacy2016_Collisions16_JSON.txt"
+#: The blinding condition the tests use most: an opposite-charge dimuon mass in 80-100 GeV.
+Z_MUMU = {"pair_mass": {"objects": ["Muon"]}, "min": 80, "max": 100, "opposite_charge": True}
 
 
 @pytest.fixture(scope="session")

@@ -15,20 +15,15 @@ from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.selection.blinding import BlindingError, load_blinding, region_masks
 from jetfm_coffea.tokens import TokenConfig, select_objects
 
+from .conftest import Z_MUMU
+
 CONFIG = TokenConfig()
 
 REGIONS = {
     "regions": [
         {
             "name": "z_mumu",
-            "all": [
-                {
-                    "pair_mass": {"objects": ["Muon"]},
-                    "min": 80,
-                    "max": 100,
-                    "opposite_charge": True,
-                }
-            ],
+            "all": [Z_MUMU],
         },
         {
             "name": "btag_or_hard_muon",

@@ -26,14 +26,8 @@ from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train import pretrain
 from jetfm_coffea.train.data import events_source, shards_source
 
-from .conftest import GOLDEN_2012, independent_keep
+from .conftest import GOLDEN_2012, Z_MUMU, independent_keep
 
-Z = {
-    "pair_mass": {"objects": ["Muon"]},
-    "min": 80,
-    "max": 100,
-    "opposite_charge": True,
-}
 TINY = {
     "model": {
         "size": "custom",
@@ -52,7 +46,7 @@ def store(tmp_path_factory, singlemu):
             "metadata": {"is_data": True, "golden_json": GOLDEN_2012, "record_ids": [6021]},
         }
     }
-    blinding = load_blinding({"regions": [{"name": "z", "all": [Z]}]}, TokenConfig())
+    blinding = load_blinding({"regions": [{"name": "z", "all": [Z_MUMU]}]}, TokenConfig())
     out = tmp_path_factory.mktemp("sheet") / "store"
     build_store(fileset, out, executor="iterative", chunksize=5000, blinding=blinding)
     return out
@@ -115,10 +109,15 @@ def test_fine_tuned_models_carry_the_sheet_forward(tmp_path, pretrained, singlem
 
 
 def test_score_check_knows_which_regions_were_blinded(pretrained, tmp_path):
-    same = load_blinding({"regions": [{"name": "my_z", "all": [Z]}]})  # same definition
+    same = load_blinding({"regions": [{"name": "my_z", "all": [Z_MUMU]}]})  # same definition
     assert check_model_blinding([pretrained], same) == []
     other = load_blinding(
-        {"regions": [{"name": "h_mumu", "all": [{**Z, "min": 120, "max": 130}]}, same.regions[0]]}
+        {
+            "regions": [
+                {"name": "h_mumu", "all": [{**Z_MUMU, "min": 120, "max": 130}]},
+                same.regions[0],
+            ]
+        }
     )
     with pytest.warns(
         UnblindedModelWarning, match=r"still contained the analysis region\(s\) h_mumu:"
@@ -163,7 +162,8 @@ def test_exported_models_carry_the_sheet(tmp_path, pretrained):
     assert read_data_sheet(out) == read_data_sheet(pretrained)
     assert read_manifest(out)["files"]["data_sheet.json"]["role"] == "data_sheet"
     assert (
-        check_model_blinding([out], load_blinding({"regions": [{"name": "z", "all": [Z]}]})) == []
+        check_model_blinding([out], load_blinding({"regions": [{"name": "z", "all": [Z_MUMU]}]}))
+        == []
     )
 
 

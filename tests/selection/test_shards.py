@@ -19,7 +19,7 @@ from jetfm_coffea.selection.datasheet import data_sheet, format_data_sheet
 from jetfm_coffea.shards.store import open_store, verify
 from jetfm_coffea.tokens import TokenConfig
 
-from .conftest import GOLDEN_2012, independent_keep
+from .conftest import GOLDEN_2012, Z_MUMU, independent_keep
 from .test_blinding import muon_pairs_in_window
 
 CONFIG = TokenConfig()
@@ -27,14 +27,7 @@ BLIND = {
     "regions": [
         {
             "name": "z_mumu",
-            "all": [
-                {
-                    "pair_mass": {"objects": ["Muon"]},
-                    "min": 80,
-                    "max": 100,
-                    "opposite_charge": True,
-                }
-            ],
+            "all": [Z_MUMU],
         },
         {"name": "hard_muon", "all": [{"objects": ["Muon"], "min_pt": 60}]},
     ]
