@@ -21,7 +21,13 @@ from jetfm_coffea.augment.check import muon_objects, plot_spectra, spectrum_chec
 from jetfm_coffea.demo.plan import DemoPlan
 from jetfm_coffea.demo.report import write_report
 from jetfm_coffea.demo.stages import Stage, StageRecord, run_stage
-from jetfm_coffea.finetune import TaskConfig, label_efficiency, load_labelled, prepare_finetune
+from jetfm_coffea.finetune import (
+    TaskConfig,
+    label_efficiency,
+    load_labelled,
+    load_pretrained,
+    prepare_finetune,
+)
 from jetfm_coffea.generate import generate
 from jetfm_coffea.jobs.score import run_score_analysis, write_outputs
 from jetfm_coffea.jobs.shards import build_store
@@ -158,9 +164,10 @@ def stage_finetune(stage_dir: Path, store: str, pretrained: str, plan: dict) -> 
     data = load_labelled(shards=store)
     # a small demo (--events) has fewer training events than the plan's largest label counts:
     # keep the counts that fit, always with "all"
-    available = len(prepare_finetune(task, pretrained, data).pool("train"))
+    encoder = load_pretrained(pretrained)  # read once for the count and the study
+    available = len(prepare_finetune(task, encoder, data).pool("train"))
     labels = [n for n in p.label_grid if n < available] + ["all"]
-    result = label_efficiency(task, pretrained, data, stage_dir, labels=labels)
+    result = label_efficiency(task, encoder, data, stage_dir, labels=labels)
     # the classifier for the analysis: fine-tuned on every label, first seed
     rows = [r for r in result.rows if r["mode"] == "finetune" and r["seed"] == p.seeds[0]]
     classifier = max(rows, key=lambda r: r["n_labels"])["run_dir"]
