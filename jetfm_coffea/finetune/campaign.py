@@ -13,9 +13,10 @@
 4. pretrains the encoder on the pool (kept when already complete) -> ``out/pretrain``;
 5. runs the label-efficiency study of each task (all modes, label grid, seeds, the
    learning-rate grids, early stopping) -> ``out/<task>/``;
-6. with ``ablate=True``, pretrains once per objective ablation (contrastive only,
-   masked-object only; same pool, steps, seeds) and compares linear-probe / finetune
-   at ~10% of the labels with the main run -> ``out/ablation/``;
+6. with ``ablate=True``, pretrains once per ablation (:data:`ABLATIONS`: contrastive
+   only, masked-object only, stored views, no augmentation; same pool, steps, seeds)
+   and compares linear-probe / finetune at ~10% of the labels with the main run (both
+   objectives, fresh physics views) -> ``out/ablation/``;
 7. writes ``out/summary.json`` and ``out/summary.md``: the goal checks of each task
    (fine-tuned with 10% of the labels against scratch and both BDTs with 100%; the
    stretch goal, 1% against scratch with 10%), stage timings against the preset's
@@ -31,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from jetfm_coffea._resources import GOLDEN_JSON_2012, SINGLEMU_2012, cms_file
+from jetfm_coffea.augment.config import standard_pipeline
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune.config import load_task_config
 from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, load_labelled
@@ -50,10 +53,12 @@ from jetfm_coffea.tokens.config import TokenConfig
 from jetfm_coffea.train.checkpoint import atomic_write_text
 from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import pretrain
+from jetfm_coffea.train.views import make_views
 
 __all__ = [
     "ABLATIONS",
     "DEFAULT_TASKS",
+    "MAIN_RUN",
     "REAL_DATASET",
     "check_pool",
     "event_keys",
@@ -62,6 +67,7 @@ __all__ = [
     "held_out_keys",
     "pretraining_pool",
     "run_campaign",
+    "stored_views",
 ]
 
 #: The shipped tasks a campaign studies by default.
@@ -188,17 +194,54 @@ def _task_data(data: LabelledEvents, task_labels: set[int]) -> LabelledEvents:
     return data.take(np.flatnonzero(np.isin(data.label, sorted(task_labels))))
 
 
-#: Pretraining ablations: objective overrides of the main run's config ("both").
-ABLATIONS: dict[str, dict[str, Any]] = {
-    "contrastive only": {"masked_weight": 0.0},
-    "masked-object only": {"contrastive": "none"},
+#: The main run's pretraining, as the ablation tables name it.
+MAIN_RUN = "both objectives, fresh views (main run)"
+#: Pretraining ablations: name -> (directory slug, overrides of the main run's config).
+#: ``views: stored`` pretrains on the epoch-0 views of the standard pipeline made once
+#: per event (what a store built with ``views: 2`` holds, reused every epoch); ``no
+#: augmentation`` makes its views with an empty pipeline (identical copies).
+ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "contrastive only": ("contrastive", {"objective": {"masked_weight": 0.0}}),
+    "masked-object only": ("masked-object", {"objective": {"contrastive": "none"}}),
+    "stored views": ("stored-views", {"views": "stored"}),
+    "no augmentation": ("no-augmentation", {"augment": {"views": 2, "steps": []}}),
 }
 
 
+def stored_views(
+    pool: LabelledEvents, n_views: int = 2, seed: int = 0, chunk: int = 8192
+) -> tuple[np.ndarray, np.ndarray]:
+    """The epoch-0 standard-pipeline views of every pool event, made once (``[N, V, T, F]``).
+
+    The same views a shard store built with ``views: n_views`` holds (fresh view ``v``
+    of epoch 0 is stored view ``v``), for pretraining with ``views: stored``.
+    """
+    if pool.objects is None:
+        raise TrainingError("stored views need the raw objects of the pool (objects=None)")
+    pipeline = standard_pipeline(views=n_views, seed=seed)
+    views, masks = [], []
+    for lo in range(0, len(pool), chunk):
+        sl = slice(lo, lo + chunk)
+        batch = {
+            "objects": torch.as_tensor(pool.objects[sl]),
+            "mask": torch.as_tensor(pool.mask[sl]),
+            **{k: torch.as_tensor(np.asarray(getattr(pool, k)[sl], np.int64))
+               for k in ("run", "luminosityBlock", "event")},
+        }  # fmt: skip
+        v, m = make_views(batch, pipeline, pool.token_config, 0, n_views)
+        views.append(v.numpy())
+        masks.append(m.numpy())
+    return np.concatenate(views), np.concatenate(masks)
+
+
 def _pretrain(
-    pool: LabelledEvents, preset: StudyPreset, out: Path, objective: dict[str, Any]
+    pool: LabelledEvents, preset: StudyPreset, out: Path, overrides: dict[str, Any]
 ) -> PretrainedEncoder:
-    """Pretrain on ``pool`` into ``out`` (kept when complete); returns the encoder."""
+    """Pretrain on ``pool`` into ``out`` (kept when complete); returns the encoder.
+
+    ``overrides``: top-level pretraining config sections replacing the main run's
+    (``objective``, ``views``, ``augment``; see :data:`ABLATIONS`).
+    """
     if not (out / "model.safetensors").is_file():
         cfg: dict[str, Any] = {
             "model": preset.model,
@@ -208,9 +251,11 @@ def _pretrain(
                 "device": preset.device,
                 "progress": False,
             },
+            **overrides,
         }
-        if objective:
-            cfg["objective"] = objective
+        stored: dict[str, np.ndarray] = {}
+        if overrides.get("views") == "stored":
+            stored["views"], stored["view_mask"] = stored_views(pool)
         source = TensorEventDataset(
             pool.tokens, pool.mask, batch_size=preset.pretrain_batch,
             token_config=pool.token_config, run=pool.run,
@@ -218,6 +263,7 @@ def _pretrain(
             objects=pool.objects,  # the fresh physics views are made from them
             provenance={"source": "campaign pool", "n_events": len(pool),
                         "datasets": sorted(set(pool.dataset_names().tolist()))},
+            **stored,
         )  # fmt: skip
         pretrain(cfg, source, out, keep_model=False)
     return load_pretrained(out)
@@ -231,7 +277,7 @@ def _ablation(
     out: Path,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    """linear-probe / finetune AUC at ~10% of the labels for every pretraining objective."""
+    """linear-probe / finetune AUC at ~10% of the labels for every pretraining ablation."""
     labels = "10%" if "10%" in preset.labels else preset.labels[0]
     modes = ["linear-probe", "finetune"]
     rows: list[dict[str, Any]] = []
@@ -240,10 +286,9 @@ def _ablation(
         agg = json.loads((out / task / "results.json").read_text())["aggregate"]
         for e in agg:
             if e["mode"] in modes and e["n_labels"] == n:
-                rows.append(_ablation_row("both (main run)", task, e))
-    for variant, objective in ABLATIONS.items():
-        slug = variant.split()[0]
-        pre = _pretrain(pool, preset, out / "ablation" / f"pretrain_{slug}", objective)
+                rows.append(_ablation_row(MAIN_RUN, task, e))
+    for variant, (slug, overrides) in ABLATIONS.items():
+        pre = _pretrain(pool, preset, out / "ablation" / f"pretrain_{slug}", overrides)
         for task, setup in setups.items():
             res = label_efficiency(
                 setup.task, pre, setup.data, out / "ablation" / slug / task, modes=modes,
@@ -342,8 +387,9 @@ def run_campaign(
     ``real_file``: the 2012 SingleMu NanoAOD file (default: the shared test data's);
     ``None`` there and no file found: the pool holds generated events only.
     ``executor``/``scheduler``: where generation runs (see :func:`generate`).
-    ``ablate``: also pretrain with one objective at a time (:data:`ABLATIONS`, same pool,
-    steps and seeds) and compare linear-probe / finetune at ~10% of the labels.
+    ``ablate``: also pretrain once per ablation (:data:`ABLATIONS`: one objective at a
+    time, stored views, no augmentation; same pool, steps and seeds) and compare
+    linear-probe / finetune at ~10% of the labels.
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     out = Path(out)
@@ -446,7 +492,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     ablation = summary.get("ablation") or {}
     if ablation.get("rows"):
         lines += [
-            f"## Ablation: pretraining objective ({ablation['labels']} of the labels, "
+            f"## Ablation: pretraining objective and views ({ablation['labels']} of the labels, "
             "mean AUC over seeds ± std)",
             "",
             "| pretraining | task | mode | labels | AUC |",

@@ -7,21 +7,28 @@ import json
 
 import numpy as np
 import pytest
+import torch
+import yaml
 from click.testing import CliRunner
 
+from jetfm_coffea.augment.config import standard_pipeline
 from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune import load_labelled, load_task_config, plan_task
 from jetfm_coffea.finetune.campaign import (
+    ABLATIONS,
+    MAIN_RUN,
     check_pool,
     event_keys,
     goal_checks,
     held_out_keys,
     pretraining_pool,
     run_campaign,
+    stored_views,
 )
 from jetfm_coffea.finetune.presets import PRESETS, get_preset
 from jetfm_coffea.tokens import TokenConfig
+from jetfm_coffea.train.views import make_views
 
 
 @pytest.fixture(scope="module")
@@ -156,12 +163,15 @@ def test_goal_checks_pick_the_grid_points():
     assert coarse["stretch"] is None  # no grid point near 1%
 
 
-def test_objective_ablation(campaign):
+def test_objective_and_views_ablation(campaign):
     out, summary = campaign
     again = run_campaign("ci", out, ablate=True)
     rows = again["ablation"]["rows"]
     variants = {r["pretraining"] for r in rows}
-    assert variants == {"both (main run)", "contrastive only", "masked-object only"}
+    assert variants == {MAIN_RUN, *ABLATIONS}
+    assert set(ABLATIONS) == {
+        "contrastive only", "masked-object only", "stored views", "no augmentation"
+    }  # fmt: skip
     for task in summary["tasks"]:
         for variant in variants:
             got = {r["mode"] for r in rows if r["task"] == task and r["pretraining"] == variant}
@@ -172,4 +182,29 @@ def test_objective_ablation(campaign):
         "masked_weight: 0.0"
         in (out / "ablation" / "pretrain_contrastive" / "config.yaml").read_text()
     )
-    assert "## Ablation: pretraining objective" in (out / "summary.md").read_text()
+    views = {
+        name: yaml.safe_load((out / "ablation" / f"pretrain_{name}" / "config.yaml").read_text())
+        for name in ("stored-views", "no-augmentation")
+    }
+    assert views["stored-views"]["views"] == "stored"
+    assert views["no-augmentation"]["views"] == "fresh"
+    assert views["no-augmentation"]["augment"]["steps"] == []
+    assert "## Ablation: pretraining objective and views" in (out / "summary.md").read_text()
+
+
+def test_stored_views_are_the_epoch_zero_fresh_views(campaign):
+    """The stored-views ablation pretrains on what a store with ``views: 2`` would hold."""
+    out, _ = campaign
+    pool = load_labelled(fileset=out / "campaign_fileset.json", token_config=TokenConfig(),
+                         max_events_per_dataset=5)  # fmt: skip
+    views, view_mask = stored_views(pool, chunk=7)  # several chunks: chunking must not matter
+    assert views.shape[:2] == (len(pool), 2) and view_mask.shape == views.shape[:3]
+    batch = {
+        "objects": torch.as_tensor(pool.objects), "mask": torch.as_tensor(pool.mask),
+        **{k: torch.as_tensor(getattr(pool, k)) for k in ("run", "luminosityBlock", "event")},
+    }  # fmt: skip
+    fresh0, m0 = make_views(batch, standard_pipeline(views=2, seed=0), pool.token_config, 0, 2)
+    np.testing.assert_array_equal(views, fresh0.numpy())
+    np.testing.assert_array_equal(view_mask, m0.numpy())
+    fresh1, _ = make_views(batch, standard_pipeline(views=2, seed=0), pool.token_config, 1, 2)
+    assert not np.allclose(views, fresh1.numpy())  # epoch 1 would have new views
