@@ -137,7 +137,11 @@ class ObjectiveConfig(_Strict):
             try:
                 sections[name] = objective.params.model_validate(section)
             except ValidationError as err:
-                raise ValueError(f"objective.{name}: {err}") from None
+                problems = "; ".join(
+                    f"objective.{'.'.join(map(str, (name, *e['loc'])))}: {e['msg']}"
+                    for e in err.errors()
+                )
+                raise ValueError(problems) from None
         return {"sections": sections}
 
     @model_validator(mode="after")
