@@ -143,3 +143,35 @@ def test_it_makes_the_fresh_views_of_pretraining(real_tokens, tmp_path):
     assert "pipeline scale_energy" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
     written = yaml.safe_load((tmp_path / "run" / "augment_config.yaml").read_text())
     assert written["steps"] == [{"apply_probability": 1.0, "name": "scale_energy", "factor": 1.25}]
+
+
+PLUGIN = '''
+from typing import Literal
+
+from jetfm_coffea.augment import AugmentationStep, register
+
+
+class MirrorY(AugmentationStep):
+    """y -> -y for every object (phi -> -phi): a symmetry, masses unchanged."""
+
+    name: Literal["mirror_y"] = "mirror_y"
+
+
+@register("mirror_y", params=MirrorY)
+def _mirror_y(spec, ctx, state):
+    return {**state, "phi": -state["phi"]}
+'''
+
+
+def test_the_cli_imports_plugins_that_register(tmp_path, dimuon100k, monkeypatch):
+    """``jetfm --plugin MODULE``: a shell user's augmentation reaches every command."""
+    (tmp_path / "jetfm_mirror_plugin.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "aug.yaml"
+    path.write_text("steps: [{name: mirror_y}, {name: rotate_phi}]\n")
+    args = ["augment-check", str(dimuon100k), "--max-events", "3000", "--pipeline", str(path)]
+    args += ["--out", str(tmp_path / "check")]
+    res = CliRunner().invoke(main, ["--plugin", "jetfm_mirror_plugin", *args])
+    assert res.exit_code == 0 and "PASS" in res.output, res.output
+    res = CliRunner().invoke(main, ["--plugin", "jetfm_no_such_plugin", *args])
+    assert res.exit_code != 0 and "--plugin jetfm_no_such_plugin: cannot import" in res.output
