@@ -175,3 +175,20 @@ def test_the_cli_imports_plugins_that_register(tmp_path, dimuon100k, monkeypatch
     assert res.exit_code == 0 and "PASS" in res.output, res.output
     res = CliRunner().invoke(main, ["--plugin", "jetfm_no_such_plugin", *args])
     assert res.exit_code != 0 and "--plugin jetfm_no_such_plugin: cannot import" in res.output
+
+
+def test_it_makes_the_stored_views_of_build_shards(tmp_path, ttbar2015):
+    """The coffea side: the shard processor runs the registered step on numpy arrays."""
+    from jetfm_coffea.jobs.shards import build_store
+    from jetfm_coffea.shards import open_store
+
+    fileset = {"ttbar": {"files": [str(ttbar2015)], "metadata": {"label": 1}}}
+    pipeline = {**PIPELINE, "views": 1}
+    before = CALLS.get("numpy", 0)
+    summary = build_store(
+        fileset, tmp_path / "store", executor="iterative", chunksize=100, augmentation=pipeline
+    )
+    assert summary.events_written == 200 and summary.views_written == {"0": 200}
+    assert CALLS.get("numpy", 0) - before == 2  # one view of each of the two chunks
+    store = open_store(tmp_path / "store")
+    assert store.augmentation["hash"] == load_pipeline(pipeline).hash()
