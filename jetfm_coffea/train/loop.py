@@ -527,6 +527,10 @@ class _Window:
         self.n += 1
         self.events += n_events
 
+    def reset(self) -> None:
+        self.sums, self.n, self.events, self.wait = {}, 0, 0, 0.0
+        self.start = time.perf_counter()
+
 
 def _evaluate(
     run: _Run, window: _Window, emb: torch.Tensor, gnorm: torch.Tensor, end: int
@@ -551,7 +555,7 @@ def _evaluate(
             "events_seen": run.events_seen,
             "time": time.time(),
         }
-        window.__init__()  # type: ignore[misc]
+        window.reset()
     if step % cfg.train.monitor_every == 0 or step == end:
         record = record or {"step": step, "epoch": run.epoch, "time": time.time()}
         record.update(collapse_metrics(emb))

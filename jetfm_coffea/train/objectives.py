@@ -51,6 +51,7 @@ class PretrainTask(nn.Module):
         self.model = model
         self.group_tokens = group_tokens
         self.objective = objective
+        self.active = objective.active()  # (objective, params) pairs, summation order
         self.view_hook = view_hook
         self._hook_takes_names = view_hook is not None and (
             "feature_names" in inspect.signature(view_hook).parameters
@@ -77,7 +78,7 @@ class PretrainTask(nn.Module):
     def forward(
         self, batch: dict[str, torch.Tensor], generator: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        active = self.objective.active()
+        active = self.active
         tokens, mask = batch["tokens"], batch["mask"].bool()
         b, t, _ = tokens.shape
         parts_x, parts_m, parts_h = [], [], []
