@@ -186,3 +186,30 @@ def test_registration_errors():
         get_objective("nowhere")
     with pytest.raises(ValueError, match="already registered"):
         register_head("decoder", MultiplicityHead)
+
+
+#: The objective section as runs wrote it before the registry (flat keys).
+LEGACY_SECTION = {
+    "contrastive": "ntxent", "contrastive_weight": 1.0, "temperature": 0.1, "vicreg_sim": 25.0,
+    "vicreg_var": 25.0, "vicreg_cov": 1.0, "n_views": 2, "masked_weight": 1.0,
+    "mask_fraction": 0.25, "type_weight": 1.0, "supervised_weight": 0.0,
+}  # fmt: skip
+
+
+def test_a_run_directory_of_the_flat_format_loads_and_resumes_exactly(real_tokens, tmp_path):
+    def data():
+        return TensorEventDataset.from_event_tokens(
+            real_tokens, TokenConfig(), batch_size=32, seed=1
+        )
+
+    cfg = load_pretrain_config(_config({}, steps=4))
+    straight = pretrain(cfg, data(), tmp_path / "a")
+    pretrain(cfg, data(), tmp_path / "b", stop_at=2)
+    path = tmp_path / "b" / "config.yaml"
+    written = yaml.safe_load(path.read_text())
+    written["objective"] = LEGACY_SECTION  # as an earlier version wrote it
+    path.write_text(yaml.safe_dump(written, sort_keys=False))
+    _, configs = load_run(tmp_path / "b")
+    assert configs.pretrain.hash() == cfg.hash()  # the same config, read from flat keys
+    rest = pretrain(cfg, data(), tmp_path / "b", resume=True)
+    assert straight.losses[2:] == rest.losses
