@@ -2,7 +2,8 @@
 
 One set of backend-agnostic kernels (:mod:`.kernels`) runs on numpy/awkward arrays
 inside coffea processors and on torch tensors in the training loader; a registry maps
-names to implementations (:mod:`.registry`), a pydantic pipeline declares the steps
+names to implementations and their parameter models (:mod:`.registry`; third parties
+register theirs the same way), a pydantic pipeline declares the steps
 (:mod:`.config`) and counter-based per-event random numbers (:mod:`.rng`) make every
 view a function of (seed, run, luminosityBlock, event, view, step) only.
 """
@@ -10,6 +11,7 @@ view a function of (seed, run, luminosityBlock, event, view, step) only.
 from jetfm_coffea.augment.config import (
     AugmentationPipeline,
     AugmentationSpec,
+    AugmentationStep,
     BoostTransverse,
     BoostZ,
     DropObjects,
@@ -30,12 +32,13 @@ from jetfm_coffea.augment.pipeline import (
     augment_tokens,
     augment_views,
 )
-from jetfm_coffea.augment.registry import StepContext, register, registered
+from jetfm_coffea.augment.registry import StepContext, register, registered, step_params
 from jetfm_coffea.augment.rng import StepRandom, event_keys
 
 __all__ = [
     "AugmentationPipeline",
     "AugmentationSpec",
+    "AugmentationStep",
     "BoostTransverse",
     "BoostZ",
     "DropObjects",
@@ -58,4 +61,5 @@ __all__ = [
     "register",
     "registered",
     "standard_pipeline",
+    "step_params",
 ]

@@ -1,4 +1,5 @@
-"""The built-in augmentations, registered by name; each calls the kernels once.
+"""The built-in augmentations, registered by name with their parameter models (like any
+other augmentation); each calls the kernels once.
 
 Every augmentation has a polar implementation (the reference, on ``pt, eta, phi``) and
 a Cartesian one (on ``px, py, pz, e``) that the pipeline runs by default, so that
@@ -34,7 +35,7 @@ from jetfm_coffea.backend import where
 __all__: list[str] = []
 
 
-@register("rotate_phi")
+@register("rotate_phi", params=RotatePhi)
 def _rotate_phi(spec: RotatePhi, ctx: StepContext, state: State) -> State:
     """phi -> phi + alpha for every object and MET, alpha uniform in [-max_angle, max_angle]."""
     angle = (2.0 * ctx.uniform(1) - 1.0) * spec.max_angle
@@ -51,7 +52,7 @@ def _rotate_phi_xy(spec: RotatePhi, ctx: StepContext, state: State) -> State:
     return {**state, "px": px, "py": py}
 
 
-@register("boost_z")
+@register("boost_z", params=BoostZ)
 def _boost_z(spec: BoostZ, ctx: StepContext, state: State) -> State:
     """Rapidity shift dy uniform in [-max_rapidity, max_rapidity]; MET unchanged."""
     dy = (2.0 * ctx.uniform(1) - 1.0) * spec.max_rapidity
@@ -68,7 +69,7 @@ def _boost_z_xy(spec: BoostZ, ctx: StepContext, state: State) -> State:
     return {**state, "pz": pz, "e": e}
 
 
-@register("boost_transverse")
+@register("boost_transverse", params=BoostTransverse)
 def _boost_transverse(spec: BoostTransverse, ctx: StepContext, state: State) -> State:
     """|beta| uniform in [0, max_beta], direction uniform; MET as a massless pz=0 vector."""
     beta = spec.max_beta * ctx.rand.uniform(1)
@@ -94,7 +95,7 @@ def _boost_transverse_xy(spec: BoostTransverse, ctx: StepContext, state: State) 
     return {**state, "px": px, "py": py, "e": e, "pz": where(ctx.lib, ctx.is_met, 0.0, state["pz"])}
 
 
-@register("reflect_eta")
+@register("reflect_eta", params=ReflectEta)
 def _reflect_eta(spec: ReflectEta, ctx: StepContext, state: State) -> State:
     """eta -> -eta for a fraction ``probability`` of the events."""
     sign = np.where(ctx.rand.uniform(1) < spec.probability, -1.0, 1.0)
@@ -134,7 +135,7 @@ def _smear_factor(spec: SmearEnergy, ctx: StepContext, state: State) -> tuple[An
     return where(lib, smear, K._clip_min(lib, 1.0 + shift, 1e-3), 1.0), smear
 
 
-@register("smear_energy")
+@register("smear_energy", params=SmearEnergy)
 def _smear_energy(spec: SmearEnergy, ctx: StepContext, state: State) -> State:
     """E -> E (1 + scale z_event,type + resolution z_object) per object type."""
     lib = ctx.lib
@@ -220,7 +221,7 @@ def _choose(probability: float, include_met: bool, ctx: StepContext, state: Stat
     return drop & ~(all_gone & survivor)
 
 
-@register("drop_objects", cartesian=True)
+@register("drop_objects", params=DropObjects, cartesian=True)
 def _drop_objects(spec: DropObjects, ctx: StepContext, state: State) -> State:
     """Remove a random subset of objects and close the gaps (never all of them)."""
     drop = _choose(spec.probability, spec.include_met, ctx, state)
@@ -230,7 +231,7 @@ def _drop_objects(spec: DropObjects, ctx: StepContext, state: State) -> State:
 _drop_objects.handles_hit = True  # type: ignore[attr-defined]
 
 
-@register("mask_objects", cartesian=True)
+@register("mask_objects", params=MaskObjects, cartesian=True)
 def _mask_objects(spec: MaskObjects, ctx: StepContext, state: State) -> State:
     """Invalidate a random subset of objects in place (slots keep their positions)."""
     drop = _choose(spec.probability, spec.include_met, ctx, state)

@@ -14,8 +14,11 @@ Example (YAML)::
         widths: {Jet: {scale: 0.02, resolution: 0.03}, Muon: {scale: 0.002, resolution: 0.005}}
       - {name: drop_objects, probability: 0.1}
 
-Unknown names or out-of-range parameters raise :class:`~jetfm_coffea.errors.ConfigError`
-listing every valid augmentation with its parameters and their allowed ranges.
+The steps are validated against the parameter models of the registry
+(:data:`jetfm_coffea.augment.registry.STEP_PARAMS`): an augmentation registered with
+``register(name, params=Model)`` -- built-in or not -- is a valid step. Unknown names
+or out-of-range parameters raise :class:`~jetfm_coffea.errors.ConfigError` listing
+every registered augmentation with its parameters and their allowed ranges.
 """
 
 from __future__ import annotations
@@ -23,17 +26,20 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import annotated_types as at
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
 
+from jetfm_coffea.augment.registry import STEP_PARAMS, AugmentationStep
 from jetfm_coffea.config_base import HashedConfig, load_config
 
 __all__ = [
+    "SPEC_CLASSES",
     "STANDARD_STEPS",
     "AugmentationPipeline",
     "AugmentationSpec",
+    "AugmentationStep",
     "BoostTransverse",
     "BoostZ",
     "DropObjects",
@@ -48,38 +54,28 @@ __all__ = [
 ]
 
 
-class _Step(BaseModel):
-    """Parameters common to every augmentation step."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    apply_probability: float = Field(
-        1.0, ge=0.0, le=1.0, description="fraction of events (drawn per event) the step acts on"
-    )
-
-
-class RotatePhi(_Step):
+class RotatePhi(AugmentationStep):
     """Global azimuthal rotation by an angle uniform in [-max_angle, max_angle]; MET rotates."""
 
     name: Literal["rotate_phi"] = "rotate_phi"
     max_angle: float = Field(math.pi, gt=0.0, le=math.pi, description="radians")
 
 
-class BoostZ(_Step):
+class BoostZ(AugmentationStep):
     """Longitudinal boost: every rapidity shifts by dy uniform in [-max_rapidity, max_rapidity]."""
 
     name: Literal["boost_z"] = "boost_z"
     max_rapidity: float = Field(0.5, ge=0.0, le=3.0, description="|dy| bound")
 
 
-class BoostTransverse(_Step):
+class BoostTransverse(AugmentationStep):
     """Transverse boost: |beta| uniform in [0, max_beta], direction uniform in phi."""
 
     name: Literal["boost_transverse"] = "boost_transverse"
     max_beta: float = Field(0.1, ge=0.0, le=0.5, description="|beta| bound")
 
 
-class ReflectEta(_Step):
+class ReflectEta(AugmentationStep):
     """z -> -z (eta -> -eta) for a fraction ``probability`` of events."""
 
     name: Literal["reflect_eta"] = "reflect_eta"
@@ -109,7 +105,7 @@ def _default_widths() -> dict[str, SmearWidth]:
     }
 
 
-class SmearEnergy(_Step):
+class SmearEnergy(AugmentationStep):
     """Energy scale and resolution smearing per object type (collection name -> widths).
 
     Collections not listed (and collections absent from the token config) are not
@@ -122,7 +118,7 @@ class SmearEnergy(_Step):
     propagate_met: bool = Field(True, description="MET -= sum of the smeared pT changes")
 
 
-class DropObjects(_Step):
+class DropObjects(AugmentationStep):
     """Remove each object with ``probability`` and close the gaps (never all of them)."""
 
     name: Literal["drop_objects"] = "drop_objects"
@@ -130,7 +126,7 @@ class DropObjects(_Step):
     include_met: bool = Field(False, description="MET may be dropped too")
 
 
-class MaskObjects(_Step):
+class MaskObjects(AugmentationStep):
     """Mask each object with ``probability`` in place: its slot stays, invalid (never all)."""
 
     name: Literal["mask_objects"] = "mask_objects"
@@ -138,23 +134,11 @@ class MaskObjects(_Step):
     include_met: bool = Field(False, description="MET may be masked too")
 
 
-AugmentationSpec = Annotated[
-    RotatePhi | BoostZ | BoostTransverse | ReflectEta | SmearEnergy | DropObjects | MaskObjects,
-    Field(discriminator="name"),
-]
+#: The type of a pipeline step: the parameters of a registered augmentation.
+AugmentationSpec = AugmentationStep
 
-SPEC_CLASSES: dict[str, type[_Step]] = {
-    cls.model_fields["name"].default: cls
-    for cls in (
-        RotatePhi,
-        BoostZ,
-        BoostTransverse,
-        ReflectEta,
-        SmearEnergy,
-        DropObjects,
-        MaskObjects,
-    )
-}
+#: Name -> parameter model of every registered augmentation (the registry's live table).
+SPEC_CLASSES: dict[str, type[AugmentationStep]] = STEP_PARAMS
 
 
 def _range(info: Any) -> str:
@@ -198,20 +182,32 @@ class AugmentationPipeline(HashedConfig):
     version: Literal["1.0.0"] = "1.0.0"
     seed: int = Field(0, ge=0, lt=2**63, description="global seed of all random draws")
     views: int = Field(2, ge=1, le=64, description="views per event (K)")
-    steps: list[AugmentationSpec] = Field(default_factory=list)
+    steps: list[SerializeAsAny[AugmentationStep]] = Field(default_factory=list)
 
     @field_validator("steps", mode="before")
     @classmethod
-    def _known_names(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            for i, step in enumerate(value):
-                name = step.get("name") if isinstance(step, dict) else getattr(step, "name", None)
-                if name not in SPEC_CLASSES:
-                    raise ValueError(
-                        f"step {i}: unknown augmentation {name!r}; "
-                        f"valid names: {', '.join(SPEC_CLASSES)}"
-                    )
-        return value
+    def _registered_steps(cls, value: Any) -> Any:
+        """Each step validated by the parameter model registered under its name."""
+        if not isinstance(value, list | tuple):
+            return value
+        steps = []
+        for i, step in enumerate(value):
+            if isinstance(step, AugmentationStep):
+                step = step.model_dump()
+            name = step.get("name") if isinstance(step, dict) else None
+            if name not in SPEC_CLASSES:
+                raise ValueError(
+                    f"step {i}: unknown augmentation {name!r}; "
+                    f"valid names: {', '.join(SPEC_CLASSES)}"
+                )
+            try:
+                steps.append(SPEC_CLASSES[name].model_validate(step))
+            except ValidationError as err:
+                problems = "; ".join(
+                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
+                )
+                raise ValueError(f"step {i} ({name}): {problems}") from None
+        return steps
 
 
 def load_pipeline(

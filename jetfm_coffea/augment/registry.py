@@ -9,10 +9,18 @@ An implementation is a function ``impl(spec, ctx, state) -> state`` where
   the bool ``mask``) on the backend of the batch, padded ``[N, T]`` or flat ``[M]``,
   never modified in place (keys starting with ``_`` belong to the layout).
 
-Register with the decorator::
+An augmentation declares its parameters as a pydantic model, a subclass of
+:class:`AugmentationStep` (the ``steps:`` entries of a pipeline are validated against
+the model registered under their ``name``), and registers with the decorator::
 
-    @register("rotate_phi")
-    def _rotate(spec, ctx, state): ...
+    class ScaleEnergy(AugmentationStep):
+        name: Literal["scale_energy"] = "scale_energy"
+        factor: float = Field(1.01, gt=0.5, lt=2.0)
+
+    @register("scale_energy", params=ScaleEnergy)
+    def _scale(spec, ctx, state):
+        f = where(ctx.lib, ctx.is_met, 1.0, spec.factor)
+        return {**state, "pt": state["pt"] * f, "mass": state["mass"] * f}
 
 An augmentation may also register a *Cartesian* implementation (``register(name,
 cartesian=True)``) that acts on a state holding ``px, py, pz, e`` (and ``mass``) instead
@@ -30,18 +38,23 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticUndefined
 
 from jetfm_coffea.augment.rng import StepRandom
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.tokens.config import TokenConfig
 
 __all__ = [
+    "STEP_PARAMS",
+    "AugmentationStep",
     "Implementation",
     "StepContext",
     "get",
     "get_cartesian",
     "register",
     "registered",
+    "step_params",
 ]
 
 State = dict[str, Any]
@@ -49,6 +62,21 @@ Implementation = Callable[[Any, "StepContext", State], State]
 
 _REGISTRY: dict[str, Implementation] = {}
 _CARTESIAN: dict[str, Implementation] = {}
+
+
+class AugmentationStep(BaseModel):
+    """Parameters common to every augmentation step; an augmentation's model subclasses it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    apply_probability: float = Field(
+        1.0, ge=0.0, le=1.0, description="fraction of events (drawn per event) the step acts on"
+    )
+    name: str = Field(description="the registered augmentation")
+
+
+#: Name -> parameter model of every registered augmentation (the pipeline's schema).
+STEP_PARAMS: dict[str, type[AugmentationStep]] = {}
 
 
 @dataclass(frozen=True)
@@ -193,15 +221,25 @@ _STANDARD = frozenset(c.name for c in TokenConfig().collections)
 
 
 def register(
-    name: str, *, cartesian: bool = False, polar: bool = True
+    name: str,
+    *,
+    params: type[AugmentationStep] | None = None,
+    cartesian: bool = False,
+    polar: bool = True,
 ) -> Callable[[Implementation], Implementation]:
     """Decorator registering ``impl`` under ``name`` (re-registering replaces it).
 
+    ``params``: the pydantic model of the step's parameters (a subclass of
+    :class:`AugmentationStep`); a pipeline accepts ``name`` once it has one.
     ``cartesian=True`` registers it as the Cartesian implementation (``px, py, pz, e``
     state); ``polar=False`` does not also register it as the polar one.
     """
+    if params is not None:
+        _check_params(name, params)
 
     def deco(impl: Implementation) -> Implementation:
+        if params is not None:
+            STEP_PARAMS[name] = params
         if polar:
             _REGISTRY[name] = impl
         if cartesian:
@@ -209,6 +247,25 @@ def register(
         return impl
 
     return deco
+
+
+def _check_params(name: str, params: Any) -> None:
+    if not (isinstance(params, type) and issubclass(params, AugmentationStep)):
+        raise ConfigError(f"augmentation {name!r}: params must subclass AugmentationStep")
+    default = params.model_fields["name"].default
+    if default not in (PydanticUndefined, name):
+        raise ConfigError(f"augmentation {name!r}: its params model is named {default!r}")
+
+
+def step_params(name: str) -> type[AugmentationStep]:
+    """The parameter model of augmentation ``name``; ConfigError listing the valid names."""
+    try:
+        return STEP_PARAMS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown augmentation {name!r}; valid names: {', '.join(STEP_PARAMS)} "
+            "(add one with jetfm_coffea.augment.register(name, params=...))"
+        ) from None
 
 
 def get_cartesian(name: str) -> Implementation | None:

@@ -51,5 +51,19 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="jetfm")
-def main() -> None:
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE",
+    envvar="JETFM_PLUGINS",
+    help="Import MODULE before the command: it registers pretraining objectives, "
+    "augmentations, ... (repeatable; JETFM_PLUGINS: space-separated modules).",
+)
+def main(plugins: tuple[str, ...]) -> None:
     """jetfm-coffea: NanoAOD -> event tokens -> shards -> foundation model -> coffea columns."""
+    for name in plugins:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise click.ClickException(f"--plugin {name}: cannot import it: {err}") from err

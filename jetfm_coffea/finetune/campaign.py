@@ -201,8 +201,8 @@ MAIN_RUN = "both objectives, fresh views (main run)"
 #: per event (what a store built with ``views: 2`` holds, reused every epoch); ``no
 #: augmentation`` makes its views with an empty pipeline (identical copies).
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "contrastive only": ("contrastive", {"objective": {"masked_weight": 0.0}}),
-    "masked-object only": ("masked-object", {"objective": {"contrastive": "none"}}),
+    "contrastive only": ("contrastive", {"objective": {"masked": {"weight": 0.0}}}),
+    "masked-object only": ("masked-object", {"objective": {"contrastive": {"loss": "none"}}}),
     "stored views": ("stored-views", {"views": "stored"}),
     "no augmentation": ("no-augmentation", {"augment": {"views": 2, "steps": []}}),
 }

@@ -3,7 +3,13 @@
 from jetfm_coffea.model.config import PAIR_FEATURES, SIZES, ModelConfig, model_config_for
 from jetfm_coffea.model.encoder import EncoderOutput, EventEncoder, length_groups, pair_features
 from jetfm_coffea.model.heads import ClassificationHead, MaskedObjectDecoder, ProjectionHead
-from jetfm_coffea.model.model import HEADS, EventModel, build_model, count_parameters
+from jetfm_coffea.model.model import (
+    HEADS,
+    EventModel,
+    build_model,
+    count_parameters,
+    register_head,
+)
 
 __all__ = [
     "HEADS",
@@ -21,4 +27,5 @@ __all__ = [
     "length_groups",
     "model_config_for",
     "pair_features",
+    "register_head",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -11,14 +11,26 @@ from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.encoder import EncoderOutput, EventEncoder
 from jetfm_coffea.model.heads import ClassificationHead, MaskedObjectDecoder, ProjectionHead
 
-__all__ = ["HEADS", "EventModel", "build_model", "count_parameters"]
+__all__ = ["HEADS", "EventModel", "build_model", "count_parameters", "register_head"]
 
-#: Head name -> module class.
-HEADS: dict[str, type[nn.Module]] = {
+#: Head name -> factory (a module class taking the ModelConfig).
+HEADS: dict[str, Callable[[ModelConfig], nn.Module]] = {
     "projection": ProjectionHead,
     "decoder": MaskedObjectDecoder,
     "classifier": ClassificationHead,
 }
+
+
+def register_head(name: str, factory: Callable[[ModelConfig], nn.Module]) -> None:
+    """Make a head known to :class:`EventModel` (and :func:`~jetfm_coffea.train.load_run`).
+
+    ``factory(config)`` builds it (e.g. an ``nn.Module`` class); a name registered with
+    another factory raises ValueError.
+    """
+    old = HEADS.get(name)
+    if old is not None and old is not factory:
+        raise ValueError(f"a head named {name!r} is already registered ({old!r})")
+    HEADS[name] = factory
 
 
 class EventModel(nn.Module):

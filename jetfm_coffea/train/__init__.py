@@ -1,4 +1,8 @@
-"""Self-supervised pretraining: objectives, data contract, loop, checkpoints, run directory."""
+"""Self-supervised pretraining: objectives, data contract, loop, checkpoints, run directory.
+
+Objectives are registered by name (:func:`register_objective`, see
+:mod:`jetfm_coffea.train.registry`); ``objective.<name>`` in the config is their section.
+"""
 
 from jetfm_coffea.train.config import (
     LoopConfig,
@@ -21,14 +25,25 @@ from jetfm_coffea.train.data import (
 from jetfm_coffea.train.loop import PretrainResult, pretrain
 from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask, masked_object_loss, nt_xent, vicreg
+from jetfm_coffea.train.registry import (
+    Encoded,
+    Objective,
+    ObjectiveParams,
+    get_objective,
+    register_objective,
+    registered_objectives,
+)
 from jetfm_coffea.train.run import RunConfigs, load_run, read_metrics
 from jetfm_coffea.train.views import jitter_views, make_views
 
 __all__ = [
     "BatchSource",
+    "Encoded",
     "LoopConfig",
     "ModelSection",
+    "Objective",
     "ObjectiveConfig",
+    "ObjectiveParams",
     "OptimConfig",
     "PretrainConfig",
     "PretrainResult",
@@ -40,6 +55,7 @@ __all__ = [
     "check_token_config",
     "collapse_metrics",
     "events_source",
+    "get_objective",
     "jitter_views",
     "knn_accuracy",
     "load_pretrain_config",
@@ -50,6 +66,8 @@ __all__ = [
     "open_data",
     "pretrain",
     "read_metrics",
+    "register_objective",
+    "registered_objectives",
     "shards_source",
     "vicreg",
 ]

@@ -7,6 +7,8 @@ naming an auto-resolved config by its content).
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,16 +17,28 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializationInfo,
+    SerializeAsAny,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from jetfm_coffea.augment.config import load_pipeline, standard_pipeline
 from jetfm_coffea.config_base import HashedConfig, apply_overrides
 from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.train import builtin_objectives as _builtin  # noqa: F401  (registers)
+from jetfm_coffea.train.registry import (
+    Objective,
+    ObjectiveParams,
+    get_objective,
+    registered_objectives,
+)
 
 __all__ = [
+    "DEFAULT_VIEWS",
+    "LEGACY_OBJECTIVE_KEYS",
     "LEGACY_VIEW_HOOK",
     "LoopConfig",
     "ModelSection",
@@ -51,35 +65,161 @@ class ModelSection(_Strict):
     overrides: dict[str, Any] = Field(default_factory=dict, description="e.g. {dropout: 0.1}")
 
 
-class ObjectiveConfig(_Strict):
-    """Which objectives are trained, and their weights in the total loss."""
+#: Flat keys of the objective section before the registry -> (objective, parameter);
+#: still read (``contrastive: vicreg`` sets the contrastive loss), written nested.
+LEGACY_OBJECTIVE_KEYS: dict[str, tuple[str, str]] = {
+    "contrastive": ("contrastive", "loss"),
+    "contrastive_weight": ("contrastive", "weight"),
+    "temperature": ("contrastive", "temperature"),
+    "vicreg_sim": ("contrastive", "vicreg_sim"),
+    "vicreg_var": ("contrastive", "vicreg_var"),
+    "vicreg_cov": ("contrastive", "vicreg_cov"),
+    "n_views": ("contrastive", "n_views"),
+    "masked_weight": ("masked", "weight"),
+    "mask_fraction": ("masked", "mask_fraction"),
+    "type_weight": ("masked", "type_weight"),
+    "supervised_weight": ("supervised", "weight"),
+}
 
-    contrastive: Literal["ntxent", "vicreg", "none"] = "ntxent"
-    contrastive_weight: float = Field(1.0, ge=0.0)
-    temperature: float = Field(0.1, gt=0.0, description="NT-Xent temperature")
-    vicreg_sim: float = Field(25.0, ge=0.0)
-    vicreg_var: float = Field(25.0, ge=0.0)
-    vicreg_cov: float = Field(1.0, ge=0.0)
-    n_views: int = Field(2, ge=2, le=8, description="views per event for the contrastive loss")
-    masked_weight: float = Field(1.0, ge=0.0, description="masked object modelling weight")
-    mask_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="fraction of tokens hidden")
-    type_weight: float = Field(1.0, ge=0.0, description="object-type CE within the masked loss")
-    supervised_weight: float = Field(0.0, ge=0.0, description="aux CE where label >= 0")
+#: Views per event when no active objective asks for views (the fresh-view pipeline's K).
+DEFAULT_VIEWS = 2
+
+
+class ObjectiveConfig(_Strict):
+    """Which objectives are trained: one section per registered objective.
+
+    ``objective.<name>`` holds the parameters of the objective registered under that
+    name (:func:`~jetfm_coffea.train.register_objective`); a section not given takes
+    its defaults (``contrastive`` and ``masked`` are on by default). The flat keys of
+    earlier configs (:data:`LEGACY_OBJECTIVE_KEYS`, e.g. ``masked_weight: 0``) are
+    still read; given with a section, the flat key wins (it is an override).
+    The resolved config writes the sections of the objectives that are on, or on by
+    default.
+    """
+
+    sections: dict[str, SerializeAsAny[ObjectiveParams]]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve(cls, data: Any) -> Any:
+        if isinstance(data, ObjectiveConfig):
+            return data
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ValueError(
+                f"expected a mapping of objective name -> section, got {type(data).__name__}"
+            )
+        if set(data) == {"sections"} and isinstance(data["sections"], Mapping):
+            data = data["sections"]  # ObjectiveConfig(sections=...)
+        registered = registered_objectives()
+        given: dict[str, Any] = {}
+        flat: list[tuple[str, str, Any]] = []
+        for key, value in data.items():
+            if key in LEGACY_OBJECTIVE_KEYS and not (key in registered and _is_section(value)):
+                flat.append((*LEGACY_OBJECTIVE_KEYS[key], value))
+            elif key in registered:
+                given[key] = value
+            else:
+                raise ValueError(
+                    f"unknown objective {key!r}; registered objectives: "
+                    f"{', '.join(registered)} (add one with "
+                    "jetfm_coffea.train.register_objective)"
+                )
+        sections: dict[str, ObjectiveParams] = {}
+        for name in registered:
+            objective = get_objective(name)
+            section = given.get(name)
+            if isinstance(section, ObjectiveParams):
+                section = section.model_dump()
+            section = dict(section or {})
+            section.update({param: value for owner, param, value in flat if owner == name})
+            try:
+                sections[name] = objective.params.model_validate(section)
+            except ValidationError as err:
+                problems = "; ".join(
+                    f"objective.{'.'.join(map(str, (name, *e['loc'])))}: {e['msg']}"
+                    for e in err.errors()
+                )
+                raise ValueError(problems) from None
+        return {"sections": sections}
 
     @model_validator(mode="after")
     def _something(self) -> ObjectiveConfig:
-        active = (
-            (self.contrastive != "none" and self.contrastive_weight > 0)
-            or self.masked_weight > 0
-            or self.supervised_weight > 0
-        )
-        if not active:
-            raise ValueError("no objective is active: give a contrastive/masked/supervised weight")
+        if not self.active():
+            raise ValueError(
+                "no objective is active: give one of "
+                f"{', '.join(self.sections)} a weight > 0 (objective.<name>.weight)"
+            )
         return self
+
+    @model_serializer(mode="plain")
+    def _dump(self, info: SerializationInfo) -> dict[str, Any]:
+        out = {}
+        for name, params in self.sections.items():
+            objective = get_objective(name)
+            if objective.active(params) or objective.active(objective.params()):
+                out[name] = params.model_dump(mode=info.mode)
+        return out
+
+    def section(self, name: str) -> ObjectiveParams:
+        """The parameters of objective ``name`` (ConfigError for an unregistered name)."""
+        get_objective(name)
+        return self.sections[name]
+
+    def active(self) -> list[tuple[Objective, ObjectiveParams]]:
+        """``(objective, its parameters)`` of the objectives that are on, summation order."""
+        pairs = [(get_objective(name), params) for name, params in self.sections.items()]
+        return [(objective, params) for objective, params in pairs if objective.active(params)]
+
+    def heads(self) -> list[str]:
+        """The model heads the active objectives train, in registration order."""
+        return list(dict.fromkeys(h for objective, _ in self.active() for h in objective.heads))
+
+    @property
+    def uses_views(self) -> bool:
+        """Whether an active objective reads contrastive views."""
+        return any(objective.uses_views for objective, _ in self.active())
+
+    @property
+    def hides_tokens(self) -> bool:
+        """Whether an active objective hides tokens (the encoder's mask token is trained)."""
+        return any(objective.hides_tokens for objective, _ in self.active())
+
+    @property
+    def n_views(self) -> int:
+        """Views per event: the most an active objective needs, else :data:`DEFAULT_VIEWS`."""
+        wanted = [o.n_views(p) for o, p in self.active() if o.uses_views]
+        return max(wanted, default=DEFAULT_VIEWS)
+
+    def card_lines(self) -> list[str]:
+        """The model card's lines of the active objectives."""
+        return [objective.card_line(params) for objective, params in self.active()]
 
     @property
     def uses_contrastive(self) -> bool:
-        return self.contrastive != "none" and self.contrastive_weight > 0
+        """Deprecated: :attr:`uses_views`."""
+        warnings.warn(
+            "ObjectiveConfig.uses_contrastive is deprecated: use .uses_views",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.uses_views
+
+    def __getattr__(self, item: str) -> Any:
+        if item in LEGACY_OBJECTIVE_KEYS:  # the flat attributes of earlier versions
+            name, param = LEGACY_OBJECTIVE_KEYS[item]
+            warnings.warn(
+                f"ObjectiveConfig.{item} is deprecated: use .section({name!r}).{param}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return getattr(self.sections[name], param)
+        return super().__getattr__(item)  # type: ignore[misc]
+
+
+def _is_section(value: Any) -> bool:
+    return isinstance(value, Mapping | ObjectiveParams)
 
 
 class OptimConfig(_Strict):
@@ -158,7 +298,8 @@ class PretrainConfig(HashedConfig, _Strict):
     )
     views: Literal["fresh", "stored"] = Field(
         "fresh",
-        description="fresh: objective.n_views new physics views of every event at every step "
+        description="fresh: objective.n_views (e.g. objective.contrastive.n_views) new physics "
+        "views of every event at every step "
         "(the 'augment' pipeline, on the training device); stored: the views in the shards",
     )
     augment: dict[str, Any] | None = Field(

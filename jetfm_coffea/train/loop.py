@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -130,32 +131,6 @@ def _step_generator(seed: int, rank: int, step: int, device: torch.device) -> to
     return gen
 
 
-def _resolve_data(data: DataArg, info: DistInfo) -> Any:
-    source = data(info.rank, info.world_size) if callable(data) and not _is_source(data) else data
-    if not _is_source(source):
-        raise TrainingError(
-            f"data must be a batch source (iterable with token_config, set_epoch, state_dict, "
-            f"load_state_dict) or a factory returning one, got {type(source).__name__}"
-        )
-    return source
-
-
-def _is_source(obj: Any) -> bool:
-    return all(hasattr(obj, a) for a in ("__iter__", "set_epoch", "state_dict", "token_config"))
-
-
-def _used_heads(cfg: PretrainConfig) -> list[str]:
-    obj = cfg.objective
-    heads = []
-    if obj.uses_contrastive:
-        heads.append("projection")
-    if obj.masked_weight > 0:
-        heads.append("decoder")
-    if obj.supervised_weight > 0:
-        heads.append("classifier")
-    return heads
-
-
 class TrainProgress:
     """rich progress bar on rank 0 (a no-op elsewhere or when disabled)."""
 
@@ -219,40 +194,135 @@ def pretrain(
     cfg = load_pretrain_config(config)
     info, device = init_distributed(cfg.train.device)
     try:
-        return _pretrain(
-            cfg, data, out, resume, validation, provenance, keep_model, stop_at, info, device
-        )
+        run = _setup(cfg, data, out, resume, validation, provenance, info, device)
+        end = run.cfg.train.steps if stop_at is None else min(stop_at, run.cfg.train.steps)
+        losses, last = _train(run, end)
+        return _finish(run, losses, last, keep_model)
     finally:
         info.close()
 
 
-def _pretrain(
+@dataclass
+class _Run:
+    """One pretraining invocation: what :func:`_setup` builds and the steps share."""
+
+    cfg: PretrainConfig
+    out: Path
+    info: DistInfo
+    device: torch.device
+    source: Any
+    tokens: TokenConfig
+    model: EventModel
+    task: PretrainTask
+    runner: torch.nn.Module  # the task, DDP-wrapped and/or compiled
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    precision: str
+    n_params: int
+    configs: RunConfigs
+    weights_meta: dict[str, str]
+    validation: dict[str, torch.Tensor] | None
+    fresh: bool  # fresh physics views made every step
+    step: int = 0
+    epoch: int = 0
+    events_seen: int = 0
+    loader_state: dict[str, Any] = field(default_factory=dict)  # after the last batch trained
+
+
+# -- setup ---------------------------------------------------------------------------------
+
+
+def _setup(
     cfg: PretrainConfig,
     data: DataArg,
     out: Path,
     resume: bool,
     validation: dict[str, torch.Tensor] | None,
     provenance: dict[str, Any] | None,
-    keep_model: bool,
-    stop_at: int | None,
     info: DistInfo,
     device: torch.device,
-) -> PretrainResult:
-    seed = cfg.train.seed
+) -> _Run:
+    """Data, configs, model, optimiser and run files; the checkpoint's state on resume."""
     source = _resolve_data(data, info)
+    _check_not_empty(source, cfg, info)
+    data_tokens: TokenConfig = load_token_config(source.token_config)
+    cfg, model_cfg = _resolve_configs(cfg, out, resume, data_tokens)
+
+    # identical initial weights on every rank, then per-rank randomness (dropout)
+    torch.manual_seed(cfg.train.seed)
+    model = EventModel(model_cfg, heads=cfg.objective.heads()).to(device)
+    torch.manual_seed(cfg.train.seed + 1 + info.rank)
+    hook = load_view_hook(cfg.train.view_hook) if cfg.train.view_hook else None
+    task = PretrainTask(model, cfg.objective, hook, cfg.train.group_tokens)
+    opt, sched = build_optimizer(model, cfg)
+    run = _Run(
+        cfg=cfg,
+        out=out,
+        info=info,
+        device=device,
+        source=source,
+        tokens=data_tokens,
+        model=model,
+        task=task,
+        runner=task,
+        opt=opt,
+        sched=sched,
+        precision=resolve_precision(cfg.train.precision, device, "train"),
+        n_params=count_parameters(model),
+        configs=RunConfigs(pretrain=cfg, model=model_cfg, tokens=data_tokens, augment=cfg.augment),
+        weights_meta={
+            "model_config_hash": model_cfg.hash(),
+            "token_config_hash": data_tokens.hash(),
+            "config_hash": cfg.hash(),
+            "format": "jetfm-event-model",
+        },
+        validation=validation,
+        fresh=cfg.objective.uses_views and cfg.views == "fresh" and hook is None,
+    )
+    if resume:
+        _restore(run)
+    else:
+        source.set_epoch(0)
+    _start_run_files(run, resume, provenance)
+    run.runner = _wrap(task, cfg, info, device)
+    if run.validation is None and cfg.validation.path:
+        with np.load(cfg.validation.path) as z:
+            run.validation = {k: torch.as_tensor(z[k]) for k in ("tokens", "mask", "label")}
+    run.loader_state = copy.deepcopy(source.state_dict())
+    return run
+
+
+def _resolve_data(data: DataArg, info: DistInfo) -> Any:
+    source = data(info.rank, info.world_size) if callable(data) and not _is_source(data) else data
+    if not _is_source(source):
+        raise TrainingError(
+            f"data must be a batch source (iterable with token_config, set_epoch, state_dict, "
+            f"load_state_dict) or a factory returning one, got {type(source).__name__}"
+        )
+    return source
+
+
+def _is_source(obj: Any) -> bool:
+    return all(hasattr(obj, a) for a in ("__iter__", "set_epoch", "state_dict", "token_config"))
+
+
+def _check_not_empty(source: Any, cfg: PretrainConfig, info: DistInfo) -> None:
     if hasattr(source, "__len__") and len(source) == 0:
         n = getattr(source, "n_events", "?")
         raise TrainingError(
             f"no training batch: the data has {n} event(s), fewer than one batch of "
             f"{cfg.train.batch_size} per rank x {info.world_size} rank(s)"
         )
-    data_tokens: TokenConfig = load_token_config(source.token_config)
-    ck_pointer = latest_checkpoint(out) if resume else None
-    if resume and ck_pointer is None:
+
+
+def _resolve_configs(
+    cfg: PretrainConfig, out: Path, resume: bool, data_tokens: TokenConfig
+) -> tuple[PretrainConfig, ModelConfig]:
+    """The run's config and model config: new, or the run directory's on resume."""
+    if resume and latest_checkpoint(out) is None:
         raise TrainingError(f"--resume: no checkpoint found in {out}")
     if not resume and latest_checkpoint(out) is not None:
         raise TrainingError(f"{out} already holds a run; pass --resume to continue it")
-
     if resume:
         run_cfg = load_pretrain_config(out / "config.yaml")
         if run_cfg.train.steps != cfg.train.steps:
@@ -270,234 +340,269 @@ def _pretrain(
             f"model expects features {model_cfg.feature_names}, data has "
             f"{data_tokens.feature_names}"
         )
+    return cfg, model_cfg
 
-    # identical initial weights on every rank, then per-rank randomness (dropout)
-    torch.manual_seed(seed)
-    model = EventModel(model_cfg, heads=_used_heads(cfg)).to(device)
-    torch.manual_seed(seed + 1 + info.rank)
-    hook = load_view_hook(cfg.train.view_hook) if cfg.train.view_hook else None
-    task = PretrainTask(model, cfg.objective, hook, cfg.train.group_tokens)
-    fresh = cfg.objective.uses_contrastive and cfg.views == "fresh" and hook is None
-    opt, sched = build_optimizer(model, cfg)
-    precision = resolve_precision(cfg.train.precision, device, "train")
-    n_params = count_parameters(model)
 
-    step, epoch, events_seen = 0, 0, 0
-    if resume:
-        weights, state = load_checkpoint(out)
-        model.load_state_dict(weights)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        if state["world_size"] != info.world_size:
-            raise TrainingError(
-                f"checkpoint was written by {state['world_size']} rank(s), "
-                f"now {info.world_size}: resume with the same number of processes"
-            )
-        local = state["ranks"][info.rank]
-        set_rng_state(local["rng"])
-        source.load_state_dict(local["loader"])
-        step, epoch = int(state["step"]), int(state["epoch"])
-        events_seen = int(state.get("events_seen", 0))
-    else:
-        source.set_epoch(0)
+def _restore(run: _Run) -> None:
+    """Weights, optimiser, schedule, RNG and loader position of the newest checkpoint."""
+    weights, state = load_checkpoint(run.out)
+    run.model.load_state_dict(weights)
+    run.opt.load_state_dict(state["optimizer"])
+    run.sched.load_state_dict(state["scheduler"])
+    if state["world_size"] != run.info.world_size:
+        raise TrainingError(
+            f"checkpoint was written by {state['world_size']} rank(s), "
+            f"now {run.info.world_size}: resume with the same number of processes"
+        )
+    local = state["ranks"][run.info.rank]
+    set_rng_state(local["rng"])
+    run.source.load_state_dict(local["loader"])
+    run.step, run.epoch = int(state["step"]), int(state["epoch"])
+    run.events_seen = int(state.get("events_seen", 0))
 
-    configs = RunConfigs(
-        pretrain=cfg,
-        model=model_cfg,
-        tokens=data_tokens,
-        augment=cfg.augment,
-        info={},
-    )
+
+def _start_run_files(run: _Run, resume: bool, provenance: dict[str, Any] | None) -> None:
+    """``run.json`` says "running" (with the data's provenance on a new run)."""
+    configs, out = run.configs, run.out
     if resume and (out / "run.json").is_file():
         configs.info = json.loads((out / "run.json").read_text())
     configs.info.update(
         {
             "status": "running",
-            "size": model_cfg.size,
-            "n_parameters": n_params,
-            "heads": list(model.heads),
-            "world_size": info.world_size,
-            "precision": precision,
-            "device": device.type,
-            "steps_done": step,
-            "views": _views_record(cfg),
+            "size": configs.model.size,
+            "n_parameters": run.n_params,
+            "heads": list(run.model.heads),
+            "world_size": run.info.world_size,
+            "precision": run.precision,
+            "device": run.device.type,
+            "steps_done": run.step,
+            "views": _views_record(run.cfg),
         }
     )
     if not resume:
-        prov = dict(provenance or getattr(source, "provenance", None) or {})
+        prov = dict(provenance or getattr(run.source, "provenance", None) or {})
         configs.info["data"] = prov
-        configs.info[DATA_SHEET_KEY] = source_data_sheet(source)  # what the model saw
-    if info.is_main:
+        configs.info[DATA_SHEET_KEY] = source_data_sheet(run.source)  # what the model saw
+    if run.info.is_main:
         write_run_files(out, configs)
 
+
+def _wrap(
+    task: PretrainTask, cfg: PretrainConfig, info: DistInfo, device: torch.device
+) -> torch.nn.Module:
+    """The task as trained: DDP over ranks, ``torch.compile`` when asked."""
     wrapped: torch.nn.Module = task
     if info.world_size > 1:
         wrapped = DDP(
             task,
             device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.objective.masked_weight == 0,
+            find_unused_parameters=not cfg.objective.hides_tokens,
         )
     # grouped encoding sees a new token count and group size every step: compile for
     # symbolic shapes from the start instead of recompiling per shape
     dynamic = True if cfg.train.group_tokens else None
-    runner = torch.compile(wrapped, dynamic=dynamic) if cfg.train.compile else wrapped
+    return torch.compile(wrapped, dynamic=dynamic) if cfg.train.compile else wrapped
 
-    if validation is None and cfg.validation.path:
-        import numpy as np
 
-        with np.load(cfg.validation.path) as z:
-            validation = {k: torch.as_tensor(z[k]) for k in ("tokens", "mask", "label")}
-    metrics_path = out / "metrics.jsonl"
-    weights_meta = {
-        "model_config_hash": model_cfg.hash(),
-        "token_config_hash": data_tokens.hash(),
-        "config_hash": cfg.hash(),
-        "format": "jetfm-event-model",
-    }
+# -- the loop ------------------------------------------------------------------------------
 
-    def checkpoint(at_step: int) -> Path | None:
-        # the loader state of the last batch trained on (the prefetcher reads ahead)
-        local_state = {"rng": get_rng_state(), "loader": loader_state}
-        ranks = all_gather_objects(local_state, info)
-        path = None
-        if info.is_main:
-            state = {
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "epoch": epoch,
-                "events_seen": events_seen,
-                "world_size": info.world_size,
-                "ranks": ranks,
-            }
-            path = save_checkpoint(out, at_step, model.state_dict(), state, weights_meta)
-        return path
 
-    def batches() -> Iterator[tuple[dict[str, Any], int, dict[str, Any]]]:
-        """``(batch, its epoch, loader state after it)``, epoch after epoch."""
-        ep = epoch
-        it = iter(source)
-        while True:
-            got_any = False
-            for batch in it:
-                got_any = True
-                yield batch, ep, copy.deepcopy(source.state_dict())
-            if not got_any and not _epoch_has_batches(source):
-                raise TrainingError(
-                    f"the data yields no batch of {cfg.train.batch_size} events on rank "
-                    f"{info.rank} (empty store, or fewer events than batch size x ranks)"
-                )
-            ep += 1
-            source.set_epoch(ep)
-            it = iter(source)
-
-    def prepare(batch: dict[str, Any]) -> dict[str, Any]:
-        return compact_batch(batch) if cfg.train.compact_tokens else batch
-
-    loader_state = copy.deepcopy(source.state_dict())
-
-    end = cfg.train.steps if stop_at is None else min(stop_at, cfg.train.steps)
-    progress = TrainProgress(cfg.train.progress and info.is_main, cfg.train.steps, step)
+def _train(run: _Run, end: int) -> tuple[list[float], dict[str, Any]]:
+    """Steps up to ``end``: ``(total loss of every step, the last logged record)``."""
+    cfg = run.cfg
+    progress = TrainProgress(cfg.train.progress and run.info.is_main, cfg.train.steps, run.step)
     losses: list[float] = []
     last: dict[str, Any] = {}
-    window: dict[str, float] = {}
-    n_window, t_window, wait_window, events_window = 0, time.perf_counter(), 0.0, 0
+    window = _Window()
     if cfg.train.prefetch > 0:
-        stream = prefetch(batches(), device, prepare, depth=cfg.train.prefetch)
+        stream = prefetch(_batches(run), run.device, _preparer(cfg), depth=cfg.train.prefetch)
     else:
-        stream = ((to_device(prepare(b), device), *rest) for b, *rest in batches())
-    task.train()
+        prepare = _preparer(cfg)
+        stream = ((to_device(prepare(b), run.device), *rest) for b, *rest in _batches(run))
+    run.task.train()
     try:
-        with matmul_precision(precision):
-            while step < end:
+        with matmul_precision(run.precision):
+            while run.step < end:
                 t0 = time.perf_counter()
-                batch, epoch, loader_state = next(stream)
-                wait_window += time.perf_counter() - t0
-                n_events = len(batch["tokens"]) * info.world_size
-                if fresh:  # V new physics views per event, keyed by (event ids, epoch, view)
-                    batch["views"], batch["view_mask"] = make_views(
-                        batch, cfg.augment, data_tokens, epoch, cfg.objective.n_views
-                    )
-                gen = _step_generator(seed, info.rank, step, device)
-                with autocast(precision, device):
-                    loss, parts, emb = runner(batch, gen)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else float("inf")
-                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-                ok = (torch.isfinite(loss) & torch.isfinite(gnorm)).float()
-                if info.world_size > 1:
-                    dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-                if ok.item() < 1:
-                    where = batch_provenance(batch)
-                    if info.world_size > 1:
-                        where = f"rank {info.rank}: {where}"
-                    path = checkpoint(step)
-                    configs.info.update({"status": f"failed: non-finite loss at step {step + 1}"})
-                    if info.is_main:
-                        write_run_files(out, configs)
-                    raise NonFiniteLossError(step + 1, where, str(path) if path else None)
-                opt.step()
-                sched.step()
-                step += 1
-                events_seen += n_events
-                loss_value = float(loss.detach())
-                losses.append(loss_value)
-                window["loss"] = window.get("loss", 0.0) + loss_value
-                for k, v in parts.items():
-                    window[k] = window.get(k, 0.0) + float(v)
-                n_window += 1
-                events_window += n_events
-
-                record: dict[str, Any] | None = None
-                if step % cfg.train.log_every == 0 or step == end:
-                    dt = time.perf_counter() - t_window
-                    record = {
-                        "step": step,
-                        "epoch": epoch,
-                        "lr": sched.get_last_lr()[0],
-                        **{k: v / n_window for k, v in window.items()},
-                        "grad_norm": float(gnorm),
-                        "events_per_s": events_window / max(dt, 1e-9),
-                        "step_time_s": dt / n_window,
-                        "loader_wait_frac": wait_window / max(dt, 1e-9),
-                        "events_seen": events_seen,
-                        "time": time.time(),
-                    }
-                    window, n_window, t_window = {}, 0, time.perf_counter()
-                    wait_window, events_window = 0.0, 0
-                if step % cfg.train.monitor_every == 0 or step == end:
-                    record = record or {"step": step, "epoch": epoch, "time": time.time()}
-                    record.update(collapse_metrics(emb))
-                if validation is not None and (step % cfg.validation.every == 0 or step == end):
-                    record = record or {"step": step, "epoch": epoch, "time": time.time()}
-                    record["knn_acc"] = _knn_probe(model, validation, cfg, device)
+                batch, run.epoch, run.loader_state = next(stream)
+                window.wait += time.perf_counter() - t0
+                n_events = len(batch["tokens"]) * run.info.world_size
+                loss, parts, emb, gnorm = _train_step(run, batch)
+                run.events_seen += n_events
+                losses.append(float(loss.detach()))
+                window.add(losses[-1], parts, n_events)
+                record = _evaluate(run, window, emb, gnorm, end)
                 if record is not None:
                     last.update(record)
-                    if info.is_main:
-                        with open(metrics_path, "a") as fh:
-                            fh.write(json.dumps(record) + "\n")
                     progress.update(
-                        step, record.get("loss", loss_value), record.get("events_per_s", 0)
+                        run.step, record.get("loss", losses[-1]), record.get("events_per_s", 0)
                     )
-                if step % cfg.train.checkpoint_every == 0 and step < end:
-                    checkpoint(step)
+                if run.step % cfg.train.checkpoint_every == 0 and run.step < end:
+                    _checkpoint(run)
     finally:
         stream.close()
         progress.close()
+    return losses, last
 
-    checkpoint(step)
-    done = step >= cfg.train.steps
-    configs.info.update({"status": "completed" if done else "stopped", "steps_done": step})
-    if info.is_main:
-        save_weights(out / "model.safetensors", model.state_dict(), weights_meta)
-        write_run_files(out, configs)
-        write_model_card(out, configs, n_params)
-    return PretrainResult(out, step, losses, last, model if keep_model else None)
+
+def _batches(run: _Run) -> Iterator[tuple[dict[str, Any], int, dict[str, Any]]]:
+    """``(batch, its epoch, loader state after it)``, epoch after epoch."""
+    source, ep = run.source, run.epoch
+    it = iter(source)
+    while True:
+        got_any = False
+        for batch in it:
+            got_any = True
+            yield batch, ep, copy.deepcopy(source.state_dict())
+        if not got_any and not _epoch_has_batches(source):
+            raise TrainingError(
+                f"the data yields no batch of {run.cfg.train.batch_size} events on rank "
+                f"{run.info.rank} (empty store, or fewer events than batch size x ranks)"
+            )
+        ep += 1
+        source.set_epoch(ep)
+        it = iter(source)
+
+
+def _preparer(cfg: PretrainConfig) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Batch preparation before the device copy: drop common padding when asked."""
+    return compact_batch if cfg.train.compact_tokens else (lambda batch: batch)
+
+
+def _train_step(
+    run: _Run, batch: dict[str, Any]
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """One optimiser step: ``(loss, its parts, embeddings, gradient norm)``.
+
+    A non-finite loss or gradient on any rank checkpoints, marks the run failed and
+    raises :class:`~jetfm_coffea.errors.NonFiniteLossError` naming the batch.
+    """
+    cfg, info = run.cfg, run.info
+    if run.fresh:  # V new physics views per event, keyed by (event ids, epoch, view)
+        batch["views"], batch["view_mask"] = make_views(
+            batch, cfg.augment, run.tokens, run.epoch, cfg.objective.n_views
+        )
+    gen = _step_generator(cfg.train.seed, info.rank, run.step, run.device)
+    with autocast(run.precision, run.device):
+        loss, parts, emb = run.runner(batch, gen)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else float("inf")
+    gnorm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), clip)
+    ok = (torch.isfinite(loss) & torch.isfinite(gnorm)).float()
+    if info.world_size > 1:
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    if ok.item() < 1:
+        where = batch_provenance(batch)
+        if info.world_size > 1:
+            where = f"rank {info.rank}: {where}"
+        path = _checkpoint(run)
+        run.configs.info.update({"status": f"failed: non-finite loss at step {run.step + 1}"})
+        if info.is_main:
+            write_run_files(run.out, run.configs)
+        raise NonFiniteLossError(run.step + 1, where, str(path) if path else None)
+    run.opt.step()
+    run.sched.step()
+    run.step += 1
+    return loss, parts, emb, gnorm
+
+
+# -- metrics and checkpoints ---------------------------------------------------------------
+
+
+@dataclass
+class _Window:
+    """Sums over the steps since the last logged record."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    n: int = 0
+    events: int = 0
+    wait: float = 0.0
+    start: float = field(default_factory=time.perf_counter)
+
+    def add(self, loss: float, parts: dict[str, torch.Tensor], n_events: int) -> None:
+        self.sums["loss"] = self.sums.get("loss", 0.0) + loss
+        for k, v in parts.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.n += 1
+        self.events += n_events
+
+    def reset(self) -> None:
+        self.sums, self.n, self.events, self.wait = {}, 0, 0, 0.0
+        self.start = time.perf_counter()
+
+
+def _evaluate(
+    run: _Run, window: _Window, emb: torch.Tensor, gnorm: torch.Tensor, end: int
+) -> dict[str, Any] | None:
+    """The step's metrics record when one is due (logged losses, monitors, k-NN probe).
+
+    Written to ``metrics.jsonl`` on rank 0; the window restarts after a logged record.
+    """
+    cfg, step = run.cfg, run.step
+    record: dict[str, Any] | None = None
+    if step % cfg.train.log_every == 0 or step == end:
+        dt = time.perf_counter() - window.start
+        record = {
+            "step": step,
+            "epoch": run.epoch,
+            "lr": run.sched.get_last_lr()[0],
+            **{k: v / window.n for k, v in window.sums.items()},
+            "grad_norm": float(gnorm),
+            "events_per_s": window.events / max(dt, 1e-9),
+            "step_time_s": dt / window.n,
+            "loader_wait_frac": window.wait / max(dt, 1e-9),
+            "events_seen": run.events_seen,
+            "time": time.time(),
+        }
+        window.reset()
+    if step % cfg.train.monitor_every == 0 or step == end:
+        record = record or {"step": step, "epoch": run.epoch, "time": time.time()}
+        record.update(collapse_metrics(emb))
+    if run.validation is not None and (step % cfg.validation.every == 0 or step == end):
+        record = record or {"step": step, "epoch": run.epoch, "time": time.time()}
+        record["knn_acc"] = _knn_probe(run.model, run.validation, cfg, run.device)
+    if record is not None and run.info.is_main:
+        with open(run.out / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+    return record
+
+
+def _checkpoint(run: _Run) -> Path | None:
+    """Checkpoint the current step (every rank's RNG and loader state; rank 0 writes)."""
+    # the loader state of the last batch trained on (the prefetcher reads ahead)
+    local_state = {"rng": get_rng_state(), "loader": run.loader_state}
+    ranks = all_gather_objects(local_state, run.info)
+    if not run.info.is_main:
+        return None
+    state = {
+        "optimizer": run.opt.state_dict(),
+        "scheduler": run.sched.state_dict(),
+        "epoch": run.epoch,
+        "events_seen": run.events_seen,
+        "world_size": run.info.world_size,
+        "ranks": ranks,
+    }
+    return save_checkpoint(run.out, run.step, run.model.state_dict(), state, run.weights_meta)
+
+
+def _finish(
+    run: _Run, losses: list[float], last: dict[str, Any], keep_model: bool
+) -> PretrainResult:
+    """Final checkpoint, weights, run files and model card."""
+    _checkpoint(run)
+    done = run.step >= run.cfg.train.steps
+    run.configs.info.update({"status": "completed" if done else "stopped", "steps_done": run.step})
+    if run.info.is_main:
+        save_weights(run.out / "model.safetensors", run.model.state_dict(), run.weights_meta)
+        write_run_files(run.out, run.configs)
+        write_model_card(run.out, run.configs, run.n_params)
+    return PretrainResult(run.out, run.step, losses, last, run.model if keep_model else None)
 
 
 def _views_record(cfg: PretrainConfig) -> dict[str, Any]:
     """How the contrastive views are made (``run.json`` and the model card)."""
-    if not cfg.objective.uses_contrastive:
+    if not cfg.objective.uses_views:
         return {"mode": "none"}
     if cfg.train.view_hook:
         return {"mode": "hook", "hook": cfg.train.view_hook}

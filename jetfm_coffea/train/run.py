@@ -216,21 +216,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 def write_model_card(run_dir: Path, configs: RunConfigs, n_parameters: int) -> None:
     """Write ``MODEL_CARD.md``: provenance, objective, size, steps."""
     cfg, info = configs.pretrain, configs.info
-    obj = cfg.objective
-    parts = []
-    if obj.uses_contrastive:
-        t = f", temperature {obj.temperature}" if obj.contrastive == "ntxent" else ""
-        parts.append(
-            f"contrastive {obj.contrastive} (weight {obj.contrastive_weight}, "
-            f"{obj.n_views} views{t})"
-        )
-    if obj.masked_weight > 0:
-        parts.append(
-            f"masked object modelling (weight {obj.masked_weight}, "
-            f"{obj.mask_fraction:.0%} of tokens, type CE weight {obj.type_weight})"
-        )
-    if obj.supervised_weight > 0:
-        parts.append(f"supervised auxiliary (weight {obj.supervised_weight})")
+    parts = cfg.objective.card_lines()  # one line per active objective (the registry)
     data = info.get("data", {})
     views = info.get("views", {})
     if views.get("mode") == "fresh":
