@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from jetfm_coffea._resources import GOLDEN_JSON_2012, SINGLEMU_2012, cms_file
+from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune.config import load_task_config
 from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, load_labelled
@@ -47,7 +48,6 @@ from jetfm_coffea.finetune.trainer import (
 from jetfm_coffea.generate.processes import get_process
 from jetfm_coffea.generate.run import dataset_name, generate
 from jetfm_coffea.tokens.config import TokenConfig
-from jetfm_coffea.train.checkpoint import atomic_write_text
 from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import pretrain
 

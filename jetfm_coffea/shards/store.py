@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from jetfm_coffea import __version__
+from jetfm_coffea.atomic import atomic_write_json
 from jetfm_coffea.errors import (
     LegacyStoreError,
     SchemaValidationError,
@@ -86,9 +86,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
-    tmp.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, document, indent=1)
 
 
 def _check_version(document: dict[str, Any], where: str) -> None:
