@@ -53,7 +53,7 @@ def test_sections_and_invalid_fields(tmp_path):
     path = tmp_path / "build.yaml"
     path.write_text("augment:\n  steps: []\ntokens: {}\n")
     assert config_data(path, what="x", section="augment") == {"steps": []}
-    with pytest.raises(ConfigError, match="(?s)invalid pretraining config: .*train.steps"):
+    with pytest.raises(ConfigError, match=r"(?s)invalid pretraining config: .*train.steps"):
         validate_config(PretrainConfig, {"train": {"steps": "many"}}, what="pretraining config")
-    with pytest.raises(ConfigError, match="cannot read x .*missing.yaml"):
+    with pytest.raises(ConfigError, match=r"cannot read x .*missing.yaml"):
         read_config_file(tmp_path / "missing.yaml", what="x")
