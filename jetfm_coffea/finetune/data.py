@@ -19,7 +19,6 @@ subsets are index arrays into it.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from jetfm_coffea.errors import ConfigError, TrainingError
+from jetfm_coffea.fileset import load_fileset
 from jetfm_coffea.finetune.config import SplitConfig, TaskConfig
 from jetfm_coffea.finetune.selection import select_events, selection_summary
 from jetfm_coffea.shards.loader import open_loader
@@ -268,48 +268,32 @@ def sample_labels(
 def read_labelled_fileset(path: str | Path) -> list[dict[str, Any]]:
     """Datasets of a coffea fileset JSON: ``[{name, files: [(file, tree)], label, weight}]``.
 
-    Every dataset needs an integer ``metadata.label``; ``metadata.weight`` (a per-event
-    weight, default 1) is optional.
+    Read by :func:`jetfm_coffea.fileset.load_fileset` (relative file paths are relative to
+    the JSON's folder, made absolute). Every dataset needs an integer ``metadata.label``;
+    ``metadata.weight`` (a per-event weight, default 1) is optional.
     """
     path = Path(path)
-    try:
-        spec = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"cannot read fileset {path}: {err}") from err
-    if not isinstance(spec, dict) or not spec:
+    spec = load_fileset(path)
+    if not spec:
         raise ConfigError(f"fileset {path} must map dataset names to {{files, metadata}}")
     out = []
     for name, ds in spec.items():
-        if not isinstance(ds, dict) or "files" not in ds:
-            raise ConfigError(f"fileset {path}: dataset {name!r} has no 'files'")
-        meta = ds.get("metadata") or {}
+        meta = ds["metadata"]
         label = meta.get("label")
         if isinstance(label, bool) or not isinstance(label, int):
             raise ConfigError(
                 f"fileset {path}: dataset {name!r} needs an integer metadata.label, got {label!r}"
             )
-        files = ds["files"]
-        if isinstance(files, dict):
-            pairs = [(_resolve(path, f), str(t or "Events")) for f, t in files.items()]
-        else:
-            pairs = [(_resolve(path, f), "Events") for f in files]
         out.append(
             {
                 "name": str(name),
-                "files": pairs,
+                "files": [(f, str(t or "Events")) for f, t in ds["files"].items()],
                 "label": int(label),
                 "weight": float(meta.get("weight", 1.0)),
                 "metadata": meta,
             }
         )
     return out
-
-
-def _resolve(fileset: Path, file: str) -> str:
-    """Relative local paths in a fileset are relative to the fileset's folder."""
-    if "://" in file or Path(file).is_absolute():
-        return file
-    return str((fileset.parent / file).resolve())
 
 
 def _from_fileset(
