@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from jetfm_coffea.augment.rng import mix64
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.fileset import load_fileset
 from jetfm_coffea.finetune.config import SplitConfig, TaskConfig
@@ -143,13 +144,6 @@ class LabelledEvents:
         return cls(**cat, token_config=config, dataset=dataset, datasets=names, objects=objects)
 
 
-def _mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser (vectorised, wrapping uint64 arithmetic)."""
-    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return h ^ (h >> np.uint64(31))
-
-
 def dataset_keys(names: Sequence[str] | np.ndarray) -> np.ndarray:
     """A 64-bit key per dataset name (BLAKE2b of the UTF-8 name): stable across runs."""
     names = np.asarray(names, dtype=object)
@@ -178,10 +172,10 @@ def event_hash(
     ids = [np.asarray(a).astype(np.int64).view(np.uint64) for a in (run, luminosityBlock, event)]
     if dataset is not None:
         ids.insert(0, np.asarray(dataset, dtype=np.uint64))
-    h = np.full(ids[0].shape, np.uint64(salt * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF))
-    with np.errstate(over="ignore"):
-        for part in ids:
-            h = _mix((h ^ part) + np.uint64(0x9E3779B97F4A7C15))
+    shape = ids[0].shape
+    h = np.full(shape, np.uint64(salt * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF))
+    for part in ids:
+        h = mix64(h ^ part).reshape(shape)  # splitmix64, augment.rng's (the one copy)
     return (h >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
