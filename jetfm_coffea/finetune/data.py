@@ -33,6 +33,7 @@ from jetfm_coffea.finetune.config import SplitConfig, TaskConfig
 from jetfm_coffea.finetune.selection import select_events, selection_summary
 from jetfm_coffea.shards.loader import open_loader
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
+from jetfm_coffea.tokens.fields import ID_FIELDS
 from jetfm_coffea.train.data import object_array, read_tokens
 
 __all__ = [
@@ -76,7 +77,7 @@ class LabelledEvents:
 
     def __post_init__(self) -> None:
         n = len(self.tokens)
-        for name in ("mask", "label", "weight", "run", "luminosityBlock", "event"):
+        for name in ("mask", "label", "weight", *ID_FIELDS):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} has {len(getattr(self, name))} events, tokens has {n}")
         if self.tokens.shape[2] != len(self.token_config.features):
@@ -136,7 +137,7 @@ class LabelledEvents:
             dataset = np.concatenate([p.dataset + o for p, o in zip(parts, offsets, strict=True)])
         cat = {
             k: np.concatenate([getattr(p, k) for p in parts])
-            for k in ("tokens", "mask", "label", "weight", "run", "luminosityBlock", "event")
+            for k in ("tokens", "mask", "label", "weight", *ID_FIELDS)
         }
         objects = None
         if all(p.objects is not None for p in parts):
@@ -351,8 +352,7 @@ def _from_shards(store: str | Path, max_events: int | None) -> LabelledEvents:
     for batch in loader:
         if "label" not in batch:
             raise TrainingError(f"shard store {store} carries no labels (batch key 'label')")
-        for key in ("tokens", "mask", "objects", "label", "weight", "run", "luminosityBlock",
-                    "event"):  # fmt: skip
+        for key in ("tokens", "mask", "objects", "label", "weight", *ID_FIELDS):
             value = batch.get(key)
             if value is None and key == "weight":
                 value = torch.ones(len(batch["tokens"]))

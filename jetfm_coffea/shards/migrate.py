@@ -23,6 +23,7 @@ import numpy as np
 from jetfm_coffea.errors import ShardChecksumError, ShardError
 from jetfm_coffea.schema import validate
 from jetfm_coffea.shards.format import (
+    ID_ARRAYS,
     LEGACY_VERSIONS,
     MANIFEST_NAME,
     OBJECT_FIELDS,
@@ -190,7 +191,7 @@ def migrate_store(store: str | Path, out: str | Path) -> MigrationSummary:
         raise ShardError(str(target), f"migrated store fails verification: {report.errors[0]}")
     for shard in open_store(target):
         ids, counts = expected[shard.path]
-        got = np.stack([shard.read(k) for k in ("run", "luminosityBlock", "event")])
+        got = np.stack([shard.read(k) for k in ID_ARRAYS])
         if not np.array_equal(got, ids) or not np.array_equal(
             np.diff(shard.offsets(OBJECTS)), counts
         ):
