@@ -30,7 +30,8 @@ from jetfm_coffea.shards.format import (
     OBJECTS,
     STORE_ATTR,
 )
-from jetfm_coffea.shards.store import create_store, open_store, verify, write_manifest
+from jetfm_coffea.shards.store import create_store, open_store, write_manifest
+from jetfm_coffea.shards.verification import verify
 from jetfm_coffea.shards.views import load_augmentation, stored_views
 from jetfm_coffea.shards.writer import ShardSource, write_shard
 from jetfm_coffea.tokens import EventObjects, load_token_config
