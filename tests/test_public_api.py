@@ -92,6 +92,13 @@ PUBLIC_API: dict[str, list[str]] = {
         "generate",
         "get_process",
     ],
+    "jetfm_coffea.generate.detector": [
+        "BTAG_WP_MEDIUM",
+        "DetectorConfig",
+        "Particles",
+        "particle_record",
+        "simulate",
+    ],
     "jetfm_coffea.jobs": [],
     "jetfm_coffea.model": [
         "ClassificationHead",
