@@ -3,8 +3,8 @@
 A fileset maps dataset names to ``{"files": {path: treename}, "metadata": {...}}``.
 A single ROOT path is accepted wherever a fileset is, as a one-file dataset. This is the
 one fileset reader of the package: local paths come back absolute (relative ones are
-relative to the fileset JSON's folder, or to the working directory for a ROOT path), so
-what a run records stays valid from any directory.
+relative to the fileset JSON's folder, or to the working directory for a dict or a ROOT
+path), so what a run records stays valid from any directory.
 
 >>> fs = load_fileset({"ttbar": ["/data/tt_1.root", "root://eos//tt_2.root"]})
 >>> fs["ttbar"]["files"]
@@ -60,9 +60,16 @@ def _normalise(fileset: dict[str, Any], treename: str) -> dict[str, dict[str, An
 
 
 def load_fileset(source: str | Path | dict, treename: str = DEFAULT_TREE) -> dict[str, dict]:
-    """Load a coffea fileset from a JSON file, a dict, or a single ROOT file path."""
+    """Load a coffea fileset from a JSON file, a dict, or a single ROOT file path.
+
+    Local file paths come back absolute: those of a JSON file relative to its folder,
+    those of a dict or a ROOT path relative to the working directory.
+    """
     if isinstance(source, dict):
-        return _normalise(source, treename)
+        fileset = _normalise(source, treename)
+        for spec in fileset.values():
+            spec["files"] = {absolute_path(f): tree for f, tree in spec["files"].items()}
+        return fileset
     path = Path(source)
     if path.suffix == ".json":
         try:

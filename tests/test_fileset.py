@@ -65,3 +65,6 @@ def test_relative_paths_come_back_absolute(tmp_path, monkeypatch):
         "root://host//c.root",
     ]
     assert list(load_fileset("x.root")["x"]["files"]) == [str(tmp_path / "x.root")]
+    from_dict = load_fileset({"d": ["a.root", "root://host//c.root"]})
+    assert list(from_dict["d"]["files"]) == [str(tmp_path / "a.root"), "root://host//c.root"]
+    assert load_fileset(from_dict) == from_dict  # loading a loaded fileset changes nothing
