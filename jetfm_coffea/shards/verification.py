@@ -1,9 +1,10 @@
 """Verify a shard store: list every problem, each naming its shard; never delete anything.
 
-:func:`verify` checks the store root, every shard on disk (:func:`~jetfm_coffea.shards.
-shard.shard_problems`), the manifest against the shards, overlapping entry ranges and
-leftover temporary directories; with ``rebuild_manifest`` it writes a new manifest from
-the shards that passed (``jetfm shards verify [--rebuild-manifest]``).
+:func:`verify` checks the store root, every shard on disk
+(:func:`~jetfm_coffea.shards.shard.shard_problems`), the manifest against the shards,
+overlapping entry ranges and leftover temporary directories; with ``rebuild_manifest``
+it writes a new manifest from the shards that passed (``jetfm shards verify
+[--rebuild-manifest]``).
 """
 
 from __future__ import annotations
