@@ -1,21 +1,42 @@
 """Filesets in coffea's JSON format: loading, normalising and checking the files.
 
 A fileset maps dataset names to ``{"files": {path: treename}, "metadata": {...}}``.
-A single ROOT path is accepted wherever a fileset is, as a one-file dataset.
+A single ROOT path is accepted wherever a fileset is, as a one-file dataset. This is the
+one fileset reader of the package: local paths come back absolute (relative ones are
+relative to the fileset JSON's folder, or to the working directory for a dict or a ROOT
+path), so what a run records stays valid from any directory.
+
+>>> fs = load_fileset({"ttbar": ["/data/tt_1.root", "root://eos//tt_2.root"]})
+>>> fs["ttbar"]["files"]
+{'/data/tt_1.root': 'Events', 'root://eos//tt_2.root': 'Events'}
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jetfm_coffea.errors import ConfigError, InputFileError
 
-__all__ = ["BadFile", "FileCheck", "check_files", "load_fileset"]
+__all__ = ["BadFile", "FileCheck", "absolute_path", "check_files", "load_fileset"]
 
 DEFAULT_TREE = "Events"
+
+
+def absolute_path(file: str, folder: str | Path = ".") -> str:
+    """``file`` made absolute against ``folder`` (URLs and absolute paths stay as they are).
+
+    >>> absolute_path("root://eospublic.cern.ch//a.root", "/data")
+    'root://eospublic.cern.ch//a.root'
+    >>> absolute_path("../b.root", "/data/sub")
+    '/data/b.root'
+    """
+    if "://" in file or Path(file).is_absolute():
+        return file
+    return os.path.abspath(Path(folder) / file)
 
 
 def _normalise(fileset: dict[str, Any], treename: str) -> dict[str, dict[str, Any]]:
@@ -39,9 +60,16 @@ def _normalise(fileset: dict[str, Any], treename: str) -> dict[str, dict[str, An
 
 
 def load_fileset(source: str | Path | dict, treename: str = DEFAULT_TREE) -> dict[str, dict]:
-    """Load a coffea fileset from a JSON file, a dict, or a single ROOT file path."""
+    """Load a coffea fileset from a JSON file, a dict, or a single ROOT file path.
+
+    Local file paths come back absolute: those of a JSON file relative to its folder,
+    those of a dict or a ROOT path relative to the working directory.
+    """
     if isinstance(source, dict):
-        return _normalise(source, treename)
+        fileset = _normalise(source, treename)
+        for spec in fileset.values():
+            spec["files"] = {absolute_path(f): tree for f, tree in spec["files"].items()}
+        return fileset
     path = Path(source)
     if path.suffix == ".json":
         try:
@@ -55,12 +83,11 @@ def load_fileset(source: str | Path | dict, treename: str = DEFAULT_TREE) -> dic
         fileset = _normalise(data, treename)
         for spec in fileset.values():  # relative file paths are relative to the JSON file
             spec["files"] = {
-                (f if "://" in f or Path(f).is_absolute() else str(path.parent / f)): tree
-                for f, tree in spec["files"].items()
+                absolute_path(f, path.parent): tree for f, tree in spec["files"].items()
             }
         return fileset
     name = path.name.removesuffix(".root") or "dataset"
-    return _normalise({name: {"files": {str(source): treename}}}, treename)
+    return _normalise({name: {"files": {absolute_path(str(source)): treename}}}, treename)
 
 
 @dataclass

@@ -5,7 +5,9 @@ Schemas live pyhf-style in ``schemas/<version>/<name>.json``; shared building bl
 document declares the schema version it follows, as ``"schema_version": "1.0.0"`` (preferred)
 or through a ``"$schema"`` string that contains the version (``".../1.0.0/<name>.json"``).
 
->>> from jetfm_coffea.schema import validate
+>>> from jetfm_coffea.schema import document_version, validate
+>>> document_version({"$schema": "https://example.org/schemas/2.0.0/shard.json"})
+'2.0.0'
 >>> validate(catalogue, "opendata_catalogue")  # doctest: +SKIP
 """
 

@@ -33,11 +33,11 @@ from coffea import processor
 
 from jetfm_coffea.score import JetFMScorer, count_nonfinite
 from jetfm_coffea.selection.lumi import CERTIFIED_LUMI, certify, warn_if_all_removed
+from jetfm_coffea.tokens.fields import ID_FIELDS
 
 __all__ = ["ScoreAnalysisProcessor", "finalize_analysis"]
 
 STAGES = ("all", "pass")
-ID_FIELDS = ("run", "luminosityBlock", "event")
 
 
 def _is_dask(events: Any) -> bool:

@@ -37,3 +37,22 @@ def test_no_module_switches_the_backend_or_global_style():
                 if (owner, node.func.attr) in {("matplotlib", "use"), ("plt.style", "use")}:
                     offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert offenders == []
+
+
+def test_every_figure_is_drawn_in_the_cms_style():
+    """A function that makes a figure (figures.subplots) is @styled or uses cms_style()."""
+    unstyled = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "figures.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for func in ast.walk(tree):
+            if not isinstance(func, ast.FunctionDef):
+                continue
+            calls = {ast.unparse(n.func) for n in ast.walk(func) if isinstance(n, ast.Call)}
+            if "subplots" not in calls:
+                continue
+            decorated = any(ast.unparse(d) == "styled" for d in func.decorator_list)
+            if not decorated and "cms_style" not in calls:
+                unstyled.append(f"{path.relative_to(PACKAGE)}:{func.lineno} {func.name}")
+    assert unstyled == []

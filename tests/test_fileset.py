@@ -48,3 +48,23 @@ def test_skip_bad_files_keeps_every_good_file(bad_files, singlemu, ttbar2015):
     assert sorted(b.path for b in check.bad) == sorted(map(str, bad_files.values()))
     assert list(check.fileset["d"]["files"]) == [str(singlemu), str(ttbar2015)]
     assert check.entries == {str(singlemu): 10_000, str(ttbar2015): 200}
+
+
+def test_relative_paths_come_back_absolute(tmp_path, monkeypatch):
+    """The one fileset reader: JSON paths relative to the JSON, ROOT paths to the cwd."""
+    folder = tmp_path / "sets"
+    folder.mkdir()
+    path = folder / "fs.json"
+    files = {"a.root": "Events", "../b.root": "Events", "root://host//c.root": "Events"}
+    path.write_text(json.dumps({"d": {"files": files}}))
+    monkeypatch.chdir(tmp_path)
+    fs = load_fileset("sets/fs.json")
+    assert list(fs["d"]["files"]) == [
+        str(folder / "a.root"),
+        str(tmp_path / "b.root"),
+        "root://host//c.root",
+    ]
+    assert list(load_fileset("x.root")["x"]["files"]) == [str(tmp_path / "x.root")]
+    from_dict = load_fileset({"d": ["a.root", "root://host//c.root"]})
+    assert list(from_dict["d"]["files"]) == [str(tmp_path / "a.root"), "root://host//c.root"]
+    assert load_fileset(from_dict) == from_dict  # loading a loaded fileset changes nothing

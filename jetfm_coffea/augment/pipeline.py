@@ -29,9 +29,10 @@ from jetfm_coffea.augment.registry import State, StepContext, get, get_cartesian
 from jetfm_coffea.augment.rng import StepRandom, step_keys, view_keys
 from jetfm_coffea.backend import where
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.tokens.build import ID_FIELDS, KINEMATICS, EventObjects, EventTokens
+from jetfm_coffea.tokens.build import EventObjects, EventTokens
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 from jetfm_coffea.tokens.features import compute_features
+from jetfm_coffea.tokens.fields import ID_FIELDS, OBJECT_FIELDS
 
 __all__ = [
     "KINEMATIC_FIELDS",
@@ -43,8 +44,7 @@ __all__ = [
     "augment_views",
 ]
 
-KINEMATIC_FIELDS = KINEMATICS  # the padded object fields of EventObjects
-_ID_FIELDS = ID_FIELDS
+KINEMATIC_FIELDS = OBJECT_FIELDS  # the padded object fields of EventObjects
 
 
 def _is_torch(lib: ModuleType) -> bool:
@@ -117,7 +117,7 @@ def _select(lib: ModuleType, cond: Any, new: State, old: State) -> State:
 
 def _ids_numpy(ids: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     out = []
-    for name in _ID_FIELDS:
+    for name in ID_FIELDS:
         if name not in ids:
             raise ConfigError(
                 f"augmentation needs per-event {name!r} to seed its random numbers "
@@ -248,7 +248,7 @@ def _augment_flat(
         else:
             state[name] = np.asarray(value).reshape(-1).take(index).astype(np.float64)
     state.update(mask=np.ones(len(ev), bool), _event=ev, _slot=slot)
-    ids = {k: _get(objects, k) for k in _ID_FIELDS if _get(objects, k) is not None}
+    ids = {k: _get(objects, k) for k in ID_FIELDS if _get(objects, k) is not None}
     out, n_rejected = apply_pipeline(
         np, state, ids, pipeline, token_config, view, acceptance=acceptance, fused=fused
     )

@@ -5,12 +5,13 @@ Every random number is a pure function of integers::
     key(event)  = mix(seed, run, luminosityBlock, event, view, step)
     u(stream)   = mix(key(event), stream, slot)  ->  uniform in (0, 1)
 
-where ``mix`` is the splitmix64 finaliser (Steele, Lea & Flood 2014) applied to
-``uint64`` arrays with numpy, so it is vectorised over events and objects (no Python
-loop per event) and independent of how a file is chunked, of the executor and of the
-number of workers. Draws are computed once with numpy (float64) and moved to the
-target backend (a torch tensor's device and dtype), so numpy and torch views of the
-same event use bit-identical random numbers.
+where ``mix`` is the splitmix64 finaliser (Steele, Lea & Flood 2014; :func:`mix64`, the
+package's one copy, also behind the fine-tuning splits) applied to ``uint64`` arrays with
+numpy, so it is vectorised over events and objects (no Python loop per event) and
+independent of how a file is chunked, of the executor and of the number of workers.
+Draws are computed once with numpy (float64) and moved to the target backend (a torch
+tensor's device and dtype), so numpy and torch views of the same event use bit-identical
+random numbers.
 """
 
 from __future__ import annotations

@@ -113,18 +113,11 @@ def pretrain(
 
 def _read_augment(path: str) -> dict:
     """The pipeline of an augmentation YAML (or of the 'augment:' section of a build config)."""
-    import yaml
+    from jetfm_coffea.config_base import config_data
 
-    from jetfm_coffea.errors import ConfigError
-
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot read augmentation config {path}: {err}") from err
-    if isinstance(data, dict) and "augment" in data and "steps" not in data:
-        data = data["augment"]
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected an augmentation pipeline mapping")
+    data = config_data(path, what="augmentation config")
+    if "augment" in data and "steps" not in data:
+        return config_data(data["augment"], what=f"augmentation config {path}")
     return data
 
 

@@ -216,7 +216,7 @@ def verify_cmd(store: str, rebuild_manifest: bool, as_json: bool) -> None:
 
     Exit status 1 if any error is found. Nothing is ever deleted.
     """
-    from jetfm_coffea.shards.store import verify
+    from jetfm_coffea.shards.verification import verify
 
     report = verify(store, rebuild_manifest=rebuild_manifest)
     if as_json:

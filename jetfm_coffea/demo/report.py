@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from jetfm_coffea import __version__
+from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.demo.plan import DemoPlan
 from jetfm_coffea.demo.stages import StageRecord
-from jetfm_coffea.train.checkpoint import atomic_write_text
 
 __all__ = ["PROVENANCE", "REPORT", "write_report"]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 import uuid
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+from jetfm_coffea.atomic import atomic_write_json
 
 __all__ = ["Stage", "StageRecord", "run_stage"]
 
@@ -110,14 +111,12 @@ def run_stage(
     record = StageRecord(
         stage.name, outputs, seconds, False, stage.params_hash(), uuid.uuid4().hex[:16]
     )
-    tmp = _marker(stage_dir).with_suffix(".tmp")
     document = {
         "outputs": outputs,
         "seconds": seconds,
         "params_hash": record.params_hash,
         "run_id": record.run_id,
     }
-    tmp.write_text(json.dumps(document, indent=2, default=str))
-    os.replace(tmp, _marker(stage_dir))
+    atomic_write_json(_marker(stage_dir), document, indent=2, default=str)
     console.print(f"{header}: done in {seconds:.1f} s -> {stage_dir}")
     return record

@@ -35,8 +35,10 @@ import numpy as np
 import torch
 
 from jetfm_coffea._resources import GOLDEN_JSON_2012, SINGLEMU_2012, cms_file
+from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.augment.config import standard_pipeline
-from jetfm_coffea.errors import ConfigError, TrainingError
+from jetfm_coffea.errors import ConfigError, JetFMError, TrainingError
+from jetfm_coffea.fileset import load_fileset
 from jetfm_coffea.finetune.config import load_task_config
 from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, load_labelled
 from jetfm_coffea.finetune.presets import StudyPreset, get_preset
@@ -50,7 +52,6 @@ from jetfm_coffea.finetune.trainer import (
 from jetfm_coffea.generate.processes import get_process
 from jetfm_coffea.generate.run import dataset_name, generate
 from jetfm_coffea.tokens.config import TokenConfig
-from jetfm_coffea.train.checkpoint import atomic_write_text
 from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import pretrain
 from jetfm_coffea.train.views import make_views
@@ -85,8 +86,8 @@ def process_seed(process: str) -> int:
 def _complete(out: Path, process: str, n_events: int) -> bool:
     path = out / f"{dataset_name(process, SQRTS)}_s{process_seed(process)}.fileset.json"
     try:
-        (entry,) = json.loads(path.read_text()).values()
-    except (OSError, ValueError):
+        (entry,) = load_fileset(path).values()
+    except (JetFMError, ValueError):  # missing, unreadable or not one dataset: generate it
         return False
     files = [Path(f) for f in entry["files"]]
     return entry["metadata"].get("nevents") == n_events and all(f.is_file() for f in files)
@@ -120,7 +121,7 @@ def generate_samples(
 def _campaign_fileset(gen_fileset: Path, real: Path | None, out: Path) -> Path:
     """A labelled fileset of every generated sample (+ the real events, label -1, masked
     with the 2012 golden JSON: certified luminosity sections only)."""
-    spec = json.loads(gen_fileset.read_text())
+    spec = load_fileset(gen_fileset)  # absolute paths: the new fileset lives elsewhere
     if real is not None:
         metadata = {"label": -1, "is_data": True, "golden_json": GOLDEN_JSON_2012}
         spec[REAL_DATASET] = {"files": {str(real): "Events"}, "metadata": metadata}

@@ -25,18 +25,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from jetfm_coffea.config_base import HashedConfig, apply_overrides
+from jetfm_coffea.config_base import HashedConfig, apply_overrides, config_data, validate_config
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.finetune.selection import ObjectRequirement
 
@@ -340,21 +338,6 @@ def load_task_config(
     """
     if isinstance(source, str | Path):
         source = resolve_task_path(source)
-    if isinstance(source, TaskConfig):
-        data = source.model_dump(mode="json")
-    elif isinstance(source, str | Path):
-        try:
-            data = yaml.safe_load(Path(source).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"cannot read task config {source}: {err}") from err
-    elif source is None:
-        data = {}
-    else:
-        data = dict(source)
-    if not isinstance(data, dict):
-        raise ConfigError(f"task config {source} is not a mapping")
+    data = config_data(source, what="task config")
     apply_overrides(data, updates)
-    try:
-        return TaskConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(f"invalid task config: {err}") from err
+    return validate_config(TaskConfig, data, what="task config")

@@ -19,7 +19,6 @@ subsets are index arrays into it.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from jetfm_coffea.augment.rng import mix64
 from jetfm_coffea.errors import ConfigError, TrainingError
+from jetfm_coffea.fileset import load_fileset
 from jetfm_coffea.finetune.config import SplitConfig, TaskConfig
 from jetfm_coffea.finetune.selection import select_events, selection_summary
 from jetfm_coffea.shards.loader import open_loader
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
+from jetfm_coffea.tokens.fields import ID_FIELDS
 from jetfm_coffea.train.data import object_array, read_tokens
 
 __all__ = [
@@ -75,7 +77,7 @@ class LabelledEvents:
 
     def __post_init__(self) -> None:
         n = len(self.tokens)
-        for name in ("mask", "label", "weight", "run", "luminosityBlock", "event"):
+        for name in ("mask", "label", "weight", *ID_FIELDS):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} has {len(getattr(self, name))} events, tokens has {n}")
         if self.tokens.shape[2] != len(self.token_config.features):
@@ -135,19 +137,12 @@ class LabelledEvents:
             dataset = np.concatenate([p.dataset + o for p, o in zip(parts, offsets, strict=True)])
         cat = {
             k: np.concatenate([getattr(p, k) for p in parts])
-            for k in ("tokens", "mask", "label", "weight", "run", "luminosityBlock", "event")
+            for k in ("tokens", "mask", "label", "weight", *ID_FIELDS)
         }
         objects = None
         if all(p.objects is not None for p in parts):
             objects = np.concatenate([p.objects for p in parts])
         return cls(**cat, token_config=config, dataset=dataset, datasets=names, objects=objects)
-
-
-def _mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser (vectorised, wrapping uint64 arithmetic)."""
-    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return h ^ (h >> np.uint64(31))
 
 
 def dataset_keys(names: Sequence[str] | np.ndarray) -> np.ndarray:
@@ -178,10 +173,10 @@ def event_hash(
     ids = [np.asarray(a).astype(np.int64).view(np.uint64) for a in (run, luminosityBlock, event)]
     if dataset is not None:
         ids.insert(0, np.asarray(dataset, dtype=np.uint64))
-    h = np.full(ids[0].shape, np.uint64(salt * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF))
-    with np.errstate(over="ignore"):
-        for part in ids:
-            h = _mix((h ^ part) + np.uint64(0x9E3779B97F4A7C15))
+    shape = ids[0].shape
+    h = np.full(shape, np.uint64(salt * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF))
+    for part in ids:
+        h = mix64(h ^ part).reshape(shape)  # splitmix64, augment.rng's (the one copy)
     return (h >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
@@ -268,48 +263,32 @@ def sample_labels(
 def read_labelled_fileset(path: str | Path) -> list[dict[str, Any]]:
     """Datasets of a coffea fileset JSON: ``[{name, files: [(file, tree)], label, weight}]``.
 
-    Every dataset needs an integer ``metadata.label``; ``metadata.weight`` (a per-event
-    weight, default 1) is optional.
+    Read by :func:`jetfm_coffea.fileset.load_fileset` (relative file paths are relative to
+    the JSON's folder, made absolute). Every dataset needs an integer ``metadata.label``;
+    ``metadata.weight`` (a per-event weight, default 1) is optional.
     """
     path = Path(path)
-    try:
-        spec = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"cannot read fileset {path}: {err}") from err
-    if not isinstance(spec, dict) or not spec:
+    spec = load_fileset(path)
+    if not spec:
         raise ConfigError(f"fileset {path} must map dataset names to {{files, metadata}}")
     out = []
     for name, ds in spec.items():
-        if not isinstance(ds, dict) or "files" not in ds:
-            raise ConfigError(f"fileset {path}: dataset {name!r} has no 'files'")
-        meta = ds.get("metadata") or {}
+        meta = ds["metadata"]
         label = meta.get("label")
         if isinstance(label, bool) or not isinstance(label, int):
             raise ConfigError(
                 f"fileset {path}: dataset {name!r} needs an integer metadata.label, got {label!r}"
             )
-        files = ds["files"]
-        if isinstance(files, dict):
-            pairs = [(_resolve(path, f), str(t or "Events")) for f, t in files.items()]
-        else:
-            pairs = [(_resolve(path, f), "Events") for f in files]
         out.append(
             {
                 "name": str(name),
-                "files": pairs,
+                "files": [(f, str(t or "Events")) for f, t in ds["files"].items()],
                 "label": int(label),
                 "weight": float(meta.get("weight", 1.0)),
                 "metadata": meta,
             }
         )
     return out
-
-
-def _resolve(fileset: Path, file: str) -> str:
-    """Relative local paths in a fileset are relative to the fileset's folder."""
-    if "://" in file or Path(file).is_absolute():
-        return file
-    return str((fileset.parent / file).resolve())
 
 
 def _from_fileset(
@@ -373,8 +352,7 @@ def _from_shards(store: str | Path, max_events: int | None) -> LabelledEvents:
     for batch in loader:
         if "label" not in batch:
             raise TrainingError(f"shard store {store} carries no labels (batch key 'label')")
-        for key in ("tokens", "mask", "objects", "label", "weight", "run", "luminosityBlock",
-                    "event"):  # fmt: skip
+        for key in ("tokens", "mask", "objects", "label", "weight", *ID_FIELDS):
             value = batch.get(key)
             if value is None and key == "weight":
                 value = torch.ones(len(batch["tokens"]))

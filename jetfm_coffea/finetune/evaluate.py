@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.errors import TrainingError
 from jetfm_coffea.finetune.config import TaskConfig, load_task_config
 from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, assign_splits, task_targets
@@ -25,7 +26,6 @@ from jetfm_coffea.finetune.metrics import calibration, classification_metrics, c
 from jetfm_coffea.finetune.plots import plot_calibration, plot_confusion, plot_roc, plot_scores
 from jetfm_coffea.finetune.trainer import predict
 from jetfm_coffea.tokens.config import check_token_config
-from jetfm_coffea.train.checkpoint import atomic_write_text
 from jetfm_coffea.train.run import load_run
 
 __all__ = ["evaluate_run", "load_classifier"]

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.finetune.config import REFERENCE_MODES, LabelCount, ReferenceConfig
 from jetfm_coffea.finetune.metrics import classification_metrics
@@ -37,7 +38,6 @@ from jetfm_coffea.finetune.trainer import (
     save_test_scores,
 )
 from jetfm_coffea.tokens.config import TokenConfig
-from jetfm_coffea.train.checkpoint import atomic_write_text
 
 __all__ = ["engineered_features", "raw_features", "reference_features", "train_reference"]
 

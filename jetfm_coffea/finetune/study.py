@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.finetune.config import (
     ALL_MODES,
@@ -54,7 +55,6 @@ from jetfm_coffea.finetune.trainer import (
     finetune,
     prepare_finetune,
 )
-from jetfm_coffea.train.checkpoint import atomic_write_text
 
 __all__ = ["METRICS", "StudyResult", "aggregate", "label_efficiency", "markdown_table"]
 

@@ -19,6 +19,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from jetfm_coffea.atomic import commit, temporary_sibling
+
 __all__ = ["NanoAODWriter"]
 
 
@@ -35,7 +37,7 @@ class NanoAODWriter:
 
     def __init__(self, path: str | os.PathLike[str], flush_events: int = 5000):
         self.path = Path(path)
-        self.tmp_path = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.tmp_path = temporary_sibling(self.path)
         self.flush_events = int(flush_events)
         self._buffer: list[dict[str, Any]] = []
         self._buffered = 0
@@ -90,7 +92,7 @@ class NanoAODWriter:
         if self._file is None:
             raise RuntimeError(f"no events were written to {self.path}")
         self._file.close()
-        os.replace(self.tmp_path, self.path)
+        commit(self.tmp_path, self.path)
         return self.path
 
     def abort(self) -> None:

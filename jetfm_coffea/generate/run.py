@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from jetfm_coffea._optional import import_optional
+from jetfm_coffea.atomic import atomic_write_json
 from jetfm_coffea.cluster import dask_client
 from jetfm_coffea.errors import ConfigError, JetFMError
 from jetfm_coffea.generate.detector import DetectorConfig, simulate
@@ -278,9 +279,7 @@ def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> di
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, data, indent=2)
 
 
 _SAME_SAMPLE_KEYS = ("process", "sqrts", "pthat_min", "pthat_max", "pfcands", "pythia_extra")

@@ -11,3 +11,6 @@ Jobs import the processors (``processors/``) and everything below them; nothing 
 imports a job. This package imports no submodule, so that the CLI can read
 :mod:`~jetfm_coffea.jobs.options` without loading coffea.
 """
+
+#: The jobs are the submodules above (import them by name); nothing is re-exported here.
+__all__: list[str] = []

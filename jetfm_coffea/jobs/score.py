@@ -14,7 +14,7 @@ from typing import Any
 
 import awkward as ak
 
-from jetfm_coffea.figures import save_figure, subplots
+from jetfm_coffea.figures import save_figure, styled, subplots
 from jetfm_coffea.fileset import load_fileset
 from jetfm_coffea.jobs.execution import (
     run_dask_mode,
@@ -90,6 +90,7 @@ def run_score_analysis(
     return out, report, time.perf_counter() - start
 
 
+@styled  # the CMS style as a context, like every figure of the package
 def _plot(output: dict, path: Path) -> None:
     import mplhep  # deferred: it loads matplotlib (seconds), needed only for this figure
 

@@ -19,13 +19,13 @@ from typing import Any, Literal
 
 import dask
 import uproot
-import yaml
 from coffea import processor
 from coffea.dataset_tools import apply_to_fileset
 from coffea.processor.executor import WorkItem
 from uproot.models.TTree import Model_TTree_NumEntries
 
 from jetfm_coffea.cluster import dask_client
+from jetfm_coffea.config_base import config_data
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.fileset import load_fileset
 from jetfm_coffea.jobs.execution import coffea_executor
@@ -105,16 +105,7 @@ def load_build_config(
     """Read a build config: YAML/dict with ``tokens:`` (TokenConfig) and ``augment:``."""
     if source is None:
         return load_token_config(None), None
-    if isinstance(source, str | Path):
-        try:
-            data = yaml.safe_load(Path(source).read_text())
-        except OSError as err:
-            raise ConfigError(f"cannot read build config {source}: {err}") from err
-    else:
-        data = source
-    data = data or {}
-    if not isinstance(data, dict):
-        raise ConfigError("build config: expected a mapping with 'tokens:' and 'augment:'")
+    data = config_data(source, what="build config")
     unknown = set(data) - {"tokens", "augment", "blinding"}  # blinding: load_blinding
     if unknown:
         raise ConfigError(

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -45,7 +44,7 @@ from pydantic import (
     model_validator,
 )
 
-from jetfm_coffea.config_base import HashedConfig
+from jetfm_coffea.config_base import HashedConfig, read_config_file
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.tokens import EventObjects, TokenConfig
 
@@ -325,10 +324,7 @@ def load_blinding(
     else:
         where = str(source) if isinstance(source, str | Path) else "blinding"
         if isinstance(source, str | Path):
-            try:
-                data = yaml.safe_load(Path(source).read_text())
-            except (OSError, yaml.YAMLError) as err:
-                raise ConfigError(f"cannot read blinding config {source}: {err}") from err
+            data = read_config_file(source, what="blinding config")
         else:
             data = source
         if isinstance(data, dict) and {"blinding", "tokens", "augment"} & set(data):

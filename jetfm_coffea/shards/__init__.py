@@ -1,7 +1,11 @@
 """Pretraining shards: Zarr v3 groups of ragged physics objects, a verified store, a loader.
 
 A *shard* is one Zarr v3 group per coffea chunk (not Zarr's ``sharding`` codec); see
-:mod:`jetfm_coffea.shards.format` for the layout. Write with
+:mod:`jetfm_coffea.shards.format` for the layout and :mod:`jetfm_coffea.shards.codec` for
+its chunk codec. Modules: ``format`` (the on-disk contract), ``codec`` (chunk encode and
+decode), ``writer`` (one shard), ``shard`` (one shard read and checked), ``store``
+(store root, manifest, open), ``verification`` (every problem of a store), ``views``,
+``loader``, ``migrate``. Write with
 :class:`processors.shards.ShardProcessor` / :func:`jetfm_coffea.jobs.shards.build_store`
 (``jetfm build-shards``),
 check with :func:`verify` (``jetfm shards verify``), convert a 1.0.0 store with
@@ -17,19 +21,16 @@ import warnings
 from typing import Any
 
 from jetfm_coffea.shards.format import SCHEMA_VERSION, shard_path
+from jetfm_coffea.shards.shard import Problem, Shard, open_shard
 from jetfm_coffea.shards.store import (
-    Problem,
-    Shard,
     ShardRecord,
     ShardStore,
-    VerifyReport,
     create_store,
-    open_shard,
     open_store,
     scan_shards,
-    verify,
     write_manifest,
 )
+from jetfm_coffea.shards.verification import VerifyReport, verify
 from jetfm_coffea.shards.views import load_augmentation, stored_views
 from jetfm_coffea.shards.writer import ShardInfo, ShardSource, shard_arrays, write_shard
 

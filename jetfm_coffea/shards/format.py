@@ -42,6 +42,8 @@ from pathlib import Path
 import google_crc32c
 import numpy as np
 
+from jetfm_coffea.tokens.fields import ID_FIELDS, OBJECT_FIELDS
+
 __all__ = [
     "BATCH_KEYS",
     "CHECKSUM_ALGORITHM",
@@ -97,18 +99,14 @@ TMP_MARKER = ".tmp-"
 #: Group of the ragged raw objects, and of the stored views.
 OBJECTS = "objects"
 VIEWS = "views"
-#: Object columns and their on-disk dtypes (the order is that of ``EventObjects``).
-OBJECT_COLUMNS: dict[str, str] = {
-    "pt": "<f4",
-    "eta": "<f4",
-    "phi": "<f4",
-    "mass": "<f4",
-    "charge": "|i1",
-    "btag": "<f4",
-    "type_id": "|u1",
-}
-OBJECT_FIELDS = tuple(OBJECT_COLUMNS)
-ID_ARRAYS = ("run", "luminosityBlock", "event")
+#: Object columns and their on-disk dtypes, in the order of
+#: :data:`~jetfm_coffea.tokens.fields.OBJECT_FIELDS`: pt, eta, phi, mass float32,
+#: charge int8, btag float32, type_id uint8.
+OBJECT_COLUMNS: dict[str, str] = dict(
+    zip(OBJECT_FIELDS, ("<f4", "<f4", "<f4", "<f4", "|i1", "<f4", "|u1"), strict=True)
+)
+#: The per-event id arrays (:data:`~jetfm_coffea.tokens.fields.ID_FIELDS`).
+ID_ARRAYS = ID_FIELDS
 #: Optional per-event arrays (label: the dataset's integer label; weight: genWeight).
 OPTIONAL_EVENT_ARRAYS = {"label": "<i8", "weight": "<f4"}
 

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from jetfm_coffea.errors import ShardError
-from jetfm_coffea.shards.format import BATCH_KEYS, OBJECT_FIELDS, OBJECTS, VIEWS
+from jetfm_coffea.shards.format import BATCH_KEYS, ID_ARRAYS, OBJECT_FIELDS, OBJECTS, VIEWS
 from jetfm_coffea.shards.store import Shard, ShardStore, open_store
 from jetfm_coffea.tokens.features import compute_features
 
@@ -398,16 +398,14 @@ class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
 
     def _read_buffer(self, segments: list[_Segment]) -> _Buffer:
         """Read segments (contiguous event ranges) into one ragged buffer."""
-        events: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("run", "luminosityBlock", "event", "label", "weight")
-        }
+        events: dict[str, list[np.ndarray]] = {k: [] for k in (*ID_ARRAYS, "label", "weight")}
         groups = [OBJECTS, VIEWS] if self.load_views else [OBJECTS]
         offsets: dict[str, list[np.ndarray]] = {g: [] for g in groups}
         columns: dict[str, dict[str, list[np.ndarray]]] = {g: {} for g in groups}
         base = dict.fromkeys(groups, 0)
         for seg in segments:
             shard = self._shard(seg.shard)
-            for name in ("run", "luminosityBlock", "event"):
+            for name in ID_ARRAYS:
                 events[name].append(shard.read(name, seg.start, seg.stop))
             if shard.has("label"):
                 events["label"].append(shard.read("label", seg.start, seg.stop))

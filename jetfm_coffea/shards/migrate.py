@@ -23,13 +23,15 @@ import numpy as np
 from jetfm_coffea.errors import ShardChecksumError, ShardError
 from jetfm_coffea.schema import validate
 from jetfm_coffea.shards.format import (
+    ID_ARRAYS,
     LEGACY_VERSIONS,
     MANIFEST_NAME,
     OBJECT_FIELDS,
     OBJECTS,
     STORE_ATTR,
 )
-from jetfm_coffea.shards.store import create_store, open_store, verify, write_manifest
+from jetfm_coffea.shards.store import create_store, open_store, write_manifest
+from jetfm_coffea.shards.verification import verify
 from jetfm_coffea.shards.views import load_augmentation, stored_views
 from jetfm_coffea.shards.writer import ShardSource, write_shard
 from jetfm_coffea.tokens import EventObjects, load_token_config
@@ -190,7 +192,7 @@ def migrate_store(store: str | Path, out: str | Path) -> MigrationSummary:
         raise ShardError(str(target), f"migrated store fails verification: {report.errors[0]}")
     for shard in open_store(target):
         ids, counts = expected[shard.path]
-        got = np.stack([shard.read(k) for k in ("run", "luminosityBlock", "event")])
+        got = np.stack([shard.read(k) for k in ID_ARRAYS])
         if not np.array_equal(got, ids) or not np.array_equal(
             np.diff(shard.offsets(OBJECTS)), counts
         ):

@@ -24,11 +24,10 @@ import numpy as np
 from jetfm_coffea import __version__
 from jetfm_coffea.errors import ShardError, ShardExistsError
 from jetfm_coffea.schema import validate
+from jetfm_coffea.shards.codec import DEFAULT_ZSTD_LEVEL, codecs, encode_arrays
 from jetfm_coffea.shards.format import (
     CHECKSUM_ALGORITHM,
     CHUNK_EVENTS,
-    CHUNK_OBJECTS,
-    CODECS,
     OBJECT_FIELDS,
     OBJECTS,
     SCHEMA_VERSION,
@@ -39,7 +38,6 @@ from jetfm_coffea.shards.format import (
     combine_checksums,
     disk_columns,
     offsets_problem,
-    seal_chunk,
     shard_path,
     temporary_name,
     to_ragged,
@@ -48,7 +46,7 @@ from jetfm_coffea.shards.views import AugmentationPipelineLike, pipeline_documen
 from jetfm_coffea.tokens import EventObjects, EventTokens, RaggedObjects, TokenConfig
 
 __all__ = [
-    "DEFAULT_ZSTD_LEVEL",
+    "DEFAULT_ZSTD_LEVEL",  # with codecs: re-exported from shards.codec (their owner)
     "ShardInfo",
     "ShardSource",
     "codecs",
@@ -56,8 +54,6 @@ __all__ = [
     "shard_exists",
     "write_shard",
 ]
-
-DEFAULT_ZSTD_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -95,13 +91,6 @@ class ShardInfo:
             "n_views": self.n_views,
             "status": self.status,
         }
-
-
-def codecs(level: int = DEFAULT_ZSTD_LEVEL) -> list[dict[str, Any]]:
-    """The Zarr v3 codec chain of every shard array (bytes, zstd at ``level``, crc32c)."""
-    out = [dict(c) for c in CODECS]
-    out[1] = {"name": "zstd", "configuration": {"level": int(level), "checksum": False}}
-    return out
 
 
 Objects = EventObjects | EventTokens | RaggedObjects
@@ -182,35 +171,6 @@ def existing_info(store: str | Path, path: str) -> ShardInfo:
         n_views=int(attrs["layout"]["n_views"]),
         status="existing",
     )
-
-
-def _encode(
-    arrays: Mapping[str, np.ndarray], chunk_events: int, level: int
-) -> tuple[dict[str, dict[str, Any]], dict[str, list[bytes]]]:
-    """Array specs and sealed chunk files (zstd frame + CRC-32C) of every array.
-
-    Per-event arrays (and offsets) are chunked by ``chunk_events`` rows, object columns by
-    ``4 * chunk_events`` (at most :data:`CHUNK_OBJECTS`); edge chunks are stored full size,
-    as the Zarr v3 spec has them.
-    """
-    from numcodecs import Zstd
-
-    encoder = Zstd(level=level, checksum=False)
-    specs, files = {}, {}
-    for name, data in arrays.items():
-        is_column = "/" in name and not name.endswith("/offsets")
-        rows = min(CHUNK_OBJECTS, 4 * chunk_events) if is_column else chunk_events
-        size = max(1, min(rows, len(data)))
-        data = np.ascontiguousarray(data)
-        specs[name] = {"dtype": data.dtype.str, "shape": [len(data)], "chunks": [size]}
-        chunks = []
-        for start in range(0, len(data), size):
-            block = data[start : start + size]
-            if len(block) < size:
-                block = np.concatenate([block, np.zeros(size - len(block), data.dtype)])
-            chunks.append(seal_chunk(encoder.encode(block)))
-        files[name] = chunks
-    return specs, files
 
 
 def _write_group(
@@ -336,7 +296,7 @@ def write_shard(
         arrays = shard_arrays(obj, views, label=label, weight=weight)
     except ValueError as err:
         raise ShardError(rel, str(err)) from err
-    specs, files = _encode(arrays, int(chunk_events or CHUNK_EVENTS), compression_level)
+    specs, files = encode_arrays(arrays, int(chunk_events or CHUNK_EVENTS), compression_level)
     order = checksum_order(arrays)
     crcs = {name: [int.from_bytes(f[-4:], "little") for f in files[name]] for name in order}
 

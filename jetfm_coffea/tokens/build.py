@@ -20,6 +20,7 @@ import numpy as np
 from jetfm_coffea.errors import MissingCollectionError
 from jetfm_coffea.tokens.config import CollectionSpec, TokenConfig, load_token_config
 from jetfm_coffea.tokens.features import compute_features
+from jetfm_coffea.tokens.fields import ID_FIELDS, OBJECT_FIELDS
 from jetfm_coffea.tokens.variations import Variation
 
 __all__ = [
@@ -36,8 +37,7 @@ __all__ = [
     "tokens_from_objects",
 ]
 
-KINEMATICS = ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
-ID_FIELDS = ("run", "luminosityBlock", "event")
+KINEMATICS = OBJECT_FIELDS  # the padded object fields of EventObjects (old name)
 
 _OPS = {
     ">": operator.gt,

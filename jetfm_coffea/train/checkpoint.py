@@ -2,7 +2,7 @@
 
 A checkpoint of step N is ``checkpoints/step-N.safetensors`` (model weights) plus
 ``checkpoints/step-N.state.pt`` (optimizer, scheduler, per-rank RNG and loader
-states, counters), each written to a temporary name and ``os.replace``-d into place;
+states, counters), each written atomically (:mod:`jetfm_coffea.atomic`);
 ``checkpoints/latest.json`` is replaced last and is the commit point, so a crash
 during a write leaves the previous checkpoint valid.
 """
@@ -10,7 +10,6 @@ during a write leaves the previous checkpoint valid.
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,11 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as save_bytes
 
+from jetfm_coffea.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from jetfm_coffea.errors import TrainingError
 
 __all__ = [
-    "atomic_write_bytes",
+    "atomic_write_bytes",  # re-exported from jetfm_coffea.atomic (its owner)
     "atomic_write_text",
     "canonical_safetensors",
     "get_rng_state",
@@ -36,21 +36,6 @@ __all__ = [
 ]
 
 KEEP = 2  # checkpoints kept on disk
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def save_weights(path: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
@@ -146,9 +131,8 @@ def save_checkpoint(
     wpath = ckdir / f"{stem}.safetensors"
     spath = ckdir / f"{stem}.state.pt"
     save_weights(wpath, weights, metadata)
-    tmp = spath.with_name(f".{spath.name}.tmp-{os.getpid()}")
-    torch.save({**state, "step": step}, tmp)
-    os.replace(tmp, spath)
+    with atomic_path(spath) as tmp:
+        torch.save({**state, "step": step}, tmp)
     pointer = {"step": step, "weights": wpath.name, "state": spath.name}
     atomic_write_text(ckdir / "latest.json", json.dumps(pointer))
     old = sorted(ckdir.glob("step-*.safetensors"))[:-KEEP]

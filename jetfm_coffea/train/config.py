@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,8 +25,7 @@ from pydantic import (
 )
 
 from jetfm_coffea.augment.config import load_pipeline, standard_pipeline
-from jetfm_coffea.config_base import HashedConfig, apply_overrides
-from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.config_base import HashedConfig, apply_overrides, config_data, validate_config
 from jetfm_coffea.train import builtin_objectives as _builtin  # noqa: F401  (registers)
 from jetfm_coffea.train.registry import (
     Objective,
@@ -336,17 +334,6 @@ def load_pretrain_config(
     ``load_pretrain_config("cfg.yaml", **{"train.steps": 10, "model.size": "small"})``.
     Raises :class:`~jetfm_coffea.errors.ConfigError` naming every invalid field.
     """
-    if isinstance(source, PretrainConfig):
-        data = source.model_dump(mode="json")
-    elif isinstance(source, str | Path):
-        try:
-            data = yaml.safe_load(Path(source).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"cannot read pretraining config {source}: {err}") from err
-    else:
-        data = dict(source or {})
+    data = config_data(source, what="pretraining config")
     apply_overrides(data, updates)
-    try:
-        return PretrainConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(f"invalid pretraining config: {err}") from err
+    return validate_config(PretrainConfig, data, what="pretraining config")

@@ -39,6 +39,7 @@ from jetfm_coffea.shards.format import BATCH_KEYS
 from jetfm_coffea.shards.loader import open_loader
 from jetfm_coffea.tokens.build import build_tokens
 from jetfm_coffea.tokens.config import TokenConfig, check_token_config, load_token_config
+from jetfm_coffea.tokens.fields import ID_FIELDS
 from jetfm_coffea.train.views import OBJECT_KEYS
 
 __all__ = [
@@ -393,7 +394,7 @@ def events_source(
     )
 
 
-_ID_AND_TOKENS = ("tokens", "mask", "run", "luminosityBlock", "event")
+_ID_AND_TOKENS = ("tokens", "mask", *ID_FIELDS)
 
 
 def object_array(objects: Any) -> np.ndarray:

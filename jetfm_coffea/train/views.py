@@ -28,6 +28,7 @@ import torch
 from jetfm_coffea.augment import AugmentationPipeline, augment_tensors, load_pipeline
 from jetfm_coffea.errors import TrainingError
 from jetfm_coffea.tokens.config import FEATURES, TokenConfig
+from jetfm_coffea.tokens.fields import ID_FIELDS, OBJECT_FIELDS
 
 __all__ = [
     "OBJECT_KEYS",
@@ -43,7 +44,7 @@ __all__ = [
 ViewHook = Callable[[dict, int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
 #: Columns of ``batch["objects"]`` (the shard format's object columns).
-OBJECT_KEYS = ("pt", "eta", "phi", "mass", "charge", "btag", "type_id")
+OBJECT_KEYS = OBJECT_FIELDS
 #: View indices reserved per epoch (at least the most views an objective may ask for).
 VIEW_STRIDE = 8
 
@@ -80,7 +81,7 @@ def make_views(
     objects = batch["objects"].float()
     kin = dict(zip(OBJECT_KEYS, objects.unbind(-1), strict=True))
     inputs = {**kin, "mask": batch["mask"].bool()}
-    inputs.update({k: batch[k] for k in ("run", "luminosityBlock", "event")})
+    inputs.update({k: batch[k] for k in ID_FIELDS})
     views, masks = [], []
     for v in range(n_views):
         out = augment_tensors(inputs, pipeline, token_config, view_index(epoch, v))

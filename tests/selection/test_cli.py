@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
 from jetfm_coffea.selection.lumi import LumiMaskWarning
-from jetfm_coffea.shards.store import verify
+from jetfm_coffea.shards.verification import verify
 
 from .conftest import GOLDEN_2012, GOLDEN_2016, independent_keep
 

@@ -16,7 +16,8 @@ from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import data_sheet, format_data_sheet
-from jetfm_coffea.shards.store import open_store, verify
+from jetfm_coffea.shards.store import open_store
+from jetfm_coffea.shards.verification import verify
 from jetfm_coffea.tokens import TokenConfig
 
 from .conftest import GOLDEN_2012, Z_MUMU, independent_keep

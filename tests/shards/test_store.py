@@ -179,3 +179,39 @@ def test_attributes_outside_the_2_0_0_schema_are_refused_on_read(store):
     with pytest.raises(SchemaValidationError, match=re.escape(path) + "(.|\n)*'tokens'"):
         open_shard(store, path)
     assert ("schema", path) in {(p.kind, p.shard) for p in verify(store).errors}
+
+
+def test_store_split_keeps_the_old_import_paths(tmp_path):
+    """store.py was split (codec, shard, verification): old names resolve, moved ones warn."""
+
+    from jetfm_coffea.shards import codec, shard, store, verification
+    from jetfm_coffea.shards.format import CODECS
+
+    assert store.Shard is shard.Shard and store.open_shard is shard.open_shard
+    with pytest.warns(DeprecationWarning, match="shards.verification"):
+        assert store.verify is verification.verify
+    # both halves of the chunk codec: what encode_arrays writes, ChunkReader reads back
+    values = np.arange(11, dtype="<f4") * 1.5
+    specs, files = codec.encode_arrays({"objects/pt": values}, chunk_events=1)
+    assert specs["objects/pt"] == {"dtype": "<f4", "shape": [11], "chunks": [4]}
+    array = tmp_path / "pt"
+    (array / "c").mkdir(parents=True)
+    for i, blob in enumerate(files["objects/pt"]):
+        (array / "c" / str(i)).write_bytes(blob)
+    meta = {
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": [11],
+        "data_type": "float32",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [4]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "codecs": list(CODECS),
+    }
+    (array / "zarr.json").write_text(json.dumps(meta))
+    reader = codec.ChunkReader(array, "test-shard")
+    np.testing.assert_array_equal(reader.read(), values)
+    np.testing.assert_array_equal(reader.read(3, 9), values[3:9])
+    blob = files["objects/pt"][1]
+    (array / "c" / "1").write_bytes(blob[:5] + bytes([blob[5] ^ 1]) + blob[6:])  # a flipped bit
+    with pytest.raises(ShardChecksumError, match=r"test-shard.*chunk 1"):
+        reader.read(3, 9)

@@ -77,3 +77,26 @@ def test_pretrain_clear_errors(singlemu, tmp_path):
         ],
     )
     assert res.exit_code != 0 and "no training batch" in res.output
+
+
+def test_pretrain_events_fileset_with_relative_paths(singlemu, tmp_path, monkeypatch):
+    """``--events fileset.json``: file paths relative to the JSON's folder, from any cwd."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "mu.root").symlink_to(singlemu)
+    fileset = data / "fs.json"
+    fileset.write_text(json.dumps({"mu": {"files": ["mu.root"], "metadata": {"is_data": False}}}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        "model:\n  size: custom\n  overrides: {dim: 8, heads: 2, layers: 1, pair_hidden: 8,"
+        " proj_dim: 8}\ntrain:\n  steps: 1\n"
+    )
+    args = ["pretrain", "--events", "../data/fs.json", "--config", str(cfg), "--out", "run"]
+    res = CliRunner().invoke(main, [*args, "--batch-size", "16", "--max-events", "64"])
+    assert res.exit_code == 0, res.output
+    info = json.loads((elsewhere / "run" / "run.json").read_text())
+    assert info["data"]["n_events"] == 64
+    assert info["data"]["files"] == [str(data / "mu.root")]  # absolute: valid from any cwd

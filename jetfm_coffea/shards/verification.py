@@ -1,0 +1,188 @@
+"""Verify a shard store: list every problem, each naming its shard; never delete anything.
+
+:func:`verify` checks the store root, every shard on disk
+(:func:`~jetfm_coffea.shards.shard.shard_problems`), the manifest against the shards,
+overlapping entry ranges and leftover temporary directories; with ``rebuild_manifest``
+it writes a new manifest from the shards that passed (``jetfm shards verify
+[--rebuild-manifest]``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jetfm_coffea.errors import SchemaValidationError, SchemaVersionError, ShardError
+from jetfm_coffea.shards.format import MANIFEST_NAME, shard_path
+from jetfm_coffea.shards.shard import (
+    Problem,
+    open_shard,
+    read_json,
+    shard_problems,
+    validate_document,
+)
+from jetfm_coffea.shards.store import (
+    ShardRecord,
+    read_store_description,
+    scan_shards,
+    scan_temporaries,
+    write_manifest,
+)
+
+__all__ = ["Problem", "VerifyReport", "verify"]
+
+
+@dataclass
+class VerifyReport:
+    """Outcome of :func:`verify`: every problem, and what was checked."""
+
+    store: str
+    n_shards: int = 0
+    n_events: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    manifest_rebuilt: bool = False
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def verify(
+    store: str | Path, *, rebuild_manifest: bool = False, check_content: bool = True
+) -> VerifyReport:
+    """Check a store and list every problem; never deletes or changes shards.
+
+    Checks: store root schema; each shard's schema version and attributes, array shapes,
+    counts, content checksum, token config; the manifest against the shards on disk
+    (missing, unlisted, differing counts/checksums); overlapping entry ranges of one file;
+    leftover temporary directories (warnings). With ``rebuild_manifest`` a new manifest
+    is written from the shards that passed (the old one is kept as ``manifest.json.bak-*``).
+    """
+    root = Path(store)
+    report = VerifyReport(str(root))
+    try:
+        description = read_store_description(root)
+    except ShardError as err:
+        report.problems.append(Problem("schema", str(root), err.reason))
+        return report
+    except SchemaValidationError as err:
+        report.problems.append(Problem("schema", str(root), str(err)))
+        return report
+
+    on_disk = scan_shards(root)
+    good: dict[str, ShardRecord] = {}
+    for path in on_disk:
+        try:
+            shard = open_shard(root, path)
+        except SchemaVersionError as err:
+            report.problems.append(Problem("schema", path, err.reason))
+            continue
+        except SchemaValidationError as err:
+            report.problems.append(Problem("schema", path, str(err)))
+            continue
+        except ShardError as err:
+            report.problems.append(Problem("unreadable", path, err.reason))
+            continue
+        if shard.attrs["token_config_hash"] != description["token_config_hash"]:
+            report.problems.append(
+                Problem(
+                    "config",
+                    path,
+                    f"token config {shard.attrs['token_config_hash']} differs from the "
+                    f"store's {description['token_config_hash']}",
+                )
+            )
+            continue
+        src = shard.attrs["source"]
+        expected = shard_path(
+            shard.attrs["dataset"], src["uuid"], src["entry_start"], src["entry_stop"]
+        )
+        if expected != path:
+            report.problems.append(
+                Problem("path", path, f"attributes describe {expected} (moved or copied shard)")
+            )
+            continue
+        problems = shard_problems(shard) if check_content else []
+        report.problems.extend(problems)
+        if not problems:
+            good[path] = ShardRecord.from_shard(shard)
+
+    # overlapping entry ranges of one input file would duplicate events
+    by_file: dict[tuple[str, str], list[ShardRecord]] = defaultdict(list)
+    for rec in good.values():
+        by_file[(rec.dataset, rec.source_uuid)].append(rec)
+    for recs in by_file.values():
+        recs.sort(key=lambda r: (r.entry_start, r.entry_stop))
+        for a, b in itertools.pairwise(recs):
+            if b.entry_start < a.entry_stop:
+                report.problems.append(
+                    Problem("overlap", b.path, f"entry range overlaps {a.path} (duplicate events)")
+                )
+
+    manifest_path = root / MANIFEST_NAME
+    listed: dict[str, dict[str, Any]] = {}
+    manifest_ok = False
+    if not manifest_path.is_file():
+        report.problems.append(Problem("manifest", MANIFEST_NAME, "missing"))
+    else:
+        try:
+            manifest = read_json(manifest_path)
+            validate_document(manifest, "store_manifest", MANIFEST_NAME)
+            listed = {s["path"]: s for s in manifest["shards"]}
+            manifest_ok = True
+            if manifest["n_events"] != sum(s["n_events"] for s in manifest["shards"]):
+                report.problems.append(
+                    Problem("manifest", MANIFEST_NAME, "n_events is not the sum over shards")
+                )
+        except SchemaVersionError as err:
+            report.problems.append(Problem("schema", MANIFEST_NAME, err.reason))
+        except (ValueError, SchemaValidationError) as err:
+            report.problems.append(Problem("manifest", MANIFEST_NAME, f"invalid: {err}"))
+    disk = set(on_disk)
+    for path, entry in listed.items():
+        if path not in disk:
+            report.problems.append(
+                Problem("missing", path, "listed in the manifest but not on disk")
+            )
+        elif path in good:
+            rec = good[path]
+            if entry["n_events"] != rec.n_events or entry["checksum"] != rec.checksum:
+                report.problems.append(
+                    Problem(
+                        "manifest",
+                        path,
+                        f"manifest says {entry['n_events']} events / {entry['checksum'][:16]}..., "
+                        f"shard has {rec.n_events} / {rec.checksum[:16]}...",
+                    )
+                )
+    if manifest_ok:
+        for path in on_disk:
+            if path not in listed:
+                report.problems.append(Problem("unlisted", path, "on disk but not in the manifest"))
+    for tmp in scan_temporaries(root):
+        report.problems.append(
+            Problem(
+                "temporary",
+                tmp,
+                "leftover of an interrupted write (not a shard; safe to remove by hand)",
+                "warning",
+            )
+        )
+    report.n_shards = len(good)
+    report.n_events = sum(r.n_events for r in good.values())
+    if rebuild_manifest:
+        if manifest_path.is_file():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            os.replace(manifest_path, root / f"{MANIFEST_NAME}.bak-{stamp}")
+        write_manifest(root, sorted(good))
+        report.manifest_rebuilt = True
+    return report
