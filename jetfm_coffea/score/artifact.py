@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from jetfm_coffea.errors import JetFMError
-from jetfm_coffea.model.config import ModelConfig
+from jetfm_coffea.model.config import ModelConfig, load_model_config
 from jetfm_coffea.score.errors import ModelFileError
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 from jetfm_coffea.train.checkpoint import safetensors_header
@@ -183,7 +183,7 @@ def read_model_info(
             "refusing to score with a different model",
         )
     try:
-        model_config = ModelConfig.model_validate_json((folder / MODEL_CONFIG).read_text())
+        model_config = load_model_config(folder / MODEL_CONFIG)
         token_data = yaml.safe_load((folder / TOKEN_CONFIG).read_text())
     except (OSError, ValueError, yaml.YAMLError) as err:
         raise ModelFileError(str(folder), f"incomplete model directory: {err}") from err

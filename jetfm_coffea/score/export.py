@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from jetfm_coffea.model.config import pair_features_description
 from jetfm_coffea.score.artifact import (
     MANIFEST,
     MODEL_CONFIG,
@@ -232,7 +233,8 @@ def export_model(
     }
     manifest = _manifest(info, files, model_version or info.model_version)
     if triton:
-        (out / CARD).write_text(triton_model_card(triton_name, manifest))
+        pairs = pair_features_description(info.model_config)
+        (out / CARD).write_text(triton_model_card(triton_name, manifest, pairs))
         manifest["files"][CARD] = {
             "sha256": file_sha256(out / CARD),
             "size": (out / CARD).stat().st_size,
@@ -258,8 +260,9 @@ def write_onnx(module: nn.Module, example: tuple, target: str | Path | io.BytesI
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", UserWarning)  # constant-folding notes
-        # ONNX has had Sinh since opset 9; the TorchScript exporter lacks the mapping
+        # ONNX has had Sinh and Cosh since opset 9; the TorchScript exporter lacks them
         torch.onnx.register_custom_op_symbolic("aten::sinh", _onnx_sinh, 9)
+        torch.onnx.register_custom_op_symbolic("aten::cosh", _onnx_cosh, 9)
         torch.onnx.export(
             module,
             example,
@@ -281,6 +284,10 @@ def example_inputs(info: ModelInfo, n: int = 4) -> tuple[torch.Tensor, torch.Ten
 
 def _onnx_sinh(g: Any, x: Any) -> Any:
     return g.op("Sinh", x)
+
+
+def _onnx_cosh(g: Any, x: Any) -> Any:
+    return g.op("Cosh", x)
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from jetfm_coffea.augment.config import load_pipeline
 from jetfm_coffea.errors import NonFiniteLossError, TrainingError
-from jetfm_coffea.model.config import ModelConfig, model_config_for
+from jetfm_coffea.model.config import load_model_config, model_config_for
 from jetfm_coffea.model.model import EventModel, count_parameters
 from jetfm_coffea.runtime import (
     autocast,
@@ -258,7 +258,7 @@ def _pretrain(
         if run_cfg.train.steps != cfg.train.steps:
             run_cfg = load_pretrain_config(run_cfg, **{"train.steps": cfg.train.steps})
         cfg = run_cfg
-        model_cfg = ModelConfig.model_validate_json((out / "model_config.json").read_text())
+        model_cfg = load_model_config(out / "model_config.json")
         run_tokens = load_token_config(out / "token_config.yaml")
         check_token_config(run_tokens, data_tokens, "data")
     else:

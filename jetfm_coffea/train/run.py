@@ -37,7 +37,11 @@ from safetensors.torch import load as load_safetensors
 
 from jetfm_coffea import __version__
 from jetfm_coffea.errors import ModifiedWeightsError, TrainingError
-from jetfm_coffea.model.config import ModelConfig
+from jetfm_coffea.model.config import (
+    ModelConfig,
+    load_model_config,
+    pair_features_description,
+)
 from jetfm_coffea.model.model import EventModel
 from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
@@ -246,7 +250,7 @@ def write_model_card(run_dir: Path, configs: RunConfigs, n_parameters: int) -> N
 
 ## Model
 - Transformer over event tokens: {m.layers} blocks, width {m.dim}, {m.heads} heads,
-  {m.pooling} pooling, pair-feature attention bias: {m.pair_features}.
+  {m.pooling} pooling; pair-feature attention bias: {pair_features_description(m)}.
 - Parameters: {n_parameters:,} (encoder + heads: {", ".join(info.get("heads", []))}).
 - Input features: {", ".join(m.feature_names)}; token config hash `{configs.tokens.hash()}`.
 
@@ -303,7 +307,7 @@ def load_run(
         )
         raise TrainingError(f"{run_dir} has no model.safetensors{hint}")
     try:
-        model_cfg = ModelConfig.model_validate_json((run_dir / "model_config.json").read_text())
+        model_cfg = load_model_config(run_dir / "model_config.json")
         pretrain = load_pretrain_config(run_dir / "config.yaml")
         tokens = load_token_config(run_dir / "token_config.yaml")
     except (OSError, ValueError) as err:
