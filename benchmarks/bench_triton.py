@@ -7,7 +7,9 @@ one thread) and scores the same tokens (2012 SingleMu, 10k events) three ways in
 run, interleaved, best of ``--repeats``: in-process torch, in-process onnxruntime on
 the same ONNX, and through the server over gRPC. Overhead per event = (Triton -
 in-process onnxruntime) / events: the cost of serialisation, gRPC and the server's
-batching, the model work being equal. Server and client share this machine's cores.
+batching, the model work being equal; the ratio Triton / in-process onnxruntime is the
+same comparison as a rate ratio measured in one run. Server and client share this
+machine's cores.
 
     python benchmarks/bench_triton.py --size tiny --out bench_triton.json
 """
@@ -79,15 +81,20 @@ def main() -> None:
         "seconds_torch": round(t_torch, 4),
         "seconds_onnxruntime": round(t_ort, 4),
         "seconds_triton": round(t_triton, 4),
+        "ratio_triton_to_onnxruntime": round(t_triton / t_ort, 3),
         "overhead_us_per_event": round((t_triton - t_ort) / n * 1e6, 2),
         "overhead_ms_per_request": round((t_triton - t_ort) / requests * 1e3, 3),
     }
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print("| model | events | requests | torch s | onnxruntime s | Triton s | overhead/event |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| model | events | requests | torch s | onnxruntime s | Triton s "
+        "| Triton / onnxruntime | overhead/event |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     print(
         f"| {args.size} | {n} | {requests} | {t_torch:.3f} | {t_ort:.3f} | {t_triton:.3f} "
+        f"| {result['ratio_triton_to_onnxruntime']:.2f} "
         f"| {result['overhead_us_per_event']:.1f} µs ({result['overhead_ms_per_request']:.2f} "
         "ms/request) |"
     )

@@ -65,6 +65,7 @@ from jetfm_coffea.train.data import TensorEventDataset, batch_provenance
 from jetfm_coffea.train.data import compact_batch as _compact
 from jetfm_coffea.train.loop import TrainProgress, decay_groups, lr_lambda
 from jetfm_coffea.train.run import RunConfigs, load_run, write_run_files
+from jetfm_coffea.train.rundir import write_model_card
 
 __all__ = [
     "FinetuneResult",
@@ -814,7 +815,7 @@ def _write_card(out: Path, configs: RunConfigs, task: TaskConfig, metrics: dict[
 Scores events built with the token configuration above; it is only as good as the
 labelled samples it was trained on (simulation/data differences are not corrected).
 """
-    atomic_write_text(out / "MODEL_CARD.md", text)
+    write_model_card(out, text, m)
 
 
 _MODE_TEXT = {

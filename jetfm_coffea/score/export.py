@@ -34,17 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from jetfm_coffea.model.config import pair_features_description
-from jetfm_coffea.score.artifact import (
-    MANIFEST,
-    MODEL_CONFIG,
-    TOKEN_CONFIG,
-    WEIGHTS,
-    ModelInfo,
-    file_sha256,
-    load_model,
-    read_model_info,
-)
+from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
 from jetfm_coffea.score.errors import ModelFileError
 from jetfm_coffea.score.triton import (
     HASH_PARAMETER,
@@ -55,6 +45,16 @@ from jetfm_coffea.score.triton import (
     triton_model_card,
 )
 from jetfm_coffea.selection.datasheet import DATA_SHEET_FILE, read_data_sheet
+from jetfm_coffea.train.checkpoint import atomic_write_text
+from jetfm_coffea.train.rundir import (
+    MANIFEST,
+    MODEL_CARD,
+    MODEL_CONFIG,
+    TOKEN_CONFIG,
+    WEIGHTS,
+    file_sha256,
+    write_model_card,
+)
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -68,7 +68,6 @@ __all__ = [
 
 PROGRAM = "model.pt2"
 ONNX = "model.onnx"
-CARD = "MODEL_CARD.md"
 EXPORT_FORMATS = ("torch.export", "onnx", "triton")
 MANIFEST_FORMAT = "jetfm-scoring-model"
 
@@ -194,7 +193,7 @@ def export_model(
     src = Path(info.path)
     shutil.copyfile(src / WEIGHTS, out / WEIGHTS)
     shutil.copyfile(src / MODEL_CONFIG, out / MODEL_CONFIG)
-    (out / TOKEN_CONFIG).write_text(info.token_config.to_yaml())
+    atomic_write_text(out / TOKEN_CONFIG, info.token_config.to_yaml())
     model = load_model(info, "cpu")
     module = ScoringModule(model).eval()
     f = len(info.token_config.features)
@@ -202,7 +201,7 @@ def export_model(
     roles = {WEIGHTS: "weights", MODEL_CONFIG: "model_config", TOKEN_CONFIG: "token_config"}
     sheet = read_data_sheet(src)  # what the encoder was pretrained on, carried along
     if sheet is not None:
-        (out / DATA_SHEET_FILE).write_text(json.dumps(sheet, indent=1) + "\n")
+        atomic_write_text(out / DATA_SHEET_FILE, json.dumps(sheet, indent=1) + "\n")
         roles[DATA_SHEET_FILE] = "data_sheet"
     if "torch.export" in formats:
         batch = torch.export.Dim("batch", min=1, max=1 << 20)
@@ -223,7 +222,7 @@ def export_model(
         text = triton_config_text(
             triton_name, f, cfg.n_classes, cfg.dim, parameters, triton_max_batch_size
         )
-        (out / TRITON_CONFIG).write_text(text)
+        atomic_write_text(out / TRITON_CONFIG, text)
         roles[TRITON_CONFIG] = "triton_config"
         onnx_path(out).parent.mkdir()
         shutil.copyfile(out / ONNX, onnx_path(out))
@@ -233,15 +232,14 @@ def export_model(
     }
     manifest = _manifest(info, files, model_version or info.model_version)
     if triton:
-        pairs = pair_features_description(info.model_config)
-        (out / CARD).write_text(triton_model_card(triton_name, manifest, pairs))
-        manifest["files"][CARD] = {
-            "sha256": file_sha256(out / CARD),
-            "size": (out / CARD).stat().st_size,
+        write_model_card(out, triton_model_card(triton_name, manifest), info.model_config)
+        manifest["files"][MODEL_CARD] = {
+            "sha256": file_sha256(out / MODEL_CARD),
+            "size": (out / MODEL_CARD).stat().st_size,
             "role": "model_card",
         }
     validate(manifest, "model_manifest", name=str(out / MANIFEST))
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return out
 
 

@@ -39,6 +39,7 @@ def make_classifier_run(
     from jetfm_coffea.train.checkpoint import save_weights
     from jetfm_coffea.train.config import load_pretrain_config
     from jetfm_coffea.train.run import RunConfigs, write_run_files
+    from jetfm_coffea.train.rundir import MODEL_CONFIG, WEIGHTS
 
     token_config = token_config or TokenConfig()
     overrides = {} if pair_version is None else {"pair_version": pair_version}
@@ -57,10 +58,10 @@ def make_classifier_run(
         "format": "jetfm-event-model",
     }
     # weights first, then the run files: run.json records the weights' SHA-256
-    save_weights(run_dir / "model.safetensors", model.state_dict(), meta)
+    save_weights(run_dir / WEIGHTS, model.state_dict(), meta)
     write_run_files(run_dir, RunConfigs(pretrain, config, token_config, None, info))
     if config.pair_version == LEGACY_PAIR_VERSION:  # as written before the field existed
-        path = run_dir / "model_config.json"
+        path = run_dir / MODEL_CONFIG
         data = json.loads(path.read_text())
         del data["pair_version"]
         path.write_text(json.dumps(data, indent=1))

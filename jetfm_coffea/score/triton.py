@@ -125,11 +125,10 @@ version_policy: {{ latest: {{ num_versions: 1 }} }}
 """
 
 
-def triton_model_card(name: str, manifest: dict[str, Any], pair_features: str = "") -> str:
-    """``MODEL_CARD.md`` of a Triton model: what it takes, returns and how to call it.
-
-    ``pair_features``: the model's pair-feature line
-    (:func:`~jetfm_coffea.model.config.pair_features_description`)."""
+def triton_model_card(name: str, manifest: dict[str, Any]) -> str:
+    """``MODEL_CARD.md`` text of a Triton model: what it takes, returns and how to call it
+    (written by :func:`jetfm_coffea.train.rundir.write_model_card`, which adds the
+    "Model files" section every card has)."""
     features = ", ".join(manifest["feature_names"])
     classes = ", ".join(manifest["class_names"])
     return f"""# {name}: jetfm event classifier for NVIDIA Triton
@@ -143,7 +142,6 @@ def triton_model_card(name: str, manifest: dict[str, Any], pair_features: str = 
   and `token_config.yaml` in this folder; padding slots are zero, valid tokens first.
 - Outputs: `scores` float32 [batch, {len(manifest["class_names"])}] (softmax, classes
   {classes}), `embedding` float32 [batch, D].
-- Pair features: {pair_features or "see model_config.json"}.
 - Serve: `tritonserver --model-repository REPO` (onnxruntime backend). Score from coffea:
   `JetFMScorer("REPO/{name}", server="triton+grpc://HOST:8001/{name}")`.
 """
