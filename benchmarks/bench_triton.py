@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from jetfm_coffea.model.packing import length_batches
 from jetfm_coffea.score import JetFMScorer
 from jetfm_coffea.score.export import export_model
 from jetfm_coffea.score.testing import make_classifier_run
@@ -59,7 +60,7 @@ def main() -> None:
         tok = build_tokens(events, JetFMScorer(run).token_config)
         n = len(tok)
         inputs = (tok.tokens.reshape(n, -1), tok.mask, tok.event)
-        requests = sum(1 for _ in _batches(tok.mask, args.batch_size))
+        requests = sum(1 for _ in length_batches(tok.mask, args.batch_size))
         with serve(folder.parent) as url:
             scorers = {
                 "torch": JetFMScorer(run, **opts),
@@ -98,16 +99,6 @@ def main() -> None:
         f"| {result['overhead_us_per_event']:.1f} µs ({result['overhead_ms_per_request']:.2f} "
         "ms/request) |"
     )
-
-
-def _batches(mask, batch_size: int):
-    """The scorer's micro-batches: one group per token count, cut at batch_size."""
-    import numpy as np
-
-    length = np.where(mask.any(axis=1), mask.shape[1] - np.argmax(mask[:, ::-1], axis=1), 0)
-    for t in np.unique(length):
-        count = int((length == t).sum())
-        yield from range(0, count, batch_size)
 
 
 if __name__ == "__main__":

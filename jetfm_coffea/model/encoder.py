@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jetfm_coffea.model.config import PAIR_VERSION, ModelConfig
+from jetfm_coffea.model.packing import length_groups
 
 __all__ = [
     "MASK_VALUE",
@@ -311,19 +312,3 @@ class EventEncoder(nn.Module):
         return EncoderOutput(
             tokens=torch.cat(toks)[inverse], embedding=torch.cat(embs)[inverse], mask=mask.bool()
         )
-
-
-def length_groups(mask: torch.Tensor, multiple: int = 4) -> list[tuple[torch.Tensor, int]]:
-    """``[(event indices, width)]``: events grouped by length rounded up to ``multiple``.
-
-    The length of an event is its last valid slot + 1 (valid tokens first, as the shard
-    and compacted batches have them; a hole left by a masked token is kept). Empty
-    events go with the narrowest group. One host synchronisation per call.
-    """
-    mask = mask.bool()
-    b, t = mask.shape
-    slots = torch.arange(1, t + 1, device=mask.device)
-    length = (mask * slots).amax(dim=1) if t else torch.zeros(b, dtype=torch.long)
-    width = ((length + multiple - 1) // multiple * multiple).clamp(min(multiple, t), t)
-    values = torch.unique(width).tolist()
-    return [(torch.nonzero(width == w).flatten(), int(w)) for w in values]
