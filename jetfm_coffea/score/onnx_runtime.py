@@ -21,10 +21,9 @@ import numpy as np
 
 from jetfm_coffea.score.artifact import ModelInfo, load_model
 from jetfm_coffea.score.errors import ModelFileError
+from jetfm_coffea.score.exporters import ONNX, ScoringModule, example_inputs, write_onnx
 
 __all__ = ["OnnxRuntimeModel"]
-
-ONNX = "model.onnx"
 
 
 class OnnxRuntimeModel:
@@ -63,8 +62,6 @@ def _onnx_bytes(info: ModelInfo) -> bytes:
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise ModelFileError(str(path), "SHA-256 changed since the manifest was checked")
         return data
-    from jetfm_coffea.score.export import ScoringModule, example_inputs, write_onnx
-
     buffer = io.BytesIO()
     write_onnx(ScoringModule(load_model(info, "cpu")).eval(), example_inputs(info), buffer)
     return buffer.getvalue()
