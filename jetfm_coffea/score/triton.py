@@ -1,7 +1,7 @@
 """NVIDIA Triton: model repositories for ``jetfm export --format triton``, and the client
 that :class:`~jetfm_coffea.score.JetFMScorer` uses with ``server="triton+grpc://..."``.
 
-A Triton model repository written by :func:`write_triton_files`::
+A Triton model repository written by the ``triton`` exporter (:mod:`.exporters`)::
 
     REPO/<name>/config.pbtxt      platform onnxruntime_onnx; inputs tokens [-1, -1, F]
                                   float32 and mask [-1, -1] bool (dynamic batch and token
