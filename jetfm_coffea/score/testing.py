@@ -36,10 +36,9 @@ def make_classifier_run(
     import torch
 
     from jetfm_coffea.model import build_model, model_config_for
-    from jetfm_coffea.train.checkpoint import save_weights
     from jetfm_coffea.train.config import load_pretrain_config
     from jetfm_coffea.train.run import RunConfigs, write_run_files
-    from jetfm_coffea.train.rundir import MODEL_CONFIG, WEIGHTS
+    from jetfm_coffea.train.rundir import MODEL_CONFIG, write_weights
 
     token_config = token_config or TokenConfig()
     overrides = {} if pair_version is None else {"pair_version": pair_version}
@@ -58,7 +57,7 @@ def make_classifier_run(
         "format": "jetfm-event-model",
     }
     # weights first, then the run files: run.json records the weights' SHA-256
-    save_weights(run_dir / WEIGHTS, model.state_dict(), meta)
+    write_weights(run_dir, model.state_dict(), meta)
     write_run_files(run_dir, RunConfigs(pretrain, config, token_config, None, info))
     if config.pair_version == LEGACY_PAIR_VERSION:  # as written before the field existed
         path = run_dir / MODEL_CONFIG

@@ -39,7 +39,6 @@ from jetfm_coffea.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
-    save_weights,
     set_rng_state,
 )
 from jetfm_coffea.train.config import PretrainConfig, load_pretrain_config
@@ -49,6 +48,7 @@ from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask
 from jetfm_coffea.train.prefetch import prefetch, to_device
 from jetfm_coffea.train.run import RunConfigs, write_model_card, write_run_files
+from jetfm_coffea.train.rundir import write_weights
 from jetfm_coffea.train.views import load_view_hook, make_views
 
 __all__ = [
@@ -489,7 +489,7 @@ def _pretrain(
     done = step >= cfg.train.steps
     configs.info.update({"status": "completed" if done else "stopped", "steps_done": step})
     if info.is_main:
-        save_weights(out / "model.safetensors", model.state_dict(), weights_meta)
+        write_weights(out, model.state_dict(), weights_meta)
         write_run_files(out, configs)
         write_model_card(out, configs, n_params)
     return PretrainResult(out, step, losses, last, model if keep_model else None)

@@ -67,6 +67,7 @@ __all__ = [
     "write_model_card",
     "write_model_configs",
     "write_run_json",
+    "write_weights",
 ]
 
 WEIGHTS = "model.safetensors"
@@ -307,6 +308,19 @@ def write_model_configs(folder: str | Path, model: ModelConfig, tokens: TokenCon
     atomic_write_text(folder / TOKEN_CONFIG, f"# hash: {tokens.hash()}\n{tokens.to_yaml()}")
 
 
+def write_weights(
+    folder: str | Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> Path:
+    """Write a model directory's ``model.safetensors`` (canonical header, atomically).
+
+    Write the weights first, then ``run.json`` (:func:`write_run_json`), which records
+    their SHA-256; :func:`save_run_weights` does both for an existing run.
+    """
+    path = Path(folder) / WEIGHTS
+    save_weights(path, state_dict, metadata)
+    return path
+
+
 def write_run_json(folder: str | Path, info: dict[str, Any]) -> dict[str, Any]:
     """Write ``run.json`` with ``weights_sha256`` of the weights present now; returns it."""
     folder = Path(folder)
@@ -326,7 +340,7 @@ def save_run_weights(
     (a training run writes its weights, then its run files).
     """
     run_dir = Path(run_dir)
-    save_weights(run_dir / WEIGHTS, state_dict, metadata)
+    write_weights(run_dir, state_dict, metadata)
     info = read_json(run_dir / RUN_INFO) if (run_dir / RUN_INFO).is_file() else {}
     return write_run_json(run_dir, info)[WEIGHTS_HASH_KEY]
 
