@@ -7,7 +7,9 @@ one thread) and scores the same tokens (2012 SingleMu, 10k events) three ways in
 run, interleaved, best of ``--repeats``: in-process torch, in-process onnxruntime on
 the same ONNX, and through the server over gRPC. Overhead per event = (Triton -
 in-process onnxruntime) / events: the cost of serialisation, gRPC and the server's
-batching, the model work being equal. Server and client share this machine's cores.
+batching, the model work being equal; the ratio Triton / in-process onnxruntime is the
+same comparison as a rate ratio measured in one run. Server and client share this
+machine's cores.
 
     python benchmarks/bench_triton.py --size tiny --out bench_triton.json
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from jetfm_coffea.model.packing import length_batches
 from jetfm_coffea.score import JetFMScorer
 from jetfm_coffea.score.export import export_model
 from jetfm_coffea.score.testing import make_classifier_run
@@ -57,7 +60,7 @@ def main() -> None:
         tok = build_tokens(events, JetFMScorer(run).token_config)
         n = len(tok)
         inputs = (tok.tokens.reshape(n, -1), tok.mask, tok.event)
-        requests = sum(1 for _ in _batches(tok.mask, args.batch_size))
+        requests = sum(1 for _ in length_batches(tok.mask, args.batch_size))
         with serve(folder.parent) as url:
             scorers = {
                 "torch": JetFMScorer(run, **opts),
@@ -79,28 +82,23 @@ def main() -> None:
         "seconds_torch": round(t_torch, 4),
         "seconds_onnxruntime": round(t_ort, 4),
         "seconds_triton": round(t_triton, 4),
+        "ratio_triton_to_onnxruntime": round(t_triton / t_ort, 3),
         "overhead_us_per_event": round((t_triton - t_ort) / n * 1e6, 2),
         "overhead_ms_per_request": round((t_triton - t_ort) / requests * 1e3, 3),
     }
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print("| model | events | requests | torch s | onnxruntime s | Triton s | overhead/event |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| model | events | requests | torch s | onnxruntime s | Triton s "
+        "| Triton / onnxruntime | overhead/event |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     print(
         f"| {args.size} | {n} | {requests} | {t_torch:.3f} | {t_ort:.3f} | {t_triton:.3f} "
+        f"| {result['ratio_triton_to_onnxruntime']:.2f} "
         f"| {result['overhead_us_per_event']:.1f} µs ({result['overhead_ms_per_request']:.2f} "
         "ms/request) |"
     )
-
-
-def _batches(mask, batch_size: int):
-    """The scorer's micro-batches: one group per token count, cut at batch_size."""
-    import numpy as np
-
-    length = np.where(mask.any(axis=1), mask.shape[1] - np.argmax(mask[:, ::-1], axis=1), 0)
-    for t in np.unique(length):
-        count = int((length == t).sum())
-        yield from range(0, count, batch_size)
 
 
 if __name__ == "__main__":

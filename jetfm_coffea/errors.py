@@ -8,6 +8,7 @@ __all__ = [
     "JetFMError",
     "LegacyStoreError",
     "MissingCollectionError",
+    "ModelFileError",
     "ModifiedWeightsError",
     "NonFiniteLossError",
     "SchemaValidationError",
@@ -78,6 +79,19 @@ class ModifiedWeightsError(JetFMError, OSError):
             "when the weights were written: they were modified since; refusing to load them "
             "(--allow-modified-weights / allow_modified_weights=True overrides, and is recorded)"
         )
+
+
+class ModelFileError(JetFMError, OSError):
+    """A model directory (run or export) is incomplete, corrupt, tampered with, or holds pickles.
+
+    Raised before any byte of an untrusted file is deserialised by anything other
+    than safetensors or JSON/YAML; ``path`` names the file or directory.
+    """
+
+    def __init__(self, path: str, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
 
 
 class TokenConfigMismatchError(TrainingError, ValueError):

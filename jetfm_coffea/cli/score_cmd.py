@@ -159,6 +159,21 @@ def score(
         console.print(f"wrote {path}")
 
 
+class ExporterChoice(click.Choice):
+    """``--format`` choices: the exporters registry (:mod:`jetfm_coffea.score.exporters`),
+    read when ``export`` parses or shows its options, so ``jetfm score --help`` loads
+    no torch."""
+
+    def __init__(self) -> None:
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        from jetfm_coffea.score.exporters import exporter_names
+
+        return tuple(exporter_names())
+
+
 @click.command("export")
 @click.argument("model", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Export folder.")
@@ -166,7 +181,7 @@ def score(
     "--format",
     "formats",
     multiple=True,
-    type=click.Choice(["torch.export", "onnx", "triton"]),
+    type=ExporterChoice(),
     default=("torch.export",),
     show_default=True,
     help="Compiled programs to add next to the safetensors weights; triton: --out is a "

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.errors import ConfigError, NonFiniteLossError, TrainingError
 from jetfm_coffea.finetune.config import (
     MODES,
@@ -59,12 +60,12 @@ from jetfm_coffea.model.model import EventModel, count_parameters
 from jetfm_coffea.runtime import autocast, matmul_precision, resolve_device, resolve_precision
 from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
 from jetfm_coffea.tokens.config import TokenConfig, check_token_config
-from jetfm_coffea.train.checkpoint import atomic_write_text, save_weights
 from jetfm_coffea.train.config import PretrainConfig
 from jetfm_coffea.train.data import TensorEventDataset, batch_provenance
 from jetfm_coffea.train.data import compact_batch as _compact
 from jetfm_coffea.train.loop import TrainProgress, decay_groups, lr_lambda
 from jetfm_coffea.train.run import RunConfigs, load_run, write_run_files
+from jetfm_coffea.train.rundir import write_model_card, write_weights
 
 __all__ = [
     "FinetuneResult",
@@ -708,7 +709,7 @@ def finetune(
         "format": WEIGHTS_FORMAT,
         "best_step": str(best_step),
     }
-    save_weights(out / "model.safetensors", model.state_dict(), weights_meta)
+    write_weights(out, model.state_dict(), weights_meta)
     save_test_scores(out, probs, y_test, data, test_idx)
     atomic_write_text(out / "test_metrics.json", json.dumps(test_metrics, indent=1))
     n_params = count_parameters(model)
@@ -814,7 +815,7 @@ def _write_card(out: Path, configs: RunConfigs, task: TaskConfig, metrics: dict[
 Scores events built with the token configuration above; it is only as good as the
 labelled samples it was trained on (simulation/data differences are not corrected).
 """
-    atomic_write_text(out / "MODEL_CARD.md", text)
+    write_model_card(out, text, m)
 
 
 _MODE_TEXT = {

@@ -7,6 +7,8 @@ never silently be fed tokens with a different feature order.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -16,10 +18,14 @@ from jetfm_coffea.tokens.config import TokenConfig
 
 __all__ = [
     "CONTINUOUS_EXCLUDE",
+    "LEGACY_PAIR_VERSION",
     "PAIR_FEATURES",
+    "PAIR_VERSION",
     "SIZES",
     "ModelConfig",
+    "load_model_config",
     "model_config_for",
+    "pair_features_description",
 ]
 
 #: Size presets: transformer width, heads, layers (parameter targets in the comments).
@@ -34,6 +40,15 @@ SIZE_TARGETS: dict[str, int] = {"tiny": 100_000, "small": 2_000_000, "base": 20_
 
 #: Features needed to compute the pairwise Lorentz-invariant interaction features.
 PAIR_FEATURES: tuple[str, ...] = ("log_pt", "eta", "sin_phi", "cos_phi", "log_e")
+
+#: Definition of the pair features new models are built with (see ``encoder.pair_features``):
+#: 2 = ln m² as a sum of non-negative terms of pT, η, φ and the object masses (no float32
+#: cancellation; the same value in torch, TorchScript, torch.export and ONNX to rounding).
+PAIR_VERSION = 2
+#: The definition of models whose ``model_config.json`` predates ``pair_version``:
+#: 1 = ln m² from (E1 + E2)² - |p1 + p2|², which cancels in float32 for near-collinear
+#: pairs (backends then disagree by up to ~1e-4 in the scores). Such runs keep it.
+LEGACY_PAIR_VERSION = 1
 
 #: Features that are not regressed by the masked-object decoder (type is classified).
 CONTINUOUS_EXCLUDE: tuple[str, ...] = ("type_id",)
@@ -52,6 +67,10 @@ class ModelConfig(HashedConfig):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     pair_hidden: int = Field(16, ge=1, description="hidden width of the pair-feature MLP")
     pair_features: bool = Field(True, description="add ln dR, ln kT, ln z, ln m2 attention bias")
+    pair_version: Literal[1, 2] = Field(
+        PAIR_VERSION,
+        description="pair-feature definition: 2 stable ln m2 (current), 1 legacy (E2 - p2)",
+    )
     pooling: Literal["cls", "attention"] = "cls"
     proj_dim: int = Field(32, ge=2, description="output width of the contrastive projection")
     n_classes: int = Field(2, ge=2, description="classes of the classification head")
@@ -71,6 +90,14 @@ class ModelConfig(HashedConfig):
             missing = sorted(set(PAIR_FEATURES) - set(self.feature_names))
             raise ValueError(f"pair_features needs token features {missing}")
         return self
+
+    def canonical_json(self) -> str:
+        """Canonical JSON; the legacy ``pair_version`` is left out, so a run written
+        before the field existed keeps its hash (recorded in its weights' metadata)."""
+        data = self.model_dump(mode="json")
+        if data["pair_version"] == LEGACY_PAIR_VERSION:
+            del data["pair_version"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
     def continuous_features(self) -> list[str]:
@@ -100,3 +127,28 @@ def model_config_for(
     }
     values.update(overrides)
     return ModelConfig(**values)
+
+
+def load_model_config(source: str | Path | dict[str, Any]) -> ModelConfig:
+    """The :class:`ModelConfig` of a saved model (a ``model_config.json`` path or its data).
+
+    A config written before ``pair_version`` existed describes a model trained with the
+    legacy pair features (:data:`LEGACY_PAIR_VERSION`), and is loaded with them, so an
+    old run scores as it always did; its hash is unchanged.
+    """
+    data = json.loads(Path(source).read_text()) if isinstance(source, str | Path) else source
+    if not isinstance(data, dict):
+        raise ValueError(f"model config must be a JSON object, got {type(data).__name__}")
+    return ModelConfig.model_validate({"pair_version": LEGACY_PAIR_VERSION, **data})
+
+
+def pair_features_description(config: ModelConfig) -> str:
+    """One line for model cards: which pair features the model was trained with."""
+    if not config.pair_features:
+        return "none"
+    how = {
+        1: "legacy: ln m² = ln((E1 + E2)² - |p1 + p2|²), float32 cancellation; backends "
+        "agree to ~1e-4",
+        2: "ln m² without float32 cancellation; every backend agrees to 1e-5",
+    }[config.pair_version]
+    return f"ln ΔR, ln kT, ln z, ln m², pair_version {config.pair_version} ({how})"

@@ -2,7 +2,8 @@
 
 Each token is embedded from its continuous features plus a learned object-type
 embedding. Following the Particle Transformer, the pairwise Lorentz-invariant
-features ``ln ΔR, ln kT, ln z, ln m²`` of every object pair go through a small MLP to
+features ``ln ΔR, ln kT, ln z, ln m²`` of every object pair (computed without
+float32 cancellation, :func:`pair_features`) go through a small MLP to
 one bias per attention head, added to the attention logits of every block. Padding
 is masked out of every attention, and there are no positional encodings, so the
 encoder is permutation-equivariant per token and the pooled event embedding (class
@@ -18,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jetfm_coffea.model.config import ModelConfig
+from jetfm_coffea.model.config import PAIR_VERSION, ModelConfig
+from jetfm_coffea.model.packing import length_groups
 
 __all__ = [
     "MASK_VALUE",
@@ -44,33 +46,36 @@ class EncoderOutput:
     mask: torch.Tensor
 
 
-def pair_features(tokens: torch.Tensor, feature_names: list[str]) -> torch.Tensor:
-    """ParT-style pair features ``[B, T, T, 4]``: ln ΔR, ln kT, ln z, ln m².
+def pair_features(
+    tokens: torch.Tensor, feature_names: list[str], version: int = PAIR_VERSION
+) -> torch.Tensor:
+    """ParT-style pair features ``[B, T, T, 4]``: ln ΔR, ln kT, ln z, ln m², in float32.
 
-    Kinematics are recovered from the token features (pT = exp(log_pt),
-    φ = atan2(sin φ, cos φ), E = exp(log_e)); computed in float32.
+    Kinematics are recovered from the token features (pT = exp(log_pt), η, the unit
+    vector (cos φ, sin φ), the mass m = expm1(log_m), or from E = exp(log_e) when the
+    tokens carry no log_m). ``version`` is the definition the model was trained with
+    (:attr:`ModelConfig.pair_version`):
+
+    * 2 (:func:`_pair_kinematics`): every quantity is a sum of non-negative terms, so
+      near-collinear and near-massless pairs lose no precision and every backend (torch
+      eager, TorchScript, torch.export, ONNX) gives the same features to rounding:
+      Δφ = 2 atan2(|u1 - u2|, |u1 + u2|) and, with P = pT cosh η = |p| and E² = P² + m²,
+      m² = m1² + m2² + 2 (m1² P2² + m2² P1² + m1² m2²) / (E1 E2 + P1 P2)
+      + 2 pT1 pT2 (2 sinh²(Δη/2) + |u1 - u2|² / 2)  (= m1² + m2² + 2 (E1 E2 - p1·p2)).
+    * 1 (legacy): Δφ from atan2 of each object's φ and m² = (E1 + E2)² - |p1 + p2|²,
+      which cancels in float32 (runs written before version 2 keep it).
     """
     idx = {name: i for i, name in enumerate(feature_names)}
     x = tokens.float()
     pt = torch.exp(x[..., idx["log_pt"]])
-    eta = x[..., idx["eta"]]
-    sin, cos = x[..., idx["sin_phi"]], x[..., idx["cos_phi"]]
-    phi = torch.atan2(sin, cos)
-    e = torch.exp(x[..., idx["log_e"]])
-    px, py, pz = pt * cos, pt * sin, pt * torch.sinh(eta)
-
-    deta = eta[:, :, None] - eta[:, None, :]
-    dphi = torch.remainder(phi[:, :, None] - phi[:, None, :] + math.pi, 2 * math.pi) - math.pi
-    dr = torch.sqrt(deta * deta + dphi * dphi)
+    if version == 1:
+        dr, m2 = _legacy_pair_kinematics(x, idx, pt)
+    elif version == 2:
+        dr, m2 = _pair_kinematics(x, idx, pt)
+    else:
+        raise ValueError(f"unknown pair-feature version {version}; known: 1, 2")
     ptmin = torch.minimum(pt[:, :, None], pt[:, None, :])
     ptsum = pt[:, :, None] + pt[:, None, :]
-    esum = e[:, :, None] + e[:, None, :]
-    psum2 = (
-        (px[:, :, None] + px[:, None, :]) ** 2
-        + (py[:, :, None] + py[:, None, :]) ** 2
-        + (pz[:, :, None] + pz[:, None, :]) ** 2
-    )
-    m2 = esum * esum - psum2
     feats = torch.stack(
         [
             torch.log(dr.clamp_min(_EPS)),
@@ -81,6 +86,59 @@ def pair_features(tokens: torch.Tensor, feature_names: list[str]) -> torch.Tenso
         dim=-1,
     )
     return feats * 0.25  # keep the MLP input O(1)
+
+
+def _pair_kinematics(
+    x: torch.Tensor, idx: dict[str, int], pt: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ΔR and m² of every pair without cancellation (pair-feature version 2)."""
+    eta = x[..., idx["eta"]]
+    sin, cos = x[..., idx["sin_phi"]], x[..., idx["cos_phi"]]
+    dsin, dcos = sin[:, :, None] - sin[:, None, :], cos[:, :, None] - cos[:, None, :]
+    ssin, scos = sin[:, :, None] + sin[:, None, :], cos[:, :, None] + cos[:, None, :]
+    chord2 = dsin * dsin + dcos * dcos  # |u1 - u2|² = 2 - 2 cos Δφ
+    dphi = 2.0 * torch.atan2(torch.sqrt(chord2), torch.sqrt(ssin * ssin + scos * scos))
+    deta = eta[:, :, None] - eta[:, None, :]
+    dr = torch.sqrt(deta * deta + dphi * dphi)
+    p = pt * torch.cosh(eta)
+    if "log_m" in idx:
+        half = 0.5 * x[..., idx["log_m"]]
+        m = 2.0 * torch.sinh(half) * torch.exp(half)  # expm1(log_m) = |m|, accurate for small m
+        msq = m * m
+    else:
+        e = torch.exp(x[..., idx["log_e"]])
+        msq = ((e - p) * (e + p)).clamp_min(0.0)
+    e = torch.sqrt(p * p + msq)
+    m1, m2_, p1, p2 = msq[:, :, None], msq[:, None, :], p[:, :, None], p[:, None, :]
+    # E1 E2 - P1 P2 = (E1² E2² - P1² P2²) / (E1 E2 + P1 P2), its numerator expanded
+    energy_term = (m1 * p2 * p2 + m2_ * p1 * p1 + m1 * m2_) / (
+        e[:, :, None] * e[:, None, :] + p1 * p2
+    )
+    half_sinh = torch.sinh(0.5 * deta)
+    angle_term = pt[:, :, None] * pt[:, None, :] * (2.0 * half_sinh * half_sinh + 0.5 * chord2)
+    m2 = m1 + m2_ + 2.0 * energy_term + 2.0 * angle_term
+    return dr, m2
+
+
+def _legacy_pair_kinematics(
+    x: torch.Tensor, idx: dict[str, int], pt: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ΔR and m² of every pair as version 1 computed them (m² cancels in float32)."""
+    eta = x[..., idx["eta"]]
+    sin, cos = x[..., idx["sin_phi"]], x[..., idx["cos_phi"]]
+    phi = torch.atan2(sin, cos)
+    e = torch.exp(x[..., idx["log_e"]])
+    px, py, pz = pt * cos, pt * sin, pt * torch.sinh(eta)
+    deta = eta[:, :, None] - eta[:, None, :]
+    dphi = torch.remainder(phi[:, :, None] - phi[:, None, :] + math.pi, 2 * math.pi) - math.pi
+    dr = torch.sqrt(deta * deta + dphi * dphi)
+    esum = e[:, :, None] + e[:, None, :]
+    psum2 = (
+        (px[:, :, None] + px[:, None, :]) ** 2
+        + (py[:, :, None] + py[:, None, :]) ** 2
+        + (pz[:, :, None] + pz[:, None, :]) ** 2
+    )
+    return dr, esum * esum - psum2
 
 
 class TransformerBlock(nn.Module):
@@ -169,7 +227,7 @@ class EventEncoder(nn.Module):
         h = self.config.heads
         if self.pair_mlp is not None:
             with torch.autocast(tokens.device.type, enabled=False):
-                feats = pair_features(tokens, self.config.feature_names)
+                feats = pair_features(tokens, self.config.feature_names, self.config.pair_version)
                 known = mask if hide is None else mask & ~hide
                 pair_ok = known[:, :, None] & known[:, None, :]
                 bias = self.pair_mlp(feats).permute(0, 3, 1, 2)
@@ -254,19 +312,3 @@ class EventEncoder(nn.Module):
         return EncoderOutput(
             tokens=torch.cat(toks)[inverse], embedding=torch.cat(embs)[inverse], mask=mask.bool()
         )
-
-
-def length_groups(mask: torch.Tensor, multiple: int = 4) -> list[tuple[torch.Tensor, int]]:
-    """``[(event indices, width)]``: events grouped by length rounded up to ``multiple``.
-
-    The length of an event is its last valid slot + 1 (valid tokens first, as the shard
-    and compacted batches have them; a hole left by a masked token is kept). Empty
-    events go with the narrowest group. One host synchronisation per call.
-    """
-    mask = mask.bool()
-    b, t = mask.shape
-    slots = torch.arange(1, t + 1, device=mask.device)
-    length = (mask * slots).amax(dim=1) if t else torch.zeros(b, dtype=torch.long)
-    width = ((length + multiple - 1) // multiple * multiple).clamp(min(multiple, t), t)
-    values = torch.unique(width).tolist()
-    return [(torch.nonzero(width == w).flatten(), int(w)) for w in values]

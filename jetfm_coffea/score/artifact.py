@@ -10,30 +10,35 @@ safetensors, configs JSON/YAML; pickle files are refused by name.
 
 The *model hash* is the SHA-256 of the weights file. The run directory recorded it
 when the weights were written (``run.json``'s ``weights_sha256``, an export's
-manifest); :func:`read_model_info` reads the weights through
-:func:`jetfm_coffea.train.run.read_weights`, which refuses a mismatch unless
-``allow_modified_weights`` (then ``jetfm_weights_check: "modified"`` is recorded on
-every column). The hash is recorded in the awkward parameters of every score column,
-and checked again when a worker loads the weights, so every chunk of an analysis is
-scored by the same bytes.
+manifest). Every check of the directory is :func:`jetfm_coffea.train.rundir.read_model_files`
+(the one reader of runs and exports, shared with pretraining and fine-tuning); this
+module adds the export manifest, the class names and the scoring view
+(:class:`ModelInfo`). A weights mismatch is refused unless ``allow_modified_weights``
+(then ``jetfm_weights_check: "modified"`` is recorded on every column). The hash is
+recorded in the awkward parameters of every score column, and checked again when a
+worker loads the weights, so every chunk of an analysis is scored by the same bytes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from jetfm_coffea.errors import JetFMError
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.score.errors import ModelFileError
-from jetfm_coffea.tokens.config import TokenConfig, load_token_config
-from jetfm_coffea.train.checkpoint import safetensors_header
-from jetfm_coffea.train.run import WEIGHTS, file_sha256, read_weights
+from jetfm_coffea.tokens.config import TokenConfig
+from jetfm_coffea.train.rundir import (
+    MANIFEST,
+    PICKLE_SUFFIXES,
+    WEIGHTS,
+    build_model,
+    file_sha256,
+    read_json,
+    read_model_files,
+    refuse_pickles,
+)
 
 __all__ = [
     "MANIFEST",
@@ -45,10 +50,6 @@ __all__ = [
     "read_model_info",
 ]
 
-MODEL_CONFIG = "model_config.json"
-TOKEN_CONFIG = "token_config.yaml"
-MANIFEST = "manifest.json"
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 CLASSIFIER = "classifier"
 
 
@@ -92,32 +93,12 @@ class ModelInfo:
         }
 
 
-def _refuse_pickles(folder: Path) -> None:
-    weights = folder / WEIGHTS
-    if weights.is_file():
-        return
-    pickles = sorted(p.name for p in folder.glob("*") if p.suffix in PICKLE_SUFFIXES)
-    hint = (
-        f"; found {pickles}: pickled weights are refused (loading them can run arbitrary code)"
-        if pickles
-        else ""
-    )
-    raise ModelFileError(str(folder), f"no {WEIGHTS}{hint}")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFileError(str(path), f"unreadable JSON: {err}") from err
-
-
 def _check_manifest(folder: Path) -> dict[str, Any]:
     """Validate ``manifest.json`` and every file hash it lists."""
     from jetfm_coffea.schema import validate
 
     path = folder / MANIFEST
-    manifest = _read_json(path)
+    manifest = read_json(path)
     try:
         validate(manifest, "model_manifest", name=str(path))
     except JetFMError as err:
@@ -140,14 +121,6 @@ def _check_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def _weight_keys(weights: Path, data: bytes) -> tuple[list[str], dict[str, str]]:
-    """Tensor names and metadata from the safetensors header (no tensor is decoded)."""
-    try:
-        return safetensors_header(data)
-    except ValueError as err:
-        raise ModelFileError(str(weights), f"not a valid safetensors file: {err}") from err
-
-
 def read_model_info(
     path: str | Path, expected_hash: str | None = None, *, allow_modified_weights: bool = False
 ) -> ModelInfo:
@@ -164,48 +137,25 @@ def read_model_info(
     folder = Path(path)
     if not folder.is_dir():
         raise ModelFileError(str(folder), "model directory not found")
-    _refuse_pickles(folder)
+    refuse_pickles(folder)
     manifest = _check_manifest(folder) if (folder / MANIFEST).is_file() else None
-    weights = folder / WEIGHTS
-    verified = read_weights(
-        weights if manifest else folder,
+    files = read_model_files(
+        folder,
         recorded=manifest["model_hash"] if manifest else None,
         record=folder / MANIFEST if manifest else None,
-        allow_modified=allow_modified_weights,
+        allow_modified_weights=allow_modified_weights,
     )
-    model_hash = verified.sha256
+    model_hash = files.model_hash
     if expected_hash is not None and (
         len(expected_hash) < 12 or not model_hash.startswith(expected_hash.lower())
     ):
         raise ModelFileError(
-            str(weights),
+            str(files.weights.path),
             f"SHA-256 {model_hash[:12]}… is not the expected {expected_hash[:12]}…; "
             "refusing to score with a different model",
         )
-    try:
-        model_config = ModelConfig.model_validate_json((folder / MODEL_CONFIG).read_text())
-        token_data = yaml.safe_load((folder / TOKEN_CONFIG).read_text())
-    except (OSError, ValueError, yaml.YAMLError) as err:
-        raise ModelFileError(str(folder), f"incomplete model directory: {err}") from err
-    try:
-        token_config = load_token_config(token_data)
-    except JetFMError as err:
-        raise ModelFileError(str(folder / TOKEN_CONFIG), str(err)) from err
-    if model_config.token_config_hash not in (None, token_config.hash()):
-        raise ModelFileError(
-            str(folder),
-            f"model built for token config {model_config.token_config_hash}, "
-            f"{TOKEN_CONFIG} has {token_config.hash()}",
-        )
-    keys, meta = _weight_keys(weights, verified.data)
-    if meta.get("model_config_hash") not in (None, model_config.hash()):
-        raise ModelFileError(
-            str(weights),
-            f"written for model config {meta['model_config_hash']}, "
-            f"{MODEL_CONFIG} has {model_config.hash()}",
-        )
-    heads = tuple(sorted({k.split(".")[1] for k in keys if k.startswith("heads.")}))
-    run_info = _read_json(folder / "run.json") if (folder / "run.json").is_file() else {}
+    model_config, token_config, heads = files.model_config, files.token_config, files.heads
+    run_info = files.run_info
     source = manifest or run_info
     names = source.get("class_names") or source.get("classes")
     n = model_config.n_classes
@@ -228,41 +178,27 @@ def read_model_info(
         heads=heads,
         kind="export" if manifest else "run",
         manifest=manifest,
-        weights_check=verified.status,
+        weights_check=files.weights.status,
     )
 
 
 def load_model(info: ModelInfo, device: Any = "cpu") -> Any:
     """Build the :class:`~jetfm_coffea.model.EventModel` of ``info`` in eval mode on ``device``.
 
-    The weights are read once, their SHA-256 compared with ``info.model_hash`` (the
+    The weights are read once more, their SHA-256 compared with ``info.model_hash`` (the
     file must not have changed since the client read it) and deserialised from those
-    same bytes by safetensors.
+    same bytes by safetensors (:func:`jetfm_coffea.train.rundir.build_model`).
     """
-    import torch
-    from safetensors.torch import load as load_safetensors
-
-    from jetfm_coffea.model.model import EventModel
-
     weights = Path(info.path) / WEIGHTS
     try:
         data = weights.read_bytes()
     except OSError as err:
         raise ModelFileError(str(weights), f"cannot read: {err}") from err
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != info.model_hash:
-        raise ModelFileError(
-            str(weights),
-            f"SHA-256 changed from {info.model_hash[:12]}… to {actual[:12]}… since the "
-            "scorer was created; refusing to load it",
-        )
-    try:
-        state = load_safetensors(data)
-    except Exception as err:  # corrupt tensor data
-        raise ModelFileError(str(weights), f"not a valid safetensors file: {err}") from err
-    model = EventModel(info.model_config, heads=info.heads)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ModelFileError(str(weights), f"weights do not fit the model config: {err}") from err
-    return model.to(torch.device(device)).eval()
+    return build_model(
+        info.model_config,
+        data,
+        expected_hash=info.model_hash,
+        path=weights,
+        heads=info.heads,
+        device=device,
+    )

@@ -1,23 +1,11 @@
-"""Errors of score injection and model export."""
+"""Errors of score injection and model export (``ModelFileError`` lives in
+:mod:`jetfm_coffea.errors`, beside the run directory's other errors)."""
 
 from __future__ import annotations
 
-from jetfm_coffea.errors import JetFMError, MissingCollectionError
+from jetfm_coffea.errors import JetFMError, MissingCollectionError, ModelFileError
 
 __all__ = ["ModelFileError", "ScoreInputError", "ScoringServerError"]
-
-
-class ModelFileError(JetFMError, OSError):
-    """A model directory is incomplete, corrupt, tampered with, or holds pickles.
-
-    Raised before any byte of an untrusted file is deserialised by anything other
-    than safetensors or JSON/YAML.
-    """
-
-    def __init__(self, path: str, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 class ScoreInputError(MissingCollectionError):

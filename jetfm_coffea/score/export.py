@@ -12,7 +12,8 @@ An export directory::
 
 ``formats=("triton",)`` makes ``OUT`` a Triton model repository and writes the export
 into ``OUT/<triton_name>/`` with ``config.pbtxt``, ``1/model.onnx`` and ``MODEL_CARD.md``
-(see :mod:`jetfm_coffea.score.triton`).
+(see :mod:`jetfm_coffea.score.triton`). The formats are the exporters registry
+(:mod:`jetfm_coffea.score.exporters`); adding one is one registered function.
 
 The export is itself a scoring model directory: :class:`~jetfm_coffea.score.JetFMScorer`
 accepts it and checks every hash in the manifest first. ``model.pt2`` is for use
@@ -23,40 +24,41 @@ outside this package (C++/AOTInductor, a Triton server behind coffea's
 
 from __future__ import annotations
 
-import io
 import json
 import platform
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from jetfm_coffea.score.artifact import (
+from jetfm_coffea.atomic import atomic_write_text
+from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
+from jetfm_coffea.score.errors import ModelFileError
+from jetfm_coffea.score.exporters import (
+    ONNX,
+    PROGRAM,
+    ExportContext,
+    ScoringModule,
+    example_inputs,
+    exporter_names,
+    resolve_exporters,
+    write_onnx,
+)
+from jetfm_coffea.score.triton import MAX_BATCH_SIZE
+from jetfm_coffea.selection.datasheet import DATA_SHEET_FILE, read_data_sheet
+from jetfm_coffea.train.rundir import (
     MANIFEST,
     MODEL_CONFIG,
     TOKEN_CONFIG,
     WEIGHTS,
-    ModelInfo,
     file_sha256,
-    load_model,
-    read_model_info,
 )
-from jetfm_coffea.score.errors import ModelFileError
-from jetfm_coffea.score.triton import (
-    HASH_PARAMETER,
-    MAX_BATCH_SIZE,
-    TRITON_CONFIG,
-    onnx_path,
-    triton_config_text,
-    triton_model_card,
-)
-from jetfm_coffea.selection.datasheet import DATA_SHEET_FILE, read_data_sheet
 
 __all__ = [
     "EXPORT_FORMATS",
+    "ONNX",
+    "PROGRAM",
     "ScoringModule",
     "example_inputs",
     "export_model",
@@ -65,29 +67,9 @@ __all__ = [
     "write_onnx",
 ]
 
-PROGRAM = "model.pt2"
-ONNX = "model.onnx"
-CARD = "MODEL_CARD.md"
-EXPORT_FORMATS = ("torch.export", "onnx", "triton")
+#: The built-in export formats (the registry, :func:`exporter_names`, also lists added ones).
+EXPORT_FORMATS = tuple(exporter_names())
 MANIFEST_FORMAT = "jetfm-scoring-model"
-
-
-class ScoringModule(nn.Module):
-    """``(tokens [B,T,F] float32, mask [B,T] bool) -> (scores [B,C], embedding [B,D])``.
-
-    Scores are the softmax of the classification head, as in the scorer's columns.
-    """
-
-    def __init__(self, model: Any):
-        super().__init__()
-        self.encoder = model.encoder
-        self.classifier = model.heads["classifier"]
-
-    def forward(
-        self, tokens: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        emb = self.encoder(tokens, mask).embedding
-        return torch.softmax(self.classifier(emb), dim=-1), emb
 
 
 def _manifest(info: ModelInfo, files: dict[str, dict[str, Any]], version: str) -> dict:
@@ -170,19 +152,15 @@ def export_model(
     """
     from jetfm_coffea.schema import validate
 
-    unknown = set(formats) - set(EXPORT_FORMATS)
-    if unknown:
-        raise ValueError(f"unknown export formats {sorted(unknown)}; choose from {EXPORT_FORMATS}")
+    exporters = resolve_exporters(formats)
     info = read_model_info(source, allow_modified_weights=allow_modified_weights)
     if not info.has_classifier:
         raise ModelFileError(info.path, "has no classification head to export")
+    options = {"triton_name": triton_name, "triton_max_batch_size": triton_max_batch_size}
     out = Path(out)
-    triton = "triton" in formats
-    if triton:
-        if not triton_name.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(f"Triton model name {triton_name!r}: use letters, digits, _ and -")
-        out = out / triton_name
-        formats = (*formats, "onnx")
+    for e in exporters:
+        if e.folder is not None:
+            out = e.folder(out, options)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out} exists and is not empty (overwrite=True replaces it)")
@@ -193,94 +171,31 @@ def export_model(
     src = Path(info.path)
     shutil.copyfile(src / WEIGHTS, out / WEIGHTS)
     shutil.copyfile(src / MODEL_CONFIG, out / MODEL_CONFIG)
-    (out / TOKEN_CONFIG).write_text(info.token_config.to_yaml())
-    model = load_model(info, "cpu")
-    module = ScoringModule(model).eval()
-    f = len(info.token_config.features)
-    example = example_inputs(info)
+    atomic_write_text(out / TOKEN_CONFIG, info.token_config.to_yaml())
     roles = {WEIGHTS: "weights", MODEL_CONFIG: "model_config", TOKEN_CONFIG: "token_config"}
     sheet = read_data_sheet(src)  # what the encoder was pretrained on, carried along
     if sheet is not None:
-        (out / DATA_SHEET_FILE).write_text(json.dumps(sheet, indent=1) + "\n")
+        atomic_write_text(out / DATA_SHEET_FILE, json.dumps(sheet, indent=1) + "\n")
         roles[DATA_SHEET_FILE] = "data_sheet"
-    if "torch.export" in formats:
-        batch = torch.export.Dim("batch", min=1, max=1 << 20)
-        dynamic = {"tokens": {0: batch}, "mask": {0: batch}}
-        program = torch.export.export(module, example, dynamic_shapes=dynamic)
-        torch.export.save(program, out / PROGRAM)
-        roles[PROGRAM] = "torch.export"
-    if "onnx" in formats:
-        write_onnx(module, example, out / ONNX)
-        roles[ONNX] = "onnx"
-    if triton:
-        cfg = info.model_config
-        parameters = {
-            HASH_PARAMETER: info.model_hash,
-            "jetfm_token_config_hash": info.token_config.hash(),
-            "jetfm_class_names": ",".join(info.class_names),
-        }
-        text = triton_config_text(
-            triton_name, f, cfg.n_classes, cfg.dim, parameters, triton_max_batch_size
-        )
-        (out / TRITON_CONFIG).write_text(text)
-        roles[TRITON_CONFIG] = "triton_config"
-        onnx_path(out).parent.mkdir()
-        shutil.copyfile(out / ONNX, onnx_path(out))
+    version = model_version or info.model_version
+    ctx = ExportContext(
+        out=out,
+        info=info,
+        module=ScoringModule(load_model(info, "cpu")).eval(),
+        example=example_inputs(info),
+        manifest=_manifest(info, {}, version),
+        options=options,
+    )
+    for e in exporters:
+        roles.update(e.write(ctx))
     files = {
         name: {"sha256": file_sha256(out / name), "size": (out / name).stat().st_size, "role": role}
         for name, role in roles.items()
     }
-    manifest = _manifest(info, files, model_version or info.model_version)
-    if triton:
-        (out / CARD).write_text(triton_model_card(triton_name, manifest))
-        manifest["files"][CARD] = {
-            "sha256": file_sha256(out / CARD),
-            "size": (out / CARD).stat().st_size,
-            "role": "model_card",
-        }
+    manifest = _manifest(info, files, version)
     validate(manifest, "model_manifest", name=str(out / MANIFEST))
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return out
-
-
-def write_onnx(module: nn.Module, example: tuple, target: str | Path | io.BytesIO) -> None:
-    """Export ``module`` (a :class:`ScoringModule`) to ONNX: inputs tokens and mask,
-    outputs scores and embedding, batch and token axes dynamic (needs the ``onnx``
-    extra)."""
-    from jetfm_coffea._optional import import_optional
-
-    import_optional("onnx", extra="onnx")
-    # the TorchScript exporter: the dynamo one (torch 2.13) cannot decompose the
-    # attention's reshape with a dynamic batch; tracing is exact here (no
-    # data-dependent control flow; the conformance test runs onnxruntime)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", UserWarning)  # constant-folding notes
-        # ONNX has had Sinh since opset 9; the TorchScript exporter lacks the mapping
-        torch.onnx.register_custom_op_symbolic("aten::sinh", _onnx_sinh, 9)
-        torch.onnx.export(
-            module,
-            example,
-            target if isinstance(target, io.BytesIO) else str(target),
-            input_names=["tokens", "mask"],
-            output_names=["scores", "embedding"],
-            dynamic_axes={"tokens": {0: "batch", 1: "tokens"}, "mask": {0: "batch", 1: "tokens"}},
-            dynamo=False,
-        )
-
-
-def example_inputs(info: ModelInfo, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs to trace a scoring module with: ``n`` events with one valid token each."""
-    t, f = info.token_config.n_tokens, len(info.token_config.features)
-    example = (torch.zeros(n, t, f), torch.zeros(n, t, dtype=torch.bool))
-    example[1][:, 0] = True
-    return example
-
-
-def _onnx_sinh(g: Any, x: Any) -> Any:
-    return g.op("Sinh", x)
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

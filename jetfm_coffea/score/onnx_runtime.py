@@ -5,10 +5,10 @@
 manifest; otherwise the ONNX traced from the verified weights at load, in memory)
 with one ONNX Runtime session per process, on the same micro-batches as torch.
 Measured on the 2-core development CPU (``benchmarks/bench_score.py``) it runs the
-``tiny`` model ~1.6x faster than torch; its scores differ from torch's by up to ~5e-4
-on real events (the pair feature ln m^2 cancels for near-collinear pairs and the two
-runtimes' exp/sinh differ by an ulp), which is why torch stays the default
-(same scores on CPU and GPU within 1e-5).
+``tiny`` model ~1.6x faster than torch; its scores and embeddings equal torch's within
+1e-5 on real events (tested): the pair features are computed without float32
+cancellation (``pair_version`` 2; a model trained with the legacy definition 1 moves
+by up to ~4e-4 between the two runtimes). Torch stays the default backend.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ import numpy as np
 
 from jetfm_coffea.score.artifact import ModelInfo, load_model
 from jetfm_coffea.score.errors import ModelFileError
+from jetfm_coffea.score.exporters import ONNX, ScoringModule, example_inputs, write_onnx
 
 __all__ = ["OnnxRuntimeModel"]
-
-ONNX = "model.onnx"
 
 
 class OnnxRuntimeModel:
@@ -63,8 +62,6 @@ def _onnx_bytes(info: ModelInfo) -> bytes:
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise ModelFileError(str(path), "SHA-256 changed since the manifest was checked")
         return data
-    from jetfm_coffea.score.export import ScoringModule, example_inputs, write_onnx
-
     buffer = io.BytesIO()
     write_onnx(ScoringModule(load_model(info, "cpu")).eval(), example_inputs(info), buffer)
     return buffer.getvalue()

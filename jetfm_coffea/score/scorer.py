@@ -41,6 +41,7 @@ import numpy as np
 from coffea.ml_tools.helper import nonserializable_attribute, numpy_call_wrapper
 
 from jetfm_coffea.errors import ConfigError, MissingCollectionError
+from jetfm_coffea.model.packing import length_batches
 from jetfm_coffea.runtime import precision_context, resolve_precision
 from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
 from jetfm_coffea.score.errors import ScoreInputError
@@ -439,20 +440,13 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         models = self.model
         k = len(models)
         fold = np.zeros(n, np.int64) if k == 1 else np.asarray(event, np.int64) % k
-        # valid tokens come first in an event, padding after: the length is the last
-        # valid slot + 1 (a token masked for non-finite features leaves a hole)
-        length = np.where(mask.any(axis=1), mask.shape[1] - np.argmax(mask[:, ::-1], axis=1), 0)
         for i, model in enumerate(models):
             batch_size = min(
                 self.batch_size, getattr(model, "max_batch_size", None) or self.batch_size
             )
-            in_fold = fold == i
-            # one group per token count: no padding is computed at all
-            for t in np.unique(length[in_fold]):
-                idx = np.flatnonzero(in_fold & (length == t))
-                for start in range(0, len(idx), batch_size):
-                    sel = idx[start : start + batch_size]
-                    self._fill(out, sel, model, tokens, mask, max(int(t), 1))
+            # one group per token count, cut to it: no padding is computed at all
+            for sel, width in length_batches(mask, batch_size, select=fold == i):
+                self._fill(out, sel, model, tokens, mask, width)
         return out
 
     def _fill(

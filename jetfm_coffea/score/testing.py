@@ -8,9 +8,11 @@ exactly as on a real fine-tuned model.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from jetfm_coffea.model.config import LEGACY_PAIR_VERSION
 from jetfm_coffea.tokens.config import TokenConfig
 
 __all__ = ["make_classifier_run"]
@@ -23,17 +25,24 @@ def make_classifier_run(
     token_config: TokenConfig | None = None,
     seed: int = 0,
     model_version: str | None = None,
+    pair_version: int | None = None,
 ) -> Path:
-    """Write a run directory holding a randomly initialised encoder + classification head."""
+    """Write a run directory holding a randomly initialised encoder + classification head.
+
+    ``pair_version`` builds the model with that pair-feature definition (default: the
+    current one); the legacy version 1 is written as runs were before the field existed
+    (no ``pair_version`` in ``model_config.json``), to test that old runs keep working.
+    """
     import torch
 
     from jetfm_coffea.model import build_model, model_config_for
-    from jetfm_coffea.train.checkpoint import save_weights
     from jetfm_coffea.train.config import load_pretrain_config
     from jetfm_coffea.train.run import RunConfigs, write_run_files
+    from jetfm_coffea.train.rundir import MODEL_CONFIG, write_weights
 
     token_config = token_config or TokenConfig()
-    config = model_config_for(token_config, size, n_classes=len(class_names))
+    overrides = {} if pair_version is None else {"pair_version": pair_version}
+    config = model_config_for(token_config, size, n_classes=len(class_names), **overrides)
     torch.manual_seed(seed)
     model = build_model(config, heads=["classifier"]).eval()
     run_dir = Path(run_dir)
@@ -48,6 +57,11 @@ def make_classifier_run(
         "format": "jetfm-event-model",
     }
     # weights first, then the run files: run.json records the weights' SHA-256
-    save_weights(run_dir / "model.safetensors", model.state_dict(), meta)
+    write_weights(run_dir, model.state_dict(), meta)
     write_run_files(run_dir, RunConfigs(pretrain, config, token_config, None, info))
+    if config.pair_version == LEGACY_PAIR_VERSION:  # as written before the field existed
+        path = run_dir / MODEL_CONFIG
+        data = json.loads(path.read_text())
+        del data["pair_version"]
+        path.write_text(json.dumps(data, indent=1))
     return run_dir

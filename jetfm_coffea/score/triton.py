@@ -1,7 +1,7 @@
 """NVIDIA Triton: model repositories for ``jetfm export --format triton``, and the client
 that :class:`~jetfm_coffea.score.JetFMScorer` uses with ``server="triton+grpc://..."``.
 
-A Triton model repository written by :func:`write_triton_files`::
+A Triton model repository written by the ``triton`` exporter (:mod:`.exporters`)::
 
     REPO/<name>/config.pbtxt      platform onnxruntime_onnx; inputs tokens [-1, -1, F]
                                   float32 and mask [-1, -1] bool (dynamic batch and token
@@ -126,7 +126,9 @@ version_policy: {{ latest: {{ num_versions: 1 }} }}
 
 
 def triton_model_card(name: str, manifest: dict[str, Any]) -> str:
-    """``MODEL_CARD.md`` of a Triton model: what it takes, returns and how to call it."""
+    """``MODEL_CARD.md`` text of a Triton model: what it takes, returns and how to call it
+    (written by :func:`jetfm_coffea.train.rundir.write_model_card`, which adds the
+    "Model files" section every card has)."""
     features = ", ".join(manifest["feature_names"])
     classes = ", ".join(manifest["class_names"])
     return f"""# {name}: jetfm event classifier for NVIDIA Triton

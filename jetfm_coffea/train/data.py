@@ -32,6 +32,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from jetfm_coffea.errors import TokenConfigMismatchError, TrainingError
 from jetfm_coffea.fileset import load_fileset
+from jetfm_coffea.model.packing import pack_tokens, packed_width
 from jetfm_coffea.selection.chunk import selection_record
 from jetfm_coffea.selection.datasheet import entries_data_sheet
 from jetfm_coffea.selection.lumi import LumiPolicy, certify_chunk, resolve_lumi_masks
@@ -225,15 +226,9 @@ class TensorEventDataset(IterableDataset):
             yield {name: arr[sel] for name, arr in self.arrays.items()}
 
 
-def _compact(x: torch.Tensor, m: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    order = torch.argsort((~m).to(torch.int8), dim=-1, stable=True)[..., :n]
-    x = torch.take_along_dim(x, order[..., None], dim=-2)
-    return x, torch.take_along_dim(m, order, dim=-1)
-
-
 def compact_batch(batch: dict[str, torch.Tensor], multiple: int = 4) -> dict[str, torch.Tensor]:
     """Move valid tokens first and cut the padding common to the whole batch (views and
-    objects too).
+    objects too), with :mod:`jetfm_coffea.model.packing`.
 
     The encoder is permutation-invariant and ignores padding, so this changes nothing
     but the cost; the token count is rounded up to ``multiple`` to limit shape churn and
@@ -242,15 +237,13 @@ def compact_batch(batch: dict[str, torch.Tensor], multiple: int = 4) -> dict[str
     masks = {"tokens": batch["mask"].bool()}
     if "views" in batch:
         masks["views"] = batch["view_mask"].bool()
-    longest = max((int(m.sum(-1).max()) if m.numel() else 0) for m in masks.values())
-    width = batch["mask"].shape[-1]
-    n = min(width, max(multiple, -(-longest // multiple) * multiple))
+    n = packed_width(list(masks.values()), batch["mask"].shape[-1], multiple)
     out = dict(batch)
-    out["tokens"], out["mask"] = _compact(batch["tokens"], masks["tokens"], n)
+    out["tokens"], out["mask"] = pack_tokens(batch["tokens"], masks["tokens"], n)
     if "objects" in batch:
-        out["objects"], _ = _compact(batch["objects"], masks["tokens"], n)
+        out["objects"], _ = pack_tokens(batch["objects"], masks["tokens"], n)
     if "views" in batch:
-        out["views"], out["view_mask"] = _compact(batch["views"], masks["views"], n)
+        out["views"], out["view_mask"] = pack_tokens(batch["views"], masks["views"], n)
     return out
 
 

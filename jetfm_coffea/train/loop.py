@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from jetfm_coffea.augment.config import load_pipeline
 from jetfm_coffea.errors import NonFiniteLossError, TrainingError
-from jetfm_coffea.model.config import ModelConfig, model_config_for
+from jetfm_coffea.model.config import ModelConfig, load_model_config, model_config_for
 from jetfm_coffea.model.model import EventModel, count_parameters
 from jetfm_coffea.runtime import (
     autocast,
@@ -40,7 +40,6 @@ from jetfm_coffea.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
-    save_weights,
     set_rng_state,
 )
 from jetfm_coffea.train.config import PretrainConfig, load_pretrain_config
@@ -50,6 +49,7 @@ from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask
 from jetfm_coffea.train.prefetch import prefetch, to_device
 from jetfm_coffea.train.run import RunConfigs, write_model_card, write_run_files
+from jetfm_coffea.train.rundir import write_weights
 from jetfm_coffea.train.views import load_view_hook, make_views
 
 __all__ = [
@@ -328,7 +328,7 @@ def _resolve_configs(
         if run_cfg.train.steps != cfg.train.steps:
             run_cfg = load_pretrain_config(run_cfg, **{"train.steps": cfg.train.steps})
         cfg = run_cfg
-        model_cfg = ModelConfig.model_validate_json((out / "model_config.json").read_text())
+        model_cfg = load_model_config(out / "model_config.json")
         run_tokens = load_token_config(out / "token_config.yaml")
         check_token_config(run_tokens, data_tokens, "data")
     else:
@@ -594,7 +594,7 @@ def _finish(
     done = run.step >= run.cfg.train.steps
     run.configs.info.update({"status": "completed" if done else "stopped", "steps_done": run.step})
     if run.info.is_main:
-        save_weights(run.out / "model.safetensors", run.model.state_dict(), run.weights_meta)
+        write_weights(run.out, run.model.state_dict(), run.weights_meta)
         write_run_files(run.out, run.configs)
         write_model_card(run.out, run.configs, run.n_params)
     return PretrainResult(run.out, run.step, losses, last, run.model if keep_model else None)

@@ -76,3 +76,34 @@ def test_finetune_cli_refuses_then_records_modified_weights(
     assert allowed.exit_code == 0, allowed.output
     info = json.loads((tmp_path / "b" / "run.json").read_text())
     assert info["pretrained"]["weights_check"] == "modified"
+
+
+def test_legacy_pair_features_carry_into_the_finetuned_model(singlemu, labelled, tmp_path):
+    """A pretraining run written before ``pair_version`` existed (legacy pair features)
+    loads as version 1, and the classifier fine-tuned from it keeps version 1 (its
+    encoder learnt those features) through to the scorer."""
+    from jetfm_coffea.score import read_model_info
+    from jetfm_coffea.tokens import TokenConfig
+    from jetfm_coffea.train import pretrain
+    from jetfm_coffea.train.data import events_source
+
+    source = events_source(singlemu, TokenConfig(), max_events=64)
+    source.batch_size = 32
+    small = {"dim": 16, "heads": 2, "layers": 1, "pair_hidden": 8, "proj_dim": 8}
+    cfg = {
+        "model": {"size": "custom", "overrides": {**small, "pair_version": 1}},
+        "objective": {"contrastive": "none", "masked_weight": 1.0},
+        "train": {"steps": 1, "progress": False, "log_every": 1, "device": "cpu"},
+    }
+    run = tmp_path / "legacy"
+    pretrain(cfg, source, run, keep_model=False)
+    config = json.loads((run / "model_config.json").read_text())
+    assert config.pop("pair_version") == 1
+    (run / "model_config.json").write_text(json.dumps(config))  # as old runs have it
+    pre = load_pretrained(run)
+    assert pre.model_config.pair_version == 1
+    setup = prepare_finetune(tiny_task(max_steps=1), run, labelled)
+    res = finetune(setup, tmp_path / "clf", mode="linear-probe", labels=40, seed=0)
+    assert json.loads((res.run_dir / "model_config.json").read_text())["pair_version"] == 1
+    assert read_model_info(res.run_dir).model_config.pair_version == 1
+    assert "pair_version 1 (legacy" in (res.run_dir / "MODEL_CARD.md").read_text()

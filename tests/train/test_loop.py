@@ -202,6 +202,8 @@ def test_run_directory_loads_back(real_tokens, tmp_path):
     ):
         assert (run / name).is_file(), name
     assert (run / "config.yaml").read_text().startswith(f"# hash: {cfg.hash()}")
+    card = (run / "MODEL_CARD.md").read_text()  # the run directory's one card writer
+    assert "## Model files" in card and "pair_version 2" in card
     assert 0 <= read_metrics(run)[-1]["knn_acc"] <= 1
     assert "supervised" in read_metrics(run)[-1]
     model, configs = load_run(run)
