@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from jetfm_coffea.errors import ConfigError, NonFiniteLossError, TrainingError
 from jetfm_coffea.finetune.config import (
@@ -52,8 +51,9 @@ from jetfm_coffea.finetune.data import (
     balanced_batch_size,
     sample_labels,
     task_targets,
+    task_values,
 )
-from jetfm_coffea.finetune.metrics import classification_metrics
+from jetfm_coffea.finetune.task_types import Objective, TaskType, task_type_for
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel, count_parameters
 from jetfm_coffea.runtime import autocast, matmul_precision, resolve_device, resolve_precision
@@ -72,6 +72,7 @@ __all__ = [
     "PretrainedEncoder",
     "build_classifier",
     "build_finetune_optimizer",
+    "build_task_model",
     "check_classes",
     "class_weights",
     "finetune",
@@ -80,6 +81,8 @@ __all__ = [
     "planned_steps",
     "predict",
     "prepare_finetune",
+    "save_score_arrays",
+    "save_test_scores",
 ]
 
 WEIGHTS_FORMAT = "jetfm-event-classifier"
@@ -134,6 +137,18 @@ def load_pretrained(
     )
 
 
+def build_task_model(
+    pretrained: PretrainedEncoder, kind: TaskType, mode: str, seed: int = 0
+) -> EventModel:
+    """Encoder + the task type's head (``kind.head`` with ``kind.n_outputs()`` outputs);
+    pretrained encoder weights unless ``mode == 'scratch'``.
+
+    Initial weights are a pure function of ``seed`` (the head, and the whole model in
+    scratch mode). In ``linear-probe`` mode the encoder parameters do not require grad.
+    """
+    return _build_model(pretrained, kind.head, kind.n_outputs(), mode, seed)
+
+
 def build_classifier(
     pretrained: PretrainedEncoder, n_classes: int, mode: str, seed: int = 0
 ) -> EventModel:
@@ -142,16 +157,18 @@ def build_classifier(
     Initial weights are a pure function of ``seed`` (the head, and the whole model in
     scratch mode). In ``linear-probe`` mode the encoder parameters do not require grad.
     """
-    if mode not in MODES:
-        raise ConfigError(
-            f"{mode!r} is not an encoder mode ({list(MODES)}); the reference rows "
-            f"{list(REFERENCE_MODES)} are trained by jetfm_coffea.finetune.reference"
-        )
+    return _build_model(pretrained, "classifier", n_classes, mode, seed)
+
+
+def _build_model(
+    pretrained: PretrainedEncoder, head: str, n_outputs: int, mode: str, seed: int
+) -> EventModel:
+    _check_encoder_mode(mode)
     cfg = ModelConfig.model_validate(
-        {**pretrained.model_config.model_dump(mode="json"), "n_classes": n_classes}
+        {**pretrained.model_config.model_dump(mode="json"), "n_classes": n_outputs}
     )
     torch.manual_seed(seed)
-    model = EventModel(cfg, heads=["classifier"])
+    model = EventModel(cfg, heads=[head])
     if mode != "scratch":
         model.encoder.load_state_dict(pretrained.encoder_state, strict=True)
     if mode == "linear-probe":
@@ -224,6 +241,22 @@ class FinetuneSetup:
     selection: dict[str, Any] = field(default_factory=dict)  # per class: before/after
     _embeddings: torch.Tensor | None = None
     embed_seconds: float = 0.0
+    values: np.ndarray | None = None  # per-event task values (regression targets), or None
+    _labels: torch.Tensor | None = None
+
+    @property
+    def kind(self) -> TaskType:
+        """The task type of the task (classification, regression, ...)."""
+        return task_type_for(self.task)
+
+    def label_tensor(self) -> torch.Tensor:
+        """The task type's training label of every event, on the device (built once)."""
+        if self._labels is None:
+            y = self.kind.labels(self.targets, self.values)
+            self._labels = torch.as_tensor(y, device=self.device)
+            if self._labels.is_floating_point():
+                self._labels = self._labels.float()
+        return self._labels
 
     def pool(self, split: str) -> np.ndarray:
         """Indices of the task's events in ``split``."""
@@ -326,6 +359,7 @@ def plan_task(
     split = assign_splits(data, task.splits)
     device = resolve_device(task.train.device)
     setup = FinetuneSetup(task, None, data, targets, split, device, selection=selected)
+    setup.values = task_values(data, task)
     for name in SPLITS:
         counts = np.bincount(targets[setup.pool(name)], minlength=task.n_classes)
         empty = [task.class_names[c] for c in range(task.n_classes) if counts[c] == 0]
@@ -465,11 +499,6 @@ def class_weights(targets: np.ndarray, weight: np.ndarray, task: TaskConfig) -> 
     return sums.sum() / (k * sums)
 
 
-def _loss(logits: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    ce = F.cross_entropy(logits.float(), target, reduction="none")
-    return (ce * w).sum() / w.sum().clamp_min(1e-12)
-
-
 class _EmbeddingBatches:
     """Epoch batches over cached embeddings, with the permutation rule of TensorEventDataset."""
 
@@ -491,6 +520,334 @@ class _EmbeddingBatches:
             yield {k: v[sel.to(v.device)] for k, v in self.arrays.items()}
 
 
+# ----------------------------------------------------------------------------- one run, in steps
+
+
+def _check_encoder_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ConfigError(
+            f"{mode!r} is not an encoder mode ({list(MODES)}); the reference rows "
+            f"{list(REFERENCE_MODES)} are trained by jetfm_coffea.finetune.reference"
+        )
+
+
+@dataclass
+class _RunEvents:
+    """The events of one run: labelled training, validation and test indices, weights."""
+
+    n_labels: int
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    weight: np.ndarray  # per event of the data: data weight x class weight (float32)
+
+
+def _draw_events(setup: FinetuneSetup, labels: LabelCount, seed: int) -> _RunEvents:
+    """Label count, the class-stratified draw of ``seed``, and the loss weights."""
+    n_labels = setup.resolve_labels(labels)
+    train, val = setup.select(n_labels, seed)
+    data = setup.data
+    cw = class_weights(setup.targets[train], data.weight[train], setup.task)
+    weight = (data.weight * cw[np.maximum(setup.targets, 0)]).astype(np.float32)
+    return _RunEvents(n_labels, train, val, setup.test_index, weight)
+
+
+def _training_source(setup: FinetuneSetup, events: _RunEvents, probe: bool, seed: int) -> Any:
+    """Epoch batches of the labelled events: cached embeddings (linear probe) or tokens.
+
+    A token batch's ``label`` is the event's index in the data (the task type's label is
+    looked up from it), so every task type shares one batch layout."""
+    idx, device = events.train, setup.device
+    bs = balanced_batch_size(len(idx), setup.task.train.batch_size)
+    if probe:
+        sel = torch.as_tensor(idx, device=device)
+        return _EmbeddingBatches(
+            {
+                "embedding": setup.embeddings()[sel],
+                "target": setup.label_tensor()[sel],
+                "w": torch.as_tensor(events.weight[idx], device=device),
+            },
+            bs,
+            seed,
+        )
+    data = setup.data
+    return TensorEventDataset(
+        data.tokens[idx],
+        data.mask[idx],
+        batch_size=bs,
+        token_config=data.token_config,
+        run=data.run[idx],
+        luminosityBlock=data.luminosityBlock[idx],
+        event=data.event[idx],
+        label=idx,
+        weight=events.weight[idx],
+        seed=seed,
+    )
+
+
+def _embed(model: EventModel, setup: FinetuneSetup, index: np.ndarray, probe: bool) -> torch.Tensor:
+    """fp32 embeddings of ``index``: the cached frozen ones (probe) or the model's."""
+    if probe:
+        return setup.embeddings()[torch.as_tensor(index, device=setup.device)]
+    return _encode(model, setup.data, index, setup.device, **_encode_options(setup.task))
+
+
+def _start_run(
+    out: Path,
+    setup: FinetuneSetup,
+    model: EventModel,
+    mode: str,
+    seed: int,
+    events: _RunEvents,
+    precision: str,
+) -> RunConfigs:
+    """Create the run directory: empty metrics log, run files (status running), task config."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.jsonl").write_text("")
+    kind = setup.kind
+    configs = RunConfigs(
+        pretrain=setup.pretrained.pretrain_config,
+        model=model.config,
+        tokens=setup.data.token_config,
+        augment=None,
+        info={
+            "kind": kind.run_kind,
+            "status": "running",
+            "mode": mode,
+            **kind.run_info(),
+            "n_labels": events.n_labels,
+            "n_val": len(events.val),
+            "n_test": len(events.test),
+            "seed": seed,
+            "task_config_hash": setup.task.hash(),
+            "pretrained": setup.pretrained.describe(),
+            # the encoder's pretraining data sheet, carried forward (scratch: no encoder)
+            DATA_SHEET_KEY: None
+            if mode == "scratch"
+            else setup.pretrained.info.get(DATA_SHEET_KEY),
+            "data": setup.data.provenance,
+            "device": setup.device.type,
+            "precision": precision,
+        },
+    )
+    write_run_files(out, configs)
+    atomic_write_text(out / "task_config.yaml", setup.task.to_yaml())
+    return configs
+
+
+@dataclass
+class _LoopResult:
+    """How a training loop ended, and the best validation state it kept."""
+
+    steps: int = 0
+    epochs: int = 0
+    best_loss: float = float("inf")
+    best_step: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    stopped: bool = False
+    stopped_by: str = "patience"
+    events: int = 0
+    train_s: float = 0.0
+    train_cpu_s: float = 0.0
+
+
+class _Trainer:
+    """The optimisation loop of one run: steps, validation, early stopping, metrics log."""
+
+    def __init__(
+        self,
+        setup: FinetuneSetup,
+        model: EventModel,
+        mode: str,
+        events: _RunEvents,
+        objective: Objective,
+        precision: str,
+        metrics_path: Path,
+    ):
+        self.setup, self.model, self.mode, self.events = setup, model, mode, events
+        self.objective, self.precision, self.metrics_path = objective, precision, metrics_path
+        self.probe = mode == "linear-probe"
+        self.head = model.heads[setup.kind.head]
+        device = setup.device
+        self.labels = setup.label_tensor()
+        self.val_y = self.labels[torch.as_tensor(events.val, device=device)]
+        self.val_w = torch.as_tensor(events.weight[events.val], device=device)
+
+    def _outputs(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.setup.kind.train_outputs(self.head, embedding)
+
+    def _batch_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """Loss of one batch (training precision) and its event count."""
+        device, precision = self.setup.device, self.precision
+        if self.probe:
+            with matmul_precision(precision):
+                outputs = self._outputs(batch["embedding"])
+            y, w = batch["target"], batch["w"]
+        else:
+            if self.setup.task.train.compact_tokens:
+                batch = _compact(batch)
+            x, m = batch["tokens"].to(device), batch["mask"].to(device)
+            with matmul_precision(precision), autocast(precision, device):
+                outputs = self._outputs(self.model.encoder(x, m).embedding)
+            y = self.labels[batch["label"].to(device)]
+            w = batch["weight"].to(device)
+        return self.objective.loss(outputs, y, w), len(y)
+
+    def _step(self, opt: Any, sched: Any, batch: dict[str, torch.Tensor], step: int) -> tuple:
+        """One optimiser step (gradient clipping, non-finite check); ``(loss, events)``."""
+        loss, n = self._batch_loss(batch)
+        opt.zero_grad(set_to_none=True)
+        with matmul_precision(self.precision):
+            loss.backward()
+        o = self.setup.task.optim
+        clip = o.grad_clip if o.grad_clip is not None else float("inf")
+        params = [p for g in opt.param_groups for p in g["params"]]
+        gnorm = torch.nn.utils.clip_grad_norm_(params, clip)
+        if not (torch.isfinite(loss) and torch.isfinite(gnorm)):
+            where = "embeddings" if self.probe else batch_provenance(batch)
+            raise NonFiniteLossError(step + 1, where)
+        opt.step()
+        sched.step()
+        return loss, n
+
+    def _validate(self) -> dict[str, float]:
+        """``val_loss`` and the task type's validation numbers (fp32, eval mode)."""
+        self.model.eval()
+        with torch.no_grad():
+            e = _embed(self.model, self.setup, self.events.val, self.probe)
+            with matmul_precision(EVAL_PRECISION):
+                outputs = self._outputs(e).float()
+        self._train_mode()
+        loss = float(self.objective.loss(outputs, self.val_y, self.val_w))
+        return {"val_loss": loss, **self.objective.val_record(outputs, self.val_y)}
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.probe:
+            self.model.encoder.eval()
+
+    def _log(self, record: dict[str, Any]) -> None:
+        record["time"] = time.time()
+        with open(self.metrics_path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def run(self, source: Any, opt: Any, sched: Any, planned: int | None) -> _LoopResult:
+        """Train until early stopping or the cap; keep the best validation state."""
+        lt = self.setup.task.train
+        eval_every = lt.eval_every or max(len(source), lt.min_eval_interval)
+        res = _LoopResult()
+        self._train_mode()
+        bad = 0
+        progress = TrainProgress(lt.progress, planned or 0, 0, label=self.mode)
+        t_train, c_train = time.perf_counter(), time.process_time()
+        log_loss_sum, log_n = 0.0, 0
+        try:
+            while (planned is None or res.steps < planned) and not res.stopped:
+                source.set_epoch(res.epochs)
+                for batch in source:
+                    loss, n = self._step(opt, sched, batch, res.steps)
+                    res.steps += 1
+                    step = res.steps
+                    res.events += n
+                    log_loss_sum += float(loss.detach())
+                    log_n += 1
+                    record: dict[str, Any] = {}
+                    if step % lt.log_every == 0:
+                        record.update(step=step, epoch=res.epochs, lr=sched.get_last_lr()[0],
+                                      loss=log_loss_sum / log_n)  # fmt: skip
+                        log_loss_sum, log_n = 0.0, 0
+                    if step % eval_every == 0 or step == planned:
+                        val = self._validate()
+                        record.update(step=step, epoch=res.epochs, **val)
+                        if val["val_loss"] < res.best_loss - lt.min_delta:
+                            res.best_loss, res.best_step, bad = val["val_loss"], step, 0
+                            res.best_state = self._trained_state()
+                            record["best"] = True
+                        else:
+                            bad += 1
+                            res.stopped = bad >= lt.patience
+                    if record:
+                        self._log(record)
+                        progress.update(step, record.get("loss", float(loss.detach())), 0.0)
+                    if (planned is not None and step >= planned) or res.stopped:
+                        break
+                res.epochs += 1
+        finally:
+            progress.close()
+        if not res.stopped:  # a cap ended the run: its validation loss may still have improved
+            res.stopped_by = "max_steps" if planned == lt.max_steps else "max_epochs"
+        res.train_s = time.perf_counter() - t_train
+        res.train_cpu_s = time.process_time() - c_train
+        return res
+
+    def _trained_state(self) -> dict[str, torch.Tensor]:
+        # the frozen encoder never changes: keep only what trains
+        trained = self.head if self.probe else self.model
+        return {k: v.detach().clone() for k, v in trained.state_dict().items()}
+
+    def restore_best(self, res: _LoopResult) -> None:
+        """Load the best validation state, then fold the objective into the head."""
+        if res.best_state is not None:
+            (self.head if self.probe else self.model).load_state_dict(res.best_state)
+        self.objective.finalize(self.head)
+
+
+def _predict_test(model: EventModel, setup: FinetuneSetup, index: np.ndarray, probe: bool):
+    """The task type's outputs on ``index`` (fp32, eval mode), as numpy."""
+    model.eval()
+    with torch.no_grad():
+        e = _embed(model, setup, index, probe)
+        with matmul_precision(EVAL_PRECISION):
+            return setup.kind.predict(model.heads[setup.kind.head], e).cpu().numpy()
+
+
+def _save_run(
+    out: Path,
+    setup: FinetuneSetup,
+    model: EventModel,
+    configs: RunConfigs,
+    loop: _LoopResult,
+    events: _RunEvents,
+    outputs: np.ndarray,
+    y_test: np.ndarray,
+    test_metrics: dict[str, Any],
+    extra: dict[str, Any],
+) -> None:
+    """Weights, test scores and metrics, the completed run files and the model card."""
+    task, data = setup.task, setup.data
+    weights_meta = {
+        "model_config_hash": model.config.hash(),
+        "token_config_hash": data.token_config.hash(),
+        "config_hash": setup.pretrained.pretrain_config.hash(),
+        "task_config_hash": task.hash(),
+        "format": WEIGHTS_FORMAT,
+        "best_step": str(loop.best_step),
+    }
+    save_weights(out / "model.safetensors", model.state_dict(), weights_meta)
+    arrays = setup.kind.score_arrays(outputs, y_test)
+    save_score_arrays(out, arrays, data, events.test)
+    atomic_write_text(out / "test_metrics.json", json.dumps(test_metrics, indent=1))
+    configs.info.update(
+        {
+            "status": "completed",
+            "steps_done": loop.steps,
+            "epochs": loop.epochs,
+            "best_step": loop.best_step,
+            "best_val_loss": loop.best_loss,
+            "stopped_early": loop.stopped,
+            "stopped_by": loop.stopped_by,
+            "lr": task.optim.lr,
+            "n_parameters_trainable": count_parameters(model),
+            "train_s": loop.train_s,
+            "train_cpu_s": loop.train_cpu_s,
+            "events_per_s": loop.events / max(loop.train_s, 1e-9),
+            **extra,
+        }
+    )
+    write_run_files(out, configs)
+    _write_card(out, configs, setup.kind, test_metrics)
+
+
 def finetune(
     setup: FinetuneSetup,
     out: str | Path,
@@ -501,251 +858,54 @@ def finetune(
     keep_model: bool = False,
     overwrite: bool = False,
 ) -> FinetuneResult:
-    """Train one classifier and write its run directory; returns a :class:`FinetuneResult`.
+    """Train one model of the task's type and write its run directory; returns a
+    :class:`FinetuneResult`.
 
     ``labels``: number of labelled training events (class-stratified draw from the
     train split with ``seed``) or ``"all"``. ``mode``: see the module docstring.
     """
-    if mode not in MODES:
-        raise ConfigError(
-            f"{mode!r} is not an encoder mode ({list(MODES)}); the reference rows "
-            f"{list(REFERENCE_MODES)} are trained by jetfm_coffea.finetune.reference"
-        )
+    _check_encoder_mode(mode)
     out = Path(out)
     if (out / "model.safetensors").exists() and not overwrite:
         raise TrainingError(f"{out} already holds a run")
     t_start = time.perf_counter()
-    task, data, device = setup.task, setup.data, setup.device
-    n_labels = setup.resolve_labels(labels)
-    train_idx, val_idx = setup.select(n_labels, seed)
-    test_idx = setup.test_index
-    k = task.n_classes
-    cw = class_weights(setup.targets[train_idx], data.weight[train_idx], task)
-
-    model = build_classifier(setup.pretrained, k, mode, seed).to(device)
-    head = model.heads["classifier"]
+    task, device, kind = setup.task, setup.device, setup.kind
+    events = _draw_events(setup, labels, seed)
+    model = build_task_model(setup.pretrained, kind, mode, seed).to(device)
     precision = resolve_precision(task.train.precision, device, "train")
     probe = mode == "linear-probe"
-
-    def event_weights(idx: np.ndarray) -> np.ndarray:
-        return (data.weight[idx] * cw[setup.targets[idx]]).astype(np.float32)
-
-    bs = balanced_batch_size(len(train_idx), task.train.batch_size)
-    if probe:
-        emb = setup.embeddings()
-        sel = torch.as_tensor(train_idx, device=device)
-        source: Any = _EmbeddingBatches(
-            {
-                "embedding": emb[sel],
-                "target": torch.as_tensor(setup.targets[train_idx], device=device),
-                "w": torch.as_tensor(event_weights(train_idx), device=device),
-            },
-            bs,
-            seed,
-        )
-    else:
-        source = TensorEventDataset(
-            data.tokens[train_idx],
-            data.mask[train_idx],
-            batch_size=bs,
-            token_config=data.token_config,
-            run=data.run[train_idx],
-            luminosityBlock=data.luminosityBlock[train_idx],
-            event=data.event[train_idx],
-            label=setup.targets[train_idx],
-            weight=event_weights(train_idx),
-            seed=seed,
-        )
-    steps_per_epoch = len(source)
-    planned = planned_steps(task, steps_per_epoch)  # None: until the validation loss stalls
-    eval_every = task.train.eval_every or max(steps_per_epoch, task.train.min_eval_interval)
+    source = _training_source(setup, events, probe, seed)
+    planned = planned_steps(task, len(source))  # None: until the validation loss stalls
     opt, sched = build_finetune_optimizer(model, task, mode, planned)
+    y_all = kind.labels(setup.targets, setup.values)
+    objective = kind.objective(y_all[events.train], events.weight[events.train])
+    configs = _start_run(out, setup, model, mode, seed, events, precision)
 
-    val_target = torch.as_tensor(setup.targets[val_idx], device=device)
-    val_w = torch.as_tensor(event_weights(val_idx), device=device)
+    trainer = _Trainer(setup, model, mode, events, objective, precision, out / "metrics.jsonl")
+    loop = trainer.run(source, opt, sched, planned)
+    trainer.restore_best(loop)
 
-    def val_logits() -> torch.Tensor:
-        model.eval()
-        with torch.no_grad():
-            e = setup.embeddings()[torch.as_tensor(val_idx, device=device)] if probe else None
-            if e is None:
-                e = _encode(model, data, val_idx, device, **_encode_options(task))
-            with matmul_precision(EVAL_PRECISION):
-                logits = head(e).float()
-        model.train()
-        if probe:
-            model.encoder.eval()
-        return logits
-
-    out.mkdir(parents=True, exist_ok=True)
-    metrics_path = out / "metrics.jsonl"
-    metrics_path.write_text("")
-    configs = RunConfigs(
-        pretrain=setup.pretrained.pretrain_config,
-        model=model.config,
-        tokens=data.token_config,
-        augment=None,
-        info={
-            "kind": "classifier",
-            "status": "running",
-            "mode": mode,
-            "classes": task.class_names,
-            "class_labels": task.classes,
-            "signal": task.signal_class,
-            "n_labels": n_labels,
-            "n_val": len(val_idx),
-            "n_test": len(test_idx),
-            "seed": seed,
-            "task_config_hash": task.hash(),
-            "pretrained": setup.pretrained.describe(),
-            # the encoder's pretraining data sheet, carried forward (scratch: no encoder)
-            DATA_SHEET_KEY: None
-            if mode == "scratch"
-            else setup.pretrained.info.get(DATA_SHEET_KEY),
-            "data": setup.data.provenance,
-            "device": device.type,
-            "precision": precision,
-        },
-    )
-    write_run_files(out, configs)
-    atomic_write_text(out / "task_config.yaml", task.to_yaml())
-
-    model.train()
-    if probe:
-        model.encoder.eval()
-    best_loss, best_step, best_state, bad = float("inf"), 0, None, 0
-    step, epoch, stopped = 0, 0, False
-    progress = TrainProgress(task.train.progress, planned or 0, 0, label=mode)
-    t_train, c_train = time.perf_counter(), time.process_time()
-    log_loss_sum, log_n, events = 0.0, 0, 0
-    try:
-        while (planned is None or step < planned) and not stopped:
-            source.set_epoch(epoch)
-            for batch in source:
-                if probe:
-                    with matmul_precision(precision):
-                        logits = head(batch["embedding"])
-                    target, w = batch["target"], batch["w"]
-                else:
-                    if task.train.compact_tokens:
-                        batch = _compact(batch)
-                    x, m = batch["tokens"].to(device), batch["mask"].to(device)
-                    with matmul_precision(precision), autocast(precision, device):
-                        logits = head(model.encoder(x, m).embedding)
-                    target, w = batch["label"].to(device), batch["weight"].to(device)
-                loss = _loss(logits, target, w)
-                opt.zero_grad(set_to_none=True)
-                with matmul_precision(precision):
-                    loss.backward()
-                clip = task.optim.grad_clip if task.optim.grad_clip is not None else float("inf")
-                params = [p for g in opt.param_groups for p in g["params"]]
-                gnorm = torch.nn.utils.clip_grad_norm_(params, clip)
-                if not (torch.isfinite(loss) and torch.isfinite(gnorm)):
-                    where = "embeddings" if probe else batch_provenance(batch)
-                    raise NonFiniteLossError(step + 1, where)
-                opt.step()
-                sched.step()
-                step += 1
-                events += len(target)
-                log_loss_sum += float(loss.detach())
-                log_n += 1
-                record: dict[str, Any] = {}
-                if step % task.train.log_every == 0:
-                    record.update(
-                        step=step, epoch=epoch, lr=sched.get_last_lr()[0], loss=log_loss_sum / log_n
-                    )
-                    log_loss_sum, log_n = 0.0, 0
-                if step % eval_every == 0 or step == planned:
-                    vl = val_logits()
-                    val_loss = float(_loss(vl, val_target, val_w))
-                    val_acc = float((vl.argmax(1) == val_target).float().mean())
-                    record.update(step=step, epoch=epoch, val_loss=val_loss, val_acc=val_acc)
-                    if val_loss < best_loss - task.train.min_delta:
-                        best_loss, best_step, bad = val_loss, step, 0
-                        # the frozen encoder never changes: keep only what trains
-                        trained = head if probe else model
-                        best_state = {
-                            k: v.detach().clone() for k, v in trained.state_dict().items()
-                        }
-                        record["best"] = True
-                    else:
-                        bad += 1
-                        stopped = bad >= task.train.patience
-                if record:
-                    record["time"] = time.time()
-                    with open(metrics_path, "a") as fh:
-                        fh.write(json.dumps(record) + "\n")
-                    progress.update(step, record.get("loss", float(loss.detach())), 0.0)
-                if (planned is not None and step >= planned) or stopped:
-                    break
-            epoch += 1
-    finally:
-        progress.close()
-    stopped_by = "patience"
-    if not stopped:  # a cap ended the run: its validation loss may still have been improving
-        stopped_by = "max_steps" if planned == task.train.max_steps else "max_epochs"
-    train_s = time.perf_counter() - t_train
-    train_cpu_s = time.process_time() - c_train
-    if best_state is not None:
-        (head if probe else model).load_state_dict(best_state)
-
-    model.eval()
-    with torch.no_grad():
-        e = setup.embeddings()[torch.as_tensor(test_idx, device=device)] if probe else None
-        if e is None:
-            e = _encode(model, data, test_idx, device, **_encode_options(task))
-        with matmul_precision(EVAL_PRECISION):
-            probs = head(e).float().softmax(-1).cpu().numpy()
-    y_test = setup.targets[test_idx]
-    test_metrics = classification_metrics(probs, y_test, task.signal_index, task.class_names)
+    outputs = _predict_test(model, setup, events.test, probe)
+    y_test = y_all[events.test]
+    test_metrics = kind.metrics(outputs, y_test)
     wall_s = time.perf_counter() - t_start
-
-    weights_meta = {
-        "model_config_hash": model.config.hash(),
-        "token_config_hash": data.token_config.hash(),
-        "config_hash": setup.pretrained.pretrain_config.hash(),
-        "task_config_hash": task.hash(),
-        "format": WEIGHTS_FORMAT,
-        "best_step": str(best_step),
-    }
-    save_weights(out / "model.safetensors", model.state_dict(), weights_meta)
-    save_test_scores(out, probs, y_test, data, test_idx)
-    atomic_write_text(out / "test_metrics.json", json.dumps(test_metrics, indent=1))
-    n_params = count_parameters(model)
-    configs.info.update(
-        {
-            "status": "completed",
-            "steps_done": step,
-            "epochs": epoch,
-            "best_step": best_step,
-            "best_val_loss": best_loss,
-            "stopped_early": stopped,
-            "stopped_by": stopped_by,
-            "lr": task.optim.lr,
-            "n_parameters_trainable": n_params,
-            "wall_s": wall_s,
-            "train_s": train_s,
-            "train_cpu_s": train_cpu_s,
-            "events_per_s": events / max(train_s, 1e-9),
-        }
-    )
-    write_run_files(out, configs)
-    _write_card(out, configs, task, test_metrics)
+    extra = {"wall_s": wall_s, **objective.describe()}
+    _save_run(out, setup, model, configs, loop, events, outputs, y_test, test_metrics, extra)
     return FinetuneResult(
         run_dir=out,
         mode=mode,
-        n_labels=n_labels,
+        n_labels=events.n_labels,
         seed=seed,
-        steps=step,
-        best_step=best_step,
-        best_val_loss=best_loss,
-        stopped_early=stopped,
-        stopped_by=stopped_by,
+        steps=loop.steps,
+        best_step=loop.best_step,
+        best_val_loss=loop.best_loss,
+        stopped_early=loop.stopped,
+        stopped_by=loop.stopped_by,
         test_metrics=test_metrics,
         wall_s=wall_s,
-        train_s=train_s,
-        train_cpu_s=train_cpu_s,
-        probs=probs,
+        train_s=loop.train_s,
+        train_cpu_s=loop.train_cpu_s,
+        probs=outputs,
         targets=y_test,
         model=model if keep_model else None,
         lr=task.optim.lr,
@@ -757,10 +917,17 @@ def save_test_scores(
 ) -> None:
     """``out/test_scores.npz``: class probabilities, class index, weight and ids of the
     test events ``index`` of ``data`` (the file ``evaluate`` and the study read back)."""
+    save_score_arrays(out, {"probs": probs, "target": targets}, data, index)
+
+
+def save_score_arrays(
+    out: Path, arrays: dict[str, np.ndarray], data: LabelledEvents, index: np.ndarray
+) -> None:
+    """``out/test_scores.npz``: the task type's ``arrays`` (:meth:`TaskType.score_arrays`)
+    plus the weight and ids of the test events ``index`` of ``data``."""
     np.savez_compressed(
         out / "test_scores.npz",
-        probs=probs,
-        target=targets,
+        **arrays,
         weight=data.weight[index],
         run=data.run[index],
         luminosityBlock=data.luminosityBlock[index],
@@ -768,32 +935,27 @@ def save_test_scores(
     )
 
 
-def _write_card(out: Path, configs: RunConfigs, task: TaskConfig, metrics: dict[str, Any]) -> None:
-    info, m = configs.info, configs.model
+def _write_card(out: Path, configs: RunConfigs, kind: TaskType, metrics: dict[str, Any]) -> None:
+    info, m, task = configs.info, configs.model, kind.task
     pre = info["pretrained"]
     init = (
         "random initialisation (same architecture)"
         if info["mode"] == "scratch"
         else f"pretrained run `{pre['run_dir']}` (weights sha256 `{pre['weights_sha256']}`)"
     )
-    classes = ", ".join(f"{n} = data labels {v}" for n, v in task.classes.items())
-    rej = ", ".join(
-        f"1/ε_B at ε_S = {key.split('_')[1]}%: {metrics[key]:.1f}"
-        + (" (lower bound)" if metrics[f"{key}_capped"] else "")
-        for key in metrics
-        if key.startswith("rejection_") and not key.endswith("_capped")
-    )
-    text = f"""# Model card: jetfm event classifier ({info["mode"]}, {m.size} encoder)
+    lines = kind.card_lines(info, metrics)
+    title = "event classifier" if kind.name == "classification" else f"event {kind.name}"
+    text = f"""# Model card: jetfm {title} ({info["mode"]}, {m.size} encoder)
 
 ## Model
 - Encoder: {m.layers} transformer blocks, width {m.dim}, {m.heads} heads, {m.pooling} pooling;
-  classification head (LayerNorm + linear) with {m.n_classes} outputs (softmax).
+  {lines["head"]}
 - Initialisation: {init}.
 - Mode `{info["mode"]}`: {_MODE_TEXT[info["mode"]]}
 - Trainable parameters: {info.get("n_parameters_trainable", 0):,}.
 
 ## Task
-- Classes (index order): {classes}; signal class for ROC metrics: {task.signal_class}.
+- {lines["task"]}
 - Task config hash `{task.hash()}`; token config hash `{configs.tokens.hash()}`.
 - Labelled training events: {info["n_labels"]} (seed {info["seed"]}); validation events
   {info["n_val"]}; test events {info["n_test"]}; splits by hash of (dataset, run, lumi, event).
@@ -805,7 +967,7 @@ def _write_card(out: Path, configs: RunConfigs, task: TaskConfig, metrics: dict[
   {task.class_weighting}.
 
 ## Test metrics (best checkpoint)
-- AUC {metrics["auc"]:.4f}, accuracy {metrics["accuracy"]:.4f}; {rej}.
+- {lines["metrics"]}
 
 ## Pretraining data sheet (of the encoder)
 {data_sheet_markdown(info.get(DATA_SHEET_KEY))}
