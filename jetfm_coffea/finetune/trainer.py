@@ -80,6 +80,7 @@ __all__ = [
     "plan_task",
     "planned_steps",
     "predict",
+    "predict_outputs",
     "prepare_finetune",
     "save_score_arrays",
     "save_test_scores",
@@ -476,6 +477,24 @@ def predict(
     Computed in float32 (as the stored test scores) on ``device``, by default the device
     the model's weights are on; a model elsewhere is moved there first.
     """
+    return predict_outputs(
+        model, data, index, head="classifier", batch_size=batch_size, device=device,
+        transform=lambda head, emb: head(emb).float().softmax(-1),
+    )  # fmt: skip
+
+
+def predict_outputs(
+    model: EventModel,
+    data: LabelledEvents,
+    index: np.ndarray | None = None,
+    *,
+    head: str,
+    transform: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor],
+    batch_size: int = 1024,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """``transform(model.heads[head], embeddings)`` of ``data[index]`` in float32 (a task
+    type's :meth:`~TaskType.predict`, or softmax probabilities), on ``device``."""
     index = np.arange(len(data)) if index is None else np.asarray(index)
     device = next(model.parameters()).device if device is None else torch.device(device)
     model.to(device)
@@ -484,9 +503,9 @@ def predict(
     with torch.no_grad():
         emb = _encode(model, data, index, device, batch_size=batch_size)
         with matmul_precision(EVAL_PRECISION):
-            probs = model.heads["classifier"](emb).float().softmax(-1)
+            outputs = transform(model.heads[head], emb)
     model.train(was)
-    return probs.cpu().numpy()
+    return outputs.cpu().numpy()
 
 
 def class_weights(targets: np.ndarray, weight: np.ndarray, task: TaskConfig) -> np.ndarray:
