@@ -52,8 +52,8 @@ def load_classifier(run: str | Path, device: str = "cpu") -> tuple[Any, Any, Tas
         task = load_task_config(run / "task_config.yaml")
     if task is None or task_type_for(task).head not in model.heads:
         raise TrainingError(
-            f"{run} is not a fine-tuned run (no task_config.yaml or no head of its task "
-            "type); evaluate takes the output of `jetfm finetune`"
+            f"{run} is not a classifier run or other fine-tuned run (no task_config.yaml or "
+            "no head of its task type); evaluate takes the output of `jetfm finetune`"
         )
     return model, configs, task
 
