@@ -75,19 +75,22 @@ MANIFEST_FORMAT = "jetfm-scoring-model"
 class ScoringModule(nn.Module):
     """``(tokens [B,T,F] float32, mask [B,T] bool) -> (scores [B,C], embedding [B,D])``.
 
-    Scores are the softmax of the classification head, as in the scorer's columns.
+    Scores are the softmax of the classification head, or the regression head's value
+    and width (``pred_<target>``, ``sigma_<target>``), as in the scorer's columns.
     """
 
     def __init__(self, model: Any):
         super().__init__()
         self.encoder = model.encoder
-        self.classifier = model.heads["classifier"]
+        self.softmax = "classifier" in model.heads
+        self.classifier = model.heads["classifier" if self.softmax else "regressor"]
 
     def forward(
         self, tokens: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         emb = self.encoder(tokens, mask).embedding
-        return torch.softmax(self.classifier(emb), dim=-1), emb
+        scores = self.classifier(emb)
+        return (torch.softmax(scores, dim=-1) if self.softmax else scores), emb
 
 
 def _manifest(info: ModelInfo, files: dict[str, dict[str, Any]], version: str) -> dict:
@@ -124,7 +127,9 @@ def _manifest(info: ModelInfo, files: dict[str, dict[str, Any]], version: str) -
                 "name": "scores",
                 "dtype": "float32",
                 "shape": ["batch", cfg.n_classes],
-                "description": "softmax class probabilities, in class_names order",
+                "description": "softmax class probabilities, in class_names order"
+                if info.score_head == "classifier"
+                else "regression value and width (GeV), in class_names order",
             },
             {
                 "name": "embedding",
@@ -174,8 +179,10 @@ def export_model(
     if unknown:
         raise ValueError(f"unknown export formats {sorted(unknown)}; choose from {EXPORT_FORMATS}")
     info = read_model_info(source, allow_modified_weights=allow_modified_weights)
-    if not info.has_classifier:
-        raise ModelFileError(info.path, "has no classification head to export")
+    if not info.score_head:
+        raise ModelFileError(
+            info.path, "has no classification head (nor a regression head) to export"
+        )
     out = Path(out)
     triton = "triton" in formats
     if triton:

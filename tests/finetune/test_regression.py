@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 
+import awkward as ak
 import numpy as np
 import pytest
 import torch
+from coffea.nanoevents import NanoEventsFactory
 
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune import (
@@ -31,8 +33,13 @@ from jetfm_coffea.finetune.task_types import (
     task_type_for,
 )
 from jetfm_coffea.generate import generate
+from jetfm_coffea.jobs.execution import run_processor
+from jetfm_coffea.nanoevents import JetFMNanoAODSchema
+from jetfm_coffea.score import JetFMScorer
+from jetfm_coffea.score.export import export_model, load_exported_program, read_manifest
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train import load_run
+from processors.analysis import ScoreAnalysisProcessor
 
 N_EVENTS = 240
 
@@ -213,3 +220,81 @@ def test_regression_metrics_by_hand():
     assert m["bias"] == pytest.approx(0.05)
     assert m["coverage"] == pytest.approx(0.75)  # |err| < 15 for three of four
     assert m["rmse"] == pytest.approx(np.sqrt((100 + 0 + 100 + 400) / 4))
+
+
+@pytest.fixture(scope="module")
+def regression_run(gen_data, pretrained_run, tmp_path_factory):
+    """A fine-tuned W+jets/tt̄ neutrino-pT regressor and its setup."""
+    setup = prepare_finetune(nu_task(), pretrained_run, gen_data)
+    out = tmp_path_factory.mktemp("regression_run") / "finetune"
+    finetune(setup, out, mode="finetune", labels=60, seed=0)
+    return out, setup
+
+
+def _wjets_file(gen_fileset):
+    spec = json.loads(gen_fileset.read_text())
+    name = next(n for n in spec if n.startswith("wjets"))
+    return name, next(iter(spec[name]["files"]))
+
+
+def _reference(setup, run_dir, file):
+    """pred, sigma of the run on the events of ``file``, from the LabelledEvents tokens."""
+    model, _ = load_run(run_dir)
+    data = setup.data
+    rows = np.flatnonzero(data.dataset_names() == data.datasets[data.dataset[0]])  # wjets first
+    with torch.no_grad():
+        emb = model.encoder(torch.as_tensor(data.tokens[rows]), torch.as_tensor(data.mask[rows]))
+        out = model.heads["regressor"](emb.embedding).numpy()
+    return data.event[rows], out
+
+
+def test_scorer_columns_and_export(regression_run, gen_fileset, tmp_path):
+    run_dir, setup = regression_run
+    _, file = _wjets_file(gen_fileset)
+    scorer = JetFMScorer(run_dir, device="cpu")
+    assert scorer.fields == ["pred_nuPt", "sigma_nuPt", "n_tokens"]
+    events = NanoEventsFactory.from_root(
+        {file: "Events"}, schemaclass=JetFMNanoAODSchema, mode="eager"
+    ).events()
+    scores = scorer(events)
+    event_ids, ref = _reference(setup, run_dir, file)
+    np.testing.assert_array_equal(ak.to_numpy(events.event), event_ids)
+    np.testing.assert_allclose(ak.to_numpy(scores.pred_nuPt), ref[:, 0], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(ak.to_numpy(scores.sigma_nuPt), ref[:, 1], rtol=1e-5, atol=1e-4)
+    assert scores.pred_nuPt.layout.parameters["jetfm_model_hash"] == scorer.model_hash
+    # the exported program outputs the same two columns
+    out = export_model(run_dir, tmp_path / "export", formats=("torch.export",))
+    manifest = read_manifest(out)
+    assert manifest["class_names"] == ["pred_nuPt", "sigma_nuPt"]
+    assert "regression value and width" in manifest["outputs"][0]["description"]
+    program = load_exported_program(out).module()
+    data = setup.data
+    x, m = torch.as_tensor(data.tokens[:5]), torch.as_tensor(data.mask[:5])
+    exported, _ = program(x, m)
+    model, _ = load_run(run_dir)
+    with torch.no_grad():
+        direct = model.heads["regressor"](model.encoder(x, m).embedding)
+    np.testing.assert_allclose(exported.detach().numpy(), direct.numpy(), rtol=1e-5, atol=1e-5)
+    # the export scores like the run it came from
+    again = JetFMScorer(out, device="cpu")(events)
+    np.testing.assert_allclose(
+        ak.to_numpy(again.pred_nuPt), ak.to_numpy(scores.pred_nuPt), rtol=1e-6
+    )
+
+
+def test_analysis_processor_fills_regression_columns(regression_run, gen_fileset):
+    run_dir, setup = regression_run
+    name, file = _wjets_file(gen_fileset)
+    proc = ScoreAnalysisProcessor(run_dir, cut=40.0, return_scores=True, device="cpu")
+    assert proc.score_field == "pred_nuPt" and proc.regression
+    out, _ = run_processor(proc, {name: {"files": {file: "Events"}}}, "iterative", status=False)
+    res = out[name]
+    scores = res["scores"]
+    assert set(scores.fields) >= {"pred_nuPt", "sigma_nuPt", "event"}
+    n = len(scores)
+    assert n == N_EVENTS and res["cutflow"]["events"] == n
+    assert res["sigma"].sum().value == n and res["score"].sum().value <= n
+    assert res["cutflow"]["pass"] == int((scores.pred_nuPt.to_numpy() > 40.0).sum())
+    event_ids, ref = _reference(setup, run_dir, file)
+    order = np.argsort(event_ids)
+    np.testing.assert_allclose(scores.pred_nuPt.to_numpy(), ref[order, 0], rtol=1e-5, atol=1e-4)
