@@ -124,6 +124,10 @@ class TaskType(ABC):
         label); NaN where undefined (those events leave the task, counted)."""
         return None
 
+    def value_branches(self) -> list[str]:
+        """Input branches :meth:`event_values` needs (read with the tokens)."""
+        return []
+
     def labels(self, targets: np.ndarray, values: np.ndarray | None) -> np.ndarray:
         """Training label of every event (class index, or the target values)."""
         return targets if values is None else values

@@ -116,6 +116,9 @@ class Regression(TaskType):
     def target(self) -> str:
         return self.options.target
 
+    def value_branches(self) -> list[str]:
+        return [self.options.source]
+
     def event_values(self, data: LabelledEvents) -> np.ndarray:
         branch = self.options.source
         if branch not in data.values:
