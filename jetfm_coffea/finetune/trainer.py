@@ -1,26 +1,32 @@
-"""Fine-tuning a pretrained encoder for event classification, in three modes.
+"""Fine-tuning a pretrained encoder for a downstream task, in three modes.
 
 * ``linear-probe``: the pretrained encoder is frozen (no gradient, eval mode); only the
-  classification head (LayerNorm + linear) is trained, on embeddings computed once.
+  task head (LayerNorm + linear) is trained, on embeddings computed once.
 * ``finetune``: encoder and head are trained; the encoder at ``lr * encoder_lr_factor``.
 * ``scratch``: the same architecture from a random initialisation (the baseline).
 
-Use :func:`prepare_finetune` once (it checks the inputs: token configs, classes,
-label counts, before any training), then :func:`finetune` per mode/label count/seed.
-Training stops early when the validation loss has not improved for ``patience``
-validations; the best validation checkpoint is kept and evaluated on the test split.
+The task type (:mod:`.task_types`: classification, regression) supplies the head, the
+loss, the metrics and the output columns. Use :func:`prepare_finetune` once (it checks
+the inputs: token configs, classes, targets, label counts, before any training), then
+:func:`finetune` per mode/label count/seed, which runs these steps: draw the labelled
+events (:func:`_draw_events`), build the model, batch source and optimiser, start the run
+directory (:func:`_start_run`), train with early stopping (:class:`_Trainer`: the best
+validation checkpoint is kept, then the task type folds what it standardised into the
+head), predict the test split and save the run (:func:`_save_run`).
 
 A fine-tuning run directory has the layout of a pretraining run (so
-:func:`jetfm_coffea.train.load_run` returns the encoder plus a ``classifier`` head
-with ``n_classes`` outputs), plus::
+:func:`jetfm_coffea.train.load_run` returns the encoder plus the task head: a
+``classifier`` with ``n_classes`` outputs, or a ``regressor``), plus::
 
     RUN/task_config.yaml     resolved TaskConfig, first line "# hash: <sha256[:16]>"
     RUN/test_metrics.json    metrics of the best checkpoint on the test split
-    RUN/test_scores.npz      class probabilities, class index, weight, ids (test split)
+    RUN/test_scores.npz      the task type's outputs (class probabilities; pred, sigma),
+                             labels, weight, ids (test split)
 
 ``config.yaml`` is the pretraining config of the encoder (architecture provenance);
-``run.json`` has ``kind: classifier``, the classes, mode, label count, seed and the
-pretrained run's path and weight hash.
+``run.json`` has ``kind`` (``classifier``, ``regressor``), ``task_type``, ``outputs``
+(the scorer's columns), the classes, mode, label count, seed and the pretrained run's
+path and weight hash.
 """
 
 from __future__ import annotations

@@ -280,6 +280,12 @@ def test_scorer_columns_and_export(regression_run, gen_fileset, tmp_path):
     np.testing.assert_allclose(
         ak.to_numpy(again.pred_nuPt), ak.to_numpy(scores.pred_nuPt), rtol=1e-6
     )
+    # ONNX Runtime (the graph traced from the same weights) gives the same columns
+    onnx = JetFMScorer(run_dir, device="cpu", backend="onnxruntime")(events)
+    for column in ("pred_nuPt", "sigma_nuPt"):
+        np.testing.assert_allclose(
+            ak.to_numpy(onnx[column]), ak.to_numpy(scores[column]), rtol=1e-5, atol=1e-4
+        )
 
 
 def test_analysis_processor_fills_regression_columns(regression_run, gen_fileset):
