@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jetfm_coffea.errors import ConfigError, NonFiniteLossError, TrainingError
+from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune.config import (
     MODES,
     REFERENCE_MODES,
@@ -59,17 +59,18 @@ from jetfm_coffea.finetune.data import (
     task_targets,
     task_values,
 )
-from jetfm_coffea.finetune.task_types import Objective, TaskType, task_type_for
+from jetfm_coffea.finetune.encode import EVAL_PRECISION, encode_events, encode_options
+from jetfm_coffea.finetune.loop import EmbeddingBatches, LoopResult, RunEvents, RunLoop, embed
+from jetfm_coffea.finetune.task_types import TaskType, task_type_for
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel, count_parameters
-from jetfm_coffea.runtime import autocast, matmul_precision, resolve_device, resolve_precision
+from jetfm_coffea.runtime import matmul_precision, resolve_device, resolve_precision
 from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
 from jetfm_coffea.tokens.config import TokenConfig, check_token_config
 from jetfm_coffea.train.checkpoint import atomic_write_text, save_weights
 from jetfm_coffea.train.config import PretrainConfig
-from jetfm_coffea.train.data import TensorEventDataset, batch_provenance
-from jetfm_coffea.train.data import compact_batch as _compact
-from jetfm_coffea.train.loop import TrainProgress, decay_groups, lr_lambda
+from jetfm_coffea.train.data import TensorEventDataset
+from jetfm_coffea.train.loop import decay_groups, lr_lambda
 from jetfm_coffea.train.run import RunConfigs, load_run, write_run_files
 
 __all__ = [
@@ -206,11 +207,6 @@ def build_finetune_optimizer(
     return opt, sched
 
 
-#: Validation losses, embeddings and test scores: float32 on every device, so the stored
-#: test scores equal :func:`predict` on any device (and across devices within 1e-5).
-EVAL_PRECISION = "fp32"
-
-
 def _constant_after_warmup(warmup: int) -> Callable[[int], float]:
     """Linear warm-up over ``warmup`` steps, then the full rate."""
     return lambda step: (step + 1) / warmup if step < warmup else 1.0
@@ -225,14 +221,6 @@ def planned_steps(task: TaskConfig, steps_per_epoch: int) -> int | None:
     if lt.max_steps is not None:
         caps.append(lt.max_steps)
     return min(caps) if caps else None
-
-
-def _encode_options(task: TaskConfig) -> dict[str, Any]:
-    return {
-        "batch_size": task.train.eval_batch_size,
-        "precision": EVAL_PRECISION,
-        "compact": task.train.compact_tokens,
-    }
 
 
 @dataclass
@@ -315,8 +303,8 @@ class FinetuneSetup:
             model.to(self.device).eval()
             idx = np.flatnonzero(self.targets >= 0)
             out = torch.zeros(len(self.data), model.config.dim, device=self.device)
-            options = _encode_options(self.task)
-            emb = _encode(model, self.data, idx, self.device, **options)
+            options = encode_options(self.task)
+            emb = encode_events(model, self.data, idx, self.device, **options)
             out[torch.as_tensor(idx, device=self.device)] = emb
             self._embeddings = out
             self.embed_seconds = time.perf_counter() - t0
@@ -440,36 +428,6 @@ class FinetuneResult:
         }
 
 
-def _encode(
-    model: EventModel,
-    data: LabelledEvents,
-    index: np.ndarray,
-    device: torch.device,
-    *,
-    batch_size: int = 1024,
-    precision: str = "fp32",
-    compact: bool = True,
-) -> torch.Tensor:
-    """Event embeddings of ``data[index]`` (no grad, model in whatever mode it is)."""
-    out = []
-    bs = batch_size
-    with torch.no_grad():
-        for i in range(0, len(index), bs):
-            sel = index[i : i + bs]
-            batch = {
-                "tokens": torch.as_tensor(data.tokens[sel]),
-                "mask": torch.as_tensor(data.mask[sel]),
-            }
-            if compact:
-                batch = _compact(batch)
-            with matmul_precision(precision), autocast(precision, device):
-                emb = model.encoder(batch["tokens"].to(device), batch["mask"].to(device))
-            out.append(emb.embedding.float())
-    if not out:
-        return torch.zeros(0, model.config.dim, device=device)
-    return torch.cat(out)
-
-
 def predict(
     model: EventModel,
     data: LabelledEvents,
@@ -507,7 +465,7 @@ def predict_outputs(
     was = model.training
     model.eval()
     with torch.no_grad():
-        emb = _encode(model, data, index, device, batch_size=batch_size)
+        emb = encode_events(model, data, index, device, batch_size=batch_size)
         with matmul_precision(EVAL_PRECISION):
             outputs = transform(model.heads[head], emb)
     model.train(was)
@@ -524,27 +482,6 @@ def class_weights(targets: np.ndarray, weight: np.ndarray, task: TaskConfig) -> 
     return sums.sum() / (k * sums)
 
 
-class _EmbeddingBatches:
-    """Epoch batches over cached embeddings, with the permutation rule of TensorEventDataset."""
-
-    def __init__(self, arrays: dict[str, torch.Tensor], batch_size: int, seed: int):
-        self.arrays, self.batch_size, self.seed, self.epoch = arrays, batch_size, seed, 0
-        self.n = len(arrays["target"])
-
-    def __len__(self) -> int:
-        return self.n // self.batch_size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        perm = torch.randperm(self.n, generator=gen)
-        for b in range(len(self)):
-            sel = perm[b * self.batch_size : (b + 1) * self.batch_size]
-            yield {k: v[sel.to(v.device)] for k, v in self.arrays.items()}
-
-
 # ----------------------------------------------------------------------------- one run, in steps
 
 
@@ -556,28 +493,17 @@ def _check_encoder_mode(mode: str) -> None:
         )
 
 
-@dataclass
-class _RunEvents:
-    """The events of one run: labelled training, validation and test indices, weights."""
-
-    n_labels: int
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-    weight: np.ndarray  # per event of the data: data weight x class weight (float32)
-
-
-def _draw_events(setup: FinetuneSetup, labels: LabelCount, seed: int) -> _RunEvents:
+def _draw_events(setup: FinetuneSetup, labels: LabelCount, seed: int) -> RunEvents:
     """Label count, the class-stratified draw of ``seed``, and the loss weights."""
     n_labels = setup.resolve_labels(labels)
     train, val = setup.select(n_labels, seed)
     data = setup.data
     cw = class_weights(setup.targets[train], data.weight[train], setup.task)
     weight = (data.weight * cw[np.maximum(setup.targets, 0)]).astype(np.float32)
-    return _RunEvents(n_labels, train, val, setup.test_index, weight)
+    return RunEvents(n_labels, train, val, setup.test_index, weight)
 
 
-def _training_source(setup: FinetuneSetup, events: _RunEvents, probe: bool, seed: int) -> Any:
+def _training_source(setup: FinetuneSetup, events: RunEvents, probe: bool, seed: int) -> Any:
     """Epoch batches of the labelled events: cached embeddings (linear probe) or tokens.
 
     A token batch's ``label`` is the event's index in the data (the task type's label is
@@ -586,7 +512,7 @@ def _training_source(setup: FinetuneSetup, events: _RunEvents, probe: bool, seed
     bs = balanced_batch_size(len(idx), setup.task.train.batch_size)
     if probe:
         sel = torch.as_tensor(idx, device=device)
-        return _EmbeddingBatches(
+        return EmbeddingBatches(
             {
                 "embedding": setup.embeddings()[sel],
                 "target": setup.label_tensor()[sel],
@@ -610,20 +536,13 @@ def _training_source(setup: FinetuneSetup, events: _RunEvents, probe: bool, seed
     )
 
 
-def _embed(model: EventModel, setup: FinetuneSetup, index: np.ndarray, probe: bool) -> torch.Tensor:
-    """fp32 embeddings of ``index``: the cached frozen ones (probe) or the model's."""
-    if probe:
-        return setup.embeddings()[torch.as_tensor(index, device=setup.device)]
-    return _encode(model, setup.data, index, setup.device, **_encode_options(setup.task))
-
-
 def _start_run(
     out: Path,
     setup: FinetuneSetup,
     model: EventModel,
     mode: str,
     seed: int,
-    events: _RunEvents,
+    events: RunEvents,
     precision: str,
 ) -> RunConfigs:
     """Create the run directory: empty metrics log, run files (status running), task config."""
@@ -660,168 +579,11 @@ def _start_run(
     return configs
 
 
-@dataclass
-class _LoopResult:
-    """How a training loop ended, and the best validation state it kept."""
-
-    steps: int = 0
-    epochs: int = 0
-    best_loss: float = float("inf")
-    best_step: int = 0
-    best_state: dict[str, torch.Tensor] | None = None
-    stopped: bool = False
-    stopped_by: str = "patience"
-    events: int = 0
-    train_s: float = 0.0
-    train_cpu_s: float = 0.0
-
-
-class _Trainer:
-    """The optimisation loop of one run: steps, validation, early stopping, metrics log."""
-
-    def __init__(
-        self,
-        setup: FinetuneSetup,
-        model: EventModel,
-        mode: str,
-        events: _RunEvents,
-        objective: Objective,
-        precision: str,
-        metrics_path: Path,
-    ):
-        self.setup, self.model, self.mode, self.events = setup, model, mode, events
-        self.objective, self.precision, self.metrics_path = objective, precision, metrics_path
-        self.probe = mode == "linear-probe"
-        self.head = model.heads[setup.kind.head]
-        device = setup.device
-        self.labels = setup.label_tensor()
-        self.val_y = self.labels[torch.as_tensor(events.val, device=device)]
-        self.val_w = torch.as_tensor(events.weight[events.val], device=device)
-
-    def _outputs(self, embedding: torch.Tensor) -> torch.Tensor:
-        return self.setup.kind.train_outputs(self.head, embedding)
-
-    def _batch_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        """Loss of one batch (training precision) and its event count."""
-        device, precision = self.setup.device, self.precision
-        if self.probe:
-            with matmul_precision(precision):
-                outputs = self._outputs(batch["embedding"])
-            y, w = batch["target"], batch["w"]
-        else:
-            if self.setup.task.train.compact_tokens:
-                batch = _compact(batch)
-            x, m = batch["tokens"].to(device), batch["mask"].to(device)
-            with matmul_precision(precision), autocast(precision, device):
-                outputs = self._outputs(self.model.encoder(x, m).embedding)
-            y = self.labels[batch["label"].to(device)]
-            w = batch["weight"].to(device)
-        return self.objective.loss(outputs, y, w), len(y)
-
-    def _step(self, opt: Any, sched: Any, batch: dict[str, torch.Tensor], step: int) -> tuple:
-        """One optimiser step (gradient clipping, non-finite check); ``(loss, events)``."""
-        loss, n = self._batch_loss(batch)
-        opt.zero_grad(set_to_none=True)
-        with matmul_precision(self.precision):
-            loss.backward()
-        o = self.setup.task.optim
-        clip = o.grad_clip if o.grad_clip is not None else float("inf")
-        params = [p for g in opt.param_groups for p in g["params"]]
-        gnorm = torch.nn.utils.clip_grad_norm_(params, clip)
-        if not (torch.isfinite(loss) and torch.isfinite(gnorm)):
-            where = "embeddings" if self.probe else batch_provenance(batch)
-            raise NonFiniteLossError(step + 1, where)
-        opt.step()
-        sched.step()
-        return loss, n
-
-    def _validate(self) -> dict[str, float]:
-        """``val_loss`` and the task type's validation numbers (fp32, eval mode)."""
-        self.model.eval()
-        with torch.no_grad():
-            e = _embed(self.model, self.setup, self.events.val, self.probe)
-            with matmul_precision(EVAL_PRECISION):
-                outputs = self._outputs(e).float()
-        self._train_mode()
-        loss = float(self.objective.loss(outputs, self.val_y, self.val_w))
-        return {"val_loss": loss, **self.objective.val_record(outputs, self.val_y)}
-
-    def _train_mode(self) -> None:
-        self.model.train()
-        if self.probe:
-            self.model.encoder.eval()
-
-    def _log(self, record: dict[str, Any]) -> None:
-        record["time"] = time.time()
-        with open(self.metrics_path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-    def run(self, source: Any, opt: Any, sched: Any, planned: int | None) -> _LoopResult:
-        """Train until early stopping or the cap; keep the best validation state."""
-        lt = self.setup.task.train
-        eval_every = lt.eval_every or max(len(source), lt.min_eval_interval)
-        res = _LoopResult()
-        self._train_mode()
-        bad = 0
-        progress = TrainProgress(lt.progress, planned or 0, 0, label=self.mode)
-        t_train, c_train = time.perf_counter(), time.process_time()
-        log_loss_sum, log_n = 0.0, 0
-        try:
-            while (planned is None or res.steps < planned) and not res.stopped:
-                source.set_epoch(res.epochs)
-                for batch in source:
-                    loss, n = self._step(opt, sched, batch, res.steps)
-                    res.steps += 1
-                    step = res.steps
-                    res.events += n
-                    log_loss_sum += float(loss.detach())
-                    log_n += 1
-                    record: dict[str, Any] = {}
-                    if step % lt.log_every == 0:
-                        record.update(step=step, epoch=res.epochs, lr=sched.get_last_lr()[0],
-                                      loss=log_loss_sum / log_n)  # fmt: skip
-                        log_loss_sum, log_n = 0.0, 0
-                    if step % eval_every == 0 or step == planned:
-                        val = self._validate()
-                        record.update(step=step, epoch=res.epochs, **val)
-                        if val["val_loss"] < res.best_loss - lt.min_delta:
-                            res.best_loss, res.best_step, bad = val["val_loss"], step, 0
-                            res.best_state = self._trained_state()
-                            record["best"] = True
-                        else:
-                            bad += 1
-                            res.stopped = bad >= lt.patience
-                    if record:
-                        self._log(record)
-                        progress.update(step, record.get("loss", float(loss.detach())), 0.0)
-                    if (planned is not None and step >= planned) or res.stopped:
-                        break
-                res.epochs += 1
-        finally:
-            progress.close()
-        if not res.stopped:  # a cap ended the run: its validation loss may still have improved
-            res.stopped_by = "max_steps" if planned == lt.max_steps else "max_epochs"
-        res.train_s = time.perf_counter() - t_train
-        res.train_cpu_s = time.process_time() - c_train
-        return res
-
-    def _trained_state(self) -> dict[str, torch.Tensor]:
-        # the frozen encoder never changes: keep only what trains
-        trained = self.head if self.probe else self.model
-        return {k: v.detach().clone() for k, v in trained.state_dict().items()}
-
-    def restore_best(self, res: _LoopResult) -> None:
-        """Load the best validation state, then fold the objective into the head."""
-        if res.best_state is not None:
-            (self.head if self.probe else self.model).load_state_dict(res.best_state)
-        self.objective.finalize(self.head)
-
-
 def _predict_test(model: EventModel, setup: FinetuneSetup, index: np.ndarray, probe: bool):
     """The task type's outputs on ``index`` (fp32, eval mode), as numpy."""
     model.eval()
     with torch.no_grad():
-        e = _embed(model, setup, index, probe)
+        e = embed(model, setup, index, probe)
         with matmul_precision(EVAL_PRECISION):
             return setup.kind.predict(model.heads[setup.kind.head], e).cpu().numpy()
 
@@ -831,8 +593,8 @@ def _save_run(
     setup: FinetuneSetup,
     model: EventModel,
     configs: RunConfigs,
-    loop: _LoopResult,
-    events: _RunEvents,
+    loop: LoopResult,
+    events: RunEvents,
     outputs: np.ndarray,
     y_test: np.ndarray,
     test_metrics: dict[str, Any],
@@ -906,7 +668,7 @@ def finetune(
     objective = kind.objective(y_all[events.train], events.weight[events.train])
     configs = _start_run(out, setup, model, mode, seed, events, precision)
 
-    trainer = _Trainer(setup, model, mode, events, objective, precision, out / "metrics.jsonl")
+    trainer = RunLoop(setup, model, mode, events, objective, precision, out / "metrics.jsonl")
     loop = trainer.run(source, opt, sched, planned)
     trainer.restore_best(loop)
 
