@@ -232,6 +232,7 @@ def finalize_analysis(output: dict, proc: ScoreAnalysisProcessor) -> dict:
                 "version": params["jetfm_model_version"],
                 "weights_check": params["jetfm_weights_check"],
                 "signal": proc.signal,
+                "cut_on": proc.score_field,  # score_<signal>, or pred_<target>
                 "cut": proc.cut,
                 "class_names": list(proc.scorer.class_names),
             }
