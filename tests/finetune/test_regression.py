@@ -282,6 +282,9 @@ def test_scorer_columns_and_export(regression_run, gen_fileset, tmp_path):
     np.testing.assert_allclose(
         ak.to_numpy(again.pred_nuPt), ak.to_numpy(scores.pred_nuPt), rtol=1e-6
     )
+    repo = export_model(run_dir, tmp_path / "triton", formats=("triton",))
+    card = (repo / "MODEL_CARD.md").read_text()
+    assert "jetfm event regression" in card and "regression value and width" in card
     # ONNX Runtime (the graph traced from the same weights) gives the same columns
     onnx = JetFMScorer(run_dir, device="cpu", backend="onnxruntime")(events)
     for column in ("pred_nuPt", "sigma_nuPt"):
