@@ -105,14 +105,15 @@ class RunLoop:
         self.setup, self.model, self.mode, self.events = setup, model, mode, events
         self.objective, self.precision, self.metrics_path = objective, precision, metrics_path
         self.probe = mode == "linear-probe"
-        self.head = model.heads[setup.kind.head]
+        self.kind = setup.kind
+        self.head = model.heads[self.kind.head]
         device = setup.device
         self.labels = setup.label_tensor()
         self.val_y = self.labels[torch.as_tensor(events.val, device=device)]
         self.val_w = torch.as_tensor(events.weight[events.val], device=device)
 
     def _outputs(self, embedding: torch.Tensor) -> torch.Tensor:
-        return self.setup.kind.train_outputs(self.head, embedding)
+        return self.kind.train_outputs(self.head, embedding)
 
     def _batch_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         """Loss of one batch (training precision) and its event count."""

@@ -31,6 +31,7 @@ path and weight hash.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -239,7 +240,7 @@ class FinetuneSetup:
     values: np.ndarray | None = None  # per-event task values (regression targets), or None
     _labels: torch.Tensor | None = None
 
-    @property
+    @functools.cached_property
     def kind(self) -> TaskType:
         """The task type of the task (classification, regression, ...)."""
         return task_type_for(self.task)
