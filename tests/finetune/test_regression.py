@@ -12,8 +12,10 @@ import awkward as ak
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from coffea.nanoevents import NanoEventsFactory
 
+from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune import (
     evaluate_run,
@@ -341,3 +343,19 @@ def test_shipped_top_pt_task_plans_on_generated_ttbar(gen_data):
     assert chosen.sum() == per["after"]
     assert np.isfinite(setup.values[chosen]).all() and (setup.values[chosen] > 0).all()
     assert (gen_data.label[chosen] == 0).all()
+
+
+def test_cli_finetune_and_evaluate_a_regression(gen_fileset, pretrained_run, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "cli"
+    common = ["--pretrained", str(pretrained_run), "--fileset", str(gen_fileset)]
+    res = runner.invoke(
+        main,
+        ["finetune", *common, "--task", "wjets_nu_pt", "--out", str(run), "--mode",
+         "linear-probe", "--labels", "60", "--max-steps", "4", "--device", "cpu"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "test resolution" in res.output and "coverage" in res.output
+    res = runner.invoke(main, ["evaluate", str(run), "--fileset", str(gen_fileset)])
+    assert res.exit_code == 0, res.output
+    assert "resolution" in res.output and (run / "eval" / "pred_vs_true.png").is_file()
