@@ -53,7 +53,7 @@ from jetfm_coffea.finetune.data import LabelledEvents
 from jetfm_coffea.finetune.plots import plot_label_efficiency
 from jetfm_coffea.finetune.reference import reference_features, train_reference
 from jetfm_coffea.finetune.task_types import TaskType, task_type_for
-from jetfm_coffea.finetune.task_types.classification import classification_table
+from jetfm_coffea.finetune.task_types.classification import Classification, classification_table
 from jetfm_coffea.finetune.trainer import (
     FinetuneSetup,
     PretrainedEncoder,
@@ -64,16 +64,9 @@ from jetfm_coffea.train.checkpoint import atomic_write_text
 
 __all__ = ["METRICS", "StudyResult", "aggregate", "label_efficiency", "markdown_table"]
 
-#: Metrics aggregated over seeds and shown in the table.
-METRICS: tuple[str, ...] = (
-    "auc",
-    "accuracy",
-    "rejection_30",
-    "rejection_50",
-    "wall_s",
-    "steps",
-    "best_step",
-)
+#: Metrics of a classification study aggregated over seeds (each task type declares its
+#: own: :attr:`TaskType.study_metrics`).
+METRICS: tuple[str, ...] = Classification.study_metrics
 
 
 @dataclass
