@@ -16,6 +16,11 @@ Systematic variations: with ``variations=`` (passed to the scorer, e.g.
 distribution per variation (a ``variation`` category axis: ``nominal``, ``JES_up``, ...)
 from ``scores.variations[name].score_<signal>``.
 
+A regression model (``jetfm finetune`` of a ``type: regression`` task) is filled the
+same way with its columns: ``score`` histograms the predicted value ``pred_<target>``
+(GeV), ``sigma`` its predicted width ``sigma_<target>``, the cut is
+``pred_<target> > cut`` and ``return_scores`` returns both columns.
+
 Collision data are first restricted to their certified luminosity sections
 (:func:`jetfm_coffea.selection.lumi.certify`): the cutflow's ``events`` counts the events
 read, ``certified_lumi`` those kept, and everything else is filled from the kept ones.
@@ -73,15 +78,28 @@ class ScoreAnalysisProcessor(processor.ProcessorABC):
         self.cut = float(cut)
         self.return_scores = return_scores
         self.signal = None
+        self.columns: tuple[str, ...] = ()
+        self.regression = False
         if self.scorer is not None:
+            info = self.scorer.infos[0]
+            self.columns = info.columns  # score_<class>..., or pred_<target>, sigma_<target>
+            self.regression = info.score_head == "regressor"
             names = self.scorer.class_names
-            self.signal = signal or names[-1]
-            if self.signal not in names:
+            self.signal = signal or names[-1] if not self.regression else None
+            if not self.regression and self.signal not in names:
                 raise ValueError(f"signal class {self.signal!r} not among {list(names)}")
 
     @property
     def score_field(self) -> str | None:
+        """The column cut on: ``score_<signal>``, or a regression's ``pred_<target>``."""
+        if self.regression:
+            return self.columns[0]
         return None if self.signal is None else f"score_{self.signal}"
+
+    def _score_axis(self) -> Any:
+        if self.regression:
+            return hist.axis.Regular(50, 0, 500, name="score", label=f"{self.score_field} [GeV]")
+        return hist.axis.Regular(50, 0, 1, name="score", label=f"{self.score_field}")
 
     def _hists(self, dask: bool) -> dict[str, Any]:
         if dask:
@@ -102,15 +120,18 @@ class ScoreAnalysisProcessor(processor.ProcessorABC):
             ),
         }
         if self.scorer is not None:
-            out["score"] = Hist(
-                hist.axis.Regular(50, 0, 1, name="score", label=f"{self.score_field}"),
+            out["score"] = Hist(self._score_axis(), storage=hist.storage.Weight())
+        if self.regression:
+            width = self.columns[1]
+            out["sigma"] = Hist(
+                hist.axis.Regular(50, 0, 250, name="sigma", label=f"{width} [GeV]"),
                 storage=hist.storage.Weight(),
             )
         if self.scorer is not None and self.scorer.variations:
             names = ["nominal", *self.scorer.variations]
             out["score_variations"] = Hist(
                 hist.axis.StrCategory(names, name="variation", label="systematic variation"),
-                hist.axis.Regular(50, 0, 1, name="score", label=f"{self.score_field}"),
+                self._score_axis(),
                 storage=hist.storage.Weight(),
             )
         return out
@@ -143,6 +164,8 @@ class ScoreAnalysisProcessor(processor.ProcessorABC):
             finite = np.isfinite(score)
             passed = finite & (score > self.cut)
             hists["score"].fill(score=score[finite])
+            if self.regression:  # the predicted width of the same events
+                hists["sigma"].fill(sigma=scores[self.columns[1]][finite])
             cutflow["pass"] = lib.sum(passed, axis=0)
             cutflow["nonfinite_scores"] = count_nonfinite(scores)
             cutflow["events_without_tokens"] = lib.sum(scores.n_tokens == 0, axis=0)
@@ -167,7 +190,7 @@ class ScoreAnalysisProcessor(processor.ProcessorABC):
         out: dict[str, Any] = {"cutflow": cutflow, **hists}
         if self.return_scores and self.scorer is not None:
             columns = {name: events[name] for name in ID_FIELDS}
-            columns.update({f: scores[f] for f in scores.fields if f.startswith("score_")})
+            columns.update({f: scores[f] for f in self.columns})
             record = lib.zip(columns, depth_limit=1)
             # plain arrays: NanoEvents behaviours do not pickle between processes
             if dask:
@@ -209,6 +232,7 @@ def finalize_analysis(output: dict, proc: ScoreAnalysisProcessor) -> dict:
                 "version": params["jetfm_model_version"],
                 "weights_check": params["jetfm_weights_check"],
                 "signal": proc.signal,
+                "cut_on": proc.score_field,  # score_<signal>, or pred_<target>
                 "cut": proc.cut,
                 "class_names": list(proc.scorer.class_names),
             }

@@ -75,6 +75,7 @@ def _labels(value: str) -> Any:
 def _load(pretrained: str, task_path: str, tokens: str | None, max_steps: Any, device: Any, **kw):
     from jetfm_coffea.finetune import load_labelled, load_pretrained, load_task_config
     from jetfm_coffea.finetune.data import read_labelled_fileset
+    from jetfm_coffea.finetune.task_types import task_type_for
     from jetfm_coffea.finetune.trainer import check_classes
 
     task = load_task_config(task_path, **{"train.max_steps": max_steps, "train.device": device})
@@ -87,6 +88,7 @@ def _load(pretrained: str, task_path: str, tokens: str | None, max_steps: Any, d
         fileset=kw["fileset"],
         token_config=tokens or pre.token_config,
         max_events_per_dataset=kw["max_events_per_dataset"] or task.max_events_per_dataset,
+        value_branches=task_type_for(task).value_branches(),
     )
     return task, pre, data
 
@@ -146,10 +148,16 @@ def finetune(
     setup = prepare_finetune(task, pre, data, labels=[n])
     res = run_finetune(setup, out, mode=mode, labels=n, seed=seed)
     m = res.test_metrics
+    if setup.kind.name == "classification":
+        metrics = (
+            f"test AUC {m['auc']:.4f}, accuracy {m['accuracy']:.4f}, "
+            f"1/eps_B(50%) {m['rejection_50']:.1f}"
+        )
+    else:
+        metrics = f"test {setup.kind.headline(m)}"
     click.echo(
         f"{mode}: {res.n_labels} labels, {res.steps} steps (best at {res.best_step}"
-        f"{', stopped early' if res.stopped_early else ''}); test AUC {m['auc']:.4f}, "
-        f"accuracy {m['accuracy']:.4f}, 1/eps_B(50%) {m['rejection_50']:.1f}; "
+        f"{', stopped early' if res.stopped_early else ''}); {metrics}; "
         f"{res.wall_s:.1f}s; run directory {res.run_dir}"
     )
 
@@ -272,6 +280,7 @@ def evaluate(
     """Metrics, ROC, confusion matrix and calibration of one classifier run."""
     from jetfm_coffea.finetune import evaluate_run, load_labelled
     from jetfm_coffea.finetune.evaluate import load_classifier
+    from jetfm_coffea.finetune.task_types import task_type_for
 
     _, configs, task = load_classifier(run)
     data = load_labelled(
@@ -279,6 +288,7 @@ def evaluate(
         fileset=fileset,
         token_config=configs.tokens,
         max_events_per_dataset=max_events_per_dataset or task.max_events_per_dataset,
+        value_branches=task_type_for(task).value_branches(),
     )
     result = evaluate_run(run, data, split=split, out=out, device=device)
     click.echo(Path(result["out"], "metrics.md").read_text())

@@ -1,4 +1,7 @@
-"""Fine-tuning for event classification, and the label-efficiency study.
+"""Fine-tuning for downstream tasks (classification, regression), and the label-efficiency study.
+
+The task type (``type:`` of a task config; registry :mod:`.task_types`) declares the
+head, loss, metrics, plots and output columns of a task.
 
 ``prepare_finetune(task, pretrained_run, data)`` checks the inputs, applies the task's
 selection (:mod:`.selection`) and splits the data by a hash of the dataset name and event
@@ -35,26 +38,37 @@ from jetfm_coffea.finetune.metrics import (
     calibration,
     classification_metrics,
     confusion,
+    regression_metrics,
     roc,
 )
 from jetfm_coffea.finetune.study import StudyResult, aggregate, label_efficiency, markdown_table
+from jetfm_coffea.finetune.task_types import (
+    TASK_TYPES,
+    TaskType,
+    get_task_type,
+    register_task_type,
+    task_type_for,
+)
 from jetfm_coffea.finetune.trainer import (
     FinetuneResult,
     FinetuneSetup,
     PretrainedEncoder,
     build_classifier,
     build_finetune_optimizer,
+    build_task_model,
     check_classes,
     finetune,
     load_pretrained,
     plan_task,
     predict,
+    predict_outputs,
     prepare_finetune,
 )
 
 __all__ = [
     "MODES",
     "SPLITS",
+    "TASK_TYPES",
     "FinetuneLoopConfig",
     "FinetuneOptimConfig",
     "FinetuneResult",
@@ -64,11 +78,13 @@ __all__ = [
     "SplitConfig",
     "StudyResult",
     "TaskConfig",
+    "TaskType",
     "aggregate",
     "assign_splits",
     "background_rejection",
     "build_classifier",
     "build_finetune_optimizer",
+    "build_task_model",
     "calibration",
     "check_classes",
     "classification_metrics",
@@ -77,6 +93,7 @@ __all__ = [
     "evaluate_run",
     "event_hash",
     "finetune",
+    "get_task_type",
     "label_efficiency",
     "load_classifier",
     "load_labelled",
@@ -85,9 +102,13 @@ __all__ = [
     "markdown_table",
     "plan_task",
     "predict",
+    "predict_outputs",
     "prepare_finetune",
     "read_labelled_fileset",
+    "register_task_type",
+    "regression_metrics",
     "roc",
     "sample_labels",
     "split_assignment",
+    "task_type_for",
 ]

@@ -287,7 +287,7 @@ def _ablation(
         agg = json.loads((out / task / "results.json").read_text())["aggregate"]
         for e in agg:
             if e["mode"] in modes and e["n_labels"] == n:
-                rows.append(_ablation_row(MAIN_RUN, task, e))
+                rows.append(_ablation_row(MAIN_RUN, task, e, setup.kind.primary))
     for variant, (slug, overrides) in ABLATIONS.items():
         pre = _pretrain(pool, preset, out / "ablation" / f"pretrain_{slug}", overrides)
         for task, setup in setups.items():
@@ -295,31 +295,37 @@ def _ablation(
                 setup.task, pre, setup.data, out / "ablation" / slug / task, modes=modes,
                 labels=[labels], seeds=list(preset.seeds), log=say, plots=False,
             )  # fmt: skip
-            rows += [_ablation_row(variant, task, e) for e in res.aggregate]
+            rows += [_ablation_row(variant, task, e, setup.kind.primary) for e in res.aggregate]
     return {"labels": labels, "rows": rows}
 
 
-def _ablation_row(variant: str, task: str, e: dict[str, Any]) -> dict[str, Any]:
+def _ablation_row(variant: str, task: str, e: dict[str, Any], metric: str) -> dict[str, Any]:
+    """One ablation row: the task's headline ``metric`` (AUC, resolution) over seeds."""
     return {
         "pretraining": variant,
         "task": task,
         "mode": e["mode"],
         "n_labels": e["n_labels"],
-        "auc": [e["auc_mean"], e["auc_std"]],
+        "metric": metric,
+        metric: [e[f"{metric}_mean"], e[f"{metric}_std"]],
         "n_seeds": e["n_seeds"],
     }
 
 
-def goal_checks(aggregate: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The issue's goals on one task's aggregate (mean AUC over seeds, with the std).
+def goal_checks(
+    aggregate: Sequence[dict[str, Any]], metric: str = "auc", higher_is_better: bool = True
+) -> dict[str, Any]:
+    """The issue's goals on one task's aggregate (mean ``metric`` over seeds, with the std).
 
-    ``main``: finetune at ~10% of the labels >= scratch, bdt-raw and bdt-features at
-    100%; ``stretch``: finetune at ~1% >= scratch at ~10%. Label counts are matched to
-    the nearest grid point (within a factor 1.5, else the check is absent); a
-    comparison needs both rows.
+    ``main``: finetune at ~10% of the labels at least as good as scratch, bdt-raw and
+    bdt-features (those present) at 100%; ``stretch``: finetune at ~1% at least as good as
+    scratch at ~10%. "As good": ``metric`` higher (AUC) or, with ``higher_is_better=False``,
+    lower (a regression's resolution). Label counts are matched to the nearest grid point
+    (within a factor 1.5, else the check is absent); a comparison needs both rows.
     """
     counts = sorted({e["n_labels"] for e in aggregate})
     full = counts[-1]
+    sign = 1.0 if higher_is_better else -1.0
 
     def nearest(frac: float) -> int | None:
         """The grid count closest to ``frac`` of all labels, if within a factor 1.5."""
@@ -335,19 +341,24 @@ def goal_checks(aggregate: Sequence[dict[str, Any]]) -> dict[str, Any]:
         a, b = entry(mode_a, n_a), entry(mode_b, n_b)
         if a is None or b is None:
             return None
-        gap = a["auc_mean"] - b["auc_mean"]
+        gap = sign * (a[f"{metric}_mean"] - b[f"{metric}_mean"])
         return {
-            "a": {"mode": mode_a, "n_labels": n_a, "auc": [a["auc_mean"], a["auc_std"]]},
-            "b": {"mode": mode_b, "n_labels": n_b, "auc": [b["auc_mean"], b["auc_std"]]},
-            "auc_gap": gap,
-            "combined_std": float(np.hypot(a["auc_std"], b["auc_std"])),
+            "metric": metric,
+            "a": {"mode": mode_a, "n_labels": n_a, metric: [a[f"{metric}_mean"],
+                                                            a[f"{metric}_std"]]},
+            "b": {"mode": mode_b, "n_labels": n_b, metric: [b[f"{metric}_mean"],
+                                                            b[f"{metric}_std"]]},
+            f"{metric}_gap": gap,
+            "combined_std": float(np.hypot(a[f"{metric}_std"], b[f"{metric}_std"])),
             "met": bool(gap >= 0.0),
-        }
+        }  # fmt: skip
 
     tenth, hundredth = nearest(0.1), nearest(0.01)
     main = {ref: compare("finetune", tenth, ref, full) for ref in ("scratch", "bdt-raw",
                                                                    "bdt-features")}  # fmt: skip
     return {
+        "metric": metric,
+        "higher_is_better": higher_is_better,
         "n_full": full,
         "n_tenth": tenth,
         "n_hundredth": hundredth,
@@ -358,16 +369,18 @@ def goal_checks(aggregate: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def _goal_lines(task: str, goals: dict[str, Any]) -> list[str]:
     lines = [f"### {task}", ""]
+    metric = goals.get("metric", "auc")
+    name = "AUC" if metric == "auc" else metric
     checks = [*goals["main"].values(), goals["stretch"]]
     for c in checks:
         if c is None:
             continue
         a, b = c["a"], c["b"]
-        verdict = "met" if c["met"] else f"not met (short by {-c['auc_gap']:.4f})"
+        verdict = "met" if c["met"] else f"not met (short by {-c[f'{metric}_gap']:.4f})"
         lines.append(
-            f"- {a['mode']} with {a['n_labels']} labels: AUC {a['auc'][0]:.4f} ± {a['auc'][1]:.4f}"
-            f" vs {b['mode']} with {b['n_labels']}: {b['auc'][0]:.4f} ± {b['auc'][1]:.4f}: "
-            f"{verdict}"
+            f"- {a['mode']} with {a['n_labels']} labels: {name} {a[metric][0]:.4f} ± "
+            f"{a[metric][1]:.4f} vs {b['mode']} with {b['n_labels']}: {b[metric][0]:.4f} ± "
+            f"{b[metric][1]:.4f}: {verdict}"
         )
     return [*lines, ""]
 
@@ -440,14 +453,17 @@ def run_campaign(
     results: dict[str, Any] = {}
     for name, setup in setups.items():
         t = time.perf_counter()
+        kind = setup.kind
         res = label_efficiency(
-            setup.task, pre, setup.data, out / name, modes=list(preset.modes),
+            setup.task, pre, setup.data, out / name,
+            modes=[m for m in preset.modes if m in kind.modes],
             labels=list(preset.labels), seeds=list(preset.seeds), log=say,
         )  # fmt: skip
         timings[f"{name}_s"] = time.perf_counter() - t
         results[name] = {
+            "task_type": kind.name,
             "table": str(res.files["markdown"]),
-            "goals": goal_checks(res.aggregate),
+            "goals": goal_checks(res.aggregate, kind.primary, kind.higher_is_better),
             "selection": setup.selection,
             "splits": {k: len(setup.pool(k)) for k in SPLITS},
         }
@@ -485,7 +501,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"- wall time {tm['total_s']:.0f} s (budget {p['budget_s']:.0f} s): "
         + ", ".join(f"{k} {v:.0f}" for k, v in tm.items() if k != "total_s"),
         "",
-        "## Goals (mean AUC over seeds ± std)",
+        "## Goals (mean over seeds ± std: AUC, higher is better; resolution, lower is better)",
         "",
     ]
     for task, res in summary["tasks"].items():
@@ -494,15 +510,15 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     if ablation.get("rows"):
         lines += [
             f"## Ablation: pretraining objective and views ({ablation['labels']} of the labels, "
-            "mean AUC over seeds ± std)",
+            "mean over seeds ± std)",
             "",
-            "| pretraining | task | mode | labels | AUC |",
-            "|---|---|---|---:|---|",
+            "| pretraining | task | mode | labels | metric | value |",
+            "|---|---|---|---:|---|---|",
         ]
         for r in ablation["rows"]:
             lines.append(
                 f"| {r['pretraining']} | {r['task']} | {r['mode']} | {r['n_labels']} | "
-                f"{r['auc'][0]:.4f} ± {r['auc'][1]:.4f} |"
+                f"{r['metric']} | {r[r['metric']][0]:.4f} ± {r[r['metric']][1]:.4f} |"
             )
         lines.append("")
     return "\n".join(lines)

@@ -1,7 +1,9 @@
-"""Downstream task configuration (YAML): classes, splits, modes, label grid, optimiser, loop.
+"""Downstream task configuration (YAML): type, classes, splits, modes, label grid, optimiser, loop.
 
-Example::
+Example (a classification; ``type: regression`` with ``options: {target: hadTopPt}`` makes
+a regression, see :mod:`jetfm_coffea.finetune.task_types`)::
 
+    type: classification   # the task type (registry: finetune.task_types); default
     classes:            # model class name -> data label(s) (fileset metadata / shard label)
       wjets: 0
       ttbar: 1
@@ -22,6 +24,7 @@ headed by its hash, like the pretraining config.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,6 +40,7 @@ from pydantic import (
 from jetfm_coffea.config_base import HashedConfig, apply_overrides, config_data, validate_config
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.finetune.selection import ObjectRequirement
+from jetfm_coffea.finetune.task_types import get_task_type
 
 __all__ = [
     "ALL_MODES",
@@ -214,12 +218,23 @@ class ReferenceConfig(_Strict):
     n_jets: int = Field(6, ge=2, description="leading jets whose pT, eta, btag are features")
 
 
+#: Fields added after the first runs: left out of the hash while at these defaults, so
+#: a task config written before they existed keeps its hash (and its runs stay reusable).
+_HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"type": "classification", "options": {}}
+
+
 class TaskConfig(HashedConfig, _Strict):
-    """An event-classification task and how to train and study it."""
+    """A downstream task (classification, regression, ...) and how to train and study it."""
 
     version: Literal["1.0.0"] = "1.0.0"
+    type: str = Field("classification", description="task type (finetune.task_types registry)")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="options of the task type (e.g. regression target)"
+    )
     classes: dict[str, list[int]] = Field(
-        ..., description="class name -> data labels; the order defines the class index"
+        ...,
+        description="class name -> data labels; the order defines the class index "
+        "(regression: the samples that take part)",
     )
     signal: str | None = Field(None, description="class scored in ROC curves (default: last)")
     splits: SplitConfig = Field(default_factory=SplitConfig)
@@ -257,8 +272,13 @@ class TaskConfig(HashedConfig, _Strict):
 
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
-        if len(self.classes) < 2:
-            raise ValueError(f"a task needs at least 2 classes, got {list(self.classes)}")
+        try:
+            kind = get_task_type(self.type)
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
+        kind.check_config(self)
+        if not self.classes:
+            raise ValueError("a task needs at least one class")
         seen: dict[int, str] = {}
         for name, labels in self.classes.items():
             if not labels:
@@ -298,6 +318,14 @@ class TaskConfig(HashedConfig, _Strict):
     def label_map(self) -> dict[int, int]:
         """Data label -> class index."""
         return {lab: i for i, labels in enumerate(self.classes.values()) for lab in labels}
+
+    def canonical_json(self) -> str:
+        """Canonical JSON; the task type fields are left out while at their defaults."""
+        data = self.model_dump(mode="json")
+        for key, default in _HASH_NEUTRAL_DEFAULTS.items():
+            if data.get(key) == default:
+                data.pop(key)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def to_yaml(self) -> str:
         """The resolved config as YAML, headed by its hash."""

@@ -14,6 +14,11 @@ subsets are index arrays into it.
   would land in the same split).  :func:`assign_splits` applies it to
   :class:`LabelledEvents` (the one place trainer and evaluation split).
 * :func:`sample_labels` draws a class-stratified subset of a given size.
+
+Regression targets ride along as per-event ``values`` (branch name -> float array, NaN
+where a file lacks the branch): a fileset read picks up every ``GenTarget_*`` branch
+(:mod:`jetfm_coffea.generate.targets`) plus any ``value_branches`` asked for, matched to
+the tokens by event id.
 """
 
 from __future__ import annotations
@@ -25,12 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import uproot
 
 from jetfm_coffea.augment.rng import mix64
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.fileset import load_fileset
 from jetfm_coffea.finetune.config import SplitConfig, TaskConfig
 from jetfm_coffea.finetune.selection import select_events, selection_summary
+from jetfm_coffea.finetune.task_types import task_type_for
+from jetfm_coffea.generate.targets import TARGET_PREFIX
 from jetfm_coffea.shards.loader import open_loader
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 from jetfm_coffea.tokens.fields import ID_FIELDS
@@ -45,9 +53,11 @@ __all__ = [
     "event_hash",
     "load_labelled",
     "read_labelled_fileset",
+    "read_values",
     "sample_labels",
     "split_assignment",
     "task_targets",
+    "task_values",
 ]
 
 #: Split codes of :func:`split_assignment`.
@@ -74,12 +84,17 @@ class LabelledEvents:
     #: float32 ``[N, T, 7]`` raw objects (batch key ``objects``): what fresh physics views
     #: are made from when these events are pretrained on; None if the source had none
     objects: np.ndarray | None = None
+    #: per-event regression targets, branch name -> float32 ``[N]`` (NaN: not defined)
+    values: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.tokens)
         for name in ("mask", "label", "weight", *ID_FIELDS):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} has {len(getattr(self, name))} events, tokens has {n}")
+        for name, v in self.values.items():
+            if len(v) != n:
+                raise ValueError(f"values {name!r} has {len(v)} events, tokens has {n}")
         if self.tokens.shape[2] != len(self.token_config.features):
             raise ValueError(
                 f"tokens have {self.tokens.shape[2]} features, the token config "
@@ -119,6 +134,7 @@ class LabelledEvents:
             datasets=list(self.datasets),
             provenance=dict(self.provenance),
             objects=None if self.objects is None else self.objects[index],
+            values={k: v[index] for k, v in self.values.items()},
         )
 
     @classmethod
@@ -142,7 +158,15 @@ class LabelledEvents:
         objects = None
         if all(p.objects is not None for p in parts):
             objects = np.concatenate([p.objects for p in parts])
-        return cls(**cat, token_config=config, dataset=dataset, datasets=names, objects=objects)
+        keys = sorted({k for p in parts for k in p.values})
+        values = {
+            k: np.concatenate([p.values.get(k, np.full(len(p), np.nan, np.float32)) for p in parts])
+            for k in keys
+        }
+        return cls(
+            **cat, token_config=config, dataset=dataset, datasets=names, objects=objects,
+            values=values,
+        )  # fmt: skip
 
 
 def dataset_keys(names: Sequence[str] | np.ndarray) -> np.ndarray:
@@ -216,15 +240,28 @@ def task_targets(data: LabelledEvents, task: TaskConfig) -> tuple[np.ndarray, di
 
     Returns the targets and a summary of the selection (events per class before/after).
     The one place the task's classes and selection meet the data: the trainer, the
-    gradient-boosted references and the evaluation all call it.
+    gradient-boosted references and the evaluation all call it. A task type with
+    per-event values (regression) also drops the events whose value is not defined;
+    the summary counts them per class (``undefined_target``).
     """
     lut = task.label_map()
     targets = np.array([lut.get(int(lab), -1) for lab in data.label], dtype=np.int64)
     passed = np.ones(len(targets), dtype=bool)
     if task.selection:
         passed = select_events(data.tokens, data.mask, data.token_config, task.selection)
-    summary = selection_summary(task.selection, passed, targets, task.class_names)
-    return np.where(passed, targets, -1), summary
+    values = task_type_for(task).event_values(data)
+    defined = np.ones(len(targets), bool) if values is None else np.isfinite(values)
+    summary = selection_summary(task.selection, passed & defined, targets, task.class_names)
+    if values is not None:
+        for c, name in enumerate(task.class_names):
+            in_class = (targets == c) & passed
+            summary["per_class"][name]["undefined_target"] = int((in_class & ~defined).sum())
+    return np.where(passed & defined, targets, -1), summary
+
+
+def task_values(data: LabelledEvents, task: TaskConfig) -> np.ndarray | None:
+    """Per-event values of ``task``'s type (regression targets; None for classification)."""
+    return task_type_for(task).event_values(data)
 
 
 def sample_labels(
@@ -291,8 +328,47 @@ def read_labelled_fileset(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+def read_values(
+    file: str,
+    tree: str,
+    ids: tuple[np.ndarray, np.ndarray, np.ndarray],
+    branches: Sequence[str] = (),
+) -> dict[str, np.ndarray]:
+    """Per-event float branches of ``file`` for the events ``ids`` = (run, lumi, event).
+
+    Reads every ``GenTarget_*`` branch of the file and those of ``branches`` it has,
+    matched by event id (the tokens may hold a subset of the file's events: certified
+    luminosity sections, ``max_events``). Raises :class:`TrainingError` for an event id
+    the file does not have.
+    """
+    with uproot.open(file) as handle:
+        events = handle[tree]
+        present = events.keys()  # branch names (iterating a TTree yields branches)
+        extra = set(branches)
+        names = [b for b in present if b.startswith(TARGET_PREFIX) or b in extra]
+        if not names:
+            return {}
+        arrays = events.arrays(["run", "luminosityBlock", "event", *names], library="np")
+    position = {
+        key: i
+        for i, key in enumerate(
+            zip(arrays["run"].tolist(), arrays["luminosityBlock"].tolist(),
+                arrays["event"].tolist(), strict=True)
+        )
+    }  # fmt: skip
+    wanted = zip(*(np.asarray(a).tolist() for a in ids), strict=True)
+    try:
+        rows = np.array([position[k] for k in wanted], dtype=np.int64)
+    except KeyError as err:
+        raise TrainingError(f"{file}: event {err.args[0]} has tokens but no entry") from None
+    return {name: np.asarray(arrays[name], np.float32)[rows] for name in names}
+
+
 def _from_fileset(
-    path: str | Path, token_config: TokenConfig, max_events_per_dataset: int | None
+    path: str | Path,
+    token_config: TokenConfig,
+    max_events_per_dataset: int | None,
+    value_branches: Sequence[str] = (),
 ) -> LabelledEvents:
     parts = []
     datasets = read_labelled_fileset(path)
@@ -307,6 +383,7 @@ def _from_fileset(
             meta = {**ds["metadata"], "dataset": ds["name"]}  # collision data: certified only
             tok = read_tokens(fname, token_config, tree=tree, max_events=left, metadata=meta)
             n = len(tok.tokens)
+            ids = (tok.run, tok.luminosityBlock, tok.event)
             got += n
             used_files[ds["name"]].append(fname)
             parts.append(
@@ -322,6 +399,7 @@ def _from_fileset(
                     dataset=np.full(n, i, np.int64),
                     datasets=[],
                     objects=object_array(tok.objects),
+                    values=read_values(fname, tree, ids, value_branches) if n else {},
                 )
             )
     if not parts:
@@ -393,11 +471,14 @@ def load_labelled(
     token_config: TokenConfig | str | Path | dict | None = None,
     max_events_per_dataset: int | None = None,
     max_events: int | None = None,
+    value_branches: Sequence[str] = (),
 ) -> LabelledEvents:
     """The one place ``--shards STORE`` / ``--fileset FILESET.json`` become labelled events.
 
     ``token_config`` builds the tokens of a fileset (pass the pretrained run's so the
     two match); a shard store carries its own, checked later against the model's.
+    A fileset read also picks up the regression targets (``GenTarget_*`` and
+    ``value_branches``, see :func:`read_values`); shard stores carry none.
     """
     if (shards is None) == (fileset is None):
         raise TrainingError("give exactly one data source: --shards STORE or --fileset FS.json")
@@ -405,7 +486,9 @@ def load_labelled(
         return _from_shards(shards, max_events)
     if not Path(fileset).is_file():
         raise TrainingError(f"fileset {fileset} does not exist")
-    data = _from_fileset(fileset, load_token_config(token_config), max_events_per_dataset)
+    data = _from_fileset(
+        fileset, load_token_config(token_config), max_events_per_dataset, value_branches
+    )
     return data if max_events is None else data.take(np.arange(min(max_events, len(data))))
 
 

@@ -1,4 +1,4 @@
-"""Evaluate one trained classifier run on labelled events (``jetfm evaluate``).
+"""Evaluate one trained run (classifier, or any task type) on labelled events (``jetfm evaluate``).
 
 Loads the run with :func:`jetfm_coffea.train.load_run` (safetensors, hash-checked),
 reads its task config, checks that the data was built with the run's token config,
@@ -8,6 +8,9 @@ trained or validated on) and writes to ``out`` (default ``RUN/eval``)::
     metrics.json   metrics, confusion matrix, calibration
     metrics.md     the same as a short Markdown report
     roc.png  confusion.png  calibration.png  scores.png
+
+A run of another task type (e.g. regression) gets its type's metrics
+(:meth:`TaskType.metrics`) and figures (:meth:`TaskType.plots`: ``pred_vs_true.png``).
 """
 
 from __future__ import annotations
@@ -21,10 +24,17 @@ import numpy as np
 from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.errors import TrainingError
 from jetfm_coffea.finetune.config import TaskConfig, load_task_config
-from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, assign_splits, task_targets
+from jetfm_coffea.finetune.data import (
+    SPLITS,
+    LabelledEvents,
+    assign_splits,
+    task_targets,
+    task_values,
+)
 from jetfm_coffea.finetune.metrics import calibration, classification_metrics, confusion, roc
 from jetfm_coffea.finetune.plots import plot_calibration, plot_confusion, plot_roc, plot_scores
-from jetfm_coffea.finetune.trainer import predict
+from jetfm_coffea.finetune.task_types import TaskType, task_type_for
+from jetfm_coffea.finetune.trainer import predict, predict_outputs
 from jetfm_coffea.tokens.config import check_token_config
 from jetfm_coffea.train.run import load_run
 
@@ -34,15 +44,18 @@ Split = Literal["train", "val", "test", "all"]
 
 
 def load_classifier(run: str | Path, device: str = "cpu") -> tuple[Any, Any, TaskConfig]:
-    """``(model, RunConfigs, TaskConfig)`` of a fine-tuning run directory."""
+    """``(model, RunConfigs, TaskConfig)`` of a fine-tuning run directory (any task type)."""
     run = Path(run)
     model, configs = load_run(run, device=device)
-    if "classifier" not in model.heads or not (run / "task_config.yaml").is_file():
+    task = None
+    if (run / "task_config.yaml").is_file():
+        task = load_task_config(run / "task_config.yaml")
+    if task is None or task_type_for(task).head not in model.heads:
         raise TrainingError(
-            f"{run} is not a classifier run (no classifier head or no task_config.yaml); "
-            "evaluate takes the output of `jetfm finetune`"
+            f"{run} is not a classifier run or other fine-tuned run (no task_config.yaml or "
+            "no head of its task type); evaluate takes the output of `jetfm finetune`"
         )
-    return model, configs, load_task_config(run / "task_config.yaml")
+    return model, configs, task
 
 
 def evaluate_run(
@@ -71,6 +84,11 @@ def evaluate_run(
             f"the {split} events of the data ({len(index)}) hold no event of classes {absent}; "
             f"data labels present: {data.label_counts()}"
         )
+    kind = task_type_for(task)
+    if kind.name != "classification":
+        values = task_values(data, task)
+        y = kind.labels(targets, values)[index]
+        return _evaluate_other(kind, model, configs, data, index, y, run, split, out, device, plots)
     probs = predict(model, data, index, device=device, batch_size=task.train.eval_batch_size)
     sig = task.signal_index
     result: dict[str, Any] = {
@@ -92,6 +110,45 @@ def evaluate_run(
         plot_confusion(np.asarray(result["confusion"]), task.class_names, out / "confusion.png")
         plot_calibration(result["calibration"], task.signal_class, out / "calibration.png")
         plot_scores({name: (probs, y)}, task.class_names, sig, out / "scores.png")
+    result["out"] = str(out)
+    return result
+
+
+def _evaluate_other(
+    kind: TaskType,
+    model: Any,
+    configs: Any,
+    data: LabelledEvents,
+    index: np.ndarray,
+    y: np.ndarray,
+    run: Path,
+    split: str,
+    out: str | Path | None,
+    device: str,
+    plots: bool,
+) -> dict[str, Any]:
+    """Metrics and figures of a run of a non-classification task type."""
+    outputs = predict_outputs(
+        model, data, index, head=kind.head, transform=kind.predict, device=device,
+        batch_size=kind.task.train.eval_batch_size,
+    )  # fmt: skip
+    result: dict[str, Any] = {
+        "run": str(run),
+        "split": split,
+        "mode": configs.info.get("mode"),
+        "task_type": kind.name,
+        "outputs": kind.columns(),
+        **kind.metrics(outputs, y),
+    }
+    out = Path(out) if out is not None else run / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=1))
+    lines = [f"# Evaluation of `{run}` ({split} split, {kind.name})", ""]
+    lines += [f"- {k}: {v:.4g}" for k, v in result.items() if isinstance(v, float)]
+    atomic_write_text(out / "metrics.md", "\n".join(lines) + "\n")
+    if plots:
+        name = f"{configs.info.get('mode', 'model')} ({split})"
+        result["figures"] = {k: str(v) for k, v in kind.plots(outputs, y, out, name).items()}
     result["out"] = str(out)
     return result
 

@@ -4,7 +4,8 @@
   band = seed spread (mean ± standard deviation);
 * :func:`plot_roc`: background rejection 1/ε_B vs signal efficiency;
 * :func:`plot_scores`: signal-score distributions per true class;
-* :func:`plot_confusion`, :func:`plot_calibration`: one model.
+* :func:`plot_confusion`, :func:`plot_calibration`: one model;
+* :func:`plot_pred_vs_true`: regression, predicted vs true value, one panel per model.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "plot_calibration",
     "plot_confusion",
     "plot_label_efficiency",
+    "plot_pred_vs_true",
     "plot_roc",
     "plot_scores",
 ]
@@ -40,6 +42,9 @@ _LABELS = {
     "accuracy": "accuracy (test)",
     "rejection_30": r"$1/\varepsilon_B$ at $\varepsilon_S$ = 30%",
     "rejection_50": r"$1/\varepsilon_B$ at $\varepsilon_S$ = 50%",
+    "resolution": "resolution: IQR/2 of (pred - true)/true",
+    "bias": "bias: median of (pred - true)/true",
+    "coverage": r"coverage of $\pm\sigma$ (0.683 expected)",
 }
 
 
@@ -194,4 +199,35 @@ def plot_calibration(
     ax.legend(fontsize=13)
     if title:
         ax.set_title(title, fontsize=16, loc="left")
+    return _save(fig, path)
+
+
+@styled
+def plot_pred_vs_true(
+    panels: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    target: str,
+    path: str | Path,
+    bins: int = 30,
+    title: str | None = None,
+) -> Path:
+    """2D histogram of predicted vs true value (diagonal = perfect), one panel per model.
+
+    ``panels``: name -> (predicted ``[N]``, true ``[N]``); the axes share the range of
+    the true values' 1st-99th percentiles.
+    """
+    n = len(panels)
+    fig, axes = subplots(1, n, figsize=(7 * n, 6.5), squeeze=False)
+    truth = np.concatenate([np.asarray(y, float) for _, y in panels.values()])
+    lo, hi = np.percentile(truth, [1, 99]) if len(truth) else (0.0, 1.0)
+    hi = hi if hi > lo else lo + 1.0
+    edges = np.linspace(lo, hi, bins + 1)
+    for ax, (name, (pred, y)) in zip(axes[0], panels.items(), strict=True):
+        counts, _, _ = np.histogram2d(np.asarray(y, float), np.asarray(pred, float), [edges] * 2)
+        ax.pcolormesh(edges, edges, counts.T, cmap="Blues")
+        ax.plot([lo, hi], [lo, hi], ls=":", color="grey")
+        ax.set_xlabel(f"true {target}")
+        ax.set_ylabel(f"predicted {target}")
+        ax.set_title(name, fontsize=15, loc="left")
+    if title:
+        fig.suptitle(title, fontsize=16)
     return _save(fig, path)

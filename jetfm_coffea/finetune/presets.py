@@ -89,7 +89,12 @@ PRESETS: dict[str, StudyPreset] = {
         StudyPreset(
             name="ci",
             description="test-suite scale: machinery only",
-            events={**dict.fromkeys(_TASK_PROCESSES, 150), **dict.fromkeys(_OTHER_PROCESSES, 25)},
+            # wjets at the task size too: the regression task wjets_nu_pt studies it
+            events={
+                **dict.fromkeys(_TASK_PROCESSES, 150),
+                **dict.fromkeys(_OTHER_PROCESSES, 25),
+                "wjets": 150,
+            },
             real_events=600,
             model={
                 "size": "custom",

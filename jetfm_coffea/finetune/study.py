@@ -13,9 +13,14 @@ and writes::
     out/roc.png               ROC curves of every mode at the largest label count (seed 0)
     out/scores.png            score distributions per class, one panel per mode (same runs)
 
-Modes: the encoder modes (linear-probe, finetune, scratch) and the gradient-boosted
-reference rows (bdt-raw, bdt-features; :mod:`.reference`), on the same labelled,
-validation and test events.  Fair training: with a learning-rate grid
+The task type (:mod:`.task_types`) sets the metrics, the table and the figures: for a
+regression task ``results.md`` reports resolution, bias, width coverage and RMSE,
+``label_efficiency.png`` the resolution and coverage vs labelled events, and
+``pred_vs_true.png`` replaces the ROC and score figures.
+
+Modes: the encoder modes (linear-probe, finetune, scratch) and, for classification, the
+gradient-boosted reference rows (bdt-raw, bdt-features; :mod:`.reference`), on the same
+labelled, validation and test events.  Fair training: with a learning-rate grid
 (``optim.lr_grid`` for the encoder modes, ``reference.learning_rates`` for the trees),
 each (mode, label count) trains the first seed once per rate and keeps the rate with
 the lowest validation loss for every seed (those runs are named ``..._lr<rate>``); a
@@ -46,9 +51,10 @@ from jetfm_coffea.finetune.config import (
     load_task_config,
 )
 from jetfm_coffea.finetune.data import LabelledEvents
-from jetfm_coffea.finetune.metrics import roc
-from jetfm_coffea.finetune.plots import plot_label_efficiency, plot_roc, plot_scores
+from jetfm_coffea.finetune.plots import plot_label_efficiency
 from jetfm_coffea.finetune.reference import reference_features, train_reference
+from jetfm_coffea.finetune.task_types import TaskType, task_type_for
+from jetfm_coffea.finetune.task_types.classification import Classification, classification_table
 from jetfm_coffea.finetune.trainer import (
     FinetuneSetup,
     PretrainedEncoder,
@@ -58,16 +64,9 @@ from jetfm_coffea.finetune.trainer import (
 
 __all__ = ["METRICS", "StudyResult", "aggregate", "label_efficiency", "markdown_table"]
 
-#: Metrics aggregated over seeds and shown in the table.
-METRICS: tuple[str, ...] = (
-    "auc",
-    "accuracy",
-    "rejection_30",
-    "rejection_50",
-    "wall_s",
-    "steps",
-    "best_step",
-)
+#: Metrics of a classification study aggregated over seeds (each task type declares its
+#: own: :attr:`TaskType.study_metrics`).
+METRICS: tuple[str, ...] = Classification.study_metrics
 
 
 @dataclass
@@ -103,42 +102,9 @@ def aggregate(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = METRICS) 
 
 
 def markdown_table(agg: Sequence[dict[str, Any]], title: str | None = None) -> str:
-    """The aggregate as a Markdown table, ``mean ± std`` over seeds."""
-
-    def pm(e: dict[str, Any], m: str, fmt: str) -> str:
-        return f"{e[m + '_mean']:{fmt}} ± {e[m + '_std']:{fmt}}"
-
-    lines = [f"## {title}", ""] if title else []
-    lines += [
-        "| mode | labels | seeds | AUC | accuracy | 1/ε_B @ ε_S=30% | 1/ε_B @ ε_S=50% "
-        "| steps (best) | lr | wall s |",
-        "|---|---:|---:|---|---|---|---|---:|---:|---:|",
-    ]
-    for e in agg:
-        f30 = " †" if e["rejection_30_capped"] else ""
-        f50 = " †" if e["rejection_50_capped"] else ""
-        capped = " ‡" if e.get("n_step_capped") else ""
-        steps = f"{e.get('steps_mean', float('nan')):.0f} ({e.get('best_step_mean', 0):.0f})"
-        lr = f"{e['lr']:.3g}" if e.get("lr") is not None else "-"
-        lines.append(
-            f"| {e['mode']} | {e['n_labels']} | {e['n_seeds']} | {pm(e, 'auc', '.4f')} | "
-            f"{pm(e, 'accuracy', '.4f')} | {pm(e, 'rejection_30', '.1f')}{f30} | "
-            f"{pm(e, 'rejection_50', '.1f')}{f50} | {steps}{capped} | {lr} | "
-            f"{e['wall_s_mean']:.1f} |"
-        )
-    if any(e["rejection_30_capped"] or e["rejection_50_capped"] for e in agg):
-        lines += ["", "† in some seed no background test event passed: 1/ε_B is a lower bound."]
-    if any(e.get("n_step_capped") for e in agg):
-        lines += [
-            "",
-            "‡ a step cap ended some seed before its validation loss stopped improving.",
-        ]
-    lines += [
-        "",
-        "steps: optimiser steps (boosting iterations for the trees) until early stopping, "
-        "mean over seeds; in brackets the step of the best validation loss (the model kept).",
-    ]
-    return "\n".join(lines) + "\n"
+    """The aggregate of a classification study as a Markdown table, ``mean ± std`` over
+    seeds (other task types: :meth:`TaskType.markdown_table`)."""
+    return classification_table(agg, title)
 
 
 def _run_name(mode: str, n: int, seed: int, lr: float | None = None) -> str:
@@ -243,9 +209,14 @@ def label_efficiency(
     modes = list(modes or task.modes)
     labels = list(labels or task.labels)
     seeds = list(seeds if seeds is not None else task.seeds)
+    kind = task_type_for(task)
     for m in modes:
         if m not in ALL_MODES:
             raise ConfigError(f"unknown mode {m!r}; choose from {list(ALL_MODES)}")
+        if m not in kind.modes:
+            raise ConfigError(
+                f"mode {m!r} does not apply to {kind.name} tasks; choose from {list(kind.modes)}"
+            )
     setup = prepare_finetune(task, pretrained, data, labels=labels)  # checks the whole grid
     counts = sorted({setup.resolve_labels(n) for n in labels})
     out = Path(out)
@@ -262,8 +233,8 @@ def label_efficiency(
         if log:
             log(
                 f"[{len(rows)}/{total}] {row['mode']:12s} n={row['n_labels']:<7d} "
-                f"seed={row['seed']}: AUC {row['auc']:.4f}, acc {row['accuracy']:.4f}, "
-                f"{row['steps']} steps (best {row['best_step']}, {row['stopped_by']}), "
+                f"seed={row['seed']}: {kind.headline(row)}, {row['steps']} steps "
+                f"(best {row['best_step']}, {row['stopped_by']}), "
                 f"{row['wall_s']:.1f}s{' (reused)' if row['reused'] else ''}{note}"
             )
 
@@ -295,7 +266,7 @@ def label_efficiency(
             for seed in rest:
                 rows.append(runner.run(mode, n, seed, chosen))
                 report(rows[-1])
-    agg = aggregate(rows)
+    agg = aggregate(rows, kind.study_metrics)
     result = StudyResult(out, rows, agg, lr_search=lr_search)
     payload = {
         "task": task.model_dump(mode="json"),
@@ -315,27 +286,31 @@ def label_efficiency(
     }
     result.files["json"] = out / "results.json"
     atomic_write_text(result.files["json"], json.dumps(payload, indent=1, default=str))
-    title = f"Label efficiency: {' vs '.join(task.class_names)} (signal {task.signal_class})"
     result.files["markdown"] = out / "results.md"
-    atomic_write_text(result.files["markdown"], markdown_table(agg, title))
+    atomic_write_text(result.files["markdown"], kind.markdown_table(agg, _title(kind)))
     if plots:
-        _plots(result, task, modes, counts[-1], seeds[0])
+        _plots(result, kind, modes, counts[-1], seeds[0])
     return result
 
 
-def _plots(result: StudyResult, task: TaskConfig, modes: list[str], n_max: int, s0: int) -> None:
+def _title(kind: TaskType) -> str:
+    task = kind.task
+    if kind.name == "classification":
+        return f"Label efficiency: {' vs '.join(task.class_names)} (signal {task.signal_class})"
+    target = getattr(kind, "target", "")
+    return f"Label efficiency: {kind.name} {target} on {', '.join(task.class_names)}"
+
+
+def _plots(result: StudyResult, kind: TaskType, modes: list[str], n_max: int, s0: int) -> None:
     out, agg = result.out, result.aggregate
-    result.files["label_efficiency"] = plot_label_efficiency(agg, out / "label_efficiency.png")
-    # ROC and score distributions: the largest label count, first seed, every mode
-    curves, scores = {}, {}
-    for mode in modes:
-        row = next(r for r in result.rows if r["mode"] == mode and r["n_labels"] == n_max
-                   and r["seed"] == s0)  # fmt: skip
-        z = np.load(Path(row["run_dir"]) / "test_scores.npz")
-        probs, y = z["probs"], z["target"]
-        curves[f"{mode} (n={n_max})"] = roc(probs, y, task.signal_index)
-        scores[mode] = (probs, y)
-    result.files["roc"] = plot_roc(curves, out / "roc.png", f"test split, seed {s0}")
-    result.files["scores"] = plot_scores(
-        scores, task.class_names, task.signal_index, out / "scores.png"
+    result.files["label_efficiency"] = plot_label_efficiency(
+        agg, out / "label_efficiency.png", metrics=kind.curve_metrics
     )
+    # the task type's figures: the largest label count, first seed, every mode
+    runs = {}
+    for mode in modes:
+        row = next(
+            r for r in result.rows if (r["mode"], r["n_labels"], r["seed"]) == (mode, n_max, s0)
+        )
+        runs[mode] = Path(row["run_dir"])
+    result.files.update(kind.study_plots(agg, runs, out, n_max, s0))

@@ -1,43 +1,49 @@
-"""Fine-tuning a pretrained encoder for event classification, in three modes.
+"""Fine-tuning a pretrained encoder for a downstream task, in three modes.
 
 * ``linear-probe``: the pretrained encoder is frozen (no gradient, eval mode); only the
-  classification head (LayerNorm + linear) is trained, on embeddings computed once.
+  task head (LayerNorm + linear) is trained, on embeddings computed once.
 * ``finetune``: encoder and head are trained; the encoder at ``lr * encoder_lr_factor``.
 * ``scratch``: the same architecture from a random initialisation (the baseline).
 
-Use :func:`prepare_finetune` once (it checks the inputs: token configs, classes,
-label counts, before any training), then :func:`finetune` per mode/label count/seed.
-Training stops early when the validation loss has not improved for ``patience``
-validations; the best validation checkpoint is kept and evaluated on the test split.
+The task type (:mod:`.task_types`: classification, regression) supplies the head, the
+loss, the metrics and the output columns. Use :func:`prepare_finetune` once (it checks
+the inputs: token configs, classes, targets, label counts, before any training), then
+:func:`finetune` per mode/label count/seed, which runs these steps: draw the labelled
+events (:func:`_draw_events`), build the model, batch source and optimiser, start the run
+directory (:func:`_start_run`), train with early stopping (:class:`_Trainer`: the best
+validation checkpoint is kept, then the task type folds what it standardised into the
+head), predict the test split and save the run (:func:`_save_run`).
 
 A fine-tuning run directory has the layout of a pretraining run (so
-:func:`jetfm_coffea.train.load_run` returns the encoder plus a ``classifier`` head
-with ``n_classes`` outputs), plus::
+:func:`jetfm_coffea.train.load_run` returns the encoder plus the task head: a
+``classifier`` with ``n_classes`` outputs, or a ``regressor``), plus::
 
     RUN/task_config.yaml     resolved TaskConfig, first line "# hash: <sha256[:16]>"
     RUN/test_metrics.json    metrics of the best checkpoint on the test split
-    RUN/test_scores.npz      class probabilities, class index, weight, ids (test split)
+    RUN/test_scores.npz      the task type's outputs (class probabilities; pred, sigma),
+                             labels, weight, ids (test split)
 
 ``config.yaml`` is the pretraining config of the encoder (architecture provenance);
-``run.json`` has ``kind: classifier``, the classes, mode, label count, seed and the
-pretrained run's path and weight hash.
+``run.json`` has ``kind`` (``classifier``, ``regressor``), ``task_type``, ``outputs``
+(the scorer's columns), the classes, mode, label count, seed and the pretrained run's
+path and weight hash.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from jetfm_coffea.atomic import atomic_write_text
-from jetfm_coffea.errors import ConfigError, NonFiniteLossError, TrainingError
+from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune.config import (
     MODES,
     REFERENCE_MODES,
@@ -53,17 +59,19 @@ from jetfm_coffea.finetune.data import (
     balanced_batch_size,
     sample_labels,
     task_targets,
+    task_values,
 )
-from jetfm_coffea.finetune.metrics import classification_metrics
+from jetfm_coffea.finetune.encode import EVAL_PRECISION, encode_events, encode_options
+from jetfm_coffea.finetune.loop import EmbeddingBatches, LoopResult, RunEvents, RunLoop, embed
+from jetfm_coffea.finetune.task_types import TaskType, task_type_for
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel, count_parameters
-from jetfm_coffea.runtime import autocast, matmul_precision, resolve_device, resolve_precision
+from jetfm_coffea.runtime import matmul_precision, resolve_device, resolve_precision
 from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
 from jetfm_coffea.tokens.config import TokenConfig, check_token_config
 from jetfm_coffea.train.config import PretrainConfig
-from jetfm_coffea.train.data import TensorEventDataset, batch_provenance
-from jetfm_coffea.train.data import compact_batch as _compact
-from jetfm_coffea.train.loop import TrainProgress, decay_groups, lr_lambda
+from jetfm_coffea.train.data import TensorEventDataset
+from jetfm_coffea.train.loop import decay_groups, lr_lambda
 from jetfm_coffea.train.run import RunConfigs, load_run, write_run_files
 from jetfm_coffea.train.rundir import write_model_card, write_weights
 
@@ -73,6 +81,7 @@ __all__ = [
     "PretrainedEncoder",
     "build_classifier",
     "build_finetune_optimizer",
+    "build_task_model",
     "check_classes",
     "class_weights",
     "finetune",
@@ -80,7 +89,10 @@ __all__ = [
     "plan_task",
     "planned_steps",
     "predict",
+    "predict_outputs",
     "prepare_finetune",
+    "save_score_arrays",
+    "save_test_scores",
 ]
 
 WEIGHTS_FORMAT = "jetfm-event-classifier"
@@ -135,6 +147,18 @@ def load_pretrained(
     )
 
 
+def build_task_model(
+    pretrained: PretrainedEncoder, kind: TaskType, mode: str, seed: int = 0
+) -> EventModel:
+    """Encoder + the task type's head (``kind.head`` with ``kind.n_outputs()`` outputs);
+    pretrained encoder weights unless ``mode == 'scratch'``.
+
+    Initial weights are a pure function of ``seed`` (the head, and the whole model in
+    scratch mode). In ``linear-probe`` mode the encoder parameters do not require grad.
+    """
+    return _build_model(pretrained, kind.head, kind.n_outputs(), mode, seed)
+
+
 def build_classifier(
     pretrained: PretrainedEncoder, n_classes: int, mode: str, seed: int = 0
 ) -> EventModel:
@@ -143,16 +167,18 @@ def build_classifier(
     Initial weights are a pure function of ``seed`` (the head, and the whole model in
     scratch mode). In ``linear-probe`` mode the encoder parameters do not require grad.
     """
-    if mode not in MODES:
-        raise ConfigError(
-            f"{mode!r} is not an encoder mode ({list(MODES)}); the reference rows "
-            f"{list(REFERENCE_MODES)} are trained by jetfm_coffea.finetune.reference"
-        )
+    return _build_model(pretrained, "classifier", n_classes, mode, seed)
+
+
+def _build_model(
+    pretrained: PretrainedEncoder, head: str, n_outputs: int, mode: str, seed: int
+) -> EventModel:
+    _check_encoder_mode(mode)
     cfg = ModelConfig.model_validate(
-        {**pretrained.model_config.model_dump(mode="json"), "n_classes": n_classes}
+        {**pretrained.model_config.model_dump(mode="json"), "n_classes": n_outputs}
     )
     torch.manual_seed(seed)
-    model = EventModel(cfg, heads=["classifier"])
+    model = EventModel(cfg, heads=[head])
     if mode != "scratch":
         model.encoder.load_state_dict(pretrained.encoder_state, strict=True)
     if mode == "linear-probe":
@@ -183,11 +209,6 @@ def build_finetune_optimizer(
     return opt, sched
 
 
-#: Validation losses, embeddings and test scores: float32 on every device, so the stored
-#: test scores equal :func:`predict` on any device (and across devices within 1e-5).
-EVAL_PRECISION = "fp32"
-
-
 def _constant_after_warmup(warmup: int) -> Callable[[int], float]:
     """Linear warm-up over ``warmup`` steps, then the full rate."""
     return lambda step: (step + 1) / warmup if step < warmup else 1.0
@@ -204,14 +225,6 @@ def planned_steps(task: TaskConfig, steps_per_epoch: int) -> int | None:
     return min(caps) if caps else None
 
 
-def _encode_options(task: TaskConfig) -> dict[str, Any]:
-    return {
-        "batch_size": task.train.eval_batch_size,
-        "precision": EVAL_PRECISION,
-        "compact": task.train.compact_tokens,
-    }
-
-
 @dataclass
 class FinetuneSetup:
     """Validated inputs shared by the runs of a study: task, encoder, data, splits."""
@@ -225,6 +238,22 @@ class FinetuneSetup:
     selection: dict[str, Any] = field(default_factory=dict)  # per class: before/after
     _embeddings: torch.Tensor | None = None
     embed_seconds: float = 0.0
+    values: np.ndarray | None = None  # per-event task values (regression targets), or None
+    _labels: torch.Tensor | None = None
+
+    @functools.cached_property
+    def kind(self) -> TaskType:
+        """The task type of the task (classification, regression, ...)."""
+        return task_type_for(self.task)
+
+    def label_tensor(self) -> torch.Tensor:
+        """The task type's training label of every event, on the device (built once)."""
+        if self._labels is None:
+            y = self.kind.labels(self.targets, self.values)
+            self._labels = torch.as_tensor(y, device=self.device)
+            if self._labels.is_floating_point():
+                self._labels = self._labels.float()
+        return self._labels
 
     def pool(self, split: str) -> np.ndarray:
         """Indices of the task's events in ``split``."""
@@ -276,8 +305,8 @@ class FinetuneSetup:
             model.to(self.device).eval()
             idx = np.flatnonzero(self.targets >= 0)
             out = torch.zeros(len(self.data), model.config.dim, device=self.device)
-            options = _encode_options(self.task)
-            emb = _encode(model, self.data, idx, self.device, **options)
+            options = encode_options(self.task)
+            emb = encode_events(model, self.data, idx, self.device, **options)
             out[torch.as_tensor(idx, device=self.device)] = emb
             self._embeddings = out
             self.embed_seconds = time.perf_counter() - t0
@@ -327,6 +356,7 @@ def plan_task(
     split = assign_splits(data, task.splits)
     device = resolve_device(task.train.device)
     setup = FinetuneSetup(task, None, data, targets, split, device, selection=selected)
+    setup.values = task_values(data, task)
     for name in SPLITS:
         counts = np.bincount(targets[setup.pool(name)], minlength=task.n_classes)
         empty = [task.class_names[c] for c in range(task.n_classes) if counts[c] == 0]
@@ -400,36 +430,6 @@ class FinetuneResult:
         }
 
 
-def _encode(
-    model: EventModel,
-    data: LabelledEvents,
-    index: np.ndarray,
-    device: torch.device,
-    *,
-    batch_size: int = 1024,
-    precision: str = "fp32",
-    compact: bool = True,
-) -> torch.Tensor:
-    """Event embeddings of ``data[index]`` (no grad, model in whatever mode it is)."""
-    out = []
-    bs = batch_size
-    with torch.no_grad():
-        for i in range(0, len(index), bs):
-            sel = index[i : i + bs]
-            batch = {
-                "tokens": torch.as_tensor(data.tokens[sel]),
-                "mask": torch.as_tensor(data.mask[sel]),
-            }
-            if compact:
-                batch = _compact(batch)
-            with matmul_precision(precision), autocast(precision, device):
-                emb = model.encoder(batch["tokens"].to(device), batch["mask"].to(device))
-            out.append(emb.embedding.float())
-    if not out:
-        return torch.zeros(0, model.config.dim, device=device)
-    return torch.cat(out)
-
-
 def predict(
     model: EventModel,
     data: LabelledEvents,
@@ -443,17 +443,35 @@ def predict(
     Computed in float32 (as the stored test scores) on ``device``, by default the device
     the model's weights are on; a model elsewhere is moved there first.
     """
+    return predict_outputs(
+        model, data, index, head="classifier", batch_size=batch_size, device=device,
+        transform=lambda head, emb: head(emb).float().softmax(-1),
+    )  # fmt: skip
+
+
+def predict_outputs(
+    model: EventModel,
+    data: LabelledEvents,
+    index: np.ndarray | None = None,
+    *,
+    head: str,
+    transform: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor],
+    batch_size: int = 1024,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """``transform(model.heads[head], embeddings)`` of ``data[index]`` in float32 (a task
+    type's :meth:`~TaskType.predict`, or softmax probabilities), on ``device``."""
     index = np.arange(len(data)) if index is None else np.asarray(index)
     device = next(model.parameters()).device if device is None else torch.device(device)
     model.to(device)
     was = model.training
     model.eval()
     with torch.no_grad():
-        emb = _encode(model, data, index, device, batch_size=batch_size)
+        emb = encode_events(model, data, index, device, batch_size=batch_size)
         with matmul_precision(EVAL_PRECISION):
-            probs = model.heads["classifier"](emb).float().softmax(-1)
+            outputs = transform(model.heads[head], emb)
     model.train(was)
-    return probs.cpu().numpy()
+    return outputs.cpu().numpy()
 
 
 def class_weights(targets: np.ndarray, weight: np.ndarray, task: TaskConfig) -> np.ndarray:
@@ -466,30 +484,157 @@ def class_weights(targets: np.ndarray, weight: np.ndarray, task: TaskConfig) -> 
     return sums.sum() / (k * sums)
 
 
-def _loss(logits: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    ce = F.cross_entropy(logits.float(), target, reduction="none")
-    return (ce * w).sum() / w.sum().clamp_min(1e-12)
+# ----------------------------------------------------------------------------- one run, in steps
 
 
-class _EmbeddingBatches:
-    """Epoch batches over cached embeddings, with the permutation rule of TensorEventDataset."""
+def _check_encoder_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ConfigError(
+            f"{mode!r} is not an encoder mode ({list(MODES)}); the reference rows "
+            f"{list(REFERENCE_MODES)} are trained by jetfm_coffea.finetune.reference"
+        )
 
-    def __init__(self, arrays: dict[str, torch.Tensor], batch_size: int, seed: int):
-        self.arrays, self.batch_size, self.seed, self.epoch = arrays, batch_size, seed, 0
-        self.n = len(arrays["target"])
 
-    def __len__(self) -> int:
-        return self.n // self.batch_size
+def _draw_events(setup: FinetuneSetup, labels: LabelCount, seed: int) -> RunEvents:
+    """Label count, the class-stratified draw of ``seed``, and the loss weights."""
+    n_labels = setup.resolve_labels(labels)
+    train, val = setup.select(n_labels, seed)
+    data = setup.data
+    cw = class_weights(setup.targets[train], data.weight[train], setup.task)
+    weight = (data.weight * cw[np.maximum(setup.targets, 0)]).astype(np.float32)
+    return RunEvents(n_labels, train, val, setup.test_index, weight)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        perm = torch.randperm(self.n, generator=gen)
-        for b in range(len(self)):
-            sel = perm[b * self.batch_size : (b + 1) * self.batch_size]
-            yield {k: v[sel.to(v.device)] for k, v in self.arrays.items()}
+def _training_source(setup: FinetuneSetup, events: RunEvents, probe: bool, seed: int) -> Any:
+    """Epoch batches of the labelled events: cached embeddings (linear probe) or tokens.
+
+    A token batch's ``label`` is the event's index in the data (the task type's label is
+    looked up from it), so every task type shares one batch layout."""
+    idx, device = events.train, setup.device
+    bs = balanced_batch_size(len(idx), setup.task.train.batch_size)
+    if probe:
+        sel = torch.as_tensor(idx, device=device)
+        return EmbeddingBatches(
+            {
+                "embedding": setup.embeddings()[sel],
+                "target": setup.label_tensor()[sel],
+                "w": torch.as_tensor(events.weight[idx], device=device),
+            },
+            bs,
+            seed,
+        )
+    data = setup.data
+    return TensorEventDataset(
+        data.tokens[idx],
+        data.mask[idx],
+        batch_size=bs,
+        token_config=data.token_config,
+        run=data.run[idx],
+        luminosityBlock=data.luminosityBlock[idx],
+        event=data.event[idx],
+        label=idx,
+        weight=events.weight[idx],
+        seed=seed,
+    )
+
+
+def _start_run(
+    out: Path,
+    setup: FinetuneSetup,
+    model: EventModel,
+    mode: str,
+    seed: int,
+    events: RunEvents,
+    precision: str,
+) -> RunConfigs:
+    """Create the run directory: empty metrics log, run files (status running), task config."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.jsonl").write_text("")
+    kind = setup.kind
+    configs = RunConfigs(
+        pretrain=setup.pretrained.pretrain_config,
+        model=model.config,
+        tokens=setup.data.token_config,
+        augment=None,
+        info={
+            "kind": kind.run_kind,
+            "status": "running",
+            "mode": mode,
+            **kind.run_info(),
+            "n_labels": events.n_labels,
+            "n_val": len(events.val),
+            "n_test": len(events.test),
+            "seed": seed,
+            "task_config_hash": setup.task.hash(),
+            "pretrained": setup.pretrained.describe(),
+            # the encoder's pretraining data sheet, carried forward (scratch: no encoder)
+            DATA_SHEET_KEY: None
+            if mode == "scratch"
+            else setup.pretrained.info.get(DATA_SHEET_KEY),
+            "data": setup.data.provenance,
+            "device": setup.device.type,
+            "precision": precision,
+        },
+    )
+    write_run_files(out, configs)
+    atomic_write_text(out / "task_config.yaml", setup.task.to_yaml())
+    return configs
+
+
+def _predict_test(model: EventModel, setup: FinetuneSetup, index: np.ndarray, probe: bool):
+    """The task type's outputs on ``index`` (fp32, eval mode), as numpy."""
+    model.eval()
+    with torch.no_grad():
+        e = embed(model, setup, index, probe)
+        with matmul_precision(EVAL_PRECISION):
+            return setup.kind.predict(model.heads[setup.kind.head], e).cpu().numpy()
+
+
+def _save_run(
+    out: Path,
+    setup: FinetuneSetup,
+    model: EventModel,
+    configs: RunConfigs,
+    loop: LoopResult,
+    events: RunEvents,
+    outputs: np.ndarray,
+    y_test: np.ndarray,
+    test_metrics: dict[str, Any],
+    extra: dict[str, Any],
+) -> None:
+    """Weights, test scores and metrics, the completed run files and the model card."""
+    task, data = setup.task, setup.data
+    weights_meta = {
+        "model_config_hash": model.config.hash(),
+        "token_config_hash": data.token_config.hash(),
+        "config_hash": setup.pretrained.pretrain_config.hash(),
+        "task_config_hash": task.hash(),
+        "format": WEIGHTS_FORMAT,
+        "best_step": str(loop.best_step),
+    }
+    write_weights(out, model.state_dict(), weights_meta)
+    arrays = setup.kind.score_arrays(outputs, y_test)
+    save_score_arrays(out, arrays, data, events.test)
+    atomic_write_text(out / "test_metrics.json", json.dumps(test_metrics, indent=1))
+    configs.info.update(
+        {
+            "status": "completed",
+            "steps_done": loop.steps,
+            "epochs": loop.epochs,
+            "best_step": loop.best_step,
+            "best_val_loss": loop.best_loss,
+            "stopped_early": loop.stopped,
+            "stopped_by": loop.stopped_by,
+            "lr": task.optim.lr,
+            "n_parameters_trainable": count_parameters(model),
+            "train_s": loop.train_s,
+            "train_cpu_s": loop.train_cpu_s,
+            "events_per_s": loop.events / max(loop.train_s, 1e-9),
+            **extra,
+        }
+    )
+    write_run_files(out, configs)
+    _write_card(out, configs, setup.kind, test_metrics)
 
 
 def finetune(
@@ -502,251 +647,54 @@ def finetune(
     keep_model: bool = False,
     overwrite: bool = False,
 ) -> FinetuneResult:
-    """Train one classifier and write its run directory; returns a :class:`FinetuneResult`.
+    """Train one model of the task's type and write its run directory; returns a
+    :class:`FinetuneResult`.
 
     ``labels``: number of labelled training events (class-stratified draw from the
     train split with ``seed``) or ``"all"``. ``mode``: see the module docstring.
     """
-    if mode not in MODES:
-        raise ConfigError(
-            f"{mode!r} is not an encoder mode ({list(MODES)}); the reference rows "
-            f"{list(REFERENCE_MODES)} are trained by jetfm_coffea.finetune.reference"
-        )
+    _check_encoder_mode(mode)
     out = Path(out)
     if (out / "model.safetensors").exists() and not overwrite:
         raise TrainingError(f"{out} already holds a run")
     t_start = time.perf_counter()
-    task, data, device = setup.task, setup.data, setup.device
-    n_labels = setup.resolve_labels(labels)
-    train_idx, val_idx = setup.select(n_labels, seed)
-    test_idx = setup.test_index
-    k = task.n_classes
-    cw = class_weights(setup.targets[train_idx], data.weight[train_idx], task)
-
-    model = build_classifier(setup.pretrained, k, mode, seed).to(device)
-    head = model.heads["classifier"]
+    task, device, kind = setup.task, setup.device, setup.kind
+    events = _draw_events(setup, labels, seed)
+    model = build_task_model(setup.pretrained, kind, mode, seed).to(device)
     precision = resolve_precision(task.train.precision, device, "train")
     probe = mode == "linear-probe"
-
-    def event_weights(idx: np.ndarray) -> np.ndarray:
-        return (data.weight[idx] * cw[setup.targets[idx]]).astype(np.float32)
-
-    bs = balanced_batch_size(len(train_idx), task.train.batch_size)
-    if probe:
-        emb = setup.embeddings()
-        sel = torch.as_tensor(train_idx, device=device)
-        source: Any = _EmbeddingBatches(
-            {
-                "embedding": emb[sel],
-                "target": torch.as_tensor(setup.targets[train_idx], device=device),
-                "w": torch.as_tensor(event_weights(train_idx), device=device),
-            },
-            bs,
-            seed,
-        )
-    else:
-        source = TensorEventDataset(
-            data.tokens[train_idx],
-            data.mask[train_idx],
-            batch_size=bs,
-            token_config=data.token_config,
-            run=data.run[train_idx],
-            luminosityBlock=data.luminosityBlock[train_idx],
-            event=data.event[train_idx],
-            label=setup.targets[train_idx],
-            weight=event_weights(train_idx),
-            seed=seed,
-        )
-    steps_per_epoch = len(source)
-    planned = planned_steps(task, steps_per_epoch)  # None: until the validation loss stalls
-    eval_every = task.train.eval_every or max(steps_per_epoch, task.train.min_eval_interval)
+    source = _training_source(setup, events, probe, seed)
+    planned = planned_steps(task, len(source))  # None: until the validation loss stalls
     opt, sched = build_finetune_optimizer(model, task, mode, planned)
+    y_all = kind.labels(setup.targets, setup.values)
+    objective = kind.objective(y_all[events.train], events.weight[events.train])
+    configs = _start_run(out, setup, model, mode, seed, events, precision)
 
-    val_target = torch.as_tensor(setup.targets[val_idx], device=device)
-    val_w = torch.as_tensor(event_weights(val_idx), device=device)
+    trainer = RunLoop(setup, model, mode, events, objective, precision, out / "metrics.jsonl")
+    loop = trainer.run(source, opt, sched, planned)
+    trainer.restore_best(loop)
 
-    def val_logits() -> torch.Tensor:
-        model.eval()
-        with torch.no_grad():
-            e = setup.embeddings()[torch.as_tensor(val_idx, device=device)] if probe else None
-            if e is None:
-                e = _encode(model, data, val_idx, device, **_encode_options(task))
-            with matmul_precision(EVAL_PRECISION):
-                logits = head(e).float()
-        model.train()
-        if probe:
-            model.encoder.eval()
-        return logits
-
-    out.mkdir(parents=True, exist_ok=True)
-    metrics_path = out / "metrics.jsonl"
-    metrics_path.write_text("")
-    configs = RunConfigs(
-        pretrain=setup.pretrained.pretrain_config,
-        model=model.config,
-        tokens=data.token_config,
-        augment=None,
-        info={
-            "kind": "classifier",
-            "status": "running",
-            "mode": mode,
-            "classes": task.class_names,
-            "class_labels": task.classes,
-            "signal": task.signal_class,
-            "n_labels": n_labels,
-            "n_val": len(val_idx),
-            "n_test": len(test_idx),
-            "seed": seed,
-            "task_config_hash": task.hash(),
-            "pretrained": setup.pretrained.describe(),
-            # the encoder's pretraining data sheet, carried forward (scratch: no encoder)
-            DATA_SHEET_KEY: None
-            if mode == "scratch"
-            else setup.pretrained.info.get(DATA_SHEET_KEY),
-            "data": setup.data.provenance,
-            "device": device.type,
-            "precision": precision,
-        },
-    )
-    write_run_files(out, configs)
-    atomic_write_text(out / "task_config.yaml", task.to_yaml())
-
-    model.train()
-    if probe:
-        model.encoder.eval()
-    best_loss, best_step, best_state, bad = float("inf"), 0, None, 0
-    step, epoch, stopped = 0, 0, False
-    progress = TrainProgress(task.train.progress, planned or 0, 0, label=mode)
-    t_train, c_train = time.perf_counter(), time.process_time()
-    log_loss_sum, log_n, events = 0.0, 0, 0
-    try:
-        while (planned is None or step < planned) and not stopped:
-            source.set_epoch(epoch)
-            for batch in source:
-                if probe:
-                    with matmul_precision(precision):
-                        logits = head(batch["embedding"])
-                    target, w = batch["target"], batch["w"]
-                else:
-                    if task.train.compact_tokens:
-                        batch = _compact(batch)
-                    x, m = batch["tokens"].to(device), batch["mask"].to(device)
-                    with matmul_precision(precision), autocast(precision, device):
-                        logits = head(model.encoder(x, m).embedding)
-                    target, w = batch["label"].to(device), batch["weight"].to(device)
-                loss = _loss(logits, target, w)
-                opt.zero_grad(set_to_none=True)
-                with matmul_precision(precision):
-                    loss.backward()
-                clip = task.optim.grad_clip if task.optim.grad_clip is not None else float("inf")
-                params = [p for g in opt.param_groups for p in g["params"]]
-                gnorm = torch.nn.utils.clip_grad_norm_(params, clip)
-                if not (torch.isfinite(loss) and torch.isfinite(gnorm)):
-                    where = "embeddings" if probe else batch_provenance(batch)
-                    raise NonFiniteLossError(step + 1, where)
-                opt.step()
-                sched.step()
-                step += 1
-                events += len(target)
-                log_loss_sum += float(loss.detach())
-                log_n += 1
-                record: dict[str, Any] = {}
-                if step % task.train.log_every == 0:
-                    record.update(
-                        step=step, epoch=epoch, lr=sched.get_last_lr()[0], loss=log_loss_sum / log_n
-                    )
-                    log_loss_sum, log_n = 0.0, 0
-                if step % eval_every == 0 or step == planned:
-                    vl = val_logits()
-                    val_loss = float(_loss(vl, val_target, val_w))
-                    val_acc = float((vl.argmax(1) == val_target).float().mean())
-                    record.update(step=step, epoch=epoch, val_loss=val_loss, val_acc=val_acc)
-                    if val_loss < best_loss - task.train.min_delta:
-                        best_loss, best_step, bad = val_loss, step, 0
-                        # the frozen encoder never changes: keep only what trains
-                        trained = head if probe else model
-                        best_state = {
-                            k: v.detach().clone() for k, v in trained.state_dict().items()
-                        }
-                        record["best"] = True
-                    else:
-                        bad += 1
-                        stopped = bad >= task.train.patience
-                if record:
-                    record["time"] = time.time()
-                    with open(metrics_path, "a") as fh:
-                        fh.write(json.dumps(record) + "\n")
-                    progress.update(step, record.get("loss", float(loss.detach())), 0.0)
-                if (planned is not None and step >= planned) or stopped:
-                    break
-            epoch += 1
-    finally:
-        progress.close()
-    stopped_by = "patience"
-    if not stopped:  # a cap ended the run: its validation loss may still have been improving
-        stopped_by = "max_steps" if planned == task.train.max_steps else "max_epochs"
-    train_s = time.perf_counter() - t_train
-    train_cpu_s = time.process_time() - c_train
-    if best_state is not None:
-        (head if probe else model).load_state_dict(best_state)
-
-    model.eval()
-    with torch.no_grad():
-        e = setup.embeddings()[torch.as_tensor(test_idx, device=device)] if probe else None
-        if e is None:
-            e = _encode(model, data, test_idx, device, **_encode_options(task))
-        with matmul_precision(EVAL_PRECISION):
-            probs = head(e).float().softmax(-1).cpu().numpy()
-    y_test = setup.targets[test_idx]
-    test_metrics = classification_metrics(probs, y_test, task.signal_index, task.class_names)
+    outputs = _predict_test(model, setup, events.test, probe)
+    y_test = y_all[events.test]
+    test_metrics = kind.metrics(outputs, y_test)
     wall_s = time.perf_counter() - t_start
-
-    weights_meta = {
-        "model_config_hash": model.config.hash(),
-        "token_config_hash": data.token_config.hash(),
-        "config_hash": setup.pretrained.pretrain_config.hash(),
-        "task_config_hash": task.hash(),
-        "format": WEIGHTS_FORMAT,
-        "best_step": str(best_step),
-    }
-    write_weights(out, model.state_dict(), weights_meta)
-    save_test_scores(out, probs, y_test, data, test_idx)
-    atomic_write_text(out / "test_metrics.json", json.dumps(test_metrics, indent=1))
-    n_params = count_parameters(model)
-    configs.info.update(
-        {
-            "status": "completed",
-            "steps_done": step,
-            "epochs": epoch,
-            "best_step": best_step,
-            "best_val_loss": best_loss,
-            "stopped_early": stopped,
-            "stopped_by": stopped_by,
-            "lr": task.optim.lr,
-            "n_parameters_trainable": n_params,
-            "wall_s": wall_s,
-            "train_s": train_s,
-            "train_cpu_s": train_cpu_s,
-            "events_per_s": events / max(train_s, 1e-9),
-        }
-    )
-    write_run_files(out, configs)
-    _write_card(out, configs, task, test_metrics)
+    extra = {"wall_s": wall_s, **objective.describe()}
+    _save_run(out, setup, model, configs, loop, events, outputs, y_test, test_metrics, extra)
     return FinetuneResult(
         run_dir=out,
         mode=mode,
-        n_labels=n_labels,
+        n_labels=events.n_labels,
         seed=seed,
-        steps=step,
-        best_step=best_step,
-        best_val_loss=best_loss,
-        stopped_early=stopped,
-        stopped_by=stopped_by,
+        steps=loop.steps,
+        best_step=loop.best_step,
+        best_val_loss=loop.best_loss,
+        stopped_early=loop.stopped,
+        stopped_by=loop.stopped_by,
         test_metrics=test_metrics,
         wall_s=wall_s,
-        train_s=train_s,
-        train_cpu_s=train_cpu_s,
-        probs=probs,
+        train_s=loop.train_s,
+        train_cpu_s=loop.train_cpu_s,
+        probs=outputs,
         targets=y_test,
         model=model if keep_model else None,
         lr=task.optim.lr,
@@ -758,10 +706,17 @@ def save_test_scores(
 ) -> None:
     """``out/test_scores.npz``: class probabilities, class index, weight and ids of the
     test events ``index`` of ``data`` (the file ``evaluate`` and the study read back)."""
+    save_score_arrays(out, {"probs": probs, "target": targets}, data, index)
+
+
+def save_score_arrays(
+    out: Path, arrays: dict[str, np.ndarray], data: LabelledEvents, index: np.ndarray
+) -> None:
+    """``out/test_scores.npz``: the task type's ``arrays`` (:meth:`TaskType.score_arrays`)
+    plus the weight and ids of the test events ``index`` of ``data``."""
     np.savez_compressed(
         out / "test_scores.npz",
-        probs=probs,
-        target=targets,
+        **arrays,
         weight=data.weight[index],
         run=data.run[index],
         luminosityBlock=data.luminosityBlock[index],
@@ -769,32 +724,27 @@ def save_test_scores(
     )
 
 
-def _write_card(out: Path, configs: RunConfigs, task: TaskConfig, metrics: dict[str, Any]) -> None:
-    info, m = configs.info, configs.model
+def _write_card(out: Path, configs: RunConfigs, kind: TaskType, metrics: dict[str, Any]) -> None:
+    info, m, task = configs.info, configs.model, kind.task
     pre = info["pretrained"]
     init = (
         "random initialisation (same architecture)"
         if info["mode"] == "scratch"
         else f"pretrained run `{pre['run_dir']}` (weights sha256 `{pre['weights_sha256']}`)"
     )
-    classes = ", ".join(f"{n} = data labels {v}" for n, v in task.classes.items())
-    rej = ", ".join(
-        f"1/ε_B at ε_S = {key.split('_')[1]}%: {metrics[key]:.1f}"
-        + (" (lower bound)" if metrics[f"{key}_capped"] else "")
-        for key in metrics
-        if key.startswith("rejection_") and not key.endswith("_capped")
-    )
-    text = f"""# Model card: jetfm event classifier ({info["mode"]}, {m.size} encoder)
+    lines = kind.card_lines(info, metrics)
+    title = "event classifier" if kind.name == "classification" else f"event {kind.name}"
+    text = f"""# Model card: jetfm {title} ({info["mode"]}, {m.size} encoder)
 
 ## Model
 - Encoder: {m.layers} transformer blocks, width {m.dim}, {m.heads} heads, {m.pooling} pooling;
-  classification head (LayerNorm + linear) with {m.n_classes} outputs (softmax).
+  {lines["head"]}
 - Initialisation: {init}.
 - Mode `{info["mode"]}`: {_MODE_TEXT[info["mode"]]}
 - Trainable parameters: {info.get("n_parameters_trainable", 0):,}.
 
 ## Task
-- Classes (index order): {classes}; signal class for ROC metrics: {task.signal_class}.
+- {lines["task"]}
 - Task config hash `{task.hash()}`; token config hash `{configs.tokens.hash()}`.
 - Labelled training events: {info["n_labels"]} (seed {info["seed"]}); validation events
   {info["n_val"]}; test events {info["n_test"]}; splits by hash of (dataset, run, lumi, event).
@@ -806,7 +756,7 @@ def _write_card(out: Path, configs: RunConfigs, task: TaskConfig, metrics: dict[
   {task.class_weighting}.
 
 ## Test metrics (best checkpoint)
-- AUC {metrics["auc"]:.4f}, accuracy {metrics["accuracy"]:.4f}; {rej}.
+- {lines["metrics"]}
 
 ## Pretraining data sheet (of the encoder)
 {data_sheet_markdown(info.get(DATA_SHEET_KEY))}

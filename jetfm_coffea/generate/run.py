@@ -46,6 +46,7 @@ from jetfm_coffea.generate.processes import (
     get_process,
     pythia_settings,
 )
+from jetfm_coffea.generate.targets import truth_targets
 
 __all__ = [
     "GENERATION_EXECUTORS",
@@ -254,6 +255,7 @@ def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> di
                 "event": event.astype(np.uint64),
                 "genWeight": np.asarray(weights[:, 0], dtype=np.float32),
                 **branches,
+                **truth_targets(batch["prt"]),  # GenTarget_*: regression targets
             }
             writer.write(branches)
             done += got

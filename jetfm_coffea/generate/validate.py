@@ -234,10 +234,11 @@ def jacobian_edge(
 # ----------------------------------------------------------------------------- report
 
 
+_OTHER_BRANCHES = ("Muon_charge", "MET_pt", "MET_phi", "nJet", "GenTarget_nuPt")
+
+
 def _samples_branches() -> list[str]:
-    return sorted(
-        {*LEPTON_BRANCHES, *JET_BRANCHES, *GEN_BRANCHES, "Muon_charge", "MET_pt", "MET_phi", "nJet"}
-    )
+    return sorted({*LEPTON_BRANCHES, *JET_BRANCHES, *GEN_BRANCHES, *_OTHER_BRANCHES})
 
 
 #: Hard-task samples and the boson whose b b̄ truth mass they check: (mother id, GeV).
@@ -333,6 +334,21 @@ def write_report(
     save(fig, "jet_multiplicity.png")
     ordered = means["ttbar"] > means["wjets"] > means["zjets"]
     checks["jet_multiplicity_order"] = {"value": means, "pass": bool(ordered)}
+
+    # regression target: the true MET (W neutrino pT) of W+jets against the reco MET
+    nu = ak.to_numpy(events["wjets"]["GenTarget_nuPt"]).astype(float)
+    met = ak.to_numpy(events["wjets"]["MET_pt"]).astype(float)
+    ok = np.isfinite(nu)
+    corr = float(np.corrcoef(nu[ok], met[ok])[0, 1]) if ok.sum() > 2 else float("nan")
+    check("wjets_true_met_correlation", corr, 0.5, 1.0, int(ok.sum()))
+    fig, ax = subplots()
+    edges = np.linspace(0.0, 200.0, 41)
+    counts, _, _ = np.histogram2d(nu[ok], met[ok], [edges, edges])
+    ax.pcolormesh(edges, edges, counts.T, cmap="Blues")
+    ax.plot([0, 200], [0, 200], ls=":", color="grey")
+    ax.set_xlabel(r"GenTarget_nuPt (true $p_T^{miss}$) [GeV]")
+    ax.set_ylabel(r"reconstructed $p_T^{miss}$ [GeV]")
+    save(fig, "true_met.png")
 
     # hard tasks: truth b b-bar mass of the H / Z, top mass in ttH
     present = [name for name in BB_PEAKS if name in events]

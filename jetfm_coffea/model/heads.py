@@ -7,7 +7,7 @@ from torch import nn
 
 from jetfm_coffea.model.config import ModelConfig
 
-__all__ = ["ClassificationHead", "MaskedObjectDecoder", "ProjectionHead"]
+__all__ = ["ClassificationHead", "MaskedObjectDecoder", "ProjectionHead", "RegressionHead"]
 
 
 class ProjectionHead(nn.Module):
@@ -52,3 +52,47 @@ class ClassificationHead(nn.Module):
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         return self.linear(self.norm(embedding))
+
+
+class RegressionHead(nn.Module):
+    """Event-level regression with a predicted width, on the pooled embedding.
+
+    LayerNorm + linear to ``2 * n_targets`` numbers, ``n_targets = config.n_classes // 2``
+    (the head's output count is the config's ``n_classes``): the values, then the log
+    widths. :meth:`raw` gives ``[value, log width]`` (what a Gaussian likelihood is
+    trained on); ``forward`` gives ``[value, width]`` (what a scorer or an exported model
+    outputs), one column per target each.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.n_classes % 2:
+            raise ValueError(
+                f"a regression head has 2 outputs per target (value, width), got "
+                f"n_classes={config.n_classes}"
+            )
+        self.n_targets = config.n_classes // 2
+        self.norm = nn.LayerNorm(config.dim)
+        self.linear = nn.Linear(config.dim, config.n_classes)
+
+    def raw(self, embedding: torch.Tensor) -> torch.Tensor:
+        """``[B, 2 n]``: values, then log widths."""
+        return self.linear(self.norm(embedding))
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        """``[B, 2 n]``: values, then widths (``exp`` of the log widths)."""
+        out = self.raw(embedding)
+        n = self.n_targets
+        return torch.cat([out[:, :n], out[:, n:].exp()], dim=1)
+
+    @torch.no_grad()
+    def rescale(self, offset: torch.Tensor, scale: torch.Tensor) -> None:
+        """Fold ``value -> offset + scale * value``, ``width -> scale * width`` (per target)
+        into the linear layer: a head trained on standardised targets then outputs
+        physical units, exactly."""
+        n = self.n_targets
+        w, b = self.linear.weight, self.linear.bias
+        scale = scale.to(w)
+        w[:n] *= scale[:, None]
+        b[:n] = b[:n] * scale + offset.to(b)
+        b[n:] += scale.log()

@@ -9,16 +9,31 @@ from torch import nn
 
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.encoder import EncoderOutput, EventEncoder
-from jetfm_coffea.model.heads import ClassificationHead, MaskedObjectDecoder, ProjectionHead
+from jetfm_coffea.model.heads import (
+    ClassificationHead,
+    MaskedObjectDecoder,
+    ProjectionHead,
+    RegressionHead,
+)
 
-__all__ = ["HEADS", "EventModel", "build_model", "count_parameters", "register_head"]
+__all__ = [
+    "DEFAULT_HEADS",
+    "HEADS",
+    "EventModel",
+    "build_model",
+    "count_parameters",
+    "register_head",
+]
 
 #: Head name -> factory (a module class taking the ModelConfig).
 HEADS: dict[str, Callable[[ModelConfig], nn.Module]] = {
     "projection": ProjectionHead,
     "decoder": MaskedObjectDecoder,
     "classifier": ClassificationHead,
+    "regressor": RegressionHead,
 }
+#: Heads a model gets unless told otherwise (the regression head only on request).
+DEFAULT_HEADS: tuple[str, ...] = ("projection", "decoder", "classifier")
 
 
 def register_head(name: str, factory: Callable[[ModelConfig], nn.Module]) -> None:
@@ -36,7 +51,7 @@ def register_head(name: str, factory: Callable[[ModelConfig], nn.Module]) -> Non
 class EventModel(nn.Module):
     """``encoder`` (:class:`EventEncoder`) and ``heads`` (a ModuleDict of optional heads)."""
 
-    def __init__(self, config: ModelConfig, heads: Iterable[str] = tuple(HEADS)):
+    def __init__(self, config: ModelConfig, heads: Iterable[str] = DEFAULT_HEADS):
         super().__init__()
         self.config = config
         self.encoder = EventEncoder(config)
@@ -74,7 +89,7 @@ class EventModel(nn.Module):
         return self
 
 
-def build_model(config: ModelConfig, heads: Iterable[str] = tuple(HEADS)) -> EventModel:
+def build_model(config: ModelConfig, heads: Iterable[str] = DEFAULT_HEADS) -> EventModel:
     """Construct an :class:`EventModel` (random weights) for ``config``."""
     return EventModel(config, heads)
 

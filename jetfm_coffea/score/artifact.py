@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 CLASSIFIER = "classifier"
+#: The regression head (value and width per target); its outputs are scored as they are.
+REGRESSOR = "regressor"
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,20 @@ class ModelInfo:
     @property
     def has_classifier(self) -> bool:
         return CLASSIFIER in self.heads
+
+    @property
+    def score_head(self) -> str | None:
+        """The downstream head scored: ``classifier`` (softmax), ``regressor`` (value and
+        width as they are), or None (a bare encoder)."""
+        return next((h for h in (CLASSIFIER, REGRESSOR) if h in self.heads), None)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The scorer's output columns: ``score_<class>`` of a classifier; the recorded
+        outputs of a regressor (``pred_<target>``, ``sigma_<target>``)."""
+        if self.score_head == REGRESSOR:
+            return self.class_names
+        return tuple(f"score_{name}" for name in self.class_names)
 
     @property
     def short_hash(self) -> str:
@@ -158,6 +174,8 @@ def read_model_info(
     run_info = files.run_info
     source = manifest or run_info
     names = source.get("class_names") or source.get("classes")
+    if REGRESSOR in heads and CLASSIFIER not in heads:  # the outputs are named, not classes
+        names = source.get("class_names") if manifest else run_info.get("outputs")
     n = model_config.n_classes
     class_names = tuple(str(c) for c in names) if names else tuple(f"class{i}" for i in range(n))
     if len(class_names) != n:

@@ -70,19 +70,22 @@ Write = Callable[["ExportContext"], dict[str, str]]
 class ScoringModule(nn.Module):
     """``(tokens [B,T,F] float32, mask [B,T] bool) -> (scores [B,C], embedding [B,D])``.
 
-    Scores are the softmax of the classification head, as in the scorer's columns.
+    Scores are the softmax of the classification head, or the regression head's value
+    and width (``pred_<target>``, ``sigma_<target>``), as in the scorer's columns.
     """
 
     def __init__(self, model: Any):
         super().__init__()
         self.encoder = model.encoder
-        self.classifier = model.heads["classifier"]
+        self.softmax = "classifier" in model.heads
+        self.classifier = model.heads["classifier" if self.softmax else "regressor"]
 
     def forward(
         self, tokens: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         emb = self.encoder(tokens, mask).embedding
-        return torch.softmax(self.classifier(emb), dim=-1), emb
+        scores = self.classifier(emb)
+        return (torch.softmax(scores, dim=-1) if self.softmax else scores), emb
 
 
 @dataclass

@@ -199,10 +199,11 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
                     f"k-fold models disagree on classes or embedding size: {first.path}, "
                     f"{info.path}"
                 )
-        if scores and not all(i.has_classifier for i in self.infos):
-            bare = [i.path for i in self.infos if not i.has_classifier]
+        if scores and not all(i.score_head for i in self.infos):
+            bare = [i.path for i in self.infos if not i.score_head]
             raise ConfigError(
-                f"{bare} have no classification head (a pretrained encoder?): fine-tune it, "
+                f"{bare} have no classification head nor a regression head (a pretrained "
+                "encoder?): fine-tune it, "
                 "or score with scores=False, embedding=True"
             )
         if not (scores or embedding):
@@ -266,7 +267,7 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
     @property
     def fields(self) -> list[str]:
         """Fields of the returned record array."""
-        out = score_fields(self.class_names) if self.want_scores else []
+        out = list(self.infos[0].columns) if self.want_scores else []
         if self.want_embedding:
             out.append("embedding")
         out.append("n_tokens")
@@ -419,7 +420,7 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         columns: dict[str, ak.Array] = {}
         if self.want_scores:
             probs = outputs["scores"]
-            for j, name in enumerate(score_fields(self.class_names)):
+            for j, name in enumerate(self.infos[0].columns):
                 columns[name] = _with_params(probs[:, j], params)
         if embedding:
             columns["embedding"] = _with_params(outputs["embedding"], params)
@@ -480,8 +481,11 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
             emb = model.encoder(x, m).embedding
             probs = None
             if self.want_scores:
-                logits = model.heads["classifier"](emb).float()
-                probs = torch.softmax(logits, dim=-1).cpu().numpy()
+                head = self.infos[0].score_head
+                outputs = model.heads[head](emb).float()  # regressor: value, width
+                if head == "classifier":
+                    outputs = torch.softmax(outputs, dim=-1)
+                probs = outputs.cpu().numpy()
             emb_np = emb.float().cpu().numpy() if self.want_embedding else None
         return probs, emb_np
 

@@ -131,7 +131,10 @@ def triton_model_card(name: str, manifest: dict[str, Any]) -> str:
     "Model files" section every card has)."""
     features = ", ".join(manifest["feature_names"])
     classes = ", ".join(manifest["class_names"])
-    return f"""# {name}: jetfm event classifier for NVIDIA Triton
+    regression = "regression" in manifest["outputs"][0]["description"]
+    scores = "regression value and width" if regression else "softmax, classes"
+    kind = "regression" if regression else "classifier"
+    return f"""# {name}: jetfm event {kind} for NVIDIA Triton
 
 - Model hash (SHA-256 of model.safetensors): `{manifest["model_hash"]}`
   (config.pbtxt parameter `{HASH_PARAMETER}`; clients refuse another hash)
@@ -140,7 +143,7 @@ def triton_model_card(name: str, manifest: dict[str, Any]) -> str:
   ({features}), `mask` bool [batch, tokens]; both axes dynamic (at most
   {manifest["n_tokens"]} tokens). Build them with `jetfm_coffea.tokens.build_tokens`
   and `token_config.yaml` in this folder; padding slots are zero, valid tokens first.
-- Outputs: `scores` float32 [batch, {len(manifest["class_names"])}] (softmax, classes
+- Outputs: `scores` float32 [batch, {len(manifest["class_names"])}] ({scores}:
   {classes}), `embedding` float32 [batch, D].
 - Serve: `tritonserver --model-repository REPO` (onnxruntime backend). Score from coffea:
   `JetFMScorer("REPO/{name}", server="triton+grpc://HOST:8001/{name}")`.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -61,6 +62,27 @@ def test_ci_campaign_runs_every_stage(campaign):
     assert {"generate_s", "pretrain_s", "total_s"} <= set(summary["timings"])
     md = (out / "summary.md").read_text()
     assert "finetune with" in md and "scale `ci`" in md
+
+
+def test_ci_campaign_regression_task(campaign, tmp_path):
+    """The same machinery for a regression task (the true MET of W+jets and tt̄): its
+    own pretraining pool (its test events excluded), encoder modes only, resolution."""
+    out, _ = campaign
+    shutil.copytree(out / "gen", tmp_path / "gen")  # the generated samples are reused
+    summary = run_campaign("ci", tmp_path, tasks=["wjets_nu_pt"])
+    res = summary["tasks"]["wjets_nu_pt"]
+    assert res["task_type"] == "regression"
+    per = res["selection"]["per_class"]
+    assert per["wjets"]["undefined_target"] == 0 < per["ttbar"]["undefined_target"]
+    payload = json.loads((tmp_path / "wjets_nu_pt" / "results.json").read_text())
+    assert {r["mode"] for r in payload["rows"]} == {"linear-probe", "finetune", "scratch"}
+    assert all(r["resolution"] > 0 and 0 <= r["coverage"] <= 1 for r in payload["rows"])
+    goals = res["goals"]
+    assert goals["metric"] == "resolution" and not goals["higher_is_better"]
+    assert "scratch" in goals["main"]
+    for name in ("results.md", "label_efficiency.png", "pred_vs_true.png"):
+        assert (tmp_path / "wjets_nu_pt" / name).is_file(), name
+    assert "resolution" in (tmp_path / "summary.md").read_text()
 
 
 def test_pool_excludes_every_test_event(campaign):
