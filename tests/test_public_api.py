@@ -271,6 +271,18 @@ PUBLIC_API: dict[str, list[str]] = {
         "shards_source",
         "vicreg",
     ],
+    "jetfm_coffea.finetune.task_types": [
+        "Classification",
+        "NoOptions",
+        "Objective",
+        "Regression",
+        "RegressionOptions",
+        "TASK_TYPES",
+        "TaskType",
+        "get_task_type",
+        "register_task_type",
+        "task_type_for",
+    ],
     "processors": [],
 }
 
