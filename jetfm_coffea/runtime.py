@@ -22,15 +22,25 @@ for both): bf16 autocast around forward passes, and the float32 matmul precision
 (``highest`` for fp32 and bf16, ``high`` = TF32 for tf32) set for a block (a training
 loop, forward and backward) and restored after it, so a library call never leaves TF32
 switched on behind its caller.
+
+**The training step's helpers**, shared by pretraining and fine-tuning:
+:func:`step_generator` (the per-step RNG, a pure function of seed, rank and step),
+:func:`guarded_step` (gradient clipping, then the optimiser and scheduler step only when
+the loss and the gradient norm are finite, on every rank), :func:`append_metrics` (one
+JSON line per record in ``metrics.jsonl``) and :class:`TrainProgress` (the rich
+progress bar on rank 0).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Literal
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 
 from jetfm_coffea.errors import ConfigError
 
@@ -38,13 +48,17 @@ __all__ = [
     "PRECISIONS",
     "Precision",
     "Purpose",
+    "TrainProgress",
+    "append_metrics",
     "autocast",
     "cuda_device_count",
+    "guarded_step",
     "matmul_precision",
     "precision_context",
     "process_group_backend",
     "resolve_device",
     "resolve_precision",
+    "step_generator",
 ]
 
 Precision = Literal["auto", "fp32", "tf32", "bf16"]
@@ -151,3 +165,85 @@ def precision_context(precision: str, device: torch.device) -> Iterator[None]:
     """:func:`matmul_precision` and :func:`autocast` together (inference blocks)."""
     with matmul_precision(precision), autocast(precision, device):
         yield
+
+
+# -- the training step ------------------------------------------------------------------------
+
+
+def step_generator(seed: int, rank: int, step: int, device: torch.device) -> torch.Generator:
+    """Per-step RNG (views, masking): a pure function of (seed, rank, step), so resumes match."""
+    gen = torch.Generator(device=device if device.type == "cuda" else "cpu")
+    gen.manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2**63 - 1))
+    return gen
+
+
+def guarded_step(
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    loss: torch.Tensor,
+    params: Iterable[torch.Tensor],
+    clip: float | None,
+    *,
+    across_ranks: bool = False,
+) -> tuple[torch.Tensor, bool]:
+    """Clip, then step ``opt`` and ``sched`` only if the loss and gradient norm are finite.
+
+    Call after ``loss.backward()``. ``clip``: the gradient-norm limit (``None``: none);
+    ``across_ranks``: the finiteness verdict is the minimum over the process group, so
+    every rank skips together. Returns ``(gradient norm, stepped)``; the caller reports
+    a step that was not taken (checkpoint, :class:`~jetfm_coffea.errors.NonFiniteLossError`).
+    """
+    limit = clip if clip is not None else float("inf")
+    gnorm = torch.nn.utils.clip_grad_norm_(params, limit)
+    ok = (torch.isfinite(loss) & torch.isfinite(gnorm)).float()
+    if across_ranks:
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    if ok.item() < 1:
+        return gnorm, False
+    opt.step()
+    sched.step()
+    return gnorm, True
+
+
+def append_metrics(path: str | Path, record: dict[str, Any]) -> None:
+    """Append ``record`` as one JSON line to the metrics file ``path`` (``metrics.jsonl``)."""
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+class TrainProgress:
+    """rich progress bar on rank 0 (a no-op elsewhere or when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, start: int, label: str = "pretrain"):
+        self.bar = None
+        if not enabled:
+            return
+        from rich.progress import (  # deferred: only a run that shows a bar needs rich's UI
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[rate]} ev/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        self.bar.start()
+        self.task = self.bar.add_task(label, total=total, completed=start, loss="-", rate="-")
+
+    def update(self, step: int, loss: float, rate: float) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, loss=f"{loss:.4f}", rate=f"{rate:,.0f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

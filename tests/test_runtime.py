@@ -6,10 +6,14 @@ nothing about torch is mocked.
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
+from jetfm_coffea import runtime
 from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.finetune import loop as finetune_loop
 from jetfm_coffea.runtime import (
     autocast,
     matmul_precision,
@@ -18,6 +22,7 @@ from jetfm_coffea.runtime import (
     resolve_device,
     resolve_precision,
 )
+from jetfm_coffea.train import loop as pretrain_loop
 
 CPU, CUDA0 = torch.device("cpu"), torch.device("cuda", 0)
 
@@ -102,3 +107,36 @@ def test_bf16_context_autocasts_and_fp32_does_not():
         assert (a @ b).dtype == torch.bfloat16
     with precision_context("fp32", CPU):
         assert (a @ b).dtype == torch.float32
+
+
+def _one_param_step(loss_scale: float, clip: float | None):
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = torch.optim.SGD([w], lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 / (1 + step))
+    loss = (w * torch.tensor([3.0, 4.0])).sum() * loss_scale
+    loss.backward()
+    gnorm, stepped = runtime.guarded_step(opt, sched, loss, [w], clip)
+    return w.detach(), gnorm, stepped, sched.last_epoch
+
+
+def test_guarded_step_clips_and_steps_only_when_finite():
+    w, gnorm, stepped, sched_steps = _one_param_step(1.0, clip=1.0)
+    assert stepped and sched_steps == 1
+    assert float(gnorm) == pytest.approx(5.0)  # the norm before clipping
+    # clipped to norm 1: the step is lr * (3, 4) / 5
+    torch.testing.assert_close(w, torch.tensor([1.0 - 0.06, -2.0 - 0.08]))
+    w, _, stepped, sched_steps = _one_param_step(float("nan"), clip=None)
+    assert not stepped and sched_steps == 0  # neither optimiser nor schedule moved
+    torch.testing.assert_close(w, torch.tensor([1.0, -2.0]))
+
+
+def test_step_helpers_have_one_owner():
+    """Pretraining and fine-tuning use runtime's step helpers, not copies of them."""
+    for module in (pretrain_loop, finetune_loop):
+        src = inspect.getsource(module)
+        assert "clip_grad_norm_" not in src and "class TrainProgress" not in src, module
+        assert ', "a")' not in src, module  # metrics lines go through append_metrics
+    assert pretrain_loop.TrainProgress is runtime.TrainProgress
+    g1 = runtime.step_generator(3, 1, 7, torch.device("cpu"))
+    g2 = runtime.step_generator(3, 1, 7, torch.device("cpu"))
+    assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))

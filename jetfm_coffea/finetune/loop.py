@@ -10,7 +10,6 @@ the objective fold what it standardised into the head.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,9 +22,14 @@ import torch
 from jetfm_coffea.errors import NonFiniteLossError
 from jetfm_coffea.finetune.encode import EVAL_PRECISION, encode_events, encode_options
 from jetfm_coffea.finetune.task_types import Objective
-from jetfm_coffea.runtime import autocast, matmul_precision
+from jetfm_coffea.runtime import (
+    TrainProgress,
+    append_metrics,
+    autocast,
+    guarded_step,
+    matmul_precision,
+)
 from jetfm_coffea.train.data import batch_provenance, compact_batch
-from jetfm_coffea.train.loop import TrainProgress
 
 if TYPE_CHECKING:
     from jetfm_coffea.finetune.trainer import FinetuneSetup
@@ -138,15 +142,11 @@ class RunLoop:
         opt.zero_grad(set_to_none=True)
         with matmul_precision(self.precision):
             loss.backward()
-        o = self.setup.task.optim
-        clip = o.grad_clip if o.grad_clip is not None else float("inf")
         params = [p for g in opt.param_groups for p in g["params"]]
-        gnorm = torch.nn.utils.clip_grad_norm_(params, clip)
-        if not (torch.isfinite(loss) and torch.isfinite(gnorm)):
+        _, stepped = guarded_step(opt, sched, loss, params, self.setup.task.optim.grad_clip)
+        if not stepped:
             where = "embeddings" if self.probe else batch_provenance(batch)
             raise NonFiniteLossError(step + 1, where)
-        opt.step()
-        sched.step()
         return loss, n
 
     def _validate(self) -> dict[str, float]:
@@ -167,8 +167,7 @@ class RunLoop:
 
     def _log(self, record: dict[str, Any]) -> None:
         record["time"] = time.time()
-        with open(self.metrics_path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        append_metrics(self.metrics_path, record)
 
     def run(self, source: Any, opt: Any, sched: Any, planned: int | None) -> LoopResult:
         """Train until early stopping or the cap; keep the best validation state."""

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from jetfm_coffea.augment.config import load_pipeline
@@ -28,10 +27,14 @@ from jetfm_coffea.errors import NonFiniteLossError, TrainingError
 from jetfm_coffea.model.config import ModelConfig, load_model_config, model_config_for
 from jetfm_coffea.model.model import EventModel, count_parameters
 from jetfm_coffea.runtime import (
+    TrainProgress,
+    append_metrics,
     autocast,
+    guarded_step,
     matmul_precision,
     precision_context,
     resolve_precision,
+    step_generator,
 )
 from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, source_data_sheet
 from jetfm_coffea.tokens.config import TokenConfig, check_token_config, load_token_config
@@ -122,51 +125,6 @@ def build_optimizer(
         opt, lr_lambda(o.warmup_steps, cfg.train.steps, o.min_lr_ratio)
     )
     return opt, sched
-
-
-def _step_generator(seed: int, rank: int, step: int, device: torch.device) -> torch.Generator:
-    """Per-step RNG for views and masking: a pure function of (seed, rank, step)."""
-    gen = torch.Generator(device=device if device.type == "cuda" else "cpu")
-    gen.manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2**63 - 1))
-    return gen
-
-
-class TrainProgress:
-    """rich progress bar on rank 0 (a no-op elsewhere or when disabled)."""
-
-    def __init__(self, enabled: bool, total: int, start: int, label: str = "pretrain"):
-        self.bar = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn(f"[bold]{label}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("{task.fields[rate]} ev/s"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-        )
-        self.bar.start()
-        self.task = self.bar.add_task(label, total=total, completed=start, loss="-", rate="-")
-
-    def update(self, step: int, loss: float, rate: float) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, loss=f"{loss:.4f}", rate=f"{rate:,.0f}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def pretrain(
@@ -482,17 +440,16 @@ def _train_step(
         batch["views"], batch["view_mask"] = make_views(
             batch, cfg.augment, run.tokens, run.epoch, cfg.objective.n_views
         )
-    gen = _step_generator(cfg.train.seed, info.rank, run.step, run.device)
+    gen = step_generator(cfg.train.seed, info.rank, run.step, run.device)
     with autocast(run.precision, run.device):
         loss, parts, emb = run.runner(batch, gen)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
-    clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else float("inf")
-    gnorm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), clip)
-    ok = (torch.isfinite(loss) & torch.isfinite(gnorm)).float()
-    if info.world_size > 1:
-        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-    if ok.item() < 1:
+    gnorm, stepped = guarded_step(
+        run.opt, run.sched, loss, run.model.parameters(), cfg.optim.grad_clip,
+        across_ranks=info.world_size > 1,
+    )  # fmt: skip
+    if not stepped:
         where = batch_provenance(batch)
         if info.world_size > 1:
             where = f"rank {info.rank}: {where}"
@@ -501,8 +458,6 @@ def _train_step(
         if info.is_main:
             write_run_files(run.out, run.configs)
         raise NonFiniteLossError(run.step + 1, where, str(path) if path else None)
-    run.opt.step()
-    run.sched.step()
     run.step += 1
     return loss, parts, emb, gnorm
 
@@ -563,8 +518,7 @@ def _evaluate(
         record = record or {"step": step, "epoch": run.epoch, "time": time.time()}
         record["knn_acc"] = _knn_probe(run.model, run.validation, cfg, run.device)
     if record is not None and run.info.is_main:
-        with open(run.out / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        append_metrics(run.out / "metrics.jsonl", record)
     return record
 
 
