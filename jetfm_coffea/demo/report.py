@@ -12,6 +12,7 @@ from jetfm_coffea import __version__
 from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.demo.plan import DemoPlan
 from jetfm_coffea.demo.stages import StageRecord
+from jetfm_coffea.train.rundir import WEIGHTS
 
 __all__ = ["PROVENANCE", "REPORT", "write_report"]
 
@@ -79,13 +80,13 @@ def _stage_outputs(
     store = Path(records["shards"].outputs["store"])
     rows += one("shards", store / "manifest.json", "store manifest (every shard's checksum)")
     run = records["pretrain"].outputs.get("run")
-    rows += one("pretrain", Path(run) / "model.safetensors" if run else None, "encoder weights")
+    rows += one("pretrain", Path(run) / WEIGHTS if run else None, "encoder weights")
     fine = records["finetune"].outputs
     rows += one("finetune", fine.get("results"), "label-efficiency results")
     classifier = fine.get("classifier")
     rows += one(
         "finetune",
-        Path(classifier) / "model.safetensors" if classifier else None,
+        Path(classifier) / WEIGHTS if classifier else None,
         "classifier weights",
     )
     score = records["score"].outputs

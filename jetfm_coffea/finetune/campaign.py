@@ -54,6 +54,7 @@ from jetfm_coffea.generate.run import dataset_name, generate
 from jetfm_coffea.tokens.config import TokenConfig
 from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import pretrain
+from jetfm_coffea.train.rundir import WEIGHTS
 from jetfm_coffea.train.views import make_views
 
 __all__ = [
@@ -243,7 +244,7 @@ def _pretrain(
     ``overrides``: top-level pretraining config sections replacing the main run's
     (``objective``, ``views``, ``augment``; see :data:`ABLATIONS`).
     """
-    if not (out / "model.safetensors").is_file():
+    if not (out / WEIGHTS).is_file():
         cfg: dict[str, Any] = {
             "model": preset.model,
             "train": {

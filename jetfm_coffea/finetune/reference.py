@@ -38,6 +38,7 @@ from jetfm_coffea.finetune.trainer import (
     save_test_scores,
 )
 from jetfm_coffea.tokens.config import TokenConfig
+from jetfm_coffea.train.rundir import RUN_INFO
 
 __all__ = ["engineered_features", "raw_features", "reference_features", "train_reference"]
 
@@ -339,7 +340,7 @@ def train_reference(
         "wall_s": wall_s,
         "train_s": train_s,
     }
-    atomic_write_text(out / "run.json", json.dumps(info, indent=1))
+    atomic_write_text(out / RUN_INFO, json.dumps(info, indent=1))
     return FinetuneResult(
         run_dir=out,
         mode=mode,

@@ -61,6 +61,7 @@ from jetfm_coffea.finetune.trainer import (
     finetune,
     prepare_finetune,
 )
+from jetfm_coffea.train.rundir import RUN_INFO
 
 __all__ = ["METRICS", "StudyResult", "aggregate", "label_efficiency", "markdown_table"]
 
@@ -115,7 +116,7 @@ def _run_name(mode: str, n: int, seed: int, lr: float | None = None) -> str:
 def _reusable(run_dir: Path, setup: FinetuneSetup, mode: str) -> dict[str, Any] | None:
     """The summary row of a completed, matching run in ``run_dir``, else None."""
     try:
-        info = json.loads((run_dir / "run.json").read_text())
+        info = json.loads((run_dir / RUN_INFO).read_text())
         metrics = json.loads((run_dir / "test_metrics.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None

@@ -73,7 +73,7 @@ from jetfm_coffea.train.config import PretrainConfig
 from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import decay_groups, lr_lambda
 from jetfm_coffea.train.run import RunConfigs, load_run, write_run_files
-from jetfm_coffea.train.rundir import write_model_card, write_weights
+from jetfm_coffea.train.rundir import WEIGHTS, write_model_card, write_weights
 
 __all__ = [
     "FinetuneResult",
@@ -655,7 +655,7 @@ def finetune(
     """
     _check_encoder_mode(mode)
     out = Path(out)
-    if (out / "model.safetensors").exists() and not overwrite:
+    if (out / WEIGHTS).exists() and not overwrite:
         raise TrainingError(f"{out} already holds a run")
     t_start = time.perf_counter()
     task, device, kind = setup.task, setup.device, setup.kind

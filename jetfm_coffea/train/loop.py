@@ -52,7 +52,7 @@ from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask
 from jetfm_coffea.train.prefetch import prefetch, to_device
 from jetfm_coffea.train.run import RunConfigs, write_model_card, write_run_files
-from jetfm_coffea.train.rundir import write_weights
+from jetfm_coffea.train.rundir import RUN_INFO, write_weights
 from jetfm_coffea.train.views import load_view_hook, make_views
 
 __all__ = [
@@ -322,8 +322,8 @@ def _restore(run: _Run) -> None:
 def _start_run_files(run: _Run, resume: bool, provenance: dict[str, Any] | None) -> None:
     """``run.json`` says "running" (with the data's provenance on a new run)."""
     configs, out = run.configs, run.out
-    if resume and (out / "run.json").is_file():
-        configs.info = json.loads((out / "run.json").read_text())
+    if resume and (out / RUN_INFO).is_file():
+        configs.info = json.loads((out / RUN_INFO).read_text())
     configs.info.update(
         {
             "status": "running",
