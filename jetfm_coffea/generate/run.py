@@ -45,6 +45,17 @@ from jetfm_coffea.generate.processes import (
     get_process,
     pythia_settings,
 )
+from jetfm_coffea.generate.resim import (
+    RESIM_COPY,
+    RESIM_GROUP,
+    align_to_hard,
+    copy_seed,
+    copy_settings,
+    hard_level_settings,
+    shower_settings,
+    validate_resim,
+    write_hard_events,
+)
 
 __all__ = [
     "GENERATION_EXECUTORS",
@@ -191,6 +202,9 @@ class _Chunk:
     pfcands: bool
     batch_size: int
     truth_filter: str | None = None
+    #: re-simulation: the Pythia seed and extra settings of each shower copy (empty: off)
+    copy_seeds: tuple[int, ...] = ()
+    copy_extra: tuple[tuple[str, ...], ...] = ()
 
 
 def _marker(chunk: _Chunk) -> Path:
@@ -208,6 +222,14 @@ def _signature(chunk: _Chunk) -> dict[str, Any]:
         "pfcands": chunk.pfcands,
         "truth_filter": chunk.truth_filter,
         "generator": GENERATOR,
+        **(
+            {
+                "copy_seeds": list(chunk.copy_seeds),
+                "copy_extra": [list(e) for e in chunk.copy_extra],
+            }
+            if chunk.copy_seeds
+            else {}
+        ),
     }
 
 
@@ -225,6 +247,8 @@ def _finished(chunk: _Chunk) -> dict[str, Any] | None:
 def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Generate, simulate and write one chunk (then its ``.done.json`` marker); returns
     its cross-section and counts."""
+    if chunk.copy_seeds:
+        return _run_resim_chunk(chunk, report)
     _, det_ss = chunk_seeds(chunk.seed, chunk.index)
     pythia = make_pythia(list(chunk.settings))
     rng = np.random.default_rng(det_ss)
@@ -274,6 +298,67 @@ def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> di
     return result
 
 
+def _run_resim_chunk(chunk: _Chunk, report: Callable[[int], None] | None) -> dict[str, Any]:
+    """Re-simulation chunk (see :mod:`.resim`): the hard events once into a Les Houches
+    file, then each copy showered, simulated and written in turn (all into one file)."""
+    _, det_ss = chunk_seeds(chunk.seed, chunk.index)
+    rng = np.random.default_rng(det_ss)
+    config = DetectorConfig(pfcands=chunk.pfcands)
+    path = Path(chunk.path)
+    lhef = path.with_name(f".{path.name}.{os.getpid()}.lhe")
+    hard = make_pythia(hard_level_settings(chunk.settings))
+    try:
+        x_hard = write_hard_events(hard, chunk.n_events, lhef)
+        info = hard.infoPython()
+        sigma, sigma_err = info.sigmaGen() * MB_TO_PB, info.sigmaErr() * MB_TO_PB
+        del hard
+        written = 0
+        with NanoAODWriter(chunk.path) as writer:
+            for k, (seed, extra) in enumerate(zip(chunk.copy_seeds, chunk.copy_extra, strict=True)):
+                shower = make_pythia(shower_settings(lhef, seed, extra))
+                start = 0
+                while start < chunk.n_events:
+                    batch = shower.nextBatch(min(chunk.batch_size, chunk.n_events - start))
+                    if len(batch) == 0:  # end of the Les Houches file
+                        break
+                    x_copy = np.stack(
+                        [np.asarray(batch["info", "x1"]), np.asarray(batch["info", "x2"])], axis=1
+                    )
+                    hard_index = align_to_hard(x_copy, x_hard, start)
+                    start = int(hard_index[-1]) + 1
+                    got = len(batch)
+                    group = chunk.first_event + hard_index + 1
+                    event = (group - 1) * len(chunk.copy_seeds) + k + 1
+                    branches = {
+                        "run": np.ones(got, dtype=np.uint32),
+                        "luminosityBlock": (1 + (event - 1) // 1000).astype(np.uint32),
+                        "event": event.astype(np.uint64),
+                        "genWeight": np.asarray(batch["info", "weights"][:, 0], dtype=np.float32),
+                        RESIM_GROUP: group.astype(np.uint64),
+                        RESIM_COPY: np.full(got, k, dtype=np.int32),
+                        **simulate(batch, rng, config),
+                    }
+                    writer.write(branches)
+                    written += got
+                    if report is not None:
+                        report(got)
+                    elif _PROGRESS is not None:
+                        _PROGRESS.put(got)
+                del shower
+    finally:
+        lhef.unlink(missing_ok=True)
+    result = {
+        "index": chunk.index,
+        "path": chunk.path,
+        "n_events": written,
+        "n_tried": written,
+        "sigma_pb": sigma,
+        "sigma_err_pb": sigma_err,
+    }
+    _write_json(_marker(chunk), {"signature": _signature(chunk), "result": result})
+    return result
+
+
 # ----------------------------------------------------------------------------- API
 
 
@@ -283,7 +368,16 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-_SAME_SAMPLE_KEYS = ("process", "sqrts", "pthat_min", "pthat_max", "pfcands", "pythia_extra")
+_SAME_SAMPLE_KEYS = (
+    "process",
+    "sqrts",
+    "pthat_min",
+    "pthat_max",
+    "pfcands",
+    "pythia_extra",
+    "resim",
+    "resim_variations",
+)
 
 
 def _merge_fileset(path: Path, entry: dict[str, Any]) -> None:
@@ -353,6 +447,8 @@ def generate(
     executor: str = "futures",
     scheduler: str | None = None,
     resume: bool = False,
+    resim: int | None = None,
+    resim_variations: str | os.PathLike[str] | None = None,
 ) -> GenerationResult:
     """Generate ``n_events`` of ``process`` at ``sqrts`` GeV into NanoAOD files under ``out``.
 
@@ -366,7 +462,22 @@ def generate(
     from under ``if __name__ == "__main__":`` in scripts.  ``executor``: ``futures`` or
     ``dask`` (``scheduler``: a dask scheduler address; default a LocalCluster of
     ``workers`` processes); ``resume``: keep the chunks a previous identical run finished.
+
+    ``resim=K`` (K >= 2): re-simulation (:mod:`.resim`): each of the ``n_events`` hard
+    events is showered, hadronised and simulated K times (``K * n_events`` events in the
+    dataset ``<dataset>_resim<K>``, branches ``resim_group`` and ``resim_copy``);
+    ``resim_variations``: a YAML file of per-copy Pythia settings.
     """
+    variations: list[tuple[str, ...]] = []
+    if resim is not None:
+        variations = validate_resim(resim, resim_variations)
+        if get_process(process).truth_filter:
+            raise ConfigError(
+                f"--resim does not support the truth-filtered process {process!r} "
+                "(the filter needs the showered record)"
+            )
+    elif resim_variations is not None:
+        raise ConfigError("--resim-variations needs --resim K")
     out_dir = validate_request(
         process, n_events, sqrts, seed, out, workers, pthat_min, pthat_max, pythia_extra
     )
@@ -375,7 +486,7 @@ def generate(
     if scheduler is not None and executor != "dask":
         raise ConfigError("a scheduler address needs executor 'dask'")
     spec = get_process(process)
-    dataset = dataset_name(process, sqrts)
+    dataset = dataset_name(process, sqrts) + (f"_resim{resim}" if resim else "")
     n_chunks = min(n_events, max(workers, math.ceil(n_events / events_per_file)))
     sizes = [n_events // n_chunks + (i < n_events % n_chunks) for i in range(n_chunks)]
     firsts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
@@ -397,6 +508,8 @@ def generate(
                 pfcands,
                 batch_size,
                 spec.truth_filter,
+                tuple(copy_seed(seed, i, k) for k in range(resim or 0)),
+                tuple((*pythia_extra, *copy_settings(k, variations)) for k in range(resim or 0)),
             )
         )
     # a rerun replaces the files of a previous run with more chunks
@@ -457,6 +570,8 @@ def generate(
         "truth_filter": spec.truth_filter,
         "filter_efficiency": n_done / max(sum(r["n_tried"] for r in results), 1),
         "is_mc": True,
+        "resim": int(resim) if resim else None,
+        "resim_variations": [list(v) for v in variations] if variations else None,
         "generator": GENERATOR,
         "description": spec.description,
     }
