@@ -39,6 +39,7 @@ from jetfm_coffea.shards.format import (
     MANIFEST_NAME,
     OBJECT_FIELDS,
     OBJECTS,
+    READABLE_VERSIONS,
     SCHEMA_VERSION,
     SHARDS_DIR,
     STORE_ATTR,
@@ -95,14 +96,14 @@ def _check_version(document: dict[str, Any], where: str) -> None:
     found = document.get("schema_version") if isinstance(document, dict) else None
     if found in LEGACY_VERSIONS:
         raise LegacyStoreError(where, found, SCHEMA_VERSION)
-    if found != SCHEMA_VERSION:
+    if found not in READABLE_VERSIONS:
         raise SchemaVersionError(where, found, SCHEMA_VERSION)
 
 
 def _validate(document: dict[str, Any], schema: str, where: str) -> None:
     _check_version(document, where)
     try:
-        validate(document, schema, SCHEMA_VERSION)
+        validate(document, schema, document["schema_version"])
     except SchemaValidationError as err:
         raise SchemaValidationError(f"{where}: {err}") from err
 
