@@ -39,7 +39,7 @@ def resim_sample(tmp_path_factory):
     return result, events
 
 
-def test_every_hard_event_has_k_copies_in_one_file(resim_sample):
+def test_every_hard_event_has_k_adjacent_copies_in_one_file(resim_sample):
     result, events = resim_sample
     assert result.dataset == "zjets_13TeV_resim3"
     assert result.n_events == len(events) == K * N_HARD
@@ -48,15 +48,14 @@ def test_every_hard_event_has_k_copies_in_one_file(resim_sample):
     group = ak.to_numpy(events["resim_group"])
     copy = ak.to_numpy(events["resim_copy"])
     assert sorted(set(group.tolist())) == list(range(1, N_HARD + 1))
-    for g in range(1, N_HARD + 1):
-        assert sorted(copy[group == g].tolist()) == list(range(K))
+    # written group by group, the copies of a group next to each other
+    assert group.tolist() == np.repeat(np.arange(1, N_HARD + 1), K).tolist()
+    assert copy.tolist() == np.tile(np.arange(K), N_HARD).tolist()
     assert len(set(ak.to_numpy(events["event"]).tolist())) == len(events)
 
 
 def test_hard_process_identical_and_showers_differ(resim_sample):
     _, events = resim_sample
-    order = np.lexsort((ak.to_numpy(events["resim_copy"]), ak.to_numpy(events["resim_group"])))
-    events = events[order]
     # the hard 2 -> n scattering: the incoming partons and their direct products
     status = events["GenPart_status"]
     hard = (events["GenPart_genPartIdxMother"] < 2) & (status >= 21) & (status <= 23)
@@ -140,3 +139,19 @@ def test_cli_resim_bad_k(tmp_path):
     )
     assert result.exit_code != 0
     assert "K >= 2" in result.output
+
+
+def test_split_ready_writes_complete_groups_in_group_then_copy_order():
+    def part(groups, copy):
+        groups = np.asarray(groups, np.uint64)
+        return {
+            "resim_group": groups,
+            "resim_copy": np.full(len(groups), copy, np.int32),
+            "Jet": ak.Array([[{"pt": float(g)}] for g in groups]),
+        }
+
+    ready, rest = gen_run._split_ready([part([1, 2, 3], 0), part([1, 2], 1)], frontier=3)
+    assert ready["resim_group"].tolist() == [1, 1, 2, 2]
+    assert ready["resim_copy"].tolist() == [0, 1, 0, 1]
+    assert ak.to_list(ready["Jet"].pt) == [[1.0], [1.0], [2.0], [2.0]]
+    assert [r["resim_group"].tolist() for r in rest] == [[3]]

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import awkward as ak
 import numpy as np
 
 from jetfm_coffea._optional import import_optional
@@ -300,51 +301,54 @@ def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> di
 
 def _run_resim_chunk(chunk: _Chunk, report: Callable[[int], None] | None) -> dict[str, Any]:
     """Re-simulation chunk (see :mod:`.resim`): the hard events once into a Les Houches
-    file, then each copy showered, simulated and written in turn (all into one file)."""
+    file, then K shower instances read it in step; the copies of a hard event are written
+    next to each other (ordered by ``resim_group``, then ``resim_copy``)."""
     _, det_ss = chunk_seeds(chunk.seed, chunk.index)
     rng = np.random.default_rng(det_ss)
     config = DetectorConfig(pfcands=chunk.pfcands)
     path = Path(chunk.path)
     lhef = path.with_name(f".{path.name}.{os.getpid()}.lhe")
+    n_copies = len(chunk.copy_seeds)
     hard = make_pythia(hard_level_settings(chunk.settings))
     try:
         x_hard = write_hard_events(hard, chunk.n_events, lhef)
         info = hard.infoPython()
         sigma, sigma_err = info.sigmaGen() * MB_TO_PB, info.sigmaErr() * MB_TO_PB
         del hard
+        showers = [
+            make_pythia(shower_settings(lhef, seed, extra))
+            for seed, extra in zip(chunk.copy_seeds, chunk.copy_extra, strict=True)
+        ]
+        next_hard = [0] * n_copies  # the next hard event each copy reads
+        pending: list[dict[str, Any]] = []
         written = 0
         with NanoAODWriter(chunk.path) as writer:
-            for k, (seed, extra) in enumerate(zip(chunk.copy_seeds, chunk.copy_extra, strict=True)):
-                shower = make_pythia(shower_settings(lhef, seed, extra))
-                start = 0
-                while start < chunk.n_events:
-                    batch = shower.nextBatch(min(chunk.batch_size, chunk.n_events - start))
+            while pending or any(n < chunk.n_events for n in next_hard):
+                for k, shower in enumerate(showers):
+                    if next_hard[k] >= chunk.n_events:
+                        continue
+                    batch = shower.nextBatch(min(chunk.batch_size, chunk.n_events - next_hard[k]))
                     if len(batch) == 0:  # end of the Les Houches file
-                        break
+                        next_hard[k] = chunk.n_events
+                        continue
                     x_copy = np.stack(
                         [np.asarray(batch["info", "x1"]), np.asarray(batch["info", "x2"])], axis=1
                     )
-                    hard_index = align_to_hard(x_copy, x_hard, start)
-                    start = int(hard_index[-1]) + 1
-                    got = len(batch)
-                    group = chunk.first_event + hard_index + 1
-                    event = (group - 1) * len(chunk.copy_seeds) + k + 1
-                    branches = {
-                        "run": np.ones(got, dtype=np.uint32),
-                        "luminosityBlock": (1 + (event - 1) // 1000).astype(np.uint32),
-                        "event": event.astype(np.uint64),
-                        "genWeight": np.asarray(batch["info", "weights"][:, 0], dtype=np.float32),
-                        RESIM_GROUP: group.astype(np.uint64),
-                        RESIM_COPY: np.full(got, k, dtype=np.int32),
-                        **simulate(batch, rng, config),
-                    }
-                    writer.write(branches)
+                    hard_index = align_to_hard(x_copy, x_hard, next_hard[k])
+                    next_hard[k] = int(hard_index[-1]) + 1
+                    pending.append(_copy_branches(batch, rng, config, chunk, hard_index, k))
+                # every copy is past the hard events below the frontier: write their groups
+                frontier = chunk.first_event + min(next_hard) + 1
+                ready, pending = _split_ready(pending, frontier)
+                if ready is not None:
+                    writer.write(ready)
+                    got = len(ready["event"])
                     written += got
                     if report is not None:
                         report(got)
                     elif _PROGRESS is not None:
                         _PROGRESS.put(got)
-                del shower
+        del showers
     finally:
         lhef.unlink(missing_ok=True)
     result = {
@@ -357,6 +361,51 @@ def _run_resim_chunk(chunk: _Chunk, report: Callable[[int], None] | None) -> dic
     }
     _write_json(_marker(chunk), {"signature": _signature(chunk), "result": result})
     return result
+
+
+def _copy_branches(
+    batch: Any,
+    rng: np.random.Generator,
+    config: DetectorConfig,
+    chunk: _Chunk,
+    hard_index: np.ndarray,
+    copy: int,
+) -> dict[str, Any]:
+    """The NanoAOD branches of one shower batch of copy ``copy`` (ids, weights, detector)."""
+    got = len(batch)
+    group = chunk.first_event + hard_index + 1
+    event = (group - 1) * len(chunk.copy_seeds) + copy + 1
+    return {
+        "run": np.ones(got, dtype=np.uint32),
+        "luminosityBlock": (1 + (event - 1) // 1000).astype(np.uint32),
+        "event": event.astype(np.uint64),
+        "genWeight": np.asarray(batch["info", "weights"][:, 0], dtype=np.float32),
+        RESIM_GROUP: group.astype(np.uint64),
+        RESIM_COPY: np.full(got, copy, dtype=np.int32),
+        **simulate(batch, rng, config),
+    }
+
+
+def _split_ready(
+    pending: list[dict[str, Any]], frontier: int
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """``(events of the groups below frontier ordered by group then copy, the rest)``."""
+    if not pending:
+        return None, []
+    keys = pending[0].keys()
+    merged = {
+        key: (np.concatenate if isinstance(pending[0][key], np.ndarray) else ak.concatenate)(
+            [part[key] for part in pending]
+        )
+        for key in keys
+    }
+    group = merged[RESIM_GROUP].astype(np.int64)
+    order = np.lexsort((merged[RESIM_COPY], group))
+    ready = order[group[order] < frontier]
+    rest = order[group[order] >= frontier]
+    out = {key: value[ready] for key, value in merged.items()} if len(ready) else None
+    left = [{key: value[rest] for key, value in merged.items()}] if len(rest) else []
+    return out, left
 
 
 # ----------------------------------------------------------------------------- API
