@@ -197,7 +197,7 @@ def generate_cmd(
         from jetfm_coffea.generate.run import generate, validate_request
 
         if resim is not None:
-            validate_resim(resim, resim_variations)
+            validate_resim(resim, resim_variations, seed)
         elif resim_variations is not None:
             raise click.UsageError("--resim-variations needs --resim K")
         validate_request(

@@ -10,8 +10,9 @@ copies; everything after it (ISR, FSR, MPI, resonance recoils, hadronisation, de
 differs.
 
 Every written event carries :data:`RESIM_GROUP` (the hard event it came from: equal
-for the K siblings, unique in a sample) and :data:`RESIM_COPY` (0..K-1).  All copies of
-a group are written to the same file.
+for the K siblings, ``seed * 2**32 + hard event number``, so unique across the runs of
+a sample with different seeds; :func:`resim_group_id`) and :data:`RESIM_COPY`
+(0..K-1).  All copies of a group are written to the same file, next to each other.
 
 The variations file is YAML: a list of setting mappings under ``copies``; copy ``k``
 uses entry ``k % len(copies)`` (an empty mapping keeps Pythia's defaults)::
@@ -48,6 +49,7 @@ __all__ = [
     "copy_settings",
     "hard_level_settings",
     "load_variations",
+    "resim_group_id",
     "shower_settings",
     "validate_resim",
     "write_hard_events",
@@ -135,13 +137,27 @@ def load_variations(path: str | os.PathLike[str]) -> list[tuple[str, ...]]:
     return out
 
 
-def validate_resim(resim: int, variations: str | os.PathLike[str] | None) -> list[tuple[str, ...]]:
-    """Check ``--resim K`` (K >= 2) and load the variations file (empty list: none)."""
+def validate_resim(
+    resim: int, variations: str | os.PathLike[str] | None, seed: int = 0
+) -> list[tuple[str, ...]]:
+    """Check ``--resim K`` (K >= 2) and the seed, and load the variations file (empty
+    list: none)."""
+    if isinstance(seed, (int, np.integer)) and seed > MAX_RESIM_SEED:
+        raise ConfigError(f"--resim needs a seed <= {MAX_RESIM_SEED}, got {seed}")
     if isinstance(resim, bool) or not isinstance(resim, (int, np.integer)) or resim < 2:
         raise ConfigError(
             f"--resim needs K >= 2 re-simulated copies of each hard event, got {resim!r}"
         )
     return load_variations(variations) if variations is not None else []
+
+
+#: Largest seed of a re-simulation run (the group id keeps the seed in its high bits).
+MAX_RESIM_SEED = 2**31 - 1
+
+
+def resim_group_id(seed: int, hard_event: np.ndarray | int) -> np.ndarray:
+    """``resim_group`` of the (1-based) hard event numbers of a run with ``seed``."""
+    return np.int64(seed) * np.int64(2**32) + np.asarray(hard_event, np.int64)
 
 
 def copy_settings(k: int, variations: Sequence[tuple[str, ...]]) -> tuple[str, ...]:

@@ -53,6 +53,7 @@ from jetfm_coffea.generate.resim import (
     copy_seed,
     copy_settings,
     hard_level_settings,
+    resim_group_id,
     shower_settings,
     validate_resim,
     write_hard_events,
@@ -338,7 +339,7 @@ def _run_resim_chunk(chunk: _Chunk, report: Callable[[int], None] | None) -> dic
                     next_hard[k] = int(hard_index[-1]) + 1
                     pending.append(_copy_branches(batch, rng, config, chunk, hard_index, k))
                 # every copy is past the hard events below the frontier: write their groups
-                frontier = chunk.first_event + min(next_hard) + 1
+                frontier = resim_group_id(chunk.seed, chunk.first_event + min(next_hard) + 1)
                 ready, pending = _split_ready(pending, frontier)
                 if ready is not None:
                     writer.write(ready)
@@ -373,8 +374,9 @@ def _copy_branches(
 ) -> dict[str, Any]:
     """The NanoAOD branches of one shower batch of copy ``copy`` (ids, weights, detector)."""
     got = len(batch)
-    group = chunk.first_event + hard_index + 1
-    event = (group - 1) * len(chunk.copy_seeds) + copy + 1
+    hard_event = chunk.first_event + hard_index + 1
+    group = resim_group_id(chunk.seed, hard_event)
+    event = (hard_event - 1) * len(chunk.copy_seeds) + copy + 1
     return {
         "run": np.ones(got, dtype=np.uint32),
         "luminosityBlock": (1 + (event - 1) // 1000).astype(np.uint32),
@@ -519,7 +521,7 @@ def generate(
     """
     variations: list[tuple[str, ...]] = []
     if resim is not None:
-        variations = validate_resim(resim, resim_variations)
+        variations = validate_resim(resim, resim_variations, seed)
         if get_process(process).truth_filter:
             raise ConfigError(
                 f"--resim does not support the truth-filtered process {process!r} "
