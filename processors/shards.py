@@ -53,14 +53,33 @@ __all__ = ["PARTITIONS_KEY", "ShardProcessor", "empty_summary", "merge_summaries
 #: Dataset-metadata key holding the dask-mode partition table.
 PARTITIONS_KEY = "jetfm_partitions"
 WEIGHT_BRANCH = "genWeight"
-#: Events branches carried per event into the shard, by their shard array name.
-EVENT_BRANCHES = {"weight": WEIGHT_BRANCH, **{name: name for name in RESIM_ARRAYS}}
+#: Events fields carried per event into the shard, by their shard array name (NanoAOD
+#: schemas read the branches ``resim_group``/``resim_copy`` as the singleton collection
+#: ``resim`` with fields ``group``/``copy``).
+EVENT_BRANCHES: dict[str, tuple[str, ...]] = {
+    "weight": (WEIGHT_BRANCH,),
+    **{name: tuple(name.split("_", 1)) for name in RESIM_ARRAYS},
+}
 
 
-def _carried(fields: Iterable[str]) -> list[str]:
-    """The shard names of the :data:`EVENT_BRANCHES` present in ``fields``."""
-    fields = set(fields)
-    return [name for name, branch in EVENT_BRANCHES.items() if branch in fields]
+def _has(events: Any, path: tuple[str, ...]) -> bool:
+    for name in path:
+        if name not in events.fields:
+            return False
+        events = events[name]
+    return True
+
+
+def _field(events: Any, name: str) -> Any:
+    """The events field carried into the shard array ``name``."""
+    for part in EVENT_BRANCHES[name]:
+        events = events[part]
+    return events
+
+
+def _carried(events: Any) -> list[str]:
+    """The shard names of the :data:`EVENT_BRANCHES` present in ``events``."""
+    return [name for name, path in EVENT_BRANCHES.items() if _has(events, path)]
 
 
 def _rows(arrays: dict[str, np.ndarray]) -> np.ndarray | None:
@@ -239,9 +258,7 @@ class ShardProcessor(processor.ProcessorABC):
         policy = LumiPolicy.from_metadata(meta)
         events, lumi = certify_chunk(events, policy)  # certified luminosity sections first
         objects = select_ragged(events, self.token_config)
-        carried = {
-            name: ak.to_numpy(events[EVENT_BRANCHES[name]]) for name in _carried(events.fields)
-        }
+        carried = {name: ak.to_numpy(_field(events, name)) for name in _carried(events)}
         weight, resim = _split_rows(_rows(carried))
         if weight is not None:
             weight = weight.astype(np.float32)
@@ -277,7 +294,7 @@ class ShardProcessor(processor.ProcessorABC):
             _partition_record,
             events,
             config=self.token_config,
-            carried=tuple(_carried(events.fields)),
+            carried=tuple(_carried(events)),
             label="jetfm-shard-record",
         )
         if record.npartitions != len(table):
@@ -314,13 +331,12 @@ def _partition_record(events: Any, config: Any, carried: tuple[str, ...]) -> ak.
             return record
         empty = ak.Array(record.layout.form.length_zero_array())
         for name in carried:
-            branch = events[EVENT_BRANCHES[name]]
-            ak.typetracer.touch_data(branch)
+            ak.typetracer.touch_data(_field(events, name))
             dtype = np.float32 if name == "weight" else np.dtype(RESIM_ARRAYS[name])
             empty = ak.with_field(empty, np.zeros(0, dtype), name)
         return ak.Array(empty.layout.to_typetracer(forget_length=True))
     for name in carried:
-        values = ak.to_numpy(events[EVENT_BRANCHES[name]])
+        values = ak.to_numpy(_field(events, name))
         dtype = np.float32 if name == "weight" else np.dtype(RESIM_ARRAYS[name])
         record = ak.with_field(record, np.asarray(values, dtype), name)
     return record

@@ -134,7 +134,10 @@ OPTIONAL_EVENT_ARRAYS = {"label": "<i8", "weight": "<f4", **RESIM_ARRAYS}
 #: * ``objects`` float32 ``[B, T, 7]``: the tokens' :data:`OBJECT_FIELDS` (what fresh
 #:   views are made of); ``views`` float32 ``[B, V, T, F]``, ``view_mask`` bool ``[B, V, T]``;
 #: * ``label`` int64 ``[B]`` (-1 = unlabelled), ``weight`` float32 ``[B]``;
-#: * ``run``, ``luminosityBlock``, ``event`` int64 ``[B]`` (provenance, :data:`ID_ARRAYS`).
+#: * ``run``, ``luminosityBlock``, ``event`` int64 ``[B]`` (provenance, :data:`ID_ARRAYS`);
+#: * re-simulation (:mod:`jetfm_coffea.shards.resim`): ``views`` are the ``K`` sibling
+#:   copies, ``view_objects`` float32 ``[B, K, T, 7]`` their raw objects, ``view_event``
+#:   int64 ``[B, K]`` their event numbers, ``resim_group`` int64 ``[B]``.
 #:
 #: Every key but ``tokens`` and ``mask`` is optional.
 BATCH_KEYS = (
@@ -143,6 +146,9 @@ BATCH_KEYS = (
     "objects",
     "views",
     "view_mask",
+    "view_objects",
+    "view_event",
+    "resim_group",
     "label",
     "weight",
     *ID_ARRAYS,
