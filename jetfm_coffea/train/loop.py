@@ -49,7 +49,7 @@ from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask
 from jetfm_coffea.train.prefetch import prefetch, to_device
 from jetfm_coffea.train.run import RunConfigs, write_model_card, write_run_files
-from jetfm_coffea.train.views import load_view_hook, make_views
+from jetfm_coffea.train.views import load_view_hook, make_views, sibling_views
 
 __all__ = [
     "PretrainResult",
@@ -278,6 +278,9 @@ def _pretrain(
     hook = load_view_hook(cfg.train.view_hook) if cfg.train.view_hook else None
     task = PretrainTask(model, cfg.objective, hook, cfg.train.group_tokens)
     fresh = cfg.objective.uses_contrastive and cfg.views == "fresh" and hook is None
+    physics_of_siblings = (
+        cfg.objective.uses_contrastive and cfg.views == "resim+physics" and hook is None
+    )
     opt, sched = build_optimizer(model, cfg)
     precision = resolve_precision(cfg.train.precision, device, "train")
     n_params = count_parameters(model)
@@ -417,6 +420,10 @@ def _pretrain(
                     batch["views"], batch["view_mask"] = make_views(
                         batch, cfg.augment, data_tokens, epoch, cfg.objective.n_views
                     )
+                elif physics_of_siblings:  # physics views of the re-simulated siblings
+                    batch["views"], batch["view_mask"] = sibling_views(
+                        batch, cfg.augment, data_tokens, epoch, cfg.objective.n_views
+                    )
                 gen = _step_generator(seed, info.rank, step, device)
                 with autocast(precision, device):
                     loss, parts, emb = runner(batch, gen)
@@ -501,11 +508,11 @@ def _views_record(cfg: PretrainConfig) -> dict[str, Any]:
         return {"mode": "none"}
     if cfg.train.view_hook:
         return {"mode": "hook", "hook": cfg.train.view_hook}
-    if cfg.views == "stored":
-        return {"mode": "stored"}
+    if cfg.views in ("stored", "resim"):
+        return {"mode": cfg.views}
     pipeline = load_pipeline(cfg.augment)
     return {
-        "mode": "fresh",
+        "mode": cfg.views,
         "n_views": cfg.objective.n_views,
         "pipeline_hash": pipeline.hash(),
         "seed": pipeline.seed,

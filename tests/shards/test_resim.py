@@ -1,7 +1,8 @@
 """Re-simulation groups in shards and the loader: ids kept, siblings served as views.
 
-One generated Z + jets sample (40 hard events x 3 showers) is built into a store of
-several shards (chunk boundaries cut through groups: the loader reads across them).
+The shared re-simulation sample (``tests/conftest.py``: 40 hard events x 3 showers) is
+built into a store of several shards (chunk boundaries cut through groups: the loader
+reads across them).
 """
 
 from __future__ import annotations
@@ -15,31 +16,14 @@ from jetfm_coffea.generate import generate
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.shards import open_store
 from jetfm_coffea.shards.resim import group_index, open_resim_loader
-
-K = 3
-N_HARD = 40
-
-
-@pytest.fixture(scope="module")
-def resim_files(tmp_path_factory):
-    out = tmp_path_factory.mktemp("resim_gen")
-    return generate("zjets", N_HARD, sqrts=13000, seed=4, out=out, resim=K, batch_size=20)
+from tests.conftest import RESIM_HARD as N_HARD
+from tests.conftest import RESIM_K as K
 
 
 @pytest.fixture(scope="module")
-def resim_store(tmp_path_factory, resim_files, token_config):
-    out = tmp_path_factory.mktemp("resim_store") / "store"
-    summary = build_store(
-        resim_files.fileset(), out, token_config=token_config, executor="iterative", chunksize=50
-    )
-    assert summary.events_written == N_HARD * K
-    return out
-
-
-@pytest.fixture(scope="module")
-def truth(resim_files):
+def truth(resim_sample):
     """event number -> (resim_group, resim_copy), from the generated ROOT file."""
-    tree = uproot.open(resim_files.files[0])["Events"]
+    tree = uproot.open(resim_sample.files[0])["Events"]
     a = tree.arrays(["event", "resim_group", "resim_copy"], library="np")
     return {int(e): (int(g), int(c)) for e, g, c in zip(*a.values(), strict=True)}
 
@@ -110,11 +94,11 @@ def test_ranks_split_groups_and_resume_is_exact(resim_store):
         np.testing.assert_array_equal(a["views"], b["views"])
 
 
-def test_a_group_split_across_files_is_refused(tmp_path, resim_files, token_config):
+def test_a_group_split_across_files_is_refused(tmp_path, resim_sample, token_config):
     # the same seed again in another folder: the same group ids, in a second file
     other = generate("zjets", 4, sqrts=13000, seed=4, out=tmp_path / "again", resim=2)
-    fileset = resim_files.fileset()
-    name = resim_files.dataset
+    fileset = resim_sample.fileset()
+    name = resim_sample.dataset
     fileset[name]["files"].update({str(f): "Events" for f in other.files})
     out = tmp_path / "store"
     build_store(fileset, out, token_config=token_config, executor="iterative", chunksize=500)
