@@ -155,3 +155,15 @@ def test_split_ready_writes_complete_groups_in_group_then_copy_order():
     assert ready["resim_copy"].tolist() == [0, 1, 0, 1]
     assert ak.to_list(ready["Jet"].pt) == [[1.0], [1.0], [2.0], [2.0]]
     assert [r["resim_group"].tolist() for r in rest] == [[3]]
+
+
+def test_cli_resim_with_variations(tmp_path):
+    variations = tmp_path / "v.yaml"
+    variations.write_text("copies:\n  - {}\n  - {StringZ:aLund: 0.8}\n")
+    args = ["generate", "-p", "zjets", "-n", "3", "--resim", "2", "-q"]
+    args += ["--resim-variations", str(variations), "-o", str(tmp_path / "gen")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    files = sorted((tmp_path / "gen").glob("zjets_13TeV_resim2_s1_*.root"))
+    copies = uproot.open(files[0])["Events"]["resim_copy"].array(library="np")
+    assert copies.tolist() == [0, 1] * 3
