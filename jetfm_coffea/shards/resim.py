@@ -188,9 +188,11 @@ class ResimShardDataset(ShardDataset):
             rows_i = row[shard == i]
             reads.append(_Segment(int(i), int(rows_i.min()), int(rows_i.max()) + 1))
         data = super()._read_buffer(reads)
-        base = {seg.shard: pos - seg.start for seg, pos in zip(reads, _starts(reads), strict=True)}
-        offset = np.vectorize(base.__getitem__, otypes=[np.int64])(shard) if shard.size else shard
-        return _ResimBuffer(data, row + offset, self.index.group[picked], self.load_objects)
+        # buffer row of (shard, row): the read's position in the buffer minus its first row
+        offset = np.zeros(len(self.paths), np.int64)
+        for seg, pos in zip(reads, _starts(reads), strict=True):
+            offset[seg.shard] = pos - seg.start
+        return _ResimBuffer(data, row + offset[shard], self.index.group[picked], self.load_objects)
 
 
 def _starts(segments: list[_Segment]) -> list[int]:
