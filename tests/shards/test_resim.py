@@ -111,3 +111,19 @@ def test_a_group_split_across_files_is_refused(tmp_path, resim_sample, token_con
 def test_a_store_without_resim_ids_is_refused(plain_store):
     with pytest.raises(ShardError, match="has no resim_group / resim_copy: views 'resim'"):
         open_resim_loader(plain_store, batch_size=4)
+
+
+def test_dask_mode_keeps_the_resim_ids_too(tmp_path, resim_sample, truth, token_config):
+    out = tmp_path / "dask"
+    summary = build_store(
+        resim_sample.fileset(), out, token_config=token_config, dask_mode=True, workers=1,
+        chunksize=60,
+    )  # fmt: skip
+    assert summary.events_written == N_HARD * K
+    store = open_store(out)
+    seen = {}
+    for record in store.records:
+        shard = store.shard(record.path)
+        ids = [shard.read(x, 0, record.n_events) for x in ("event", "resim_group", "resim_copy")]
+        seen.update({int(e): (int(g), int(c)) for e, g, c in zip(*ids, strict=True)})
+    assert seen == truth
