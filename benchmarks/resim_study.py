@@ -12,7 +12,10 @@ tth-vs-ttbar task,
    frozen embeddings of the default-shower training events and report the test AUC on
    default and varied showers and their difference (the robustness shift).
 
-    python benchmarks/resim_study.py --out resim-study/ --hard 600 --labelled 1500 --steps 300
+``--seeds`` repeats 2-3 with other pretraining seeds (and probe splits) and reports mean ±
+std; a rerun reuses the generated samples, stores and finished runs in ``--out``.
+
+    python benchmarks/resim_study.py --out resim-study/ --hard 500 --labelled 1500 --seeds 5,6,7
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.model import EventModel, model_config_for
 from jetfm_coffea.shards import open_loader
 from jetfm_coffea.tokens import TokenConfig
-from jetfm_coffea.train import load_pretrain_config, pretrain
+from jetfm_coffea.train import load_pretrain_config, load_run, pretrain
 from jetfm_coffea.train.data import shards_source
 
 #: Shower/hadronisation settings of the "varied" test samples.
@@ -59,10 +62,15 @@ def _merged(results: list) -> dict:
 
 def samples(out: Path, n_hard: int, n_labelled: int) -> dict[str, Path]:
     gen = out / "gen"
-    pool = [generate(p, n_hard, seed=31, out=gen / "pool", resim=3) for p in ("tth", "ttbar")]
-    default = [generate(p, n_labelled, seed=32, out=gen / "default") for p in ("tth", "ttbar")]
+    pool = [
+        generate(p, n_hard, seed=31, out=gen / "pool", resim=3, resume=True)
+        for p in ("tth", "ttbar")
+    ]
+    default = [
+        generate(p, n_labelled, seed=32, out=gen / "default", resume=True) for p in ("tth", "ttbar")
+    ]
     varied = [
-        generate(p, n_labelled, seed=33, out=gen / "varied", pythia_extra=VARIED)
+        generate(p, n_labelled, seed=33, out=gen / "varied", pythia_extra=VARIED, resume=True)
         for p in ("tth", "ttbar")
     ]
     return {
@@ -72,14 +80,14 @@ def samples(out: Path, n_hard: int, n_labelled: int) -> dict[str, Path]:
     }
 
 
-def _config(views: str, n_views: int, steps: int, batch_size: int):
+def _config(views: str, n_views: int, steps: int, batch_size: int, seed: int = 5):
     return load_pretrain_config(
         {
             "model": MODEL,
             "views": views,
             "objective": {"n_views": n_views, "masked_weight": 0.0},
             "train": {"steps": steps, "batch_size": batch_size, "progress": False,
-                      "device": "cpu", "seed": 5, "checkpoint_every": 10_000},
+                      "device": "cpu", "seed": seed, "checkpoint_every": 10_000},
             "optim": {"warmup_steps": 20, "lr": 1e-3},
         }
     )  # fmt: skip
@@ -115,30 +123,50 @@ def main() -> None:
     ap.add_argument("--labelled", type=int, default=1500, help="events per labelled sample")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--seeds", default="5", help="comma list of pretraining/probe seeds")
     args = ap.parse_args()
     out = Path(args.out)
     start = time.perf_counter()
     stores = samples(out, args.hard, args.labelled)
-    rows = {}
-    for name, (views, n_views) in VARIANTS.items():
-        cfg = _config(views, n_views, args.steps, args.batch_size)
+    seeds = [int(x) for x in args.seeds.split(",")]
+    per_seed: dict[str, list[dict[str, float]]] = {}
+    for seed in seeds:
+        for name, (views, n_views) in VARIANTS.items():
+            run = out / "runs" / f"{name.replace('+', '_')}_s{seed}"
+            if (run / "model.safetensors").exists():
+                model, _ = load_run(run)
+            else:
+                cfg = _config(views, n_views, args.steps, args.batch_size, seed)
 
-        def data(rank, world_size, views=views):
-            return shards_source(stores["pool"], views, batch_size=args.batch_size, seed=5,
-                                 rank=rank, world_size=world_size)  # fmt: skip
+                def data(rank, world_size, views=views, seed=seed):
+                    return shards_source(stores["pool"], views, batch_size=args.batch_size,
+                                         seed=seed, rank=rank, world_size=world_size)  # fmt: skip
 
-        result = pretrain(cfg, data, out / "runs" / name.replace("+", "_"))
-        rows[name] = {**probe(result.model, stores), "final_loss": result.losses[-1]}
-    torch.manual_seed(5)
-    random_model = EventModel(model_config_for(TokenConfig(), "custom", **MODEL["overrides"]))
-    rows["random encoder"] = probe(random_model, stores)
+                model = pretrain(cfg, data, run).model
+            per_seed.setdefault(name, []).append(probe(model, stores, seed))
+        torch.manual_seed(seed)
+        random_model = EventModel(model_config_for(TokenConfig(), "custom", **MODEL["overrides"]))
+        per_seed.setdefault("random encoder", []).append(probe(random_model, stores, seed))
+    rows = {
+        name: {
+            f"{key}_{stat}": float(fn([r[key] for r in runs]))
+            for key in ("auc_default", "auc_varied", "shift")
+            for stat, fn in (("mean", np.mean), ("std", np.std))
+        }
+        | {"per_seed": runs}
+        for name, runs in per_seed.items()
+    }
     summary = {"args": vars(args), "varied": VARIED, "rows": rows,
                "wall_s": time.perf_counter() - start}  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("| pretraining views | AUC default shower | AUC varied shower | shift |")
     print("|---|---:|---:|---:|")
     for name, r in rows.items():
-        print(f"| {name} | {r['auc_default']:.3f} | {r['auc_varied']:.3f} | {r['shift']:+.3f} |")
+        cells = [
+            f"{r[f'{k}_mean']:+.3f} ± {r[f'{k}_std']:.3f}"
+            for k in ("auc_default", "auc_varied", "shift")
+        ]
+        print(f"| {name} | " + " | ".join(c.lstrip("+") for c in cells[:2]) + f" | {cells[2]} |")
 
 
 if __name__ == "__main__":
