@@ -2,9 +2,10 @@
 
 Each coffea chunk (one entry range of one file) becomes one shard: the selected physics
 objects of the single token path (:func:`jetfm_coffea.tokens.select_ragged`), stored
-ragged (schema 2.0.0, no tokens), optionally V stored augmented views, optional label
-(fileset metadata ``label``) and weights (``genWeight`` when present), written by the
-worker itself. Only a small summary goes back to the client. A chunk whose shard is
+ragged (schema 2.1.0, no tokens), optionally V stored augmented views, optional label
+(fileset metadata ``label``), weights (``genWeight`` when present) and re-simulation ids
+(``resim_group``/``resim_copy`` when present, see :mod:`jetfm_coffea.generate.resim`),
+written by the worker itself. Only a small summary goes back to the client. A chunk whose shard is
 already complete is skipped without reading a byte (resume after a crash).
 
 Virtual mode: run with coffea's ``processor.Runner`` (Iterative, Futures or Dask
@@ -29,6 +30,7 @@ from jetfm_coffea.opendata.lumimask import lumimask_for
 from jetfm_coffea.selection.blinding import BlindingConfig
 from jetfm_coffea.selection.chunk import blind, selection_record
 from jetfm_coffea.selection.lumi import LumiPolicy, certify_chunk, run_lumi_summary
+from jetfm_coffea.shards.format import RESIM_ARRAYS
 from jetfm_coffea.shards.views import load_augmentation, stored_views
 from jetfm_coffea.shards.writer import (
     ShardInfo,
@@ -51,6 +53,51 @@ __all__ = ["PARTITIONS_KEY", "ShardProcessor", "empty_summary", "merge_summaries
 #: Dataset-metadata key holding the dask-mode partition table.
 PARTITIONS_KEY = "jetfm_partitions"
 WEIGHT_BRANCH = "genWeight"
+#: Events fields carried per event into the shard, by their shard array name (NanoAOD
+#: schemas read the branches ``resim_group``/``resim_copy`` as the singleton collection
+#: ``resim`` with fields ``group``/``copy``).
+EVENT_BRANCHES: dict[str, tuple[str, ...]] = {
+    "weight": (WEIGHT_BRANCH,),
+    **{name: tuple(name.split("_", 1)) for name in RESIM_ARRAYS},
+}
+
+
+def _has(events: Any, path: tuple[str, ...]) -> bool:
+    for name in path:
+        if name not in events.fields:
+            return False
+        events = events[name]
+    return True
+
+
+def _field(events: Any, name: str) -> Any:
+    """The events field carried into the shard array ``name``."""
+    for part in EVENT_BRANCHES[name]:
+        events = events[part]
+    return events
+
+
+def _carried(events: Any) -> list[str]:
+    """The shard names of the :data:`EVENT_BRANCHES` present in ``events``."""
+    return [name for name, path in EVENT_BRANCHES.items() if _has(events, path)]
+
+
+def _rows(arrays: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Per-event arrays as one structured array (they travel through blinding together)."""
+    if not arrays:
+        return None
+    out = np.empty(len(next(iter(arrays.values()))), [(k, v.dtype) for k, v in arrays.items()])
+    for name, values in arrays.items():
+        out[name] = values
+    return out
+
+
+def _split_rows(rows: np.ndarray | None) -> tuple[np.ndarray | None, dict[str, np.ndarray] | None]:
+    """``(weight, resim ids)`` of :func:`_rows` output (None where absent)."""
+    names = () if rows is None else rows.dtype.names or ()
+    weight = np.ascontiguousarray(rows["weight"]) if "weight" in names else None
+    resim = {n: np.ascontiguousarray(rows[n]) for n in RESIM_ARRAYS if n in names}
+    return weight, resim or None
 
 
 def empty_summary() -> dict[str, Any]:
@@ -149,8 +196,12 @@ class ShardProcessor(processor.ProcessorABC):
         policy: LumiPolicy | None = None,
         lumi: dict[str, Any] | None = None,
         record_ids: list[int] | None = None,
+        resim: dict[str, np.ndarray] | None = None,
     ) -> dict[str, Any]:
         """Blind, make the stored views of ``objects`` (if asked for) and write the shard.
+
+        ``weight`` and the re-simulation ids ``resim`` (both of ``RESIM_ARRAYS`` or None)
+        are per event and follow the kept events.
 
         ``lumi`` is what the certified-luminosity mask kept and dropped of the chunk
         (:func:`~jetfm_coffea.selection.lumi.lumi_summary`), None if it was not masked;
@@ -158,7 +209,12 @@ class ShardProcessor(processor.ProcessorABC):
         """
         policy = policy or LumiPolicy(source.dataset, "undeclared")
         n_read = len(objects) + (lumi or {}).get("events_dropped", 0)
-        objects, weight, blinded = blind(objects, weight, self.blinding, policy, self.token_config)
+        per_event = {"weight": weight} if weight is not None else {}
+        per_event.update(resim or {})
+        objects, rows, blinded = blind(
+            objects, _rows(per_event), self.blinding, policy, self.token_config
+        )
+        weight, resim = _split_rows(rows)
         selection = selection_record(policy, n_read, lumi, blinded, record_ids)
         views = []
         if self.pipeline is not None:
@@ -175,6 +231,7 @@ class ShardProcessor(processor.ProcessorABC):
             pipeline=self.pipeline,
             label=label,
             weight=weight,
+            resim=resim,
             if_exists=self.if_exists,
             chunk_events=self.chunk_events,
             compression_level=self.compression_level,
@@ -201,11 +258,12 @@ class ShardProcessor(processor.ProcessorABC):
         policy = LumiPolicy.from_metadata(meta)
         events, lumi = certify_chunk(events, policy)  # certified luminosity sections first
         objects = select_ragged(events, self.token_config)
-        weight = None
-        if WEIGHT_BRANCH in events.fields:
-            weight = np.asarray(ak.to_numpy(events[WEIGHT_BRANCH]), np.float32)
+        carried = {name: ak.to_numpy(_field(events, name)) for name in _carried(events)}
+        weight, resim = _split_rows(_rows(carried))
+        if weight is not None:
+            weight = weight.astype(np.float32)
         return self.write_objects(
-            objects, source, label, weight, policy, lumi, meta.get("record_ids")
+            objects, source, label, weight, policy, lumi, meta.get("record_ids"), resim
         )
 
     # -------------------------------------------------------------- dask mode
@@ -232,12 +290,11 @@ class ShardProcessor(processor.ProcessorABC):
             )
             run_lumi = ids.to_delayed(optimize_graph=True)
             events = events[lumimask_for(events, policy.golden_json)]
-        with_weight = WEIGHT_BRANCH in events.fields
         record = dak.map_partitions(
             _partition_record,
             events,
             config=self.token_config,
-            with_weight=with_weight,
+            carried=tuple(_carried(events)),
             label="jetfm-shard-record",
         )
         if record.npartitions != len(table):
@@ -265,19 +322,23 @@ class ShardProcessor(processor.ProcessorABC):
         return accumulator
 
 
-def _partition_record(events: Any, config: Any, with_weight: bool) -> ak.Array:
-    """Token record of one partition (+ ``weight``); on a typetracer, touch the inputs only."""
+def _partition_record(events: Any, config: Any, carried: tuple[str, ...]) -> ak.Array:
+    """Token record of one partition (+ the ``carried`` per-event arrays, by shard name);
+    on a typetracer, touch the inputs only."""
     record = _record_partition(events, config)
     if ak.backend(events) == "typetracer":
-        if not with_weight:
+        if not carried:
             return record
-        ak.typetracer.touch_data(events[WEIGHT_BRANCH])
         empty = ak.Array(record.layout.form.length_zero_array())
-        empty = ak.with_field(empty, np.zeros(0, np.float32), "weight")
+        for name in carried:
+            ak.typetracer.touch_data(_field(events, name))
+            dtype = np.float32 if name == "weight" else np.dtype(RESIM_ARRAYS[name])
+            empty = ak.with_field(empty, np.zeros(0, dtype), name)
         return ak.Array(empty.layout.to_typetracer(forget_length=True))
-    if with_weight:
-        weight = np.asarray(ak.to_numpy(events[WEIGHT_BRANCH]), np.float32)
-        record = ak.with_field(record, weight, "weight")
+    for name in carried:
+        values = ak.to_numpy(_field(events, name))
+        dtype = np.float32 if name == "weight" else np.dtype(RESIM_ARRAYS[name])
+        record = ak.with_field(record, np.asarray(values, dtype), name)
     return record
 
 
@@ -292,9 +353,10 @@ def _write_partition(
 ) -> dict[str, Any]:
     # what the mask kept and dropped, from the partition's (run, lumi) before the mask
     lumi = None if run_lumi is None else run_lumi_summary(run_lumi, policy)[0]
-    weight = None
-    if "weight" in record.fields:
-        weight = np.asarray(ak.to_numpy(record["weight"]), np.float32)
-        record = record[[f for f in record.fields if f != "weight"]]
+    carried = [f for f in record.fields if f in EVENT_BRANCHES]
+    weight, resim = _split_rows(_rows({f: ak.to_numpy(record[f]) for f in carried}))
+    record = record[[f for f in record.fields if f not in EVENT_BRANCHES]]
     tokens = EventTokens.from_awkward(record, proc.token_config)
-    return proc.write_objects(tokens.objects, source, label, weight, policy, lumi, record_ids)
+    return proc.write_objects(
+        tokens.objects, source, label, weight, policy, lumi, record_ids, resim
+    )

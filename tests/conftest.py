@@ -123,3 +123,30 @@ def make_nanoaod(tmp_path):
         return write_nanoaod(tmp_path / name, columns, n_events)
 
     return make
+
+
+#: The shared re-simulation sample: hard events x showers per hard event.
+RESIM_HARD, RESIM_K = 40, 3
+
+
+@pytest.fixture(scope="session")
+def resim_sample(tmp_path_factory):
+    """40 generated Z + jets hard events, each showered 3 times (``--resim 3``, seed 4)."""
+    from jetfm_coffea.generate import generate
+
+    out = tmp_path_factory.mktemp("resim_gen")
+    return generate("zjets", RESIM_HARD, sqrts=13000, seed=4, out=out, resim=RESIM_K, batch_size=20)
+
+
+@pytest.fixture(scope="session")
+def resim_store(tmp_path_factory, resim_sample):
+    """The re-simulation sample as a shard store of 3 shards (chunks cut through groups)."""
+    from jetfm_coffea.jobs.shards import build_store
+    from jetfm_coffea.tokens import TokenConfig
+
+    out = tmp_path_factory.mktemp("resim_store") / "store"
+    summary = build_store(
+        resim_sample.fileset(), out, token_config=TokenConfig(), executor="iterative", chunksize=50
+    )
+    assert summary.events_written == RESIM_HARD * RESIM_K
+    return out

@@ -202,6 +202,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "load_augmentation",
         "migrate_store",
         "open_loader",
+        "open_resim_loader",
         "open_shard",
         "open_store",
         "scan_shards",

@@ -108,6 +108,20 @@ def _progress(total: int, description: str) -> tuple[Any, Any]:
     help="Extra Pythia setting, e.g. '24:onPosIfAny = 11 13' (repeatable).",
 )
 @click.option(
+    "--resim",
+    type=int,
+    default=None,
+    metavar="K",
+    help="Re-simulation (RS3L): shower, hadronise and simulate every hard event K >= 2 "
+    "times (branches resim_group, resim_copy).",
+)
+@click.option(
+    "--resim-variations",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML of per-copy Pythia settings for --resim (copies: [{setting: value}, ...]).",
+)
+@click.option(
     "--validate",
     is_flag=True,
     help="Generate the validation samples and write a plot report into --out.",
@@ -127,6 +141,8 @@ def generate_cmd(
     pthat_max: float | None,
     pfcands: bool,
     pythia_extra: tuple[str, ...],
+    resim: int | None,
+    resim_variations: str | None,
     validate: bool,
     quiet: bool,
 ) -> None:
@@ -137,6 +153,7 @@ def generate_cmd(
     \b
         jetfm generate --process ttbar --events 10000 --sqrts 13000 --seed 1 --out gen -j 2
         jetfm generate -p tth -n 200000 -j 64 --executor dask --scheduler tcp://host:8786
+        jetfm generate -p ttbar -n 5000 --resim 4 --resim-variations shower.yaml
 
     With --validate, generates ttbar, wjets, zjets (13 TeV) and zjets (8 TeV) samples of
     --events each, plus tth, hbb and vz_bb samples of a quarter of that, and writes plots
@@ -176,21 +193,28 @@ def generate_cmd(
             return
         if process is None:
             raise click.UsageError("--process is required (unless --validate is given)")
+        from jetfm_coffea.generate.resim import validate_resim
         from jetfm_coffea.generate.run import generate, validate_request
 
+        if resim is not None:
+            validate_resim(resim, resim_variations, seed)
+        elif resim_variations is not None:
+            raise click.UsageError("--resim-variations needs --resim K")
         validate_request(
             process, n_events, sqrts, seed, out, workers, pthat_min, pthat_max, pythia_extra
         )
-        progress, task = _progress(n_events, f"{process} @ {sqrts / 1000:g} TeV")
+        total = n_events * (resim or 1)
+        progress, task = _progress(total, f"{process} @ {sqrts / 1000:g} TeV")
         progress.disable = quiet
         with progress:
             result = generate(
                 process, n_events, sqrts=sqrts, seed=seed, out=out, workers=workers,
                 pthat_min=pthat_min, pthat_max=pthat_max, pfcands=pfcands,
                 pythia_extra=pythia_extra, progress=lambda k: progress.advance(task, k),
-                executor=executor, scheduler=scheduler, resume=resume,
+                executor=executor, scheduler=scheduler, resume=resume, resim=resim,
+                resim_variations=resim_variations,
             )  # fmt: skip
-            progress.update(task, completed=n_events)
+            progress.update(task, completed=total)
     except JetFMError as err:
         raise click.ClickException(str(err)) from err
     table = Table(title=f"jetfm generate: {result.dataset}")

@@ -37,9 +37,11 @@ __all__ = ["plot_training", "pretrain"]
 )
 @click.option(
     "--views",
-    type=click.Choice(["fresh", "stored"]),
+    type=click.Choice(["fresh", "stored", "resim", "resim+physics"]),
     help="fresh (default): new physics views every step, made on the training device; "
-    "stored: the views in the shards.",
+    "stored: the views in the shards; resim: the re-simulated siblings of each hard event "
+    "(a store of 'jetfm generate --resim K' samples); resim+physics: fresh physics views "
+    "of the siblings.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @lumi_options

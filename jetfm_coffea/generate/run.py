@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import awkward as ak
 import numpy as np
 
 from jetfm_coffea._optional import import_optional
@@ -45,6 +46,18 @@ from jetfm_coffea.generate.processes import (
     TRUTH_FILTERS,
     get_process,
     pythia_settings,
+)
+from jetfm_coffea.generate.resim import (
+    RESIM_COPY,
+    RESIM_GROUP,
+    align_to_hard,
+    copy_seed,
+    copy_settings,
+    hard_level_settings,
+    resim_group_id,
+    shower_settings,
+    validate_resim,
+    write_hard_events,
 )
 from jetfm_coffea.generate.targets import truth_targets
 
@@ -193,6 +206,9 @@ class _Chunk:
     pfcands: bool
     batch_size: int
     truth_filter: str | None = None
+    #: re-simulation: the Pythia seed and extra settings of each shower copy (empty: off)
+    copy_seeds: tuple[int, ...] = ()
+    copy_extra: tuple[tuple[str, ...], ...] = ()
 
 
 def _marker(chunk: _Chunk) -> Path:
@@ -210,6 +226,14 @@ def _signature(chunk: _Chunk) -> dict[str, Any]:
         "pfcands": chunk.pfcands,
         "truth_filter": chunk.truth_filter,
         "generator": GENERATOR,
+        **(
+            {
+                "copy_seeds": list(chunk.copy_seeds),
+                "copy_extra": [list(e) for e in chunk.copy_extra],
+            }
+            if chunk.copy_seeds
+            else {}
+        ),
     }
 
 
@@ -227,6 +251,8 @@ def _finished(chunk: _Chunk) -> dict[str, Any] | None:
 def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Generate, simulate and write one chunk (then its ``.done.json`` marker); returns
     its cross-section and counts."""
+    if chunk.copy_seeds:
+        return _run_resim_chunk(chunk, report)
     _, det_ss = chunk_seeds(chunk.seed, chunk.index)
     pythia = make_pythia(list(chunk.settings))
     rng = np.random.default_rng(det_ss)
@@ -277,6 +303,117 @@ def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> di
     return result
 
 
+def _run_resim_chunk(chunk: _Chunk, report: Callable[[int], None] | None) -> dict[str, Any]:
+    """Re-simulation chunk (see :mod:`.resim`): the hard events once into a Les Houches
+    file, then K shower instances read it in step; the copies of a hard event are written
+    next to each other (ordered by ``resim_group``, then ``resim_copy``)."""
+    _, det_ss = chunk_seeds(chunk.seed, chunk.index)
+    rng = np.random.default_rng(det_ss)
+    config = DetectorConfig(pfcands=chunk.pfcands)
+    path = Path(chunk.path)
+    lhef = path.with_name(f".{path.name}.{os.getpid()}.lhe")
+    n_copies = len(chunk.copy_seeds)
+    hard = make_pythia(hard_level_settings(chunk.settings))
+    try:
+        x_hard = write_hard_events(hard, chunk.n_events, lhef)
+        info = hard.infoPython()
+        sigma, sigma_err = info.sigmaGen() * MB_TO_PB, info.sigmaErr() * MB_TO_PB
+        del hard
+        showers = [
+            make_pythia(shower_settings(lhef, seed, extra))
+            for seed, extra in zip(chunk.copy_seeds, chunk.copy_extra, strict=True)
+        ]
+        next_hard = [0] * n_copies  # the next hard event each copy reads
+        pending: list[dict[str, Any]] = []
+        written = 0
+        with NanoAODWriter(chunk.path) as writer:
+            while pending or any(n < chunk.n_events for n in next_hard):
+                for k, shower in enumerate(showers):
+                    if next_hard[k] >= chunk.n_events:
+                        continue
+                    batch = shower.nextBatch(min(chunk.batch_size, chunk.n_events - next_hard[k]))
+                    if len(batch) == 0:  # end of the Les Houches file
+                        next_hard[k] = chunk.n_events
+                        continue
+                    x_copy = np.stack(
+                        [np.asarray(batch["info", "x1"]), np.asarray(batch["info", "x2"])], axis=1
+                    )
+                    hard_index = align_to_hard(x_copy, x_hard, next_hard[k])
+                    next_hard[k] = int(hard_index[-1]) + 1
+                    pending.append(_copy_branches(batch, rng, config, chunk, hard_index, k))
+                # every copy is past the hard events below the frontier: write their groups
+                frontier = resim_group_id(chunk.seed, chunk.first_event + min(next_hard) + 1)
+                ready, pending = _split_ready(pending, frontier)
+                if ready is not None:
+                    writer.write(ready)
+                    got = len(ready["event"])
+                    written += got
+                    if report is not None:
+                        report(got)
+                    elif _PROGRESS is not None:
+                        _PROGRESS.put(got)
+        del showers
+    finally:
+        lhef.unlink(missing_ok=True)
+    result = {
+        "index": chunk.index,
+        "path": chunk.path,
+        "n_events": written,
+        "n_tried": written,
+        "sigma_pb": sigma,
+        "sigma_err_pb": sigma_err,
+    }
+    _write_json(_marker(chunk), {"signature": _signature(chunk), "result": result})
+    return result
+
+
+def _copy_branches(
+    batch: Any,
+    rng: np.random.Generator,
+    config: DetectorConfig,
+    chunk: _Chunk,
+    hard_index: np.ndarray,
+    copy: int,
+) -> dict[str, Any]:
+    """The NanoAOD branches of one shower batch of copy ``copy`` (ids, weights, detector, truth)."""
+    got = len(batch)
+    hard_event = chunk.first_event + hard_index + 1
+    group = resim_group_id(chunk.seed, hard_event)
+    event = (hard_event - 1) * len(chunk.copy_seeds) + copy + 1
+    return {
+        "run": np.ones(got, dtype=np.uint32),
+        "luminosityBlock": (1 + (event - 1) // 1000).astype(np.uint32),
+        "event": event.astype(np.uint64),
+        "genWeight": np.asarray(batch["info", "weights"][:, 0], dtype=np.float32),
+        RESIM_GROUP: group.astype(np.uint64),
+        RESIM_COPY: np.full(got, copy, dtype=np.int32),
+        **simulate(batch, rng, config),
+        **truth_targets(batch["prt"]),  # GenTarget_*: regression targets, as in _run_chunk
+    }
+
+
+def _split_ready(
+    pending: list[dict[str, Any]], frontier: int
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """``(events of the groups below frontier ordered by group then copy, the rest)``."""
+    if not pending:
+        return None, []
+    keys = pending[0].keys()
+    merged = {
+        key: (np.concatenate if isinstance(pending[0][key], np.ndarray) else ak.concatenate)(
+            [part[key] for part in pending]
+        )
+        for key in keys
+    }
+    group = merged[RESIM_GROUP].astype(np.int64)
+    order = np.lexsort((merged[RESIM_COPY], group))
+    ready = order[group[order] < frontier]
+    rest = order[group[order] >= frontier]
+    out = {key: value[ready] for key, value in merged.items()} if len(ready) else None
+    left = [{key: value[rest] for key, value in merged.items()}] if len(rest) else []
+    return out, left
+
+
 # ----------------------------------------------------------------------------- API
 
 
@@ -284,7 +421,16 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_json(path, data, indent=2)
 
 
-_SAME_SAMPLE_KEYS = ("process", "sqrts", "pthat_min", "pthat_max", "pfcands", "pythia_extra")
+_SAME_SAMPLE_KEYS = (
+    "process",
+    "sqrts",
+    "pthat_min",
+    "pthat_max",
+    "pfcands",
+    "pythia_extra",
+    "resim",
+    "resim_variations",
+)
 
 
 def _merge_fileset(path: Path, entry: dict[str, Any]) -> None:
@@ -354,6 +500,8 @@ def generate(
     executor: str = "futures",
     scheduler: str | None = None,
     resume: bool = False,
+    resim: int | None = None,
+    resim_variations: str | os.PathLike[str] | None = None,
 ) -> GenerationResult:
     """Generate ``n_events`` of ``process`` at ``sqrts`` GeV into NanoAOD files under ``out``.
 
@@ -367,7 +515,22 @@ def generate(
     from under ``if __name__ == "__main__":`` in scripts.  ``executor``: ``futures`` or
     ``dask`` (``scheduler``: a dask scheduler address; default a LocalCluster of
     ``workers`` processes); ``resume``: keep the chunks a previous identical run finished.
+
+    ``resim=K`` (K >= 2): re-simulation (:mod:`.resim`): each of the ``n_events`` hard
+    events is showered, hadronised and simulated K times (``K * n_events`` events in the
+    dataset ``<dataset>_resim<K>``, branches ``resim_group`` and ``resim_copy``);
+    ``resim_variations``: a YAML file of per-copy Pythia settings.
     """
+    variations: list[tuple[str, ...]] = []
+    if resim is not None:
+        variations = validate_resim(resim, resim_variations, seed)
+        if get_process(process).truth_filter:
+            raise ConfigError(
+                f"--resim does not support the truth-filtered process {process!r} "
+                "(the filter needs the showered record)"
+            )
+    elif resim_variations is not None:
+        raise ConfigError("--resim-variations needs --resim K")
     out_dir = validate_request(
         process, n_events, sqrts, seed, out, workers, pthat_min, pthat_max, pythia_extra
     )
@@ -376,7 +539,7 @@ def generate(
     if scheduler is not None and executor != "dask":
         raise ConfigError("a scheduler address needs executor 'dask'")
     spec = get_process(process)
-    dataset = dataset_name(process, sqrts)
+    dataset = dataset_name(process, sqrts) + (f"_resim{resim}" if resim else "")
     n_chunks = min(n_events, max(workers, math.ceil(n_events / events_per_file)))
     sizes = [n_events // n_chunks + (i < n_events % n_chunks) for i in range(n_chunks)]
     firsts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
@@ -398,6 +561,8 @@ def generate(
                 pfcands,
                 batch_size,
                 spec.truth_filter,
+                tuple(copy_seed(seed, i, k) for k in range(resim or 0)),
+                tuple((*pythia_extra, *copy_settings(k, variations)) for k in range(resim or 0)),
             )
         )
     # a rerun replaces the files of a previous run with more chunks
@@ -458,6 +623,8 @@ def generate(
         "truth_filter": spec.truth_filter,
         "filter_efficiency": n_done / max(sum(r["n_tried"] for r in results), 1),
         "is_mc": True,
+        "resim": int(resim) if resim else None,
+        "resim_variations": [list(v) for v in variations] if variations else None,
         "generator": GENERATOR,
         "description": spec.description,
     }

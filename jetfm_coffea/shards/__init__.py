@@ -49,6 +49,7 @@ __all__ = [
     "load_augmentation",
     "migrate_store",
     "open_loader",
+    "open_resim_loader",
     "open_shard",
     "open_store",
     "scan_shards",
@@ -64,6 +65,7 @@ _LAZY = {
     "ShardDataset": "jetfm_coffea.shards.loader",
     "ShardLoader": "jetfm_coffea.shards.loader",
     "open_loader": "jetfm_coffea.shards.loader",
+    "open_resim_loader": "jetfm_coffea.shards.resim",
     "migrate_store": "jetfm_coffea.shards.migrate",
 }
 #: Deprecated names: the shard build is a job now (it runs coffea above the shard format).

@@ -1,4 +1,4 @@
-"""The on-disk contract of a shard store (schema 2.0.0): layout, names, dtypes, checksums.
+"""The on-disk contract of a shard store (schema 2.1.0): layout, names, dtypes, checksums.
 
 A *pretraining shard* is one Zarr v3 group holding the selected physics objects of one
 coffea chunk, i.e. one entry range of one input file (unrelated to Zarr's own
@@ -19,6 +19,7 @@ features needs no rebuild). A *store* is a directory::
           objects/charge                    int8 [M]
           objects/type_id                   uint8 [M]           token-config object type
           [label/ int64 [N]] [weight/ float32 [N]]
+          [resim_group/ int64 [N], resim_copy/ int32 [N]]   re-simulation ids (2.1.0)
           [views/offsets int64 [N*V + 1], views/<column> [M_v]]  stored views, ragged like
                                             the objects; view v of event i is row i*V + v
 
@@ -27,6 +28,12 @@ Every array is a regular-grid Zarr v3 array with the codecs ``bytes`` (little en
 frame (4 bytes, little endian), so any flipped byte of a chunk is caught when it is
 read. The shard's ``checksum`` attribute records every chunk's CRC and their combined
 CRC (:func:`combine_checksums`), which also catches swapped, missing or stale chunks.
+
+Versions: 2.1.0 adds the optional re-simulation arrays (events showered again from one
+hard process share ``resim_group``; ``resim_copy`` is the copy index, see
+:mod:`jetfm_coffea.generate.resim`) and nothing else, so 2.0.0 stores
+(:data:`READABLE_VERSIONS`) are read as they are; 1.0.0 stores need ``jetfm shards
+migrate``.
 
 The shard path depends only on (dataset, file uuid, entry range), so a rerun writes to
 the same place instead of duplicating events.
@@ -58,6 +65,8 @@ __all__ = [
     "OBJECT_COLUMNS",
     "OBJECT_FIELDS",
     "OPTIONAL_EVENT_ARRAYS",
+    "READABLE_VERSIONS",
+    "RESIM_ARRAYS",
     "SCHEMA_VERSION",
     "SHARDS_DIR",
     "SHARD_FORMAT",
@@ -84,7 +93,9 @@ __all__ = [
 ]
 
 #: Schema version written into every shard, store root and manifest (``schemas/<version>``).
-SCHEMA_VERSION = "2.0.0"
+SCHEMA_VERSION = "2.1.0"
+#: Older versions whose stores this package reads directly (a subset of the current one).
+READABLE_VERSIONS = ("2.0.0", SCHEMA_VERSION)
 #: Versions this package recognises but no longer reads directly (``jetfm shards migrate``).
 LEGACY_VERSIONS = ("1.0.0",)
 SHARD_FORMAT = "jetfm-pretraining-shard"
@@ -107,8 +118,11 @@ OBJECT_COLUMNS: dict[str, str] = dict(
 )
 #: The per-event id arrays (:data:`~jetfm_coffea.tokens.fields.ID_FIELDS`).
 ID_ARRAYS = ID_FIELDS
-#: Optional per-event arrays (label: the dataset's integer label; weight: genWeight).
-OPTIONAL_EVENT_ARRAYS = {"label": "<i8", "weight": "<f4"}
+#: Re-simulation ids, per event, from the generator's Events branches of the same names.
+RESIM_ARRAYS = {"resim_group": "<i8", "resim_copy": "<i4"}
+#: Optional per-event arrays (label: the dataset's integer label; weight: genWeight;
+#: :data:`RESIM_ARRAYS`).
+OPTIONAL_EVENT_ARRAYS = {"label": "<i8", "weight": "<f4", **RESIM_ARRAYS}
 
 #: Keys of a training batch, the contract between the shard loader, the in-memory
 #: dataset (:mod:`jetfm_coffea.train.data`) and the training loop; ``B`` events, ``T``
@@ -118,7 +132,10 @@ OPTIONAL_EVENT_ARRAYS = {"label": "<i8", "weight": "<f4"}
 #: * ``objects`` float32 ``[B, T, 7]``: the tokens' :data:`OBJECT_FIELDS` (what fresh
 #:   views are made of); ``views`` float32 ``[B, V, T, F]``, ``view_mask`` bool ``[B, V, T]``;
 #: * ``label`` int64 ``[B]`` (-1 = unlabelled), ``weight`` float32 ``[B]``;
-#: * ``run``, ``luminosityBlock``, ``event`` int64 ``[B]`` (provenance, :data:`ID_ARRAYS`).
+#: * ``run``, ``luminosityBlock``, ``event`` int64 ``[B]`` (provenance, :data:`ID_ARRAYS`);
+#: * re-simulation (:mod:`jetfm_coffea.shards.resim`): ``views`` are the ``K`` sibling
+#:   copies, ``view_objects`` float32 ``[B, K, T, 7]`` their raw objects, ``view_event``
+#:   int64 ``[B, K]`` their event numbers, ``resim_group`` int64 ``[B]``.
 #:
 #: Every key but ``tokens`` and ``mask`` is optional.
 BATCH_KEYS = (
@@ -127,6 +144,9 @@ BATCH_KEYS = (
     "objects",
     "views",
     "view_mask",
+    "view_objects",
+    "view_event",
+    "resim_group",
     "label",
     "weight",
     *ID_ARRAYS,

@@ -1,6 +1,6 @@
 """Stream a shard store into torch: block-shuffled, split across ranks and workers, resumable.
 
-Shards (schema 2.0.0) hold the physics objects ragged; the loader reads contiguous
+Shards (schema 2.1.0) hold the physics objects ragged; the loader reads contiguous
 blocks of them, computes their token features once per buffer with the one token path
 (:func:`jetfm_coffea.tokens.features.compute_features`, the same float64 arithmetic as
 :func:`~jetfm_coffea.tokens.build_tokens`, so tokens equal those of score time
@@ -222,7 +222,14 @@ def _concat_padded(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[s
     out = {}
     for key, x in a.items():
         y = b[key]
-        axis = {"tokens": 1, "mask": 1, "objects": 1, "views": 2, "view_mask": 2}.get(key)
+        axis = {
+            "tokens": 1,
+            "mask": 1,
+            "objects": 1,
+            "views": 2,
+            "view_mask": 2,
+            "view_objects": 2,
+        }.get(key)
         if axis is not None:
             x, y = (_widen(z, axis, width) for z in (x, y))
         out[key] = np.concatenate([x, y])
@@ -295,6 +302,7 @@ class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
         self.rank, self.world_size = int(rank), int(world_size)
         self.paths = [r.path for r in self.store.records]
         self.sizes = np.array([r.n_events for r in self.store.records], np.int64)
+        self.shard_events = self.sizes.copy()  # rows per shard (``sizes``: units of the plan)
         self.labels = [r.label for r in self.store.records]
         if block_events is None:
             block_events = self.store.shard(self.paths[0]).chunk_events if self.paths else 4096
@@ -385,10 +393,11 @@ class ShardDataset(_torch_iterable_dataset()):  # type: ignore[misc]
         shard = self._shards.get(index)
         if shard is None:
             shard = self.store.shard(self.paths[index], full_check=False)
-            if shard.n_events != int(self.sizes[index]):
+            if shard.n_events != int(self.shard_events[index]):
                 raise ShardError(
                     shard.path,
-                    f"has {shard.n_events} events, the manifest says {int(self.sizes[index])}",
+                    f"has {shard.n_events} events, the manifest says "
+                    f"{int(self.shard_events[index])}",
                 )
             shard.offsets(OBJECTS)  # a corrupted ragged layout is refused here, by name
             if self.load_views:

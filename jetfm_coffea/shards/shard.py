@@ -30,6 +30,7 @@ from jetfm_coffea.shards.format import (
     LEGACY_VERSIONS,
     OBJECT_FIELDS,
     OBJECTS,
+    READABLE_VERSIONS,
     SCHEMA_VERSION,
     VIEWS,
     chunk_crc,
@@ -51,7 +52,7 @@ def _check_version(document: dict[str, Any], where: str) -> None:
     found = document.get("schema_version") if isinstance(document, dict) else None
     if found in LEGACY_VERSIONS:
         raise LegacyStoreError(where, found, SCHEMA_VERSION)
-    if found != SCHEMA_VERSION:
+    if found not in READABLE_VERSIONS:
         raise SchemaVersionError(where, found, SCHEMA_VERSION)
 
 
@@ -59,7 +60,7 @@ def validate_document(document: dict[str, Any], schema: str, where: str) -> None
     """Check the schema version of a shard, store or manifest document, then validate it."""
     _check_version(document, where)
     try:
-        validate(document, schema, SCHEMA_VERSION)
+        validate(document, schema, document["schema_version"])
     except SchemaValidationError as err:
         raise SchemaValidationError(f"{where}: {err}") from err
 

@@ -1,8 +1,8 @@
-"""Write one pretraining shard (schema 2.0.0): a Zarr v3 group, atomically, with provenance.
+"""Write one pretraining shard (schema 2.1.0): a Zarr v3 group, atomically, with provenance.
 
 The shard holds the selected physics objects ragged (see :mod:`jetfm_coffea.shards.format`);
 it is written under a temporary sibling name (``.<start>-<stop>.tmp-<token>``), its
-attributes validated against ``schemas/2.0.0/shard.json``, and only then renamed to its
+attributes validated against ``schemas/2.1.0/shard.json``, and only then renamed to its
 final name. A killed writer therefore leaves at most a hidden temporary directory, never
 a half shard that looks valid (``jetfm shards verify`` lists such leftovers).
 """
@@ -30,6 +30,7 @@ from jetfm_coffea.shards.format import (
     CHUNK_EVENTS,
     OBJECT_FIELDS,
     OBJECTS,
+    RESIM_ARRAYS,
     SCHEMA_VERSION,
     SHARD_FORMAT,
     VIEWS,
@@ -106,8 +107,12 @@ def shard_arrays(
     *,
     label: int | None = None,
     weight: np.ndarray | None = None,
+    resim: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The 1-d arrays of one shard, by name, with their on-disk dtypes."""
+    """The 1-d arrays of one shard, by name, with their on-disk dtypes.
+
+    ``resim``: the re-simulation ids (both :data:`~jetfm_coffea.shards.format.RESIM_ARRAYS`).
+    """
     obj = _objects_of(objects)
     n = len(obj)
     out: dict[str, np.ndarray] = {
@@ -122,6 +127,14 @@ def shard_arrays(
         if len(weight) != n:
             raise ValueError(f"weight has {len(weight)} entries for {n} events")
         out["weight"] = weight
+    if resim is not None:
+        if set(resim) != set(RESIM_ARRAYS):
+            raise ValueError(f"resim ids need exactly {sorted(RESIM_ARRAYS)}, got {sorted(resim)}")
+        for name, dtype in RESIM_ARRAYS.items():
+            ids = np.asarray(resim[name]).reshape(-1)
+            if len(ids) != n:
+                raise ValueError(f"{name} has {len(ids)} entries for {n} events")
+            out[name] = ids.astype(dtype)
     if isinstance(obj, RaggedObjects):
         problem = offsets_problem(obj.offsets, n, len(obj.columns["pt"]))
         if problem is not None:
@@ -231,6 +244,7 @@ def write_shard(
     pipeline: AugmentationPipelineLike | None = None,
     label: int | None = None,
     weight: np.ndarray | None = None,
+    resim: Mapping[str, np.ndarray] | None = None,
     provenance: Mapping[str, Any] | None = None,
     if_exists: Literal["skip", "overwrite", "error"] = "skip",
     chunk_events: int | None = None,
@@ -256,6 +270,8 @@ def write_shard(
         The augmentation pipeline that made ``views`` (provenance).
     label, weight
         Optional per-shard label and per-event weights.
+    resim
+        Optional re-simulation ids per event (``resim_group``, ``resim_copy``).
     provenance
         Extra provenance (any JSON-able keys), stored as the ``provenance`` attribute.
     if_exists
@@ -293,7 +309,7 @@ def write_shard(
             + (f" less {removed} removed by the selection" if removed else ""),
         )
     try:
-        arrays = shard_arrays(obj, views, label=label, weight=weight)
+        arrays = shard_arrays(obj, views, label=label, weight=weight, resim=resim)
     except ValueError as err:
         raise ShardError(rel, str(err)) from err
     specs, files = encode_arrays(arrays, int(chunk_events or CHUNK_EVENTS), compression_level)

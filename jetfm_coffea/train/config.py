@@ -294,11 +294,14 @@ class PretrainConfig(HashedConfig, _Strict):
     tokens: dict[str, Any] | None = Field(
         None, description="expected token config; the data must match it"
     )
-    views: Literal["fresh", "stored"] = Field(
+    views: Literal["fresh", "stored", "resim", "resim+physics"] = Field(
         "fresh",
         description="fresh: objective.n_views (e.g. objective.contrastive.n_views) new physics "
         "views of every event at every step "
-        "(the 'augment' pipeline, on the training device); stored: the views in the shards",
+        "(the 'augment' pipeline, on the training device); stored: the views in the shards; "
+        "resim: the re-simulated siblings of each hard event (a store of 'jetfm generate "
+        "--resim K' samples; the first objective.n_views copies); resim+physics: fresh "
+        "physics views of the siblings (view v: copy v % K)",
     )
     augment: dict[str, Any] | None = Field(
         None,
@@ -309,7 +312,7 @@ class PretrainConfig(HashedConfig, _Strict):
     @model_validator(mode="after")
     def _resolve_augment(self) -> PretrainConfig:
         """Fresh views: validate the pipeline and record it resolved (the default included)."""
-        if self.views != "fresh":
+        if self.views not in ("fresh", "resim+physics"):
             return self
         try:
             if self.augment is None:

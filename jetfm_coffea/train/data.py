@@ -38,6 +38,7 @@ from jetfm_coffea.selection.datasheet import entries_data_sheet
 from jetfm_coffea.selection.lumi import LumiPolicy, certify_chunk, resolve_lumi_masks
 from jetfm_coffea.shards.format import BATCH_KEYS
 from jetfm_coffea.shards.loader import open_loader
+from jetfm_coffea.shards.resim import open_resim_loader
 from jetfm_coffea.tokens.build import build_tokens
 from jetfm_coffea.tokens.config import TokenConfig, check_token_config, load_token_config
 from jetfm_coffea.tokens.fields import ID_FIELDS
@@ -244,6 +245,8 @@ def compact_batch(batch: dict[str, torch.Tensor], multiple: int = 4) -> dict[str
         out["objects"], _ = pack_tokens(batch["objects"], masks["tokens"], n)
     if "views" in batch:
         out["views"], out["view_mask"] = pack_tokens(batch["views"], masks["views"], n)
+    if "view_objects" in batch:  # re-simulated siblings: their objects follow their tokens
+        out["view_objects"], _ = pack_tokens(batch["view_objects"], masks["views"], n)
     return out
 
 
@@ -401,9 +404,15 @@ def shards_source(store: str | Path, views: str = "fresh", **kwargs: Any) -> Any
     """A loader over a Zarr shard store (``jetfm_coffea.shards.open_loader``).
 
     ``views="fresh"`` yields the raw objects (the loop makes the views on its device),
-    ``"stored"`` the store's views. Partial batches are dropped so that every DDP rank
-    runs the same number of steps.
+    ``"stored"`` the store's views, ``"resim"`` / ``"resim+physics"`` one row per
+    re-simulation group with its siblings as views (and their raw objects for the
+    physics views; :func:`jetfm_coffea.shards.resim.open_resim_loader`). Partial batches
+    are dropped so that every DDP rank runs the same number of steps.
     """
+    if views in ("resim", "resim+physics"):
+        return open_resim_loader(
+            store, drop_last=True, load_objects=views == "resim+physics", **kwargs
+        )
     fresh = views == "fresh"
     return open_loader(store, drop_last=True, load_objects=fresh, load_views=not fresh, **kwargs)
 

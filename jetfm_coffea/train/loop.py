@@ -53,7 +53,7 @@ from jetfm_coffea.train.objectives import PretrainTask
 from jetfm_coffea.train.prefetch import prefetch, to_device
 from jetfm_coffea.train.run import RunConfigs, write_model_card, write_run_files
 from jetfm_coffea.train.rundir import RUN_INFO, write_weights
-from jetfm_coffea.train.views import load_view_hook, make_views
+from jetfm_coffea.train.views import load_view_hook, make_views, sibling_views
 
 __all__ = [
     "PretrainResult",
@@ -181,6 +181,7 @@ class _Run:
     weights_meta: dict[str, str]
     validation: dict[str, torch.Tensor] | None
     fresh: bool  # fresh physics views made every step
+    sibling_physics: bool  # fresh physics views of the re-simulated siblings (resim+physics)
     step: int = 0
     epoch: int = 0
     events_seen: int = 0
@@ -236,6 +237,7 @@ def _setup(
         },
         validation=validation,
         fresh=cfg.objective.uses_views and cfg.views == "fresh" and hook is None,
+        sibling_physics=cfg.objective.uses_views and cfg.views == "resim+physics" and hook is None,
     )
     if resume:
         _restore(run)
@@ -440,6 +442,10 @@ def _train_step(
         batch["views"], batch["view_mask"] = make_views(
             batch, cfg.augment, run.tokens, run.epoch, cfg.objective.n_views
         )
+    elif run.sibling_physics:  # physics views of the re-simulated siblings
+        batch["views"], batch["view_mask"] = sibling_views(
+            batch, cfg.augment, run.tokens, run.epoch, cfg.objective.n_views
+        )
     gen = step_generator(cfg.train.seed, info.rank, run.step, run.device)
     with autocast(run.precision, run.device):
         loss, parts, emb = run.runner(batch, gen)
@@ -560,11 +566,11 @@ def _views_record(cfg: PretrainConfig) -> dict[str, Any]:
         return {"mode": "none"}
     if cfg.train.view_hook:
         return {"mode": "hook", "hook": cfg.train.view_hook}
-    if cfg.views == "stored":
-        return {"mode": "stored"}
+    if cfg.views in ("stored", "resim"):
+        return {"mode": cfg.views}
     pipeline = load_pipeline(cfg.augment)
     return {
-        "mode": "fresh",
+        "mode": cfg.views,
         "n_views": cfg.objective.n_views,
         "pipeline_hash": pipeline.hash(),
         "seed": pipeline.seed,

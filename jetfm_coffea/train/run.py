@@ -133,14 +133,17 @@ def write_model_card(run_dir: Path, configs: RunConfigs, n_parameters: int) -> N
     parts = cfg.objective.card_lines()  # one line per active objective (the registry)
     data = info.get("data", {})
     views = info.get("views", {})
-    if views.get("mode") == "fresh":
+    if views.get("mode") in ("fresh", "resim+physics"):
+        of = " of the re-simulated siblings" if views["mode"] == "resim+physics" else ""
         parts.append(
-            f"fresh physics views every step: {views['n_views']} per event, pipeline "
+            f"fresh physics views{of} every step: {views['n_views']} per event, pipeline "
             f"{' -> '.join(views['steps'])} (hash `{views['pipeline_hash']}`, seed "
             f"{views['seed']}; `augment_config.yaml`)"
         )
     elif views.get("mode") in ("stored", "hook"):
         parts.append(f"views: {views['mode']} {views.get('hook', '(from the shards)')}")
+    elif views.get("mode") == "resim":
+        parts.append("views: the re-simulated siblings of each hard event (RS3L)")
     m = configs.model
     text = f"""# Model card: jetfm event encoder ({m.size})
 

@@ -37,6 +37,7 @@ __all__ = [
     "jitter_views",
     "load_view_hook",
     "make_views",
+    "sibling_views",
     "view_index",
 ]
 
@@ -88,6 +89,40 @@ def make_views(
         views.append(out["tokens"].to(torch.float32))
         masks.append(out["mask"])
     return torch.stack(views, 1), torch.stack(masks, 1)
+
+
+def sibling_views(
+    batch: dict[str, torch.Tensor],
+    pipeline: AugmentationPipeline | dict[str, Any],
+    token_config: TokenConfig,
+    epoch: int,
+    n_views: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n_views`` fresh physics views of the re-simulated siblings (``views:
+    resim+physics``): view ``v`` is a physics view of copy ``v % K``, made by
+    :func:`make_views` from ``batch["view_objects"]`` ``[B, K, T, 7]`` and keyed by the
+    copy's own event number (``view_event`` ``[B, K]``), so the positives of an event
+    differ both by the shower and by the physics augmentations.
+    """
+    if "view_objects" not in batch:
+        raise TrainingError(
+            "views: resim+physics needs the raw objects of the siblings (batch key "
+            "'view_objects'): open the store with the resim loader and load_objects=True"
+        )
+    objects, mask = batch["view_objects"], batch["view_mask"].bool()
+    b, k, t, _ = objects.shape
+    per_copy = -(-n_views // k)
+    flat = {
+        "objects": objects.reshape(b * k, t, -1),
+        "mask": mask.reshape(b * k, t),
+        "run": batch["run"].repeat_interleave(k),
+        "luminosityBlock": batch["luminosityBlock"].repeat_interleave(k),
+        "event": batch["view_event"].reshape(-1),
+    }
+    views, view_mask = make_views(flat, pipeline, token_config, epoch, per_copy)
+    views = views.reshape(b, k, per_copy, t, -1).transpose(1, 2).reshape(b, per_copy * k, t, -1)
+    view_mask = view_mask.reshape(b, k, per_copy, t).transpose(1, 2).reshape(b, per_copy * k, t)
+    return views[:, :n_views].contiguous(), view_mask[:, :n_views].contiguous()
 
 
 def jitter_views(

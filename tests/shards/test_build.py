@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
 from jetfm_coffea.jobs.shards import build_store, plan_chunks
-from jetfm_coffea.shards import open_store, scan_shards, verify
+from jetfm_coffea.shards import SCHEMA_VERSION, open_store, scan_shards, verify
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -181,7 +181,11 @@ def test_cli_info_and_verify(singlemu_store, tmp_path):
     info = runner.invoke(main, ["shards", "info", str(singlemu_store), "--json"])
     assert info.exit_code == 0, info.output
     doc = json.loads(info.output)
-    assert doc["n_events"] == 10_000 and doc["n_views"] == 2 and doc["schema_version"] == "2.0.0"
+    assert (
+        doc["n_events"] == 10_000
+        and doc["n_views"] == 2
+        and doc["schema_version"] == SCHEMA_VERSION
+    )
     assert 0 < doc["bytes_per_event"] < 200  # ragged objects + 2 stored views (1.0.0: 291)
     ok = runner.invoke(main, ["shards", "verify", str(singlemu_store)])
     assert ok.exit_code == 0 and "OK" in ok.output

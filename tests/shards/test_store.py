@@ -55,9 +55,23 @@ def test_store_schema_version_mismatch(store):
         open_store(store)
 
 
+def test_a_2_0_0_store_is_read_as_it_is(store):
+    """2.1.0 only adds optional arrays: a 2.0.0 store (root, manifest, shards) still loads."""
+    _set_attr(store / "zarr.json", "schema_version", "2.0.0", nested="jetfm_store")
+    manifest = json.loads((store / "manifest.json").read_text())
+    manifest["schema_version"] = "2.0.0"
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    for meta in (store / "shards").glob("*/*/*/zarr.json"):
+        _set_attr(meta, "schema_version", "2.0.0")
+    assert open_store(store).n_events > 0
+    assert verify(store).ok
+    batch = next(iter(open_loader(store, batch_size=64, load_views=False)))
+    assert batch["tokens"].shape[0] == 64
+
+
 def test_a_1_0_0_store_is_refused_with_the_migrate_command(store):
     _set_attr(store / "zarr.json", "schema_version", "1.0.0", nested="jetfm_store")
-    expected = f"{store}: is a shard store of schema 1.0.0; this jetfm-coffea reads 2.0.0: "
+    expected = f"{store}: is a shard store of schema 1.0.0; this jetfm-coffea reads 2.1.0: "
     expected += f"run 'jetfm shards migrate {store} --out NEW'"
     with pytest.raises(LegacyStoreError, match=re.escape(expected)):
         open_store(store)

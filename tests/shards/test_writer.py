@@ -19,7 +19,7 @@ from jetfm_coffea.shards import (
     write_shard,
 )
 from jetfm_coffea.shards import writer as writer_module
-from jetfm_coffea.shards.format import OBJECT_COLUMNS, OBJECT_FIELDS
+from jetfm_coffea.shards.format import OBJECT_COLUMNS, OBJECT_FIELDS, SCHEMA_VERSION
 from jetfm_coffea.shards.store import scan_temporaries
 from jetfm_coffea.shards.writer import ShardSource
 from jetfm_coffea.tokens import build_tokens
@@ -93,7 +93,7 @@ def test_round_trip_keeps_the_selected_objects_exactly(tmp_path, tokens, token_c
     np.testing.assert_array_equal(arrays["weight"], weight)
     # provenance
     a = shard.attrs
-    assert a["schema_version"] == "2.0.0" and a["n_objects"] == int(tokens.counts.sum())
+    assert a["schema_version"] == SCHEMA_VERSION and a["n_objects"] == int(tokens.counts.sum())
     assert a["token_config_hash"] == token_config.hash()
     assert a["augmentation"]["hash"] == pipeline.hash() and a["augmentation"]["seed"] == 11
     assert a["source"] == {
