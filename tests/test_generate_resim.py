@@ -52,6 +52,10 @@ def test_every_hard_event_has_k_adjacent_copies_in_one_file(resim_sample):
     assert group.tolist() == (4 * 2**32 + hard_events).tolist()  # seed 4
     assert copy.tolist() == np.tile(np.arange(K), N_HARD).tolist()
     assert len(set(ak.to_numpy(events["event"]).tolist())) == len(events)
+    with uproot.open(result.files[0]) as f:  # the copies carry the regression targets too
+        assert {"GenTarget_hadTopPt", "GenTarget_nuPt", "GenTarget_higgsPt"} <= set(
+            f["Events"].keys()
+        )
 
 
 def test_hard_process_identical_and_showers_differ(resim_sample):
