@@ -52,6 +52,7 @@ from jetfm_coffea.finetune.trainer import (
 from jetfm_coffea.generate.processes import get_process
 from jetfm_coffea.generate.run import dataset_name, generate
 from jetfm_coffea.tokens.config import TokenConfig
+from jetfm_coffea.tokens.fields import ID_FIELDS
 from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import pretrain
 from jetfm_coffea.train.rundir import WEIGHTS
@@ -228,7 +229,7 @@ def stored_views(
             "objects": torch.as_tensor(pool.objects[sl]),
             "mask": torch.as_tensor(pool.mask[sl]),
             **{k: torch.as_tensor(np.asarray(getattr(pool, k)[sl], np.int64))
-               for k in ("run", "luminosityBlock", "event")},
+               for k in ID_FIELDS},
         }  # fmt: skip
         v, m = make_views(batch, pipeline, pool.token_config, 0, n_views)
         views.append(v.numpy())

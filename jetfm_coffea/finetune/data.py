@@ -348,14 +348,9 @@ def read_values(
         names = [b for b in present if b.startswith(TARGET_PREFIX) or b in extra]
         if not names:
             return {}
-        arrays = events.arrays(["run", "luminosityBlock", "event", *names], library="np")
-    position = {
-        key: i
-        for i, key in enumerate(
-            zip(arrays["run"].tolist(), arrays["luminosityBlock"].tolist(),
-                arrays["event"].tolist(), strict=True)
-        )
-    }  # fmt: skip
+        arrays = events.arrays([*ID_FIELDS, *names], library="np")
+    columns = (arrays[f].tolist() for f in ID_FIELDS)
+    position = {key: i for i, key in enumerate(zip(*columns, strict=True))}
     wanted = zip(*(np.asarray(a).tolist() for a in ids), strict=True)
     try:
         rows = np.array([position[k] for k in wanted], dtype=np.int64)
