@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,48 @@ def resim_store(tmp_path_factory, resim_sample):
     )
     assert summary.events_written == RESIM_HARD * RESIM_K
     return out
+
+
+@functools.cache
+def _event_tokens(path: Path, n_events: int | None = None):
+    """EventTokens (with their raw objects) of the first ``n_events`` events of a NanoAOD file.
+
+    Read once per (file, count) and session with the project's quiet NanoAOD schema and
+    the default TokenConfig; callers must not modify the arrays in place.
+    """
+    from coffea.nanoevents import NanoEventsFactory
+
+    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
+    from jetfm_coffea.tokens import TokenConfig, build_tokens
+
+    events = NanoEventsFactory.from_root(
+        {str(path): "Events"}, schemaclass=JetFMNanoAODSchema, mode="virtual"
+    ).events()
+    return build_tokens(events if n_events is None else events[:n_events], TokenConfig())
+
+
+@pytest.fixture(scope="session")
+def event_tokens():
+    """``event_tokens(path, n_events=None)``: cached EventTokens of a file's first events."""
+    return _event_tokens
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_blocks(heading: str) -> dict[str, list[str]]:
+    """The fenced code blocks of a README subsection (from ``heading`` to the next heading)."""
+    text = README.read_text()
+    start = text.index(f"\n{heading}")
+    end = text.find("\n#", start + len(heading) + 2)
+    section = text[start : end if end > 0 else None]
+    out: dict[str, list[str]] = {}
+    for lang, body in re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S):
+        out.setdefault(lang, []).append(body)
+    return out
+
+
+@pytest.fixture(scope="session")
+def readme_blocks():
+    """``readme_blocks(heading) -> {language: [code, ...]}``: the README examples to run."""
+    return _readme_blocks

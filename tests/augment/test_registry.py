@@ -7,7 +7,6 @@ implementation); the built-ins are registered the same way.
 from __future__ import annotations
 
 import json
-import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -31,7 +30,7 @@ from jetfm_coffea.augment.check import dimuon_mass, muon_objects, muon_token_con
 from jetfm_coffea.backend import where
 from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.tokens import TokenConfig, build_tokens
+from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train import TensorEventDataset, load_pretrain_config, pretrain
 
 CALLS: dict[str, int] = {}  # backend name -> calls of the implementation
@@ -112,18 +111,9 @@ def test_it_flows_through_augment_check(tmp_path, dimuon100k):
 
 
 @pytest.fixture(scope="module")
-def real_tokens(singlemu):
+def real_tokens(singlemu, event_tokens):
     """EventTokens (with their raw objects) of 300 real 2012 SingleMu events."""
-    from coffea.nanoevents import NanoEventsFactory
-
-    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        events = NanoEventsFactory.from_root(
-            {str(singlemu): "Events"}, schemaclass=JetFMNanoAODSchema, mode="virtual"
-        ).events()[:300]
-        return build_tokens(events, TokenConfig())
+    return event_tokens(singlemu, 300)
 
 
 def test_it_makes_the_fresh_views_of_pretraining(real_tokens, tmp_path):

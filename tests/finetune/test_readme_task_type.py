@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import types
 from pathlib import Path
@@ -16,19 +15,8 @@ from jetfm_coffea.finetune.task_types import TASK_TYPES, Regression, task_type_f
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def _blocks(heading: str) -> dict[str, list[str]]:
-    text = README.read_text()
-    start = text.index(f"\n{heading}")
-    end = text.find("\n#", start + len(heading) + 2)
-    section = text[start : end if end > 0 else None]
-    out: dict[str, list[str]] = {}
-    for lang, body in re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S):
-        out.setdefault(lang, []).append(body)
-    return out
-
-
-def test_the_readme_task_type_example(monkeypatch):
-    blocks = _blocks("### A downstream task type")
+def test_the_readme_task_type_example(monkeypatch, readme_blocks):
+    blocks = readme_blocks("### A downstream task type")
     module = types.ModuleType("readme_task_type")  # a user's module
     monkeypatch.setitem(sys.modules, module.__name__, module)
     try:

@@ -19,25 +19,14 @@ from jetfm_coffea.model import (
     pack_tokens,
     packed_width,
 )
-from jetfm_coffea.tokens import TokenConfig, build_tokens
+from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train.data import compact_batch
 
 
 @pytest.fixture(scope="module")
-def real(ttbar2015):
+def real(ttbar2015, event_tokens):
     """Tokens of 200 real-format ttbar events, with a hole punched into a few events."""
-    import warnings
-
-    from coffea.nanoevents import NanoEventsFactory
-
-    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        events = NanoEventsFactory.from_root(
-            {str(ttbar2015): "Events"}, schemaclass=JetFMNanoAODSchema, mode="virtual"
-        ).events()
-    shard = build_tokens(events, TokenConfig())
+    shard = event_tokens(ttbar2015)
     mask = shard.mask.copy()
     mask[::17, 1] = False  # a token masked for non-finite features leaves a hole
     mask[5] = False  # an empty event

@@ -11,26 +11,15 @@ import torch
 
 from jetfm_coffea.model import ModelConfig, model_config_for, pair_features
 from jetfm_coffea.model.config import LEGACY_PAIR_VERSION, PAIR_VERSION, load_model_config
-from jetfm_coffea.tokens import TokenConfig, build_tokens
+from jetfm_coffea.tokens import TokenConfig
 
 NAMES = TokenConfig().feature_names
 
 
 @pytest.fixture(scope="module")
-def real_tokens(singlemu):
+def real_tokens(singlemu, event_tokens):
     """Tokens of 300 real 2012 SingleMu events (muons, jets, MET: collinear pairs too)."""
-    import warnings
-
-    from coffea.nanoevents import NanoEventsFactory
-
-    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        events = NanoEventsFactory.from_root(
-            {str(singlemu): "Events"}, schemaclass=JetFMNanoAODSchema, mode="virtual"
-        ).events()[:300]
-    shard = build_tokens(events, TokenConfig())
+    shard = event_tokens(singlemu, 300)
     return torch.from_numpy(shard.tokens), torch.from_numpy(shard.mask)
 
 

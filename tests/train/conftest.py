@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
-
-from jetfm_coffea.tokens import TokenConfig, build_tokens
 
 
 @pytest.fixture(scope="session")
-def real_tokens(singlemu):
+def real_tokens(singlemu, event_tokens):
     """EventTokens of the first 3000 real 2012 SingleMu events."""
-    from coffea.nanoevents import NanoEventsFactory
-
-    from jetfm_coffea.nanoevents import JetFMNanoAODSchema
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        events = NanoEventsFactory.from_root(
-            {str(singlemu): "Events"}, schemaclass=JetFMNanoAODSchema, mode="virtual"
-        ).events()[:3000]
-        return build_tokens(events, TokenConfig())
+    return event_tokens(singlemu, 3000)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import types
 from pathlib import Path
@@ -15,21 +14,11 @@ from jetfm_coffea.train import TensorEventDataset, load_pretrain_config, pretrai
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def _blocks(heading: str) -> dict[str, list[str]]:
-    """The fenced code blocks of a README subsection, by language."""
-    text = README.read_text()
-    start = text.index(f"\n{heading}\n")
-    end = text.find("\n#", start + len(heading) + 2)
-    section = text[start : end if end > 0 else None]
-    out: dict[str, list[str]] = {}
-    for lang, body in re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S):
-        out.setdefault(lang, []).append(body)
-    return out
-
-
-def test_the_extending_examples_pretrain_on_real_events(real_tokens, tmp_path, monkeypatch):
-    objective = _blocks("### A pretraining objective")
-    augmentation = _blocks("### An augmentation")
+def test_the_extending_examples_pretrain_on_real_events(
+    real_tokens, tmp_path, monkeypatch, readme_blocks
+):
+    objective = readme_blocks("### A pretraining objective")
+    augmentation = readme_blocks("### An augmentation")
     for i, code in enumerate(objective["python"] + augmentation["python"]):
         module = types.ModuleType(f"readme_extending_{i}")  # a user's module
         monkeypatch.setitem(sys.modules, module.__name__, module)
