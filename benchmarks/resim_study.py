@@ -266,7 +266,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--hard", type=int, default=500, help="hard events per pool process")
-    ap.add_argument("--labelled", type=int, default=1500, help="events per labelled sample")
+    ap.add_argument("--labelled", type=int, default=3000, help="events per labelled sample")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seeds", default="5,6,7", help="comma list of pretraining/fine-tuning seeds")
