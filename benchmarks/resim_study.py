@@ -23,7 +23,7 @@ the three variants see the same labelled events.  A rerun reuses the generated s
 stores, pretraining runs and completed fine-tuning runs in ``--out``; ``--results`` gets
 ``resim_study.json`` and ``resim_study.md``.
 
-    python benchmarks/resim_study.py --out resim-study/ --hard 500 --labelled 1500 \
+    python benchmarks/resim_study.py --out resim-study/ --hard 500 --labelled 3000 \
         --seeds 5,6,7 --labels 10%,all --results benchmarks/results
 """
 
@@ -271,7 +271,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seeds", default="5,6,7", help="comma list of pretraining/fine-tuning seeds")
     ap.add_argument("--labels", default="10%,all", help="label grid (counts, %% or all)")
-    ap.add_argument("--modes", default="finetune,scratch", help="also: linear-probe")
+    ap.add_argument("--modes", default="linear-probe,finetune,scratch")
     ap.add_argument("--max-steps", type=int, help="fine-tuning step cap (default: none)")
     ap.add_argument("--results", help="folder for resim_study.json / .md (default: --out)")
     args = ap.parse_args()

@@ -37,7 +37,10 @@ def test_resim_study_smoke(resim_study, tmp_path, monkeypatch, capsys):
         assert 0.0 <= row["auc_varied"] <= 1.0
         assert row["auc_shift"] == pytest.approx(row["auc_varied"] - row["auc"])
         assert row["n_varied"] > 0
-        assert row["mode"] == ("scratch" if row["variant"] == resim_study.SCRATCH else "finetune")
+    modes = {(r["variant"], r["mode"]) for r in summary["rows"]}
+    assert modes == {(resim_study.SCRATCH, "scratch")} | {
+        (v, m) for v in resim_study.VARIANTS for m in ("linear-probe", "finetune")
+    }
     assert set(summary["probe"]) == {*resim_study.VARIANTS, "random encoder"}
     assert "| resim+physics | finetune |" in table and "Frozen-embedding probe" in table
     capsys.readouterr()
