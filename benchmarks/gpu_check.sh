@@ -92,7 +92,7 @@ stage pretrain "$L_PRE" "$PY" benchmarks/bench_pretrain.py --device "$DEVICE" --
   --compile "$COMPILE" --store-events "$STORE" --workers "$WORKERS" --compare-views --repeat 1 "${STEPS[@]}" \
   --out "$OUT/bench_pretrain.json"
 stage score-fp32 "$L_SCORE" "$PY" benchmarks/bench_score.py --size "$SCORE_SIZE" --device "$DEVICE" \
-  --out "$OUT/bench_score.json"
+  --variations JES,JER --out "$OUT/bench_score.json"
 stage score-bf16 "$L_SCORE" "$PY" benchmarks/bench_score.py --size "$SCORE_SIZE" --device "$DEVICE" \
   --precision bf16 --out "$OUT/bench_score_bf16.json"
 stage profile "$L_PROF" "$PY" benchmarks/profile_pretrain.py --device "$DEVICE" "${PROFILE[@]}" \

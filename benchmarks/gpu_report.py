@@ -98,13 +98,31 @@ def _score_section(out: Path) -> list[str]:
     if not rows:
         return [*lines, "no result (see gpu_check.log)", ""]
     lines += [
-        "| model | device | precision | events | ev/s without | ev/s with | ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| model | device | precision | events | ev/s without | ev/s with | ratio | "
+        "variations: cost / nominal (limit) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        var = "—"
+        if "variation_cost_over_nominal" in r:
+            var = f"{r['variation_cost_over_nominal']} ({r['variation_cost_limit']})"
         lines.append(
             f"| {r['size']} | {r['device']} | {r.get('precision', 'auto')} | {r['events']} | "
-            f"{r['events_per_s_without']:,.0f} | {r['events_per_s_with']:,.0f} | {r['ratio']} |"
+            f"{r['events_per_s_without']:,.0f} | {r['events_per_s_with']:,.0f} | {r['ratio']} | "
+            f"{var} |"
+        )
+    fp32 = rows[0]
+    lines += [
+        "",
+        f"- issue 17 target: score column on one GPU >= 0.8 of the rate without: "
+        f"{fp32['ratio']} -> {'met' if fp32['ratio'] >= 0.8 else 'NOT met'}",
+    ]
+    if "variation_cost_over_nominal" in fp32:
+        ok = fp32["variation_cost_over_nominal"] <= fp32["variation_cost_limit"]
+        lines.append(
+            f"- issue 17 target: scoring with {len(fp32['variations'])} variations costs "
+            f"<= {fp32['variation_cost_limit']} x nominal: "
+            f"{fp32['variation_cost_over_nominal']} -> {'met' if ok else 'NOT met'}"
         )
     return [*lines, ""]
 
