@@ -20,7 +20,14 @@ from jetfm_coffea.finetune.metrics import classification_metrics, roc
 from jetfm_coffea.finetune.plots import plot_roc, plot_scores
 from jetfm_coffea.finetune.task_types.registry import Objective, TaskType, register_task_type
 
-__all__ = ["Classification", "ClassificationObjective", "classification_table"]
+__all__ = [
+    "Classification",
+    "ClassificationObjective",
+    "classification_table",
+    "mean_std",
+    "run_cells",
+    "step_notes",
+]
 
 
 class ClassificationObjective(Objective):
@@ -127,10 +134,7 @@ class Classification(TaskType):
 
 def classification_table(agg: Sequence[dict[str, Any]], title: str | None = None) -> str:
     """The aggregate as a Markdown table, ``mean ± std`` over seeds."""
-
-    def pm(e: dict[str, Any], m: str, fmt: str) -> str:
-        return f"{e[m + '_mean']:{fmt}} ± {e[m + '_std']:{fmt}}"
-
+    pm = mean_std
     lines = [f"## {title}", ""] if title else []
     lines += [
         "| mode | labels | seeds | AUC | accuracy | 1/ε_B @ ε_S=30% | 1/ε_B @ ε_S=50% "
@@ -140,19 +144,28 @@ def classification_table(agg: Sequence[dict[str, Any]], title: str | None = None
     for e in agg:
         f30 = " †" if e["rejection_30_capped"] else ""
         f50 = " †" if e["rejection_50_capped"] else ""
-        capped = " ‡" if e.get("n_step_capped") else ""
-        steps = f"{e.get('steps_mean', float('nan')):.0f} ({e.get('best_step_mean', 0):.0f})"
-        lr = f"{e['lr']:.3g}" if e.get("lr") is not None else "-"
         lines.append(
             f"| {e['mode']} | {e['n_labels']} | {e['n_seeds']} | {pm(e, 'auc', '.4f')} | "
             f"{pm(e, 'accuracy', '.4f')} | {pm(e, 'rejection_30', '.1f')}{f30} | "
-            f"{pm(e, 'rejection_50', '.1f')}{f50} | {steps}{capped} | {lr} | "
-            f"{e['wall_s_mean']:.1f} |"
+            f"{pm(e, 'rejection_50', '.1f')}{f50} | {run_cells(e)} |"
         )
     if any(e["rejection_30_capped"] or e["rejection_50_capped"] for e in agg):
         lines += ["", "† in some seed no background test event passed: 1/ε_B is a lower bound."]
     lines += step_notes(agg)
     return "\n".join(lines) + "\n"
+
+
+def mean_std(e: dict[str, Any], metric: str, fmt: str) -> str:
+    """``mean ± std`` of ``metric`` in one aggregate entry, formatted with ``fmt``."""
+    return f"{e[metric + '_mean']:{fmt}} ± {e[metric + '_std']:{fmt}}"
+
+
+def run_cells(e: dict[str, Any]) -> str:
+    """The cells every study table ends with: ``steps (best)[‡] | lr | wall s``."""
+    capped = " ‡" if e.get("n_step_capped") else ""
+    steps = f"{e.get('steps_mean', float('nan')):.0f} ({e.get('best_step_mean', 0):.0f})"
+    lr = f"{e['lr']:.3g}" if e.get("lr") is not None else "-"
+    return f"{steps}{capped} | {lr} | {e['wall_s_mean']:.1f}"
 
 
 def step_notes(agg: Sequence[dict[str, Any]]) -> list[str]:

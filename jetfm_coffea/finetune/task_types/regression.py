@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jetfm_coffea.errors import TrainingError
 from jetfm_coffea.finetune.metrics import regression_metrics
 from jetfm_coffea.finetune.plots import plot_pred_vs_true
-from jetfm_coffea.finetune.task_types.classification import step_notes
+from jetfm_coffea.finetune.task_types.classification import mean_std, run_cells, step_notes
 from jetfm_coffea.finetune.task_types.registry import Objective, TaskType, register_task_type
 
 if TYPE_CHECKING:
@@ -184,9 +184,7 @@ class Regression(TaskType):
         }
 
     def markdown_table(self, aggregate: Sequence[dict[str, Any]], title: str | None) -> str:
-        def pm(e: dict[str, Any], m: str, fmt: str) -> str:
-            return f"{e[m + '_mean']:{fmt}} ± {e[m + '_std']:{fmt}}"
-
+        pm = mean_std
         lines = [f"## {title}", ""] if title else []
         lines += [
             "| mode | labels | seeds | resolution | bias | coverage (±σ) | RMSE | "
@@ -194,14 +192,10 @@ class Regression(TaskType):
             "|---|---:|---:|---|---|---|---|---:|---:|---:|",
         ]
         for e in aggregate:
-            capped = " ‡" if e.get("n_step_capped") else ""
-            steps = f"{e.get('steps_mean', float('nan')):.0f} ({e.get('best_step_mean', 0):.0f})"
-            lr = f"{e['lr']:.3g}" if e.get("lr") is not None else "-"
             lines.append(
                 f"| {e['mode']} | {e['n_labels']} | {e['n_seeds']} | "
                 f"{pm(e, 'resolution', '.4f')} | {pm(e, 'bias', '+.4f')} | "
-                f"{pm(e, 'coverage', '.3f')} | {pm(e, 'rmse', '.1f')} | {steps}{capped} | "
-                f"{lr} | {e['wall_s_mean']:.1f} |"
+                f"{pm(e, 'coverage', '.3f')} | {pm(e, 'rmse', '.1f')} | {run_cells(e)} |"
             )
         lines += [
             "",
