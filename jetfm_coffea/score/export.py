@@ -25,20 +25,24 @@ outside this package (C++/AOTInductor, a Triton server behind coffea's
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from jetfm_coffea.atomic import atomic_write_text
+from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
 from jetfm_coffea.score.errors import ModelFileError
 from jetfm_coffea.score.exporters import (
     ONNX,
     PROGRAM,
     ExportContext,
+    Exporter,
     ScoringModule,
     example_inputs,
     exporter_names,
@@ -147,7 +151,10 @@ def export_model(
     to ``out/triton_name`` with the ONNX (dynamic batch and token axes) as version 1,
     ``config.pbtxt`` and a model card; that folder is returned). The manifest is
     validated against ``schemas/1.0.0/model_manifest.json`` before it is written,
-    last, so a directory with a manifest is complete. The
+    last, so a directory with a manifest is complete. The export is written beside
+    ``out`` under a hidden name and swapped in only when complete (``overwrite``
+    removes the old one only then); an ``out`` that is, contains or lies inside the
+    source model folder is refused (:class:`~jetfm_coffea.errors.ConfigError`). The
     source's weights must have the SHA-256 its run recorded (``allow_modified_weights``
     exports them anyway and records ``source_weights_check: "modified"``); the export
     records the SHA-256 of its own copy as ``model_hash``.
@@ -165,14 +172,69 @@ def export_model(
     for e in exporters:
         if e.folder is not None:
             out = e.folder(out, options)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} exists and is not empty (overwrite=True replaces it)")
-        if out.resolve() == Path(info.path):
-            raise ValueError("cannot export a model onto itself")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
     src = Path(info.path)
+    _check_out_apart(src, out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty (overwrite=True replaces it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # written beside --out under a hidden name, then swapped in: a failed export leaves
+    # the old one (and everything else) as it was
+    staging_root = out.parent / f".{out.name}.tmp-export-{uuid.uuid4().hex[:12]}"
+    staging = staging_root / out.name  # same name: the Triton exporter names the model by it
+    try:
+        staging.mkdir(parents=True)
+        _write_export(src, staging, info, exporters, options, model_version, validate)
+        _swap_in(staging, out)
+    finally:
+        shutil.rmtree(staging_root, ignore_errors=True)
+    return out
+
+
+def _check_out_apart(src: Path, out: Path) -> None:
+    """Refuse an ``out`` that is, contains or is inside the model folder ``src``."""
+    a, b = src.resolve(), out.resolve()
+    if a == b:
+        raise ConfigError(
+            f"export --out {out} is the model folder {src}: cannot export onto itself"
+        )
+    if b in a.parents:
+        raise ConfigError(
+            f"export --out {out} contains the model folder {src} it exports; "
+            "replacing it would delete the model: choose an --out outside it"
+        )
+    if a in b.parents:
+        raise ConfigError(
+            f"export --out {out} is inside the model folder {src} it exports; "
+            "choose an --out outside it"
+        )
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Move the finished export ``staging`` to ``out``; an old ``out`` is removed only after."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-export-{uuid.uuid4().hex[:12]}"
+        os.rename(out, old)
+    try:
+        os.rename(staging, out)
+    except BaseException:
+        if old is not None:
+            os.rename(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_export(
+    src: Path,
+    out: Path,
+    info: ModelInfo,
+    exporters: list[Exporter],
+    options: dict[str, Any],
+    model_version: str | None,
+    validate: Any,
+) -> None:
+    """Write every file of the export into the (empty) folder ``out``, the manifest last."""
     shutil.copyfile(src / WEIGHTS, out / WEIGHTS)
     shutil.copyfile(src / MODEL_CONFIG, out / MODEL_CONFIG)
     atomic_write_text(out / TOKEN_CONFIG, info.token_config.to_yaml())
@@ -199,7 +261,6 @@ def export_model(
     manifest = _manifest(info, files, version)
     validate(manifest, "model_manifest", name=str(out / MANIFEST))
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
-    return out
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
