@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,7 +66,9 @@ def verify(
     counts, content checksum, token config; the manifest against the shards on disk
     (missing, unlisted, differing counts/checksums); overlapping entry ranges of one file;
     leftover temporary directories (warnings). With ``rebuild_manifest`` a new manifest
-    is written from the shards that passed (the old one is kept as ``manifest.json.bak-*``).
+    is written from the shards that passed, beside the old one and then renamed onto it
+    (a failed write, e.g. a full disk, leaves the old manifest in place); the old one
+    is kept as ``manifest.json.bak-*``.
     """
     root = Path(store)
     report = VerifyReport(str(root))
@@ -180,9 +183,33 @@ def verify(
     report.n_shards = len(good)
     report.n_events = sum(r.n_events for r in good.values())
     if rebuild_manifest:
-        if manifest_path.is_file():
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-            os.replace(manifest_path, root / f"{MANIFEST_NAME}.bak-{stamp}")
-        write_manifest(root, sorted(good))
+        backup = _keep_old_manifest(manifest_path)
+        try:  # written beside, then renamed onto manifest.json: the old one stays until then
+            write_manifest(root, sorted(good))
+        except BaseException:
+            if backup is not None:
+                backup.unlink(missing_ok=True)  # manifest.json is still the old one
+            raise
         report.manifest_rebuilt = True
     return report
+
+
+def _keep_old_manifest(manifest_path: Path) -> Path | None:
+    """A ``manifest.json.bak-<time>`` beside the manifest, which stays in place.
+
+    A hard link (no disk space needed) where the file system has them, else a copy.
+    """
+    if not manifest_path.is_file():
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    backup = manifest_path.with_name(f"{MANIFEST_NAME}.bak-{stamp}")
+    backup.unlink(missing_ok=True)
+    try:
+        os.link(manifest_path, backup)
+    except OSError:
+        try:
+            shutil.copy2(manifest_path, backup)
+        except BaseException:
+            backup.unlink(missing_ok=True)
+            raise
+    return backup
