@@ -7,7 +7,8 @@ the ``run_id`` of the one before, so a stage that is redone (its folder deleted,
 parameters changed) redoes everything after it. A stage that was interrupted has no
 marker and runs again in the same folder, so stages that can resume (shard building,
 pretraining checkpoints, the fine-tuning grid) continue where they stopped; a stage that
-finished with other inputs is redone from an empty folder.
+finished with other inputs is redone from an empty folder (the old one is moved aside
+and removed only when the redo finished; a failed redo puts it back).
 """
 
 from __future__ import annotations
@@ -99,14 +100,22 @@ def run_stage(
     if done is not None:
         console.print(f"{header}: already done, skipped ({stage_dir})")
         return done
+    previous = None
     if _marker(stage_dir).exists():  # finished with other inputs: start afresh
         console.print(f"{header}: parameters or an earlier stage changed, redoing the stage")
-        shutil.rmtree(stage_dir)
+        previous = stage_dir.with_name(f".{stage_dir.name}.old-{uuid.uuid4().hex[:12]}")
+        stage_dir.rename(previous)  # kept until the redone stage finished
     console.print(f"{header}: {stage.description}")
     stage_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     args = {k: v for k, v in stage.params.items() if not k.startswith("_")}
-    outputs = stage.func(stage_dir, **args)
+    try:
+        outputs = stage.func(stage_dir, **args)
+    except BaseException:
+        if previous is not None:  # the redo failed: the finished old stage comes back
+            shutil.rmtree(stage_dir, ignore_errors=True)
+            previous.rename(stage_dir)
+        raise
     seconds = time.perf_counter() - start
     record = StageRecord(
         stage.name, outputs, seconds, False, stage.params_hash(), uuid.uuid4().hex[:16]
@@ -118,5 +127,7 @@ def run_stage(
         "run_id": record.run_id,
     }
     atomic_write_json(_marker(stage_dir), document, indent=2, default=str)
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
     console.print(f"{header}: done in {seconds:.1f} s -> {stage_dir}")
     return record

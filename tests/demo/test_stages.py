@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 from rich.console import Console
 
 from jetfm_coffea.demo.pipeline import stage_shards
@@ -64,3 +65,24 @@ def test_shards_stage_reports_skipped_files(tmp_path, ttbar2015):
     out = stage_shards(tmp_path / "stage", str(fileset), plan, scheduler=None)
     assert out["events_written"] == 200
     assert [f for f, _ in out["skipped"]] == [str(missing)]
+
+
+def test_a_failed_redo_puts_the_finished_stage_back(tmp_path):
+    """Redoing a stage moves its old folder aside and removes it only after the redo."""
+    _pipeline(tmp_path, [])
+    old = {p.name: p.read_bytes() for p in (tmp_path / "1-a").iterdir()}
+
+    def fails(stage_dir, value):
+        (stage_dir / "partial.txt").write_text("half")
+        raise OSError(28, "No space left on device")
+
+    stage = Stage("a", fails, {"value": 2})
+    with pytest.raises(OSError, match="No space left"):
+        run_stage(stage, tmp_path, 1, 3, Console(quiet=True))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "1-a").iterdir()} == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1-a", "2-b", "3-c"]
+    calls = []
+    _pipeline(tmp_path, calls, value=2)  # the redo that succeeds leaves no old folder
+    assert calls == ["a", "b", "c"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1-a", "2-b", "3-c"]
+    assert (tmp_path / "1-a" / "out.txt").read_text() == "2"
