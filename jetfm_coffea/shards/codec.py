@@ -25,7 +25,13 @@ from typing import Any
 import numpy as np
 
 from jetfm_coffea.errors import ShardChecksumError, ShardError
-from jetfm_coffea.shards.format import CHUNK_OBJECTS, CODECS, seal_chunk, unseal_chunk
+from jetfm_coffea.shards.format import (
+    CHUNK_OBJECTS,
+    CODECS,
+    chunk_crc,
+    seal_chunk,
+    unseal_chunk,
+)
 
 __all__ = ["DEFAULT_ZSTD_LEVEL", "ChunkReader", "codecs", "encode_arrays"]
 
@@ -93,9 +99,10 @@ class ChunkReader:
     decodes the chunk files itself and checks every chunk's CRC-32C.
     """
 
-    def __init__(self, directory: Path, where: str):
+    def __init__(self, directory: Path, where: str, expected_crcs: list[int] | None = None):
         self.directory = directory
         self.where = where
+        self.expected_crcs = expected_crcs
         try:
             meta = json.loads((directory / "zarr.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
@@ -138,6 +145,14 @@ class ChunkReader:
             raise ShardChecksumError(
                 self.where, f"array {self.directory.name!r} chunk {i}: {err}"
             ) from err
+        expected = self.expected_crcs
+        if expected is not None and (i >= len(expected) or chunk_crc(raw) != expected[i]):
+            raise ShardChecksumError(
+                self.where,
+                f"array {self.directory.name!r} chunk {i}: CRC-32C {chunk_crc(raw):08x} is not "
+                "the one recorded when the shard was written (the chunk was replaced); "
+                "run 'jetfm shards verify'",
+            )
         if out is None:
             out = np.empty(self.chunk, self.dtype)
         try:

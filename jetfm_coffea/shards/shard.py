@@ -116,6 +116,7 @@ class Shard:
         self.attrs: dict[str, Any] = attrs
         self._readers: dict[str, ChunkReader] = {}
         self._offsets: dict[str, np.ndarray] = {}
+        self._expected_crcs: dict[str, list[int]] | None = None
 
     @property
     def n_events(self) -> int:
@@ -143,6 +144,37 @@ class Shard:
         """Events per chunk of the per-event arrays (the loader's read block)."""
         return int(self.attrs["arrays"]["event"]["chunks"][0])
 
+    def expect_checksum(self, checksum: str, token_config_hash: str | None = None) -> None:
+        """Tie every chunk read from now on to a manifest's ``checksum`` (and token config).
+
+        The chunk CRC-32Cs recorded in the attributes must combine to ``checksum`` (what
+        ``verify`` compares), and every chunk read must carry its recorded CRC-32C: a
+        shard replaced or changed since the manifest was written is refused, by name,
+        at the cost of the attributes and the bytes that are read anyway.
+        """
+        found = self.attrs.get("token_config_hash")
+        if token_config_hash is not None and found not in (None, token_config_hash):
+            raise ShardChecksumError(
+                self.path,
+                f"built with token config {found}, the store's is {token_config_hash} "
+                "(the shard was replaced); run 'jetfm shards verify'",
+            )
+        recorded = self.attrs["checksum"]
+        order, chunks = recorded.get("order", []), recorded.get("chunks", {})
+        if set(order) != set(self.attrs["arrays"]) or not set(order) <= set(chunks):
+            raise ShardChecksumError(self.path, "recorded checksum does not cover its arrays")
+        combined = combine_checksums(chunks, order)
+        if combined != checksum or recorded.get("value") != checksum:
+            raise ShardChecksumError(
+                self.path,
+                f"content checksum {combined} differs from the manifest's {checksum} (the "
+                "shard was replaced or changed since the manifest was written); run "
+                "'jetfm shards verify'",
+            )
+        self._expected_crcs = {name: [int(c) for c in chunks[name]] for name in order}
+        self._readers.clear()
+        self._offsets.clear()
+
     def has(self, name: str) -> bool:
         return name in self.attrs["arrays"]
 
@@ -152,7 +184,9 @@ class Shard:
         if reader is None:
             if not self.has(name):
                 raise ShardError(self.path, f"has no array {name!r}")
-            reader = self._readers[name] = ChunkReader(self.directory / name, self.path)
+            expected = None if self._expected_crcs is None else self._expected_crcs[name]
+            reader = ChunkReader(self.directory / name, self.path, expected)
+            self._readers[name] = reader
         return reader
 
     def read(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:

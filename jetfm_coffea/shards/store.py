@@ -313,8 +313,22 @@ class ShardStore:
         base = self.root / SHARDS_DIR
         return sum(p.stat().st_size for p in base.rglob("*") if p.is_file())
 
+    @cached_property
+    def _checksums(self) -> dict[str, str]:
+        return {r.path: r.checksum for r in self.records}
+
     def shard(self, path: str, *, full_check: bool = True) -> Shard:
-        return open_shard(self.root, path, full_check=full_check)
+        """Open a shard; one the manifest lists is tied to its manifest checksum.
+
+        Every chunk read from it must then carry the CRC-32C recorded when it was
+        written, and these must combine to the manifest's checksum
+        (:meth:`Shard.expect_checksum`): what ``verify`` checks, on the bytes read.
+        """
+        shard = open_shard(self.root, path, full_check=full_check)
+        checksum = self._checksums.get(path)
+        if checksum is not None:
+            shard.expect_checksum(checksum, self.description["token_config_hash"])
+        return shard
 
     def __iter__(self) -> Iterator[Shard]:
         for record in self.records:
