@@ -25,12 +25,19 @@ import awkward as ak
 import numpy as np
 from coffea import processor
 
-from jetfm_coffea.errors import ConfigError, ShardError
+from jetfm_coffea.errors import ConfigError, ShardError, ShardExistsError
 from jetfm_coffea.opendata.lumimask import lumimask_for
 from jetfm_coffea.selection.blinding import BlindingConfig
-from jetfm_coffea.selection.chunk import blind, selection_record
+from jetfm_coffea.selection.chunk import (
+    blind,
+    check_resumed_selection,
+    selection_record,
+    selection_signature,
+)
 from jetfm_coffea.selection.lumi import LumiPolicy, certify_chunk, run_lumi_summary
+from jetfm_coffea.shards.claims import claim_selection
 from jetfm_coffea.shards.format import RESIM_ARRAYS
+from jetfm_coffea.shards.shard import open_shard
 from jetfm_coffea.shards.views import load_augmentation, stored_views
 from jetfm_coffea.shards.writer import (
     ShardInfo,
@@ -208,6 +215,9 @@ class ShardProcessor(processor.ProcessorABC):
         ``record_ids`` the dataset's Open Data records (fileset metadata), for provenance.
         """
         policy = policy or LumiPolicy(source.dataset, "undeclared")
+        # commit time: this build's selection must still be the one the store holds
+        signature = selection_signature(policy, self.blinding)
+        claim_selection(self.store, source.dataset, signature, shard=source.path)
         n_read = len(objects) + (lumi or {}).get("events_dropped", 0)
         per_event = {"weight": weight} if weight is not None else {}
         per_event.update(resim or {})
@@ -222,22 +232,34 @@ class ShardProcessor(processor.ProcessorABC):
             if isinstance(objects, RaggedObjects):
                 padded = objects.padded(self.token_config.n_tokens)
             views = stored_views(padded, self.pipeline, self.token_config)
-        info = write_shard(
-            self.store,
-            objects,
-            source,
-            self.token_config,
-            views=views,
-            pipeline=self.pipeline,
-            label=label,
-            weight=weight,
-            resim=resim,
-            if_exists=self.if_exists,
-            chunk_events=self.chunk_events,
-            compression_level=self.compression_level,
-            selection=selection,
-        )
+        try:
+            info = write_shard(
+                self.store,
+                objects,
+                source,
+                self.token_config,
+                views=views,
+                pipeline=self.pipeline,
+                label=label,
+                weight=weight,
+                resim=resim,
+                if_exists=self.if_exists,
+                chunk_events=self.chunk_events,
+                compression_level=self.compression_level,
+                selection=selection,
+            )
+        except ShardExistsError:  # another build committed it while this one wrote it
+            if self.if_exists != "skip" or not shard_exists(self.store, source.path):
+                raise
+            info = existing_info(Path(self.store), source.path)
+        if info.status == "existing":
+            self._check_existing(source.path, policy)
         return _summary(info)
+
+    def _check_existing(self, path: str, policy: LumiPolicy) -> None:
+        """A shard found in place must have been selected as this build selects."""
+        attrs = open_shard(self.store, path, full_check=False).attrs
+        check_resumed_selection(path, attrs.get("selection"), policy, self.blinding)
 
     def process(self, events: Any) -> Any:
         """Write the chunk's shard (virtual/eager events) or schedule it (dask events)."""
@@ -253,9 +275,10 @@ class ShardProcessor(processor.ProcessorABC):
             treename=str(meta.get("treename") or "Events"),
         )
         label = _label(meta)
-        if self.if_exists == "skip" and shard_exists(self.store, source.path):
-            return _summary(existing_info(Path(self.store), source.path))
         policy = LumiPolicy.from_metadata(meta)
+        if self.if_exists == "skip" and shard_exists(self.store, source.path):
+            self._check_existing(source.path, policy)
+            return _summary(existing_info(Path(self.store), source.path))
         events, lumi = certify_chunk(events, policy)  # certified luminosity sections first
         objects = select_ragged(events, self.token_config)
         carried = {name: ak.to_numpy(_field(events, name)) for name in _carried(events)}

@@ -32,10 +32,18 @@ from jetfm_coffea.jobs.execution import coffea_executor
 from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, Executor, check_executor
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.selection.blinding import BlindingConfig
-from jetfm_coffea.selection.chunk import check_resumed_selection
+from jetfm_coffea.selection.chunk import check_resumed_selection, selection_signature
 from jetfm_coffea.selection.datasheet import selection_by_dataset
 from jetfm_coffea.selection.lumi import LumiPolicy, resolve_lumi_masks, warn_if_all_removed
-from jetfm_coffea.shards.store import create_store, open_shard, write_manifest
+from jetfm_coffea.shards.claims import claim_selection, read_claim
+from jetfm_coffea.shards.format import safe_name
+from jetfm_coffea.shards.store import (
+    ShardRecord,
+    create_store,
+    open_shard,
+    scan_shards,
+    write_manifest,
+)
 from jetfm_coffea.shards.views import AugmentationPipelineLike, load_augmentation
 from jetfm_coffea.shards.writer import ShardSource, shard_exists
 from jetfm_coffea.tokens import TokenConfig, load_token_config
@@ -240,6 +248,50 @@ def _check_resumed(root: Path, existing: list[Chunk], blinding: BlindingConfig |
         check_resumed_selection(c.source.path, attrs.get("selection"), policy, blinding)
 
 
+def _policies(files: dict[str, dict[str, Any]]) -> dict[str, LumiPolicy]:
+    return {
+        name: LumiPolicy.from_metadata({**spec["metadata"], "dataset": name})
+        for name, spec in files.items()
+    }
+
+
+def _check_unclaimed(
+    root: Path, policies: dict[str, LumiPolicy], blinding: BlindingConfig | None
+) -> None:
+    """Shards of a dataset without a claim (stores built before claims) match this build."""
+    dirs = {safe_name(name): name for name in policies if read_claim(root, name) is None}
+    for path in scan_shards(root):
+        name = dirs.get(path.split("/")[1])
+        if name is not None:
+            attrs = open_shard(root, path, full_check=False).attrs
+            check_resumed_selection(path, attrs.get("selection"), policies[name], blinding)
+
+
+def _claim_selections(
+    root: Path, policies: dict[str, LumiPolicy], blinding: BlindingConfig | None, replace: bool
+) -> None:
+    """Claim each dataset's selection in the store before any shard is written.
+
+    A store holds one selection per dataset (:mod:`jetfm_coffea.shards.claims`): a
+    build with another one is refused here, and its workers check again at each commit.
+    """
+    for name, policy in policies.items():
+        claim_selection(root, name, selection_signature(policy, blinding), replace=replace)
+
+
+def _selection_check(
+    policies: dict[str, LumiPolicy], blinding: BlindingConfig | None
+) -> Callable[[ShardRecord], None]:
+    """Before the manifest: every shard of this build's datasets has its selection."""
+
+    def check(record: ShardRecord) -> None:
+        policy = policies.get(record.dataset)
+        if policy is not None:
+            check_resumed_selection(record.path, record.selection, policy, blinding)
+
+    return check
+
+
 def _deprecated_mode(mode: str) -> bool:
     """``mode="virtual"|"dask"`` (the old spelling) as ``dask_mode``, with a warning."""
     if mode not in ("virtual", "dask"):
@@ -296,11 +348,15 @@ def build_store(
     if blinding is not None:
         blinding.check(token_config)
     root = create_store(out, token_config, pipeline)
+    policies = _policies(files)
+    if if_exists == "skip":
+        _check_unclaimed(root, policies, blinding)
     chunks, skipped = plan_chunks(files, chunksize)
     todo = chunks
     if if_exists == "skip":
         todo = [c for c in chunks if not shard_exists(root, c.source.path)]
     _check_resumed(root, [c for c in chunks if c not in set(todo)], blinding)
+    _claim_selections(root, policies, blinding, replace=if_exists == "overwrite")
     if on_plan is not None:
         on_plan(chunks, todo)
     proc = ShardProcessor(root, token_config, pipeline, if_exists=if_exists, blinding=blinding)
@@ -312,7 +368,7 @@ def build_store(
             result = _run_virtual(todo, proc, executor, workers, scheduler, status)
     existing = [c for c in chunks if c not in set(todo)]
     n_existing = sum(c.entry_stop - c.entry_start for c in existing)
-    manifest = write_manifest(root)
+    manifest = write_manifest(root, check=_selection_check(policies, blinding))
     selection = selection_by_dataset(manifest["shards"])
     for name, sel in selection.items():
         if sel["certified"] is not None:

@@ -11,6 +11,9 @@ features needs no rebuild). A *store* is a directory::
       zarr.json                       root Zarr group; attrs["jetfm_store"]: schema version,
                                       token config + hash, augmentation pipeline + hash
       manifest.json                   index of all shards (written after them)
+      selections/<dataset>.json       the event selection claimed for the dataset (lumi
+                                      mask, blinding); written by builds, never read by
+                                      readers (stores without it are read as they are)
       shards/<dataset>/<file uuid>/<entry_start>-<entry_stop>/   one shard (Zarr v3 group)
           zarr.json                   attrs: provenance + checksum (schemas/2.0.0/shard.json)
           run/ luminosityBlock/ event/      int64 [N]           event ids
@@ -68,6 +71,7 @@ __all__ = [
     "READABLE_VERSIONS",
     "RESIM_ARRAYS",
     "SCHEMA_VERSION",
+    "SELECTIONS_DIR",
     "SHARDS_DIR",
     "SHARD_FORMAT",
     "STORE_ATTR",
@@ -105,6 +109,8 @@ MANIFEST_FORMAT = "jetfm-shard-store-manifest"
 STORE_ATTR = "jetfm_store"
 MANIFEST_NAME = "manifest.json"
 SHARDS_DIR = "shards"
+#: Folder of the per-dataset selection claims (:mod:`jetfm_coffea.shards.claims`).
+SELECTIONS_DIR = "selections"
 TMP_MARKER = ".tmp-"
 
 #: Group of the ragged raw objects, and of the stored views.

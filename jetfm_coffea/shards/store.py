@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -245,16 +245,25 @@ def _manifest_document(description: dict[str, Any], records: list[ShardRecord]) 
     }
 
 
-def write_manifest(store: str | Path, paths: list[str] | None = None) -> dict[str, Any]:
+def write_manifest(
+    store: str | Path,
+    paths: list[str] | None = None,
+    *,
+    check: Callable[[ShardRecord], None] | None = None,
+) -> dict[str, Any]:
     """Index the shards on disk (or ``paths``) into ``manifest.json``, atomically.
 
-    Reads each shard's attributes (not its arrays); a shard that does not open raises.
+    Reads each shard's attributes (not its arrays); a shard that does not open raises,
+    and so does ``check`` (called on every record before anything is written).
     Returns the manifest document.
     """
     root = Path(store)
     description = read_store_description(root)
     paths = scan_shards(root) if paths is None else sorted(paths)
     records = [ShardRecord.from_shard(open_shard(root, p)) for p in paths]
+    if check is not None:
+        for record in records:
+            check(record)
     document = _manifest_document(description, records)
     validate_document(document, "store_manifest", str(root / MANIFEST_NAME))
     atomic_write_json(root / MANIFEST_NAME, document, indent=1)

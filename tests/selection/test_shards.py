@@ -4,6 +4,8 @@ every execution mode and chunking, with the selection recorded and the data shee
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import data_sheet, format_data_sheet
-from jetfm_coffea.shards.store import open_store
+from jetfm_coffea.shards.store import open_store, scan_shards
 from jetfm_coffea.shards.verification import verify
 from jetfm_coffea.tokens import TokenConfig
 
@@ -186,6 +188,16 @@ def test_resume_refuses_shards_selected_differently(stores, singlemu, partial_go
     assert same.shards_written == 0 and same.shards_existing == 4
     with pytest.raises(ConfigError, match=r"shards/smu/.* another event selection \(blinding_hash"):
         build_store(fileset, store, **kwargs)
+    # other chunks (none of them on disk yet): the dataset's selection claim refuses
+    other_chunks = {**kwargs, "chunksize": 5000}
+    with pytest.raises(ConfigError, match=r"dataset 'smu' is built with another event selection"):
+        build_store(fileset, store, **other_chunks)
+    assert len(scan_shards(store)) == 4
+    # a store built before selection claims (no selections/): every shard of it is checked
+    shutil.rmtree(Path(store) / "selections")
+    with pytest.raises(ConfigError, match=r"shards/smu/.* another event selection \(blinding_hash"):
+        build_store(fileset, store, **other_chunks)
+    assert not (Path(store) / "selections").exists() and len(scan_shards(store)) == 4
     with pytest.raises(ConfigError, match="lumi_mask_sha256"):
         build_store(
             fileset, store, lumi_mask=GOLDEN_2012, blinding=load_blinding(BLIND, CONFIG), **kwargs
