@@ -36,7 +36,7 @@ from jetfm_coffea.selection.chunk import check_resumed_selection, selection_sign
 from jetfm_coffea.selection.datasheet import selection_by_dataset
 from jetfm_coffea.selection.lumi import LumiPolicy, resolve_lumi_masks, warn_if_all_removed
 from jetfm_coffea.shards.claims import claim_selection, read_claim
-from jetfm_coffea.shards.format import safe_name
+from jetfm_coffea.shards.format import SHARDS_DIR, safe_name
 from jetfm_coffea.shards.store import (
     ShardRecord,
     create_store,
@@ -248,6 +248,42 @@ def _check_resumed(root: Path, existing: list[Chunk], blinding: BlindingConfig |
         check_resumed_selection(c.source.path, attrs.get("selection"), policy, blinding)
 
 
+def _refuse_duplicate_inputs(root: Path, chunks: list[Chunk]) -> None:
+    """Refuse an input file (by its ROOT uuid) listed twice, or already in another dataset.
+
+    The same file in two datasets (or twice under two paths) would put its events into
+    the store twice, and could put one event into both the training and the test split.
+    """
+    seen: dict[str, Chunk] = {}
+    for c in chunks:
+        first = seen.setdefault(c.uuid, c)
+        if first.file != c.file or first.dataset != c.dataset:
+            where = "twice in dataset" if first.dataset == c.dataset else "in datasets"
+            names = (
+                repr(c.dataset)
+                if first.dataset == c.dataset
+                else (f"{first.dataset!r} and {c.dataset!r}")
+            )
+            raise ConfigError(
+                f"input file {c.file} is the same file (ROOT uuid {c.uuid}) as {first.file}, "
+                f"listed {where} {names}: its events would be stored twice; list it once"
+            )
+    base = root / SHARDS_DIR
+    if not base.is_dir():
+        return
+    for dataset_dir in base.iterdir():
+        for c in seen.values():
+            if (
+                dataset_dir.name != safe_name(c.dataset)
+                and (dataset_dir / safe_name(c.uuid)).is_dir()
+            ):
+                raise ConfigError(
+                    f"input file {c.file} (ROOT uuid {c.uuid}) of dataset {c.dataset!r} is "
+                    f"already in the store {root} as dataset {dataset_dir.name!r}: its "
+                    "events would be stored twice; list it under one dataset only"
+                )
+
+
 def _policies(files: dict[str, dict[str, Any]]) -> dict[str, LumiPolicy]:
     return {
         name: LumiPolicy.from_metadata({**spec["metadata"], "dataset": name})
@@ -335,7 +371,10 @@ def build_store(
     Collision data are restricted to certified luminosity sections (the golden JSON of
     the fileset metadata, or ``lumi_mask`` for every dataset that is not simulation;
     ``no_lumi_mask`` opts out, recorded) and events in ``blinding`` regions are left
-    out; see :mod:`jetfm_coffea.selection`.
+    out; see :mod:`jetfm_coffea.selection`. A store holds one selection per dataset
+    (:mod:`jetfm_coffea.shards.claims`): a build with another is refused, also while it
+    runs. An input file (by ROOT uuid) listed twice, or already in the store under
+    another dataset, is refused (its events would be stored twice).
     """
     start = time.perf_counter()
     if mode is not None:
@@ -352,6 +391,7 @@ def build_store(
     if if_exists == "skip":
         _check_unclaimed(root, policies, blinding)
     chunks, skipped = plan_chunks(files, chunksize)
+    _refuse_duplicate_inputs(root, chunks)
     todo = chunks
     if if_exists == "skip":
         todo = [c for c in chunks if not shard_exists(root, c.source.path)]

@@ -81,6 +81,7 @@ class Problem:
         "unlisted",
         "manifest",
         "overlap",
+        "duplicate",
         "path",
         "config",
         "temporary",

@@ -2,8 +2,9 @@
 
 :func:`verify` checks the store root, every shard on disk
 (:func:`~jetfm_coffea.shards.shard.shard_problems`), the manifest against the shards,
-overlapping entry ranges and leftover temporary directories; with ``rebuild_manifest``
-it writes a new manifest from the shards that passed (``jetfm shards verify
+overlapping entry ranges, the same input file in two datasets, duplicate event ids
+within a dataset and leftover temporary directories; with ``rebuild_manifest`` it
+writes a new manifest from the shards that passed (``jetfm shards verify
 [--rebuild-manifest]``).
 """
 
@@ -18,8 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from jetfm_coffea.errors import SchemaValidationError, SchemaVersionError, ShardError
-from jetfm_coffea.shards.format import MANIFEST_NAME, shard_path
+from jetfm_coffea.shards.format import ID_ARRAYS, MANIFEST_NAME, shard_path
 from jetfm_coffea.shards.shard import (
     Problem,
     open_shard,
@@ -65,7 +68,9 @@ def verify(
     Checks: store root schema; each shard's schema version and attributes, array shapes,
     counts, content checksum, token config; the manifest against the shards on disk
     (missing, unlisted, differing counts/checksums); overlapping entry ranges of one file;
-    leftover temporary directories (warnings). With ``rebuild_manifest`` a new manifest
+    the same input file (uuid) in two datasets; duplicate (run, luminosityBlock, event)
+    within a dataset (``check_content``; a warning for simulation); leftover temporary
+    directories (warnings). With ``rebuild_manifest`` a new manifest
     is written from the shards that passed, beside the old one and then renamed onto it
     (a failed write, e.g. a full disk, leaves the old manifest in place); the old one
     is kept as ``manifest.json.bak-*``.
@@ -130,6 +135,10 @@ def verify(
                 report.problems.append(
                     Problem("overlap", b.path, f"entry range overlaps {a.path} (duplicate events)")
                 )
+
+    report.problems.extend(_duplicate_inputs(good))
+    if check_content:
+        report.problems.extend(_duplicate_events(root, good))
 
     manifest_path = root / MANIFEST_NAME
     listed: dict[str, dict[str, Any]] = {}
@@ -213,3 +222,65 @@ def _keep_old_manifest(manifest_path: Path) -> Path | None:
             backup.unlink(missing_ok=True)
             raise
     return backup
+
+
+def _duplicate_inputs(good: dict[str, ShardRecord]) -> list[Problem]:
+    """The same input file (ROOT uuid) in two datasets: its events are stored twice."""
+    datasets: dict[str, dict[str, str]] = defaultdict(dict)
+    for rec in good.values():
+        datasets[rec.source_uuid].setdefault(rec.dataset, rec.path)
+    out = []
+    for uuid, first in datasets.items():
+        if len(first) > 1:
+            (name, path), *others = sorted(first.items())
+            out.extend(
+                Problem(
+                    "duplicate",
+                    other_path,
+                    f"dataset {other!r} holds the same input file (ROOT uuid {uuid}) as "
+                    f"dataset {name!r} ({path}): its events are stored twice",
+                )
+                for other, other_path in others
+            )
+    return out
+
+
+def _duplicate_events(root: Path, good: dict[str, ShardRecord]) -> list[Problem]:
+    """Events with the same (run, luminosityBlock, event) within one dataset.
+
+    An error for collision data; a warning for simulation, whose separately generated
+    samples may reuse event numbers.
+    """
+    by_dataset: dict[str, list[ShardRecord]] = defaultdict(list)
+    for rec in good.values():
+        by_dataset[rec.dataset].append(rec)
+    out = []
+    for recs in by_dataset.values():
+        recs.sort(key=lambda r: r.path)
+        ids, owner = [], []
+        for i, rec in enumerate(recs):
+            shard = open_shard(root, rec.path, full_check=False)
+            ids.append(np.stack([shard.read(name) for name in ID_ARRAYS], axis=1))
+            owner.append(np.full(rec.n_events, i))
+        ids_all, owner_all = np.concatenate(ids), np.concatenate(owner)
+        order = np.lexsort(ids_all.T[::-1])
+        ids_all, owner_all = ids_all[order], owner_all[order]
+        same = np.flatnonzero(np.all(ids_all[1:] == ids_all[:-1], axis=1))
+        pairs: dict[tuple[int, int], list[np.ndarray]] = defaultdict(list)
+        for k in same:
+            a, b = sorted((int(owner_all[k]), int(owner_all[k + 1])))
+            pairs[(a, b)].append(ids_all[k + 1])
+        for (a, b), dup in sorted(pairs.items()):
+            kind = (recs[b].selection or {}).get("kind")
+            run, lumi, event = (int(x) for x in dup[0])
+            where = "within it" if a == b else f"also in {recs[a].path}"
+            out.append(
+                Problem(
+                    "duplicate",
+                    recs[b].path,
+                    f"{len(dup)} duplicate event ids (run:lumi:event) {where}, e.g. "
+                    f"{run}:{lumi}:{event}",
+                    "warning" if kind == "mc" else "error",
+                )
+            )
+    return out
