@@ -106,3 +106,19 @@ def test_a_build_with_another_selection_during_a_build_is_refused(tmp_path, sing
     sha = read_claim(store, "mu")["lumi_mask_sha256"]
     assert {_selection(store, p) for p in scan_shards(store)} == {(sha, False)}
     assert verify(store).ok
+
+
+def test_a_build_with_the_same_selection_during_a_build_is_allowed(tmp_path, singlemu):
+    """Same-selection concurrency stays allowed: the second build finds the shards in place."""
+    store = tmp_path / "store"
+    fileset = {"mu": {"files": {str(singlemu): "Events"}, "metadata": {"is_data": True}}}
+    kwargs = {"executor": "iterative", "chunksize": 5000, "lumi_mask": GOLDEN_2012}
+    inner = []
+
+    def same_build_meanwhile(chunks, todo):
+        inner.append(build_store(fileset, store, **kwargs))
+
+    outer = build_store(fileset, store, on_plan=same_build_meanwhile, **kwargs)
+    assert inner[0].shards_written == 2 and outer.shards_written == 0
+    assert outer.shards_existing == 2 and outer.manifest_events == inner[0].manifest_events
+    assert verify(store).ok
