@@ -1,4 +1,5 @@
-"""CI check of a ``jetfm demo`` run: real 2012 collision data in the shards, a quiet stderr.
+"""CI check of a ``jetfm demo`` run: real 2012 collision data in the shards, a quiet stderr,
+and no validation or test event of the fine-tuning task in the pretraining pool (by event id).
 
 Usage: python .ci/check_demo.py WORKDIR STDERR_FILE
 """
@@ -10,6 +11,30 @@ import sys
 from pathlib import Path
 
 REAL = "data2012_singlemu"
+
+
+def _held_out_problems(workdir: Path) -> list[str]:
+    """The pool the encoder was pretrained on against the task's val/test events."""
+    from jetfm_coffea.demo import DemoPlan
+    from jetfm_coffea.demo.pipeline import demo_task
+    from jetfm_coffea.finetune import load_labelled, plan_task
+    from jetfm_coffea.finetune.heldout import (
+        POOL_EVENTS,
+        event_keys,
+        held_out_index,
+        read_pool_events,
+    )
+
+    data = load_labelled(shards=workdir / "2-shards" / "store")
+    setup = plan_task(demo_task(DemoPlan()), data)  # the splits do not depend on the plan
+    held_out = event_keys(data, held_out_index(setup))
+    pool = read_pool_events(workdir / "3-pretrain" / "run" / POOL_EVENTS)
+    problems = []
+    if pool & held_out:
+        problems.append(f"{len(pool & held_out)} val/test events of the task in pretraining")
+    if not held_out or len(pool) + len(held_out) != len(data):
+        problems.append(f"pool {len(pool)} + held out {len(held_out)} != {len(data)} events")
+    return problems
 
 
 def main(workdir: Path, stderr: Path) -> int:
@@ -24,13 +49,17 @@ def main(workdir: Path, stderr: Path) -> int:
     report = (workdir / "REPORT.md").read_text()
     if "real CMS 2012 SingleMu collision events" not in report.split("##")[0]:
         problems.append("REPORT.md's summary does not name the real 2012 data")
+    problems += _held_out_problems(workdir)
     warned = [line for line in stderr.read_text().splitlines() if "warn" in line.lower()]
     if warned:
         problems.append("warnings on stderr:\n  " + "\n  ".join(warned))
     for p in problems:
         print(f"demo check: {p}", file=sys.stderr)
     if not problems:
-        print(f"demo check: real 2012 data used ({real['events']} events), stderr quiet")
+        print(
+            f"demo check: real 2012 data used ({real['events']} events), stderr quiet, "
+            "no val/test event of the task in the pretraining pool"
+        )
     return 1 if problems else 0
 
 

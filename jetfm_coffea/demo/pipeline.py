@@ -26,17 +26,26 @@ from jetfm_coffea.finetune import (
     label_efficiency,
     load_labelled,
     load_pretrained,
+    plan_task,
     prepare_finetune,
+)
+from jetfm_coffea.finetune.campaign import stored_views
+from jetfm_coffea.finetune.heldout import (
+    HELD_OUT_SPLITS,
+    POOL_EVENTS,
+    check_pool_excludes_held_out,
+    pool_without_held_out,
+    write_pool_events,
 )
 from jetfm_coffea.generate import generate
 from jetfm_coffea.jobs.score import run_score_analysis, write_outputs
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.train.config import load_pretrain_config
-from jetfm_coffea.train.data import open_data
+from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import pretrain
 from jetfm_coffea.train.plot import plot_run
 
-__all__ = ["run_demo"]
+__all__ = ["demo_task", "run_demo"]
 
 TASK_CLASSES = {"wjets": [1], "ttbar": [0]}  # the generator's process labels
 REAL_DATA = "data2012_singlemu"
@@ -110,8 +119,24 @@ def stage_shards(
     }
 
 
+def demo_task(plan: DemoPlan) -> TaskConfig:
+    """The demo's fine-tuning task: ttbar vs W+jets (its splits decide the held-out events)."""
+    return TaskConfig(
+        classes=TASK_CLASSES,
+        signal="ttbar",
+        labels=["all"],
+        seeds=plan.seeds,
+        train={
+            "max_steps": plan.finetune_max_steps,
+            "min_steps": min(60, plan.finetune_max_steps),
+            "patience": 3,
+        },
+    )
+
+
 def stage_pretrain(stage_dir: Path, store: str, plan: dict) -> dict[str, Any]:
-    """Self-supervised pretraining of the tiny encoder on the shard store (CPU)."""
+    """Self-supervised pretraining of the tiny encoder (CPU) on the shard store minus the
+    fine-tuning task's validation and test events (by dataset and event id)."""
 
     p = DemoPlan.model_validate(plan)
     cfg = load_pretrain_config(
@@ -124,25 +149,33 @@ def stage_pretrain(stage_dir: Path, store: str, plan: dict) -> dict[str, Any]:
             "views": p.views,
         },
     )
-
-    def data(rank: int, world_size: int) -> Any:
-        return open_data(
-            shards=store,
-            batch_size=cfg.train.batch_size,
-            seed=cfg.train.seed,
-            rank=rank,
-            world_size=world_size,
-            views=cfg.views,
-        )
-
+    data = load_labelled(shards=store)
+    setup = plan_task(demo_task(p), data)
+    pool = pool_without_held_out(data, setup)
+    check_pool_excludes_held_out(pool, setup, pool_name=store, splits=HELD_OUT_SPLITS)
     run = stage_dir / "run"
-    result = pretrain(cfg, data, run, resume=(run / "checkpoints").exists(), keep_model=False)
+    run.mkdir(parents=True, exist_ok=True)
+    write_pool_events(run / POOL_EVENTS, pool)
+    stored: dict[str, Any] = {}
+    if cfg.views == "stored":
+        stored["views"], stored["view_mask"] = stored_views(pool, seed=p.seed)
+    source = TensorEventDataset(
+        pool.tokens, pool.mask, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
+        token_config=pool.token_config, run=pool.run, luminosityBlock=pool.luminosityBlock,
+        event=pool.event, objects=pool.objects,  # the fresh physics views are made from them
+        provenance={"source": "shards minus the task's val/test events", "store": store,
+                    "n_events": len(pool)},
+        **stored,
+    )  # fmt: skip
+    result = pretrain(cfg, source, run, resume=(run / "checkpoints").exists(), keep_model=False)
     plot = plot_run(run)
     return {
         "run": str(run),
         "steps": result.steps,
         "final_loss": result.losses[-1],
         "plot": str(plot),
+        "pool_events": len(pool),
+        "held_out_events": len(data) - len(pool),
     }
 
 
@@ -150,20 +183,11 @@ def stage_finetune(stage_dir: Path, store: str, pretrained: str, plan: dict) -> 
     """Label efficiency: linear probe, fine-tune and from-scratch over a label grid."""
 
     p = DemoPlan.model_validate(plan)
-    task = TaskConfig(
-        classes=TASK_CLASSES,
-        signal="ttbar",
-        labels=["all"],
-        seeds=p.seeds,
-        train={
-            "max_steps": p.finetune_max_steps,
-            "min_steps": min(60, p.finetune_max_steps),
-            "patience": 3,
-        },
-    )
+    task = demo_task(p)
     data = load_labelled(shards=store)
     # a small demo (--events) has fewer training events than the plan's largest label counts:
-    # keep the counts that fit, always with "all"
+    # keep the counts that fit, always with "all". prepare_finetune refuses an encoder whose
+    # recorded pretraining pool holds the task's test events (finetune.heldout).
     encoder = load_pretrained(pretrained)  # read once for the count and the study
     available = len(prepare_finetune(task, encoder, data).pool("train"))
     labels = [n for n in p.label_grid if n < available] + ["all"]
@@ -254,9 +278,11 @@ def run_demo(
     pre = run(
         "pretrain",
         stage_pretrain,
-        "contrastive + masked-object pretraining of the tiny encoder (fresh or stored views)",
+        "contrastive + masked-object pretraining of the tiny encoder (fresh or stored views) "
+        "on the shards minus the fine-tuning task's validation and test events",
         store=shards["store"],
         plan=fields("pretrain_size", "pretrain_steps", "batch_size", "seed", "views"),
+        _pool="without the task's val/test events",  # older markers pretrained on all
     )
     fine = run(
         "finetune",

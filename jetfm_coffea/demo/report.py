@@ -115,6 +115,28 @@ def _headline(fine: dict[str, Any]) -> str:
     )
 
 
+def _pool_text(pre: dict[str, Any]) -> str:
+    """What the encoder was pretrained on (markers of older demos lack the pool counts)."""
+    if "pool_events" not in pre:
+        return ""
+    return (
+        f", on {pre['pool_events']} events: the shards minus the {pre['held_out_events']} "
+        "validation and test events of the fine-tuning task (by dataset and event id)"
+    )
+
+
+def _scope_text(fine: dict[str, Any]) -> str:
+    """What the demo's label-efficiency numbers measure, with the split sizes."""
+    splits = json.loads(Path(fine["results"]).read_text()).get("splits", {})
+    return (
+        f"A demonstration, not a study: {splits.get('train', '?')} training, "
+        f"{splits.get('val', '?')} validation and {splits.get('test', '?')} test events; "
+        "few labels and a small test set, whose events pretraining never saw. The "
+        "label-efficiency study "
+        "(`jetfm label-efficiency`) is the measurement."
+    )
+
+
 def write_report(workdir: Path, records: dict[str, StageRecord], plan: DemoPlan) -> Path:
     """Write ``workdir/REPORT.md`` from the stage outputs; return its path."""
     out = records
@@ -166,13 +188,14 @@ def write_report(workdir: Path, records: dict[str, StageRecord], plan: DemoPlan)
         "## Pretraining",
         "",
         f"Final loss {out['pretrain'].outputs['final_loss']:.3f} after "
-        f"{out['pretrain'].outputs['steps']} steps.",
+        f"{out['pretrain'].outputs['steps']} steps{_pool_text(out['pretrain'].outputs)}.",
         "",
         _image(out["pretrain"].outputs.get("plot"), workdir, "training curves"),
         "## Label efficiency (ttbar vs W+jets, test split)",
         "",
     ]
     fine = out["finetune"].outputs
+    lines += [_scope_text(fine), ""]
     table = Path(fine["markdown"]).read_text().splitlines()
     lines.append("\n".join(line for line in table if not line.startswith("#")))
     for key, title in (

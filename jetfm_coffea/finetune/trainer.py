@@ -62,6 +62,11 @@ from jetfm_coffea.finetune.data import (
     task_values,
 )
 from jetfm_coffea.finetune.encode import EVAL_PRECISION, encode_events, encode_options
+from jetfm_coffea.finetune.heldout import (
+    POOL_EVENTS,
+    check_pool_excludes_held_out,
+    read_pool_events,
+)
 from jetfm_coffea.finetune.loop import EmbeddingBatches, LoopResult, RunEvents, RunLoop, embed
 from jetfm_coffea.finetune.task_types import TaskType, task_type_for
 from jetfm_coffea.model.config import ModelConfig
@@ -380,11 +385,16 @@ def prepare_finetune(
     """Check everything that can be checked before training, and split the data.
 
     Raises (before any training) when the data's token config differs from the
-    pretrained run's, and for everything :func:`plan_task` checks.
+    pretrained run's, when the run's recorded pretraining pool (``POOL_EVENTS`` in its
+    directory, :mod:`.heldout`) holds test events of the task, and for everything
+    :func:`plan_task` checks.
     """
     pre = load_pretrained(pretrained)
     check_token_config(pre.token_config, data.token_config, "fine-tuning data")
     setup = plan_task(task, data, labels=labels)
+    pool = pre.run_dir / POOL_EVENTS if pre.run_dir else None
+    if pool is not None and pool.is_file():
+        check_pool_excludes_held_out(read_pool_events(pool), setup, pool_name=str(pool))
     setup.pretrained = pre
     return setup
 

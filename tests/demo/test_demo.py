@@ -8,6 +8,10 @@ import pytest
 from rich.console import Console
 
 from jetfm_coffea.demo import DemoPlan, run_demo
+from jetfm_coffea.demo.pipeline import demo_task
+from jetfm_coffea.finetune import load_labelled, plan_task
+from jetfm_coffea.finetune.heldout import POOL_EVENTS, read_pool_events
+from tests.metric_checks import run_auc
 
 MINI = DemoPlan(
     events=200,
@@ -34,7 +38,13 @@ def test_report_has_real_numbers(demo_dir):
     results = json.loads((demo_dir / "4-finetune" / "results.json").read_text())
     modes = {row["mode"] for row in results["rows"]}
     assert modes == {"linear-probe", "finetune", "scratch"}
-    assert all(0.0 <= row["auc"] <= 1.0 for row in results["rows"])
+    sig = demo_task(MINI).signal_index  # each AUC is that of the run's stored test scores
+    for row in results["rows"]:
+        assert row["auc"] == pytest.approx(run_auc(row["run_dir"], sig), abs=1e-6), row["mode"]
+    # the report says what the numbers measure and what pretraining saw
+    n = results["splits"]
+    assert f"{n['train']} training, {n['val']} validation and {n['test']} test events" in report
+    assert "minus the" in report and "validation and test events of the fine-tuning task" in report
     score = json.loads((demo_dir / "5-score" / "summary.json").read_text())
     assert score["events"] == 400  # both labelled samples, every event scored
 
@@ -51,3 +61,22 @@ def test_rerun_skips_finished_stages(demo_dir):
     run_demo(demo_dir, MINI, console=console)
     text = console.export_text()
     assert text.count("already done, skipped") == 6
+
+
+def test_pretraining_never_saw_the_test_or_validation_events(demo_dir):
+    """By event id: the pool the encoder was pretrained on against the task's test split."""
+    store = demo_dir / "2-shards" / "store"
+    data = load_labelled(shards=store)
+    setup = plan_task(demo_task(MINI), data)
+    columns = (data.dataset_names(), data.run, data.luminosityBlock, data.event)
+    ids = list(zip(*(c.tolist() for c in columns), strict=True))
+    test = {ids[i] for i in setup.pool("test")}
+    val = {ids[i] for i in setup.pool("val")}
+    train = {ids[i] for i in setup.pool("train")}
+    pool = read_pool_events(demo_dir / "3-pretrain" / "run" / POOL_EVENTS)
+    assert len(test) > 20 and len(val) > 20
+    assert not pool & test and not pool & val
+    # everything else stays: the training events of the task and every other sample
+    assert train <= pool and len(pool) == len(data) - len(test) - len(val)
+    pre = json.loads((demo_dir / "3-pretrain" / ".done.json").read_text())["outputs"]
+    assert pre["pool_events"] == len(pool) and pre["held_out_events"] == len(test | val)

@@ -30,6 +30,7 @@ from jetfm_coffea.finetune.campaign import (
 from jetfm_coffea.finetune.presets import PRESETS, get_preset
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train.views import make_views
+from tests.metric_checks import run_auc
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,10 @@ def test_ci_campaign_runs_every_stage(campaign):
         payload = json.loads((out / task / "results.json").read_text())
         modes = {r["mode"] for r in payload["rows"]}
         assert modes == {"linear-probe", "finetune", "scratch", "bdt-raw", "bdt-features"}
-        assert all(0.0 <= r["auc"] <= 1.0 for r in payload["rows"])
+        # every row's AUC is that of its stored test scores (pair counting, not sklearn)
+        sig = load_task_config(task).signal_index
+        for r in payload["rows"]:
+            assert r["auc"] == pytest.approx(run_auc(r["run_dir"], sig), abs=1e-6), r["mode"]
         # the selection removed events (the same ones for every mode: one test set)
         per = res["selection"]["per_class"]
         assert all(0 < c["after"] < c["before"] for c in per.values())
@@ -76,7 +80,12 @@ def test_ci_campaign_regression_task(campaign, tmp_path):
     assert per["wjets"]["undefined_target"] == 0 < per["ttbar"]["undefined_target"]
     payload = json.loads((tmp_path / "wjets_nu_pt" / "results.json").read_text())
     assert {r["mode"] for r in payload["rows"]} == {"linear-probe", "finetune", "scratch"}
-    assert all(r["resolution"] > 0 and 0 <= r["coverage"] <= 1 for r in payload["rows"])
+    for r in payload["rows"]:  # the metrics of the stored test predictions, recomputed
+        z = np.load(f"{r['run_dir']}/test_scores.npz")
+        q25, q75 = np.percentile((z["pred"] - z["target"]) / z["target"], [25, 75])
+        assert r["resolution"] == pytest.approx((q75 - q25) / 2, rel=1e-5), r["mode"]
+        covered = np.abs(z["pred"] - z["target"]) < z["sigma"]
+        assert r["coverage"] == pytest.approx(covered.mean(), abs=1e-9), r["mode"]
     goals = res["goals"]
     assert goals["metric"] == "resolution" and not goals["higher_is_better"]
     assert "scratch" in goals["main"]

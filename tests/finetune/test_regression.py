@@ -154,7 +154,15 @@ def test_regression_run_end_to_end(gen_data, pretrained_run, tmp_path):
         results[mode] = res
         m = res.test_metrics
         assert {"resolution", "bias", "coverage", "rmse"} <= set(m)
-        assert m["resolution"] > 0 and 0.0 <= m["coverage"] <= 1.0
+        # the metrics of the stored test predictions, recomputed here
+        z = np.load(tmp_path / mode / "test_scores.npz")
+        np.testing.assert_array_equal(z["target"], setup.values[setup.test_index])
+        rel = (z["pred"] - z["target"]) / z["target"]
+        q25, q50, q75 = np.percentile(rel, [25, 50, 75])
+        assert m["resolution"] == pytest.approx((q75 - q25) / 2, rel=1e-5)
+        assert m["bias"] == pytest.approx(q50, rel=1e-5, abs=1e-7)
+        covered = np.abs(z["pred"] - z["target"]) < z["sigma"]
+        assert m["coverage"] == pytest.approx(covered.mean(), abs=1e-9)
         info = json.loads((tmp_path / mode / "run.json").read_text())
         assert info["kind"] == "regressor" and info["task_type"] == "regression"
         assert info["outputs"] == ["pred_nuPt", "sigma_nuPt"]

@@ -22,6 +22,7 @@ from jetfm_coffea.finetune import (
 )
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train import load_run, read_metrics
+from tests.metric_checks import run_auc
 
 from .conftest import tiny_task
 
@@ -151,8 +152,14 @@ def test_classifier_run_loads_and_evaluates(setup, labelled, tmp_path):
     ev = evaluate_run(run, labelled, out=tmp_path / "eval")
     assert ev["n_events"] == len(setup.test_index)
     assert ev["auc"] == pytest.approx(res.test_metrics["auc"], abs=1e-6)
+    # both against the stored test scores, recomputed here (pair counting, not sklearn)
+    sig = setup.task.signal_index
+    assert ev["auc"] == pytest.approx(run_auc(run, sig), abs=1e-6)
+    np.testing.assert_array_equal(scores["target"], setup.targets[setup.test_index])
     assert np.asarray(ev["confusion"]).sum() == ev["n_events"]
-    assert 0 <= ev["calibration"]["brier"] <= 1
+    is_sig = scores["target"] == sig
+    brier = np.mean((scores["probs"][:, sig] - is_sig) ** 2)
+    assert ev["calibration"]["brier"] == pytest.approx(brier, rel=1e-5)
     for name in ("metrics.json", "metrics.md", "roc.png", "confusion.png", "calibration.png"):
         assert (tmp_path / "eval" / name).is_file(), name
     with pytest.raises(TrainingError, match="not a classifier run"):

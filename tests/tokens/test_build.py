@@ -228,7 +228,9 @@ def test_missing_cut_branch(singlemu):
 def test_awkward_round_trip(singlemu_tokens):
     back = EventTokens.from_awkward(singlemu_tokens.to_awkward())
     np.testing.assert_array_equal(back.tokens, singlemu_tokens.tokens)
-    assert isinstance(singlemu_tokens.to_awkward(), ak.Array)
+    arr = singlemu_tokens.to_awkward()  # one record per event, in event order
+    assert len(arr) == len(singlemu_tokens)
+    np.testing.assert_array_equal(ak.to_numpy(arr.event), singlemu_tokens.objects.event)
 
 
 def test_unsorted_collections_are_sorted_and_ragged_equals_padded(make_nanoaod):

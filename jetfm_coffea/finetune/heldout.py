@@ -1,0 +1,134 @@
+"""Held-out events stay out of pretraining: pool construction and the leak guard.
+
+An event is identified by ``(dataset, run, luminosityBlock, event)``, the key the task
+splits hash (:func:`jetfm_coffea.finetune.data.split_assignment`): generated samples
+number their events from 1 with ``run = 1``, so the event id alone is not unique across
+samples. A task's held-out events are the events of its classes (data labels) in its
+validation or test split.
+
+* :func:`pool_without_held_out` builds a pretraining pool from labelled events minus a
+  task's held-out events;
+* :func:`check_pool_excludes_held_out` is the guard: a pool that holds a task's held-out
+  events raises :class:`~jetfm_coffea.errors.TrainingError` before any training;
+* :func:`write_pool_events` / :func:`read_pool_events` keep a pool's event keys beside
+  its pretraining run (``POOL_EVENTS``), so that fine-tuning against that encoder
+  (:func:`jetfm_coffea.finetune.trainer.prepare_finetune`) checks the task's test events
+  against the pool the encoder really saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from jetfm_coffea.errors import TrainingError
+from jetfm_coffea.finetune.data import SPLITS, LabelledEvents
+
+if TYPE_CHECKING:
+    from jetfm_coffea.finetune.trainer import FinetuneSetup
+
+__all__ = [
+    "HELD_OUT_SPLITS",
+    "POOL_EVENTS",
+    "EventKey",
+    "check_pool_excludes_held_out",
+    "event_keys",
+    "held_out_index",
+    "pool_without_held_out",
+    "read_pool_events",
+    "write_pool_events",
+]
+
+#: The splits a pretraining pool leaves out: the task's validation and test events.
+HELD_OUT_SPLITS: tuple[str, ...] = ("val", "test")
+#: File of a pretraining run directory with the pool's event keys (numpy ``.npz``).
+POOL_EVENTS = "pool_events.npz"
+
+EventKey = tuple[str, int, int, int]
+
+
+def event_keys(data: LabelledEvents, index: np.ndarray | None = None) -> set[EventKey]:
+    """``(dataset, run, luminosityBlock, event)`` of the events at ``index`` (default all)."""
+    index = np.arange(len(data)) if index is None else np.asarray(index)
+    return set(
+        zip(
+            data.dataset_names()[index].tolist(),
+            data.run[index].tolist(),
+            data.luminosityBlock[index].tolist(),
+            data.event[index].tolist(),
+            strict=True,
+        )
+    )
+
+
+def held_out_index(setup: FinetuneSetup, splits: Sequence[str] = HELD_OUT_SPLITS) -> np.ndarray:
+    """Indices into ``setup.data`` of the task's events (its classes' data labels, selected
+    or not: the split is a property of the event) in ``splits``."""
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown:
+        raise TrainingError(f"unknown splits {unknown}; the splits are {list(SPLITS)}")
+    labels = sorted({lab for labs in setup.task.classes.values() for lab in labs})
+    in_task = np.isin(setup.data.label, labels)
+    in_splits = np.isin(setup.split, [SPLITS[s] for s in splits])
+    return np.flatnonzero(in_task & in_splits)
+
+
+def pool_without_held_out(
+    data: LabelledEvents, setup: FinetuneSetup, splits: Sequence[str] = HELD_OUT_SPLITS
+) -> LabelledEvents:
+    """Every event of ``data`` except the held-out events (``splits``) of ``setup``'s task."""
+    excluded = event_keys(setup.data, held_out_index(setup, splits))
+    keys = zip(
+        data.dataset_names().tolist(),
+        data.run.tolist(),
+        data.luminosityBlock.tolist(),
+        data.event.tolist(),
+        strict=True,
+    )
+    keep = np.fromiter((k not in excluded for k in keys), dtype=bool, count=len(data))
+    return data.take(np.flatnonzero(keep))
+
+
+def check_pool_excludes_held_out(
+    pool: LabelledEvents | set[EventKey],
+    setup: FinetuneSetup,
+    *,
+    pool_name: str,
+    splits: Sequence[str] = ("test",),
+) -> None:
+    """Raise :class:`TrainingError` if the pretraining pool ``pool_name`` (events or their
+    keys) holds an event of ``setup``'s task in ``splits`` (default: its test split)."""
+    keys = event_keys(pool) if isinstance(pool, LabelledEvents) else pool
+    leaked = keys & event_keys(setup.data, held_out_index(setup, splits))
+    if leaked:
+        shown = ", ".join(map(str, sorted(leaked)[:3]))
+        raise TrainingError(
+            f"the pretraining pool {pool_name} contains {len(leaked)} {'/'.join(splits)} "
+            f"events of the task (classes {list(setup.task.classes)}; by dataset, run, "
+            f"luminosityBlock, event), e.g. {shown}: a label-efficiency evaluation against "
+            "this encoder would test on events it was pretrained on; pretrain on a pool "
+            "without them (jetfm_coffea.finetune.heldout.pool_without_held_out)"
+        )
+
+
+def write_pool_events(path: str | Path, data: LabelledEvents) -> Path:
+    """Write the event keys of the pool ``data`` to ``path`` (``.npz``)."""
+    path = Path(path)
+    np.savez_compressed(
+        path,
+        dataset=data.dataset_names().astype(str),
+        run=data.run,
+        luminosityBlock=data.luminosityBlock,
+        event=data.event,
+    )
+    return path
+
+
+def read_pool_events(path: str | Path) -> set[EventKey]:
+    """The event keys written by :func:`write_pool_events`."""
+    with np.load(path, allow_pickle=False) as f:
+        cols = [f[k].tolist() for k in ("dataset", "run", "luminosityBlock", "event")]
+    return set(zip(*cols, strict=True))
