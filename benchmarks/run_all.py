@@ -33,6 +33,7 @@ END = "<!-- run_all.py: end -->"
 
 BENCHMARKS: dict[str, list[str]] = {
     "matmul": ["bench_matmul.py"],
+    "threads": ["bench_threads.py", "--seconds", "8", "--repeat", "2"],
     "tokens": ["bench_tokens.py"],
     "augment": ["bench_augment.py", "--events", "100000"],
     "shards": ["bench_shards.py"],
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, list[str]] = {
 }
 QUICK: dict[str, list[str]] = {
     "matmul": ["--scale", "0.1", "--repeat", "2"],
+    "threads": ["--seconds", "1", "--repeat", "1"],
     "augment": ["--events", "20000", "--repeats", "2"],
     "shards": ["--repeat", "1", "--repeats-in-big-file", "2"],
     "generate": ["--events", "200", "--repeats", "1"],
@@ -61,9 +63,11 @@ def load_average() -> str:
         return "n/a"
 
 
-def run_one(name: str, command: list[str], out: Path, quick: bool) -> tuple[str, bool]:
+def run_one(
+    name: str, command: list[str], out: Path, quick: bool, more: list[str]
+) -> tuple[str, bool]:
     """Run one benchmark; its section of RESULTS.md and whether it succeeded."""
-    extra = QUICK.get(name, []) if quick else []
+    extra = (QUICK.get(name, []) if quick else []) + more
     cmd = [sys.executable, str(HERE / command[0]), *command[1:], *extra]
     cmd += ["--out", str(out / f"{name}.json")]
     env = dict(os.environ)
@@ -78,7 +82,8 @@ def run_one(name: str, command: list[str], out: Path, quick: bool) -> tuple[str,
     if proc.returncode:
         table = [f"failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"]
     print("\n".join(table), flush=True)
-    head = f"### {name} ({seconds:.0f} s; load {load_before} before, {load_average()} after)"
+    args = f"; `{' '.join(more)}`" if more else ""
+    head = f"### {name} ({seconds:.0f} s; load {load_before} before, {load_average()} after{args})"
     return head + "\n\n" + "\n".join(table) + "\n", not proc.returncode
 
 
@@ -118,13 +123,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), default=None)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument(
+        "--args",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help="extra arguments for one benchmark, e.g. 'pretrain_cli=--steps 8' (recorded)",
+    )
     args = parser.parse_args(argv)
+    more: dict[str, list[str]] = {}
+    for item in args.args:
+        name, _, rest = item.partition("=")
+        if name not in BENCHMARKS:
+            parser.error(f"--args: unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
+        more.setdefault(name, []).extend(rest.split())
     args.out.mkdir(parents=True, exist_ok=True)
     sections, failed = [], []
     for name, command in BENCHMARKS.items():
         if args.only and name not in args.only:
             continue
-        section, ok = run_one(name, command, args.out, args.quick)
+        section, ok = run_one(name, command, args.out, args.quick, more.get(name, []))
         sections.append(section)
         if not ok:
             failed.append(name)
