@@ -42,6 +42,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "pretrain_cli": ["bench_pretrain_cli.py", "--steps", "40", "--repeat", "2"],
     "finetune": ["bench_finetune.py", "--sizes", "tiny"],
     "score": ["bench_score.py", "--size", "small"],
+    "study_cost": ["study_cost.py"],
 }
 QUICK: dict[str, list[str]] = {
     "matmul": ["--scale", "0.1", "--repeat", "2"],
