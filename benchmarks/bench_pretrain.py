@@ -36,6 +36,8 @@ keeps the sizes it finished.
 
 from __future__ import annotations
 
+import jetfm_coffea  # noqa: F401  # isort: skip  (first: OpenMP's wait policy before torch)
+
 import argparse
 import dataclasses
 import json

@@ -11,6 +11,8 @@ and normalisation, copies, optimizer).
 
 from __future__ import annotations
 
+import jetfm_coffea  # noqa: F401  # isort: skip  (first: OpenMP's wait policy before torch)
+
 import argparse
 import os
 import tempfile
