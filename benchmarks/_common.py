@@ -10,7 +10,7 @@ from typing import Any
 
 from jetfm_coffea._resources import cms_file
 
-__all__ = ["interleaved", "real_file", "write_result"]
+__all__ = ["interleaved", "load_average", "real_file", "write_result"]
 
 #: The tests' shipped real CMS files (the 2012 ones are package data).
 TEST_CMS = Path(__file__).resolve().parents[1] / "tests" / "data" / "cms"
@@ -42,3 +42,13 @@ def write_result(result: dict[str, Any], out: str | None) -> None:
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text + "\n")
+
+
+def load_average() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages (recorded with every timing)."""
+    import os
+
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # not available on this platform
+        return [float("nan")] * 3

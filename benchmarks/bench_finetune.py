@@ -19,6 +19,8 @@ stopping off) through the real :func:`jetfm_coffea.finetune.finetune` and report
 
 from __future__ import annotations
 
+import jetfm_coffea  # noqa: F401  # isort: skip  (first: OpenMP's wait policy before torch)
+
 import argparse
 import json
 import os

@@ -18,9 +18,13 @@ metrics. For every model size it times, interleaved in one invocation:
   ratio of the two (issue 14's GPU check: >= 0.9 for ``small`` at batch 4096);
 
 and reports events/s, the ratio to ``baseline`` and, for the loader rows, the ratio to
-the same setting with resident tensors (the loader's cost). On CUDA it adds the model
-FLOP rate: *useful* FLOPs (valid tokens + class token only, forward + backward = 3x
-forward, views and masked copy included), over the bf16 dense peak measured on the card.
+the same setting with resident tensors (the loader's cost), and the model FLOP
+utilisation: *useful* FLOPs per event (:mod:`jetfm_coffea.model.flops`: each event's
+real token count and those of its fresh views, class token, forward + backward = 3x
+forward, heads included) x events/s, over the matmul peak measured in the same process
+with the same threads: fp32 (2048^3 products) on the CPU, bf16 (8192^3) on a GPU. On the
+CPU it also records the fp32 rate of the model's widest matmul at the batch's token
+rows (what these shapes can reach) and the load average at start and end.
 
     python benchmarks/bench_pretrain.py --sizes tiny,small --out bench.json
     python benchmarks/bench_pretrain.py --device cuda --sizes small,base,tiny --compile small \\
@@ -31,6 +35,8 @@ keeps the sizes it finished.
 """
 
 from __future__ import annotations
+
+import jetfm_coffea  # noqa: F401  # isort: skip  (first: OpenMP's wait policy before torch)
 
 import argparse
 import dataclasses
@@ -45,9 +51,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import real_file
+from _common import load_average, real_file
 
 from jetfm_coffea.model import build_model, count_parameters, model_config_for
+from jetfm_coffea.model.flops import pretrain_flops_per_event
 from jetfm_coffea.runtime import resolve_device
 from jetfm_coffea.tokens import TokenConfig, build_tokens
 from jetfm_coffea.train import TensorEventDataset, load_pretrain_config, pretrain, read_metrics
@@ -119,14 +126,26 @@ def make_store(tk: Any, path: Path, n_events: int) -> tuple[Path, float]:
     return path, time.perf_counter() - t0
 
 
-def useful_flops_per_event(size: str, mask: np.ndarray, n_views: int = 2) -> float:
-    """Training FLOPs per event on the valid tokens only (+ class token), fwd + bwd."""
+def useful_flops_per_event(size: str, arrays: dict, sample: int = 2048) -> float:
+    """Useful training FLOPs per event (:mod:`jetfm_coffea.model.flops`): the real token
+    count of each event (its masked copy) and of each of its fresh views, on a sample."""
     cfg = model_config_for(size=size)
-    model = build_model(cfg)
-    n_matmul = sum(p.numel() for p in model.encoder.blocks.parameters() if p.ndim == 2)
-    t = mask.sum(1).astype(np.float64) + 1
-    fwd = float(np.mean(2 * n_matmul * t + 4 * cfg.layers * t * t * cfg.dim))
-    return 3 * fwd * (n_views + 1)  # views + masked copy go through the encoder
+    part = {k: arrays[k][:sample] for k in ("objects", "mask", "event")}
+    _, view_mask = stored_views(part)
+    return pretrain_flops_per_event(cfg, part["mask"].sum(1), view_mask.sum(2))
+
+
+def measured_fp32_rate(shapes: tuple[int, int, int] = (2048, 2048, 2048)) -> float:
+    """fp32 matmul FLOP/s on the CPU with the current torch threads (best of 10)."""
+    m, k, n = shapes
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    a @ b
+    best = float("inf")
+    for _ in range(10):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * m * k * n / best
 
 
 def measured_bf16_peak(device: torch.device) -> float:
@@ -283,6 +302,8 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name(device) if gpu else "cpu",
+        "load_average_start": load_average(),
+        "omp_wait_policy": __import__("os").environ.get("OMP_WAIT_POLICY"),
         "tokens_per_event_padded": int(tk.mask.shape[1]),
         "mean_valid_tokens": float(tk.mask.sum(1).mean()),
     }
@@ -292,19 +313,27 @@ def main() -> None:
             store, seconds = make_store(tk, Path(tmp) / "store", args.store_events)
             meta.update(store_events=-(-args.store_events // len(tk)) * len(tk),
                         store_write_s=seconds)  # fmt: skip
-        peak = measured_bf16_peak(device) if gpu else None
-        if peak:
+        if gpu:
+            peak = measured_bf16_peak(device)
             meta["bf16_peak_tflops_measured"] = peak / 1e12
+        else:  # same process, same threads as the training runs
+            peak = measured_fp32_rate()
+            meta["fp32_peak_gflops_measured"] = peak / 1e9
+            # the block's widest product at the batch's token rows: what these shapes reach
+            rows = int(args.batch_size * 3 * (meta["mean_valid_tokens"] + 1))
+            meta["fp32_model_shape_gflops"] = measured_fp32_rate((rows, 192, 768)) / 1e9
         results: list[dict] = []
+        sizes = {*args.sizes.split(","), *filter(None, args.compile.split(","))}
+        flops = {size: useful_flops_per_event(size, arrays) for size in sizes}
+        meta["useful_mflop_per_event"] = {k: v / 1e6 for k, v in flops.items()}
         for size in args.sizes.split(","):
             rows = bench_size(size, args, device, arrays, store)
             params = count_parameters(build_model(model_config_for(size=size)))
             for r in rows:
                 r["params"] = params
-                if peak:
-                    achieved = r["events_per_s"] * useful_flops_per_event(size, tk.mask)
-                    r["useful_tflops"] = achieved / 1e12
-                    r["mfu"] = achieved / peak
+                achieved = r["events_per_s"] * flops[size]
+                r["useful_gflops"], r["useful_tflops"] = achieved / 1e9, achieved / 1e12
+                r["mfu"] = achieved / peak
             results += rows
             Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
             print_table(rows, gpu, header=size == args.sizes.split(",")[0])
@@ -314,18 +343,20 @@ def main() -> None:
                     if r["variant"] == "compile"]  # fmt: skip
             for r in rows:
                 r["params"] = count_parameters(build_model(model_config_for(size=size)))
-                if peak:
-                    achieved = r["events_per_s"] * useful_flops_per_event(size, tk.mask)
-                    r["useful_tflops"], r["mfu"] = achieved / 1e12, achieved / peak
+                achieved = r["events_per_s"] * flops[size]
+                r["useful_gflops"], r["useful_tflops"] = achieved / 1e9, achieved / 1e12
+                r["mfu"] = achieved / peak
             results += rows
             Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
             print_table(rows, gpu, header=False)
+    meta["load_average_end"] = load_average()
+    Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     print(f"\n{json.dumps(meta)}")
 
 
 def print_table(rows: list[dict], gpu: bool, header: bool) -> None:
     cols = ["size", "variant", "feed", "events_per_s", "ratio_to_baseline", "ratio_to_resident",
-            "loader_wait_frac"] + (["useful_tflops", "mfu"] if gpu else [])  # fmt: skip
+            "loader_wait_frac", "useful_gflops", "mfu"]  # fmt: skip
     cols += ["fresh_over_stored"] if any("fresh_over_stored" in r for r in rows) else []
     if header:
         print("| " + " | ".join(cols) + " |")

@@ -12,6 +12,8 @@ pass over all files. Reported: events/s, events/s per worker and the ratio
 
 from __future__ import annotations
 
+import jetfm_coffea  # noqa: F401  # isort: skip  (first: OpenMP's wait policy before torch)
+
 import argparse
 import json
 import platform

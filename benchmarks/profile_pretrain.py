@@ -11,7 +11,10 @@ and normalisation, copies, optimizer).
 
 from __future__ import annotations
 
+import jetfm_coffea  # noqa: F401  # isort: skip  (first: OpenMP's wait policy before torch)
+
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -116,6 +119,17 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; torch {torch.__version__}; "
         f"compile {args.compile}; wall {wall:.2f} s for the profiled run (profiler on); "
         f"{'device kernel' if gpu else 'CPU operator'} self time {total / 1e6:.3f} s.",
+        *(
+            []
+            if gpu
+            else [
+                "",
+                f"Host work outside any operator (Python, the loop, batch bookkeeping): "
+                f"{max(0.0, 1 - total / 1e6 / wall):.1%} of the wall time; load average "
+                f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}; OMP_WAIT_POLICY "
+                f"{os.environ.get('OMP_WAIT_POLICY')}.",
+            ]
+        ),
         "",
         "| family | share |",
         "|---|---|",

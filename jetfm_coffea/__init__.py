@@ -5,7 +5,16 @@ augmentations produce views, Zarr shards feed self-supervised pretraining, and t
 trained model comes back into coffea analyses as columns.
 """
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# OpenMP threads waiting for work sleep instead of spinning. On a CPU shared with other
+# processes (CI, login nodes, laptops, parallel workers) spinning threads steal the cores
+# that the threads still computing need: a 2-thread training step measured 5-10x slower
+# than with sleeping threads on a loaded 2-core machine (issue 27). Read by the OpenMP
+# runtime when torch loads it, so it only applies when jetfm_coffea is imported before
+# torch (the ``jetfm`` command, workers); a value already set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     __version__ = version("jetfm-coffea")

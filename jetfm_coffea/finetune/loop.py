@@ -10,6 +10,7 @@ the objective fold what it standardised into the head.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,44 @@ if TYPE_CHECKING:
     from jetfm_coffea.finetune.trainer import FinetuneSetup
     from jetfm_coffea.model.model import EventModel
 
-__all__ = ["EmbeddingBatches", "LoopResult", "RunEvents", "RunLoop", "embed"]
+__all__ = [
+    "MAX_VALIDATION_SHARE",
+    "VALIDATION_EVENT_COST",
+    "EmbeddingBatches",
+    "LoopResult",
+    "RunEvents",
+    "RunLoop",
+    "default_eval_interval",
+    "embed",
+]
+
+#: The default validation cadence keeps validation at most this share of a run's encoder
+#: work (a run's cost is then set by its batches, not by its validation pool).
+MAX_VALIDATION_SHARE = 0.1
+#: Encoder work of validating one event relative to training on one: a forward pass
+#: against a forward and a backward (about twice the forward).
+VALIDATION_EVENT_COST = 1.0 / 3.0
+
+
+def default_eval_interval(
+    steps_per_epoch: int, min_interval: int, n_val: int, batch_size: int, probe: bool
+) -> int:
+    """Steps between validations when ``eval_every`` is not set.
+
+    Once per epoch, at least every ``min_interval`` steps, and, for the modes that
+    re-encode the validation events (finetune, scratch), rarely enough that validating
+    ``n_val`` events is at most :data:`MAX_VALIDATION_SHARE` of the encoder work:
+    ``n_val c <= s / (1 - s) x interval x batch_size``. A small label set has one-step
+    epochs but a validation set of at least ``min_val_events``: without this bound it
+    would validate more events than it trains on. The linear probe validates on cached
+    embeddings (one head pass): no bound.
+    """
+    interval = max(steps_per_epoch, min_interval, 1)
+    if probe or n_val <= 0:
+        return interval
+    share = MAX_VALIDATION_SHARE
+    need = n_val * VALIDATION_EVENT_COST * (1 - share) / (share * max(batch_size, 1))
+    return max(interval, math.ceil(need - 1e-9))
 
 
 class EmbeddingBatches:
@@ -91,6 +129,9 @@ class LoopResult:
     events: int = 0
     train_s: float = 0.0
     train_cpu_s: float = 0.0
+    val_s: float = 0.0  # wall time of the validation passes (inside train_s)
+    val_events: int = 0  # events validated, summed over the passes
+    eval_every: int = 0  # steps between validations
 
 
 class RunLoop:
@@ -172,8 +213,11 @@ class RunLoop:
     def run(self, source: Any, opt: Any, sched: Any, planned: int | None) -> LoopResult:
         """Train until early stopping or the cap; keep the best validation state."""
         lt = self.setup.task.train
-        eval_every = lt.eval_every or max(len(source), lt.min_eval_interval)
-        res = LoopResult()
+        eval_every = lt.eval_every or default_eval_interval(
+            len(source), lt.min_eval_interval, len(self.events.val), source.batch_size,
+            self.probe,
+        )  # fmt: skip
+        res = LoopResult(eval_every=eval_every)
         self._train_mode()
         bad = 0
         progress = TrainProgress(lt.progress, planned or 0, 0, label=self.mode)
@@ -195,7 +239,10 @@ class RunLoop:
                                       loss=log_loss_sum / log_n)  # fmt: skip
                         log_loss_sum, log_n = 0.0, 0
                     if step % eval_every == 0 or step == planned:
+                        t_val = time.perf_counter()
                         val = self._validate()
+                        res.val_s += time.perf_counter() - t_val
+                        res.val_events += len(self.events.val)
                         record.update(step=step, epoch=res.epochs, **val)
                         if val["val_loss"] < res.best_loss - lt.min_delta:
                             res.best_loss, res.best_step, bad = val["val_loss"], step, 0

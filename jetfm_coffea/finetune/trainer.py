@@ -640,6 +640,9 @@ def _save_run(
             "train_s": loop.train_s,
             "train_cpu_s": loop.train_cpu_s,
             "events_per_s": loop.events / max(loop.train_s, 1e-9),
+            "eval_every": loop.eval_every,
+            "val_s": loop.val_s,
+            "val_events": loop.val_events,
             **extra,
         }
     )

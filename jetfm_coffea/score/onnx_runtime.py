@@ -38,6 +38,9 @@ class OnnxRuntimeModel:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # pool threads wait asleep instead of spinning: on a CPU shared with other
+        # processes (the analysis's own workers) spinning steals their cores (issue 27)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             _onnx_bytes(info), options, providers=["CPUExecutionProvider"]
         )

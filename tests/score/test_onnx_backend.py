@@ -44,3 +44,13 @@ def test_cli_backend_option(tiny_run, ttbar2015, tmp_path):
     result = CliRunner().invoke(main, [*args, "--backend", "onnxruntime"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "summary.json").read_text())["events"] == 200
+
+
+def test_onnxruntime_threads_do_not_spin(tiny_run):
+    """Sleeping pool threads (issue 27): spinning ones steal a shared CPU's cores."""
+    from jetfm_coffea.score.artifact import read_model_info
+    from jetfm_coffea.score.onnx_runtime import OnnxRuntimeModel
+
+    model = OnnxRuntimeModel(read_model_info(tiny_run), threads=2)
+    options = model.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

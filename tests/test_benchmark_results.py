@@ -1,0 +1,43 @@
+"""The README's benchmark block and ``benchmarks/results/RESULTS.md`` come from one run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import run_all  # noqa: E402
+
+
+def test_committed_readme_block_equals_committed_results():
+    block = run_all.readme_block(ROOT / "README.md")
+    results = (ROOT / "benchmarks" / "results" / "RESULTS.md").read_text().strip()
+    assert block == results, "README benchmark block and RESULTS.md disagree: rerun run_all.py"
+    assert "Load average" in block and "### " in block  # sections, with the load recorded
+
+
+def test_run_all_quick_writes_both_from_one_run(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# doc\n\ntext\n\n{run_all.BEGIN}\nold numbers\n{run_all.END}\n\nmore\n")
+    out = tmp_path / "results"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--only",
+           "matmul", "--out", str(out), "--readme", str(readme)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    results = (out / "RESULTS.md").read_text()
+    assert run_all.readme_block(readme) == results.strip()
+    assert "old numbers" not in readme.read_text() and readme.read_text().endswith("more\n")
+    assert "--quick" in results and "only matmul" in results and "load " in results
+    assert "| square |" in results and (out / "matmul.json").is_file()
+
+
+def test_replace_block_needs_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no block\n")
+    with pytest.raises(SystemExit, match="no generated block"):
+        run_all.replace_block(readme, "x")
