@@ -16,6 +16,7 @@ from jetfm_coffea.score import (
     ModelFileError,
     ScoreInputError,
     count_nonfinite,
+    load_model,
     read_model_info,
     resolve_device,
 )
@@ -332,3 +333,36 @@ def test_cuda_scores_match_cpu(tiny_run, singlemu_events):
         torch.backends.cuda.matmul.allow_tf32 = False
     bf16 = JetFMScorer(tiny_run, device="cuda", precision="bf16")(singlemu_events)
     np.testing.assert_allclose(bf16.score_signal.to_numpy(), cpu, atol=5e-2)
+
+
+def test_carried_weights_score_on_a_cluster_without_the_model_directory(tmp_path, ttbar2015):
+    """carry_weights=True: the weights travel in the pickled scorer, checked by hash on
+    the workers; without it a worker that cannot see the directory fails clearly."""
+    import pickle
+    import shutil
+
+    from jetfm_coffea.cluster import dask_client
+    from jetfm_coffea.jobs.execution import run_processor
+    from processors.analysis import ScoreAnalysisProcessor
+
+    run = make_classifier_run(tmp_path / "run", seed=23)  # no worker has it cached
+    carried = ScoreAnalysisProcessor(run, return_scores=True, device="cpu", carry_weights=True)
+    plain = ScoreAnalysisProcessor(run, return_scores=True, device="cpu")
+    want = JetFMScorer(run, device="cpu")(open_events(ttbar2015)).score_signal.to_numpy()
+    size = len(pickle.dumps(carried)) - len(pickle.dumps(plain))
+    assert size >= (run / "model.safetensors").stat().st_size  # the bytes travel
+    shutil.move(run, tmp_path / "elsewhere")  # no shared filesystem from here on
+    fileset = {"ttbar": {"files": {str(ttbar2015): "Events"}}}
+    with dask_client(workers=1) as client:
+        address = client.scheduler.address
+        with pytest.raises(Exception, match=r"ModelFileError.*cannot read.*carry_weights=True"):
+            run_processor(plain, fileset, "dask", scheduler=address, chunksize=1000)
+        out, _ = run_processor(carried, fileset, "dask", scheduler=address, chunksize=1000)
+        np.testing.assert_array_equal(
+            np.sort(out["ttbar"]["scores"].score_signal.to_numpy()), np.sort(want)
+        )
+    info = carried.scorer.infos[0]
+    bad = bytearray(carried.scorer.carried[0])
+    bad[-4:] = b"\x00\x00\x80\x7f"
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        load_model(info, "cpu", bytes(bad))  # what a worker does with altered bytes
