@@ -442,21 +442,20 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
     def _set_tokens(self, events: Any, variation: Any, sel: np.ndarray | None) -> tuple[Any, Any]:
         """``(tokens, mask)`` of all events; with ``sel``, built for the selected events
         only (the others: no tokens, not scored)."""
-        if sel is None or sel.all():
-            record = build_tokens(events, self.token_config, variation)
-            if isinstance(record, EventTokens):
-                cfg = self.token_config
-                return record.tokens.reshape(len(record), cfg.n_tokens * len(cfg.features)), (
-                    record.mask
-                )
-            return record["tokens"], record["mask"]
-        varied = None if variation is None else variation.select(sel)
-        part = build_tokens(events[sel], self.token_config, varied)
         cfg = self.token_config
-        tokens = np.zeros((len(events), cfg.n_tokens * len(cfg.features)), np.float32)
+        width = cfg.n_tokens * len(cfg.features)
+        if sel is None or sel.all():
+            record = build_tokens(events, cfg, variation)
+            if isinstance(record, EventTokens):
+                return record.tokens.reshape(len(record), width), record.mask
+            return record["tokens"], record["mask"]
+        tokens = np.zeros((len(events), width), np.float32)
         tmask = np.zeros((len(events), cfg.n_tokens), bool)
-        tokens[sel] = part.tokens.reshape(len(part), -1)
-        tmask[sel] = part.mask
+        if sel.any():
+            varied = None if variation is None else variation.select(sel)
+            part = build_tokens(events[sel], cfg, varied)
+            tokens[sel] = part.tokens.reshape(len(part), width)
+            tmask[sel] = part.mask
         return tokens, tmask
 
     def _check_inputs(self, events: Any) -> None:
