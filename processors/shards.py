@@ -18,6 +18,7 @@ summary per partition (compute them, then :func:`merge_summaries`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +28,12 @@ from coffea import processor
 
 from jetfm_coffea.errors import ConfigError, ShardError, ShardExistsError
 from jetfm_coffea.opendata.lumimask import lumimask_for
-from jetfm_coffea.selection.blinding import BlindingConfig
+from jetfm_coffea.selection.blinding import (
+    BlindingConfig,
+    as_read_config,
+    as_read_objects,
+    region_masks,
+)
 from jetfm_coffea.selection.chunk import (
     blind,
     check_resumed_selection,
@@ -67,6 +73,10 @@ EVENT_BRANCHES: dict[str, tuple[str, ...]] = {
     "weight": (WEIGHT_BRANCH,),
     **{name: tuple(name.split("_", 1)) for name in RESIM_ARRAYS},
 }
+#: Dask mode: the fields of a partition's token record (the rest is carried along).
+_TOKEN_FIELDS = ("tokens", *(f.name for f in dataclass_fields(EventObjects)))
+#: Dask mode: the record field holding a blinding region's mask, ``blind:<region>``.
+BLIND_PREFIX = "blind:"
 
 
 def _has(events: Any, path: tuple[str, ...]) -> bool:
@@ -204,6 +214,8 @@ class ShardProcessor(processor.ProcessorABC):
         lumi: dict[str, Any] | None = None,
         record_ids: list[int] | None = None,
         resim: dict[str, np.ndarray] | None = None,
+        as_read: EventObjects | None = None,
+        masks: dict[str, np.ndarray] | None = None,
     ) -> dict[str, Any]:
         """Blind, make the stored views of ``objects`` (if asked for) and write the shard.
 
@@ -222,7 +234,7 @@ class ShardProcessor(processor.ProcessorABC):
         per_event = {"weight": weight} if weight is not None else {}
         per_event.update(resim or {})
         objects, rows, blinded = blind(
-            objects, _rows(per_event), self.blinding, policy, self.token_config
+            objects, _rows(per_event), self.blinding, policy, self.token_config, as_read, masks
         )
         weight, resim = _split_rows(rows)
         selection = selection_record(policy, n_read, lumi, blinded, record_ids)
@@ -281,13 +293,19 @@ class ShardProcessor(processor.ProcessorABC):
             return _summary(existing_info(Path(self.store), source.path))
         events, lumi = certify_chunk(events, policy)  # certified luminosity sections first
         objects = select_ragged(events, self.token_config)
+        as_read = None
+        if self._blinds(policy) and self.blinding.reads_collections:  # type: ignore[union-attr]
+            as_read = as_read_objects(events, self.token_config)  # regions: collections as read
         carried = {name: ak.to_numpy(_field(events, name)) for name in _carried(events)}
         weight, resim = _split_rows(_rows(carried))
         if weight is not None:
             weight = weight.astype(np.float32)
         return self.write_objects(
-            objects, source, label, weight, policy, lumi, meta.get("record_ids"), resim
+            objects, source, label, weight, policy, lumi, meta.get("record_ids"), resim, as_read
         )
+
+    def _blinds(self, policy: LumiPolicy) -> bool:
+        return self.blinding is not None and self.blinding.applies_to(policy.kind)
 
     # -------------------------------------------------------------- dask mode
 
@@ -318,6 +336,7 @@ class ShardProcessor(processor.ProcessorABC):
             events,
             config=self.token_config,
             carried=tuple(_carried(events)),
+            blinding=self.blinding if self._blinds(policy) else None,
             label="jetfm-shard-record",
         )
         if record.npartitions != len(table):
@@ -345,23 +364,38 @@ class ShardProcessor(processor.ProcessorABC):
         return accumulator
 
 
-def _partition_record(events: Any, config: Any, carried: tuple[str, ...]) -> ak.Array:
-    """Token record of one partition (+ the ``carried`` per-event arrays, by shard name);
-    on a typetracer, touch the inputs only."""
+def _partition_record(
+    events: Any,
+    config: Any,
+    carried: tuple[str, ...],
+    blinding: BlindingConfig | None = None,
+) -> ak.Array:
+    """Token record of one partition (+ the ``carried`` per-event arrays, by shard name,
+    + with ``blinding`` one ``blind:<region>`` mask per region, evaluated here where the
+    collections as read are); on a typetracer, touch the inputs only."""
     record = _record_partition(events, config)
     if ak.backend(events) == "typetracer":
-        if not carried:
+        if not carried and blinding is None:
             return record
         empty = ak.Array(record.layout.form.length_zero_array())
         for name in carried:
             ak.typetracer.touch_data(_field(events, name))
             dtype = np.float32 if name == "weight" else np.dtype(RESIM_ARRAYS[name])
             empty = ak.with_field(empty, np.zeros(0, dtype), name)
+        if blinding is not None:
+            _record_partition(events, as_read_config(config))  # touches the collections
+            for region in blinding.regions:
+                empty = ak.with_field(empty, np.zeros(0, bool), f"{BLIND_PREFIX}{region.name}")
         return ak.Array(empty.layout.to_typetracer(forget_length=True))
     for name in carried:
         values = ak.to_numpy(_field(events, name))
         dtype = np.float32 if name == "weight" else np.dtype(RESIM_ARRAYS[name])
         record = ak.with_field(record, np.asarray(values, dtype), name)
+    if blinding is not None:
+        objects = EventTokens.from_awkward(record[list(_TOKEN_FIELDS)], config).objects
+        as_read = as_read_objects(events, config) if blinding.reads_collections else None
+        for name, mask in region_masks(blinding, objects, config, as_read).items():
+            record = ak.with_field(record, mask, f"{BLIND_PREFIX}{name}")
     return record
 
 
@@ -378,8 +412,21 @@ def _write_partition(
     lumi = None if run_lumi is None else run_lumi_summary(run_lumi, policy)[0]
     carried = [f for f in record.fields if f in EVENT_BRANCHES]
     weight, resim = _split_rows(_rows({f: ak.to_numpy(record[f]) for f in carried}))
-    record = record[[f for f in record.fields if f not in EVENT_BRANCHES]]
+    masks = {
+        f[len(BLIND_PREFIX) :]: ak.to_numpy(record[f]).astype(bool)
+        for f in record.fields
+        if f.startswith(BLIND_PREFIX)
+    }
+    record = record[list(_TOKEN_FIELDS)]
     tokens = EventTokens.from_awkward(record, proc.token_config)
     return proc.write_objects(
-        tokens.objects, source, label, weight, policy, lumi, record_ids, resim
+        tokens.objects,
+        source,
+        label,
+        weight,
+        policy,
+        lumi,
+        record_ids,
+        resim,
+        masks=masks or None,
     )

@@ -103,7 +103,7 @@ def score(
 ) -> None:
     """Score FILE_OR_FILESET with a jetfm classifier, cut on it and histogram the result."""
     from jetfm_coffea.jobs.score import run_score_analysis, write_outputs
-    from jetfm_coffea.tokens import standard_variations
+    from jetfm_coffea.score import standard_variations
 
     output, report, seconds = run_score_analysis(
         fileset,

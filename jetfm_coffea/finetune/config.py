@@ -4,9 +4,9 @@ Example (a classification; ``type: regression`` with ``options: {target: hadTopP
 a regression, see :mod:`jetfm_coffea.finetune.task_types`)::
 
     type: classification   # the task type (registry: finetune.task_types); default
-    classes:            # model class name -> data label(s) (fileset metadata / shard label)
-      wjets: 0
-      ttbar: 1
+    classes:            # model class -> the processes (generator names) or data labels in it
+      wjets: [wjets]    # = data label 1, the generator's stable label of W+jets
+      ttbar: [ttbar]    # = data label 0
     signal: ttbar       # class scored in ROC / background rejection (default: the last one)
     splits: {train: 0.6, val: 0.2, test: 0.2, salt: 0}
     selection:          # every requirement must pass (on the tokens; see finetune.selection)
@@ -53,9 +53,11 @@ __all__ = [
     "ReferenceConfig",
     "SplitConfig",
     "TaskConfig",
+    "check_class_processes",
     "label_fraction",
     "load_task_config",
     "parse_label_count",
+    "process_of",
     "resolve_task_path",
     "shipped_tasks",
 ]
@@ -223,6 +225,65 @@ class ReferenceConfig(_Strict):
 _HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"type": "classification", "options": {}}
 
 
+def _process_label(name: str, label: Any) -> Any:
+    """A data label given as a generator process name (``ttbar``) -> its stable label."""
+    if not isinstance(label, str):
+        return label
+    from jetfm_coffea.generate.processes import PROCESSES
+
+    if label not in PROCESSES:
+        raise ValueError(
+            f"class {name!r}: {label!r} is neither a data label (an int) nor a generator "
+            f"process ({', '.join(PROCESSES)})"
+        )
+    return PROCESSES[label].label
+
+
+def process_of(dataset: str) -> str | None:
+    """The generator process a dataset name stands for: ``ttbar``, ``ttbar_13p6TeV``
+    (:func:`jetfm_coffea.generate.run.dataset_name`), ``zjets_13TeV_resim3``; None for
+    any other name."""
+    import re
+
+    from jetfm_coffea.generate.processes import PROCESSES
+
+    if dataset in PROCESSES:
+        return dataset
+    match = re.fullmatch(r"(.+?)_\d+(?:p\d+)?TeV(?:_.*)?", dataset)
+    return match.group(1) if match and match.group(1) in PROCESSES else None
+
+
+def check_class_processes(
+    classes: dict[str, list[int]], label_datasets: dict[int, set[str]], source: str = "the data"
+) -> None:
+    """A class named after a known process must not take another process's data label.
+
+    ``label_datasets``: the dataset names behind each data label of the data (a
+    labelled fileset's datasets, a shard store's shards); a name standing for a
+    generator process (:func:`process_of`) is that process. ``{ttbar: 1, wjets: 0}``
+    on the generator's labels (ttbar 0, W+jets 1) would train a ``score_ttbar`` that is
+    the W+jets probability at the same AUC: it raises :class:`ConfigError` naming both.
+    """
+    from jetfm_coffea.generate.processes import PROCESSES
+
+    for name, labels in classes.items():
+        if name not in PROCESSES:
+            continue  # not a process name (signal, background, collisions...)
+        for lab in labels:
+            datasets = sorted(label_datasets.get(lab, set()))
+            processes = {process_of(d) for d in datasets} - {None}
+            if not processes or name in processes:
+                continue
+            others = " + ".join(sorted(repr(p) for p in processes))
+            raise ConfigError(
+                f"class {name!r} maps to data label {lab}, which holds {others} in {source} "
+                f"(datasets {', '.join(datasets)}; the generator labels {name} "
+                f"{PROCESSES[name].label}): score_{name} would be the probability of "
+                f"{others}. Write the mapping as class -> processes, e.g. classes: "
+                f"{{{name}: [{name}], ...}}"
+            )
+
+
 class TaskConfig(HashedConfig, _Strict):
     """A downstream task (classification, regression, ...) and how to train and study it."""
 
@@ -265,7 +326,13 @@ class TaskConfig(HashedConfig, _Strict):
     @classmethod
     def _listify(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: [v] if isinstance(v, int) else v for k, v in value.items()}
+            out = {}
+            for name, labels in value.items():
+                labels = [labels] if isinstance(labels, int | str) else labels
+                if isinstance(labels, list):
+                    labels = [_process_label(name, lab) for lab in labels]
+                out[name] = labels
+            return out
         if isinstance(value, list):  # [name0, name1, ...]: class i has data label i
             return {str(name): [i] for i, name in enumerate(value)}
         return value

@@ -35,7 +35,7 @@ import uproot
 from jetfm_coffea.augment.rng import mix64
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.fileset import load_fileset
-from jetfm_coffea.finetune.config import SplitConfig, TaskConfig
+from jetfm_coffea.finetune.config import SplitConfig, TaskConfig, check_class_processes
 from jetfm_coffea.finetune.selection import select_events, selection_summary
 from jetfm_coffea.finetune.task_types import task_type_for
 from jetfm_coffea.generate.targets import TARGET_PREFIX
@@ -235,6 +235,24 @@ def assign_splits(data: LabelledEvents, splits: SplitConfig) -> np.ndarray:
     )
 
 
+def label_datasets(data: LabelledEvents) -> dict[int, set[str]]:
+    """The dataset names behind each data label (a fileset's datasets, a store's shards)."""
+    if data.dataset is not None and data.datasets:
+        pairs = np.unique(np.stack([data.dataset, data.label.astype(np.int64)]), axis=1)
+        out: dict[int, set[str]] = {}
+        for ds, lab in pairs.T:
+            out.setdefault(int(lab), set()).add(str(data.datasets[int(ds)]))
+        return out
+    recorded = data.provenance.get("label_datasets") or {}
+    return {int(k): set(v) for k, v in recorded.items()}
+
+
+def data_source(data: LabelledEvents) -> str:
+    """The data's source for messages: the store or fileset path."""
+    prov = data.provenance
+    return str(prov.get("store") or prov.get("fileset") or "the data")
+
+
 def task_targets(data: LabelledEvents, task: TaskConfig) -> tuple[np.ndarray, dict[str, Any]]:
     """Class index of every event for ``task`` (-1: not in the task or failing its selection).
 
@@ -244,6 +262,7 @@ def task_targets(data: LabelledEvents, task: TaskConfig) -> tuple[np.ndarray, di
     per-event values (regression) also drops the events whose value is not defined;
     the summary counts them per class (``undefined_target``).
     """
+    check_class_processes(task.classes, label_datasets(data), data_source(data))
     lut = task.label_map()
     targets = np.array([lut.get(int(lab), -1) for lab in data.label], dtype=np.int64)
     passed = np.ones(len(targets), dtype=bool)
@@ -412,6 +431,17 @@ def _from_fileset(
     return data
 
 
+def _store_label_datasets(store: str | Path) -> dict[int, list[str]]:
+    """Data label -> the datasets of the store's shards with that label."""
+    from jetfm_coffea.shards.store import open_store
+
+    out: dict[int, set[str]] = {}
+    for record in open_store(store, check_shards=False).records:
+        if record.label is not None:
+            out.setdefault(int(record.label), set()).add(record.dataset)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 def _from_shards(store: str | Path, max_events: int | None) -> LabelledEvents:
     import torch
 
@@ -453,6 +483,7 @@ def _from_shards(store: str | Path, max_events: int | None) -> LabelledEvents:
         provenance={
             "source": "shards",
             "store": str(store),
+            "label_datasets": _store_label_datasets(store),
             "n_events": len(arrays["label"]),
             **dict(getattr(loader, "provenance", None) or {}),
         },

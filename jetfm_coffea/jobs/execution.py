@@ -79,6 +79,20 @@ def coffea_executor(
             yield processor.DaskExecutor(client=client, status=status, **dask_options)
 
 
+@contextlib.contextmanager
+def _quiet(quiet: bool) -> Iterator[None]:
+    """Silence coffea's progress bars for the block: its futures executor draws them
+    whatever its ``status`` (they all go through ``coffea.util.coffea_console``)."""
+    from coffea.util import coffea_console
+
+    before = coffea_console.quiet
+    coffea_console.quiet = quiet or before
+    try:
+        yield
+    finally:
+        coffea_console.quiet = before
+
+
 def _prepare(fileset: Any, skip_bad_files: bool) -> tuple[dict, RunReport]:
     fileset = load_fileset(fileset)
     for name, spec in fileset.items():  # collision data without a mask: refused up front
@@ -114,7 +128,7 @@ def run_processor(
     report.mode = f"virtual/{executor}"
     if not good:
         return processor_instance.postprocess(processor_instance.empty_output()), report
-    with coffea_executor(executor, workers, scheduler, status) as exe:
+    with coffea_executor(executor, workers, scheduler, status) as exe, _quiet(not status):
         # a fresh metadata cache: coffea's default one is process-wide and keyed by
         # (dataset, file, tree), so a second run over the same file would get the
         # fileset metadata (golden JSON, is_mc...) of the first one
@@ -138,7 +152,10 @@ def run_dask_mode(
 ) -> tuple[dict[str, Any], RunReport]:
     """Run a processor in dask mode: ``preprocess`` + ``apply_to_fileset`` + ``dask.compute``.
 
-    Returns ``{dataset: output}`` computed on a distributed client (LocalCluster by default).
+    Returns the outputs of every dataset merged (``coffea.processor.accumulate``), as
+    ``processor.Runner`` returns them: a processor that keys its output by dataset gives
+    ``{dataset: output}``, one that does not gives one merged output. ``postprocess``
+    is not called (call it, or the processor's own finaliser, on the result).
     """
     good, report = _prepare(fileset, skip_bad_files)
     report.mode = "dask"
@@ -148,9 +165,5 @@ def run_dask_mode(
         available, _ = preprocess(DataGroupSpec(good), step_size=chunksize)
         graphs = apply_to_fileset(processor_instance, available, schemaclass=JetFMNanoAODSchema)
         (computed,) = dask.compute(graphs, scheduler=client.get)
-    # processors key their output by dataset already (as Runner needs); unwrap the
-    # second level apply_to_fileset adds
-    return {
-        name: out[name] if isinstance(out, dict) and set(out) == {name} else out
-        for name, out in computed.items()
-    }, report
+    # apply_to_fileset keys each output by dataset: merge them as Runner does
+    return processor.accumulate(computed.values()), report

@@ -1,18 +1,41 @@
-"""Score injection: classifier scores and embeddings as coffea columns; model export."""
+"""Score injection: classifier scores and embeddings as coffea columns; model export.
 
-from jetfm_coffea.score.artifact import ModelInfo, file_sha256, load_model, read_model_info
+:class:`Variation` and :func:`standard_variations` (systematic variations of the
+scorer's inputs) are defined with the token path they vary
+(:mod:`jetfm_coffea.tokens.variations`, below this package in the layers) and exported
+here, beside the scorer that takes them.
+"""
+
+from jetfm_coffea.score.artifact import (
+    ModelInfo,
+    file_sha256,
+    load_model,
+    read_model_info,
+    read_weights,
+)
 from jetfm_coffea.score.errors import ModelFileError, ScoreInputError
-from jetfm_coffea.score.scorer import JetFMScorer, count_nonfinite, resolve_device, score_fields
+from jetfm_coffea.score.scorer import (
+    JetFMScorer,
+    count_nonfinite,
+    resolve_device,
+    scoped_torch_threads,
+    score_fields,
+)
+from jetfm_coffea.tokens.variations import Variation, standard_variations
 
 __all__ = [
     "JetFMScorer",
     "ModelFileError",
     "ModelInfo",
     "ScoreInputError",
+    "Variation",
     "count_nonfinite",
     "file_sha256",
     "load_model",
     "read_model_info",
+    "read_weights",
     "resolve_device",
+    "scoped_torch_threads",
     "score_fields",
+    "standard_variations",
 ]

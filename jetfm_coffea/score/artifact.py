@@ -48,6 +48,7 @@ __all__ = [
     "file_sha256",
     "load_model",
     "read_model_info",
+    "read_weights",
 ]
 
 CLASSIFIER = "classifier"
@@ -200,18 +201,43 @@ def read_model_info(
     )
 
 
-def load_model(info: ModelInfo, device: Any = "cpu") -> Any:
-    """Build the :class:`~jetfm_coffea.model.EventModel` of ``info`` in eval mode on ``device``.
+def read_weights(info: ModelInfo) -> bytes:
+    """The weights' bytes of ``info``, checked to have its SHA-256 (``info.model_hash``)."""
+    import hashlib
 
-    The weights are read once more, their SHA-256 compared with ``info.model_hash`` (the
-    file must not have changed since the client read it) and deserialised from those
-    same bytes by safetensors (:func:`jetfm_coffea.train.rundir.build_model`).
-    """
     weights = Path(info.path) / WEIGHTS
     try:
         data = weights.read_bytes()
     except OSError as err:
         raise ModelFileError(str(weights), f"cannot read: {err}") from err
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != info.model_hash:
+        raise ModelFileError(
+            str(weights),
+            f"SHA-256 {actual[:12]}… is not the {info.model_hash[:12]}… read before: the file "
+            "changed; refusing to carry it",
+        )
+    return data
+
+
+def load_model(info: ModelInfo, device: Any = "cpu", data: bytes | None = None) -> Any:
+    """Build the :class:`~jetfm_coffea.model.EventModel` of ``info`` in eval mode on ``device``.
+
+    The weights are read once more (or taken from ``data``, the bytes a scorer carried
+    to a remote worker), their SHA-256 compared with ``info.model_hash`` (the file must
+    not have changed since the client read it) and deserialised from those same bytes
+    by safetensors (:func:`jetfm_coffea.train.rundir.build_model`).
+    """
+    weights = Path(info.path) / WEIGHTS
+    if data is None:
+        try:
+            data = weights.read_bytes()
+        except OSError as err:
+            raise ModelFileError(
+                str(weights),
+                f"cannot read: {err} (a remote worker without the model directory: "
+                "JetFMScorer(..., carry_weights=True) sends the weights with the scorer)",
+            ) from err
     return build_model(
         info.model_config,
         data,

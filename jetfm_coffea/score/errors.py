@@ -19,6 +19,35 @@ class ScoreInputError(MissingCollectionError):
         self.model = model
         self.args = (f"model {model} needs {err.args[0]}",)
 
+    @classmethod
+    def missing_branches(cls, model: str, path: str | None, missing: list[str]) -> ScoreInputError:
+        """Every branch the events lack, in one error (``scorer.required_branches`` lists
+        what to request)."""
+        collections = sorted({b.split("_", 1)[0] for b in missing if "_" in b})
+        err = MissingCollectionError(", ".join(collections) or "event ids", path, missing)
+        out = cls(model, err)
+        where = f" in {path}" if path else ""
+        out.args = (
+            f"model {model} needs branches missing{where}: {', '.join(missing)} "
+            f"(collections {', '.join(collections) or '-'}); a skim must keep every branch "
+            "of scorer.required_branches",
+        )
+        return out
+
+    @classmethod
+    def wrong_input(
+        cls, model: str, path: str | None, fields: list[str], collections: list[str]
+    ) -> ScoreInputError:
+        """A collection (``events.Jet``) was passed instead of the event record."""
+        out = cls(model, MissingCollectionError(", ".join(collections), path))
+        out.args = (
+            f"model {model} scores the event record (events), not one collection: got an "
+            f"array of fields {', '.join(fields[:8])}{'...' if len(fields) > 8 else ''}; the "
+            f"model reads the collections {', '.join(collections)} and the event ids of "
+            "events as read (pass events, not events.Jet nor already-selected objects)",
+        )
+        return out
+
 
 class ScoringServerError(JetFMError, ConnectionError):
     """A scoring server (Triton) is unreachable, fails, or serves another model.

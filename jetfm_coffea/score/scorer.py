@@ -29,10 +29,10 @@ last, after the other columns have been taken from the original ``events``.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,7 +43,7 @@ from coffea.ml_tools.helper import nonserializable_attribute, numpy_call_wrapper
 from jetfm_coffea.errors import ConfigError, MissingCollectionError
 from jetfm_coffea.model.packing import length_batches
 from jetfm_coffea.runtime import precision_context, resolve_precision
-from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
+from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info, read_weights
 from jetfm_coffea.score.errors import ScoreInputError
 from jetfm_coffea.score.onnx_runtime import OnnxRuntimeModel
 from jetfm_coffea.score.triton import TritonModel, TritonTarget, parse_server
@@ -54,8 +54,15 @@ from jetfm_coffea.tokens import (
     check_collections,
     load_variations,
 )
+from jetfm_coffea.tokens.fields import ID_FIELDS
 
-__all__ = ["JetFMScorer", "count_nonfinite", "resolve_device", "score_fields"]
+__all__ = [
+    "JetFMScorer",
+    "count_nonfinite",
+    "resolve_device",
+    "scoped_torch_threads",
+    "score_fields",
+]
 
 _MODEL_CACHE: dict[tuple[str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
@@ -73,18 +80,23 @@ def resolve_device(device: str = "auto") -> str:
     return str(resolve(device))
 
 
-def _in_worker() -> bool:
-    """True inside a dask worker or a child process (a Runner futures pool)."""
-    if multiprocessing.parent_process() is not None:
-        return True
-    distributed = sys.modules.get("distributed")  # a dask worker has it imported already
-    if distributed is None:
-        return False
+@contextmanager
+def scoped_torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch intra-op threads, then restore the previous
+    count (None: leave it). The process-wide setting is never changed for good."""
+    if threads is None or "torch" not in sys.modules:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    if before != threads:
+        torch.set_num_threads(int(threads))
     try:
-        distributed.get_worker()
-    except ValueError:
-        return False
-    return True
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def score_fields(class_names: Sequence[str]) -> list[str]:
@@ -118,9 +130,14 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
     device
         ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     num_threads
-        torch intra-op threads in the process that runs the model. ``"auto"``: 1 inside
-        a dask worker or a Runner worker process (one model per worker, no
-        oversubscription), torch's default in the main process. An int forces it.
+        torch (or ONNX Runtime) intra-op threads of the forward pass on CPU. ``"auto"``
+        (default): 1 everywhere -- in the main process as in a dask or Runner worker --
+        so that a column never oversubscribes a loaded machine (one worker, one core)
+        and the same event gets the same score bit for bit in every executor (the
+        thread count changes float sums in the last bit). An int asks for that many.
+        The setting is scoped: the process-wide ``torch.get_num_threads()`` is set for
+        the forward pass only and restored after it, so the rest of an analysis keeps
+        its own.
     precision
         ``"fp32"`` (default: every device, TF32 off, so CPU and GPU scores agree within
         1e-5), ``"tf32"`` or ``"bf16"`` (explicit only: faster on GPUs; bf16 scores differ
@@ -146,6 +163,13 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         result gets a field ``variations`` with one record per variation holding the
         same score fields: ``scores.variations["JES_up"].score_signal`` (and
         ``n_tokens``). Costs one more forward pass per variation.
+    carry_weights
+        Carry the weights' bytes inside the scorer (``pickle`` sends them to every
+        remote worker with the processor): no shared filesystem is needed. The bytes
+        are read now, checked against the model hash, checked again on each worker
+        before safetensors deserialises them, and the model is built once per worker
+        process (cached by hash). Default False: each worker reads the weights from
+        the model directory, at the same absolute path. Torch backend only.
     server
         Score through an NVIDIA Triton server instead of in-process:
         ``"triton+grpc://host:port/name"`` (one per model for k-fold) serving the
@@ -171,6 +195,7 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         server_retries: int = 3,
         variations: Mapping[str, Any] | None = None,
         backend: Literal["torch", "onnxruntime"] = "torch",
+        carry_weights: bool = False,
     ):
         numpy_call_wrapper.__init__(self)
         paths = [model] if isinstance(model, str | Path) else list(model)
@@ -231,6 +256,16 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
                 "float32 ONNX"
             )
         self.variations: dict[str, Variation] = load_variations(variations)
+        if any(v.has_arrays() for v in self.variations.values()):
+            raise ConfigError(
+                "per-object factor arrays belong to one chunk of events: pass such "
+                "variations when scoring, scorer(events, variations={...})"
+            )
+        if carry_weights and (servers or backend != "torch"):
+            raise ConfigError("carry_weights=True carries torch weights: not with a server or ONNX")
+        self.carried: tuple[bytes, ...] | None = (
+            tuple(read_weights(i) for i in self.infos) if carry_weights else None
+        )
         for target, info in zip(self.servers, self.infos, strict=bool(self.servers)):
             self._connect(target, info).close()  # unreachable or another model: fail now
         self.want_scores = scores
@@ -272,6 +307,32 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
             out.append("embedding")
         out.append("n_tokens")
         return [*out, "variations"] if self.variations else out
+
+    @property
+    def required_branches(self) -> list[str]:
+        """The NanoAOD branches the scores need (for a skim or a ServiceX request).
+
+        The event ids, then per collection of the token config its counter (``nJet``)
+        and kinematics, charge and ID-cut branches. The b-tag branch is optional (see
+        :attr:`optional_branches`); optional collections are left out.
+        """
+        out = list(ID_FIELDS)
+        for spec in self.token_config.collections:
+            if spec.optional:
+                continue
+            out += _collection_branches(spec)
+        return out
+
+    @property
+    def optional_branches(self) -> list[str]:
+        """Branches read when present: b-tag scores (first present wins) and the
+        branches of optional collections."""
+        out = []
+        for spec in self.token_config.collections:
+            out += [f"{spec.name}_{b}" for b in spec.btag_branches]
+            if spec.optional:
+                out += _collection_branches(spec)
+        return out
 
     def parameters(self) -> dict[str, Any]:
         """Awkward parameters recorded on the record array and on each of its fields."""
@@ -332,12 +393,8 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
                     _MODEL_CACHE[(i.model_hash, str(t))]
                     for t, i in zip(self.servers, self.infos, strict=True)
                 ]
-        import torch
-
         device = resolve_device(self.device)
-        threads = self.num_threads
-        if threads == "auto":
-            threads = 1 if _in_worker() and device == "cpu" else None
+        threads = self._threads()
         if self.backend == "onnxruntime":
             with _CACHE_LOCK:
                 for info in self.infos:
@@ -345,78 +402,137 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
                     if key not in _MODEL_CACHE:
                         _MODEL_CACHE[key] = OnnxRuntimeModel(info, threads)
                 return [_MODEL_CACHE[(i.model_hash, f"onnxruntime:{threads}")] for i in self.infos]
-        if threads is not None and torch.get_num_threads() != threads:
-            torch.set_num_threads(int(threads))
         models = []
+        carried = self.carried or (None,) * len(self.infos)
         with _CACHE_LOCK:
-            for info in self.infos:
+            for info, data in zip(self.infos, carried, strict=True):
                 key = (info.model_hash, device)
                 if key not in _MODEL_CACHE:
-                    _MODEL_CACHE[key] = load_model(info, device)
+                    _MODEL_CACHE[key] = load_model(info, device, data)
                 models.append(_MODEL_CACHE[key])
         return models
 
+    def _threads(self) -> int | None:
+        """Intra-op threads of the forward pass: ``num_threads``, ``"auto"`` = 1."""
+        if self.num_threads is None:
+            return None
+        return 1 if self.num_threads == "auto" else int(self.num_threads)
+
     # -- numpy_call_wrapper interface ----------------------------------------------------
 
-    def prepare_awkward(self, events: Any) -> tuple[tuple, dict]:
-        """Tokens through the shared token path: ``(tokens [N, T*F], mask [N, T], event)``,
-        then ``(tokens, mask)`` of each variation."""
-        try:
-            check_collections(events, self.token_config)
-        except MissingCollectionError as err:
-            names = " + ".join(i.path for i in self.infos)
-            if err.path is None:
-                err = MissingCollectionError(err.collection, _source_name(events), err.missing)
-            raise ScoreInputError(names, err) from err
+    def prepare_awkward(
+        self, events: Any, mask: Any = None, variations: Mapping[str, Any] | None = None
+    ) -> tuple[tuple, dict]:
+        """Tokens through the shared token path, per scored set (nominal, then each
+        variation): ``tokens [N, T*F]``, ``mask [N, T]``, ``scored [N]`` (the events
+        scored), with the event numbers after the nominal's."""
+        self._check_inputs(events)
+        variations = self.variations if variations is None else load_variations(variations)
+        selections = {} if mask is None else _selections(mask, ["nominal", *variations], events)
         arrays = []
-        for variation in (None, *self.variations.values()):
-            record = build_tokens(events, self.token_config, variation)
-            if isinstance(record, EventTokens):
-                record = record.to_awkward()
-            arrays += [record["tokens"], record["mask"]]
+        for name, variation in (("nominal", None), *variations.items()):
+            sel = selections.get(name)
+            tokens, tmask = self._set_tokens(events, variation, sel)
+            arrays += [tokens, tmask]
             if variation is None:
-                arrays.append(record["event"])
-        return tuple(arrays), {}
+                arrays.append(events["event"])
+            arrays.append(_all_true(events["event"]) if sel is None else sel)
+        return tuple(arrays), {"names": tuple(variations)}
 
-    def validate_numpy_input(self, tokens: Any, mask: Any, event: Any, *varied: Any) -> None:
+    def _set_tokens(self, events: Any, variation: Any, sel: np.ndarray | None) -> tuple[Any, Any]:
+        """``(tokens, mask)`` of all events; with ``sel``, built for the selected events
+        only (the others: no tokens, not scored)."""
+        cfg = self.token_config
+        width = cfg.n_tokens * len(cfg.features)
+        if sel is None or sel.all():
+            record = build_tokens(events, cfg, variation)
+            if isinstance(record, EventTokens):
+                return record.tokens.reshape(len(record), width), record.mask
+            return record["tokens"], record["mask"]
+        tokens = np.zeros((len(events), width), np.float32)
+        tmask = np.zeros((len(events), cfg.n_tokens), bool)
+        if sel.any():
+            varied = None if variation is None else variation.select(sel)
+            part = build_tokens(events[sel], cfg, varied)
+            tokens[sel] = part.tokens.reshape(len(part), width)
+            tmask[sel] = part.mask
+        return tokens, tmask
+
+    def _check_inputs(self, events: Any) -> None:
+        """The event record with every branch the model needs: one error listing all."""
+        names = " + ".join(i.path for i in self.infos)
+        fields = list(getattr(events, "fields", None) or [])
+        collections = [c.name for c in self.token_config.collections]
+        if "pt" in fields and not set(collections) & set(fields):
+            raise ScoreInputError.wrong_input(names, _source_name(events), fields, collections)
+        missing = _missing_inputs(events, self.token_config)
+        if missing:
+            raise ScoreInputError.missing_branches(names, _source_name(events), missing)
+        try:
+            check_collections(events, self.token_config)  # warns of optional collections
+        except MissingCollectionError as err:  # pragma: no cover - _missing_inputs saw it
+            raise ScoreInputError(names, err) from err
+
+    def validate_numpy_input(self, *arrays: Any, names: tuple[str, ...] = ()) -> None:
         f = len(self.token_config.features)
+        event = arrays[2]
         n = len(event)
-        pairs = [(tokens, mask), *zip(varied[::2], varied[1::2], strict=True)]
-        for tok, msk in pairs:
+        sets = [(arrays[0], arrays[1], arrays[3])]
+        rest = arrays[4:]
+        sets += [tuple(rest[3 * i : 3 * i + 3]) for i in range(len(rest) // 3)]
+        if len(sets) != len(names) + 1 or len(rest) % 3:
+            raise ValueError(f"{len(arrays)} token arrays for {len(names)} variations")
+        for tok, msk, scored in sets:
             t = msk.shape[1] if msk.ndim == 2 else -1
-            if t != self.token_config.n_tokens or tok.shape != (n, t * f) or len(msk) != n:
+            if (
+                t != self.token_config.n_tokens
+                or tok.shape != (n, t * f)
+                or len(msk) != n
+                or len(scored) != n
+            ):
                 raise ValueError(
                     f"token input of shape {tok.shape}, mask {msk.shape}, event {event.shape} "
                     f"do not match the token config ({self.token_config.n_tokens} tokens x {f})"
                 )
 
-    def numpy_call(
-        self, tokens: np.ndarray, mask: np.ndarray, event: np.ndarray, *varied: np.ndarray
-    ) -> ak.Array:
+    def numpy_call(self, *arrays: np.ndarray, names: tuple[str, ...] = ()) -> ak.Array:
         """Score one chunk of numpy tokens (and its variations); returns the record array."""
         params = self.parameters()
-        columns = self._columns(tokens, mask, event, params, embedding=self.want_embedding)
-        if self.variations:
+        tokens, mask, event, scored = arrays[:4]
+        rest = arrays[4:]
+        columns = self._columns(
+            tokens, mask, event, params, embedding=self.want_embedding, scored=scored
+        )
+        if names:
             columns["variations"] = ak.zip(
                 {
                     name: ak.zip(
-                        self._columns(varied[2 * i], varied[2 * i + 1], event, params, False),
+                        self._columns(
+                            rest[3 * i], rest[3 * i + 1], event, params, False, rest[3 * i + 2]
+                        ),
                         depth_limit=1,
                     )
-                    for i, name in enumerate(self.variations)
+                    for i, name in enumerate(names)
                 },
                 depth_limit=1,
             )
         return ak.zip(columns, depth_limit=1, parameters=params)
 
     def _columns(
-        self, tokens: Any, mask: Any, event: Any, params: dict[str, Any], embedding: bool
+        self,
+        tokens: Any,
+        mask: Any,
+        event: Any,
+        params: dict[str, Any],
+        embedding: bool,
+        scored: Any = None,
     ) -> dict[str, ak.Array]:
         n = len(mask)
         cfg = self.token_config
         tokens = np.asarray(tokens, np.float32).reshape(n, cfg.n_tokens, len(cfg.features))
         mask = np.asarray(mask, bool)
-        outputs = self._forward(tokens, mask, np.asarray(event))
+        scored = np.ones(n, bool) if scored is None else np.asarray(scored, bool)
+        outputs = self._forward(tokens, mask, np.asarray(event), scored)
         columns: dict[str, ak.Array] = {}
         if self.want_scores:
             probs = outputs["scores"]
@@ -428,19 +544,38 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         return columns
 
     def _forward(
-        self, tokens: np.ndarray, mask: np.ndarray, event: np.ndarray
+        self, tokens: np.ndarray, mask: np.ndarray, event: np.ndarray, scored: np.ndarray
     ) -> dict[str, np.ndarray]:
+        """Model outputs of the ``scored`` events; the others get NaN."""
         n = len(mask)
         info = self.infos[0]
         out = {
             "scores": np.zeros((n, len(self.class_names)), np.float32),
             "embedding": np.zeros((n, info.embedding_dim), np.float32),
         }
-        if n == 0:
+        if not scored.all():
+            out["scores"][~scored] = np.nan
+            out["embedding"][~scored] = np.nan
+        if not scored.any():
             return out
         models = self.model
+        with scoped_torch_threads(None if self.servers else self._threads()):
+            self._forward_models(models, out, tokens, mask, event, scored)
+        return out
+
+    def _forward_models(
+        self,
+        models: list[Any],
+        out: dict[str, np.ndarray],
+        tokens: np.ndarray,
+        mask: np.ndarray,
+        event: np.ndarray,
+        scored: np.ndarray,
+    ) -> None:
+        n = len(mask)
         k = len(models)
         fold = np.zeros(n, np.int64) if k == 1 else np.asarray(event, np.int64) % k
+        fold = np.where(scored, fold, -1)
         for i, model in enumerate(models):
             batch_size = min(
                 self.batch_size, getattr(model, "max_batch_size", None) or self.batch_size
@@ -448,7 +583,6 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
             # one group per token count, cut to it: no padding is computed at all
             for sel, width in length_batches(mask, batch_size, select=fold == i):
                 self._fill(out, sel, model, tokens, mask, width)
-        return out
 
     def _fill(
         self,
@@ -497,15 +631,101 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
             return dak.zip(return_array, depth_limit=1, parameters=self.parameters())
         return return_array
 
-    def __call__(self, events: Any) -> Any:
+    def __call__(
+        self, events: Any, *, mask: Any = None, variations: Mapping[str, Any] | None = None
+    ) -> Any:
         """Score NanoEvents (eager, virtual or dask-awkward); returns a record array.
+
+        ``events`` is the event record as read (every collection of
+        :attr:`required_branches`), not a collection nor already-selected objects: the
+        model sees the objects its token config selects, as in training.
 
         Fields: ``score_<class>`` (softmax probabilities), ``embedding`` (when asked
         for) and ``n_tokens`` (tokens the model saw; events with none get the model's
         response to an empty event). Each carries the model hash and version in its
         awkward parameters.
+
+        ``mask``: score only the selected events -- a boolean array (the nominal and
+        every variation), or ``{"nominal": sel, "<variation>": sel_up, ...}`` (each
+        set its own selection, e.g. the events a region selects under that
+        variation; a set not named is scored for every event). The others get NaN
+        scores and ``n_tokens`` 0; the result stays aligned with ``events``. Tokens
+        and forward passes are computed for the selected events only.
+
+        ``variations``: this chunk's variations, replacing the constructor's
+        (``{name: Variation}``; needed for per-object factor arrays, which belong to
+        one chunk).
         """
-        return super().__call__(events)
+        if mask is None and variations is None:
+            return super().__call__(events)
+        return super().__call__(events, mask=mask, variations=variations)
+
+
+def _all_true(ids: Any) -> Any:
+    """True per event, lazily for dask-awkward."""
+    if _is_dask(ids):
+        import dask_awkward as dak
+
+        return dak.ones_like(ids, dtype=bool)
+    return ak.ones_like(ids, dtype=bool)
+
+
+def _selections(mask: Any, names: list[str], events: Any) -> dict[str, np.ndarray]:
+    """Per scored set (``nominal``, variations), its boolean selection (absent: all)."""
+    if _is_dask(events) or ak.backend(events) == "typetracer":
+        raise ConfigError(
+            "score masks need eager or virtual events (Runner); in dask mode score "
+            "events[mask] instead"
+        )
+    n = len(events)
+    if isinstance(mask, Mapping):
+        unknown = sorted(set(mask) - set(names))
+        if unknown:
+            raise ConfigError(f"mask for {unknown}: the scored sets are {names}")
+        return {name: _bool_mask(m, n, name) for name, m in mask.items()}
+    sel = _bool_mask(mask, n, "mask")
+    return dict.fromkeys(names, sel)
+
+
+def _bool_mask(mask: Any, n: int, name: str) -> np.ndarray:
+    sel = np.asarray(ak.to_numpy(mask) if isinstance(mask, ak.Array) else mask)
+    if sel.dtype != bool or sel.shape != (n,):
+        raise ConfigError(f"score mask {name!r}: {sel.dtype}{list(sel.shape)}, not bool[{n}]")
+    return sel
+
+
+def _collection_branches(spec: Any) -> list[str]:
+    """NanoAOD branches of one collection of the token config (without the b-tag)."""
+    names = ["pt", "phi"] if spec.kind == "met" else ["pt", "eta", "phi", "mass"]
+    if spec.has_charge:
+        names.append("charge")
+    names += [c.branch for c in spec.cuts if c.branch not in names]
+    counter = [] if spec.kind == "met" else [f"n{spec.name}"]
+    return counter + [f"{spec.name}_{n}" for n in names]
+
+
+def _fields_of(events: Any, name: str) -> list[str]:
+    """The fields of a collection, also when its behaviour refuses it (a MET without phi)."""
+    try:
+        return list(events[name].fields)
+    except ValueError:
+        return list(ak.Array(ak.to_layout(events)).layout.content(name).fields)
+
+
+def _missing_inputs(events: Any, config: Any) -> list[str]:
+    """Every branch of the token config the events lack (optional collections aside)."""
+    present = set(events.fields)
+    missing = [name for name in ID_FIELDS if name not in present]
+    for spec in config.collections:
+        if spec.optional:
+            continue
+        branches = _collection_branches(spec)[0 if spec.kind == "met" else 1 :]
+        if spec.name not in present:
+            missing += branches
+            continue
+        have = set(_fields_of(events, spec.name))
+        missing += [b for b in branches if b[len(spec.name) + 1 :] not in have]
+    return missing
 
 
 def _source_name(events: Any) -> str | None:

@@ -1,8 +1,15 @@
 """The blinding guard: analysis signal regions that never go into a pretraining set.
 
 A ``blinding:`` section (of a build config, or its own YAML for ``--blind``) names
-signal regions as selections on the token objects, the objects the one token path
-(:mod:`jetfm_coffea.tokens`) keeps::
+signal regions as selections on physics objects. It errs on the safe side: by default
+(``on: collections``) a region is evaluated on the NanoAOD collections *as read* --
+every object of the collections the token config names, without the token config's
+pT, |eta| and ID cuts nor its ``max_count`` truncation -- with the region's own cuts
+(``min_pt``, ``max_abs_eta``, ``min_btag``, ``charge``) only. An analysis's signal
+region is usually defined with its own, often looser, objects: a Z window on every
+muon pair removes every event an analysis could select with any muon ID. ``on:
+tokens`` evaluates a region on the token objects instead (the objects the one token
+path, :mod:`jetfm_coffea.tokens`, keeps), when that is what the analysis uses::
 
     blinding:
       apply_to_mc: false          # collision data are always blinded
@@ -17,6 +24,10 @@ signal regions as selections on the token objects, the objects the one token pat
               min: 120
               max: 130
               opposite_charge: true
+        - name: hbb_tokens
+          on: tokens              # on the token objects (tight ID, pT > 5 GeV...)
+          all:
+            - {objects: [Jet], min_btag: 0.8, min_count: 2}
         - name: custom
           function: mypackage.regions:in_signal_region   # f(EventObjects) -> bool [N]
 
@@ -31,7 +42,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
@@ -46,7 +57,7 @@ from pydantic import (
 
 from jetfm_coffea.config_base import HashedConfig, read_config_file
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.tokens import EventObjects, TokenConfig
+from jetfm_coffea.tokens import EventObjects, TokenConfig, select_ragged
 
 __all__ = [
     "BlindingConfig",
@@ -54,6 +65,8 @@ __all__ = [
     "ObjectSelection",
     "PairMass",
     "Region",
+    "as_read_config",
+    "as_read_objects",
     "load_blinding",
     "region_masks",
 ]
@@ -198,6 +211,11 @@ class Region(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
+    on: Literal["collections", "tokens"] = Field(
+        "collections",
+        description="collections: every object as read (the region's own cuts only); "
+        "tokens: the objects the token config keeps",
+    )
     all: list[Condition] | None = None
     any: list[Condition] | None = None
     function: str | None = Field(
@@ -248,6 +266,11 @@ class BlindingConfig(HashedConfig):
         if dup:
             raise ValueError(f"region names must be unique: {', '.join(dup)}")
         return self
+
+    @property
+    def reads_collections(self) -> bool:
+        """Whether some region is evaluated on the collections as read."""
+        return any(r.on == "collections" for r in self.regions)
 
     def applies_to(self, kind: str) -> bool:
         """Whether events of a dataset of ``kind`` (mc, data, undeclared) are blinded."""
@@ -341,9 +364,52 @@ def load_blinding(
     return config
 
 
+def as_read_config(token_config: TokenConfig) -> TokenConfig:
+    """The token config's collections as read: no pT, |eta| or ID cut, no truncation."""
+    collections = [
+        c.model_copy(
+            update={
+                "min_pt": 0.0,
+                "max_abs_eta": None,
+                "cuts": [],
+                "max_count": c.max_count if c.kind == "met" else 512,
+            }
+        )
+        for c in token_config.collections
+    ]
+    return token_config.model_copy(
+        update={"collections": collections, "max_tokens": None, "order": "collection"}
+    )
+
+
+def as_read_objects(events: Any, token_config: TokenConfig) -> EventObjects:
+    """Every object of the token config's collections in ``events`` (finite kinematics),
+    padded to the chunk's most objects: what ``on: collections`` regions see."""
+    ragged = select_ragged(events, as_read_config(token_config))
+    counts = np.diff(ragged.offsets)
+    return ragged.padded(max(int(counts.max(initial=0)), 1))
+
+
 def region_masks(
-    config: BlindingConfig, objects: EventObjects, token_config: TokenConfig
+    config: BlindingConfig,
+    objects: EventObjects,
+    token_config: TokenConfig,
+    as_read: EventObjects | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per region, the boolean ``[N]`` mask of the events inside it."""
+    """Per region, the boolean ``[N]`` mask of the events inside it.
+
+    ``objects``: the token objects (``on: tokens`` regions), ``as_read``: the
+    collections as read (:func:`as_read_objects`; ``on: collections`` regions, the
+    default -- needed when some region reads them).
+    """
     type_ids = {c.name: c.type_id for c in token_config.collections}
-    return {r.name: r.evaluate(objects, type_ids) for r in config.regions}
+    if as_read is None and config.reads_collections:
+        names = [r.name for r in config.regions if r.on == "collections"]
+        raise ConfigError(
+            f"blinding regions {names} are evaluated on the collections as read: pass "
+            "as_read_objects(events, token_config)"
+        )
+    return {
+        r.name: r.evaluate(objects if r.on == "tokens" else as_read, type_ids)  # type: ignore[arg-type]
+        for r in config.regions
+    }

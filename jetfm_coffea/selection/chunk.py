@@ -27,19 +27,25 @@ def blind(
     blinding: BlindingConfig | None,
     policy: LumiPolicy,
     token_config: TokenConfig,
+    as_read: EventObjects | None = None,
+    masks: dict[str, np.ndarray] | None = None,
 ) -> tuple[EventObjects | RaggedObjects, np.ndarray | None, dict[str, Any] | None]:
     """Drop the events inside any blinded region: ``(objects, weight, blinding record)``.
 
-    The record (None when nothing is blinded for this dataset's kind) holds the
-    config hash and, per region, the events inside it (an event in two regions is
-    counted in both, and removed once).
+    ``as_read``: the chunk's collections as read
+    (:func:`~jetfm_coffea.selection.blinding.as_read_objects`), which the regions are
+    evaluated on by default; ``masks``: the regions' masks computed already (dask
+    mode computes them where the events are). The record (None when nothing is
+    blinded for this dataset's kind) holds the config hash and, per region, the events
+    inside it (an event in two regions is counted in both, and removed once).
     """
     if blinding is None or not blinding.applies_to(policy.kind):
         return objects, weight, None
-    padded = objects
-    if isinstance(objects, RaggedObjects):
-        padded = objects.padded(token_config.n_tokens)
-    masks = region_masks(blinding, padded, token_config)
+    if masks is None:
+        padded = objects
+        if isinstance(objects, RaggedObjects):
+            padded = objects.padded(token_config.n_tokens)
+        masks = region_masks(blinding, padded, token_config, as_read)
     inside = np.logical_or.reduce(list(masks.values())) if masks else np.zeros(len(objects), bool)
     keep = ~inside
     record = {

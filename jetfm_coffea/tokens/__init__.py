@@ -21,12 +21,13 @@ from jetfm_coffea.tokens.config import (
 )
 from jetfm_coffea.tokens.features import compute_features, energy
 from jetfm_coffea.tokens.fields import ID_FIELDS, OBJECT_FIELDS
-from jetfm_coffea.tokens.variations import Variation, load_variations, standard_variations
+from jetfm_coffea.tokens.variations import VARIED, Variation, load_variations, standard_variations
 
 __all__ = [
     "FEATURES",
     "ID_FIELDS",
     "OBJECT_FIELDS",
+    "VARIED",
     "CollectionSpec",
     "Cut",
     "EventObjects",

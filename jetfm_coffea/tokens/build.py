@@ -17,7 +17,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from jetfm_coffea.errors import MissingCollectionError
+from jetfm_coffea.errors import ConfigError, MissingCollectionError
 from jetfm_coffea.tokens.config import CollectionSpec, TokenConfig, load_token_config
 from jetfm_coffea.tokens.features import compute_features
 from jetfm_coffea.tokens.fields import ID_FIELDS, OBJECT_FIELDS
@@ -136,13 +136,34 @@ def _collection_columns(
         cols["btag"] = coll[btag]
     for cut in spec.cuts:
         cols[f"cut:{cut.branch}"] = coll[cut.branch]
-    factor = variation.factor(spec.name) if variation is not None else None
+    factor = variation.factor_of(spec.name) if variation is not None else None
     if isinstance(factor, str):
         if factor not in coll.fields:
             raise MissingCollectionError(spec.name, _filename(events), [f"{spec.name}.{factor}"])
         cols["factor"] = coll[factor]
+    elif factor is not None and not isinstance(factor, float):  # a per-object array
+        cols["factor"] = _aligned_factors(events, spec, coll, factor)
     key = coll[spec.order_by] if spec.kind != "met" else cols["pt"]
     return cols, key
+
+
+def _aligned_factors(events: Any, spec: CollectionSpec, coll: Any, factors: Any) -> Any:
+    """A per-object factor array, checked to have one factor per object of ``coll``."""
+    if ak.backend(coll) == "typetracer":
+        return coll["pt"]  # column projection: the factors are not a column of events
+    factors = ak.Array(factors) if not isinstance(factors, ak.Array) else factors
+    if factors.ndim != 2 or len(factors) != len(coll):
+        raise ConfigError(
+            f"variation of {spec.name} in {_filename(events) or 'the input'}: per-object factors "
+            f"of type {factors.type} are not one list per event of {len(coll)} events"
+        )
+    if not np.array_equal(_counts(factors), _counts(coll["pt"])):
+        raise ConfigError(
+            f"variation of {spec.name} in {_filename(events) or 'the input'}: the per-object "
+            f"factors are not aligned with the collection {spec.name!r} (another number of "
+            "objects in some event: factors of a selected subset of the objects?)"
+        )
+    return factors
 
 
 class _VariationSums:
@@ -213,16 +234,18 @@ def _collection_objects(
     n_nonfinite = np.bincount(event_index[~finite], minlength=n_events)
     sel = _acceptance(spec, flat, pt, eta, finite)
     if variation is not None and sums is not None:
-        factor = variation.factor(spec.name)
-        if spec.kind == "met" and (sums.change.any() or variation.unclustered != 0):
+        propagate = variation.propagates
+        if spec.kind == "met" and propagate and (sums.change.any() or variation.unclustered):
             pt, phi = sums.vary_met(pt, phi, variation.unclustered)
             sel = _acceptance(spec, flat, pt, eta, finite)
         elif spec.kind != "met":
-            scale = flat["factor"].astype(np.float64) if isinstance(factor, str) else factor
+            scale = flat["factor"].astype(np.float64) if "factor" in flat else None
+            scale = variation.factor_of(spec.name) if scale is None else scale
             varied = pt if scale is None else pt * scale
             sums.add(event_index[sel], pt[sel], varied[sel], phi[sel])
             if scale is not None:
-                pt, mass = varied, mass * scale
+                pt = varied
+                mass = mass * scale if propagate else mass
                 finite &= np.isfinite(pt) & np.isfinite(mass)
                 sel = _acceptance(spec, flat, pt, eta, finite)
     by_pt = spec.kind == "met" or spec.order_by == "pt"  # the varied pT, when varied
@@ -537,6 +560,12 @@ def token_record(
         import dask_awkward as dak
 
         check_collections(events, config)
+        if variation is not None and variation.has_arrays():
+            raise ConfigError(
+                "a variation with per-object factor arrays needs eager or virtual events; in "
+                "dask mode assign the factors as a field of the collection "
+                "(events['Jet', 'pt_up'] = ...) and name the field"
+            )
         return dak.map_partitions(
             _record_partition, events, config=config, variation=variation, label="jetfm-tokens"
         )

@@ -196,3 +196,27 @@ def test_task_config_validation(tmp_path):
     for cfg, msg in bad:
         with pytest.raises(ConfigError, match=msg):
             load_task_config(cfg)
+
+
+def test_a_class_named_after_a_process_cannot_take_another_process_label(labelled, resim_store):
+    import dataclasses
+
+    from jetfm_coffea.finetune.data import task_targets
+
+    # the datasets as the generator names them: label 0 holds wjets, label 1 ttbar
+    data = dataclasses.replace(labelled, datasets=["wjets_13TeV", "ttbar_13TeV"])
+    swapped = load_task_config({"classes": {"ttbar": 0, "wjets": 1}})
+    with pytest.raises(ConfigError, match=r"class 'ttbar' maps to data label 0, which holds 'wj"):
+        task_targets(data, swapped)
+    right = load_task_config({"classes": {"wjets": 0, "ttbar": 1}})
+    targets, _ = task_targets(data, right)
+    np.testing.assert_array_equal(targets, data.label)
+    # class -> processes: the generator's stable labels, whatever the order of the classes
+    named = load_task_config({"classes": {"ttbar": ["ttbar"], "tth": ["tth"]}})
+    assert named.classes == {"ttbar": [0], "tth": [6]}
+    with pytest.raises(ConfigError, match="neither a data label"):
+        load_task_config({"classes": {"a": ["tt_bar"], "b": 1}})
+    # a shard store of generated Z+jets (label 2): its shards name the process
+    store = load_labelled(shards=resim_store)
+    with pytest.raises(ConfigError, match=r"class 'qcd' maps to data label 2, which holds 'zjets'"):
+        task_targets(store, load_task_config({"classes": {"qcd": 2, "hbb": 4}}))

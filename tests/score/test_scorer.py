@@ -16,6 +16,7 @@ from jetfm_coffea.score import (
     ModelFileError,
     ScoreInputError,
     count_nonfinite,
+    load_model,
     read_model_info,
     resolve_device,
 )
@@ -48,11 +49,12 @@ def _model_outputs(run, tokens, mask):
 def test_inputs_are_the_shard_tensors(tiny_run, ttbar_events, ttbar2015):
     scorer = JetFMScorer(tiny_run)
     shard = build_tokens(ttbar_events, scorer.token_config)
-    (tokens, mask, event), _ = scorer.prepare_awkward(ttbar_events)
+    (tokens, mask, event, scored), _ = scorer.prepare_awkward(ttbar_events)
+    assert ak.to_numpy(scored).all()
     np.testing.assert_array_equal(ak.to_numpy(tokens).reshape(shard.tokens.shape), shard.tokens)
     np.testing.assert_array_equal(ak.to_numpy(mask), shard.mask)
     np.testing.assert_array_equal(ak.to_numpy(event), shard.event)
-    (dtokens, dmask, _), _ = scorer.prepare_awkward(open_events(ttbar2015, "dask"))
+    (dtokens, dmask, _, _), _ = scorer.prepare_awkward(open_events(ttbar2015, "dask"))
     np.testing.assert_array_equal(dtokens.compute().to_numpy(), ak.to_numpy(tokens))
     np.testing.assert_array_equal(dmask.compute().to_numpy(), shard.mask)
 
@@ -175,8 +177,61 @@ def test_kfold_applies_each_model_to_its_own_events(fold_runs, singlemu_events):
 
 def test_missing_collection_names_model_and_file(tiny_run, make_nanoaod):
     path = make_nanoaod({"MET_pt": [10.0], "MET_phi": [0.1]}, 1, name="nojets.root")
-    with pytest.raises(ScoreInputError, match=r"model .*tiny needs collection 'Jet'.*nojets\.root"):
+    with pytest.raises(
+        ScoreInputError, match=r"model .*tiny needs branches missing in .*nojets\.root: Jet_pt"
+    ) as err:
         JetFMScorer(tiny_run)(open_events(path))
+    for name in ("Jet_mass", "Muon_tightId", "Electron_pt", "Photon_pt"):  # all at once
+        assert name in str(err.value)
+
+
+def _skim(source, path, branches, collections):
+    """Write the listed branches of a NanoAOD file to a new NanoAOD file (uproot)."""
+    import uproot
+
+    with uproot.open(source) as f:
+        tree = f["Events"]
+        keep = [b for b in branches if b in tree and not b.startswith("n")]
+        arrays = tree.arrays(keep)
+    out = {}
+    for b in keep:
+        name, _, field = b.partition("_")
+        if name in collections:
+            out.setdefault(name, {})[field] = arrays[b]
+        else:
+            out[b] = arrays[b]
+    out = {k: ak.zip(v) if isinstance(v, dict) else v for k, v in out.items()}
+    with uproot.recreate(path) as f:
+        tree = f.mktree(
+            "Events", {k: v.type for k, v in out.items()}, counter_name=lambda n: f"n{n}"
+        )
+        tree.extend(out)
+    return path
+
+
+def test_required_branches_suffice_and_a_skim_missing_some_lists_them_all(
+    tiny_run, ttbar2015, ttbar_events, tmp_path
+):
+    scorer = JetFMScorer(tiny_run)
+    need = scorer.required_branches
+    assert need[:3] == ["run", "luminosityBlock", "event"]
+    assert {"nJet", "Jet_pt", "Jet_eta", "MET_pt", "MET_phi", "Photon_pt"} <= set(need)
+    jagged = {c.name for c in scorer.token_config.collections if c.kind != "met"}
+    skim = _skim(ttbar2015, tmp_path / "skim.root", need + scorer.optional_branches, jagged)
+    np.testing.assert_array_equal(
+        scorer(open_events(skim)).score_signal.to_numpy(),
+        scorer(ttbar_events).score_signal.to_numpy(),
+    )
+    less = [b for b in need if not b.startswith("Photon") and b != "MET_phi"]
+    bad = _skim(ttbar2015, tmp_path / "less.root", less, jagged)
+    listed = r"Photon_pt.*Photon_mass, MET_phi \(collections MET, Photon\)"
+    with pytest.raises(ScoreInputError, match=listed):
+        scorer(open_events(bad))
+
+
+def test_a_collection_instead_of_the_event_record_is_one_clear_error(tiny_run, ttbar_events):
+    with pytest.raises(ScoreInputError, match=r"scores the event record \(events\), not one"):
+        JetFMScorer(tiny_run)(ttbar_events.Jet)
 
 
 def test_tampered_corrupt_or_pickled_models_are_refused(tmp_path, ttbar_events):
@@ -221,11 +276,18 @@ def test_heads_threads_and_device(tiny_run, tmp_path, ttbar_events):
     assert resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == "cpu"
     before = torch.get_num_threads()
-    JetFMScorer(enc, num_threads="auto")(ttbar_events[:3])
-    assert torch.get_num_threads() == before  # the main process keeps its setting
     try:
-        JetFMScorer(enc, num_threads=2)(ttbar_events[:3])
-        assert torch.get_num_threads() == 2
+        torch.set_num_threads(3)  # the analysis's own setting
+        for asked, used in (("auto", 1), (2, 2)):
+            scorer = JetFMScorer(enc, num_threads=asked)
+            seen: list[int] = []
+            hook = scorer.model[0].encoder.register_forward_pre_hook(
+                lambda *_, seen=seen: seen.append(torch.get_num_threads())
+            )
+            scorer(ttbar_events[:3])
+            hook.remove()
+            assert seen and set(seen) == {used}  # the forward pass ran with these threads
+            assert torch.get_num_threads() == 3  # and the process-wide count is restored
     finally:
         torch.set_num_threads(before)
 
@@ -271,3 +333,36 @@ def test_cuda_scores_match_cpu(tiny_run, singlemu_events):
         torch.backends.cuda.matmul.allow_tf32 = False
     bf16 = JetFMScorer(tiny_run, device="cuda", precision="bf16")(singlemu_events)
     np.testing.assert_allclose(bf16.score_signal.to_numpy(), cpu, atol=5e-2)
+
+
+def test_carried_weights_score_on_a_cluster_without_the_model_directory(tmp_path, ttbar2015):
+    """carry_weights=True: the weights travel in the pickled scorer, checked by hash on
+    the workers; without it a worker that cannot see the directory fails clearly."""
+    import pickle
+    import shutil
+
+    from jetfm_coffea.cluster import dask_client
+    from jetfm_coffea.jobs.execution import run_processor
+    from processors.analysis import ScoreAnalysisProcessor
+
+    run = make_classifier_run(tmp_path / "run", seed=23)  # no worker has it cached
+    carried = ScoreAnalysisProcessor(run, return_scores=True, device="cpu", carry_weights=True)
+    plain = ScoreAnalysisProcessor(run, return_scores=True, device="cpu")
+    want = JetFMScorer(run, device="cpu")(open_events(ttbar2015)).score_signal.to_numpy()
+    size = len(pickle.dumps(carried)) - len(pickle.dumps(plain))
+    assert size >= (run / "model.safetensors").stat().st_size  # the bytes travel
+    shutil.move(run, tmp_path / "elsewhere")  # no shared filesystem from here on
+    fileset = {"ttbar": {"files": {str(ttbar2015): "Events"}}}
+    with dask_client(workers=1) as client:
+        address = client.scheduler.address
+        with pytest.raises(Exception, match=r"ModelFileError.*cannot read.*carry_weights=True"):
+            run_processor(plain, fileset, "dask", scheduler=address, chunksize=1000)
+        out, _ = run_processor(carried, fileset, "dask", scheduler=address, chunksize=1000)
+        np.testing.assert_array_equal(
+            np.sort(out["ttbar"]["scores"].score_signal.to_numpy()), np.sort(want)
+        )
+    info = carried.scorer.infos[0]
+    bad = bytearray(carried.scorer.carried[0])
+    bad[-4:] = b"\x00\x00\x80\x7f"
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        load_model(info, "cpu", bytes(bad))  # what a worker does with altered bytes

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import awkward as ak
 import numpy as np
 import pytest
 
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.score import JetFMScorer
-from jetfm_coffea.tokens import TokenConfig, Variation, build_tokens, standard_variations
+from jetfm_coffea.tokens import (
+    TokenConfig,
+    Variation,
+    build_tokens,
+    load_variations,
+    standard_variations,
+)
 
 from .conftest import open_events
 
@@ -32,7 +39,7 @@ def test_jes_up_scales_jet_log_pt_by_log_1_plus_delta_and_moves_met(ttbar_events
     config = TokenConfig(**cfg)
     names = config.feature_names
     nominal = build_tokens(ttbar_events, config)
-    varied = build_tokens(ttbar_events, config, Variation({"Jet": DELTA}))
+    varied = build_tokens(ttbar_events, config, Variation.shift({"Jet": DELTA}))
     f = {n: i for i, n in enumerate(names)}
     jets_n = nominal.tokens[..., f["type_id"]] == 1
     jets_v = varied.tokens[..., f["type_id"]] == 1
@@ -74,7 +81,7 @@ def test_unclustered_and_lepton_variations(ttbar_events):
     other = nominal.tokens[..., f["type_id"]] != 5
     np.testing.assert_array_equal(up.tokens[other], nominal.tokens[other])  # MET only
     assert not np.array_equal(up.tokens, nominal.tokens)
-    lep = build_tokens(ttbar_events, config, Variation({"Muon": 0.01, "Electron": 0.01}))
+    lep = build_tokens(ttbar_events, config, Variation.shift({"Muon": 0.01, "Electron": 0.01}))
     jets = nominal.tokens[..., f["type_id"]] == 1
     np.testing.assert_array_equal(lep.tokens[jets], nominal.tokens[jets])
     assert set(standard_variations()) == {
@@ -83,14 +90,14 @@ def test_unclustered_and_lepton_variations(ttbar_events):
     with pytest.raises(ConfigError, match="unknown variation"):
         standard_variations(["PDF"])
     with pytest.raises(ConfigError, match="not positive"):
-        Variation({"Jet": -1.0})
+        Variation.shift({"Jet": -1.0})
 
 
 def test_per_jet_factor_field(ttbar_events):
     events = ttbar_events[:50]
     events["Jet", "jes_up"] = events.Jet.pt * 0 + (1 + DELTA)
-    by_field = build_tokens(events, TokenConfig(), Variation({"Jet": "jes_up"}))
-    by_scalar = build_tokens(events, TokenConfig(), Variation({"Jet": DELTA}))
+    by_field = build_tokens(events, TokenConfig(), Variation.factor({"Jet": "jes_up"}))
+    by_scalar = build_tokens(events, TokenConfig(), Variation.shift({"Jet": DELTA}))
     # the field holds float32 factors: equal to float32 rounding of 1.05
     np.testing.assert_allclose(by_field.tokens, by_scalar.tokens, atol=1e-5, rtol=0)
     np.testing.assert_array_equal(by_field.mask, by_scalar.mask)
@@ -98,7 +105,7 @@ def test_per_jet_factor_field(ttbar_events):
 
 def test_scorer_variations_zero_is_nominal_and_modes_agree(tiny_run, ttbar2015):
     variations = {
-        "zero": {"Jet": 0.0},
+        "zero": {"shifts": {"Jet": 0.0}},
         "zero_unclustered": {"unclustered": 0.0},
         **standard_variations(["JES", "unclustered"]),
     }
@@ -170,3 +177,61 @@ def test_analysis_variations_agree_in_virtual_and_dask_mode(tiny_run, ttbar2015)
     ]
     np.testing.assert_array_equal(a.values(), b.values())
     assert a.sum().value == 5 * 200
+
+
+def test_factor_and_shift_are_explicit_and_a_bare_number_is_refused(ttbar_events):
+    events = ttbar_events[:80]
+    factor = build_tokens(events, TokenConfig(), Variation.factor({"Jet": 1.03}))
+    shift = build_tokens(events, TokenConfig(), Variation.shift({"Jet": 0.03}))
+    np.testing.assert_array_equal(factor.tokens, shift.tokens)  # 1.03 == 1 + 0.03
+    with pytest.raises(TypeError):
+        Variation({"Jet": 1.03})  # no positional number whose meaning must be guessed
+    with pytest.raises(ConfigError, match=r"factors \(1.03\) or shifts"):
+        load_variations({"jes": {"Jet": 1.03}})
+
+
+def test_per_object_jagged_factors_and_pt_only(ttbar_events):
+    """Per-jet factors kept as an event-level jagged array aligned with events.Jet (the
+    AGC's shape); vary='pt' leaves mass and MET alone, as jets.pt * factor does."""
+    config = TokenConfig()
+    f = {n: i for i, n in enumerate(config.feature_names)}
+    events = ttbar_events[:120]
+    factors = ak.ones_like(events.Jet.pt) * 1.03 + 0 * events.Jet.eta
+    by_array = build_tokens(events, config, Variation.factor({"Jet": factors}))
+    by_number = build_tokens(events, config, Variation.factor({"Jet": 1.03}))
+    np.testing.assert_allclose(by_array.tokens, by_number.tokens, atol=1e-5, rtol=0)
+    pt_only = build_tokens(events, config, Variation.factor({"Jet": factors}, vary="pt"))
+    nominal = build_tokens(events, config)
+    names = config.feature_names
+    met = _met_vector(nominal.tokens, names, 5)
+    np.testing.assert_array_equal(_met_vector(pt_only.tokens, names, 5), met)  # MET unchanged
+    assert np.abs(_met_vector(by_array.tokens, names, 5) - met).max() > 1.0  # propagated
+    # pT only: the jets' mass is the nominal one (log E moves by less than log pT)
+    jets = (nominal.tokens[..., f["type_id"]] == 1) & (pt_only.tokens[..., f["type_id"]] == 1)
+    same = (nominal.mask.sum(1) == pt_only.mask.sum(1))[:, None] & jets
+    d_pt = pt_only.tokens[..., f["log_pt"]][same] - nominal.tokens[..., f["log_pt"]][same]
+    d_e = pt_only.tokens[..., f["log_e"]][same] - nominal.tokens[..., f["log_e"]][same]
+    np.testing.assert_allclose(d_pt, np.log(1.03), atol=2e-6)
+    assert (d_e < np.log(1.03) - 1e-7).any()
+    with pytest.raises(ConfigError, match="not aligned with the collection 'Jet'"):
+        build_tokens(events, config, Variation.factor({"Jet": factors[:, :1]}))
+
+
+def test_scoring_a_selected_subset_per_variation(tiny_run, ttbar_events):
+    events = ttbar_events
+    scorer = JetFMScorer(tiny_run)
+    full = scorer(events, variations={"up": Variation.factor({"Jet": 1.05})})
+    n_jets = ak.to_numpy(ak.num(events.Jet.pt[events.Jet.pt > 30], axis=1))
+    n_jets_up = ak.to_numpy(ak.num(events.Jet.pt[events.Jet.pt * 1.05 > 30], axis=1))
+    sel, sel_up = n_jets >= 4, n_jets_up >= 4
+    assert 0 < sel.sum() < sel_up.sum() < len(events)
+    part = scorer(
+        events,
+        mask={"nominal": sel, "up": sel_up},
+        variations={"up": Variation.factor({"Jet": 1.05})},
+    )
+    nominal, up = part.score_signal.to_numpy(), part.variations["up"].score_signal.to_numpy()
+    np.testing.assert_array_equal(nominal[sel], full.score_signal.to_numpy()[sel])
+    np.testing.assert_array_equal(up[sel_up], full.variations["up"].score_signal.to_numpy()[sel_up])
+    assert np.isnan(nominal[~sel]).all() and np.isnan(up[~sel_up]).all()
+    assert (part.n_tokens.to_numpy()[~sel] == 0).all()

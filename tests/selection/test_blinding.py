@@ -12,7 +12,12 @@ from coffea.nanoevents import NanoEventsFactory
 
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
-from jetfm_coffea.selection.blinding import BlindingError, load_blinding, region_masks
+from jetfm_coffea.selection.blinding import (
+    BlindingError,
+    as_read_objects,
+    load_blinding,
+    region_masks,
+)
 from jetfm_coffea.tokens import TokenConfig, select_objects
 
 from .conftest import Z_MUMU
@@ -23,10 +28,12 @@ REGIONS = {
     "regions": [
         {
             "name": "z_mumu",
+            "on": "tokens",
             "all": [Z_MUMU],
         },
         {
             "name": "btag_or_hard_muon",
+            "on": "tokens",
             "any": [
                 {"objects": ["Jet"], "min_btag": 0.9, "min_count": 2},
                 {"objects": ["Muon"], "min_pt": 60},
@@ -34,6 +41,7 @@ REGIONS = {
         },
         {
             "name": "nested",
+            "on": "tokens",
             "all": [
                 {"objects": ["Jet"], "min_pt": 30, "max_abs_eta": 2.4, "min_count": 3},
                 {"any": [{"objects": ["Electron"]}, {"objects": ["Muon"], "charge": -1}]},
@@ -51,12 +59,14 @@ def objects(singlemu):
     return select_objects(events, CONFIG), events
 
 
-def muon_pairs_in_window(events, lo, hi) -> np.ndarray:
+def muon_pairs_in_window(events, lo, hi, as_read: bool = False) -> np.ndarray:
     """Independent of the token code: tight muons as the token config selects them
-    (pT > 5, |eta| < 2.4, tightId, 4 hardest), any opposite-charge pair in [lo, hi]."""
+    (pT > 5, |eta| < 2.4, tightId, 4 hardest) -- or every muon as read -- any
+    opposite-charge pair in [lo, hi]."""
     mu = events.Muon
-    mu = mu[(mu.pt > 5) & (abs(mu.eta) < 2.4) & (mu.tightId == 1)]
-    mu = mu[ak.argsort(mu.pt, axis=1, ascending=False)][:, :4]
+    if not as_read:
+        mu = mu[(mu.pt > 5) & (abs(mu.eta) < 2.4) & (mu.tightId == 1)]
+        mu = mu[ak.argsort(mu.pt, axis=1, ascending=False)][:, :4]
     a, b = ak.unzip(ak.combinations(mu, 2))
     mass = (a + b).mass
     ok = (a.charge * b.charge < 0) & (mass >= lo) & (mass <= hi)
@@ -69,6 +79,26 @@ def test_pair_mass_window_matches_an_independent_computation(objects):
     expected = muon_pairs_in_window(events, 80, 100)
     assert expected.sum() > 100  # real Z -> mumu events in the file
     np.testing.assert_array_equal(masks["z_mumu"], expected)
+
+
+def test_regions_are_evaluated_on_the_collections_as_read_by_default(objects):
+    """The 2012 SingleMu Z window on every muon pair: 451 events, where the token
+    objects (tight ID, pT > 5 GeV, |eta| < 2.4) see 377 and would leave 74 in shards."""
+    obj, events = objects
+    default = load_blinding({"regions": [{"name": "z", "all": [Z_MUMU]}]}, CONFIG)
+    assert default.regions[0].on == "collections"
+    with pytest.raises(ConfigError, match="collections as read"):
+        region_masks(default, obj, CONFIG)  # the guard never falls back to the tokens
+    as_read = as_read_objects(events, CONFIG)
+    z = region_masks(default, obj, CONFIG, as_read)["z"]
+    np.testing.assert_array_equal(z, muon_pairs_in_window(events, 80, 100, as_read=True))
+    tokens = region_masks(load_blinding(REGIONS, CONFIG), obj, CONFIG)["z_mumu"]
+    assert (int(z.sum()), int(tokens.sum())) == (451, 377)
+    assert not (tokens & ~z).any()  # the safe side: a superset
+    # the region's own cuts apply to the collections as read
+    hard = {"regions": [{"name": "hard", "all": [{"objects": ["Muon"], "min_pt": 60}]}]}
+    got = region_masks(load_blinding(hard, CONFIG), obj, CONFIG, as_read)["hard"]
+    np.testing.assert_array_equal(got, ak.to_numpy(ak.any(events.Muon.pt > 60, axis=1)))
 
 
 def test_regions_combine_as_declared(objects):
@@ -98,10 +128,11 @@ def test_function_escape_hatch(objects, tmp_path, monkeypatch):
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     obj, _ = objects
-    cfg = load_blinding({"regions": [{"name": "busy", "function": "my_regions:many_tokens"}]})
+    busy = {"name": "busy", "on": "tokens", "function": "my_regions:many_tokens"}
+    cfg = load_blinding({"regions": [busy]})
     mask = region_masks(cfg, obj, CONFIG)["busy"]
     np.testing.assert_array_equal(mask, obj.mask.sum(1) >= 8)
-    assert cfg.summary()["regions"] == [{"name": "busy", "function": "my_regions:many_tokens"}]
+    assert cfg.summary()["regions"] == [busy]
 
 
 def write(tmp_path, text):
