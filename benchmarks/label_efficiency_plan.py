@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -39,12 +40,14 @@ ENCODER_MODES = ("linear-probe", "finetune")
 BDT = ("bdt-raw", "bdt-features")
 
 
-def _rates(summary: dict) -> dict[str, float]:
-    """Median seconds per step (iteration) of each mode in a cell-study summary."""
+def _rates(summary: dict, clock: str) -> dict[str, float]:
+    """Median seconds per step (iteration) of each mode in a cell-study summary, of the
+    wall clock (``wall_s``) or the process CPU time (``cpu_s``: less sensitive to other
+    jobs' load)."""
     per: dict[str, list[float]] = defaultdict(list)
     for c in summary["cells"]:
         steps = max(c["result"]["steps"], 1)
-        per[c["key"]["mode"]].append(c["timing"]["wall_s"] / steps)
+        per[c["key"]["mode"]].append(c["timing"][clock] / steps)
     return {m: float(np.median(v)) for m, v in per.items()}
 
 
@@ -68,7 +71,8 @@ def _interp(points: dict[float, float], frac: float) -> float:
 
 def estimate(args: argparse.Namespace) -> dict:
     preset = get_preset(args.scale)
-    rates = _rates(json.loads(Path(args.rates).read_text()))
+    rates = _rates(json.loads(Path(args.rates).read_text()), "wall_s")
+    cpu_rates = _rates(json.loads(Path(args.rates).read_text()), "cpu_s")
     steps = _steps(json.loads(Path(args.steps).read_text()))
     plan = CellPlan(labels=preset.labels, seeds=preset.seeds, small_seeds=preset.small_seeds,
                     tune_seeds=preset.tune_seeds, bdt_leaves=preset.bdt_leaves,
@@ -90,20 +94,28 @@ def estimate(args: argparse.Namespace) -> dict:
                     points = n_lr
                 cells = points * plan.tune_seeds + seeds - plan.tune_seeds
                 rate_mode = "finetune" if mode == "scratch" and "scratch" not in rates else mode
-                cost = cells * _interp(steps[mode], frac) * rates[rate_mode]
+                n_steps = cells * _interp(steps[mode], frac)
+                cost, cpu = n_steps * rates[rate_mode], n_steps * cpu_rates[rate_mode]
                 rank = priority((enc, mode), frac)
                 groups.append({"task": task, "encoder": enc, "mode": mode, "labels": labels,
                                "fraction": frac, "cells": cells, "seeds": seeds,
-                               "hours": cost / 3600, "priority": rank})  # fmt: skip
+                               "hours": cost / 3600, "cpu_hours": cpu / 3600,
+                               "priority": rank})  # fmt: skip
     groups.sort(key=lambda g: (g["priority"], g["task"]))
     tiers: dict[int, dict] = {}
     for g in groups:
-        t = tiers.setdefault(g["priority"][0], {"tier": g["priority"][0], "cells": 0, "hours": 0.0})
+        t = tiers.setdefault(
+            g["priority"][0], {"tier": g["priority"][0], "cells": 0, "hours": 0.0, "cpu_hours": 0.0}
+        )
         t["cells"] += g["cells"]
         t["hours"] += g["hours"]
+        t["cpu_hours"] += g["cpu_hours"]
     # committed score files: per table cell (chosen point, every seed) one float32 per
     # test event, in the cell's npz and again in the task's summary score file
     small = json.loads(Path(args.rates).read_text())
+    loads = [
+        c["timing"]["loadavg_after"][0] for c in small["cells"] if c["timing"]["loadavg_after"]
+    ]
     table_cells = sum(r["n_seeds"] for r in small["aggregate"])
     per_value = Path(small["scores"]).stat().st_size / (table_cells * small["test_events"])
     table = sum(g["seeds"] for g in groups)
@@ -118,18 +130,22 @@ def estimate(args: argparse.Namespace) -> dict:
     return {
         "scale": preset.name,
         "rates_s_per_step": rates,
+        "cpu_s_per_step": cpu_rates,
         "rates_from": str(args.rates),
         "steps_from": str(args.steps),
         "steps_to_stop": {m: {str(f): v for f, v in d.items()} for m, d in steps.items()},
         "generate_hours": generate_h,
         "pretrain_hours": pretrain_h,
         "tiers": list(tiers.values()),
+        "rates_load_1min": [min(loads), max(loads)] if loads else None,
+        "rates_cpu_count": os.cpu_count(),
         "table_cells": table,
         "score_bytes_per_value": per_value,
         "test_events_per_task": test_events,
         "scores_mb": score_mb,
         "cells": sum(g["cells"] for g in groups),
         "study_hours": sum(g["hours"] for g in groups),
+        "study_cpu_hours": sum(g["cpu_hours"] for g in groups),
         "groups": groups,
     }
 
@@ -146,22 +162,32 @@ TIERS = {
 
 def markdown(est: dict) -> str:
     lines = [
-        "| order | cells (both tasks) | estimated hours | cumulative hours |",
-        "|---|---:|---:|---:|",
+        "| order | cells (both tasks) | hours, wall under load | cumulative | CPU hours "
+        "| cumulative |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     total = est["generate_hours"] + est["pretrain_hours"]
-    lines.append(f"| generation + pretraining (3 encoders) | – | {total:.1f} | {total:.1f} |")
+    cpu_total = total
+    lines.append(f"| generation + pretraining (3 encoders) | – | {total:.1f} | {total:.1f} | – "
+                 f"| {cpu_total:.1f} |")  # fmt: skip
     for t in est["tiers"]:
         total += t["hours"]
+        cpu_total += t["cpu_hours"]
         lines.append(f"| {t['tier']}. {TIERS[t['tier']]} | {t['cells']:,} | {t['hours']:.1f} | "
-                     f"{total:.1f} |")  # fmt: skip
+                     f"{total:.1f} | {t['cpu_hours']:.1f} | {cpu_total:.1f} |")  # fmt: skip
     r = est["rates_s_per_step"]
+    lo, hi = est["rates_load_1min"] or (float("nan"), float("nan"))
     lines += [
         "",
-        f"{est['cells']:,} cells, about {total:.0f} hours in all. Seconds per step measured "
-        f"under load (small run): "
+        f"{est['cells']:,} cells: about {total:.0f} hours of wall time at the per-step "
+        f"rates of a small run under load (1-minute load average {lo:.1f}-{hi:.1f} on "
+        f"{est['rates_cpu_count']} cores; seconds per step: "
         + ", ".join(f"{m} {v:.3f}" for m, v in sorted(r.items()))
-        + "; steps to early stopping from the 2026-11-30 run; no grid extension counted.",
+        + f"), {cpu_total:.0f} hours of process CPU time (CPU seconds per step: "
+        + ", ".join(f"{m} {v:.3f}" for m, v in sorted(est["cpu_s_per_step"].items()))
+        + "). Steps to early stopping from the 2026-11-30 run; generation and pretraining "
+        "rates from that run (under load); no grid extension counted. Both are estimates "
+        "to be replaced by the quiet run's own cell timings.",
         f"Per-event scores to commit: {est['table_cells']:,} table cells x "
         f"{est['test_events_per_task']:,} test events x {est['score_bytes_per_value']:.2f} "
         f"bytes (compressed float32, measured), twice (cell files and the summary's score "

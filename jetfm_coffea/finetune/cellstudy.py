@@ -300,7 +300,9 @@ class _Study:
                 "loadavg_before": load0,
                 "loadavg_after": _loadavg(),
                 "torch_threads": torch.get_num_threads(),
-                "embed_s": round(setup.embed_seconds, 3) if mode == "linear-probe" else 0.0,
+                "embed_s": round(self.setups[(enc, ())].embed_seconds, 3)
+                if mode == "linear-probe"
+                else 0.0,
             },
         }
         self.store.save(key, result, res.probs[:, self.signal])
@@ -471,7 +473,10 @@ def cell_study(
         path.parent.mkdir(parents=True, exist_ok=True)
         scores = path.with_name(path.stem + "_scores.npz")
         _write_scores(scores, study)
-        summary["scores"] = str(scores)
+        try:  # a repository-relative path where it can be (the committed summaries)
+            summary["scores"] = str(scores.resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            summary["scores"] = str(scores.resolve())
         atomic_write_text(path, json.dumps(summary, indent=1, default=str) + "\n")
     return summary
 

@@ -64,8 +64,10 @@ def test_ci_campaign_runs_every_stage(campaign):
         assert len({enc[k]["hash"] for k in ("ssl", "random", "no-signal")}) == 3
         assert payload["provenance"]["generator_seeds"]["tth"] == 1006
         # the no-signal encoder was pretrained on its own pool
-        sheet = json.loads((out / f"pretrain_no-signal_{task}" / "run.json").read_text())
-        assert sheet["status"] == "completed"
+        for run, has_signal in ((f"pretrain_no-signal_{task}", False), ("pretrain", True)):
+            sheet = json.loads((out / run / "run.json").read_text())
+            assert sheet["status"] == "completed"
+            assert any(signal in d for d in sheet["data"]["datasets"]) == has_signal, run
         goals = {(g["b"]["mode"], g["b"]["label_fraction"]) for g in res["goals"]}
         assert {("scratch", 1.0), ("bdt-raw", 1.0), ("bdt-features", 1.0)} <= goals
     assert summary["pool_events"] >= 10 * summary["labelled_max"]

@@ -315,3 +315,16 @@ def test_readme_block_of_a_summary(study):
     )
     r = summary["aggregate"][0]
     assert f"{r['auc_mean']:.4f} | [{r['auc_ci68'][0]:.4f}, {r['auc_ci68'][1]:.4f}]" in text
+
+
+def test_readme_plan_block_is_the_code_written_plan():
+    """The README's plan of the cpu study is benchmarks/label_efficiency_plan.py's output."""
+    plan = REPO / "benchmarks" / "results" / "label_efficiency_cpu_plan.md"
+    est = json.loads(plan.with_suffix(".json").read_text())
+    assert est["scale"] == "cpu" and est["cells"] == sum(g["cells"] for g in est["groups"])
+    readme = (REPO / "README.md").read_text()
+    begin, end = (
+        "<!-- label-efficiency-cpu:plan:begin -->\n",
+        "<!-- label-efficiency-cpu:plan:end -->",
+    )
+    assert readme.split(begin, 1)[1].split(end, 1)[0] == plan.read_text()
