@@ -27,7 +27,7 @@ from jetfm_coffea.finetune.campaign import (
     run_campaign,
     stored_views,
 )
-from jetfm_coffea.finetune.cellstudy import check_summary
+from jetfm_coffea.finetune.cellreport import check_summary
 from jetfm_coffea.finetune.presets import PRESETS, get_preset
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train.views import make_views

@@ -14,15 +14,9 @@ import pytest
 
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune import load_task_config, prepare_finetune
+from jetfm_coffea.finetune.cellreport import check_summary, readme_block
 from jetfm_coffea.finetune.cells import CellKey, CellStore, StaleCellError
-from jetfm_coffea.finetune.cellstudy import (
-    CellPlan,
-    cell_study,
-    check_summary,
-    priority,
-    random_encoder,
-    readme_block,
-)
+from jetfm_coffea.finetune.cellstudy import CellPlan, cell_study, priority, random_encoder
 from jetfm_coffea.finetune.intervals import auc
 from jetfm_coffea.finetune.trainer import load_pretrained
 
@@ -328,3 +322,19 @@ def test_readme_plan_block_is_the_code_written_plan():
         "<!-- label-efficiency-cpu:plan:end -->",
     )
     assert readme.split(begin, 1)[1].split(end, 1)[0] == plan.read_text()
+
+
+def test_check_summary_names_the_bad_field(study):
+    summary, *_ = study
+    bad = json.loads(json.dumps(summary, default=str))
+    del bad["aggregate"][1]["auc_ci95"]
+    with pytest.raises(ConfigError, match=r"aggregate\[1\]: missing field 'auc_ci95'"):
+        check_summary(bad)
+    bad = json.loads(json.dumps(summary, default=str))
+    bad["differences"][0]["ci68"] = [0.2, 0.1]
+    with pytest.raises(ConfigError, match=r"differences\[0\]: interval 'ci68'"):
+        check_summary(bad)
+    bad["differences"][0]["ci68"] = [0.1, 0.2]
+    bad["test_events"] = "12"
+    with pytest.raises(ConfigError, match="field 'test_events' is '12'"):
+        check_summary(bad)

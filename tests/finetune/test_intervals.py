@@ -40,10 +40,10 @@ def test_bootstrap_intervals_cover_the_true_auc_at_their_level():
     d = 1.0
     truth = norm.cdf(d / np.sqrt(2))
     hits = {0.68: 0, 0.95: 0}
-    trials = 200
+    trials = 150
     for _ in range(trials):
         s, y = _gauss(rng, 400, 600, d)
-        est = estimate([s], y, bootstrap_counts(y, 300, seed=int(rng.integers(1 << 30))))
+        est = estimate([s], y, bootstrap_counts(y, 250, seed=int(rng.integers(1 << 30))))
         for level in hits:
             lo, hi = est.intervals[level]
             hits[level] += lo <= truth <= hi
