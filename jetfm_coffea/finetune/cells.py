@@ -224,7 +224,7 @@ def git_commit(files: list[Path], message: str) -> None:
     )  # fmt: skip
     if top.returncode != 0:
         raise ConfigError(f"cannot commit {files[0]}: not inside a git repository")
-    names = [str(f) for f in files]
+    names = [str(Path(f).absolute()) for f in files]  # the study's cwd need not be the top
     subprocess.run(["git", "-C", top.stdout.strip(), "add", "-A", "--", *names], check=True)
     subprocess.run(
         ["git", "-C", top.stdout.strip(), "commit", "-q", "-m", message, "--", *names],

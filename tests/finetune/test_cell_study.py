@@ -249,12 +249,14 @@ def test_bad_input_fails_before_any_training(labelled, pretrained_run, tmp_path)
     assert not list(store.root.rglob("*.json"))
 
 
-def test_cells_are_committed_as_they_finish(tmp_path):
+def test_cells_are_committed_as_they_finish(tmp_path, monkeypatch):
     repo = tmp_path / "repo"
     repo.mkdir()
     for cmd in (["init", "-q"], ["config", "user.email", "t@t"], ["config", "user.name", "t"]):
         subprocess.run(["git", "-C", str(repo), *cmd], check=True)
-    store = CellStore(repo / "results" / "cells", commit=True)
+    (repo / "results").mkdir()
+    monkeypatch.chdir(repo / "results")  # a relative store, committed from a subfolder
+    store = CellStore(Path("cells"), commit=True)
     keys = [CellKey("toy", "h", "t", None, None, "bdt-raw", "all", 10, 5, s, {"lr": 0.1}, "c")
             for s in range(2)]  # fmt: skip
     for k in keys:
