@@ -588,6 +588,7 @@ def summarize(study: _Study, *, scale: str, provenance: dict[str, Any]) -> dict[
     tuning = [{"mode": e["mode"], "encoder": e["encoder"], "labels": e["labels"],
                "search": e["tuning"]} for e in study.chosen.values()]  # fmt: skip
     timing = [c["timing"] for c in cell_rows]
+    every = [c["timing"] for _, c in study.store.cells(study.name) if "timing" in c]
     return {
         "task": study.name,
         "scale": scale,
@@ -620,10 +621,13 @@ def summarize(study: _Study, *, scale: str, provenance: dict[str, Any]) -> dict[
         "differences": diffs,
         "tuning": tuning,
         "cells": cell_rows,
-        "timing_totals": {
+        "timing_totals": {  # the table's cells, and every cell of the task (tuning too)
             "cells": len(timing),
             "wall_s": float(sum(t["wall_s"] for t in timing)),
             "cpu_s": float(sum(t["cpu_s"] for t in timing)),
+            "all_cells": len(every),
+            "all_wall_s": float(sum(t["wall_s"] for t in every)),
+            "all_cpu_s": float(sum(t["cpu_s"] for t in every)),
         },
         "provenance": {k: v for k, v in provenance.items() if k != "encoders"},
         "scores": None,

@@ -133,6 +133,14 @@ def test_tuning_record_extension_and_pruned_tuning_cells(study):
     lr = [s for e in summary["tuning"] for s in e["search"] if s["parameter"] == "lr"]
     assert any(s["extended"] == 1 and len(s["values"]) == 3 for s in lr)
     cells = list(store.cells("toy"))
+    totals = summary["timing_totals"]
+    assert (
+        totals["all_cells"]
+        == len(cells)
+        > totals["cells"]
+        == sum(r["n_seeds"] for r in summary["aggregate"])
+    )
+    assert totals["all_wall_s"] == pytest.approx(sum(c["timing"]["wall_s"] for _, c in cells))
     dropped = [c for _, c in cells if c["scores"] is None]
     assert dropped and all(c["scores_dropped"] == "tuning cell, not chosen" for c in dropped)
     for path, c in cells:
