@@ -7,7 +7,9 @@ gradient-boosted references (raw objects, engineered features) over the label gr
 and seeds of each shipped task, with early stopping and a per-mode learning-rate
 choice. Everything lands in ``--out`` (reruns reuse completed stages and runs):
 
-    python benchmarks/label_efficiency_study.py --scale cpu --out study-cpu/
+    python benchmarks/label_efficiency_study.py --scale cpu --out study-cpu/ \
+        --cells benchmarks/results/label_efficiency_cells \
+        --results-dir benchmarks/results --commit-cells   # the committed cpu study
     python benchmarks/label_efficiency_study.py --scale gpu --out study-gpu/ --ablation
 
 ``--scale ci`` is the test-suite size (minutes); ``cpu`` is meant for <= 1 hour on two
@@ -40,6 +42,9 @@ def main() -> None:
     ap.add_argument("--executor", default="futures", choices=["futures", "dask"])
     ap.add_argument("--scheduler", help="dask scheduler address (generation)")
     ap.add_argument("--ablation", action="store_true", help="pretraining-objective ablation")
+    ap.add_argument("--cells", help="finished cells (default OUT/cells); reruns resume from them")
+    ap.add_argument("--results-dir", help="summary JSONs (default OUT)")
+    ap.add_argument("--commit-cells", action="store_true", help="git-commit each finished cell")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -47,6 +52,7 @@ def main() -> None:
     summary = run_campaign(
         args.scale, args.out, tasks=args.tasks.split(","), real_file=args.real_file, log=print,
         executor=args.executor, scheduler=args.scheduler, ablate=args.ablation,
+        cells=args.cells, results_dir=args.results_dir, commit_cells=args.commit_cells,
     )  # fmt: skip
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor()
     record = {

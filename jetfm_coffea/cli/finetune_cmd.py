@@ -183,6 +183,20 @@ def _study_task_options(func: Callable) -> Callable:
     help="With --scale: also pretrain with one objective at a time (contrastive only, "
     "masked-object only) and compare at 10% of the labels.",
 )
+@click.option(
+    "--cells",
+    type=click.Path(file_okay=False),
+    help="With --scale: where finished cells go (default OUT/cells), e.g. "
+    "benchmarks/results/label_efficiency_cells; reruns resume from them.",
+)
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False),
+    help="With --scale: where each task's summary JSON goes (default OUT).",
+)
+@click.option(
+    "--commit-cells", is_flag=True, help="With --scale: git-commit each cell as it finishes."
+)
 @click.option("--modes", help="Comma-separated modes (default: the task config's).")
 @click.option("--labels", "labels_", help="Comma-separated label counts, e.g. 100,1000,all.")
 @click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")
@@ -205,6 +219,9 @@ def label_efficiency(
     no_reuse: bool,
     scale: str | None,
     ablation: bool,
+    cells: str | None,
+    results_dir: str | None,
+    commit_cells: bool,
 ) -> None:
     """Linear probe vs fine-tuning vs from scratch (and the BDT references) over label
     counts x seeds; with --scale, the whole hard-task study from generation on."""
@@ -219,13 +236,15 @@ def label_efficiency(
         if extra:
             raise click.UsageError(f"--scale runs a preset; drop {', '.join(extra)}")
         tasks = task_path.split(",") if task_path else list(DEFAULT_TASKS)
-        summary = run_campaign(scale, out, tasks=tasks, log=click.echo, ablate=ablation)
+        summary = run_campaign(scale, out, tasks=tasks, log=click.echo, ablate=ablation,
+                               cells=cells, results_dir=results_dir,
+                               commit_cells=commit_cells)  # fmt: skip
         click.echo((Path(out) / "summary.md").read_text())
         if not summary["within_budget"]:
             click.echo(f"note: the run took longer than the {scale} preset's budget")
         return
-    if ablation:
-        raise click.UsageError("--ablation needs --scale")
+    if ablation or cells or results_dir or commit_cells:
+        raise click.UsageError("--ablation, --cells, --results-dir, --commit-cells need --scale")
     if pretrained is None or task_path is None:
         raise click.UsageError("give --pretrained and --task (or --scale to run a preset)")
 

@@ -6,13 +6,18 @@
    resumable: a sample already complete in ``out/gen`` is kept) -> ``out/gen``;
 2. reads every generated sample plus the real 2012 SingleMu events into tokens (one
    token-building path for pretraining and fine-tuning);
-3. plans every task (classes, selection, splits, label grid: all checked before any
-   training) and builds the pretraining pool: every generated process plus the real
-   events, **minus the test events of every task** (by dataset and event id, the split
-   key), at least ``min_pool_factor`` times the largest labelled training set;
-4. pretrains the encoder on the pool (kept when already complete) -> ``out/pretrain``;
-5. runs the label-efficiency study of each task (all modes, label grid, seeds, the
-   learning-rate grids, early stopping) -> ``out/<task>/``;
+3. plans every task (classes, selection, splits, label grid, the preset's minimum of
+   selected test events: all checked before any training) and builds the pretraining
+   pool: every generated process plus the real events, **minus the test events of every
+   task** (by dataset and event id, the split key), at least ``min_pool_factor`` times
+   the largest labelled training set; with the ``no-signal`` control, one more pool per
+   task without its signal samples (checked the same way);
+4. pretrains the encoder on the pool (kept when already complete) -> ``out/pretrain``
+   (and the no-signal encoders -> ``out/pretrain_no-signal_<task>``);
+5. runs each classification task as a cell study (:mod:`.cellstudy`: the main, random
+   and no-signal encoders, scratch, the BDTs; fair tuning, paired intervals; cells in
+   ``cells``, the summary JSON in ``results_dir``) and each regression task as the
+   per-run study (:func:`.study.label_efficiency`) -> ``out/<task>/``;
 6. with ``ablate=True``, pretrains once per ablation (:data:`ABLATIONS`: contrastive
    only, masked-object only, stored views, no augmentation; same pool, steps, seeds)
    and compares linear-probe / finetune at ~10% of the labels with the main run (both
@@ -39,6 +44,8 @@ from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.augment.config import standard_pipeline
 from jetfm_coffea.errors import ConfigError, JetFMError, TrainingError
 from jetfm_coffea.fileset import load_fileset
+from jetfm_coffea.finetune.cells import CellStore
+from jetfm_coffea.finetune.cellstudy import CellPlan, cell_study, random_encoder
 from jetfm_coffea.finetune.config import load_task_config
 from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, load_labelled
 from jetfm_coffea.finetune.presets import StudyPreset, get_preset
@@ -68,6 +75,7 @@ __all__ = [
     "generate_samples",
     "goal_checks",
     "held_out_keys",
+    "pool_info",
     "pretraining_pool",
     "run_campaign",
     "stored_views",
@@ -286,7 +294,15 @@ def _ablation(
     rows: list[dict[str, Any]] = []
     for task, setup in setups.items():
         n = setup.resolve_labels(labels)
-        agg = json.loads((out / task / "results.json").read_text())["aggregate"]
+        if "summary" in results[task]:  # a cell study: the main encoder's rows
+            cell_rows = json.loads(Path(results[task]["summary"]).read_text())["aggregate"]
+            agg = [
+                {"mode": r["mode"], "n_labels": r["n_train"], "n_seeds": r["n_seeds"],
+                 "auc_mean": r["auc_mean"], "auc_std": r["auc_seed_sd"]}
+                for r in cell_rows if r["encoder"] == "ssl"
+            ]  # fmt: skip
+        else:
+            agg = json.loads((out / task / "results.json").read_text())["aggregate"]
         for e in agg:
             if e["mode"] in modes and e["n_labels"] == n:
                 rows.append(_ablation_row(MAIN_RUN, task, e, setup.kind.primary))
@@ -397,8 +413,18 @@ def run_campaign(
     executor: str = "futures",
     scheduler: str | None = None,
     ablate: bool = False,
+    cells: str | Path | None = None,
+    results_dir: str | Path | None = None,
+    commit_cells: bool = False,
 ) -> dict[str, Any]:
     """Run the whole study at ``preset`` scale into ``out``; returns the summary.
+
+    Classification tasks run as a cell study (:mod:`.cellstudy`: fair tuning, the
+    random-encoder and no-signal-pool controls, paired intervals): finished cells go to
+    ``cells`` (default ``out/cells``; committed to git one by one with
+    ``commit_cells``), each task's summary JSON to
+    ``results_dir/label_efficiency_<scale>_<task>.json`` (default ``out``).  Regression
+    tasks run the per-run study (:func:`.study.label_efficiency`).
 
     ``real_file``: the 2012 SingleMu NanoAOD file (default: the shared test data's);
     ``None`` there and no file found: the pool holds generated events only.
@@ -443,17 +469,44 @@ def run_campaign(
     for name, cfg in configs.items():
         task_data = _task_data(data, set(cfg.label_map()))
         setups[name] = plan_task(cfg, task_data, labels=list(preset.labels))
+    cell_tasks = [n for n, s in setups.items() if s.kind.name == "classification"]
+    for name in cell_tasks:
+        n_test = len(setups[name].test_index)
+        if n_test < preset.min_test_events:
+            raise ConfigError(
+                f"task {name}: {n_test} selected test events at scale {preset.name!r}, fewer "
+                f"than its minimum of {preset.min_test_events}; generate more events"
+            )
     pool = pretraining_pool(data, list(setups.values()))
     labelled = max(s.resolve_labels("all") for s in setups.values())
-    check_pool(pool, held_out_keys(list(setups.values())), labelled, preset.min_pool_factor)
+    held_out = held_out_keys(list(setups.values()))
+    check_pool(pool, held_out, labelled, preset.min_pool_factor)
     say(f"pool: {len(pool)} events ({labelled} labelled training events at most)")
+    control_pools = {}
+    if "no-signal" in preset.controls:  # one pool per task without its signal process
+        for name in cell_tasks:
+            task = setups[name].task
+            signal = task.classes[task.signal_class]
+            keep = np.flatnonzero(~np.isin(data.label, signal))
+            control_pools[name] = pretraining_pool(data.take(keep), list(setups.values()))
+            check_pool(control_pools[name], held_out, labelled, preset.min_pool_factor)
 
     t = time.perf_counter()
     pre = _pretrain(pool, preset, out / "pretrain", {})
     timings["pretrain_s"] = time.perf_counter() - t
 
     results: dict[str, Any] = {}
+    for name in cell_tasks:
+        t = time.perf_counter()
+        results[name] = _cell_task(
+            name, setups[name], pre, pool, control_pools.get(name), preset, out,
+            Path(cells) if cells is not None else out / "cells",
+            Path(results_dir) if results_dir is not None else out, commit_cells, say,
+        )  # fmt: skip
+        timings[f"{name}_s"] = time.perf_counter() - t
     for name, setup in setups.items():
+        if name in cell_tasks:
+            continue
         t = time.perf_counter()
         kind = setup.kind
         res = label_efficiency(
@@ -490,6 +543,89 @@ def run_campaign(
     return summary
 
 
+def pool_info(pool: LabelledEvents) -> dict[str, Any]:
+    """What a pretraining pool holds: events, real (collision) events, events per dataset."""
+    names, counts = np.unique(pool.dataset_names(), return_counts=True)
+    per = {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+    return {"events": len(pool), "real_events": per.get(REAL_DATASET, 0), "datasets": per}
+
+
+def _cell_task(
+    name: str,
+    setup: FinetuneSetup,
+    pre: PretrainedEncoder,
+    pool: LabelledEvents,
+    control_pool: LabelledEvents | None,
+    preset: StudyPreset,
+    out: Path,
+    cells: Path,
+    results_dir: Path,
+    commit: bool,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """One classification task as a cell study with the preset's controls."""
+    setup.pretrained = pre
+    encoders = {"ssl": pre}
+    info: dict[str, Any] = {"ssl": {"pool": pool_info(pool), "run_dir": str(out / "pretrain")}}
+    if "random" in preset.controls:
+        encoders["random"] = random_encoder(pre, seed=0)
+        info["random"] = {"pool": None, "init_seed": 0}
+    if control_pool is not None:
+        run = out / f"pretrain_no-signal_{name}"
+        encoders["no-signal"] = _pretrain(control_pool, preset, run, {})
+        info["no-signal"] = {"pool": pool_info(control_pool), "run_dir": str(run),
+                             "without": setup.task.signal_class}  # fmt: skip
+    plan = CellPlan(
+        labels=tuple(preset.labels), seeds=tuple(preset.seeds),
+        small_seeds=tuple(preset.small_seeds), tune_seeds=preset.tune_seeds,
+        bdt_leaves=tuple(preset.bdt_leaves), bdt_l2=tuple(preset.bdt_l2),
+        min_test_events=preset.min_test_events, strict=preset.strict,
+        modes=tuple(m for m in preset.modes if m in setup.kind.modes),
+    )  # fmt: skip
+    path = results_dir / f"label_efficiency_{preset.name}_{name}.json"
+    provenance = {
+        "preset": preset.describe(),
+        "generator_seeds": {p: process_seed(p) for p in preset.events},
+        "sqrt_s": SQRTS,
+        "encoders": info,
+    }
+    summary = cell_study(
+        setup, encoders, CellStore(cells, commit=commit), plan, task_name=name,
+        work=out / name / "runs", scale=preset.name, provenance=provenance,
+        summary_path=path, log=say,
+    )  # fmt: skip
+    goals = [d for d in summary["differences"] if _is_goal(d)]
+    return {
+        "task_type": "classification",
+        "summary": str(path),
+        "goals": goals,
+        "selection": setup.selection,
+        "splits": {k: len(setup.pool(k)) for k in SPLITS},
+    }
+
+
+def _is_goal(d: dict[str, Any]) -> bool:
+    """The goal (10% fine-tuned vs all labels) and stretch (1% vs 10% scratch) rows."""
+    a, b = d["a"], d["b"]
+    main = a["label_fraction"] == 0.1 and b["label_fraction"] == 1.0
+    stretch = a["label_fraction"] == 0.01 and b["label_fraction"] == 0.1
+    return a["encoder"] == "ssl" and a["mode"] == "finetune" and (main or stretch)
+
+
+def _cell_goal_lines(task: str, goals: list[dict[str, Any]]) -> list[str]:
+    lines = [f"### {task}", ""]
+    for d in goals:
+        a, b = d["a"], d["b"]
+        lo, hi = d["ci95"]
+        verdict = "met" if lo > 0 else ("not met" if hi < 0 else "not resolved at 95%")
+        lines.append(
+            f"- finetune with {a['label_fraction']:.0%} of the labels − {b['mode']} with "
+            f"{b['label_fraction']:.0%}: ΔAUC {d['delta_auc']:+.4f}, 68% "
+            f"[{d['ci68'][0]:+.4f}, {d['ci68'][1]:+.4f}], 95% [{lo:+.4f}, {hi:+.4f}]: {verdict}"
+        )
+    return [*lines, ""]
+
+
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The goal checks and timings of a campaign, as Markdown."""
     p, tm = summary["preset"], summary["timings"]
@@ -507,7 +643,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "",
     ]
     for task, res in summary["tasks"].items():
-        lines += _goal_lines(task, res["goals"])
+        if "summary" in res:
+            lines += _cell_goal_lines(task, res["goals"])
+        else:
+            lines += _goal_lines(task, res["goals"])
     ablation = summary.get("ablation") or {}
     if ablation.get("rows"):
         lines += [

@@ -49,6 +49,7 @@ __all__ = [
     "LabelledEvents",
     "assign_splits",
     "balanced_batch_size",
+    "bootstrap_labels",
     "dataset_keys",
     "event_hash",
     "load_labelled",
@@ -314,6 +315,19 @@ def sample_labels(
         i += 1
     out = [rng.choice(b, size=k, replace=False) for b, k in zip(by_class, take, strict=True) if k]
     return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)
+
+
+def bootstrap_labels(
+    classes: np.ndarray, pool: np.ndarray, seed: int, n_classes: int
+) -> np.ndarray:
+    """A stratified bootstrap of ``pool`` (sorted indices, with repeats): every class
+    keeps its count, its events drawn with replacement; a pure function of ``(pool,
+    seed)``. Lets seeds vary the training events when all labels are used."""
+    pool = np.asarray(pool)
+    rng = np.random.default_rng([seed, 0xB007])
+    parts = [rng.choice(b, size=len(b), replace=True) for c in range(n_classes)
+             if len(b := pool[classes[pool] == c])]  # fmt: skip
+    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
 
 def read_labelled_fileset(path: str | Path) -> list[dict[str, Any]]:

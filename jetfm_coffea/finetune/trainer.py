@@ -57,6 +57,7 @@ from jetfm_coffea.finetune.data import (
     LabelledEvents,
     assign_splits,
     balanced_batch_size,
+    bootstrap_labels,
     sample_labels,
     task_targets,
     task_values,
@@ -245,6 +246,9 @@ class FinetuneSetup:
     embed_seconds: float = 0.0
     values: np.ndarray | None = None  # per-event task values (regression targets), or None
     _labels: torch.Tensor | None = None
+    #: with all labels: "all" (every seed trains on the whole train split) or "bootstrap"
+    #: (each seed a stratified bootstrap of it, so seeds vary the data at 100% too)
+    full_draw: str = "all"
 
     @functools.cached_property
     def kind(self) -> TaskType:
@@ -289,7 +293,10 @@ class FinetuneSetup:
         """``(train, val)`` indices for ``n_labels`` labelled events and ``seed``."""
         t = self.task
         train_pool, val_pool = self.pool("train"), self.pool("val")
-        train = sample_labels(self.targets, train_pool, n_labels, seed, t.n_classes)
+        if n_labels == len(train_pool) and self.full_draw == "bootstrap":
+            train = bootstrap_labels(self.targets, train_pool, seed, t.n_classes)
+        else:
+            train = sample_labels(self.targets, train_pool, n_labels, seed, t.n_classes)
         if t.validation == "full" or n_labels == len(train_pool):
             n_val = len(val_pool)
         else:

@@ -27,10 +27,10 @@ from jetfm_coffea.finetune.campaign import (
     run_campaign,
     stored_views,
 )
+from jetfm_coffea.finetune.cellreport import check_summary
 from jetfm_coffea.finetune.presets import PRESETS, get_preset
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train.views import make_views
-from tests.metric_checks import run_auc
 
 
 @pytest.fixture(scope="module")
@@ -43,29 +43,38 @@ def test_ci_campaign_runs_every_stage(campaign):
     out, summary = campaign
     assert set(summary["tasks"]) == {"tth_vs_ttbar", "vh_vs_vz_bb"}
     for task, res in summary["tasks"].items():
-        payload = json.loads((out / task / "results.json").read_text())
-        modes = {r["mode"] for r in payload["rows"]}
-        assert modes == {"linear-probe", "finetune", "scratch", "bdt-raw", "bdt-features"}
-        # every row's AUC is that of its stored test scores (pair counting, not sklearn)
-        sig = load_task_config(task).signal_index
-        for r in payload["rows"]:
-            assert r["auc"] == pytest.approx(run_auc(r["run_dir"], sig), abs=1e-6), r["mode"]
+        payload = json.loads((out / f"label_efficiency_ci_{task}.json").read_text())
+        check_summary(payload)
+        arms = {(r["encoder"], r["mode"]) for r in payload["aggregate"]}
+        assert arms == {("ssl", "linear-probe"), ("ssl", "finetune"), ("random", "linear-probe"),
+                        ("random", "finetune"), ("no-signal", "linear-probe"),
+                        ("no-signal", "finetune"), (None, "scratch"), (None, "bdt-raw"),
+                        (None, "bdt-features")}  # fmt: skip
         # the selection removed events (the same ones for every mode: one test set)
         per = res["selection"]["per_class"]
         assert all(0 < c["after"] < c["before"] for c in per.values())
-        events = {
-            tuple(np.load(f"{r['run_dir']}/test_scores.npz")["event"]) for r in payload["rows"]
-        }
-        assert len(events) == 1
-        assert (out / task / "roc.png").is_file() and (
-            out / task / "label_efficiency.png"
-        ).is_file()
-        assert "main" in res["goals"]
+        assert payload["test_events"] == res["splits"]["test"] >= 20
+        enc = payload["encoders"]
+        # provenance: the pools, their real events, what the control leaves out
+        signal = payload["signal"]
+        assert enc["ssl"]["pool"]["real_events"] > 0
+        assert any(signal in d for d in enc["ssl"]["pool"]["datasets"])
+        assert not any(signal in d for d in enc["no-signal"]["pool"]["datasets"])
+        assert enc["no-signal"]["pool"]["events"] < enc["ssl"]["pool"]["events"]
+        assert len({enc[k]["hash"] for k in ("ssl", "random", "no-signal")}) == 3
+        assert payload["provenance"]["generator_seeds"]["tth"] == 1006
+        # the no-signal encoder was pretrained on its own pool
+        for run, has_signal in ((f"pretrain_no-signal_{task}", False), ("pretrain", True)):
+            sheet = json.loads((out / run / "run.json").read_text())
+            assert sheet["status"] == "completed"
+            assert any(signal in d for d in sheet["data"]["datasets"]) == has_signal, run
+        goals = {(g["b"]["mode"], g["b"]["label_fraction"]) for g in res["goals"]}
+        assert {("scratch", 1.0), ("bdt-raw", 1.0), ("bdt-features", 1.0)} <= goals
     assert summary["pool_events"] >= 10 * summary["labelled_max"]
     assert "SingleMu_Run2012B" in summary["pool_datasets"]
     assert {"generate_s", "pretrain_s", "total_s"} <= set(summary["timings"])
     md = (out / "summary.md").read_text()
-    assert "finetune with" in md and "scale `ci`" in md
+    assert "finetune with 10% of the labels − scratch with 100%: ΔAUC" in md and "scale `ci`" in md
 
 
 def test_ci_campaign_regression_task(campaign, tmp_path):
@@ -131,6 +140,11 @@ def test_bad_input_fails_before_any_training(campaign, tmp_path):
     with pytest.raises(TrainingError, match="label count 1000000 is larger"):
         run_campaign(big, gen)
     assert not (gen / "pretrain").exists()
+    # a test set smaller than the preset's minimum
+    with pytest.raises(ConfigError, match=r"task tth_vs_ttbar: \d+ selected test events at "
+                       r"scale 'ci', fewer than its minimum of 1000000"):  # fmt: skip
+        run_campaign(dataclasses.replace(ci, min_test_events=10**6), gen)
+    assert not (gen / "pretrain").exists()
     # a task whose classes the store lacks
     data = load_labelled(fileset=out / "campaign_fileset.json", token_config=TokenConfig(),
                          max_events_per_dataset=50)  # fmt: skip
@@ -146,15 +160,18 @@ def test_bad_input_fails_before_any_training(campaign, tmp_path):
 
 def test_rerun_is_idempotent_via_the_cli(campaign):
     out, summary = campaign
-    before = {t: (out / t / "results.md").read_text() for t in summary["tasks"]}
+
+    def table(t):
+        return json.loads((out / f"label_efficiency_ci_{t}.json").read_text())["aggregate"]
+
+    before = {t: table(t) for t in summary["tasks"]}
     res = CliRunner().invoke(main, ["label-efficiency", "--scale", "ci", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "already in" in res.output and "(reused)" in res.output
+    assert "already in" in res.output and "cell " not in res.output  # nothing retrained
     after = json.loads((out / "summary.json").read_text())
     for t in summary["tasks"]:
-        rows = json.loads((out / t / "results.json").read_text())["rows"]
-        assert all(r["reused"] for r in rows)
-        assert (out / t / "results.md").read_text() == before[t]
+        assert json.loads((out / f"label_efficiency_ci_{t}.json").read_text())["cells_trained"] == 0
+        assert table(t) == before[t]
     assert after["pool_events"] == summary["pool_events"]
     bad = CliRunner().invoke(
         main, ["label-efficiency", "--scale", "ci", "--out", str(out), "--pretrained", str(out)]
@@ -164,14 +181,22 @@ def test_rerun_is_idempotent_via_the_cli(campaign):
 
 def test_presets_meet_their_specification():
     cpu, gpu = PRESETS["cpu"], PRESETS["gpu"]
+    test = load_task_config("tth_vs_ttbar").splits.test
+    assert load_task_config("vh_vs_vz_bb").splits.test == test
     for p in (cpu, gpu):
         tasks = sum(p.events[k] for k in ("ttbar", "tth", "hbb", "vz_bb"))
-        pool = p.generated_events + p.real_events - 0.2 * tasks  # test splits held out
+        pool = p.generated_events + p.real_events - test * tasks  # test splits held out
         assert pool >= 200_000
-        assert "1%" in p.labels and len(p.seeds) >= 3
+        assert "1%" in p.labels and len(p.seeds) >= 3 and len(p.small_seeds) >= 5
+        assert p.min_test_events >= 10_000 and p.strict and p.tune_seeds >= 2
+        assert set(p.controls) == {"random", "no-signal"}
+        # >= 10k selected test events expected (headroom-check selection efficiencies)
+        eff = {"ttbar": 0.24, "tth": 0.39, "vz_bb": 0.11, "hbb": 0.18}
+        for a, b in (("ttbar", "tth"), ("vz_bb", "hbb")):
+            assert test * (eff[a] * p.events[a] + eff[b] * p.events[b]) >= 1.15 * 10_000
         assert {"bdt-raw", "bdt-features", "finetune", "scratch"} <= set(p.modes)
         assert not p.task_overrides  # the shipped tasks as they are: no step caps
-    assert cpu.model == {"size": "tiny"} and cpu.budget_s <= 3600 and cpu.workers == 2
+    assert cpu.model == {"size": "tiny"} and cpu.workers == 2
     assert gpu.model["size"] in ("small", "base") and gpu.pretrain_views >= 10_000_000
     assert gpu.budget_s <= 600
 

@@ -34,7 +34,10 @@ def test_shipped_tasks_load_by_name():
     for task in (tth, vh):
         assert "1%" in task.labels and len(task.seeds) >= 3
         assert task.train.max_steps is None and task.train.schedule == "constant"
-        assert len(task.optim.lr_grid) >= 2 and {"bdt-raw", "bdt-features"} <= set(task.modes)
+        assert {"bdt-raw", "bdt-features"} <= set(task.modes)
+        for grid in (task.optim.lr_grid, task.reference.learning_rates):  # fair tuning
+            assert len(grid) >= 5 and max(grid) / min(grid) >= 30
+        assert task.splits.test >= 0.5 > task.splits.train  # test sets sized for the question
     with pytest.raises(ConfigError, match="neither a file nor a shipped task"):
         load_task_config("no_such_task")
 

@@ -1,0 +1,118 @@
+"""The summary JSON of a cell study as the checks and the README read it.
+
+:func:`check_summary` validates the fields that checks read (a clear error naming the
+first missing or mistyped field); :func:`readme_block` renders a task's README block
+from the summary (a test regenerates the README's blocks from the committed JSON and
+compares them byte for byte).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from jetfm_coffea.errors import ConfigError
+
+__all__ = ["check_summary", "readme_block"]
+
+
+def _slug(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+#: Fields (and types) of the summary JSON that checks read.
+_SUMMARY_FIELDS = {"task": str, "scale": str, "test_events": int, "aggregate": list,
+                   "differences": list, "scores": (str, type(None))}  # fmt: skip
+_ROW_FIELDS = {"mode": str, "encoder": (str, type(None)), "label_fraction": float,
+               "n_labels": int, "n_seeds": int, "auc_mean": float, "auc_ci68": list,
+               "auc_ci95": list}  # fmt: skip
+_DIFF_FIELDS = {"a": dict, "b": dict, "delta_auc": float, "ci68": list, "ci95": list}
+
+
+def check_summary(summary: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` naming the first field of a summary JSON that is missing
+    or of the wrong type (the format the checks and the README tables read)."""
+
+    def need(obj: dict[str, Any], fields: dict[str, Any], where: str) -> None:
+        for name, kind in fields.items():
+            if name not in obj:
+                raise ConfigError(f"summary {where}: missing field {name!r}")
+            value = obj[name]
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                continue
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise ConfigError(f"summary {where}: field {name!r} is {value!r}")
+            if (
+                isinstance(value, list)
+                and name.startswith(("auc_ci", "ci"))
+                and (len(value) != 2 or not value[0] <= value[1])
+            ):
+                raise ConfigError(f"summary {where}: interval {name!r} is {value!r}")
+
+    need(summary, _SUMMARY_FIELDS, "")
+    for i, row in enumerate(summary["aggregate"]):
+        need(row, _ROW_FIELDS, f"aggregate[{i}]")
+    for i, d in enumerate(summary["differences"]):
+        need(d, _DIFF_FIELDS, f"differences[{i}]")
+        for side in ("a", "b"):
+            need(d[side], {"mode": str, "encoder": (str, type(None)), "label_fraction": float},
+                 f"differences[{i}].{side}")  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- README tables
+
+
+def _ci(v: Sequence[float]) -> str:
+    return f"[{v[0]:.4f}, {v[1]:.4f}]"
+
+
+def _label(frac: float) -> str:
+    return "all" if frac == 1.0 else f"{frac * 100:g}%"
+
+
+def _who(x: dict[str, Any]) -> str:
+    return f"{x['mode']}" + (f" ({x['encoder']})" if x["encoder"] else "")
+
+
+def readme_block(summary: dict[str, Any] | None, task: str) -> str:
+    """The README's table block of ``task`` from its summary JSON (``None``: pending)."""
+    if summary is None:
+        return (
+            f"*`{task}`: pending.* The `cpu` study has not run with this code yet; "
+            f"`benchmarks/results/label_efficiency_cpu_{task}.json` will hold it, and this "
+            "block is regenerated from it by `tests/finetune/test_cell_study.py`.\n"
+        )
+    s = summary
+    lines = [
+        f"**`{s['task']}`, scale `{s['scale']}`**: {s['test_events']:,} test events "
+        f"({', '.join(f'{k} {v:,}' for k, v in s['test_per_class'].items())}; test set "
+        f"`{s['test_set_hash']}`), code `{s['code_version']}`. AUC: mean over seeds, "
+        "68% and 95% intervals (paired bootstrap over test events + seed spread).",
+        "",
+        "| mode | encoder | labels | labels used (train + val) | seeds | AUC | 68% | 95% "
+        "| hyper-parameters |",
+        "|---|---|---:|---:|---:|---|---|---|---|",
+    ]  # fmt: skip
+    for r in s["aggregate"]:
+        hyper = ", ".join(f"{k} {_slug(v)}" for k, v in r["hyper"].items() if k != "arch")
+        edge = " (edge)" if r["tuning_at_edge"] else ""
+        lines.append(
+            f"| {r['mode']} | {r['encoder'] or '–'} | {_label(r['label_fraction'])} | "
+            f"{r['n_labels']:,} ({r['n_train']:,} + {r['n_val']:,}) | {r['n_seeds']} | "
+            f"{r['auc_mean']:.4f} | {_ci(r['auc_ci68'])} | {_ci(r['auc_ci95'])} | "
+            f"{hyper}{edge} |"
+        )
+    lines += [
+        "",
+        "| difference (a − b) | labels a / b | ΔAUC | 68% | 95% | resolved at 95% |",
+        "|---|---|---|---|---|---|",
+    ]
+    for d in s["differences"]:
+        lo, hi = d["ci95"]
+        verdict = "a better" if lo > 0 else ("b better" if hi < 0 else "no")
+        lines.append(
+            f"| {_who(d['a'])} − {_who(d['b'])} | {_label(d['a']['label_fraction'])} / "
+            f"{_label(d['b']['label_fraction'])} | {d['delta_auc']:+.4f} | {_ci(d['ci68'])} | "
+            f"{_ci(d['ci95'])} | {verdict} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,634 @@
+"""The label-efficiency study as cells: fair tuning, controls, paired intervals, provenance.
+
+``cell_study(setup, encoders, store, plan)`` runs one task:
+
+1. checks everything before any training: the test set against the plan's minimum, the
+   label grid against the training split, the tuning grids (strict plans: at least 5
+   learning rates spanning at least 30x, at least 2 tuning seeds), and every stored
+   cell of the task against the current code, data and encoders
+   (:class:`~jetfm_coffea.finetune.cells.StaleCellError`);
+2. writes the test set once (``<task>/testset.json``: its hash, size, classes);
+3. runs the groups (arm = encoder + mode, label count) in order of value
+   (:func:`priority`: fine-tuned with 10% of the labels against scratch and the BDTs
+   with all of them first), each: tune on the mean validation loss of the tuning seeds
+   (encoder modes: the learning rate; BDTs: learning rate, leaves, L2 in turn; a choice
+   on the edge of its grid extends the grid, up to ``max_extend`` times), then the
+   other seeds at the chosen values; every cell trains until its validation loss stops
+   improving and is stored as it finishes (:class:`~.cells.CellStore`), so an
+   interrupted study resumes from its finished cells;
+4. returns the summary (:func:`summarize`): per row the mean AUC over seeds with 68% and
+   95% intervals (paired bootstrap over test events + seed spread,
+   :mod:`.intervals`), the stated differences with their intervals, the tuning record,
+   per-cell timings (wall, CPU, load average) and the provenance.
+
+Encoders are named (``ssl``, ``random``, ``no-signal``, ...); scratch and the BDTs use
+none and are computed once.  With all labels each seed trains on its own stratified
+bootstrap of the training split (``FinetuneSetup.full_draw``), so seeds vary the data at
+every label count.  A row's label count is reported as training + validation labels
+(``n_labels``) and both parts (``n_train``, ``n_val``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jetfm_coffea.atomic import atomic_write_bytes, atomic_write_text
+from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.finetune.cells import CellKey, CellStore, code_version
+from jetfm_coffea.finetune.config import (
+    REFERENCE_MODES,
+    LabelCount,
+    label_fraction,
+    load_task_config,
+)
+from jetfm_coffea.finetune.intervals import LEVELS, bootstrap_counts, difference, estimate
+from jetfm_coffea.finetune.reference import reference_features, train_reference
+from jetfm_coffea.finetune.trainer import (
+    FinetuneSetup,
+    PretrainedEncoder,
+    build_classifier,
+    finetune,
+)
+
+__all__ = [
+    "CellPlan",
+    "cell_study",
+    "priority",
+    "random_encoder",
+    "summarize",
+    "test_set_hash",
+]
+
+Arm = tuple[str | None, str]  # (encoder name or None, mode)
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """The grid and tuning of a cell study (learning-rate grids come from the task)."""
+
+    labels: tuple[LabelCount, ...]
+    seeds: tuple[int, ...] = (0, 1, 2)
+    small_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # at label fractions <= small_fraction
+    small_fraction: float = 0.03
+    tune_seeds: int = 2  # tuning: the mean validation loss of the first this many seeds
+    bdt_leaves: tuple[int, ...] = (7, 15, 31, 63, 127)
+    bdt_l2: tuple[float, ...] = (0.0, 0.1, 1.0, 10.0)
+    max_extend: int = 3  # grid extensions when a choice sits on an edge
+    min_test_events: int = 0
+    strict: bool = True  # enforce the fair-tuning minimums (False: test-suite scale)
+    n_boot: int = 1000
+    modes: tuple[str, ...] = ("linear-probe", "finetune", "scratch", "bdt-raw", "bdt-features")
+
+    def seeds_for(self, labels: LabelCount, n_train: int, n_all: int) -> tuple[int, ...]:
+        frac = label_fraction(labels)
+        frac = n_train / max(n_all, 1) if frac is None else frac
+        return self.small_seeds if frac <= self.small_fraction + 1e-12 else self.seeds
+
+    def describe(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_grid(name: str, grid: Sequence[float], strict: bool) -> None:
+    if not grid:
+        raise ConfigError(f"{name}: the tuning grid is empty")
+    if strict and (len(grid) < 5 or max(grid) / min(grid) < 30):
+        raise ConfigError(
+            f"{name}: a fair study tunes over at least 5 values spanning at least 30x; "
+            f"got {list(grid)}"
+        )
+
+
+def test_set_hash(setup: FinetuneSetup) -> str:
+    """SHA-256 (16 hex) of the task's selected test events: dataset names, ids, class
+    index and token bytes, in test order."""
+    idx = setup.test_index
+    d = setup.data
+    h = hashlib.sha256()
+    h.update("\n".join(d.dataset_names()[idx].tolist()).encode())
+    for a in (d.run[idx], d.luminosityBlock[idx], d.event[idx], setup.targets[idx]):
+        h.update(np.ascontiguousarray(a, np.int64).tobytes())
+    h.update(np.ascontiguousarray(d.tokens[idx], np.float32).tobytes())
+    h.update(np.ascontiguousarray(d.mask[idx]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def random_encoder(like: PretrainedEncoder, seed: int = 0) -> PretrainedEncoder:
+    """An untrained encoder of ``like``'s architecture (initialised with ``seed``): the
+    control that tells what pretraining adds over a random embedding."""
+    model = build_classifier(like, 2, "scratch", seed)
+    state = {k: v.detach().clone() for k, v in model.encoder.state_dict().items()}
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode() + state[k].cpu().numpy().tobytes())
+    return dataclasses.replace(
+        like, encoder_state=state, run_dir=None, weights_sha256=h.hexdigest()[:16],
+        info={"random_init_seed": seed},
+    )  # fmt: skip
+
+
+def priority(arm: Arm, frac: float) -> tuple[int, float, int]:
+    """Sort key of a group: the comparisons that decide the goals first (fine-tuned with
+    10% of the labels; scratch and both BDTs with 100%), then the rest of 10% and the
+    random-encoder control there, the 1% stretch, the other label counts, the other
+    controls last."""
+    enc, mode = arm
+    baseline = enc is None
+    main = enc == "ssl"
+    if (main and mode == "finetune" and frac == 0.1) or (baseline and frac == 1.0):
+        tier = 0
+    elif frac == 0.1 and (baseline or main or enc == "random"):
+        tier = 1
+    elif frac == 0.01 and (baseline or (main and mode == "finetune")):
+        tier = 2
+    elif baseline or main:
+        tier = 3
+    elif enc == "random":
+        tier = 4
+    else:
+        tier = 5
+    order = ["finetune", "scratch", "bdt-features", "bdt-raw", "linear-probe"]
+    return tier, -frac if tier == 3 else frac, order.index(mode) if mode in order else 9
+
+
+def _loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # not on every platform
+        return []
+
+
+def _git_version() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+class _Study:
+    """One task's cells: keys, training, tuning."""
+
+    def __init__(
+        self,
+        setup: FinetuneSetup,
+        encoders: dict[str, PretrainedEncoder],
+        store: CellStore,
+        plan: CellPlan,
+        work: Path,
+        log: Callable[[str], None],
+        task_name: str,
+    ):
+        self.base, self.encoders, self.store, self.plan = setup, encoders, store, plan
+        self.work, self.log, self.name = work, log, task_name
+        self.base.full_draw = "bootstrap"
+        self.task = setup.task
+        self.context = {
+            "task_config_hash": self.task.hash(),
+            "test_set_hash": test_set_hash(setup),
+            "code_version": code_version(),
+        }
+        self.n_all = len(setup.pool("train"))
+        self.setups: dict[tuple, FinetuneSetup] = {}
+        self.features: dict[str, tuple[np.ndarray, list[str]]] = {}
+        self.trained = 0
+        self.tuning: list[dict[str, Any]] = []
+        self.chosen: dict[tuple, dict[str, Any]] = {}
+        self.signal = self.task.signal_index
+
+    # ------------------------------------------------------------------ keys and setups
+    def key(self, arm: Arm, labels: LabelCount, seed: int, hyper: dict[str, Any]) -> CellKey:
+        enc, mode = arm
+        n = self.base.resolve_labels(labels)
+        train, val = self.base.select(n, seed)
+        hyper = dict(hyper)
+        if mode == "scratch":  # no encoder, but the architecture decides the result
+            hyper["arch"] = next(iter(self.encoders.values())).model_config.hash()[:8]
+        return CellKey(
+            task=self.name, task_config_hash=self.context["task_config_hash"],
+            test_set_hash=self.context["test_set_hash"], encoder=enc,
+            encoder_hash=None if enc is None else self.encoders[enc].weights_sha256,
+            mode=mode, labels=str(labels), n_train=len(train), n_val=len(val), seed=seed,
+            hyper=hyper, code_version=self.context["code_version"],
+        )  # fmt: skip
+
+    def setup_for(self, enc: str | None, hyper: dict[str, Any]) -> FinetuneSetup:
+        ident = (enc, tuple(sorted(hyper.items())))
+        if ident not in self.setups:
+            pre = self.encoders[enc] if enc is not None else next(iter(self.encoders.values()))
+            base_key = (enc, ())
+            if base_key not in self.setups:
+                self.setups[base_key] = dataclasses.replace(
+                    self.base, pretrained=pre, _embeddings=None, embed_seconds=0.0
+                )
+            base = self.setups[base_key]
+            updates = {}
+            if "lr" in hyper and "leaves" not in hyper:
+                updates["optim.lr"] = hyper["lr"]
+            if "leaves" in hyper:
+                updates["reference.max_leaf_nodes"] = hyper["leaves"]
+                updates["reference.l2_regularization"] = hyper["l2"]
+            task = load_task_config(self.task, **updates) if updates else self.task
+            self.setups[ident] = dataclasses.replace(base, task=task)
+        return self.setups[ident]
+
+    # ------------------------------------------------------------------ one cell
+    def cell(self, arm: Arm, labels: LabelCount, seed: int, hyper: dict[str, Any]) -> dict:
+        key = self.key(arm, labels, seed, hyper)
+        done = self.store.load(key)
+        if done is not None:
+            return done
+        enc, mode = arm
+        setup = self.setup_for(enc, {k: v for k, v in hyper.items() if k != "arch"})
+        run_dir = self.work / key.relpath()
+        if mode == "linear-probe":
+            base = self.setups[(enc, ())]
+            base.embeddings()
+            setup._embeddings = base._embeddings
+        load0, cpu0, t0 = _loadavg(), time.process_time(), time.perf_counter()
+        if mode in REFERENCE_MODES:
+            if mode not in self.features:
+                d = setup.data
+                self.features[mode] = reference_features(
+                    mode, d.tokens, d.mask, d.token_config, setup.task.reference
+                )
+            res = train_reference(setup, run_dir, mode=mode, labels=labels, seed=seed,
+                                  lr=hyper["lr"], features=self.features[mode])  # fmt: skip
+        else:
+            res = finetune(setup, run_dir, mode=mode, labels=labels, seed=seed, overwrite=True)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        m = res.test_metrics
+        result = {
+            "result": {
+                "best_val_loss": res.best_val_loss,
+                "steps": res.steps,
+                "best_step": res.best_step,
+                "stopped_by": res.stopped_by,
+                "step_cap": setup.task.reference.max_iter
+                if mode in REFERENCE_MODES
+                else setup.task.train.max_steps,
+                "patience": setup.task.reference.patience
+                if mode in REFERENCE_MODES
+                else setup.task.train.patience,
+                "auc": m["auc"],
+                "accuracy": m["accuracy"],
+                "n_test": m["n_events"],
+            },
+            "timing": {
+                "wall_s": round(wall, 3),
+                "cpu_s": round(cpu, 3),
+                "train_s": round(res.train_s, 3),
+                "s_per_step": round(res.train_s / max(res.steps, 1), 5),
+                "loadavg_before": load0,
+                "loadavg_after": _loadavg(),
+                "torch_threads": torch.get_num_threads(),
+                "embed_s": round(self.setups[(enc, ())].embed_seconds, 3)
+                if mode == "linear-probe"
+                else 0.0,
+            },
+        }
+        self.store.save(key, result, res.probs[:, self.signal])
+        self.trained += 1
+        self.log(
+            f"cell {key.relpath()}: AUC {m['auc']:.4f}, val loss {res.best_val_loss:.4f}, "
+            f"{res.steps} steps ({res.stopped_by}), {wall:.1f} s wall, {cpu:.1f} s CPU, "
+            f"load {result['timing']['loadavg_after'][:1]}"
+        )
+        return self.store.load(key)
+
+    # ------------------------------------------------------------------ tuning
+    def _mean_loss(self, arm: Arm, labels: LabelCount, seeds: Sequence[int], hyper: dict) -> float:
+        self.trial_keys += [self.key(arm, labels, s, hyper) for s in seeds]
+        return float(np.mean([self.cell(arm, labels, s, hyper)["result"]["best_val_loss"]
+                              for s in seeds]))  # fmt: skip
+
+    def _search(
+        self, arm: Arm, labels: LabelCount, seeds: Sequence[int], name: str,
+        grid: Sequence[float], fixed: dict[str, Any], extend: str,
+    ) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+        """Choose ``name`` over ``grid`` (others ``fixed``) on the mean validation loss over
+        ``seeds``; ``extend``: 'both', 'up' or 'none' (which edges may grow)."""
+        values = sorted(set(grid))
+        losses: dict[Any, float] = {}
+        extended = 0
+        while True:
+            for v in values:
+                if v not in losses:
+                    losses[v] = self._mean_loss(arm, labels, seeds, {**fixed, name: v})
+            best = min(values, key=lambda v: losses[v])
+            edge = None
+            if best == values[0] and extend == "both" and len(values) > 1:
+                edge, new = "low", _step_out(values[0], values[1], name)
+            elif best == values[-1] and extend in ("both", "up") and len(values) > 1:
+                edge, new = "high", _step_out(values[-1], values[-2], name)
+            if edge is None or extended >= self.plan.max_extend or new is None:
+                break
+            values = sorted({*values, new})
+            extended += 1
+        record = {
+            "parameter": name,
+            "values": values,
+            "mean_val_loss": {_slug(v): losses[v] for v in values},
+            "chosen": best,
+            "extended": extended,
+            "at_edge": (best == values[0] and extend == "both")
+            or (best == values[-1] and extend != "none"),
+            "seeds": list(seeds),
+        }
+        return best, record
+
+    def group(self, arm: Arm, labels: LabelCount) -> dict[str, Any]:
+        """Tune then train every seed of one (arm, label count); returns the table entry."""
+        enc, mode = arm
+        n = self.base.resolve_labels(labels)
+        seeds = self.plan.seeds_for(labels, n, self.n_all)
+        tune = seeds[: max(1, self.plan.tune_seeds)]
+        self.trial_keys: list[CellKey] = []
+        records = []
+        if mode in REFERENCE_MODES:
+            ref = self.task.reference
+            lr, rec = self._search(arm, labels, tune, "lr", ref.learning_rates,
+                                   {"leaves": ref.max_leaf_nodes, "l2": ref.l2_regularization},
+                                   "both")  # fmt: skip
+            records.append(rec)
+            leaves, rec = self._search(arm, labels, tune, "leaves", self.plan.bdt_leaves,
+                                       {"lr": lr, "l2": ref.l2_regularization}, "both")  # fmt: skip
+            records.append(rec)
+            l2, rec = self._search(arm, labels, tune, "l2", self.plan.bdt_l2,
+                                   {"lr": lr, "leaves": leaves}, "up")  # fmt: skip
+            records.append(rec)
+            hyper = {"lr": lr, "leaves": leaves, "l2": l2}
+        else:
+            lr, rec = self._search(arm, labels, tune, "lr", self.task.optim.lr_grid or
+                                   [self.task.optim.lr], {}, "both")  # fmt: skip
+            records.append(rec)
+            hyper = {"lr": lr}
+        cells = [self.cell(arm, labels, s, hyper) for s in seeds]
+        self._drop_unchosen({self.key(arm, labels, s, hyper).relpath() for s in seeds})
+        entry = {"encoder": enc, "mode": mode, "labels": str(labels), "hyper": hyper,
+                 "seeds": list(seeds), "tuning": records, "cells": cells}  # fmt: skip
+        self.chosen[(enc, mode, str(labels))] = entry
+        return entry
+
+    def _drop_unchosen(self, keep: set[Path]) -> None:
+        """Tuning cells off the chosen point keep their JSON but lose their scores."""
+        for key in self.trial_keys:
+            if key.relpath() not in keep and self.store.paths(key)[0].is_file():
+                self.store.drop_scores(key, "tuning cell, not chosen")
+
+
+def _slug(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _step_out(edge: float, neighbour: float, name: str) -> float | None:
+    """The next grid value beyond ``edge`` (geometric step of the edge interval)."""
+    if name == "l2":
+        return edge * 10.0 if edge > 0 else None
+    if edge <= 0 or neighbour <= 0:
+        return None
+    value = edge * edge / neighbour
+    if name == "leaves":
+        value = round(value)
+        return value if value >= 2 and value != edge else None
+    return float(f"{value:.3g}")
+
+
+def cell_study(
+    setup: FinetuneSetup,
+    encoders: dict[str, PretrainedEncoder],
+    store: CellStore,
+    plan: CellPlan,
+    *,
+    task_name: str,
+    work: str | Path,
+    scale: str = "custom",
+    provenance: dict[str, Any] | None = None,
+    summary_path: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) one task's cells and return its summary; see the module docstring.
+
+    ``encoders``: name -> encoder, ``ssl`` first (the main one); ``store``: where finished
+    cells live (commit them with ``CellStore(..., commit=True)``); ``work``: scratch run
+    directories (not kept); ``summary_path``: where the summary JSON goes (written only
+    here).  Everything is checked before the first cell trains.
+    """
+    say = log or (lambda _msg: None)
+    if "ssl" not in encoders:
+        raise ConfigError(f"a cell study needs the main encoder 'ssl'; got {sorted(encoders)}")
+    n_test = len(setup.test_index)
+    if n_test < plan.min_test_events:
+        raise ConfigError(
+            f"task {task_name}: the test set has {n_test} selected events, fewer than the "
+            f"{plan.min_test_events} the study needs; generate more events or raise the test "
+            f"fraction (splits.test = {setup.task.splits.test:g})"
+        )
+    for labels in plan.labels:
+        setup.resolve_labels(labels)  # a label count larger than the training split: error
+    _check_grid(f"task {task_name}: optim.lr_grid", setup.task.optim.lr_grid, plan.strict)
+    _check_grid(
+        f"task {task_name}: reference.learning_rates", setup.task.reference.learning_rates,
+        plan.strict,
+    )  # fmt: skip
+    if plan.strict and (plan.tune_seeds < 2 or len(plan.small_seeds) < 5):
+        raise ConfigError("a fair study tunes on >= 2 seeds and runs >= 5 seeds at 1% and 3%")
+    study = _Study(setup, encoders, store, plan, Path(work), say, task_name)
+    store.check(task_name, study.context, {k: e.weights_sha256 for k, e in encoders.items()})
+    _write_test_set(store, task_name, setup, study.context["test_set_hash"])
+    arms: list[Arm] = []
+    for name in encoders:
+        arms += [(name, m) for m in ("linear-probe", "finetune") if m in plan.modes]
+    arms += [(None, m) for m in ("scratch", *REFERENCE_MODES) if m in plan.modes]
+    groups = sorted(
+        ((arm, lab) for arm in arms for lab in plan.labels),
+        key=lambda g: priority(g[0], _fraction(g[1], setup)),
+    )
+    t0 = time.perf_counter()
+    for arm, labels in groups:
+        study.group(arm, labels)
+    summary = summarize(study, scale=scale, provenance=provenance or {})
+    summary["wall_s"] = time.perf_counter() - t0
+    summary["cells_trained"] = study.trained
+    if summary_path is not None:
+        path = Path(summary_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scores = path.with_name(path.stem + "_scores.npz")
+        _write_scores(scores, study)
+        try:  # a repository-relative path where it can be (the committed summaries)
+            summary["scores"] = str(scores.resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            summary["scores"] = str(scores.resolve())
+        atomic_write_text(path, json.dumps(summary, indent=1, default=str) + "\n")
+    return summary
+
+
+def _fraction(labels: LabelCount, setup: FinetuneSetup) -> float:
+    frac = label_fraction(labels)
+    if frac is None:
+        return setup.resolve_labels(labels) / max(len(setup.pool("train")), 1)
+    return frac
+
+
+def _write_test_set(store: CellStore, task: str, setup: FinetuneSetup, digest: str) -> None:
+    path = store.root / task / "testset.json"
+    idx = setup.test_index
+    y = setup.targets[idx]
+    info = {
+        "test_set_hash": digest,
+        "n_events": len(idx),
+        "per_class": {n: int((y == c).sum()) for c, n in enumerate(setup.task.class_names)},
+        "signal": setup.task.signal_class,
+    }
+    if path.is_file() and json.loads(path.read_text()) == info:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(info, indent=1) + "\n")
+
+
+def _write_scores(path: Path, study: _Study) -> None:
+    """Every table cell's per-event test scores in one compressed file, with the test
+    events' class and ids (enough to recompute every interval)."""
+    s = study.base
+    idx = s.test_index
+    arrays: dict[str, np.ndarray] = {
+        "target": s.targets[idx].astype(np.int8),
+        "run": s.data.run[idx],
+        "luminosityBlock": s.data.luminosityBlock[idx],
+        "event": s.data.event[idx],
+    }
+    for (enc, mode, labels), entry in study.chosen.items():
+        for seed in entry["seeds"]:
+            key = study.key((enc, mode), labels, seed, entry["hyper"])
+            arrays[f"{enc or 'none'}/{mode}/{labels}/s{seed}"] = study.store.scores(key)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+#: The differences every summary states: (a, b) as (encoder, mode, fraction or None = same).
+def _stated(fracs: Sequence[float], encoders: Sequence[str]) -> list[tuple]:
+    pairs = []
+    for f in fracs:
+        for ref in ("scratch", "bdt-raw", "bdt-features"):
+            pairs.append((("ssl", "finetune", f), (None, ref, f)))
+        for other in encoders:
+            if other != "ssl":
+                for mode in ("finetune", "linear-probe"):
+                    pairs.append((("ssl", mode, f), (other, mode, f)))
+    if 0.1 in fracs and 1.0 in fracs:  # the goal: 10% fine-tuned against all labels
+        for ref in ("scratch", "bdt-raw", "bdt-features"):
+            pairs.append((("ssl", "finetune", 0.1), (None, ref, 1.0)))
+    if 0.01 in fracs and 0.1 in fracs:  # the stretch goal
+        pairs.append((("ssl", "finetune", 0.01), (None, "scratch", 0.1)))
+    return pairs
+
+
+def summarize(study: _Study, *, scale: str, provenance: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a finished study (rows, differences, tuning, timings, provenance)."""
+    s = study.base
+    y = s.targets[s.test_index] == study.signal
+    counts = bootstrap_counts(y, study.plan.n_boot, seed=0)
+    rows, by_id, cell_rows = [], {}, []
+    for (enc, mode, labels), entry in study.chosen.items():
+        keys = [study.key((enc, mode), labels, sd, entry["hyper"]) for sd in entry["seeds"]]
+        scores = [study.store.scores(k) for k in keys]
+        est = estimate(scores, y, counts)
+        frac = round(_fraction(labels, s), 6)
+        k0 = keys[0]
+        row = {
+            "mode": mode, "encoder": enc, "label_fraction": frac, "labels": labels,
+            "n_labels": k0.n_train + k0.n_val, "n_train": k0.n_train, "n_val": k0.n_val,
+            "n_seeds": len(scores), "seeds": entry["seeds"], "auc_mean": est.mean,
+            "auc_ci68": est.ci(0.68), "auc_ci95": est.ci(0.95), "auc_seed_sd": est.seed_sd,
+            "auc_boot_sd": est.boot_sd, "hyper": entry["hyper"],
+            "steps_mean": float(np.mean([c["result"]["steps"] for c in entry["cells"]])),
+            "n_step_capped": sum(c["result"]["stopped_by"] != "patience"
+                                 for c in entry["cells"]),
+            "tuning_at_edge": [r["parameter"] for r in entry["tuning"] if r["at_edge"]],
+        }  # fmt: skip
+        rows.append(row)
+        by_id[(enc, mode, frac)] = (row, scores)
+        for c in entry["cells"]:
+            cell_rows.append({"key": c["key"], "result": c["result"], "timing": c["timing"]})
+    fracs = sorted({r["label_fraction"] for r in rows})
+    diffs = []
+    for a, b in _stated(fracs, list(study.encoders)):
+        if a not in by_id or b not in by_id:
+            continue
+        (ra, sa), (rb, sb) = by_id[a], by_id[b]
+        paired = ra["seeds"] == rb["seeds"] and a[2] == b[2]
+        est = difference(sa, sb, y, counts, paired_seeds=paired)
+        diffs.append({
+            "a": {"mode": a[1], "encoder": a[0], "label_fraction": a[2]},
+            "b": {"mode": b[1], "encoder": b[0], "label_fraction": b[2]},
+            "delta_auc": est.mean, "ci68": est.ci(0.68), "ci95": est.ci(0.95),
+            "paired_seeds": paired, "n_seeds": est.n_seeds,
+        })  # fmt: skip
+    order = {m: i for i, m in enumerate(study.plan.modes)}
+    enc_order = {e: i for i, e in enumerate(study.encoders)}
+    rows.sort(key=lambda r: (order.get(r["mode"], 9), enc_order.get(r["encoder"], -1),
+                             r["label_fraction"]))  # fmt: skip
+    tuning = [{"mode": e["mode"], "encoder": e["encoder"], "labels": e["labels"],
+               "search": e["tuning"]} for e in study.chosen.values()]  # fmt: skip
+    timing = [c["timing"] for c in cell_rows]
+    every = [c["timing"] for _, c in study.store.cells(study.name) if "timing" in c]
+    return {
+        "task": study.name,
+        "scale": scale,
+        "test_events": len(s.test_index),
+        "test_set_hash": study.context["test_set_hash"],
+        "test_per_class": {
+            n: int((s.targets[s.test_index] == c).sum()) for c, n in enumerate(s.task.class_names)
+        },
+        "signal": s.task.signal_class,
+        "splits": {k: len(s.pool(k)) for k in ("train", "val", "test")},
+        "task_config_hash": study.context["task_config_hash"],
+        "code_version": study.context["code_version"],
+        "git": _git_version(),
+        "encoders": {
+            k: {
+                "hash": e.weights_sha256,
+                **e.describe(),
+                **(provenance.get("encoders", {}).get(k, {})),
+            }
+            for k, e in study.encoders.items()
+        },
+        "plan": study.plan.describe(),
+        "intervals": {
+            "levels": list(LEVELS),
+            "n_boot": study.plan.n_boot,
+            "method": "stratified paired bootstrap over test events, combined in "
+            "quadrature with the seed spread (Student t)",
+        },
+        "aggregate": rows,
+        "differences": diffs,
+        "tuning": tuning,
+        "cells": cell_rows,
+        "timing_totals": {  # the table's cells, and every cell of the task (tuning too)
+            "cells": len(timing),
+            "wall_s": float(sum(t["wall_s"] for t in timing)),
+            "cpu_s": float(sum(t["cpu_s"] for t in timing)),
+            "all_cells": len(every),
+            "all_wall_s": float(sum(t["wall_s"] for t in every)),
+            "all_cpu_s": float(sum(t["cpu_s"] for t in every)),
+        },
+        "provenance": {k: v for k, v in provenance.items() if k != "encoders"},
+        "scores": None,
+    }

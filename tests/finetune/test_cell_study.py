@@ -1,0 +1,350 @@
+"""The cell study end to end at a tiny scale: tuning, controls, intervals, resume, bad input.
+
+Real runs on the real CMS files of the fine-tuning fixtures (2012 collisions vs ttbar
+simulation: machinery, not physics)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jetfm_coffea.errors import ConfigError, TrainingError
+from jetfm_coffea.finetune import load_task_config, prepare_finetune
+from jetfm_coffea.finetune.cellreport import check_summary, readme_block
+from jetfm_coffea.finetune.cells import CellKey, CellStore, StaleCellError
+from jetfm_coffea.finetune.cellstudy import CellPlan, cell_study, priority, random_encoder
+from jetfm_coffea.finetune.intervals import auc
+from jetfm_coffea.finetune.trainer import load_pretrained
+
+from .conftest import tiny_task
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _task():
+    cfg = tiny_task(max_epochs=None, max_steps=6, schedule="constant", min_eval_interval=2,
+                    patience=2)  # fmt: skip
+    cfg["modes"] = ["linear-probe", "finetune", "scratch", "bdt-raw", "bdt-features"]
+    cfg["optim"]["lr_grid"] = [1e-3, 3e-3]
+    cfg["reference"] = {"learning_rates": [0.1, 0.3], "max_iter": 15, "patience": 4}
+    cfg["min_val_events"] = 10
+    return load_task_config(cfg)
+
+
+PLAN = CellPlan(
+    labels=("10%", "all"), seeds=(0, 1), small_seeds=(0, 1, 2), small_fraction=0.1,
+    bdt_leaves=(15,), bdt_l2=(0.0,), max_extend=1, strict=False, n_boot=200,
+)  # fmt: skip
+
+
+def _setup(labelled, pretrained_run):
+    return prepare_finetune(_task(), pretrained_run, labelled, labels=list(PLAN.labels))
+
+
+def _encoders(pretrained_run, random=True):
+    ssl = load_pretrained(pretrained_run)
+    return {"ssl": ssl, **({"random": random_encoder(ssl, seed=0)} if random else {})}
+
+
+@pytest.fixture(scope="module")
+def study(labelled, pretrained_run, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cells")
+    store = CellStore(root / "cells")
+    summary_path = root / "label_efficiency_tiny_toy.json"
+    lines: list[str] = []
+    summary = cell_study(
+        _setup(labelled, pretrained_run), _encoders(pretrained_run), store, PLAN,
+        task_name="toy", work=root / "work", scale="tiny", summary_path=summary_path,
+        provenance={"generator_seeds": {"none": 0}}, log=lines.append,
+    )  # fmt: skip
+    return summary, store, summary_path, lines
+
+
+def test_summary_rows_intervals_and_controls(study, labelled, pretrained_run):
+    summary, _, path, _ = study
+    assert json.loads(path.read_text()) == json.loads(json.dumps(summary, default=str))
+    check_summary(summary)
+    rows = {(r["encoder"], r["mode"], r["label_fraction"]): r for r in summary["aggregate"]}
+    arms = {(e, m) for e, m, _ in rows}
+    assert arms == {("ssl", "linear-probe"), ("ssl", "finetune"), ("random", "linear-probe"),
+                    ("random", "finetune"), (None, "scratch"), (None, "bdt-raw"),
+                    (None, "bdt-features")}  # fmt: skip
+    setup = _setup(labelled, pretrained_run)
+    n_all = len(setup.pool("train"))
+    for (_, _, frac), r in rows.items():
+        assert r["n_seeds"] == (3 if frac == 0.1 else 2)  # more seeds at small label counts
+        assert r["n_labels"] == r["n_train"] + r["n_val"] and r["n_val"] > 0
+        assert r["n_train"] == (n_all if frac == 1.0 else round(0.1 * n_all))
+        lo68, hi68 = r["auc_ci68"]
+        lo95, hi95 = r["auc_ci95"]
+        assert lo95 < lo68 < r["auc_mean"] < hi68 < hi95
+    # the per-event score file reproduces every row's mean AUC
+    with np.load(summary["scores"]) as f:
+        y = f["target"] == setup.task.signal_index
+        assert len(y) == summary["test_events"] == len(setup.test_index)
+        for (enc, mode, frac), r in rows.items():
+            label = "all" if frac == 1.0 else "10%"
+            aucs = [auc(f[f"{enc or 'none'}/{mode}/{label}/s{s}"], y) for s in r["seeds"]]
+            assert np.mean(aucs) == pytest.approx(r["auc_mean"], abs=1e-12)
+    # the stated differences: goal (10% vs all), same-fraction references, controls
+    pairs = {((d["a"]["encoder"], d["a"]["mode"], d["a"]["label_fraction"]),
+              (d["b"]["encoder"], d["b"]["mode"], d["b"]["label_fraction"])): d
+             for d in summary["differences"]}  # fmt: skip
+    goal = pairs[(("ssl", "finetune", 0.1), (None, "scratch", 1.0))]
+    assert not goal["paired_seeds"]
+    ctrl = pairs[(("ssl", "linear-probe", 0.1), ("random", "linear-probe", 0.1))]
+    assert ctrl["paired_seeds"]
+    for ref in ("bdt-raw", "bdt-features"):
+        d = pairs[(("ssl", "finetune", 1.0), (None, ref, 1.0))]
+        want = rows[("ssl", "finetune", 1.0)]["auc_mean"] - rows[(None, ref, 1.0)]["auc_mean"]
+        assert d["delta_auc"] == pytest.approx(want, abs=1e-12)
+        assert d["ci95"][0] < d["ci68"][0] < d["delta_auc"] < d["ci68"][1] < d["ci95"][1]
+
+
+def test_every_seed_draws_its_own_training_events_with_all_labels(labelled, pretrained_run):
+    setup = _setup(labelled, pretrained_run)
+    setup.full_draw = "bootstrap"
+    n = setup.resolve_labels("all")
+    a, _ = setup.select(n, 0)
+    b, _ = setup.select(n, 1)
+    assert len(a) == len(b) == n and not np.array_equal(a, b)
+    assert len(np.unique(a)) < n  # a bootstrap: repeats
+    y = setup.targets
+    assert np.bincount(y[a]).tolist() == np.bincount(y[setup.pool("train")]).tolist()
+
+
+def test_tuning_record_extension_and_pruned_tuning_cells(study):
+    summary, store, _, _ = study
+    for entry in summary["tuning"]:
+        params = [s["parameter"] for s in entry["search"]]
+        assert params == (["lr", "leaves", "l2"] if entry["mode"].startswith("bdt") else ["lr"])
+        for s in entry["search"]:
+            losses = s["mean_val_loss"]
+            chosen = min(losses, key=losses.get)
+            assert float(chosen) == pytest.approx(float(s["chosen"]))
+            assert s["seeds"] == [0, 1]
+            # a choice on an edge grew the grid once (max_extend=1)
+            if s["values"] != sorted(set(s["values"])):
+                raise AssertionError(s)
+    lr = [s for e in summary["tuning"] for s in e["search"] if s["parameter"] == "lr"]
+    assert any(s["extended"] == 1 and len(s["values"]) == 3 for s in lr)
+    cells = list(store.cells("toy"))
+    totals = summary["timing_totals"]
+    assert (
+        totals["all_cells"]
+        == len(cells)
+        > totals["cells"]
+        == sum(r["n_seeds"] for r in summary["aggregate"])
+    )
+    assert totals["all_wall_s"] == pytest.approx(sum(c["timing"]["wall_s"] for _, c in cells))
+    dropped = [c for _, c in cells if c["scores"] is None]
+    assert dropped and all(c["scores_dropped"] == "tuning cell, not chosen" for c in dropped)
+    for path, c in cells:
+        assert path.with_name(path.stem + ".npz").is_file() == (c["scores"] is not None)
+        t = c["timing"]
+        assert t["cpu_s"] > 0 and t["wall_s"] > 0 and len(t["loadavg_after"]) == 3
+        assert c["result"]["stopped_by"] in ("patience", "max_steps")
+
+
+def test_rerun_reuses_every_cell_and_adds_encoders_without_recomputing(
+    study, labelled, pretrained_run, tmp_path
+):
+    summary, store, _, _ = study
+    lines: list[str] = []
+    again = cell_study(
+        _setup(labelled, pretrained_run), _encoders(pretrained_run), store, PLAN,
+        task_name="toy", work=tmp_path, scale="tiny", log=lines.append,
+    )  # fmt: skip
+    assert again["cells_trained"] == 0 and not lines
+    assert again["aggregate"] == summary["aggregate"]
+    # scratch and BDT cells do not depend on the encoder: a study with only the main
+    # encoder trains nothing either (the random encoder's cells are simply not asked for)
+    only = cell_study(
+        _setup(labelled, pretrained_run), _encoders(pretrained_run, random=False), store,
+        PLAN, task_name="toy", work=tmp_path, scale="tiny",
+    )  # fmt: skip
+    assert only["cells_trained"] == 0
+    assert {r["encoder"] for r in only["aggregate"]} == {"ssl", None}
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_interrupted_study_resumes_from_its_finished_cells(labelled, pretrained_run, tmp_path):
+    plan = CellPlan(labels=("all",), seeds=(0, 1), small_seeds=(0, 1), tune_seeds=1,
+                    modes=("finetune", "bdt-features"), max_extend=0, strict=False,
+                    bdt_leaves=(7,), bdt_l2=(0.0,), n_boot=50)  # fmt: skip
+    store = CellStore(tmp_path / "cells")
+    trained: list[str] = []
+
+    def stop_after_three(msg: str) -> None:
+        trained.append(msg)
+        if len(trained) == 3:
+            raise _Stop  # the session ends here
+
+    with pytest.raises(_Stop):
+        cell_study(_setup(labelled, pretrained_run), _encoders(pretrained_run, False), store,
+                   plan, task_name="toy", work=tmp_path / "w", log=stop_after_three)  # fmt: skip
+    finished = {p: (c["key"], c["result"], c["timing"]) for p, c in store.cells("toy")}
+    assert len(finished) == 3
+    rest: list[str] = []
+    summary = cell_study(_setup(labelled, pretrained_run), _encoders(pretrained_run, False),
+                         store, plan, task_name="toy", work=tmp_path / "w",
+                         log=rest.append)  # fmt: skip
+    total = len(list(store.cells("toy")))
+    assert summary["cells_trained"] == len(rest) == total - 3 > 0
+    now = {p: (c["key"], c["result"], c["timing"]) for p, c in store.cells("toy")}
+    assert all(now[p] == v for p, v in finished.items())  # reused, not retrained
+
+
+def test_stale_cell_is_refused_before_any_training(study, labelled, pretrained_run, tmp_path):
+    _, store, _, _ = study
+    path, _ = next(iter(store.cells("toy")))
+    copy = CellStore(tmp_path / "cells")
+    for p, c in store.cells("toy"):
+        dest = copy.root / p.relative_to(store.root)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        c["key"]["code_version"] = "0123456789abcdef" if p == path else c["key"]["code_version"]
+        dest.write_text(json.dumps(c))
+        npz = p.with_name(p.stem + ".npz")
+        if npz.is_file():
+            dest.with_name(npz.name).write_bytes(npz.read_bytes())
+    trained: list[str] = []
+    rel = str(path.relative_to(store.root))
+    with pytest.raises(StaleCellError, match=rf"{rel}.*code_version: stored '0123456789abcdef'"):
+        cell_study(_setup(labelled, pretrained_run), _encoders(pretrained_run), copy, PLAN,
+                   task_name="toy", work=tmp_path / "w", log=trained.append)  # fmt: skip
+    assert not trained
+    # another encoder under the same name: its cells are stale too
+    other = _encoders(pretrained_run)
+    other["random"] = random_encoder(other["ssl"], seed=1)
+    with pytest.raises(StaleCellError, match=r"encoder_hash"):
+        cell_study(_setup(labelled, pretrained_run), other, store, PLAN, task_name="toy",
+                   work=tmp_path / "w", log=trained.append)  # fmt: skip
+    assert not trained
+
+
+def test_bad_input_fails_before_any_training(labelled, pretrained_run, tmp_path):
+    enc = _encoders(pretrained_run, False)
+    store = CellStore(tmp_path / "cells")
+
+    def run(plan, setup=None):
+        return cell_study(setup or _setup(labelled, pretrained_run), enc, store, plan,
+                          task_name="toy", work=tmp_path / "w")  # fmt: skip
+
+    n_test = len(_setup(labelled, pretrained_run).test_index)
+    small = CellPlan(labels=("all",), min_test_events=10**5, strict=False)
+    with pytest.raises(ConfigError, match=rf"test set has {n_test} selected events, fewer than"):
+        run(small)
+    with pytest.raises(TrainingError, match="label count 100000 is larger"):
+        run(CellPlan(labels=(10**5,), strict=False))
+    with pytest.raises(ConfigError, match=r"optim.lr_grid: a fair study tunes over at least 5"):
+        run(CellPlan(labels=("all",)))  # strict: the tiny task's 2-value grid is refused
+    with pytest.raises(ConfigError, match="needs the main encoder 'ssl'"):
+        cell_study(
+            _setup(labelled, pretrained_run),
+            {"random": enc["ssl"]},
+            store,
+            CellPlan(labels=("all",), strict=False),
+            task_name="toy",
+            work=tmp_path,
+        )
+    assert not list(store.root.rglob("*.json"))
+
+
+def test_cells_are_committed_as_they_finish(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for cmd in (["init", "-q"], ["config", "user.email", "t@t"], ["config", "user.name", "t"]):
+        subprocess.run(["git", "-C", str(repo), *cmd], check=True)
+    (repo / "results").mkdir()
+    monkeypatch.chdir(repo / "results")  # a relative store, committed from a subfolder
+    store = CellStore(Path("cells"), commit=True)
+    keys = [CellKey("toy", "h", "t", None, None, "bdt-raw", "all", 10, 5, s, {"lr": 0.1}, "c")
+            for s in range(2)]  # fmt: skip
+    for k in keys:
+        store.save(k, {"result": {"best_val_loss": 0.5}}, np.arange(4, dtype=np.float32))
+    log = subprocess.run(["git", "-C", str(repo), "log", "--name-only", "--format=%s"],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    for k in keys:
+        assert f"({k.digest()})" in log and f"{k.relpath()}.npz" in log
+    store.drop_scores(keys[0], "tuning cell, not chosen")
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert status == ""  # the removal is committed too
+    assert store.load(keys[0])["scores"] is None
+    assert store.scores(keys[1]).tolist() == [0, 1, 2, 3]
+
+
+def test_priority_runs_the_goal_comparison_first():
+    groups = [(arm, f) for arm in [("ssl", "finetune"), ("ssl", "linear-probe"),
+              ("random", "finetune"), ("no-signal", "finetune"), (None, "scratch"),
+              (None, "bdt-raw")] for f in (0.01, 0.03, 0.1, 0.3, 1.0)]  # fmt: skip
+    ordered = sorted(groups, key=lambda g: priority(*g))
+    first = set(ordered[:3])
+    assert first == {(("ssl", "finetune"), 0.1), ((None, "scratch"), 1.0),
+                     ((None, "bdt-raw"), 1.0)}  # fmt: skip
+    assert ordered[-1][0] == ("no-signal", "finetune")
+    assert ordered.index((("random", "finetune"), 0.1)) < ordered.index((("ssl", "finetune"), 0.3))
+
+
+@pytest.mark.parametrize("task", ["tth_vs_ttbar", "vh_vs_vz_bb"])
+def test_readme_tables_are_generated_from_the_committed_json(task):
+    """The README's study block of each task is readme_block() of the committed summary
+    JSON, byte for byte (or the pending text while no summary is committed)."""
+    path = REPO / "benchmarks" / "results" / f"label_efficiency_cpu_{task}.json"
+    summary = json.loads(path.read_text()) if path.is_file() else None
+    if summary is not None:
+        check_summary(summary)
+        assert summary["task"] == task and summary["scale"] == "cpu"
+    readme = (REPO / "README.md").read_text()
+    begin = f"<!-- label-efficiency-cpu:{task}:begin -->\n"
+    end = f"<!-- label-efficiency-cpu:{task}:end -->"
+    assert begin in readme and end in readme
+    block = readme.split(begin, 1)[1].split(end, 1)[0]
+    assert block == readme_block(summary, task)
+
+
+def test_readme_block_of_a_summary(study):
+    summary, *_ = study
+    text = readme_block(summary, "toy")
+    lines = text.splitlines()
+    assert sum(line.startswith("| ") and "|---" not in line for line in lines) == (
+        2 + len(summary["aggregate"]) + len(summary["differences"])
+    )
+    r = summary["aggregate"][0]
+    assert f"{r['auc_mean']:.4f} | [{r['auc_ci68'][0]:.4f}, {r['auc_ci68'][1]:.4f}]" in text
+
+
+def test_readme_plan_block_is_the_code_written_plan():
+    """The README's plan of the cpu study is benchmarks/label_efficiency_plan.py's output."""
+    plan = REPO / "benchmarks" / "results" / "label_efficiency_cpu_plan.md"
+    est = json.loads(plan.with_suffix(".json").read_text())
+    assert est["scale"] == "cpu" and est["cells"] == sum(g["cells"] for g in est["groups"])
+    readme = (REPO / "README.md").read_text()
+    begin, end = (
+        "<!-- label-efficiency-cpu:plan:begin -->\n",
+        "<!-- label-efficiency-cpu:plan:end -->",
+    )
+    assert readme.split(begin, 1)[1].split(end, 1)[0] == plan.read_text()
+
+
+def test_check_summary_names_the_bad_field(study):
+    summary, *_ = study
+    bad = json.loads(json.dumps(summary, default=str))
+    del bad["aggregate"][1]["auc_ci95"]
+    with pytest.raises(ConfigError, match=r"aggregate\[1\]: missing field 'auc_ci95'"):
+        check_summary(bad)
+    bad = json.loads(json.dumps(summary, default=str))
+    bad["differences"][0]["ci68"] = [0.2, 0.1]
+    with pytest.raises(ConfigError, match=r"differences\[0\]: interval 'ci68'"):
+        check_summary(bad)
+    bad["differences"][0]["ci68"] = [0.1, 0.2]
+    bad["test_events"] = "12"
+    with pytest.raises(ConfigError, match="field 'test_events' is '12'"):
+        check_summary(bad)
