@@ -48,6 +48,12 @@ from jetfm_coffea.finetune.cells import CellStore
 from jetfm_coffea.finetune.cellstudy import CellPlan, cell_study, random_encoder
 from jetfm_coffea.finetune.config import load_task_config
 from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, load_labelled
+from jetfm_coffea.finetune.heldout import (
+    POOL_EVENTS,
+    event_keys,
+    without_events,
+    write_pool_events,
+)
 from jetfm_coffea.finetune.presets import StudyPreset, get_preset
 from jetfm_coffea.finetune.study import label_efficiency
 from jetfm_coffea.finetune.trainer import (
@@ -71,7 +77,6 @@ __all__ = [
     "MAIN_RUN",
     "REAL_DATASET",
     "check_pool",
-    "event_keys",
     "generate_samples",
     "goal_checks",
     "held_out_keys",
@@ -140,21 +145,6 @@ def _campaign_fileset(gen_fileset: Path, real: Path | None, out: Path) -> Path:
     return path
 
 
-def event_keys(data: LabelledEvents, index: np.ndarray | None = None) -> set[tuple]:
-    """``(dataset, run, luminosityBlock, event)`` of the events at ``index`` (default all)."""
-    index = np.arange(len(data)) if index is None else np.asarray(index)
-    names = data.dataset_names()[index]
-    return set(
-        zip(
-            names.tolist(),
-            data.run[index].tolist(),
-            data.luminosityBlock[index].tolist(),
-            data.event[index].tolist(),
-            strict=True,
-        )
-    )
-
-
 def check_pool(
     pool: LabelledEvents, held_out_keys: set[tuple], labelled: int, factor: float
 ) -> None:
@@ -185,18 +175,7 @@ def held_out_keys(setups: Sequence[FinetuneSetup]) -> set[tuple]:
 
 def pretraining_pool(data: LabelledEvents, setups: Sequence[FinetuneSetup]) -> LabelledEvents:
     """Every event of ``data`` except the test events of every task in ``setups``."""
-    excluded = held_out_keys(setups)
-    keys = list(
-        zip(
-            data.dataset_names().tolist(),
-            data.run.tolist(),
-            data.luminosityBlock.tolist(),
-            data.event.tolist(),
-            strict=True,
-        )
-    )
-    keep = np.array([k not in excluded for k in keys], dtype=bool)
-    pool = data.take(np.flatnonzero(keep))
+    pool = without_events(data, held_out_keys(setups))
     pool.label = np.full(len(pool), -1, np.int64)  # unlabelled: labels are never used
     return pool
 
@@ -276,6 +255,9 @@ def _pretrain(
                         "datasets": sorted(set(pool.dataset_names().tolist()))},
             **stored,
         )  # fmt: skip
+        # the pool's event keys beside the encoder: fine-tuning against it checks them
+        out.mkdir(parents=True, exist_ok=True)
+        write_pool_events(out / POOL_EVENTS, pool)
         pretrain(cfg, source, out, keep_model=False)
     return load_pretrained(out)
 

@@ -35,10 +35,12 @@ __all__ = [
     "POOL_EVENTS",
     "EventKey",
     "check_pool_excludes_held_out",
+    "event_key_list",
     "event_keys",
     "held_out_index",
     "pool_without_held_out",
     "read_pool_events",
+    "without_events",
     "write_pool_events",
 ]
 
@@ -50,10 +52,11 @@ POOL_EVENTS = "pool_events.npz"
 EventKey = tuple[str, int, int, int]
 
 
-def event_keys(data: LabelledEvents, index: np.ndarray | None = None) -> set[EventKey]:
-    """``(dataset, run, luminosityBlock, event)`` of the events at ``index`` (default all)."""
+def event_key_list(data: LabelledEvents, index: np.ndarray | None = None) -> list[EventKey]:
+    """``(dataset, run, luminosityBlock, event)`` of the events at ``index`` (default all),
+    in order."""
     index = np.arange(len(data)) if index is None else np.asarray(index)
-    return set(
+    return list(
         zip(
             data.dataset_names()[index].tolist(),
             data.run[index].tolist(),
@@ -62,6 +65,18 @@ def event_keys(data: LabelledEvents, index: np.ndarray | None = None) -> set[Eve
             strict=True,
         )
     )
+
+
+def event_keys(data: LabelledEvents, index: np.ndarray | None = None) -> set[EventKey]:
+    """The set of :func:`event_key_list`."""
+    return set(event_key_list(data, index))
+
+
+def without_events(data: LabelledEvents, excluded: set[EventKey]) -> LabelledEvents:
+    """Every event of ``data`` whose key is not in ``excluded``."""
+    keys = event_key_list(data)
+    keep = np.fromiter((k not in excluded for k in keys), dtype=bool, count=len(data))
+    return data.take(np.flatnonzero(keep))
 
 
 def held_out_index(setup: FinetuneSetup, splits: Sequence[str] = HELD_OUT_SPLITS) -> np.ndarray:
@@ -80,16 +95,7 @@ def pool_without_held_out(
     data: LabelledEvents, setup: FinetuneSetup, splits: Sequence[str] = HELD_OUT_SPLITS
 ) -> LabelledEvents:
     """Every event of ``data`` except the held-out events (``splits``) of ``setup``'s task."""
-    excluded = event_keys(setup.data, held_out_index(setup, splits))
-    keys = zip(
-        data.dataset_names().tolist(),
-        data.run.tolist(),
-        data.luminosityBlock.tolist(),
-        data.event.tolist(),
-        strict=True,
-    )
-    keep = np.fromiter((k not in excluded for k in keys), dtype=bool, count=len(data))
-    return data.take(np.flatnonzero(keep))
+    return without_events(data, event_keys(setup.data, held_out_index(setup, splits)))
 
 
 def check_pool_excludes_held_out(

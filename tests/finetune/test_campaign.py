@@ -20,7 +20,6 @@ from jetfm_coffea.finetune.campaign import (
     ABLATIONS,
     MAIN_RUN,
     check_pool,
-    event_keys,
     goal_checks,
     held_out_keys,
     pretraining_pool,
@@ -28,6 +27,7 @@ from jetfm_coffea.finetune.campaign import (
     stored_views,
 )
 from jetfm_coffea.finetune.cellreport import check_summary
+from jetfm_coffea.finetune.heldout import event_keys
 from jetfm_coffea.finetune.presets import PRESETS, get_preset
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train.views import make_views
