@@ -17,6 +17,7 @@ summary per partition (compute them, then :func:`merge_summaries`).
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -109,15 +110,17 @@ def empty_summary() -> dict[str, Any]:
         "views_written": {},
         "shards_written": 0,
         "shards_existing": 0,
+        "objects_dropped": 0,  # non-finite kinematics or negative pT, in written shards
         "shards": [],
     }
 
 
-def _summary(info: ShardInfo) -> dict[str, Any]:
+def _summary(info: ShardInfo, dropped: int = 0) -> dict[str, Any]:
     out = empty_summary()
     n = info.n_events
     out["events_in"] = n
     if info.status == "written":
+        out["objects_dropped"] = int(dropped)
         out["events_written"] = n
         out["shards_written"] = 1
         out["views_written"] = {str(v): n for v in range(info.n_views)}
@@ -222,22 +225,35 @@ class ShardProcessor(processor.ProcessorABC):
             if isinstance(objects, RaggedObjects):
                 padded = objects.padded(self.token_config.n_tokens)
             views = stored_views(padded, self.pipeline, self.token_config)
-        info = write_shard(
-            self.store,
-            objects,
-            source,
-            self.token_config,
-            views=views,
-            pipeline=self.pipeline,
-            label=label,
-            weight=weight,
-            resim=resim,
-            if_exists=self.if_exists,
-            chunk_events=self.chunk_events,
-            compression_level=self.compression_level,
-            selection=selection,
-        )
-        return _summary(info)
+        dropped = int(np.sum(objects.n_nonfinite))
+        try:
+            info = write_shard(
+                self.store,
+                objects,
+                source,
+                self.token_config,
+                views=views,
+                pipeline=self.pipeline,
+                label=label,
+                weight=weight,
+                resim=resim,
+                provenance={"objects_dropped": dropped},
+                if_exists=self.if_exists,
+                chunk_events=self.chunk_events,
+                compression_level=self.compression_level,
+                selection=selection,
+            )
+        except OSError as err:  # ENOSPC, EDQUOT, EACCES...: nothing partial is published
+            if isinstance(err, ShardError):
+                raise
+            raise ShardError(
+                str(Path(self.store) / source.path),
+                f"cannot write the shard: {err.strerror or err}"
+                + (f" ({errno.errorcode[err.errno]})" if err.errno in errno.errorcode else "")
+                + "; no partial shard was kept and the complete ones stay: free the space "
+                "(or fix the store) and rerun the same command to resume",
+            ) from err
+        return _summary(info, dropped)
 
     def process(self, events: Any) -> Any:
         """Write the chunk's shard (virtual/eager events) or schedule it (dask events)."""

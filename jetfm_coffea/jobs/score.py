@@ -24,6 +24,7 @@ from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, resolve_dask_mode
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import check_model_blinding
 from jetfm_coffea.selection.lumi import LumiPolicy, resolve_lumi_masks
+from jetfm_coffea.tokens.build import required_branches
 from processors.analysis import ScoreAnalysisProcessor, finalize_analysis
 
 __all__ = ["run_score_analysis", "write_outputs"]
@@ -68,12 +69,19 @@ def run_score_analysis(
     proc = ScoreAnalysisProcessor(
         model if len(model) > 1 else model[0], cut, signal, return_scores, **scorer_options
     )
+    # each file is opened once (with the branches the model needs) before any chunk runs:
+    # a bad one is named, or with skip_bad_files skipped and reported; the scorer then
+    # checks the collections of the usable files only
+    checks: dict[str, Any] = {}
     if proc.scorer is not None:
-        proc.scorer.check_files(fileset)
+        checks = {
+            "required": required_branches(proc.scorer.token_config),
+            "before_run": proc.scorer.check_files,
+        }
     start = time.perf_counter()
     if dask_mode:
         out, report = run_dask_mode(
-            proc, fileset, scheduler, workers, chunksize, skip_bad_files=skip_bad_files
+            proc, fileset, scheduler, workers, chunksize, skip_bad_files=skip_bad_files, **checks
         )
         out = finalize_analysis(out, proc)
     else:
@@ -86,6 +94,7 @@ def run_score_analysis(
             chunksize=chunksize,
             skip_bad_files=skip_bad_files,
             status=False,
+            **checks,
         )
     return out, report, time.perf_counter() - start
 
