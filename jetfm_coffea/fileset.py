@@ -280,6 +280,7 @@ class BadFile:
     dataset: str
     path: str
     reason: str
+    error: InputFileError | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -316,14 +317,14 @@ def check_files(
                 path, tree, required, timeout=timeout, retries=retries, last_entry=True
             )
         except InputFileError as err:
-            return BadFile(name, path, err.reason)
+            return BadFile(name, path, err.reason, err)
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
         results = list(pool.map(run, jobs))
     bad = [r for r in results if isinstance(r, BadFile)]
     if bad and not skip_bad_files:
         if len(bad) == 1:
-            raise InputFileError(bad[0].path, bad[0].reason)
+            raise bad[0].error or InputFileError(bad[0].path, bad[0].reason)
         listing = "; ".join(f"{b.path}: {b.reason}" for b in bad)
         raise InputFileError(f"{len(bad)} files", listing)
     good: dict[str, dict] = {}

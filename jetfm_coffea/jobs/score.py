@@ -14,8 +14,9 @@ from typing import Any
 
 import awkward as ak
 
+from jetfm_coffea.errors import MissingBranchesError
 from jetfm_coffea.figures import save_figure, styled, subplots
-from jetfm_coffea.fileset import load_fileset
+from jetfm_coffea.fileset import NO_EVENT_IDS, load_fileset
 from jetfm_coffea.jobs.execution import (
     run_dask_mode,
     run_processor,
@@ -79,6 +80,29 @@ def run_score_analysis(
             "before_run": proc.scorer.check_files,
         }
     start = time.perf_counter()
+    try:
+        out, report = _run(proc, fileset, executor, dask_mode, scheduler, workers, chunksize,
+                           skip_bad_files, checks)  # fmt: skip
+    except MissingBranchesError as err:  # name the model whose token config needs them
+        hint = f" (needed by the token config of model {' + '.join(map(str, model))})"
+        if "event ids" in err.missing:
+            hint += NO_EVENT_IDS
+        raise MissingBranchesError(err.path, err.missing, hint) from err
+    return out, report, time.perf_counter() - start
+
+
+def _run(
+    proc: ScoreAnalysisProcessor,
+    fileset: dict,
+    executor: str,
+    dask_mode: bool,
+    scheduler: str | None,
+    workers: int,
+    chunksize: int,
+    skip_bad_files: bool,
+    checks: dict[str, Any],
+) -> tuple[dict, Any]:
+    """The analysis in dask mode or with coffea's Runner: ``(output, report)``."""
     if dask_mode:
         out, report = run_dask_mode(
             proc, fileset, scheduler, workers, chunksize, skip_bad_files=skip_bad_files, **checks
@@ -96,7 +120,7 @@ def run_score_analysis(
             status=False,
             **checks,
         )
-    return out, report, time.perf_counter() - start
+    return out, report
 
 
 @styled  # the CMS style as a context, like every figure of the package
