@@ -38,7 +38,7 @@ __all__ = [
 
 DEFAULT_TREE = "Events"
 #: The event-data classes jetfm reads (uproot and coffea read both).
-EVENT_CLASSES = ("TTree", "ROOT::RNTuple")
+EVENT_CLASSES = ("TTree", "ROOT::RNTuple", "ROOT::Experimental::RNTuple")
 #: Why a file without event ids cannot go through the pipeline (the shipped muons-only
 #: DoubleMuParked sample is such a file).
 NO_EVENT_IDS = (
@@ -237,6 +237,8 @@ def read_input(
     try:
         fh = open_file(path, ReadOptions(timeout=timeout, retries=retries, treename=tree))
     except InputFileError as err:
+        if "://" in path and not path.startswith("file://"):
+            raise  # remote: "unreachable after N attempt(s): ..." says it
         raise InputFileError(path, f"not a readable ROOT file ({err.reason})") from err
     with fh:
         try:
@@ -267,8 +269,9 @@ def read_input(
                 first = events.keys()[0]
                 events[first].array(entry_start=n - 1, entry_stop=n, library="np")
             except Exception as err:
+                first_line = (str(err).splitlines() or [""])[0]
                 raise InputFileError(
-                    path, f"truncated? {type(err).__name__}: {str(err).splitlines()[0]}"
+                    path, f"truncated? {type(err).__name__}: {first_line}"
                 ) from err
     return InputInfo(path, tree, n, fuuid, kind)
 
