@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 __all__ = [
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_USAGE",
     "ConfigError",
     "InputFileError",
     "JetFMError",
     "LegacyStoreError",
+    "MissingBranchesError",
     "MissingCollectionError",
     "ModelFileError",
     "ModifiedWeightsError",
+    "NoInputProcessedError",
     "NonFiniteLossError",
     "SchemaValidationError",
     "SchemaVersionError",
@@ -20,6 +26,18 @@ __all__ = [
     "TokenConfigMismatchError",
     "TrainingError",
 ]
+
+
+#: Exit statuses of every ``jetfm`` command (README, "Exit status"): all asked-for inputs
+#: processed (or skipping allowed by ``--skip-bad-files``)...
+EXIT_OK = 0
+#: ... an error: nothing usable was processed, or a domain error stopped the command ...
+EXIT_ERROR = 1
+#: ... a usage error (click: unknown option, bad value) ...
+EXIT_USAGE = 2
+#: ... a partial result: output written, but some input files were skipped (listed, with
+#: their reasons, on stderr and in ``--json``) and ``--skip-bad-files`` was not given.
+EXIT_PARTIAL = 3
 
 
 class JetFMError(Exception):
@@ -41,6 +59,36 @@ class InputFileError(JetFMError, OSError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class MissingBranchesError(InputFileError):
+    """An input file lacks branches of configured, non-optional collections (or the event ids).
+
+    ``missing`` maps each collection (``"event ids"`` for run/luminosityBlock/event) to
+    its missing branches; the message names the file and every one of them.
+    """
+
+    def __init__(self, path: str, missing: dict[str, list[str]], hint: str = ""):
+        self.missing = {k: list(v) for k, v in missing.items()}
+        listing = "; ".join(f"{name} ({', '.join(b)})" for name, b in self.missing.items())
+        super().__init__(path, f"missing collections: {listing}{hint}")
+
+
+class NoInputProcessedError(InputFileError):
+    """A command asked to process inputs processed none of them (every one unusable).
+
+    ``skipped`` lists ``(file, reason)`` of every input left out.
+    """
+
+    def __init__(self, what: str, skipped: list[tuple[str, str]]):
+        self.skipped = list(skipped)
+        listing = "".join(f"\n  {f}: {r}" for f, r in self.skipped)
+        reason = (
+            f"no input could be processed ({len(self.skipped)} file(s) skipped){listing}"
+            if self.skipped
+            else "no input files (the fileset lists none)"
+        )
+        super().__init__(what, reason)
 
 
 class MissingCollectionError(JetFMError, KeyError):

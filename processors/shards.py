@@ -17,6 +17,7 @@ summary per partition (compute them, then :func:`merge_summaries`).
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
@@ -126,15 +127,17 @@ def empty_summary() -> dict[str, Any]:
         "views_written": {},
         "shards_written": 0,
         "shards_existing": 0,
+        "objects_dropped": 0,  # non-finite kinematics or negative pT, in written shards
         "shards": [],
     }
 
 
-def _summary(info: ShardInfo) -> dict[str, Any]:
+def _summary(info: ShardInfo, dropped: int = 0) -> dict[str, Any]:
     out = empty_summary()
     n = info.n_events
     out["events_in"] = n
     if info.status == "written":
+        out["objects_dropped"] = int(dropped)
         out["events_written"] = n
         out["shards_written"] = 1
         out["views_written"] = {str(v): n for v in range(info.n_views)}
@@ -244,6 +247,7 @@ class ShardProcessor(processor.ProcessorABC):
             if isinstance(objects, RaggedObjects):
                 padded = objects.padded(self.token_config.n_tokens)
             views = stored_views(padded, self.pipeline, self.token_config)
+        dropped = int(np.sum(objects.n_nonfinite))
         try:
             info = write_shard(
                 self.store,
@@ -255,6 +259,7 @@ class ShardProcessor(processor.ProcessorABC):
                 label=label,
                 weight=weight,
                 resim=resim,
+                provenance={"objects_dropped": dropped},
                 if_exists=self.if_exists,
                 chunk_events=self.chunk_events,
                 compression_level=self.compression_level,
@@ -264,9 +269,19 @@ class ShardProcessor(processor.ProcessorABC):
             if self.if_exists != "skip" or not shard_exists(self.store, source.path):
                 raise
             info = existing_info(Path(self.store), source.path)
+        except OSError as err:  # ENOSPC, EDQUOT, EACCES...: nothing partial is published
+            if isinstance(err, ShardError):
+                raise
+            raise ShardError(
+                str(Path(self.store) / source.path),
+                f"cannot write the shard: {err.strerror or err}"
+                + (f" ({errno.errorcode[err.errno]})" if err.errno in errno.errorcode else "")
+                + "; no partial shard was kept and the complete ones stay: free the space "
+                "(or fix the store) and rerun the same command to resume",
+            ) from err
         if info.status == "existing":
             self._check_existing(source.path, policy)
-        return _summary(info)
+        return _summary(info, dropped)
 
     def _check_existing(self, path: str, policy: LumiPolicy) -> None:
         """A shard found in place must have been selected as this build selects."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -16,7 +17,9 @@ __all__ = [
     "console",
     "execution_options",
     "fail_cleanly",
+    "finite_float",
     "lumi_options",
+    "report_bad_files",
 ]
 
 console = Console(stderr=False)
@@ -149,3 +152,16 @@ def fail_cleanly(func: Callable) -> Callable:
             raise click.ClickException(f"{type(err).__name__}: {err}") from err
 
     return wrapper
+
+
+def finite_float(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Click callback: refuse ``nan`` and ``inf`` (a cut on NaN selects nothing, silently)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number", ctx, param)
+    return value
+
+
+def report_bad_files(bad_files: Iterable[Any]) -> None:
+    """Every file a run skipped (``--skip-bad-files``), with its reason, on stderr."""
+    for bad in bad_files:
+        click.echo(f"skipped {bad.path} ({bad.dataset}): {bad.reason}", err=True)

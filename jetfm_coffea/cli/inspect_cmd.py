@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from jetfm_coffea.cli.common import console, execution_options, fail_cleanly, lumi_options
+from jetfm_coffea.cli.common import (
+    console,
+    execution_options,
+    fail_cleanly,
+    lumi_options,
+    report_bad_files,
+)
 
 __all__ = ["inspect_cmd"]
 
@@ -46,8 +52,7 @@ def inspect_cmd(
     console.print(
         f"[bold]mode[/]: {report.mode}   files: {report.files}   entries: {report.events}"
     )
-    for bad in report.bad_files:
-        console.print(f"[yellow]skipped[/] {bad.path} ({bad.dataset}): {bad.reason}")
+    report_bad_files(report.bad_files)
     for dataset, result in output.items():
         cutflow = result["cutflow"]
         hist = result["multiplicity"]

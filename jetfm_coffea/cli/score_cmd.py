@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from jetfm_coffea.cli.common import console, execution_options, fail_cleanly, lumi_options
+from jetfm_coffea.cli.common import (
+    console,
+    execution_options,
+    fail_cleanly,
+    finite_float,
+    lumi_options,
+    report_bad_files,
+)
 
 __all__ = ["export", "score"]
 
@@ -23,7 +30,14 @@ __all__ = ["export", "score"]
     "(the i-th model scores events with event % k == i).",
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--cut", default=0.5, show_default=True, help="Keep events with score > CUT.")
+@click.option(
+    "--cut",
+    default=0.5,
+    show_default=True,
+    type=float,
+    callback=finite_float,
+    help="Keep events with score > CUT (a finite number).",
+)
 @click.option("--signal", default=None, help="Class to cut on (default: the last class).")
 @click.option("--parquet", is_flag=True, help="Also write per-event scores to scores.parquet.")
 @click.option("--batch-size", default=2048, show_default=True, help="Events per forward pass.")
@@ -141,8 +155,7 @@ def score(
     }
     written = write_outputs(output, Path(out), parquet, summary)
     console.print(f"[bold]mode[/]: {report.mode}   events: {n_events}   {seconds:.1f} s")
-    for bad in report.bad_files:
-        console.print(f"[yellow]skipped[/] {bad.path} ({bad.dataset}): {bad.reason}")
+    report_bad_files(report.bad_files)
     for dataset, result in output.items():
         flow = result["cutflow"]
         model = result.get("model", {})

@@ -9,6 +9,7 @@ import sys
 import click
 
 from jetfm_coffea.cli.common import execution_options, lumi_options
+from jetfm_coffea.errors import EXIT_OK, EXIT_PARTIAL
 
 __all__ = ["build_shards", "shards"]
 
@@ -30,6 +31,13 @@ def _console():
 )
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Store.")
 @execution_options(default_executor="futures", skip_bad_files=False)  # bad files: skipped
+@click.option(
+    "--skip-bad-files/--no-skip-bad-files",
+    default=False,
+    show_default=True,
+    help="Unusable input files are always skipped and listed (stderr, --json); without "
+    f"this flag a build that skipped any exits with status {EXIT_PARTIAL}, with it 0.",
+)
 @click.option("--overwrite", is_flag=True, help="Rewrite complete shards instead of skipping.")
 @click.option(
     "--blind",
@@ -49,6 +57,7 @@ def build_shards(
     scheduler: str | None,
     workers: int,
     chunksize: int,
+    skip_bad_files: bool,
     overwrite: bool,
     blind: str | None,
     lumi_mask: str | None,
@@ -58,7 +67,9 @@ def build_shards(
     """Build a pretraining shard store from FILESET (coffea JSON fileset or a ROOT file).
 
     Collision data keep only their certified luminosity sections; events in the blinded
-    signal regions never reach a shard.
+    signal regions never reach a shard. Exit status: 0 all inputs built (or skipping
+    allowed by --skip-bad-files), 1 nothing could be built (no store is made) or an
+    error, 3 some files skipped (each listed on stderr with its reason).
     """
     from rich.table import Table
 
@@ -100,9 +111,11 @@ def build_shards(
             )
     except JetFMError as err:
         raise click.ClickException(str(err)) from err
+    status = EXIT_PARTIAL if summary.skipped_files and not skip_bad_files else EXIT_OK
     if as_json:
-        click.echo(json.dumps(summary.as_dict(), indent=1))
-        return
+        click.echo(json.dumps({**summary.as_dict(), "exit_status": status}, indent=1))
+        _report_skipped(summary.skipped_files, status)
+        sys.exit(status)
     table = Table(title=f"jetfm build-shards: {summary.store}", show_header=False)
     table.add_row("files", str(summary.files))
     table.add_row("chunks (shards)", str(summary.chunks))
@@ -114,6 +127,7 @@ def build_shards(
     table.add_row(
         "shards written / present", f"{summary.shards_written} / {summary.shards_existing}"
     )
+    table.add_row("objects dropped (non-finite or pT < 0)", f"{summary.objects_dropped:,}")
     table.add_row(
         "manifest", f"{summary.manifest_shards} shards, {summary.manifest_events:,} events"
     )
@@ -132,10 +146,17 @@ def build_shards(
                 table.add_row(f"{name}: blinded {region}", f"{n:,} events removed")
     table.add_row("time", f"{summary.elapsed_s:.1f} s")
     console.print(table)
-    from rich.markup import escape
+    _report_skipped(summary.skipped_files, status)
+    sys.exit(status)
 
-    for path, reason in summary.skipped_files:
-        console.print("[yellow]skipped[/] " + escape(f"{path}: {reason}"), soft_wrap=True)
+
+def _report_skipped(skipped: list[tuple[str, str]], status: int) -> None:
+    """Every skipped file with its reason, on stderr (stdout stays the summary)."""
+    for path, reason in skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    if skipped:
+        allowed = " (allowed by --skip-bad-files)" if status == EXIT_OK else ""
+        click.echo(f"{len(skipped)} input file(s) skipped; exit status {status}{allowed}", err=True)
 
 
 @click.group("shards")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from coffea import processor
 from coffea.dataset_tools import DataGroupSpec, apply_to_fileset, preprocess
 
 from jetfm_coffea.cluster import dask_client
+from jetfm_coffea.errors import JetFMError, NoInputProcessedError
 from jetfm_coffea.fileset import BadFile, check_files, load_fileset
 from jetfm_coffea.jobs.options import (
     DEFAULT_CHUNKSIZE,
@@ -36,6 +37,7 @@ __all__ = [
     "RunReport",
     "check_executor",
     "coffea_executor",
+    "domain_error",
     "resolve_dask_mode",
     "run_dask_mode",
     "run_processor",
@@ -61,22 +63,27 @@ def coffea_executor(
     workers: int = 2,
     scheduler: str | None = None,
     status: bool = True,
+    retries: int | None = None,
     **dask_options: Any,
 ) -> Iterator[Any]:
     """The coffea executor for ``Runner``: iterative, futures (``workers`` processes) or dask.
 
     The dask executor runs on :func:`dask_client` (a LocalCluster of ``workers``
     processes, or ``scheduler``), closed on exit; ``dask_options`` go to
-    ``processor.DaskExecutor`` (e.g. ``treereduction``).
+    ``processor.DaskExecutor`` (e.g. ``treereduction``). ``retries``: coffea's attempts
+    after a failed chunk (None: coffea's default, 3).
     """
     check_executor(executor)
+    options: dict[str, Any] = {"status": status}
+    if retries is not None:
+        options["retries"] = retries
     if executor == "iterative":
-        yield processor.IterativeExecutor(status=status)
+        yield processor.IterativeExecutor(**options)
     elif executor == "futures":
-        yield processor.FuturesExecutor(workers=workers, status=status)
+        yield processor.FuturesExecutor(workers=workers, **options)
     else:
         with dask_client(scheduler, workers) as client:
-            yield processor.DaskExecutor(client=client, status=status, **dask_options)
+            yield processor.DaskExecutor(client=client, **options, **dask_options)
 
 
 @contextlib.contextmanager
@@ -93,16 +100,53 @@ def _quiet(quiet: bool) -> Iterator[None]:
         coffea_console.quiet = before
 
 
-def _prepare(fileset: Any, skip_bad_files: bool) -> tuple[dict, RunReport]:
+def domain_error(err: BaseException) -> JetFMError | None:
+    """The jetfm error behind ``err`` (coffea wraps a processor's exception in a bare
+    ``Exception("Failed processing file ...")``), or None if there is none."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, JetFMError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+Required = Mapping[str, Sequence[str]] | None
+
+
+def _prepare(
+    fileset: Any,
+    skip_bad_files: bool,
+    required: Required = None,
+    before_run: Callable[[dict], None] | None = None,
+) -> tuple[dict, RunReport]:
+    """Check every file (tree, branches ``required``); none usable: NoInputProcessedError."""
     fileset = load_fileset(fileset)
     for name, spec in fileset.items():  # collision data without a mask: refused up front
         LumiPolicy.from_metadata({**spec["metadata"], "dataset": name})
-    check = check_files(fileset, skip_bad_files=skip_bad_files)
+    check = check_files(fileset, skip_bad_files=skip_bad_files, required=required)
+    if not check.fileset:
+        raise NoInputProcessedError("fileset", [(b.path, b.reason) for b in check.bad])
     report = RunReport(mode="", files=len(check.entries), events=sum(check.entries.values()))
     report.bad_files = check.bad
     for bad in check.bad:
         log.warning("skipped %s (%s): %s", bad.path, bad.dataset, bad.reason)
+    if before_run is not None:
+        before_run(check.fileset)
     return check.fileset, report
+
+
+def _unwrapped(run: Callable[[], Any]) -> Any:
+    """Run ``run``; a jetfm error inside coffea's wrapping is raised as itself."""
+    try:
+        return run()
+    except Exception as err:
+        found = domain_error(err)
+        if found is None or found is err:
+            raise
+        raise found from err
 
 
 def run_processor(
@@ -115,19 +159,21 @@ def run_processor(
     maxchunks: int | None = None,
     skip_bad_files: bool = False,
     status: bool = True,
+    required: Required = None,
+    before_run: Callable[[dict], None] | None = None,
 ) -> tuple[Any, RunReport]:
     """Run a coffea processor over a fileset in virtual mode with ``processor.Runner``.
 
     ``executor`` picks coffea's IterativeExecutor, FuturesExecutor (``workers``
     processes) or DaskExecutor (on a LocalCluster, or on ``scheduler``). Every file
-    is opened once beforehand: a bad file raises :class:`InputFileError`, or with
-    ``skip_bad_files`` is skipped and listed in the report.
+    is opened once beforehand (its own tree name, the branches ``required``): a bad file
+    raises :class:`InputFileError`, or with ``skip_bad_files`` is skipped and listed in the
+    report; none usable raises :class:`NoInputProcessedError`. ``before_run`` is called
+    with the usable fileset before any chunk runs.
     """
     check_executor(executor)
-    good, report = _prepare(fileset, skip_bad_files)
+    good, report = _prepare(fileset, skip_bad_files, required, before_run)
     report.mode = f"virtual/{executor}"
-    if not good:
-        return processor_instance.postprocess(processor_instance.empty_output()), report
     with coffea_executor(executor, workers, scheduler, status) as exe, _quiet(not status):
         # a fresh metadata cache: coffea's default one is process-wide and keyed by
         # (dataset, file, tree), so a second run over the same file would get the
@@ -139,7 +185,9 @@ def run_processor(
             maxchunks=maxchunks,
             metadata_cache={},
         )
-        return runner(good, processor_instance=processor_instance, treename="Events"), report
+        # treename=None: each file's own tree name from the fileset
+        out = _unwrapped(lambda: runner(good, processor_instance=processor_instance, treename=None))
+        return out, report
 
 
 def run_dask_mode(
@@ -149,6 +197,8 @@ def run_dask_mode(
     workers: int = 2,
     chunksize: int = DEFAULT_CHUNKSIZE,
     skip_bad_files: bool = False,
+    required: Required = None,
+    before_run: Callable[[dict], None] | None = None,
 ) -> tuple[dict[str, Any], RunReport]:
     """Run a processor in dask mode: ``preprocess`` + ``apply_to_fileset`` + ``dask.compute``.
 
@@ -157,13 +207,11 @@ def run_dask_mode(
     ``{dataset: output}``, one that does not gives one merged output. ``postprocess``
     is not called (call it, or the processor's own finaliser, on the result).
     """
-    good, report = _prepare(fileset, skip_bad_files)
+    good, report = _prepare(fileset, skip_bad_files, required, before_run)
     report.mode = "dask"
-    if not good:
-        return {}, report
     with dask_client(scheduler, workers) as client:
         available, _ = preprocess(DataGroupSpec(good), step_size=chunksize)
         graphs = apply_to_fileset(processor_instance, available, schemaclass=JetFMNanoAODSchema)
-        (computed,) = dask.compute(graphs, scheduler=client.get)
+        (computed,) = _unwrapped(lambda: dask.compute(graphs, scheduler=client.get))
     # apply_to_fileset keys each output by dataset: merge them as Runner does
     return processor.accumulate(computed.values()), report

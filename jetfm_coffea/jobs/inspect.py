@@ -13,6 +13,7 @@ from jetfm_coffea.jobs.execution import (
 from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, resolve_dask_mode
 from jetfm_coffea.selection.lumi import resolve_lumi_masks
 from jetfm_coffea.tokens import load_token_config
+from jetfm_coffea.tokens.build import required_branches
 from processors.tokenize import TokenizeProcessor, finalize_output
 
 __all__ = ["run_inspection"]
@@ -41,9 +42,16 @@ def run_inspection(
     source = resolve_lumi_masks(load_fileset(source), lumi_mask, no_lumi_mask)
 
     proc = TokenizeProcessor(load_token_config(config), return_tokens=False)
+    required = required_branches(proc.token_config)  # a file lacking one: named up front
     if dask_mode:
         out, report = run_dask_mode(
-            proc, source, scheduler, workers, chunksize, skip_bad_files=skip_bad_files
+            proc,
+            source,
+            scheduler,
+            workers,
+            chunksize,
+            skip_bad_files=skip_bad_files,
+            required=required,
         )
         return finalize_output(out, proc.token_config), report
     return run_processor(
@@ -54,4 +62,5 @@ def run_inspection(
         workers=workers,
         chunksize=chunksize,
         skip_bad_files=skip_bad_files,
+        required=required,
     )

@@ -14,8 +14,9 @@ from typing import Any
 
 import awkward as ak
 
+from jetfm_coffea.errors import MissingBranchesError
 from jetfm_coffea.figures import save_figure, styled, subplots
-from jetfm_coffea.fileset import load_fileset
+from jetfm_coffea.fileset import NO_EVENT_IDS, load_fileset
 from jetfm_coffea.jobs.execution import (
     run_dask_mode,
     run_processor,
@@ -24,6 +25,7 @@ from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, resolve_dask_mode
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import check_model_blinding
 from jetfm_coffea.selection.lumi import LumiPolicy, resolve_lumi_masks
+from jetfm_coffea.tokens.build import required_branches
 from processors.analysis import ScoreAnalysisProcessor, finalize_analysis
 
 __all__ = ["run_score_analysis", "write_outputs"]
@@ -68,12 +70,42 @@ def run_score_analysis(
     proc = ScoreAnalysisProcessor(
         model if len(model) > 1 else model[0], cut, signal, return_scores, **scorer_options
     )
+    # each file is opened once (with the branches the model needs) before any chunk runs:
+    # a bad one is named, or with skip_bad_files skipped and reported; the scorer then
+    # checks the collections of the usable files only
+    checks: dict[str, Any] = {}
     if proc.scorer is not None:
-        proc.scorer.check_files(fileset)
+        checks = {
+            "required": required_branches(proc.scorer.token_config),
+            "before_run": proc.scorer.check_files,
+        }
     start = time.perf_counter()
+    try:
+        out, report = _run(proc, fileset, executor, dask_mode, scheduler, workers, chunksize,
+                           skip_bad_files, checks)  # fmt: skip
+    except MissingBranchesError as err:  # name the model whose token config needs them
+        hint = f" (needed by the token config of model {' + '.join(map(str, model))})"
+        if "event ids" in err.missing:
+            hint += NO_EVENT_IDS
+        raise MissingBranchesError(err.path, err.missing, hint) from err
+    return out, report, time.perf_counter() - start
+
+
+def _run(
+    proc: ScoreAnalysisProcessor,
+    fileset: dict,
+    executor: str,
+    dask_mode: bool,
+    scheduler: str | None,
+    workers: int,
+    chunksize: int,
+    skip_bad_files: bool,
+    checks: dict[str, Any],
+) -> tuple[dict, Any]:
+    """The analysis in dask mode or with coffea's Runner: ``(output, report)``."""
     if dask_mode:
         out, report = run_dask_mode(
-            proc, fileset, scheduler, workers, chunksize, skip_bad_files=skip_bad_files
+            proc, fileset, scheduler, workers, chunksize, skip_bad_files=skip_bad_files, **checks
         )
         out = finalize_analysis(out, proc)
     else:
@@ -86,8 +118,9 @@ def run_score_analysis(
             chunksize=chunksize,
             skip_bad_files=skip_bad_files,
             status=False,
+            **checks,
         )
-    return out, report, time.perf_counter() - start
+    return out, report
 
 
 @styled  # the CMS style as a context, like every figure of the package

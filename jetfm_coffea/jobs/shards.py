@@ -13,22 +13,21 @@ import time
 import uuid as uuidlib
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import dask
-import uproot
 from coffea import processor
 from coffea.dataset_tools import apply_to_fileset
 from coffea.processor.executor import WorkItem
-from uproot.models.TTree import Model_TTree_NumEntries
 
 from jetfm_coffea.cluster import dask_client
 from jetfm_coffea.config_base import config_data
-from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.fileset import load_fileset
-from jetfm_coffea.jobs.execution import coffea_executor
+from jetfm_coffea.errors import ConfigError, InputFileError, NoInputProcessedError
+from jetfm_coffea.fileset import InputInfo, load_fileset, read_input
+from jetfm_coffea.jobs.execution import coffea_executor, domain_error
 from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, Executor, check_executor
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.selection.blinding import BlindingConfig
@@ -47,6 +46,7 @@ from jetfm_coffea.shards.store import (
 from jetfm_coffea.shards.views import AugmentationPipelineLike, load_augmentation
 from jetfm_coffea.shards.writer import ShardSource, shard_exists
 from jetfm_coffea.tokens import TokenConfig, load_token_config
+from jetfm_coffea.tokens.build import required_branches
 from processors.shards import PARTITIONS_KEY, ShardProcessor, empty_summary, merge_summaries
 
 __all__ = [
@@ -93,6 +93,7 @@ class BuildSummary:
     shards_written: int = 0
     shards_existing: int = 0
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    objects_dropped: int = 0  # written shards: objects with non-finite kinematics or pT < 0
     manifest_events: int = 0
     manifest_shards: int = 0
     elapsed_s: float = 0.0
@@ -122,50 +123,47 @@ def load_build_config(
     return load_token_config(data.get("tokens") or {}), load_augmentation(data.get("augment"))
 
 
-def _inspect_file(path: str, treename: str) -> tuple[int, str] | str:
-    """``(num_entries, uuid)`` of a file's tree, or the reason it cannot be used.
-
-    Reads the entry count the way :func:`uproot.num_entries` does (the tree header only),
-    so planning costs a file open, not the deserialisation of every branch: on a full
-    NanoAOD file that is most of the time coffea then spends opening the same file.
-    """
-    if "://" not in path and not Path(path).exists():
-        return "file does not exist"
-    try:  # a TTree model that stops after fEntries: no branch list is deserialised
-        with uproot.open(path, custom_classes={"TTree": Model_TTree_NumEntries}) as fh:
-            if treename not in fh:
-                return f"no tree {treename!r} in the file"
-            if fh.classname_of(treename) != "TTree":
-                return f"{treename!r} is a {fh.classname_of(treename)}, not a TTree"
-            n = int(fh[treename].member("fEntries")[0])
-            fuuid = str(uuidlib.UUID(bytes=fh.file.fUUID))
-    except Exception as err:  # uproot raises many kinds for a damaged file
-        return f"not a readable ROOT file ({type(err).__name__}: {err})"
-    if n == 0:
-        return f"tree {treename!r} has no events"
-    return n, fuuid
-
-
 def plan_chunks(
-    fileset: dict[str, dict[str, Any]], chunksize: int = DEFAULT_CHUNKSIZE
+    fileset: dict[str, dict[str, Any]],
+    chunksize: int = DEFAULT_CHUNKSIZE,
+    token_config: TokenConfig | None = None,
 ) -> tuple[list[Chunk], list[tuple[str, str]]]:
-    """Split every readable file into even entry ranges; list unusable files with reasons."""
+    """Split every readable file into even entry ranges; list unusable files with reasons.
+
+    Each file is opened once (:func:`jetfm_coffea.fileset.read_input`, up to 8 files at
+    a time): a local path that is not a regular file is refused before any open, the
+    event tree may be a TTree or an RNTuple, and a file lacking a collection of
+    ``token_config`` (default tokens) or the event ids is skipped with a reason naming
+    every missing collection. Checking the branches reads the tree's branch list (on a
+    full NanoAOD file about as long as one chunk's open by coffea): the price of one clear
+    reason per file instead of a failure in the middle of the build.
+    """
     if chunksize < 1:
         raise ConfigError("chunksize must be >= 1")
+    required = required_branches(token_config)
+    jobs = [(d, path, tree) for d, spec in fileset.items() for path, tree in spec["files"].items()]
+
+    def check(job: tuple[str, str, str]) -> InputInfo | str:
+        try:
+            return read_input(job[1], job[2], required)
+        except InputFileError as err:
+            return err.reason
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
+        found_all = list(pool.map(check, jobs))
     chunks, skipped = [], []
-    for dataset, spec in fileset.items():
-        for path, tree in spec["files"].items():
-            found = _inspect_file(path, tree)
-            if isinstance(found, str):
-                skipped.append((path, found))
-                continue
-            n, fuuid = found
-            k = max(1, round(n / chunksize))
-            edges = [i * n // k for i in range(k + 1)]
-            chunks.extend(
-                Chunk(dataset, path, tree, fuuid, a, b, spec["metadata"])
-                for a, b in itertools.pairwise(edges)
-            )
+    for (dataset, path, tree), found in zip(jobs, found_all, strict=True):
+        spec = fileset[dataset]
+        if isinstance(found, str):
+            skipped.append((path, found))
+            continue
+        n, fuuid = found.n_entries, found.uuid
+        k = max(1, round(n / chunksize))
+        edges = [i * n // k for i in range(k + 1)]
+        chunks.extend(
+            Chunk(dataset, path, tree, fuuid, a, b, spec["metadata"])
+            for a, b in itertools.pairwise(edges)
+        )
     return chunks, skipped
 
 
@@ -222,7 +220,9 @@ def _run_virtual(
     ]
 
     dask_options = {"treereduction": 8} if executor == "dask" else {}
-    with coffea_executor(executor, workers, scheduler, status, **dask_options) as ex:
+    # no retries: the inputs were checked when planning, what fails now fails again
+    # (a rerun resumes: complete shards are kept)
+    with coffea_executor(executor, workers, scheduler, status, retries=0, **dask_options) as ex:
         runner = processor.Runner(executor=ex, schema=JetFMNanoAODSchema, savemetrics=False)
         return runner(items, proc)
 
@@ -386,11 +386,15 @@ def build_store(
     files = resolve_lumi_masks(load_fileset(fileset), lumi_mask, no_lumi_mask)
     if blinding is not None:
         blinding.check(token_config)
+    chunks, skipped = plan_chunks(files, chunksize, token_config)
+    if not chunks:  # nothing to build from: no store, no valid-looking empty manifest
+        raise NoInputProcessedError(
+            str(fileset) if not isinstance(fileset, dict) else "fileset", skipped
+        )
     root = create_store(out, token_config, pipeline)
     policies = _policies(files)
     if if_exists == "skip":
         _check_unclaimed(root, policies, blinding)
-    chunks, skipped = plan_chunks(files, chunksize)
     _refuse_duplicate_inputs(root, chunks)
     todo = chunks
     if if_exists == "skip":
@@ -402,10 +406,16 @@ def build_store(
     proc = ShardProcessor(root, token_config, pipeline, if_exists=if_exists, blinding=blinding)
     result = empty_summary()
     if todo:
-        if dask_mode:
-            result = _run_dask(todo, proc, workers, scheduler, status)
-        else:
-            result = _run_virtual(todo, proc, executor, workers, scheduler, status)
+        try:
+            if dask_mode:
+                result = _run_dask(todo, proc, workers, scheduler, status)
+            else:
+                result = _run_virtual(todo, proc, executor, workers, scheduler, status)
+        except Exception as err:  # coffea wraps the processor's errors: raise ours as such
+            found = domain_error(err)
+            if found is None or found is err:
+                raise
+            raise found from err
     existing = [c for c in chunks if c not in set(todo)]
     n_existing = sum(c.entry_stop - c.entry_start for c in existing)
     manifest = write_manifest(root, check=_selection_check(policies, blinding))
@@ -425,6 +435,7 @@ def build_store(
         shards_written=result["shards_written"],
         shards_existing=result["shards_existing"] + len(existing),
         skipped_files=skipped,
+        objects_dropped=int(result.get("objects_dropped", 0)),
         manifest_events=manifest["n_events"],
         manifest_shards=manifest["n_shards"],
         elapsed_s=time.perf_counter() - start,

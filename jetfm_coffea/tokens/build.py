@@ -31,6 +31,7 @@ __all__ = [
     "RaggedObjects",
     "build_tokens",
     "check_collections",
+    "required_branches",
     "select_objects",
     "select_ragged",
     "token_record",
@@ -80,15 +81,42 @@ def check_collections(events: Any, config: TokenConfig) -> list[CollectionSpec]:
                 continue
             raise MissingCollectionError(spec.name, path)
         have = set(events[spec.name].fields)
-        needed = {"pt", "phi"} if spec.kind == "met" else {"pt", "eta", "phi", "mass"}
-        needed |= {c.branch for c in spec.cuts}
-        if spec.has_charge:
-            needed.add("charge")
-        missing = sorted(needed - have)
+        missing = sorted(set(_needed_fields(spec)) - have)
         if missing:
             raise MissingCollectionError(spec.name, path, [f"{spec.name}_{m}" for m in missing])
         usable.append(spec)
     return usable
+
+
+def _needed_fields(spec: CollectionSpec) -> list[str]:
+    """The fields of one collection the tokens read (b-tag branches are optional)."""
+    needed = ["pt", "phi"] if spec.kind == "met" else ["pt", "eta", "phi", "mass"]
+    needed += [c.branch for c in spec.cuts if c.branch not in needed]
+    if spec.has_charge:
+        needed.append("charge")
+    return needed
+
+
+def required_branches(
+    config: TokenConfig | None = None, *, synthesised: frozenset[str] = frozenset()
+) -> dict[str, list[str]]:
+    """The NanoAOD branches a file must carry for ``config``, by collection.
+
+    Optional collections are left out; the event ids come first under ``"event ids"``.
+    Branches the NanoAOD schema makes itself when absent (``synthesised``, e.g. coffea's
+    ``Photon_mass``) are not required. Checked on each input before any chunk runs, so
+    a file that lacks a collection gets one error naming every missing collection.
+
+    >>> required_branches()["MET"]
+    ['MET_pt', 'MET_phi']
+    """
+    config = load_token_config(config)
+    out = {"event ids": list(ID_FIELDS)}
+    for spec in config.collections:
+        if not spec.optional:
+            names = [f"{spec.name}_{f}" for f in _needed_fields(spec)]
+            out[spec.name] = [b for b in names if b not in synthesised]
+    return out
 
 
 def _flat(array: Any) -> np.ndarray:
@@ -217,7 +245,8 @@ def _collection_objects(
 
     Returns ``(columns, event_index, rank, n_nonfinite)``: the kept objects ordered
     by event and descending sort key, their event index, their rank within the event
-    (< max_count) and the per-event count of objects with non-finite kinematics.
+    (< max_count) and the per-event count of objects with non-finite kinematics or a
+    negative pT (dropped).
     With a ``variation``, objects are scaled before the selection and their change is
     added to ``sums`` (MET collections: varied from ``sums``; see
     :mod:`jetfm_coffea.tokens.variations`).
@@ -231,6 +260,9 @@ def _collection_objects(
     mass = flat["mass"].astype(np.float64) if "mass" in flat else np.zeros_like(pt)
     event_index = np.repeat(np.arange(n_events), counts)
     finite = np.isfinite(pt) & np.isfinite(eta) & np.isfinite(phi) & np.isfinite(mass)
+    # a negative pT is no physical object either: dropped and counted with the non-finite
+    # ones (n_nonfinite, "objects dropped" in every summary), never silently
+    finite &= ~(pt < 0)
     n_nonfinite = np.bincount(event_index[~finite], minlength=n_events)
     sel = _acceptance(spec, flat, pt, eta, finite)
     if variation is not None and sums is not None:

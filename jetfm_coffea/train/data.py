@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from jetfm_coffea.errors import TokenConfigMismatchError, TrainingError
-from jetfm_coffea.fileset import load_fileset
+from jetfm_coffea.fileset import load_fileset, read_input
 from jetfm_coffea.model.packing import pack_tokens, packed_width
 from jetfm_coffea.selection.chunk import selection_record
 from jetfm_coffea.selection.datasheet import entries_data_sheet
@@ -39,7 +39,7 @@ from jetfm_coffea.selection.lumi import LumiPolicy, certify_chunk, resolve_lumi_
 from jetfm_coffea.shards.format import BATCH_KEYS
 from jetfm_coffea.shards.loader import open_loader
 from jetfm_coffea.shards.resim import open_resim_loader
-from jetfm_coffea.tokens.build import build_tokens
+from jetfm_coffea.tokens.build import build_tokens, required_branches
 from jetfm_coffea.tokens.config import TokenConfig, check_token_config, load_token_config
 from jetfm_coffea.tokens.fields import ID_FIELDS
 from jetfm_coffea.train.views import OBJECT_KEYS
@@ -356,6 +356,9 @@ def events_source(
         raise TrainingError(f"event input {path} does not exist")
     parts, entries = [], []
     files = _read_fileset(path, lumi_mask, no_lumi_mask)
+    required = required_branches(token_config)
+    for fname, tree, _ in files:  # every file usable, before any is read: else named
+        read_input(fname, tree, required, last_entry=True)
     for fname, tree, meta in files:
         left = None if max_events is None else max(0, max_events - sum(len(p) for p in parts))
         tokens, selection = read_certified_tokens(

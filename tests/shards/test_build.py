@@ -163,8 +163,8 @@ def test_plan_is_even_and_complete(singlemu):
 
 
 def test_plan_reads_the_header_like_a_full_open(tmp_path, singlemu):
-    """Planning reads only the tree header; entries and uuid equal a full uproot open,
-    and an object that is not a TTree is named, with its class, as the skip reason."""
+    """Planning's entries and uuid equal a full uproot open, and an object that is neither
+    a TTree nor an RNTuple is named, with its class, as the skip reason."""
     with uproot.open(singlemu) as fh:
         n, uuid = fh["Events"].num_entries, str(fh.file.uuid)
     other = tmp_path / "hist.root"
@@ -173,7 +173,7 @@ def test_plan_reads_the_header_like_a_full_open(tmp_path, singlemu):
     fileset = {"d": {"files": {str(singlemu): "Events", str(other): "Events"}, "metadata": {}}}
     chunks, skipped = plan_chunks(fileset, 100_000)
     assert [(c.entry_start, c.entry_stop, c.uuid) for c in chunks] == [(0, n, uuid)]
-    assert skipped == [(str(other), "'Events' is a TH1D, not a TTree")]
+    assert skipped == [(str(other), "'Events' is a TH1D, not a TTree or an RNTuple")]
 
 
 def test_cli_info_and_verify(singlemu_store, tmp_path):
