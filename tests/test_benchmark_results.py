@@ -41,3 +41,15 @@ def test_replace_block_needs_the_markers(tmp_path):
     readme.write_text("# no block\n")
     with pytest.raises(SystemExit, match="no generated block"):
         run_all.replace_block(readme, "x")
+
+
+def test_committed_demo_block_is_rendered_from_the_committed_demo_results():
+    import json
+
+    import demo_results
+
+    results = json.loads(demo_results.RESULTS.read_text())
+    assert demo_results.readme_block(ROOT / "README.md") == demo_results.render(results).strip()
+    # what the README states: the task's held-out events were left out of pretraining
+    fresh = results["runs"]["fresh"]
+    assert fresh["held_out_events"] == fresh["splits"]["val"] + fresh["splits"]["test"]

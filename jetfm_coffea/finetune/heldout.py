@@ -26,6 +26,7 @@ import numpy as np
 
 from jetfm_coffea.errors import TrainingError
 from jetfm_coffea.finetune.data import SPLITS, LabelledEvents
+from jetfm_coffea.tokens.fields import ID_FIELDS
 
 if TYPE_CHECKING:
     from jetfm_coffea.finetune.trainer import FinetuneSetup
@@ -123,18 +124,13 @@ def check_pool_excludes_held_out(
 def write_pool_events(path: str | Path, data: LabelledEvents) -> Path:
     """Write the event keys of the pool ``data`` to ``path`` (``.npz``)."""
     path = Path(path)
-    np.savez_compressed(
-        path,
-        dataset=data.dataset_names().astype(str),
-        run=data.run,
-        luminosityBlock=data.luminosityBlock,
-        event=data.event,
-    )
+    ids = {name: getattr(data, name) for name in ID_FIELDS}
+    np.savez_compressed(path, dataset=data.dataset_names().astype(str), **ids)
     return path
 
 
 def read_pool_events(path: str | Path) -> set[EventKey]:
     """The event keys written by :func:`write_pool_events`."""
     with np.load(path, allow_pickle=False) as f:
-        cols = [f[k].tolist() for k in ("dataset", "run", "luminosityBlock", "event")]
+        cols = [f[k].tolist() for k in ("dataset", *ID_FIELDS)]
     return set(zip(*cols, strict=True))

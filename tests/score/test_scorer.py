@@ -355,7 +355,7 @@ def test_carried_weights_score_on_a_cluster_without_the_model_directory(tmp_path
     fileset = {"ttbar": {"files": {str(ttbar2015): "Events"}}}
     with dask_client(workers=1) as client:
         address = client.scheduler.address
-        with pytest.raises(Exception, match=r"ModelFileError.*cannot read.*carry_weights=True"):
+        with pytest.raises(ModelFileError, match=r"cannot read.*carry_weights=True"):
             run_processor(plain, fileset, "dask", scheduler=address, chunksize=1000)
         out, _ = run_processor(carried, fileset, "dask", scheduler=address, chunksize=1000)
         np.testing.assert_array_equal(
