@@ -1,6 +1,7 @@
 """The label-efficiency study's encoder training cost: recorded rates vs a new rate.
 
-Reads a committed study (``superseded/label_efficiency_cpu_tth_2026-11-30.json``: per run its steps and
+Reads a committed study
+(``superseded/label_efficiency_cpu_tth_2026-11-30.json``: per run its steps and
 ``train_s``) and sums, over the runs that train the encoder (finetune, scratch), the
 recorded training time against the same steps at one per-step rate: by default the
 median rate of the study's own 754-label fine-tuning runs (the same tiny steps, run
@@ -23,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--study", type=Path, default=HERE / "results/superseded/label_efficiency_cpu_tth_2026-11-30.json")
+    study = HERE / "results" / "superseded" / "label_efficiency_cpu_tth_2026-11-30.json"
+    ap.add_argument("--study", type=Path, default=study)
     ap.add_argument("--threads", type=Path, help="default: threads.json beside --out")
     ap.add_argument("--ms-per-step", type=float, default=None)
     ap.add_argument("--out", default="study_cost.json")
