@@ -44,6 +44,7 @@ from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.augment.config import standard_pipeline
 from jetfm_coffea.errors import ConfigError, JetFMError, TrainingError
 from jetfm_coffea.fileset import load_fileset
+from jetfm_coffea.finetune.cellreport import direction
 from jetfm_coffea.finetune.cells import CellStore
 from jetfm_coffea.finetune.cellstudy import CellPlan, cell_study, random_encoder
 from jetfm_coffea.finetune.config import load_task_config
@@ -599,7 +600,7 @@ def _cell_goal_lines(task: str, goals: list[dict[str, Any]]) -> list[str]:
     for d in goals:
         a, b = d["a"], d["b"]
         lo, hi = d["ci95"]
-        verdict = "met" if lo > 0 else ("not met" if hi < 0 else "not resolved at 95%")
+        verdict = {1: "met", -1: "not met", 0: "not resolved at 95%"}[direction(d["ci95"])]
         lines.append(
             f"- finetune with {a['label_fraction']:.0%} of the labels − {b['mode']} with "
             f"{b['label_fraction']:.0%}: ΔAUC {d['delta_auc']:+.4f}, 68% "

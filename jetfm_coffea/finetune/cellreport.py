@@ -13,7 +13,7 @@ from typing import Any
 
 from jetfm_coffea.errors import ConfigError
 
-__all__ = ["check_summary", "readme_block"]
+__all__ = ["check_summary", "direction", "readme_block"]
 
 
 def _slug(v: Any) -> str:
@@ -62,6 +62,13 @@ def check_summary(summary: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------- README tables
 
 
+def direction(ci95: Sequence[float]) -> int:
+    """+1 if a difference's 95% interval lies above 0, -1 if below, 0 if it holds 0: the one
+    rule by which the tables and the goal checks call a difference resolved."""
+    lo, hi = ci95
+    return 1 if lo > 0 else (-1 if hi < 0 else 0)
+
+
 def _ci(v: Sequence[float]) -> str:
     return f"[{v[0]:.4f}, {v[1]:.4f}]"
 
@@ -108,8 +115,7 @@ def readme_block(summary: dict[str, Any] | None, task: str) -> str:
         "|---|---|---|---|---|---|",
     ]
     for d in s["differences"]:
-        lo, hi = d["ci95"]
-        verdict = "a better" if lo > 0 else ("b better" if hi < 0 else "no")
+        verdict = {1: "a better", -1: "b better", 0: "no"}[direction(d["ci95"])]
         lines.append(
             f"| {_who(d['a'])} − {_who(d['b'])} | {_label(d['a']['label_fraction'])} / "
             f"{_label(d['b']['label_fraction'])} | {d['delta_auc']:+.4f} | {_ci(d['ci68'])} | "
