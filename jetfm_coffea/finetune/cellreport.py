@@ -81,6 +81,15 @@ def _who(x: dict[str, Any]) -> str:
     return f"{x['mode']}" + (f" ({x['encoder']})" if x["encoder"] else "")
 
 
+def _progress(s: dict[str, Any]) -> str:
+    if s.get("complete", True):
+        return ""
+    return (
+        f" **In progress:** {s['groups_done']} of {s['groups_planned']} groups (arm x label "
+        "count) finished, in order of value; the study resumes from its committed cells."
+    )
+
+
 def readme_block(summary: dict[str, Any] | None, task: str) -> str:
     """The README's table block of ``task`` from its summary JSON (``None``: pending)."""
     if summary is None:
@@ -94,7 +103,8 @@ def readme_block(summary: dict[str, Any] | None, task: str) -> str:
         f"**`{s['task']}`, scale `{s['scale']}`**: {s['test_events']:,} test events "
         f"({', '.join(f'{k} {v:,}' for k, v in s['test_per_class'].items())}; test set "
         f"`{s['test_set_hash']}`), code `{s['code_version']}`. AUC: mean over seeds, "
-        "68% and 95% intervals (paired bootstrap over test events + seed spread).",
+        "68% and 95% intervals (paired bootstrap over test events + seed spread)."
+        + _progress(s),
         "",
         "| mode | encoder | labels | labels used (train + val) | seeds | AUC | 68% | 95% "
         "| hyper-parameters |",

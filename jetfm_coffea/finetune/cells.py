@@ -4,8 +4,9 @@ A cell is one (encoder, mode, label count, seed, hyper-parameters) run on a task
 set.  Its :class:`CellKey` holds everything its result depends on: the task config
 hash, the test-set hash, the encoder hash (``None`` for scratch and the BDTs, which do
 not depend on the encoder: they are computed once, whatever encoders a study compares),
-the mode, label count, seed, hyper-parameters and the trainer's code version (a hash
-of the source files that train and score a cell, :data:`CODE_FILES`).
+the mode, label count, seed, hyper-parameters and the trainer's version
+(:data:`TRAINER_VERSION`: declared, bumped with any change of the trainer's numbers and
+pinned by a test, so that a refactor keeps a long study's finished cells valid).
 
 A finished cell is two files, written atomically, the JSON last (its presence is what
 "finished" means)::
@@ -13,11 +14,20 @@ A finished cell is two files, written atomically, the JSON last (its presence is
     <store>/<task>/<encoder or none>/<mode>/<label>/s<seed>_<hyper>.npz   test scores
     <store>/<task>/<encoder or none>/<mode>/<label>/s<seed>_<hyper>.json  key + result
 
+The test scores are stored as 8-bit rank quantiles of the cell's test events
+(:func:`quantise`: the order of the scores, which is all an AUC reads, in 256 levels;
+the cell's JSON keeps the AUC of the full-precision scores beside the one of the stored
+levels, which every interval is computed from).
+
 The path is named by the plan (readable, stable); the JSON's ``key`` is compared with
 the current key before any training: a cell computed by other code or on other data is
 an error (:class:`StaleCellError`), never silently reused or overwritten.  With
-``commit=True`` each finished cell is committed to git as it completes, so a study that
-runs for days survives the end of a session.
+``commit=True`` each finished cell's JSON is committed to git as it completes and its
+scores when the study keeps them (:meth:`CellStore.commit_scores`: the chosen point of
+a tuning search; the scores of the other tuning cells are dropped before they reach the
+history), so a study that runs for days survives the end of a session.  A cell whose
+JSON is there but whose score file is not (a fresh clone of a study stopped mid-search)
+is trained again: the same key gives the same numbers.
 """
 
 from __future__ import annotations
@@ -38,36 +48,44 @@ from jetfm_coffea.errors import ConfigError
 
 __all__ = [
     "CELL_FORMAT",
-    "CODE_FILES",
+    "SCORE_LEVELS",
+    "TRAINER_VERSION",
     "CellKey",
     "CellStore",
     "StaleCellError",
     "code_version",
     "git_commit",
+    "quantise",
 ]
 
-#: Version of the cell file layout.
-CELL_FORMAT = 1
-#: Source files (relative to the package) that decide a cell's result.
-CODE_FILES: tuple[str, ...] = (
-    "finetune/trainer.py",
-    "finetune/loop.py",
-    "finetune/reference.py",
-    "finetune/data.py",
-    "finetune/encode.py",
-    "finetune/metrics.py",
-    "finetune/task_types/classification.py",
-    "model/model.py",
-)
+#: Version of the cell file layout (2: 8-bit rank-quantile scores, ``score_q``).
+CELL_FORMAT = 2
+#: The version of the trainer's numbers, part of every cell's key.  Bump it with any
+#: change that alters a cell's result (losses, scores, data draws, early stopping: the
+#: fine-tuning loop, the BDT references, the model); a refactor that keeps every number
+#: keeps it.  ``tests/finetune/test_trainer_version.py`` pins fixed cells' results under
+#: this version: a change that moves them fails there until the version is bumped.
+TRAINER_VERSION = "2026.12.07"
+#: Levels of a stored score (uint8 rank quantiles).
+SCORE_LEVELS = 256
 
 
 def code_version() -> str:
-    """SHA-256 (16 hex) of the trainer's source files (:data:`CODE_FILES`)."""
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for rel in CODE_FILES:
-        h.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    """The trainer's version as stored in cell keys (:data:`TRAINER_VERSION`)."""
+    return TRAINER_VERSION
+
+
+def quantise(scores: np.ndarray) -> np.ndarray:
+    """``scores`` as uint8 rank quantiles: level ``floor(256 * (rank - 1/2) / n)`` of the
+    mid-rank, so the order is kept (equal scores get equal levels, a higher score never
+    a lower level) and each level holds about ``n / 256`` events."""
+    from scipy.stats import rankdata
+
+    s = np.asarray(scores, np.float64)
+    if s.size == 0:
+        return np.zeros(0, np.uint8)
+    mid = rankdata(s, method="average") - 0.5
+    return np.minimum(np.floor(mid * SCORE_LEVELS / s.size), SCORE_LEVELS - 1).astype(np.uint8)
 
 
 class StaleCellError(ConfigError):
@@ -136,21 +154,23 @@ class CellStore:
         if stored != want:
             raise StaleCellError(_mismatch(path, stored, want))
         if cell.get("scores") is not None and not scores.is_file():
-            raise StaleCellError(f"{path}: its score file {scores.name} is missing")
+            return None  # stopped before its scores were kept: train it again
         return cell
 
     def scores(self, key: CellKey) -> np.ndarray:
-        """The stored test scores of a finished cell (signal score per test event)."""
+        """The stored test scores of a finished cell (one per test event: its rank-quantile
+        level, or the float score of a format-1 cell)."""
         with np.load(self.paths(key)[1]) as f:
-            return f["score"]
+            return f["score_q"] if "score_q" in f.files else f["score"]
 
     def save(self, key: CellKey, result: dict[str, Any], scores: np.ndarray | None) -> Path:
-        """Write a finished cell atomically (scores first, JSON last); commit if asked."""
+        """Write a finished cell atomically (scores first, as :func:`quantise` levels;
+        JSON last); commit its JSON if asked (its scores: :meth:`commit_scores`)."""
         path, npz = self.paths(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         if scores is not None:
             buf = io.BytesIO()
-            np.savez_compressed(buf, score=np.asarray(scores, np.float32))
+            np.savez_compressed(buf, score_q=quantise(scores))
             atomic_write_bytes(npz, buf.getvalue())
         cell = {
             "format": CELL_FORMAT,
@@ -161,9 +181,13 @@ class CellStore:
         }
         atomic_write_text(path, json.dumps(cell, indent=1, default=_json_default) + "\n")
         if self.commit:
-            files = [path] + ([npz] if scores is not None else [])
-            git_commit(files, f"label-efficiency cell {key.relpath()} ({key.digest()})")
+            git_commit([path], f"label-efficiency cell {key.relpath()} ({key.digest()})")
         return path
+
+    def commit_scores(self, keys: list[CellKey], message: str) -> None:
+        """Commit the score files of ``keys`` (the cells a study keeps), if committing."""
+        if self.commit and keys:
+            git_commit([self.paths(k)[1] for k in keys], message)
 
     def drop_scores(self, key: CellKey, reason: str) -> None:
         """Remove a finished cell's score file (a tuning cell that was not chosen); its JSON
@@ -216,7 +240,8 @@ def _json_default(value: Any) -> Any:
 
 
 def git_commit(files: list[Path], message: str) -> None:
-    """``git add -A`` the ``files`` and commit only them, in the repository holding them."""
+    """``git add -A`` the ``files`` and commit only them, in the repository holding them
+    (a file that is neither there nor tracked is left out: nothing to record)."""
     repo = files[0].parent
     top = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "--show-toplevel"],
@@ -224,9 +249,17 @@ def git_commit(files: list[Path], message: str) -> None:
     )  # fmt: skip
     if top.returncode != 0:
         raise ConfigError(f"cannot commit {files[0]}: not inside a git repository")
+    root = top.stdout.strip()
     names = [str(Path(f).absolute()) for f in files]  # the study's cwd need not be the top
-    subprocess.run(["git", "-C", top.stdout.strip(), "add", "-A", "--", *names], check=True)
+    tracked = subprocess.run(
+        ["git", "-C", root, "ls-files", "--", *names], capture_output=True, text=True, check=True
+    ).stdout.split()
+    tracked_abs = {str(Path(root, t).absolute()) for t in tracked}
+    names = [n for n in names if Path(n).exists() or n in tracked_abs]
+    if not names:
+        return
+    subprocess.run(["git", "-C", root, "add", "-A", "--", *names], check=True)
     subprocess.run(
-        ["git", "-C", top.stdout.strip(), "commit", "-q", "-m", message, "--", *names],
+        ["git", "-C", root, "commit", "-q", "-m", message, "--", *names],
         check=True, capture_output=True,
     )  # fmt: skip

@@ -47,14 +47,14 @@ import torch
 
 from jetfm_coffea.atomic import atomic_write_bytes, atomic_write_text
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.finetune.cells import CellKey, CellStore, code_version
+from jetfm_coffea.finetune.cells import CellKey, CellStore, code_version, quantise
 from jetfm_coffea.finetune.config import (
     REFERENCE_MODES,
     LabelCount,
     label_fraction,
     load_task_config,
 )
-from jetfm_coffea.finetune.intervals import LEVELS, bootstrap_counts, difference, estimate
+from jetfm_coffea.finetune.intervals import LEVELS, auc, bootstrap_counts, difference, estimate
 from jetfm_coffea.finetune.reference import reference_features, train_reference
 from jetfm_coffea.finetune.trainer import (
     FinetuneSetup,
@@ -66,6 +66,7 @@ from jetfm_coffea.finetune.trainer import (
 __all__ = [
     "CellPlan",
     "cell_study",
+    "load_scores",
     "priority",
     "random_encoder",
     "summarize",
@@ -211,6 +212,7 @@ class _Study:
         self.tuning: list[dict[str, Any]] = []
         self.chosen: dict[tuple, dict[str, Any]] = {}
         self.signal = self.task.signal_index
+        self.y_test = setup.targets[setup.test_index] == self.signal
 
     # ------------------------------------------------------------------ keys and setups
     def key(self, arm: Arm, labels: LabelCount, seed: int, hyper: dict[str, Any]) -> CellKey:
@@ -287,6 +289,8 @@ class _Study:
                 if mode in REFERENCE_MODES
                 else setup.task.train.patience,
                 "auc": m["auc"],
+                # the AUC of the stored scores (8-bit rank quantiles), which the intervals use
+                "auc_stored": auc(quantise(res.probs[:, self.signal]), self.y_test),
                 "accuracy": m["accuracy"],
                 "n_test": m["n_events"],
             },
@@ -380,7 +384,12 @@ class _Study:
             records.append(rec)
             hyper = {"lr": lr}
         cells = [self.cell(arm, labels, s, hyper) for s in seeds]
-        self._drop_unchosen({self.key(arm, labels, s, hyper).relpath() for s in seeds})
+        chosen = [self.key(arm, labels, s, hyper) for s in seeds]
+        self._drop_unchosen({k.relpath() for k in chosen})
+        self.store.commit_scores(
+            chosen, f"label-efficiency scores {self.name}/{enc or 'none'}/{mode}/{labels}: "
+            f"{len(chosen)} seeds at {_hyper_text(hyper)}",
+        )  # fmt: skip
         entry = {"encoder": enc, "mode": mode, "labels": str(labels), "hyper": hyper,
                  "seeds": list(seeds), "tuning": records, "cells": cells}  # fmt: skip
         self.chosen[(enc, mode, str(labels))] = entry
@@ -395,6 +404,10 @@ class _Study:
 
 def _slug(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _hyper_text(hyper: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {_slug(v)}" for k, v in sorted(hyper.items()))
 
 
 def _step_out(edge: float, neighbour: float, name: str) -> float | None:
@@ -461,21 +474,43 @@ def cell_study(
         key=lambda g: priority(g[0], _fraction(g[1], setup)),
     )
     t0 = time.perf_counter()
-    for arm, labels in groups:
+    for i, (arm, labels) in enumerate(groups):
         study.group(arm, labels)
+        if summary_path is not None and i + 1 < len(groups):
+            progress = {"complete": False, "groups_done": i + 1, "groups_planned": len(groups)}
+            _write_summary(study, Path(summary_path), scale, provenance, t0, progress)
+    progress = {"complete": True, "groups_done": len(groups), "groups_planned": len(groups)}
+    if summary_path is None:
+        return _summary(study, scale, provenance, t0, progress)
+    return _write_summary(study, Path(summary_path), scale, provenance, t0, progress)
+
+
+def _summary(
+    study: _Study, scale: str, provenance: dict[str, Any] | None, t0: float,
+    progress: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
     summary = summarize(study, scale=scale, provenance=provenance or {})
+    summary.update(progress)
     summary["wall_s"] = time.perf_counter() - t0
     summary["cells_trained"] = study.trained
-    if summary_path is not None:
-        path = Path(summary_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scores = path.with_name(path.stem + "_scores.npz")
-        _write_scores(scores, study)
-        try:  # a repository-relative path where it can be (the committed summaries)
-            summary["scores"] = str(scores.resolve().relative_to(Path.cwd().resolve()))
-        except ValueError:
-            summary["scores"] = str(scores.resolve())
-        atomic_write_text(path, json.dumps(summary, indent=1, default=str) + "\n")
+    return summary
+
+
+def _write_summary(
+    study: _Study, path: Path, scale: str, provenance: dict[str, Any] | None, t0: float,
+    progress: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """Write the summary JSON and its score index (after every group: a study stopped
+    midway leaves the summary of what it finished, ``complete: false``)."""
+    summary = _summary(study, scale, provenance, t0, progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scores = path.with_name(path.stem + "_scores.npz")
+    _write_scores(scores, study)
+    try:  # a repository-relative path where it can be (the committed summaries)
+        summary["scores"] = str(scores.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        summary["scores"] = str(scores.resolve())
+    atomic_write_text(path, json.dumps(summary, indent=1, default=str) + "\n")
     return summary
 
 
@@ -503,23 +538,37 @@ def _write_test_set(store: CellStore, task: str, setup: FinetuneSetup, digest: s
 
 
 def _write_scores(path: Path, study: _Study) -> None:
-    """Every table cell's per-event test scores in one compressed file, with the test
-    events' class and ids (enough to recompute every interval)."""
+    """The task's per-event score file: the test events' class and ids, and for every
+    table cell (``<encoder>/<mode>/<labels>/s<seed>``) the path of its score file
+    (relative to this file's folder: the cells' score files are the one stored copy of
+    the scores; :func:`load_scores` reads them back)."""
     s = study.base
     idx = s.test_index
-    arrays: dict[str, np.ndarray] = {
-        "target": s.targets[idx].astype(np.int8),
-        "run": s.data.run[idx],
-        "luminosityBlock": s.data.luminosityBlock[idx],
-        "event": s.data.event[idx],
-    }
+    rows, cells = [], []
     for (enc, mode, labels), entry in study.chosen.items():
         for seed in entry["seeds"]:
             key = study.key((enc, mode), labels, seed, entry["hyper"])
-            arrays[f"{enc or 'none'}/{mode}/{labels}/s{seed}"] = study.store.scores(key)
+            rows.append(f"{enc or 'none'}/{mode}/{labels}/s{seed}")
+            cells.append(os.path.relpath(study.store.paths(key)[1], path.parent))
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(
+        buf, target=s.targets[idx].astype(np.int8), run=s.data.run[idx],
+        luminosityBlock=s.data.luminosityBlock[idx], event=s.data.event[idx],
+        rows=np.array(rows, dtype=str), cells=np.array(cells, dtype=str),
+    )  # fmt: skip
     atomic_write_bytes(path, buf.getvalue())
+
+
+def load_scores(path: str | Path) -> dict[str, np.ndarray]:
+    """A task's per-event score file as arrays: ``target``, ``run``, ``luminosityBlock``,
+    ``event`` and one array of stored scores per table cell, by row name."""
+    path = Path(path)
+    with np.load(path) as f:
+        out = {k: f[k] for k in ("target", "run", "luminosityBlock", "event")}
+        for row, cell in zip(f["rows"].tolist(), f["cells"].tolist(), strict=True):
+            with np.load(path.parent / cell) as c:
+                out[row] = c["score_q"] if "score_q" in c.files else c["score"]
+    return out
 
 
 #: The differences every summary states: (a, b) as (encoder, mode, fraction or None = same).
@@ -588,6 +637,8 @@ def summarize(study: _Study, *, scale: str, provenance: dict[str, Any]) -> dict[
     tuning = [{"mode": e["mode"], "encoder": e["encoder"], "labels": e["labels"],
                "search": e["tuning"]} for e in study.chosen.values()]  # fmt: skip
     timing = [c["timing"] for c in cell_rows]
+    stored = [abs(c["result"]["auc"] - c["result"]["auc_stored"]) for c in cell_rows
+              if "auc_stored" in c["result"]]  # fmt: skip
     every = [c["timing"] for _, c in study.store.cells(study.name) if "timing" in c]
     return {
         "task": study.name,
@@ -620,6 +671,10 @@ def summarize(study: _Study, *, scale: str, provenance: dict[str, Any]) -> dict[
         "aggregate": rows,
         "differences": diffs,
         "tuning": tuning,
+        "score_storage": {
+            "codec": "uint8 rank quantiles (cells.quantise); intervals use the stored levels",
+            "max_abs_auc_change": max(stored) if stored else None,
+        },
         "cells": cell_rows,
         "timing_totals": {  # the table's cells, and every cell of the task (tuning too)
             "cells": len(timing),

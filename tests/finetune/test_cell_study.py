@@ -15,8 +15,14 @@ import pytest
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune import load_task_config, prepare_finetune
 from jetfm_coffea.finetune.cellreport import check_summary, readme_block
-from jetfm_coffea.finetune.cells import CellKey, CellStore, StaleCellError
-from jetfm_coffea.finetune.cellstudy import CellPlan, cell_study, priority, random_encoder
+from jetfm_coffea.finetune.cells import CellKey, CellStore, StaleCellError, quantise
+from jetfm_coffea.finetune.cellstudy import (
+    CellPlan,
+    cell_study,
+    load_scores,
+    priority,
+    random_encoder,
+)
 from jetfm_coffea.finetune.intervals import auc
 from jetfm_coffea.finetune.trainer import load_pretrained
 
@@ -83,13 +89,16 @@ def test_summary_rows_intervals_and_controls(study, labelled, pretrained_run):
         lo95, hi95 = r["auc_ci95"]
         assert lo95 < lo68 < r["auc_mean"] < hi68 < hi95
     # the per-event score file reproduces every row's mean AUC
-    with np.load(summary["scores"]) as f:
-        y = f["target"] == setup.task.signal_index
-        assert len(y) == summary["test_events"] == len(setup.test_index)
-        for (enc, mode, frac), r in rows.items():
-            label = "all" if frac == 1.0 else "10%"
-            aucs = [auc(f[f"{enc or 'none'}/{mode}/{label}/s{s}"], y) for s in r["seeds"]]
-            assert np.mean(aucs) == pytest.approx(r["auc_mean"], abs=1e-12)
+    f = load_scores(summary["scores"])
+    y = f["target"] == setup.task.signal_index
+    assert len(y) == summary["test_events"] == len(setup.test_index)
+    for (enc, mode, frac), r in rows.items():
+        label = "all" if frac == 1.0 else "10%"
+        aucs = [auc(f[f"{enc or 'none'}/{mode}/{label}/s{s}"], y) for s in r["seeds"]]
+        assert np.mean(aucs) == pytest.approx(r["auc_mean"], abs=1e-12)
+    # stored as 8-bit levels: the AUC moves by less than 1/256 of the pairs' weight
+    assert 0 <= summary["score_storage"]["max_abs_auc_change"] < 2e-3
+    assert summary["complete"] and summary["groups_done"] == summary["groups_planned"]
     # the stated differences: goal (10% vs all), same-fraction references, controls
     pairs = {((d["a"]["encoder"], d["a"]["mode"], d["a"]["label_fraction"]),
               (d["b"]["encoder"], d["b"]["mode"], d["b"]["label_fraction"])): d
@@ -271,14 +280,46 @@ def test_cells_are_committed_as_they_finish(tmp_path, monkeypatch):
         store.save(k, {"result": {"best_val_loss": 0.5}}, np.arange(4, dtype=np.float32))
     log = subprocess.run(["git", "-C", str(repo), "log", "--name-only", "--format=%s"],
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
-    for k in keys:
-        assert f"({k.digest()})" in log and f"{k.relpath()}.npz" in log
+    for k in keys:  # the JSON at once; the scores only when the study keeps them
+        assert f"({k.digest()})" in log and f"{k.relpath()}.json" in log
+        assert f"{k.relpath()}.npz" not in log
+    store.commit_scores(keys[1:], "scores of the chosen point")
     store.drop_scores(keys[0], "tuning cell, not chosen")
+    log = subprocess.run(["git", "-C", str(repo), "log", "--name-only", "--format=%s"],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert f"{keys[1].relpath()}.npz" in log and f"{keys[0].relpath()}.npz" not in log
     status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"],
                             capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert status == ""  # the removal is committed too
     assert store.load(keys[0])["scores"] is None
-    assert store.scores(keys[1]).tolist() == [0, 1, 2, 3]
+    assert store.scores(keys[1]).tolist() == [32, 96, 160, 224]  # mid-rank levels of 4
+
+
+def test_stored_scores_keep_the_order_and_the_auc():
+    rng = np.random.default_rng(3)
+    y = rng.random(12_000) < 0.4
+    s = rng.normal(size=len(y)) + 1.2 * y
+    s[:50] = s[50]  # ties stay ties
+    q = quantise(s)
+    assert q.dtype == np.uint8 and q.min() == 0 and q.max() == 255
+    order = np.argsort(s, kind="stable")
+    assert (np.diff(q[order].astype(int)) >= 0).all()  # a higher score never a lower level
+    assert len(set(q[:51].tolist())) == 1
+    assert np.bincount(q, minlength=256).max() <= 2 * len(y) / 256 + 51
+    assert abs(auc(q, y) - auc(s, y)) < 5e-4
+
+
+def test_a_cell_without_its_score_file_is_trained_again(study, tmp_path):
+    _, store, _, _ = study
+    path, cell = next((p, c) for p, c in store.cells("toy") if c.get("scores"))
+    key = CellKey(**cell["key"])
+    copy = CellStore(tmp_path / "cells")
+    dest = copy.root / path.relative_to(store.root)
+    dest.parent.mkdir(parents=True)
+    dest.write_text(path.read_text())  # the committed JSON, its scores not (yet) committed
+    assert copy.load(key) is None
+    dest.with_name(dest.stem + ".npz").write_bytes(path.with_name(path.stem + ".npz").read_bytes())
+    assert copy.load(key)["key"] == cell["key"]
 
 
 def test_priority_runs_the_goal_comparison_first():
@@ -319,6 +360,35 @@ def test_readme_block_of_a_summary(study):
     )
     r = summary["aggregate"][0]
     assert f"{r['auc_mean']:.4f} | [{r['auc_ci68'][0]:.4f}, {r['auc_ci68'][1]:.4f}]" in text
+    assert "In progress" not in text
+    partial = {**summary, "complete": False, "groups_done": 3, "groups_planned": 9}
+    assert "**In progress:** 3 of 9 groups" in readme_block(partial, "toy")
+
+
+def test_a_study_stopped_midway_leaves_the_summary_of_what_it_finished(
+    labelled, pretrained_run, tmp_path
+):
+    stop = RuntimeError("stopped after the first group")
+    done: list[str] = []
+
+    path = tmp_path / "s.json"
+
+    def log(line: str) -> None:
+        done.append(line)
+        if line.startswith("cell ") and path.is_file():  # the second group's first cell
+            raise stop
+
+    with pytest.raises(RuntimeError, match="stopped after"):
+        cell_study(_setup(labelled, pretrained_run), _encoders(pretrained_run, False),
+                   CellStore(tmp_path / "cells"), PLAN, task_name="toy", work=tmp_path / "w",
+                   summary_path=path, log=log)  # fmt: skip
+    s = json.loads(path.read_text())
+    check_summary(s)
+    assert not s["complete"] and s["groups_done"] == 1 and s["groups_planned"] > 1
+    assert (
+        len(s["aggregate"]) == 1
+        and len(load_scores(s["scores"])) == 4 + s["aggregate"][0]["n_seeds"]
+    )
 
 
 def test_readme_plan_block_is_the_code_written_plan():
