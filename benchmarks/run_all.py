@@ -33,7 +33,7 @@ END = "<!-- run_all.py: end -->"
 
 BENCHMARKS: dict[str, list[str]] = {
     "matmul": ["bench_matmul.py"],
-    "threads": ["bench_threads.py", "--seconds", "8", "--repeat", "2"],
+    "threads": ["bench_threads.py", "--seconds", "8", "--repeat", "2", "--busy", "2"],
     "tokens": ["bench_tokens.py"],
     "augment": ["bench_augment.py", "--events", "100000"],
     "shards": ["bench_shards.py"],

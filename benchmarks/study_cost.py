@@ -43,8 +43,9 @@ def main() -> None:
               "new_s": new, "ratio": recorded / new}  # fmt: skip
     threads = args.threads or Path(args.out).with_name("threads.json")
     if threads.is_file():
-        ms = json.loads(threads.read_text())["step_ms"]
-        spin = [v for k, v in ms.items() if "spin" in k and not k.startswith("1t")]
+        data = json.loads(threads.read_text())
+        ms = data.get("busy0", data)["step_ms"]  # the quiet machine's figures
+        spin = [v for k, v in ms.items() if "default" in k and not k.startswith("1t")]
         calm = [v for k, v in ms.items() if "PASSIVE" in k and not k.startswith("1t")]
         if spin and calm:
             result["threads_spin_over_passive"] = spin[0] / calm[0]
