@@ -31,6 +31,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,7 +47,7 @@ from jetfm_coffea.errors import ConfigError, JetFMError, TrainingError
 from jetfm_coffea.fileset import load_fileset
 from jetfm_coffea.finetune.cellreport import direction
 from jetfm_coffea.finetune.cells import CellStore
-from jetfm_coffea.finetune.cellstudy import CellPlan, cell_study, random_encoder
+from jetfm_coffea.finetune.cellstudy import CellPlan, TaskStudy, cell_studies, random_encoder
 from jetfm_coffea.finetune.config import load_task_config
 from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, load_labelled
 from jetfm_coffea.finetune.heldout import (
@@ -479,14 +480,25 @@ def run_campaign(
     timings["pretrain_s"] = time.perf_counter() - t
 
     results: dict[str, Any] = {}
-    for name in cell_tasks:
+    if cell_tasks:  # one interleaved cell study: every task's goal rows first
         t = time.perf_counter()
-        results[name] = _cell_task(
-            name, setups[name], pre, pool, control_pools.get(name), preset, out,
-            Path(cells) if cells is not None else out / "cells",
-            Path(results_dir) if results_dir is not None else out, commit_cells, say,
-        )  # fmt: skip
-        timings[f"{name}_s"] = time.perf_counter() - t
+        store = CellStore(Path(cells) if cells is not None else out / "cells", commit=commit_cells)
+        parts = [
+            _cell_task(name, setups[name], pre, pool, control_pools.get(name), preset, out,
+                       store, Path(results_dir) if results_dir is not None else out)
+            for name in cell_tasks
+        ]  # fmt: skip
+        summaries = cell_studies(parts, log=say)
+        for part in parts:
+            summary = summaries[part.task_name]
+            results[part.task_name] = {
+                "task_type": "classification",
+                "summary": str(part.summary_path),
+                "goals": [d for d in summary["differences"] if _is_goal(d)],
+                "selection": part.setup.selection,
+                "splits": {k: len(part.setup.pool(k)) for k in SPLITS},
+            }
+        timings["cell_study_s"] = time.perf_counter() - t
     for name, setup in setups.items():
         if name in cell_tasks:
             continue
@@ -541,12 +553,11 @@ def _cell_task(
     control_pool: LabelledEvents | None,
     preset: StudyPreset,
     out: Path,
-    cells: Path,
+    store: CellStore,
     results_dir: Path,
-    commit: bool,
-    say: Callable[[str], None],
-) -> dict[str, Any]:
-    """One classification task as a cell study with the preset's controls."""
+) -> TaskStudy:
+    """One classification task's part of the cell study, with the preset's controls (the
+    no-signal encoder is pretrained here, once, kept in ``out``)."""
     setup.pretrained = pre
     encoders = {"ssl": pre}
     info: dict[str, Any] = {"ssl": {"pool": pool_info(pool), "run_dir": str(out / "pretrain")}}
@@ -565,26 +576,17 @@ def _cell_task(
         min_test_events=preset.min_test_events, strict=preset.strict,
         modes=tuple(m for m in preset.modes if m in setup.kind.modes),
     )  # fmt: skip
-    path = results_dir / f"label_efficiency_{preset.name}_{name}.json"
     provenance = {
         "preset": preset.describe(),
         "generator_seeds": {p: process_seed(p) for p in preset.events},
         "sqrt_s": SQRTS,
         "encoders": info,
+        "environment": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")},
     }
-    summary = cell_study(
-        setup, encoders, CellStore(cells, commit=commit), plan, task_name=name,
-        work=out / name / "runs", scale=preset.name, provenance=provenance,
-        summary_path=path, log=say,
+    return TaskStudy(
+        setup, encoders, store, plan, name, out / name / "runs", preset.name, provenance,
+        results_dir / f"label_efficiency_{preset.name}_{name}.json",
     )  # fmt: skip
-    goals = [d for d in summary["differences"] if _is_goal(d)]
-    return {
-        "task_type": "classification",
-        "summary": str(path),
-        "goals": goals,
-        "selection": setup.selection,
-        "splits": {k: len(setup.pool(k)) for k in SPLITS},
-    }
 
 
 def _is_goal(d: dict[str, Any]) -> bool:

@@ -65,6 +65,8 @@ from jetfm_coffea.finetune.trainer import (
 
 __all__ = [
     "CellPlan",
+    "TaskStudy",
+    "cell_studies",
     "cell_study",
     "load_scores",
     "priority",
@@ -423,6 +425,21 @@ def _step_out(edge: float, neighbour: float, name: str) -> float | None:
     return float(f"{value:.3g}")
 
 
+@dataclass
+class TaskStudy:
+    """One task's part of a cell study (see :func:`cell_studies`)."""
+
+    setup: FinetuneSetup
+    encoders: dict[str, PretrainedEncoder]
+    store: CellStore
+    plan: CellPlan
+    task_name: str
+    work: Path
+    scale: str = "custom"
+    provenance: dict[str, Any] | None = None
+    summary_path: Path | None = None
+
+
 def cell_study(
     setup: FinetuneSetup,
     encoders: dict[str, PretrainedEncoder],
@@ -441,9 +458,61 @@ def cell_study(
     ``encoders``: name -> encoder, ``ssl`` first (the main one); ``store``: where finished
     cells live (commit them with ``CellStore(..., commit=True)``); ``work``: scratch run
     directories (not kept); ``summary_path``: where the summary JSON goes (written only
-    here).  Everything is checked before the first cell trains.
+    here, after every group).  Everything is checked before the first cell trains.
     """
+    task = TaskStudy(setup, encoders, store, plan, task_name, Path(work), scale, provenance,
+                     None if summary_path is None else Path(summary_path))  # fmt: skip
+    return cell_studies([task], log=log)[task_name]
+
+
+def cell_studies(
+    tasks: Sequence[TaskStudy], log: Callable[[str], None] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Run (or resume) several tasks' cells, interleaved in order of value across tasks
+    (every task's goal comparison before any task's lesser groups: a study stopped
+    midway has the most important rows of every task); returns each task's summary.
+    Every task is checked before the first cell of any trains."""
     say = log or (lambda _msg: None)
+    studies = [_prepare(t, say) for t in tasks]
+    groups = sorted(
+        (
+            (i, arm, lab)
+            for i, (study, t) in enumerate(zip(studies, tasks, strict=True))
+            for arm in _arms(study.encoders, t.plan)
+            for lab in t.plan.labels
+        ),
+        key=lambda g: (priority(g[1], _fraction(g[2], tasks[g[0]].setup)), g[0]),
+    )
+    planned = [sum(g[0] == i for g in groups) for i in range(len(tasks))]
+    done = [0] * len(tasks)
+    t0 = time.perf_counter()
+    for i, arm, labels in groups:
+        studies[i].group(arm, labels)
+        done[i] += 1
+        if tasks[i].summary_path is not None and done[i] < planned[i]:
+            progress = {"complete": False, "groups_done": done[i], "groups_planned": planned[i]}
+            _write_summary(studies[i], tasks[i], t0, progress)
+    out = {}
+    for study, t, n in zip(studies, tasks, planned, strict=True):
+        progress = {"complete": True, "groups_done": n, "groups_planned": n}
+        if t.summary_path is None:
+            out[t.task_name] = _summary(study, t, t0, progress)
+        else:
+            out[t.task_name] = _write_summary(study, t, t0, progress)
+    return out
+
+
+def _arms(encoders: dict[str, PretrainedEncoder], plan: CellPlan) -> list[Arm]:
+    arms: list[Arm] = []
+    for name in encoders:
+        arms += [(name, m) for m in ("linear-probe", "finetune") if m in plan.modes]
+    arms += [(None, m) for m in ("scratch", *REFERENCE_MODES) if m in plan.modes]
+    return arms
+
+
+def _prepare(t: TaskStudy, say: Callable[[str], None]) -> _Study:
+    """Every check of one task before any training; its study object."""
+    setup, plan, task_name, encoders = t.setup, t.plan, t.task_name, t.encoders
     if "ssl" not in encoders:
         raise ConfigError(f"a cell study needs the main encoder 'ssl'; got {sorted(encoders)}")
     n_test = len(setup.test_index)
@@ -462,34 +531,14 @@ def cell_study(
     )  # fmt: skip
     if plan.strict and (plan.tune_seeds < 2 or len(plan.small_seeds) < 5):
         raise ConfigError("a fair study tunes on >= 2 seeds and runs >= 5 seeds at 1% and 3%")
-    study = _Study(setup, encoders, store, plan, Path(work), say, task_name)
-    store.check(task_name, study.context, {k: e.weights_sha256 for k, e in encoders.items()})
-    _write_test_set(store, task_name, setup, study.context["test_set_hash"])
-    arms: list[Arm] = []
-    for name in encoders:
-        arms += [(name, m) for m in ("linear-probe", "finetune") if m in plan.modes]
-    arms += [(None, m) for m in ("scratch", *REFERENCE_MODES) if m in plan.modes]
-    groups = sorted(
-        ((arm, lab) for arm in arms for lab in plan.labels),
-        key=lambda g: priority(g[0], _fraction(g[1], setup)),
-    )
-    t0 = time.perf_counter()
-    for i, (arm, labels) in enumerate(groups):
-        study.group(arm, labels)
-        if summary_path is not None and i + 1 < len(groups):
-            progress = {"complete": False, "groups_done": i + 1, "groups_planned": len(groups)}
-            _write_summary(study, Path(summary_path), scale, provenance, t0, progress)
-    progress = {"complete": True, "groups_done": len(groups), "groups_planned": len(groups)}
-    if summary_path is None:
-        return _summary(study, scale, provenance, t0, progress)
-    return _write_summary(study, Path(summary_path), scale, provenance, t0, progress)
+    study = _Study(setup, encoders, t.store, plan, t.work, say, task_name)
+    t.store.check(task_name, study.context, {k: e.weights_sha256 for k, e in encoders.items()})
+    _write_test_set(t.store, task_name, setup, study.context["test_set_hash"])
+    return study
 
 
-def _summary(
-    study: _Study, scale: str, provenance: dict[str, Any] | None, t0: float,
-    progress: dict[str, Any],
-) -> dict[str, Any]:  # fmt: skip
-    summary = summarize(study, scale=scale, provenance=provenance or {})
+def _summary(study: _Study, t: TaskStudy, t0: float, progress: dict[str, Any]) -> dict[str, Any]:
+    summary = summarize(study, scale=t.scale, provenance=t.provenance or {})
     summary.update(progress)
     summary["wall_s"] = time.perf_counter() - t0
     summary["cells_trained"] = study.trained
@@ -497,12 +546,13 @@ def _summary(
 
 
 def _write_summary(
-    study: _Study, path: Path, scale: str, provenance: dict[str, Any] | None, t0: float,
-    progress: dict[str, Any],
-) -> dict[str, Any]:  # fmt: skip
+    study: _Study, t: TaskStudy, t0: float, progress: dict[str, Any]
+) -> dict[str, Any]:
     """Write the summary JSON and its score index (after every group: a study stopped
     midway leaves the summary of what it finished, ``complete: false``)."""
-    summary = _summary(study, scale, provenance, t0, progress)
+    assert t.summary_path is not None
+    path = t.summary_path
+    summary = _summary(study, t, t0, progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     scores = path.with_name(path.stem + "_scores.npz")
     _write_scores(scores, study)

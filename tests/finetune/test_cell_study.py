@@ -5,6 +5,7 @@ simulation: machinery, not physics)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -18,6 +19,8 @@ from jetfm_coffea.finetune.cellreport import check_summary, readme_block
 from jetfm_coffea.finetune.cells import CellKey, CellStore, StaleCellError, quantise
 from jetfm_coffea.finetune.cellstudy import (
     CellPlan,
+    TaskStudy,
+    cell_studies,
     cell_study,
     load_scores,
     priority,
@@ -418,3 +421,26 @@ def test_check_summary_names_the_bad_field(study):
     bad["test_events"] = "12"
     with pytest.raises(ConfigError, match="field 'test_events' is '12'"):
         check_summary(bad)
+
+
+def test_tasks_are_interleaved_in_order_of_value(labelled, pretrained_run, tmp_path):
+    """Two tasks: each task's goal groups run before either task's lesser groups, so a
+    study stopped midway has the goal rows of every task."""
+    plan = dataclasses.replace(PLAN, modes=("finetune", "bdt-raw"), seeds=(0,), small_seeds=(0,),
+                               tune_seeds=1)  # fmt: skip
+    store = CellStore(tmp_path / "cells")
+    lines: list[str] = []
+    parts = [TaskStudy(_setup(labelled, pretrained_run), _encoders(pretrained_run, False), store,
+                       plan, name, tmp_path / name, summary_path=tmp_path / f"{name}.json")
+             for name in ("a", "b")]  # fmt: skip
+    out = cell_studies(parts, log=lines.append)
+    groups = []
+    for line in lines:
+        group = "/".join(line.split()[1].split("/")[:4])
+        if not groups or groups[-1] != group:
+            groups.append(group)
+    assert groups == ["a/ssl/finetune/10pct", "b/ssl/finetune/10pct", "a/none/bdt-raw/all",
+                      "b/none/bdt-raw/all", "a/none/bdt-raw/10pct", "b/none/bdt-raw/10pct",
+                      "a/ssl/finetune/all", "b/ssl/finetune/all"]  # fmt: skip
+    assert out["a"]["aggregate"] == out["b"]["aggregate"]  # same data, same numbers
+    assert json.loads((tmp_path / "b.json").read_text())["complete"]
