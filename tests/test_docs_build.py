@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_public_api import PUBLIC_API
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
@@ -73,8 +75,6 @@ def test_every_docs_page_is_linked_from_the_readme():
 def test_every_public_subpackage_has_an_api_page():
     """Each subpackage whose ``__all__`` is pinned (tests/test_public_api.py) and not
     empty has its page ``docs/api/<name>.md``, holding the one directive that lists it."""
-    from tests.test_public_api import PUBLIC_API
-
     for module, names in PUBLIC_API.items():
         if module == "jetfm_coffea" or not names:
             continue  # the root exports __version__ only; jobs and processors nothing
