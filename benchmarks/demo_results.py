@@ -1,13 +1,14 @@
-"""The README's demo numbers, written by code from finished ``jetfm demo`` runs.
+"""The demo numbers of ``docs/label-efficiency.md``, written by code from ``jetfm demo`` runs.
 
-    python benchmarks/demo_results.py --fresh WORKDIR [--stored WORKDIR] [--out FILE]
+    python benchmarks/demo_results.py --fresh WORKDIR [--stored WORKDIR] [--out FILE] [--page MD]
 
 ``--fresh``: a default-plan ``jetfm demo`` run; ``--stored``: the same plan with
 ``--views stored``. Their fine-tuning aggregates (test AUC, mean ± std over seeds), split
 sizes, pretraining pool and stage wall times go to ``--out``
 (``benchmarks/results/demo.json``) with the date, the load average and the code version,
-and the README block between :data:`BEGIN` and :data:`END` is rendered from that file
-(``tests/test_benchmark_results.py`` checks that the committed pair agrees).
+and the block between :data:`BEGIN` and :data:`END` of ``--page`` (default
+``docs/label-efficiency.md``) is rendered from that file (``tests/test_benchmark_results.py``
+checks that the committed pair agrees).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "demo.json"
 
-#: Markers of the generated block in the README.
+#: Markers of the generated block in the docs page.
 BEGIN = "<!-- demo_results.py: begin (generated, do not edit) -->"
 END = "<!-- demo_results.py: end -->"
 MODES = ("linear-probe", "finetune", "scratch")
@@ -37,7 +38,7 @@ def _marker(workdir: Path, stage: str) -> dict[str, Any]:
 
 
 def collect(workdir: Path) -> dict[str, Any]:
-    """What the README states of one finished demo run."""
+    """What the docs page states of one finished demo run."""
     stages = {p.name.split("-", 1)[1]: p for p in sorted(workdir.glob("[0-9]-*"))}
     seconds = {name: round(_marker(workdir, name)["seconds"], 1) for name in stages}
     pre = _marker(workdir, "pretrain")["outputs"]
@@ -58,7 +59,7 @@ def _cell(agg: list[dict[str, Any]], mode: str, n: int) -> str:
 
 
 def render(results: dict[str, Any]) -> str:
-    """The README block (Markdown) of ``results`` (the content of :data:`RESULTS`)."""
+    """The docs page's block (Markdown) of ``results`` (the content of :data:`RESULTS`)."""
     fresh = results["runs"]["fresh"]
     agg = fresh["aggregate"]
     seeds = max(e["n_seeds"] for e in agg)
@@ -96,19 +97,19 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def readme_block(readme: Path) -> str:
-    """The generated block of ``readme`` (without the markers)."""
-    return readme.read_text().split(BEGIN, 1)[1].split(END, 1)[0].strip()
+def page_block(page: Path) -> str:
+    """The generated block of ``page`` (without the markers)."""
+    return page.read_text().split(BEGIN, 1)[1].split(END, 1)[0].strip()
 
 
-def replace_block(readme: Path, text: str) -> None:
-    """Put ``text`` between the markers of ``readme`` (which must have them)."""
-    doc = readme.read_text()
+def replace_block(page: Path, text: str) -> None:
+    """Put ``text`` between the markers of ``page`` (which must have them)."""
+    doc = page.read_text()
     if BEGIN not in doc or END not in doc:
-        raise SystemExit(f"{readme}: no generated block ({BEGIN} ... {END})")
+        raise SystemExit(f"{page}: no generated block ({BEGIN} ... {END})")
     before, rest = doc.split(BEGIN, 1)
     after = rest.split(END, 1)[1]
-    readme.write_text(f"{before}{BEGIN}\n{text.strip()}\n{END}{after}")
+    page.write_text(f"{before}{BEGIN}\n{text.strip()}\n{END}{after}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", type=Path, required=True)
     ap.add_argument("--stored", type=Path)
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    ap.add_argument(
+        "--page",
+        type=Path,
+        default=ROOT / "docs" / "label-efficiency.md",
+        help="the Markdown page whose generated block is rendered (default: %(default)s)",
+    )
     ap.add_argument("--load-before", type=float, default=None)
     args = ap.parse_args(argv)
     rev = subprocess.run(
@@ -133,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     args.out.write_text(json.dumps(results, indent=1) + "\n")
-    replace_block(args.readme, render(results))
+    replace_block(args.page, render(results))
     print(render(results))
     return 0
 

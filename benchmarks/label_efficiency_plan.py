@@ -14,7 +14,7 @@ estimates its cost from measurements:
   command line (from the same committed run unless remeasured).
 
 No grid extension is counted (each adds ``tune_seeds`` cells to its group).  Writes
-``--out`` as JSON and Markdown (the README's plan block is the Markdown)::
+``--out`` as JSON and Markdown (the plan block of ``docs/label-efficiency.md`` is the Markdown)::
 
     python benchmarks/label_efficiency_plan.py --scale cpu \\
         --rates /tmp/small/label_efficiency_small_tth_vs_ttbar.json \\

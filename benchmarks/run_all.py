@@ -1,6 +1,7 @@
-"""Run every benchmark; write ``RESULTS.md`` and the README's benchmark block from one run.
+"""Run every benchmark; write ``RESULTS.md`` and the docs' benchmark block from one run.
 
-    python benchmarks/run_all.py [--out benchmarks/results] [--quick] [--only NAME ...]
+    python benchmarks/run_all.py [--out benchmarks/results] [--page docs/benchmarks.md]
+                                 [--quick] [--only NAME ...]
 
 Each benchmark measures its own baseline in the same process (a bare uproot read, bare
 Pythia, the same analysis without the score column, the matmul rate of this machine...)
@@ -8,7 +9,7 @@ and reports a ratio, because these machines are shared and noisy. The JSON of ea
 lands in ``--out``; the markdown table lines each script prints are collected, with the
 wall time and the machine's load average before and after each benchmark, into
 ``--out/RESULTS.md``, and the same text replaces the block between
-:data:`BEGIN` and :data:`END` in ``--readme`` (default the repository's README), so the
+:data:`BEGIN` and :data:`END` in ``--page`` (default ``docs/benchmarks.md``), so the
 two never disagree (``tests/test_benchmark_results.py`` checks the committed pair).
 Subprocesses get ``OMP_WAIT_POLICY=PASSIVE`` unless set (what ``jetfm`` uses, see
 ``jetfm_coffea/__init__.py``) and this checkout first on ``PYTHONPATH``.
@@ -27,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-#: Markers of the generated block in the README.
+#: Markers of the generated block in the docs page.
 BEGIN = "<!-- run_all.py: begin (generated, do not edit) -->"
 END = "<!-- run_all.py: end -->"
 
@@ -97,7 +98,7 @@ def run_one(
 
 
 def results_text(sections: list[str], quick: bool, only: list[str] | None) -> str:
-    """The whole of RESULTS.md (also the README's generated block)."""
+    """The whole of RESULTS.md (also the docs page's generated block)."""
     what = "`--quick` smoke run (small sizes)" if quick else "full run"
     if only:
         what += f", only {', '.join(only)}"
@@ -110,19 +111,19 @@ def results_text(sections: list[str], quick: bool, only: list[str] | None) -> st
     return head + "\n\n" + "\n".join(sections)
 
 
-def replace_block(readme: Path, text: str) -> None:
-    """Put ``text`` between the markers of ``readme`` (which must have them)."""
-    doc = readme.read_text()
+def replace_block(page: Path, text: str) -> None:
+    """Put ``text`` between the markers of ``page`` (which must have them)."""
+    doc = page.read_text()
     if BEGIN not in doc or END not in doc:
-        raise SystemExit(f"{readme}: no generated block ({BEGIN} ... {END})")
+        raise SystemExit(f"{page}: no generated block ({BEGIN} ... {END})")
     before, rest = doc.split(BEGIN, 1)
     _, after = rest.split(END, 1)
-    readme.write_text(f"{before}{BEGIN}\n{text.strip()}\n{END}{after}")
+    page.write_text(f"{before}{BEGIN}\n{text.strip()}\n{END}{after}")
 
 
-def readme_block(readme: Path) -> str:
-    """The generated block of ``readme`` (without the markers)."""
-    doc = readme.read_text()
+def page_block(page: Path) -> str:
+    """The generated block of ``page`` (without the markers)."""
+    doc = page.read_text()
     return doc.split(BEGIN, 1)[1].split(END, 1)[0].strip()
 
 
@@ -131,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), default=None)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument(
+        "--page",
+        type=Path,
+        default=ROOT / "docs" / "benchmarks.md",
+        help="the Markdown page whose generated block gets RESULTS.md (default: %(default)s)",
+    )
     parser.add_argument(
         "--args",
         action="append",
@@ -158,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     text = results_text(sections, args.quick, args.only)
     results = args.out / "RESULTS.md"
     results.write_text(text)
-    replace_block(args.readme, text)
-    print(f"wrote {results} and the block of {args.readme}")
+    replace_block(args.page, text)
+    print(f"wrote {results} and the block of {args.page}")
     return 1 if failed else 0
 
 

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-#: Exit statuses of every ``jetfm`` command (README, "Exit status"): all asked-for inputs
+#: Exit statuses of every ``jetfm`` command (docs/components/tokens.md): all asked-for inputs
 #: processed (or skipping allowed by ``--skip-bad-files``)...
 EXIT_OK = 0
 #: ... an error: nothing usable was processed, or a domain error stopped the command ...

@@ -178,12 +178,13 @@ def event_tokens():
     return _event_tokens
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+#: The documentation pages (Markdown) whose examples the tests run.
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def _readme_blocks(heading: str) -> dict[str, list[str]]:
-    """The fenced code blocks of a README subsection (from ``heading`` to the next heading)."""
-    text = README.read_text()
+def _doc_blocks(page: str, heading: str) -> dict[str, list[str]]:
+    """The fenced code blocks of a section of ``docs/<page>`` (``heading`` to the next one)."""
+    text = (DOCS / page).read_text()
     start = text.index(f"\n{heading}")
     end = text.find("\n#", start + len(heading) + 2)
     section = text[start : end if end > 0 else None]
@@ -194,6 +195,6 @@ def _readme_blocks(heading: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="session")
-def readme_blocks():
-    """``readme_blocks(heading) -> {language: [code, ...]}``: the README examples to run."""
-    return _readme_blocks
+def doc_blocks():
+    """``doc_blocks(page, heading) -> {language: [code, ...]}``: the docs' examples to run."""
+    return _doc_blocks

@@ -1,4 +1,4 @@
-"""The README's benchmark block and ``benchmarks/results/RESULTS.md`` come from one run."""
+"""The docs' generated blocks and the results files they are written from agree."""
 
 from __future__ import annotations
 
@@ -14,33 +14,33 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import run_all  # noqa: E402
 
 
-def test_committed_readme_block_equals_committed_results():
-    block = run_all.readme_block(ROOT / "README.md")
+def test_committed_page_block_equals_committed_results():
+    block = run_all.page_block(ROOT / "docs" / "benchmarks.md")
     results = (ROOT / "benchmarks" / "results" / "RESULTS.md").read_text().strip()
-    assert block == results, "README benchmark block and RESULTS.md disagree: rerun run_all.py"
+    assert block == results, "docs/benchmarks.md's block and RESULTS.md disagree: rerun run_all"
     assert "Load average" in block and "### " in block  # sections, with the load recorded
 
 
 def test_run_all_quick_writes_both_from_one_run(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# doc\n\ntext\n\n{run_all.BEGIN}\nold numbers\n{run_all.END}\n\nmore\n")
+    page = tmp_path / "benchmarks.md"
+    page.write_text(f"# doc\n\ntext\n\n{run_all.BEGIN}\nold numbers\n{run_all.END}\n\nmore\n")
     out = tmp_path / "results"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--only",
-           "matmul", "--out", str(out), "--readme", str(readme)]  # fmt: skip
+           "matmul", "--out", str(out), "--page", str(page)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     results = (out / "RESULTS.md").read_text()
-    assert run_all.readme_block(readme) == results.strip()
-    assert "old numbers" not in readme.read_text() and readme.read_text().endswith("more\n")
+    assert run_all.page_block(page) == results.strip()
+    assert "old numbers" not in page.read_text() and page.read_text().endswith("more\n")
     assert "--quick" in results and "only matmul" in results and "load " in results
     assert "| square |" in results and (out / "matmul.json").is_file()
 
 
 def test_replace_block_needs_the_markers(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text("# no block\n")
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# no block\n")
     with pytest.raises(SystemExit, match="no generated block"):
-        run_all.replace_block(readme, "x")
+        run_all.replace_block(page, "x")
 
 
 def test_committed_demo_block_is_rendered_from_the_committed_demo_results():
@@ -49,7 +49,8 @@ def test_committed_demo_block_is_rendered_from_the_committed_demo_results():
     import demo_results
 
     results = json.loads(demo_results.RESULTS.read_text())
-    assert demo_results.readme_block(ROOT / "README.md") == demo_results.render(results).strip()
-    # what the README states: the task's held-out events were left out of pretraining
+    page = ROOT / "docs" / "label-efficiency.md"
+    assert demo_results.page_block(page) == demo_results.render(results).strip()
+    # what the page states: the task's held-out events were left out of pretraining
     fresh = results["runs"]["fresh"]
     assert fresh["held_out_events"] == fresh["splits"]["val"] + fresh["splits"]["test"]

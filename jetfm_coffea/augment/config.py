@@ -69,7 +69,7 @@ class BoostZ(AugmentationStep):
 
 
 class BoostTransverse(AugmentationStep):
-    """Transverse boost: |beta| uniform in [0, max_beta], direction uniform in phi."""
+    """Transverse boost: ``|beta|`` uniform in [0, max_beta], direction uniform in phi."""
 
     name: Literal["boost_transverse"] = "boost_transverse"
     max_beta: float = Field(0.1, ge=0.0, le=0.5, description="|beta| bound")

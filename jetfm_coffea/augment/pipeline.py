@@ -77,7 +77,7 @@ def _fill_padding(lib: ModuleType, state: State) -> State:
 
 
 def apply_acceptance(lib: ModuleType, state: State, token_config: TokenConfig) -> State:
-    """Mask objects outside their collection's acceptance (pt > min_pt, |eta| < max_abs_eta).
+    """Mask objects outside their collection's acceptance: ``pt > min_pt``, ``|eta| < max_abs_eta``.
 
     The thresholds are those :func:`select_objects` applied when the tokens were built;
     'met' collections are exempt.

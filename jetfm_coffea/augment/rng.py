@@ -105,9 +105,11 @@ def event_keys(
     view: int,
     step: int,
 ) -> np.ndarray:
-    """Per-event uint64 keys ``[N]`` from the global seed, the event ids, the view and step::
+    """Per-event uint64 keys ``[N]`` from the global seed, the event ids, the view and step.
 
-    h = mix(seed); h = combine(h, run); ...; key = combine(h, step)
+    Built as::
+
+        h = mix(seed); h = combine(h, run); ...; key = combine(h, step)
     """
     return step_keys(view_keys(seed, run, luminosityBlock, event, view), step)
 

@@ -59,10 +59,12 @@ def pair_features(
     * 2 (:func:`_pair_kinematics`): every quantity is a sum of non-negative terms, so
       near-collinear and near-massless pairs lose no precision and every backend (torch
       eager, TorchScript, torch.export, ONNX) gives the same features to rounding:
-      Δφ = 2 atan2(|u1 - u2|, |u1 + u2|) and, with P = pT cosh η = |p| and E² = P² + m²,
-      m² = m1² + m2² + 2 (m1² P2² + m2² P1² + m1² m2²) / (E1 E2 + P1 P2)
-      + 2 pT1 pT2 (2 sinh²(Δη/2) + |u1 - u2|² / 2)  (= m1² + m2² + 2 (E1 E2 - p1·p2)).
-    * 1 (legacy): Δφ from atan2 of each object's φ and m² = (E1 + E2)² - |p1 + p2|²,
+      ``Δφ = 2 atan2(|u1 - u2|, |u1 + u2|)`` and, with ``P = pT cosh η = |p|`` and
+      ``E² = P² + m²``,
+      ``m² = m1² + m2² + 2 (m1² P2² + m2² P1² + m1² m2²) / (E1 E2 + P1 P2)
+      + 2 pT1 pT2 (2 sinh²(Δη/2) + |u1 - u2|² / 2)``
+      (``= m1² + m2² + 2 (E1 E2 - p1·p2)``).
+    * 1 (legacy): Δφ from atan2 of each object's φ and ``m² = (E1 + E2)² - |p1 + p2|²``,
       which cancels in float32 (runs written before version 2 keep it).
     """
     idx = {name: i for i, name in enumerate(feature_names)}

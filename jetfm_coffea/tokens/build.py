@@ -330,7 +330,7 @@ def select_ragged(
 ) -> RaggedObjects:
     """The selected objects of every event, ragged: what a shard stores.
 
-    Each configured collection is selected (finite kinematics, pT, |eta|, ID cuts),
+    Each configured collection is selected (finite kinematics, pT, ``|eta|``, ID cuts),
     ordered by its sort key, truncated to ``max_count``; the collections are joined in
     config order (or by pT) and clipped to ``config.n_tokens`` per event. A ``variation``
     (:mod:`jetfm_coffea.tokens.variations`) scales objects before their selection and

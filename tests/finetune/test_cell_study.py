@@ -394,17 +394,17 @@ def test_a_study_stopped_midway_leaves_the_summary_of_what_it_finished(
     )
 
 
-def test_readme_plan_block_is_the_code_written_plan():
-    """The README's plan of the cpu study is benchmarks/label_efficiency_plan.py's output."""
+def test_docs_plan_block_is_the_code_written_plan():
+    """docs/label-efficiency.md's plan of the cpu study is label_efficiency_plan.py's output."""
     plan = REPO / "benchmarks" / "results" / "label_efficiency_cpu_plan.md"
     est = json.loads(plan.with_suffix(".json").read_text())
     assert est["scale"] == "cpu" and est["cells"] == sum(g["cells"] for g in est["groups"])
-    readme = (REPO / "README.md").read_text()
+    page = (REPO / "docs" / "label-efficiency.md").read_text()
     begin, end = (
         "<!-- label-efficiency-cpu:plan:begin -->\n",
         "<!-- label-efficiency-cpu:plan:end -->",
     )
-    assert readme.split(begin, 1)[1].split(end, 1)[0] == plan.read_text()
+    assert page.split(begin, 1)[1].split(end, 1)[0] == plan.read_text()
 
 
 def test_check_summary_names_the_bad_field(study):

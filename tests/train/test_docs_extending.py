@@ -1,4 +1,4 @@
-"""The README's "Extending" examples run: its objective and augmentation pretrain together."""
+"""docs/extending.md's examples run: its objective and augmentation pretrain together."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ import yaml
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train import TensorEventDataset, load_pretrain_config, pretrain, read_metrics
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "extending.md"
 
 
 def test_the_extending_examples_pretrain_on_real_events(
-    real_tokens, tmp_path, monkeypatch, readme_blocks
+    real_tokens, tmp_path, monkeypatch, doc_blocks
 ):
-    objective = readme_blocks("### A pretraining objective")
-    augmentation = readme_blocks("### An augmentation")
+    objective = doc_blocks("extending.md", "## A pretraining objective")
+    augmentation = doc_blocks("extending.md", "## An augmentation")
     for i, code in enumerate(objective["python"] + augmentation["python"]):
-        module = types.ModuleType(f"readme_extending_{i}")  # a user's module
+        module = types.ModuleType(f"docs_extending_{i}")  # a user's module
         monkeypatch.setitem(sys.modules, module.__name__, module)
-        exec(compile(code, str(README), "exec"), module.__dict__)
+        exec(compile(code, str(PAGE), "exec"), module.__dict__)
     config = {
         **yaml.safe_load(objective["yaml"][0]),
         **yaml.safe_load(augmentation["yaml"][0]),

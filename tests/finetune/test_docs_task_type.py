@@ -1,4 +1,4 @@
-"""The README's "A downstream task type" example registers, configures and measures."""
+"""docs/extending.md's "A downstream task type" example registers, configures and measures."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ import yaml
 from jetfm_coffea.finetune import load_task_config
 from jetfm_coffea.finetune.task_types import TASK_TYPES, Regression, task_type_for
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "extending.md"
 
 
-def test_the_readme_task_type_example(monkeypatch, readme_blocks):
-    blocks = readme_blocks("### A downstream task type")
-    module = types.ModuleType("readme_task_type")  # a user's module
+def test_the_docs_task_type_example(monkeypatch, doc_blocks):
+    blocks = doc_blocks("extending.md", "## A downstream task type")
+    module = types.ModuleType("docs_task_type")  # a user's module
     monkeypatch.setitem(sys.modules, module.__name__, module)
     try:
-        exec(compile(blocks["python"][0], str(README), "exec"), module.__dict__)
+        exec(compile(blocks["python"][0], str(PAGE), "exec"), module.__dict__)
         task = load_task_config(yaml.safe_load(blocks["yaml"][0]))
         kind = task_type_for(task)
         assert isinstance(kind, Regression) and type(kind).__name__ == "TailRegression"
