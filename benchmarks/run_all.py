@@ -11,8 +11,9 @@ wall time and the machine's load average before and after each benchmark, into
 ``--out/RESULTS.md``, and the same text replaces the block between
 :data:`BEGIN` and :data:`END` in ``--page`` (default ``docs/benchmarks.md``), so the
 two never disagree (``tests/test_benchmark_results.py`` checks the committed pair).
-Subprocesses get ``OMP_WAIT_POLICY=PASSIVE`` unless set (what ``jetfm`` uses, see
-``jetfm_coffea/__init__.py``) and this checkout first on ``PYTHONPATH``.
+Subprocesses get this checkout first on ``PYTHONPATH`` and the OpenMP default of
+``jetfm`` (``GOMP_SPINCOUNT=20000`` unless a wait policy or spin count is set, see
+``jetfm_coffea/__init__.py``).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def run_one(
     cmd = [sys.executable, str(HERE / command[0]), *command[1:], *extra]
     cmd += ["--out", str(out / f"{name}.json")]
     env = dict(os.environ)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "OMP_WAIT_POLICY" not in env:
+        env.setdefault("GOMP_SPINCOUNT", "20000")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
     load_before = load_average()
