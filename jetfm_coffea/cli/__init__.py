@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "label-efficiency": "jetfm_coffea.cli.finetune_cmd:label_efficiency",
     "opendata": "jetfm_coffea.cli.opendata_cmd:opendata",
     "pretrain": "jetfm_coffea.cli.pretrain_cmd:pretrain",
+    "pretrained": "jetfm_coffea.cli.pretrained_cmd:pretrained",
     "plot-training": "jetfm_coffea.cli.pretrain_cmd:plot_training",
     "build-shards": "jetfm_coffea.cli.shards_cmd:build_shards",
     "shards": "jetfm_coffea.cli.shards_cmd:shards",

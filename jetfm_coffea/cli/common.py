@@ -14,6 +14,8 @@ from jetfm_coffea.errors import JetFMError
 from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, EXECUTORS
 
 __all__ = [
+    "RUN_DIR",
+    "RunDir",
     "console",
     "execution_options",
     "fail_cleanly",
@@ -23,6 +25,30 @@ __all__ = [
 ]
 
 console = Console(stderr=False)
+
+
+class RunDir(click.ParamType):
+    """A run directory, or ``builtin:NAME``: a released encoder (checked when loaded)."""
+
+    name = "RUN_DIR|builtin:NAME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if text.startswith("builtin:"):
+            from jetfm_coffea.train.released import released
+
+            names = released()
+            if text.removeprefix("builtin:") not in names:
+                self.fail(
+                    f"no released encoder {text.removeprefix('builtin:')!r}; released: "
+                    f"{', '.join(names) or 'none'} (jetfm pretrained list)", param, ctx,
+                )  # fmt: skip
+            return text
+        return click.Path(exists=True, file_okay=False).convert(value, param, ctx)
+
+
+#: The parameter type of ``--pretrained`` and of run-directory arguments.
+RUN_DIR = RunDir()
 
 
 def _legacy_executor(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from jetfm_coffea.cli.common import fail_cleanly
+from jetfm_coffea.cli.common import RUN_DIR, fail_cleanly
 
 __all__ = ["evaluate", "finetune", "label_efficiency"]
 
@@ -37,8 +37,9 @@ def _task_options(func: Callable, required: bool = True) -> Callable:
         click.option(
             "--pretrained",
             required=required,
-            type=click.Path(exists=True, file_okay=False),
-            help="Pretraining run directory (its encoder and token config).",
+            type=RUN_DIR,
+            help="Pretraining run directory (its encoder and token config), or "
+            "builtin:NAME, a released encoder (jetfm pretrained list).",
         ),
         click.option(
             "--task",

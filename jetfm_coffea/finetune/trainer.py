@@ -78,6 +78,7 @@ from jetfm_coffea.tokens.config import TokenConfig, check_token_config
 from jetfm_coffea.train.config import PretrainConfig
 from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import decay_groups, lr_lambda
+from jetfm_coffea.train.released import resolve_run
 from jetfm_coffea.train.run import RunConfigs, load_run, write_run_files
 from jetfm_coffea.train.rundir import WEIGHTS, write_model_card, write_weights
 
@@ -138,7 +139,7 @@ def load_pretrained(
     ``pretrained.weights_check: "modified"``)."""
     if isinstance(run, PretrainedEncoder):
         return run
-    run = Path(run)
+    run = resolve_run(run)  # builtin:<name>: a released encoder, checked against its card
     model, configs = load_run(run, heads=False, allow_modified_weights=allow_modified_weights)
     sha = configs.info["loaded_weights"]["sha256"][:16]
     state = {k: v.detach().clone() for k, v in model.encoder.state_dict().items()}

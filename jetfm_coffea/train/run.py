@@ -39,6 +39,7 @@ from jetfm_coffea.model.model import EventModel
 from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
 from jetfm_coffea.tokens.config import TokenConfig
 from jetfm_coffea.train.config import PretrainConfig, load_pretrain_config
+from jetfm_coffea.train.released import resolve_run
 from jetfm_coffea.train.rundir import (
     PICKLE_SUFFIXES,
     WEIGHTS,
@@ -194,8 +195,10 @@ def load_run(
     says so in the returned ``info["loaded_weights"]`` (``sha256``, ``check``).
     ``heads=False`` returns the bare encoder (heads dropped). Problems of the directory
     are :class:`~jetfm_coffea.errors.TrainingError` here (the message names the file).
+    ``builtin:<name>`` loads a released encoder (:mod:`.released`: its files checked
+    against its release card first).
     """
-    run_dir = Path(run_dir)
+    run_dir = resolve_run(run_dir)
     try:
         files = read_model_files(run_dir, allow_modified_weights=allow_modified_weights)
         pretrain = load_pretrain_config(run_dir / "config.yaml")

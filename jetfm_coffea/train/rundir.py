@@ -45,6 +45,7 @@ from jetfm_coffea.model.config import (
 from jetfm_coffea.model.model import EventModel
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 from jetfm_coffea.train.checkpoint import safetensors_header, save_weights
+from jetfm_coffea.train.released import resolve_run
 
 __all__ = [
     "MANIFEST",
@@ -203,8 +204,10 @@ def read_model_files(
     ``pair_version`` is a legacy model, :func:`~jetfm_coffea.model.config.load_model_config`);
     the model was built for this token config; the weights were written for this model
     config. Every failure is a :class:`ModelFileError` naming the file.
+    ``builtin:<name>``: a released encoder (:mod:`.released`; its files are checked
+    against its release card first).
     """
-    folder = Path(folder)
+    folder = resolve_run(folder)
     if not folder.is_dir():
         raise ModelFileError(str(folder), "model directory not found")
     refuse_pickles(folder)

@@ -1,0 +1,24 @@
+"""``jetfm pretrained``: the released pretrained encoders shipped with the package."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["pretrained"]
+
+
+@click.group()
+def pretrained() -> None:
+    """Released pretrained encoders (use one with --pretrained builtin:NAME)."""
+
+
+@pretrained.command("list")
+def list_cmd() -> None:
+    """One line per released encoder: size, objectives, steps, pool, date."""
+    from jetfm_coffea.pretrained import available, describe
+
+    cards = available()
+    if not cards:
+        click.echo("no released encoders in this installation")
+    for card in cards.values():
+        click.echo(describe(card))
