@@ -31,7 +31,7 @@ def test_labels_are_stable():
     """Downstream task YAMLs key on these numbers: they must never change."""
     assert {name: spec.label for name, spec in PROCESSES.items()} == {
         "ttbar": 0, "wjets": 1, "zjets": 2, "qcd": 3, "hbb": 4, "diboson": 5, "tth": 6,
-        "vz_bb": 7,
+        "vz_bb": 7, "st_t": 8, "st_s": 9, "ggh": 10, "vbfh": 11, "gjets": 12, "znunu": 13,
     }  # fmt: skip
     assert get_process("vz_bb").truth_filter == "one_z_to_bb"
     assert get_process("tth").truth_filter is None

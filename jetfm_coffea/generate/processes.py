@@ -19,7 +19,20 @@ tth      6     ``HiggsSM:gg2Httbar`` + ``qqbar2Httbar``, H → bb̄; inclusive t
 vz_bb    7     ``WeakDoubleBoson:ffbar2ZW`` + ``ffbar2gmZgmZ`` (pure Z), one Z → bb̄,
                the other boson Z → ℓℓ/νν or W → ℓν (truth filter ``one_z_to_bb``):
                the VZ(bb) background of ``hbb``'s VH(bb)
+st_t     8     ``Top:qq2tq(t:W)``: t-channel single top, inclusive top decays
+st_s     9     ``Top:ffbar2tqbar(s:W)``: s-channel single top, inclusive decays
+ggh      10    ``HiggsSM:gg2H``: gluon-fusion Higgs, inclusive Higgs decays
+vbfh     11    ``HiggsSM:ff2Hff(t:WW)`` + ``ff2Hff(t:ZZ)``: vector-boson fusion,
+               inclusive Higgs decays
+gjets    12    ``PromptPhoton:all`` (γ + jet, p̂T > 30 GeV)
+znunu    13    ``WeakBosonAndParton:qqbar2gmZg`` + ``qg2gmZq`` (pure Z, p̂T > 50 GeV),
+               Z → νν: jets and missing pT
 ======== ===== ================================================================
+
+Pythia 8.317 has no built-in tW process (its ``Top:*`` processes are tt̄ and the t- and
+s-channel), so tW is not among them. tt̄ events carry the flavour of their extra
+(shower) quarks as a truth label, ``GenTarget_ttHF`` (tt̄ + b / + c / + light; see
+:mod:`jetfm_coffea.generate.targets`), rather than being a process of their own.
 
 A process with a ``truth_filter`` keeps only the generated events the named filter of
 :data:`TRUTH_FILTERS` accepts (Pythia's decay tables cannot give the two Z bosons of
@@ -174,6 +187,50 @@ PROCESSES: dict[str, ProcessSpec] = {
                 "24:onIfAny = 11 13 15",
             ),
             truth_filter="one_z_to_bb",
+        ),
+        ProcessSpec(
+            "st_t",
+            8,
+            "t-channel single top, inclusive top decays",
+            ("Top:qq2tq(t:W) = on",),
+        ),
+        ProcessSpec(
+            "st_s",
+            9,
+            "s-channel single top, inclusive top decays",
+            ("Top:ffbar2tqbar(s:W) = on",),
+        ),
+        ProcessSpec(
+            "ggh",
+            10,
+            "gluon-fusion Higgs production, inclusive Higgs decays",
+            ("HiggsSM:gg2H = on",),
+        ),
+        ProcessSpec(
+            "vbfh",
+            11,
+            "vector-boson-fusion Higgs production, inclusive Higgs decays",
+            ("HiggsSM:ff2Hff(t:WW) = on", "HiggsSM:ff2Hff(t:ZZ) = on"),
+        ),
+        ProcessSpec(
+            "gjets",
+            12,
+            "prompt photon + jet (all prompt-photon processes)",
+            ("PromptPhoton:all = on",),
+            pthat_min=30.0,
+        ),
+        ProcessSpec(
+            "znunu",
+            13,
+            "Z + jet, Z -> nu nu (invisible): jets and missing transverse momentum",
+            (
+                "WeakBosonAndParton:qqbar2gmZg = on",
+                "WeakBosonAndParton:qg2gmZq = on",
+                "WeakZ0:gmZmode = 2",
+                "23:onMode = off",
+                "23:onIfAny = 12 14 16",
+            ),
+            pthat_min=50.0,
         ),
     )
 }

@@ -17,6 +17,20 @@ branch                   definition (GeV)
                          W decays leptonically
 ``GenTarget_higgsPt``    pT of the Higgs boson (last copy; the first one if several):
                          VH and tt̄H; NaN without a Higgs boson
+``GenTarget_bosonPt``    pT (last copy) of the first W, Z, H or photon of the hard
+                         process (status 21-23) that does not come from a top decay:
+                         W/Z/γ + jets, VH, VZ, dibosons, Higgs production; NaN in
+                         events without one (tt̄, QCD)
+``GenTarget_mbb``        mass of the b b̄ pair a Z or Higgs boson decays to (the
+                         first such pair): H → bb̄, Z → bb̄; NaN without one
+``GenTarget_nHardB``     number of b quarks of the hard process and its resonance
+                         decays (status 21-23): 2 in tt̄, 4 in tt̄H(bb), ...
+``GenTarget_ttHF``       in events with a top-quark pair, the flavour of the extra
+                         quarks (a label, 0/1/2 as a float): 2 when a b quark of the
+                         parton shower, multiple interactions or beam remnants
+                         (status 31-69) with pT > 15 GeV and |η| < 2.5 has no top,
+                         W, Z or Higgs ancestor (tt̄ + b), else 1 for such a c quark
+                         (tt̄ + c), else 0 (tt̄ + light); NaN without two top quarks
 ======================== ===========================================================
 
 Record conventions (Pythia 8): indices are per event, 0 is the event itself; a
@@ -32,7 +46,14 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-__all__ = ["TARGET_BRANCHES", "TARGET_PREFIX", "TruthRecord", "truth_targets"]
+__all__ = [
+    "HF_ETA_MAX",
+    "HF_PT_MIN",
+    "TARGET_BRANCHES",
+    "TARGET_PREFIX",
+    "TruthRecord",
+    "truth_targets",
+]
 
 #: Prefix of the target branches (``GenTarget_<name>``, NanoAOD naming).
 TARGET_PREFIX = "GenTarget_"
@@ -41,9 +62,15 @@ TARGET_BRANCHES: dict[str, str] = {
     "GenTarget_hadTopPt": "pT of the hadronically decaying top quark (lepton+jets tt̄)",
     "GenTarget_nuPt": "pT of the vector sum of the neutrinos from W decays (true MET)",
     "GenTarget_higgsPt": "pT of the Higgs boson",
+    "GenTarget_bosonPt": "pT of the hard-process W, Z, H or photon not from a top decay",
+    "GenTarget_mbb": "mass of the b bbar pair from a Z or Higgs decay",
+    "GenTarget_nHardB": "number of hard-process b quarks (incl. resonance decays)",
+    "GenTarget_ttHF": "tt events: extra b (2), extra c (1) or light (0) from the shower",
 }
 
 _NEUTRINOS = (12, 14, 16)
+#: ``GenTarget_ttHF``: an extra quark counts when it could make a jet (GeV, |η|).
+HF_PT_MIN, HF_ETA_MAX = 15.0, 2.5
 
 
 class TruthRecord:
@@ -57,6 +84,9 @@ class TruthRecord:
         flat = ak.flatten(prt)
         self.pid = ak.to_numpy(flat["id"]).astype(np.int64)
         base = offsets[self.event]
+        self.status = np.abs(ak.to_numpy(flat["status"]).astype(np.int64))
+        m1 = ak.to_numpy(flat["mother1"]).astype(np.int64)
+        self.m1 = np.where(m1 > 0, base + m1, -1)
         d1 = ak.to_numpy(flat["daughter1"]).astype(np.int64)
         d2 = ak.to_numpy(flat["daughter2"]).astype(np.int64)
         self.d1 = np.where(d1 > 0, base + d1, -1)
@@ -65,6 +95,21 @@ class TruthRecord:
         self.p4 = np.stack(
             [ak.to_numpy(mom[c]).astype(np.float64) for c in ("px", "py", "pz", "e")], axis=1
         )
+
+    def has_ancestor(self, ids: tuple[int, ...]) -> np.ndarray:
+        """Per particle: an ancestor (along ``mother1``) has ``|id|`` in ``ids`` (pointer
+        jumping: log2 of the record's depth passes over all particles)."""
+        flag = np.isin(np.abs(self.pid), ids)
+        m = self.m1.copy()
+        hit = np.zeros(len(m), bool)
+        valid = m >= 0
+        hit[valid] = flag[m[valid]]
+        while valid.any():
+            mm = np.where(valid, m, 0)
+            hit = hit | (valid & hit[mm])
+            m = np.where(valid, m[mm], -1)
+            valid = m >= 0
+        return hit
 
     def daughters(self, i: int) -> list[int]:
         """Global indices of the daughters of particle ``i``."""
@@ -141,6 +186,61 @@ def _higgs_pt(rec: TruthRecord, last: np.ndarray) -> np.ndarray:
     return out
 
 
+def _first_per_event(rec: TruthRecord, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` of the first of the particles ``idx`` in each event (NaN elsewhere)."""
+    out = np.full(rec.n_events, np.nan)
+    ev = rec.event[idx]
+    out[ev[::-1]] = values[::-1]  # reversed: the first one per event is written last
+    return out
+
+
+def _boson_pt(rec: TruthRecord, from_top: np.ndarray) -> np.ndarray:
+    aid = np.abs(rec.pid)
+    hard = (rec.status >= 21) & (rec.status <= 23) & np.isin(aid, (22, 23, 24, 25)) & ~from_top
+    first = hard & ~(rec.m1 >= 0) | hard & (rec.pid[np.maximum(rec.m1, 0)] != rec.pid)
+    idx = np.flatnonzero(first)
+    last = np.array([rec.last_copy_of(int(i)) for i in idx], np.int64)
+    return _first_per_event(rec, idx, rec.pt(last) if len(last) else np.zeros(0))
+
+
+def _mbb(rec: TruthRecord) -> np.ndarray:
+    b = np.flatnonzero((np.abs(rec.pid) == 5) & (rec.m1 >= 0))
+    b = b[np.isin(rec.pid[rec.m1[b]], (23, 25))]
+    out = np.full(rec.n_events, np.nan)
+    pairs: dict[int, list[int]] = {}
+    for i in b:
+        pairs.setdefault(int(rec.m1[i]), []).append(int(i))
+    done: set[int] = set()
+    for mother in sorted(pairs):
+        kids = pairs[mother]
+        ev = int(rec.event[mother])
+        if len(kids) == 2 and ev not in done:
+            p = rec.p4[kids[0]] + rec.p4[kids[1]]
+            out[ev] = np.sqrt(max(p[3] ** 2 - p[0] ** 2 - p[1] ** 2 - p[2] ** 2, 0.0))
+            done.add(ev)
+    return out
+
+
+def _n_hard_b(rec: TruthRecord) -> np.ndarray:
+    hard = (np.abs(rec.pid) == 5) & (rec.status >= 21) & (rec.status <= 23)
+    return np.bincount(rec.event[hard], minlength=rec.n_events).astype(np.float64)
+
+
+def _tt_hf(rec: TruthRecord, last: np.ndarray) -> np.ndarray:
+    tops = np.bincount(rec.event[last & (np.abs(rec.pid) == 6)], minlength=rec.n_events)
+    px, py, pz = rec.p4[:, 0], rec.p4[:, 1], rec.p4[:, 2]
+    pt = np.hypot(px, py)
+    eta = np.arcsinh(np.divide(pz, pt, out=np.zeros_like(pz), where=pt > 0))
+    visible = (pt > HF_PT_MIN) & (np.abs(eta) < HF_ETA_MAX)
+    extra = (rec.status >= 31) & (rec.status <= 69) & visible
+    extra &= ~rec.has_ancestor((6, 23, 24, 25))
+    aid = np.abs(rec.pid)
+    has_b = np.bincount(rec.event[extra & (aid == 5)], minlength=rec.n_events) > 0
+    has_c = np.bincount(rec.event[extra & (aid == 4)], minlength=rec.n_events) > 0
+    flavour = np.where(has_b, 2.0, np.where(has_c, 1.0, 0.0))
+    return np.where(tops == 2, flavour, np.nan)
+
+
 def truth_targets(prt: Any) -> dict[str, np.ndarray]:
     """The :data:`TARGET_BRANCHES` (float32, NaN where undefined) of a ``nextBatch`` record."""
     rec = TruthRecord(prt)
@@ -151,5 +251,9 @@ def truth_targets(prt: Any) -> dict[str, np.ndarray]:
         "GenTarget_hadTopPt": _had_top_pt(rec, last),
         "GenTarget_nuPt": _nu_pt(rec, last),
         "GenTarget_higgsPt": _higgs_pt(rec, last),
+        "GenTarget_bosonPt": _boson_pt(rec, rec.has_ancestor((6,))),
+        "GenTarget_mbb": _mbb(rec),
+        "GenTarget_nHardB": _n_hard_b(rec),
+        "GenTarget_ttHF": _tt_hf(rec, last),
     }
     return {name: values[name].astype(np.float32) for name in TARGET_BRANCHES}

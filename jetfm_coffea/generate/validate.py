@@ -11,6 +11,12 @@ The checks (also run, on smaller samples, by the test suite):
 * hard tasks (when their samples are given): the truth mass of the b b̄ pair from the
   Higgs peaks at 125 ± 3 GeV (``tth``, ``hbb``) and from the Z at 91 ± 3 GeV
   (``vz_bb``); every ``tth`` event has two top quarks at the top mass (172.5 GeV).
+* the wider pretraining library (when its samples are given): one top quark per
+  single-top event (``st_t``, ``st_s``); the Higgs b b̄ truth mass at 125 ± 3 GeV in
+  ``ggh`` and ``vbfh``; a reconstructed photon (pT > 25 GeV) in most ``gjets`` events;
+  large missing pT in ``znunu`` (mean > 50 GeV), following the Z pT
+  (``GenTarget_bosonPt``, correlation > 0.6); the tt̄ extra-flavour label
+  (``GenTarget_ttHF``) gives a few per cent tt̄ + b and tt̄ + c.
 * the generated 8 TeV dimuon spectrum is compared, near the Z, with the real 2012
   ``Run2012_DoubleMuParked_muons_100k.root`` (plot only: the real file is data with
   its own trigger and has no isolation variables).
@@ -37,8 +43,10 @@ __all__ = [
     "dimuon_mass",
     "jacobian_edge",
     "jet_multiplicity",
+    "library_checks",
     "load_events",
     "peak_position",
+    "photon_fraction",
     "run_validation",
     "trijet_mass",
     "truth_bb_mass",
@@ -234,7 +242,8 @@ def jacobian_edge(
 # ----------------------------------------------------------------------------- report
 
 
-_OTHER_BRANCHES = ("Muon_charge", "MET_pt", "MET_phi", "nJet", "GenTarget_nuPt")
+_OTHER_BRANCHES = ("Muon_charge", "MET_pt", "MET_phi", "nJet", "GenTarget_nuPt",
+                   "GenTarget_bosonPt", "GenTarget_ttHF", "Photon_pt", "Photon_eta")  # fmt: skip
 
 
 def _samples_branches() -> list[str]:
@@ -243,7 +252,10 @@ def _samples_branches() -> list[str]:
 
 #: Hard-task samples and the boson whose b b̄ truth mass they check: (mother id, GeV).
 BB_PEAKS: dict[str, tuple[int, float]] = {"tth": (25, 125.0), "hbb": (25, 125.0),
-                                          "vz_bb": (23, 91.2)}  # fmt: skip
+                                          "vz_bb": (23, 91.2), "ggh": (25, 125.0),
+                                          "vbfh": (25, 125.0)}  # fmt: skip
+#: The wider pretraining library's samples checked by their own physics (see above).
+LIBRARY_SAMPLES = ("st_t", "st_s", "gjets", "znunu")
 
 
 @styled
@@ -372,6 +384,8 @@ def write_report(
         checks["tth_tops_per_event"] = {"value": n_top, "range": [2.0, 2.0], "n": len(m_top),
                                         "pass": bool(n_top == 2.0)}  # fmt: skip
 
+    library_checks(events, check)
+
     summary = {
         "checks": checks,
         "all_pass": all(c["pass"] for c in checks.values()),
@@ -396,6 +410,34 @@ def write_report(
     return summary
 
 
+def photon_fraction(events: ak.Array, pt_min: float = 25.0) -> float:
+    """Fraction of events with a reconstructed photon (pT > ``pt_min``, |η| < 2.5)."""
+    ok = (events["Photon_pt"] > pt_min) & (np.abs(events["Photon_eta"]) < 2.5)
+    return float(np.mean(ak.to_numpy(ak.any(ok, axis=1))))
+
+
+def library_checks(events: dict[str, ak.Array], check: Any) -> None:
+    """The wider pretraining library's checks, for the samples present in ``events``."""
+    for name in ("st_t", "st_s"):
+        if name in events:
+            n_top = len(truth_top_mass(events[name])) / max(len(events[name]), 1)
+            check(f"{name}_tops_per_event", n_top, 1.0, 1.0, len(events[name]))
+    if "gjets" in events:
+        check("gjets_photon_fraction", photon_fraction(events["gjets"]), 0.5, 1.0,
+              len(events["gjets"]))  # fmt: skip
+    if "znunu" in events:
+        ev = events["znunu"]
+        met = ak.to_numpy(ev["MET_pt"]).astype(float)
+        z = ak.to_numpy(ev["GenTarget_bosonPt"]).astype(float)
+        check("znunu_mean_met_gev", float(np.mean(met)), 50.0, 1e4, len(met))
+        corr = float(np.corrcoef(z, met)[0, 1]) if len(met) > 2 else float("nan")
+        check("znunu_met_follows_z_pt", corr, 0.6, 1.0, len(met))
+    if "ttbar" in events:
+        hf = ak.to_numpy(events["ttbar"]["GenTarget_ttHF"]).astype(float)
+        check("ttbar_plus_b_fraction", float(np.mean(hf == 2)), 0.005, 0.15, len(hf))
+        check("ttbar_plus_c_fraction", float(np.mean(hf == 1)), 0.01, 0.3, len(hf))
+
+
 def validation_plan(n_events: int) -> list[tuple[str, int, str, int]]:
     """``(process, sqrts, sample key, events)`` of every validation sample."""
     small = max(n_events // 4, 1)
@@ -405,6 +447,7 @@ def validation_plan(n_events: int) -> list[tuple[str, int, str, int]]:
         ("zjets", 13000, "zjets", n_events),
         ("zjets", 8000, "zjets_8TeV", n_events),
         *[(name, 13000, name, small) for name in BB_PEAKS],
+        *[(name, 13000, name, small) for name in LIBRARY_SAMPLES],
     ]
 
 
@@ -419,8 +462,9 @@ def run_validation(
 
     Samples: ``ttbar``, ``wjets``, ``zjets`` at 13 TeV and ``zjets`` at 8 TeV (compared
     with the real 2012 dimuon file shipped with the package), plus the
-    hard-task samples ``tth``, ``hbb`` and ``vz_bb`` at 13 TeV (a quarter of
-    ``n_events`` each: their checks are truth-level peaks).
+    hard-task samples ``tth``, ``hbb`` and ``vz_bb`` and the wider library's ``ggh``,
+    ``vbfh``, ``st_t``, ``st_s``, ``gjets`` and ``znunu`` at 13 TeV (a quarter of
+    ``n_events`` each: their checks are truth-level peaks, counts and fractions).
     """
     from jetfm_coffea._resources import DIMUON_2012, cms_file
     from jetfm_coffea.generate.run import generate
