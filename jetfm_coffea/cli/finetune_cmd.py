@@ -173,7 +173,7 @@ def _study_task_options(func: Callable) -> Callable:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Study directory.")
 @click.option(
     "--scale",
-    type=click.Choice(["ci", "cpu", "gpu"]),
+    type=click.Choice(["ci", "cpu", "cpu-hybrid", "gpu"]),
     help="Run the whole hard-task study at this preset: generate, pretrain on the "
     "unlabelled pool, study every --task (comma list; default tth_vs_ttbar,vh_vs_vz_bb). "
     "Needs no --pretrained or data options.",

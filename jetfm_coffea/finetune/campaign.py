@@ -52,6 +52,7 @@ from jetfm_coffea.finetune.config import load_task_config
 from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, load_labelled
 from jetfm_coffea.finetune.heldout import (
     POOL_EVENTS,
+    check_pool_without_labels,
     event_keys,
     without_events,
     write_pool_events,
@@ -70,6 +71,7 @@ from jetfm_coffea.tokens.config import TokenConfig
 from jetfm_coffea.tokens.fields import ID_FIELDS
 from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import pretrain
+from jetfm_coffea.train.objective_modes import needed_values, objective_mode, supervised_sections
 from jetfm_coffea.train.rundir import WEIGHTS
 from jetfm_coffea.train.views import make_views
 
@@ -82,6 +84,7 @@ __all__ = [
     "generate_samples",
     "goal_checks",
     "held_out_keys",
+    "mode_overrides",
     "pool_info",
     "pretraining_pool",
     "run_campaign",
@@ -226,17 +229,36 @@ def stored_views(
     return np.concatenate(views), np.concatenate(masks)
 
 
+def mode_overrides(pool: LabelledEvents, mode: str, exclude: set[int]) -> dict[str, Any]:
+    """Pretraining config overrides of mode ``mode`` (``ssl``, ``supervised``, ``hybrid``)
+    on ``pool``: the objective sections, the heads' sizes (``model``) and the truth values
+    the batches carry (``values``); the process labels in ``exclude`` (the tasks' signal
+    processes) are never supervised labels."""
+    if mode == "ssl":
+        return {}
+    sections, model = supervised_sections(pool.label, pool.values, exclude=exclude)
+    return {"objective": objective_mode(mode, sections), "model_overrides": model,
+            "values": needed_values(sections)}  # fmt: skip
+
+
 def _pretrain(
     pool: LabelledEvents, preset: StudyPreset, out: Path, overrides: dict[str, Any]
 ) -> PretrainedEncoder:
     """Pretrain on ``pool`` into ``out`` (kept when complete); returns the encoder.
 
     ``overrides``: top-level pretraining config sections replacing the main run's
-    (``objective``, ``views``, ``augment``; see :data:`ABLATIONS`).
+    (``objective``, ``views``, ``augment``; see :data:`ABLATIONS`), and from
+    :func:`mode_overrides` ``model_overrides`` (head sizes) and ``values`` (the truth
+    values the batches carry, with the pool's process labels).
     """
     if not (out / WEIGHTS).is_file():
+        overrides = dict(overrides)
+        model = dict(preset.model)
+        if extra := overrides.pop("model_overrides", None):
+            model = {**model, "overrides": {**model.get("overrides", {}), **extra}}
+        values = overrides.pop("values", None)
         cfg: dict[str, Any] = {
-            "model": preset.model,
+            "model": model,
             "train": {
                 "steps": preset.pretrain_steps,
                 "batch_size": preset.pretrain_batch,
@@ -245,9 +267,12 @@ def _pretrain(
             },
             **overrides,
         }
-        stored: dict[str, np.ndarray] = {}
+        stored: dict[str, Any] = {}
         if overrides.get("views") == "stored":
             stored["views"], stored["view_mask"] = stored_views(pool)
+        if values is not None:  # supervised terms: labels and truth values, masked per event
+            stored["label"] = pool.label
+            stored["targets"] = {name: pool.values[name] for name in values}
         source = TensorEventDataset(
             pool.tokens, pool.mask, batch_size=preset.pretrain_batch,
             token_config=pool.token_config, run=pool.run,
@@ -473,10 +498,18 @@ def run_campaign(
             signal = task.classes[task.signal_class]
             keep = np.flatnonzero(~np.isin(data.label, signal))
             control_pools[name] = pretraining_pool(data.take(keep), list(setups.values()))
+            check_pool_without_labels(control_pools[name], task, f"the no-signal pool of {name}")
             check_pool(control_pools[name], held_out, labelled, preset.min_pool_factor)
 
     t = time.perf_counter()
-    pre = _pretrain(pool, preset, out / "pretrain", {})
+    # the tasks' signal processes are never supervised labels (issue 26)
+    exclude = {int(x) for n in cell_tasks for x in configs[n].classes[configs[n].signal_class]}
+    (main, main_mode), *more = preset.encoders.items()
+    pre = _pretrain(pool, preset, out / "pretrain", mode_overrides(pool, main_mode, exclude))
+    extra = {
+        name: _pretrain(pool, preset, out / f"pretrain_{name}", mode_overrides(pool, m, exclude))
+        for name, m in more
+    }
     timings["pretrain_s"] = time.perf_counter() - t
 
     results: dict[str, Any] = {}
@@ -484,8 +517,10 @@ def run_campaign(
         t = time.perf_counter()
         store = CellStore(Path(cells) if cells is not None else out / "cells", commit=commit_cells)
         parts = [
-            _cell_task(name, setups[name], pre, pool, control_pools.get(name), preset, out,
-                       store, Path(results_dir) if results_dir is not None else out)
+            _cell_task(name, setups[name], {main: pre, **extra}, pool, control_pools.get(name),
+                       preset, out, store, Path(results_dir) if results_dir is not None else out,
+                       mode_overrides(control_pools[name], main_mode, exclude)
+                       if name in control_pools else {})
             for name in cell_tasks
         ]  # fmt: skip
         summaries = cell_studies(parts, log=say)
@@ -494,7 +529,9 @@ def run_campaign(
             results[part.task_name] = {
                 "task_type": "classification",
                 "summary": str(part.summary_path),
-                "goals": [d for d in summary["differences"] if _is_goal(d)],
+                "goals": [
+                    d for d in summary["differences"] if _is_goal(d, summary["main_encoder"])
+                ],
                 "selection": part.setup.selection,
                 "splits": {k: len(part.setup.pool(k)) for k in SPLITS},
             }
@@ -548,25 +585,34 @@ def pool_info(pool: LabelledEvents) -> dict[str, Any]:
 def _cell_task(
     name: str,
     setup: FinetuneSetup,
-    pre: PretrainedEncoder,
+    trained: dict[str, PretrainedEncoder],
     pool: LabelledEvents,
     control_pool: LabelledEvents | None,
     preset: StudyPreset,
     out: Path,
     store: CellStore,
     results_dir: Path,
+    control_overrides: dict[str, Any],
 ) -> TaskStudy:
-    """One classification task's part of the cell study, with the preset's controls (the
-    no-signal encoder is pretrained here, once, kept in ``out``)."""
+    """One classification task's part of the cell study: the ``trained`` encoders (the
+    main one first) and the preset's controls (the no-signal encoder, pretrained in the
+    main encoder's mode with ``control_overrides``, is pretrained here, once, kept in
+    ``out``)."""
+    (main, pre), *_ = trained.items()
     setup.pretrained = pre
-    encoders = {"ssl": pre}
-    info: dict[str, Any] = {"ssl": {"pool": pool_info(pool), "run_dir": str(out / "pretrain")}}
+    encoders = dict(trained)
+    modes = dict(preset.encoders)
+    info: dict[str, Any] = {
+        name: {"pool": pool_info(pool), "mode": modes.get(name, "ssl"),
+               "run_dir": str(out / ("pretrain" if name == main else f"pretrain_{name}"))}
+        for name in trained
+    }  # fmt: skip
     if "random" in preset.controls:
         encoders["random"] = random_encoder(pre, seed=0)
         info["random"] = {"pool": None, "init_seed": 0}
     if control_pool is not None:
         run = out / f"pretrain_no-signal_{name}"
-        encoders["no-signal"] = _pretrain(control_pool, preset, run, {})
+        encoders["no-signal"] = _pretrain(control_pool, preset, run, control_overrides)
         info["no-signal"] = {"pool": pool_info(control_pool), "run_dir": str(run),
                              "without": setup.task.signal_class}  # fmt: skip
     plan = CellPlan(
@@ -589,12 +635,13 @@ def _cell_task(
     )  # fmt: skip
 
 
-def _is_goal(d: dict[str, Any]) -> bool:
-    """The goal (10% fine-tuned vs all labels) and stretch (1% vs 10% scratch) rows."""
+def _is_goal(d: dict[str, Any], main_encoder: str = "ssl") -> bool:
+    """The goal rows (the main encoder fine-tuned with 10% or 30% of the labels vs all
+    labels) and the stretch row (1% vs 10% scratch)."""
     a, b = d["a"], d["b"]
-    main = a["label_fraction"] == 0.1 and b["label_fraction"] == 1.0
+    main = a["label_fraction"] in (0.1, 0.3) and b["label_fraction"] == 1.0
     stretch = a["label_fraction"] == 0.01 and b["label_fraction"] == 0.1
-    return a["encoder"] == "ssl" and a["mode"] == "finetune" and (main or stretch)
+    return a["encoder"] == main_encoder and a["mode"] == "finetune" and (main or stretch)
 
 
 def _cell_goal_lines(task: str, goals: list[dict[str, Any]]) -> list[str]:

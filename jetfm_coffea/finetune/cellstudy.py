@@ -54,6 +54,7 @@ from jetfm_coffea.finetune.config import (
     label_fraction,
     load_task_config,
 )
+from jetfm_coffea.finetune.heldout import check_supervised_labels
 from jetfm_coffea.finetune.intervals import LEVELS, auc, bootstrap_counts, difference, estimate
 from jetfm_coffea.finetune.reference import reference_features, train_reference
 from jetfm_coffea.finetune.trainer import (
@@ -64,10 +65,12 @@ from jetfm_coffea.finetune.trainer import (
 )
 
 __all__ = [
+    "CONTROLS",
     "CellPlan",
     "TaskStudy",
     "cell_studies",
     "cell_study",
+    "encoder_architecture",
     "load_scores",
     "priority",
     "random_encoder",
@@ -76,6 +79,8 @@ __all__ = [
 ]
 
 Arm = tuple[str | None, str]  # (encoder name or None, mode)
+#: Encoder names of the controls (never a study's main encoder).
+CONTROLS: tuple[str, ...] = ("random", "no-signal")
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,14 @@ def test_set_hash(setup: FinetuneSetup) -> str:
     return h.hexdigest()[:16]
 
 
+def encoder_architecture(encoder: PretrainedEncoder) -> str:
+    """Hash (8 hex) of ``encoder``'s architecture without its pretraining heads' sizes (a
+    scratch cell's key: encoders pretrained with other heads, e.g. ``hybrid``'s process
+    classes, share its scratch cells)."""
+    config = encoder.model_config.model_copy(update={"n_classes": 2, "n_truth": 0})
+    return config.hash()[:8]
+
+
 def random_encoder(like: PretrainedEncoder, seed: int = 0) -> PretrainedEncoder:
     """An untrained encoder of ``like``'s architecture (initialised with ``seed``): the
     control that tells what pretraining adds over a random embedding."""
@@ -142,14 +155,14 @@ def random_encoder(like: PretrainedEncoder, seed: int = 0) -> PretrainedEncoder:
     )  # fmt: skip
 
 
-def priority(arm: Arm, frac: float) -> tuple[int, float, int]:
-    """Sort key of a group: the comparisons that decide the goals first (fine-tuned with
-    10% of the labels; scratch and both BDTs with 100%), then the rest of 10% and the
-    random-encoder control there, the 1% stretch, the other label counts, the other
-    controls last."""
+def priority(arm: Arm, frac: float, main_encoder: str = "ssl") -> tuple[int, float, int]:
+    """Sort key of a group: the comparisons that decide the goals first (the main encoder
+    fine-tuned with 10% of the labels; scratch and both BDTs with 100%), then the rest of
+    10% and the random-encoder control there, the 1% stretch, the other label counts,
+    the other encoders and controls last."""
     enc, mode = arm
     baseline = enc is None
-    main = enc == "ssl"
+    main = enc == main_encoder
     if (main and mode == "finetune" and frac == 0.1) or (baseline and frac == 1.0):
         tier = 0
     elif frac == 0.1 and (baseline or main or enc == "random"):
@@ -223,7 +236,7 @@ class _Study:
         train, val = self.base.select(n, seed)
         hyper = dict(hyper)
         if mode == "scratch":  # no encoder, but the architecture decides the result
-            hyper["arch"] = next(iter(self.encoders.values())).model_config.hash()[:8]
+            hyper["arch"] = encoder_architecture(next(iter(self.encoders.values())))
         return CellKey(
             task=self.name, task_config_hash=self.context["task_config_hash"],
             test_set_hash=self.context["test_set_hash"], encoder=enc,
@@ -455,7 +468,8 @@ def cell_study(
 ) -> dict[str, Any]:
     """Run (or resume) one task's cells and return its summary; see the module docstring.
 
-    ``encoders``: name -> encoder, ``ssl`` first (the main one); ``store``: where finished
+    ``encoders``: name -> encoder, the main one first (``ssl``; the goals and stated
+    differences are about it); ``store``: where finished
     cells live (commit them with ``CellStore(..., commit=True)``); ``work``: scratch run
     directories (not kept); ``summary_path``: where the summary JSON goes (written only
     here, after every group).  Everything is checked before the first cell trains.
@@ -481,7 +495,10 @@ def cell_studies(
             for arm in _arms(study.encoders, t.plan)
             for lab in t.plan.labels
         ),
-        key=lambda g: (priority(g[1], _fraction(g[2], tasks[g[0]].setup)), g[0]),
+        key=lambda g: (
+            priority(g[1], _fraction(g[2], tasks[g[0]].setup), next(iter(tasks[g[0]].encoders))),
+            g[0],
+        ),
     )
     planned = [sum(g[0] == i for g in groups) for i in range(len(tasks))]
     done = [0] * len(tasks)
@@ -513,8 +530,11 @@ def _arms(encoders: dict[str, PretrainedEncoder], plan: CellPlan) -> list[Arm]:
 def _prepare(t: TaskStudy, say: Callable[[str], None]) -> _Study:
     """Every check of one task before any training; its study object."""
     setup, plan, task_name, encoders = t.setup, t.plan, t.task_name, t.encoders
-    if "ssl" not in encoders:
-        raise ConfigError(f"a cell study needs the main encoder 'ssl'; got {sorted(encoders)}")
+    if not encoders or next(iter(encoders)) in CONTROLS:
+        raise ConfigError(
+            "a cell study needs its main encoder first (the one its goals are about), not a "
+            f"control ({', '.join(CONTROLS)}); got {list(encoders)}"
+        )
     n_test = len(setup.test_index)
     if n_test < plan.min_test_events:
         raise ConfigError(
@@ -531,6 +551,8 @@ def _prepare(t: TaskStudy, say: Callable[[str], None]) -> _Study:
     )  # fmt: skip
     if plan.strict and (plan.tune_seeds < 2 or len(plan.small_seeds) < 5):
         raise ConfigError("a fair study tunes on >= 2 seeds and runs >= 5 seeds at 1% and 3%")
+    for name, encoder in encoders.items():  # no encoder was taught the task's signal
+        check_supervised_labels(name, encoder, setup.task)
     study = _Study(setup, encoders, t.store, plan, t.work, say, task_name)
     t.store.check(task_name, study.context, {k: e.weights_sha256 for k, e in encoders.items()})
     _write_test_set(t.store, task_name, setup, study.context["test_set_hash"])
@@ -623,19 +645,21 @@ def load_scores(path: str | Path) -> dict[str, np.ndarray]:
 
 #: The differences every summary states: (a, b) as (encoder, mode, fraction or None = same).
 def _stated(fracs: Sequence[float], encoders: Sequence[str]) -> list[tuple]:
+    main = encoders[0]
     pairs = []
     for f in fracs:
         for ref in ("scratch", "bdt-raw", "bdt-features"):
-            pairs.append((("ssl", "finetune", f), (None, ref, f)))
-        for other in encoders:
-            if other != "ssl":
-                for mode in ("finetune", "linear-probe"):
-                    pairs.append((("ssl", mode, f), (other, mode, f)))
+            pairs.append(((main, "finetune", f), (None, ref, f)))
+        for other in encoders[1:]:
+            for mode in ("finetune", "linear-probe"):
+                pairs.append(((main, mode, f), (other, mode, f)))
     if 0.1 in fracs and 1.0 in fracs:  # the goal: 10% fine-tuned against all labels
         for ref in ("scratch", "bdt-raw", "bdt-features"):
-            pairs.append((("ssl", "finetune", 0.1), (None, ref, 1.0)))
+            pairs.append(((main, "finetune", 0.1), (None, ref, 1.0)))
+    if 0.3 in fracs and 1.0 in fracs:  # 30% against scratch with all labels
+        pairs.append(((main, "finetune", 0.3), (None, "scratch", 1.0)))
     if 0.01 in fracs and 0.1 in fracs:  # the stretch goal
-        pairs.append((("ssl", "finetune", 0.01), (None, "scratch", 0.1)))
+        pairs.append(((main, "finetune", 0.01), (None, "scratch", 0.1)))
     return pairs
 
 
@@ -703,6 +727,7 @@ def summarize(study: _Study, *, scale: str, provenance: dict[str, Any]) -> dict[
         "task_config_hash": study.context["task_config_hash"],
         "code_version": study.context["code_version"],
         "git": _git_version(),
+        "main_encoder": next(iter(study.encoders)),
         "encoders": {
             k: {
                 "hash": e.weights_sha256,

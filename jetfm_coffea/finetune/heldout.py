@@ -13,7 +13,10 @@ validation or test split.
 * :func:`write_pool_events` / :func:`read_pool_events` keep a pool's event keys beside
   its pretraining run (``POOL_EVENTS``), so that fine-tuning against that encoder
   (:func:`jetfm_coffea.finetune.trainer.prepare_finetune`) checks the task's test events
-  against the pool the encoder really saw.
+  against the pool the encoder really saw;
+* :func:`check_supervised_labels` keeps a task's signal process out of the supervised
+  labels of an encoder that task evaluates (issue 26), and
+  :func:`check_pool_without_labels` a control pool free of every event of it.
 """
 
 from __future__ import annotations
@@ -24,18 +27,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from jetfm_coffea.errors import TrainingError
+from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune.data import SPLITS, LabelledEvents
 from jetfm_coffea.tokens.fields import ID_FIELDS
 
 if TYPE_CHECKING:
-    from jetfm_coffea.finetune.trainer import FinetuneSetup
+    from jetfm_coffea.finetune.config import TaskConfig
+    from jetfm_coffea.finetune.trainer import FinetuneSetup, PretrainedEncoder
 
 __all__ = [
     "HELD_OUT_SPLITS",
     "POOL_EVENTS",
     "EventKey",
     "check_pool_excludes_held_out",
+    "check_pool_without_labels",
+    "check_supervised_labels",
     "event_key_list",
     "event_keys",
     "held_out_index",
@@ -134,3 +140,45 @@ def read_pool_events(path: str | Path) -> set[EventKey]:
     with np.load(path, allow_pickle=False) as f:
         cols = [f[k].tolist() for k in ("dataset", *ID_FIELDS)]
     return set(zip(*cols, strict=True))
+
+
+def _signal_labels(task: TaskConfig) -> set[int]:
+    return {int(x) for x in task.classes[task.signal_class]}
+
+
+def check_supervised_labels(name: str, encoder: PretrainedEncoder, task: TaskConfig) -> None:
+    """:class:`ConfigError` if ``encoder`` was pretrained with a supervised term that
+    knows the ``task``'s signal process: the ``process`` term with a signal label among
+    its classes, or the older ``supervised`` term (every label of its pool)."""
+    cfg = encoder.pretrain_config
+    sections = cfg.objective.sections if cfg is not None else {}
+    signal = _signal_labels(task)
+    where = encoder.run_dir or f"encoder {name!r}"
+    process = sections.get("process")
+    if process is not None and process.weight > 0 and signal & set(process.labels):
+        raise ConfigError(
+            f"encoder {name!r} ({where}) was pretrained to classify the process labels "
+            f"{process.labels}, among them the signal of task {task.signal_class!r} "
+            f"(labels {sorted(signal)}): evaluating the task on it would test what it was "
+            "taught; pretrain with supervised_sections(..., exclude=<the signal labels>)"
+        )
+    legacy = sections.get("supervised")
+    if legacy is not None and legacy.weight > 0:
+        raise ConfigError(
+            f"encoder {name!r} ({where}) was pretrained with the 'supervised' term, which "
+            f"learns every label of its pool, the signal of task {task.signal_class!r} "
+            "included as far as anyone can tell; use the 'process' term with the signal "
+            "labels excluded"
+        )
+
+
+def check_pool_without_labels(pool: LabelledEvents, task: TaskConfig, what: str) -> None:
+    """:class:`ConfigError` if the control ``pool`` holds any event of the ``task``'s
+    signal process (by data label)."""
+    signal = sorted(_signal_labels(task))
+    n = int(np.isin(pool.label, signal).sum())
+    if n:
+        raise ConfigError(
+            f"{what}: {n} events of the signal process of task {task.signal_class!r} "
+            f"(labels {signal}) are in a pool that must hold none"
+        )

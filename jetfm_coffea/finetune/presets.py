@@ -1,4 +1,4 @@
-"""Scale presets of the hard-task label-efficiency study (``--scale ci|cpu|gpu``).
+"""Scale presets of the hard-task label-efficiency study (``--scale ci|cpu|cpu-hybrid|gpu``).
 
 A preset fixes everything that sets the size and cost of a study run: events generated
 per process, real 2012 events in the pretraining pool, encoder size, pretraining steps
@@ -15,6 +15,8 @@ ci        the test suite: a few hundred events per process, a 1-layer encoder, c
 cpu       2 CPU cores (several sessions: the cells resume): ``tiny`` encoder, >= 200k
           pretraining events (generated processes + the real 2012 SingleMu events, test
           events excluded), >= 10k selected test events per task
+cpu-hybrid the cpu study's tasks (shared scratch and BDT cells) with the wider pretraining
+          library and the pretraining ablation: ``hybrid`` (main), ``supervised``, ``ssl``
 gpu       <= 10 minutes on one H100/H200-class GPU with 16 cores, generation included:
           ``small`` encoder, >= 200k distinct pretraining events, >= 10M event-views
 ========= ==================================================================================
@@ -58,6 +60,9 @@ class StudyPreset:
     bdt_leaves: tuple[int, ...] = (7, 15, 31, 63, 127)
     bdt_l2: tuple[float, ...] = (0.0, 0.1, 1.0, 10.0)
     strict: bool = True
+    #: encoders pretrained on the pool: name -> mode (``ssl``, ``supervised``, ``hybrid``;
+    #: :mod:`jetfm_coffea.train.objective_modes`), the main one (the goals') first
+    encoders: dict[str, str] = field(default_factory=lambda: {"ssl": "ssl"})
 
     @property
     def pretrain_views(self) -> int:
@@ -93,12 +98,15 @@ class StudyPreset:
             "bdt_leaves": list(self.bdt_leaves),
             "bdt_l2": list(self.bdt_l2),
             "strict": self.strict,
+            "encoders": dict(self.encoders),
         }
 
 
 _ALL_MODES = ("linear-probe", "finetune", "scratch", "bdt-raw", "bdt-features")
 _TASK_PROCESSES = ("ttbar", "tth", "hbb", "vz_bb")
 _OTHER_PROCESSES = ("wjets", "zjets", "qcd", "diboson")
+#: the wider pretraining library (issue 26): in the pool only, no task uses them
+_LIBRARY_PROCESSES = ("st_t", "st_s", "ggh", "vbfh", "gjets", "znunu")
 
 PRESETS: dict[str, StudyPreset] = {
     p.name: p
@@ -133,6 +141,7 @@ PRESETS: dict[str, StudyPreset] = {
             bdt_leaves=(15,),
             bdt_l2=(0.0,),
             strict=False,
+            encoders={"ssl": "ssl", "hybrid": "hybrid"},  # the hybrid machinery, tested
             task_overrides={
                 "train.max_steps": 6,
                 "train.schedule": "cosine",
@@ -169,6 +178,32 @@ PRESETS: dict[str, StudyPreset] = {
             workers=2,
             budget_s=3_600.0,
             device="cpu",
+        ),
+        StudyPreset(
+            name="cpu-hybrid",
+            description="the cpu study's tasks and baselines (same events, same test sets: "
+            "its scratch and BDT cells are shared) with the wider pretraining library and "
+            "the pretraining ablation: hybrid (main), supervised and ssl on one pool",
+            events={
+                "ttbar": 35_000,
+                "tth": 35_000,
+                "hbb": 70_000,
+                "vz_bb": 70_000,
+                **dict.fromkeys(_OTHER_PROCESSES, 35_000),
+                **dict.fromkeys(_LIBRARY_PROCESSES, 35_000),
+            },
+            real_events=10_000,
+            model={"size": "tiny"},
+            pretrain_steps=1_500,
+            pretrain_batch=256,
+            labels=("1%", "3%", "10%", "30%", "all"),
+            seeds=(0, 1, 2),
+            modes=_ALL_MODES,
+            workers=2,
+            budget_s=3_600.0,
+            device="cpu",
+            controls=(),  # the random and no-signal controls are the cpu study's
+            encoders={"hybrid": "hybrid", "supervised": "supervised", "ssl-wide": "ssl"},
         ),
         StudyPreset(
             name="gpu",

@@ -74,6 +74,7 @@ class ModelConfig(HashedConfig):
     pooling: Literal["cls", "attention"] = "cls"
     proj_dim: int = Field(32, ge=2, description="output width of the contrastive projection")
     n_classes: int = Field(2, ge=2, description="classes of the classification head")
+    n_truth: int = Field(0, ge=0, description="outputs of the truth-regression head (pretraining)")
     feature_names: list[str] = Field(
         default_factory=lambda: TokenConfig().feature_names, description="token feature order"
     )
@@ -92,11 +93,14 @@ class ModelConfig(HashedConfig):
         return self
 
     def canonical_json(self) -> str:
-        """Canonical JSON; the legacy ``pair_version`` is left out, so a run written
-        before the field existed keeps its hash (recorded in its weights' metadata)."""
+        """Canonical JSON; the legacy ``pair_version`` and a zero ``n_truth`` are left
+        out, so a run written before the fields existed keeps its hash (recorded in its
+        weights' metadata)."""
         data = self.model_dump(mode="json")
         if data["pair_version"] == LEGACY_PAIR_VERSION:
             del data["pair_version"]
+        if data["n_truth"] == 0:
+            del data["n_truth"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property

@@ -7,7 +7,13 @@ from torch import nn
 
 from jetfm_coffea.model.config import ModelConfig
 
-__all__ = ["ClassificationHead", "MaskedObjectDecoder", "ProjectionHead", "RegressionHead"]
+__all__ = [
+    "ClassificationHead",
+    "MaskedObjectDecoder",
+    "ProjectionHead",
+    "RegressionHead",
+    "TruthHead",
+]
 
 
 class ProjectionHead(nn.Module):
@@ -96,3 +102,16 @@ class RegressionHead(nn.Module):
         w[:n] *= scale[:, None]
         b[:n] = b[:n] * scale + offset.to(b)
         b[n:] += scale.log()
+
+
+class TruthHead(nn.Module):
+    """Truth-regression head of supervised pretraining: ``config.n_truth`` standardised
+    generator targets (``GenTarget_*``) from the pooled embedding."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(config.dim)
+        self.linear = nn.Linear(config.dim, max(config.n_truth, 1))
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.norm(embedding))

@@ -14,6 +14,7 @@ from jetfm_coffea.model.heads import (
     MaskedObjectDecoder,
     ProjectionHead,
     RegressionHead,
+    TruthHead,
 )
 
 __all__ = [
@@ -31,8 +32,9 @@ HEADS: dict[str, Callable[[ModelConfig], nn.Module]] = {
     "decoder": MaskedObjectDecoder,
     "classifier": ClassificationHead,
     "regressor": RegressionHead,
+    "truth": TruthHead,
 }
-#: Heads a model gets unless told otherwise (the regression head only on request).
+#: Heads a model gets unless told otherwise (the regression heads only on request).
 DEFAULT_HEADS: tuple[str, ...] = ("projection", "decoder", "classifier")
 
 

@@ -27,6 +27,8 @@ from pydantic import (
 from jetfm_coffea.augment.config import load_pipeline, standard_pipeline
 from jetfm_coffea.config_base import HashedConfig, apply_overrides, config_data, validate_config
 from jetfm_coffea.train import builtin_objectives as _builtin  # noqa: F401  (registers)
+from jetfm_coffea.train import process_objective as _process  # noqa: F401  (registers)
+from jetfm_coffea.train import truth_objective as _truth  # noqa: F401  (registers)
 from jetfm_coffea.train.registry import (
     Objective,
     ObjectiveParams,

@@ -42,6 +42,7 @@ from jetfm_coffea.shards.resim import open_resim_loader
 from jetfm_coffea.tokens.build import build_tokens, required_branches
 from jetfm_coffea.tokens.config import TokenConfig, check_token_config, load_token_config
 from jetfm_coffea.tokens.fields import ID_FIELDS
+from jetfm_coffea.train.truth_objective import target_key
 from jetfm_coffea.train.views import OBJECT_KEYS
 
 __all__ = [
@@ -98,6 +99,7 @@ class TensorEventDataset(IterableDataset):
         views: np.ndarray | None = None,
         view_mask: np.ndarray | None = None,
         objects: np.ndarray | None = None,
+        targets: dict[str, np.ndarray] | None = None,
         shuffle: bool = True,
         seed: int = 0,
         rank: int = 0,
@@ -122,6 +124,8 @@ class TensorEventDataset(IterableDataset):
             self.arrays["weight"] = torch.as_tensor(np.asarray(weight, np.float32))
         if objects is not None:
             self.arrays["objects"] = torch.as_tensor(np.asarray(objects, np.float32))
+        for name, values in (targets or {}).items():  # truth values (NaN: not defined)
+            self.arrays[target_key(name)] = torch.as_tensor(np.asarray(values, np.float32))
         if views is not None:
             self.arrays["views"] = torch.as_tensor(np.asarray(views, np.float32))
             vm = view_mask if view_mask is not None else np.repeat(mask[:, None], views.shape[1], 1)

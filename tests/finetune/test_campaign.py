@@ -49,7 +49,8 @@ def test_ci_campaign_runs_every_stage(campaign):
         assert arms == {("ssl", "linear-probe"), ("ssl", "finetune"), ("random", "linear-probe"),
                         ("random", "finetune"), ("no-signal", "linear-probe"),
                         ("no-signal", "finetune"), (None, "scratch"), (None, "bdt-raw"),
-                        (None, "bdt-features")}  # fmt: skip
+                        (None, "bdt-features"), ("hybrid", "linear-probe"),
+                        ("hybrid", "finetune")}  # fmt: skip
         # the selection removed events (the same ones for every mode: one test set)
         per = res["selection"]["per_class"]
         assert all(0 < c["after"] < c["before"] for c in per.values())
@@ -61,7 +62,10 @@ def test_ci_campaign_runs_every_stage(campaign):
         assert any(signal in d for d in enc["ssl"]["pool"]["datasets"])
         assert not any(signal in d for d in enc["no-signal"]["pool"]["datasets"])
         assert enc["no-signal"]["pool"]["events"] < enc["ssl"]["pool"]["events"]
-        assert len({enc[k]["hash"] for k in ("ssl", "random", "no-signal")}) == 3
+        assert len({enc[k]["hash"] for k in ("ssl", "random", "no-signal", "hybrid")}) == 4
+        assert enc["hybrid"]["mode"] == "hybrid" and enc["ssl"]["mode"] == "ssl"
+        ablation = {(d["a"]["encoder"], d["b"]["encoder"]) for d in payload["differences"]}
+        assert ("ssl", "hybrid") in ablation  # stated with its interval
         assert payload["provenance"]["generator_seeds"]["tth"] == 1006
         # the no-signal encoder was pretrained on its own pool
         for run, has_signal in ((f"pretrain_no-signal_{task}", False), ("pretrain", True)):
@@ -70,6 +74,13 @@ def test_ci_campaign_runs_every_stage(campaign):
             assert any(signal in d for d in sheet["data"]["datasets"]) == has_signal, run
         goals = {(g["b"]["mode"], g["b"]["label_fraction"]) for g in res["goals"]}
         assert {("scratch", 1.0), ("bdt-raw", 1.0), ("bdt-features", 1.0)} <= goals
+    # the hybrid encoder: supervised terms beside the self-supervised ones, logged each, and
+    # neither task's signal process (tth 6, hbb 4) among its supervised labels
+    cfg = yaml.safe_load((out / "pretrain_hybrid" / "config.yaml").read_text())
+    labels = cfg["objective"]["process"]["labels"]
+    assert labels and not {4, 6} & set(labels) and cfg["objective"]["contrastive"]["weight"] > 0
+    logged = (out / "pretrain_hybrid" / "metrics.jsonl").read_text()
+    assert '"process"' in logged and '"truth_nuPt"' in logged and '"ntxent"' in logged
     assert summary["pool_events"] >= 10 * summary["labelled_max"]
     assert "SingleMu_Run2012B" in summary["pool_datasets"]
     assert {"generate_s", "pretrain_s", "total_s"} <= set(summary["timings"])

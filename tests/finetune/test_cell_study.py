@@ -257,7 +257,7 @@ def test_bad_input_fails_before_any_training(labelled, pretrained_run, tmp_path)
         run(CellPlan(labels=(10**5,), strict=False))
     with pytest.raises(ConfigError, match=r"optim.lr_grid: a fair study tunes over at least 5"):
         run(CellPlan(labels=("all",)))  # strict: the tiny task's 2-value grid is refused
-    with pytest.raises(ConfigError, match="needs the main encoder 'ssl'"):
+    with pytest.raises(ConfigError, match=r"needs its main encoder first .* not a control"):
         cell_study(
             _setup(labelled, pretrained_run),
             {"random": enc["ssl"]},
