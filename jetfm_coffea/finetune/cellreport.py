@@ -2,8 +2,10 @@
 
 :func:`check_summary` validates the fields that checks read (a clear error naming the
 first missing or mistyped field); :func:`readme_block` renders a task's README block
-from the summary (a test regenerates the README's blocks from the committed JSON and
-compares them byte for byte).
+(every stated difference with its intervals) and :func:`rows_block` its docs block (the
+AUC of every row) from the summary; ``benchmarks/label_efficiency_blocks.py`` writes
+both and a test regenerates them from the committed JSON and compares them byte for
+byte.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from jetfm_coffea.errors import ConfigError
 
-__all__ = ["check_summary", "direction", "readme_block"]
+__all__ = ["block_of", "check_summary", "direction", "readme_block", "replace_block", "rows_block"]
 
 
 def _slug(v: Any) -> str:
@@ -90,21 +92,56 @@ def _progress(s: dict[str, Any]) -> str:
     )
 
 
-def readme_block(summary: dict[str, Any] | None, task: str) -> str:
-    """The README's table block of ``task`` from its summary JSON (``None``: pending)."""
-    if summary is None:
-        return (
-            f"*`{task}`: pending.* The `cpu` study has not run with this code yet; "
-            f"`benchmarks/results/label_efficiency_cpu_{task}.json` will hold it, and this "
-            "block is regenerated from it by `tests/finetune/test_cell_study.py`.\n"
-        )
-    s = summary
-    lines = [
+def _header(s: dict[str, Any]) -> str:
+    return (
         f"**`{s['task']}`, scale `{s['scale']}`**: {s['test_events']:,} test events "
         f"({', '.join(f'{k} {v:,}' for k, v in s['test_per_class'].items())}; test set "
-        f"`{s['test_set_hash']}`), code `{s['code_version']}`. AUC: mean over seeds, "
-        "68% and 95% intervals (paired bootstrap over test events + seed spread)."
-        + _progress(s),
+        f"`{s['test_set_hash']}`), code `{s['code_version']}`."
+    )
+
+
+def _pending(task: str) -> str:
+    return (
+        f"*`{task}`: pending.* The `cpu` study has not run with this code yet; "
+        f"`benchmarks/results/label_efficiency_cpu_{task}.json` will hold it, and this "
+        "block is regenerated from it (`benchmarks/label_efficiency_blocks.py`; "
+        "`tests/finetune/test_cell_study.py` compares).\n"
+    )
+
+
+def readme_block(summary: dict[str, Any] | None, task: str) -> str:
+    """The README's block of ``task``: every stated difference with its 68% and 95%
+    intervals (``None``: pending); the AUC rows are :func:`rows_block`'s, in the docs."""
+    if summary is None:
+        return _pending(task)
+    s = summary
+    lines = [
+        _header(s) + " ΔAUC: a − b, mean over seeds, 68% and 95% intervals (paired "
+        "bootstrap over test events + seed spread); resolved when the 95% interval excludes "
+        "0." + _progress(s) + " The AUC of every row: docs/label-efficiency.md.",
+        "",
+        "| difference (a − b) | labels a / b | ΔAUC | 68% | 95% | resolved at 95% |",
+        "|---|---|---|---|---|---|",
+    ]
+    for d in s["differences"]:
+        verdict = {1: "a better", -1: "b better", 0: "no"}[direction(d["ci95"])]
+        lines.append(
+            f"| {_who(d['a'])} − {_who(d['b'])} | {_label(d['a']['label_fraction'])} / "
+            f"{_label(d['b']['label_fraction'])} | {d['delta_auc']:+.4f} | {_ci(d['ci68'])} | "
+            f"{_ci(d['ci95'])} | {verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def rows_block(summary: dict[str, Any] | None, task: str) -> str:
+    """The docs' block of ``task``: the AUC of every row (mode, encoder, label count) with
+    its intervals, labels used, seeds and chosen hyper-parameters (``None``: pending)."""
+    if summary is None:
+        return _pending(task)
+    s = summary
+    lines = [
+        _header(s) + " AUC: mean over seeds, 68% and 95% intervals (paired bootstrap over "
+        "test events + seed spread)." + _progress(s),
         "",
         "| mode | encoder | labels | labels used (train + val) | seeds | AUC | 68% | 95% "
         "| hyper-parameters |",
@@ -119,16 +156,22 @@ def readme_block(summary: dict[str, Any] | None, task: str) -> str:
             f"{r['auc_mean']:.4f} | {_ci(r['auc_ci68'])} | {_ci(r['auc_ci95'])} | "
             f"{hyper}{edge} |"
         )
-    lines += [
-        "",
-        "| difference (a − b) | labels a / b | ΔAUC | 68% | 95% | resolved at 95% |",
-        "|---|---|---|---|---|---|",
-    ]
-    for d in s["differences"]:
-        verdict = {1: "a better", -1: "b better", 0: "no"}[direction(d["ci95"])]
-        lines.append(
-            f"| {_who(d['a'])} − {_who(d['b'])} | {_label(d['a']['label_fraction'])} / "
-            f"{_label(d['b']['label_fraction'])} | {d['delta_auc']:+.4f} | {_ci(d['ci68'])} | "
-            f"{_ci(d['ci95'])} | {verdict} |"
-        )
     return "\n".join(lines) + "\n"
+
+
+def replace_block(text: str, marker: str, block: str) -> str:
+    """``text`` with the block between ``<!-- marker:begin -->`` and ``<!-- marker:end -->``
+    replaced by ``block`` (:class:`ConfigError` when the markers are missing)."""
+    begin, end = f"<!-- {marker}:begin -->\n", f"<!-- {marker}:end -->"
+    if begin not in text or end not in text:
+        raise ConfigError(f"no block {marker!r} (markers {begin.strip()} ... {end})")
+    head, rest = text.split(begin, 1)
+    return head + begin + block + end + rest.split(end, 1)[1]
+
+
+def block_of(text: str, marker: str) -> str:
+    """The block between the ``marker`` markers of ``text``."""
+    begin, end = f"<!-- {marker}:begin -->\n", f"<!-- {marker}:end -->"
+    if begin not in text or end not in text:
+        raise ConfigError(f"no block {marker!r}")
+    return text.split(begin, 1)[1].split(end, 1)[0]

@@ -15,7 +15,7 @@ import pytest
 
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune import load_task_config, prepare_finetune
-from jetfm_coffea.finetune.cellreport import check_summary, readme_block
+from jetfm_coffea.finetune.cellreport import block_of, check_summary, readme_block, rows_block
 from jetfm_coffea.finetune.cells import CellKey, CellStore, StaleCellError, quantise
 from jetfm_coffea.finetune.cellstudy import (
     CellPlan,
@@ -339,19 +339,19 @@ def test_priority_runs_the_goal_comparison_first():
 
 @pytest.mark.parametrize("task", ["tth_vs_ttbar", "vh_vs_vz_bb"])
 def test_readme_tables_are_generated_from_the_committed_json(task):
-    """The README's study block of each task is readme_block() of the committed summary
-    JSON, byte for byte (or the pending text while no summary is committed)."""
+    """The README's block of each task (every difference) and the docs' block (every row)
+    are readme_block() / rows_block() of the committed summary JSON, byte for byte (or the
+    pending text while no summary is committed)."""
     path = REPO / "benchmarks" / "results" / f"label_efficiency_cpu_{task}.json"
     summary = json.loads(path.read_text()) if path.is_file() else None
     if summary is not None:
         check_summary(summary)
         assert summary["task"] == task and summary["scale"] == "cpu"
+        assert load_scores(REPO / summary["scores"])["target"].shape == (summary["test_events"],)
     readme = (REPO / "README.md").read_text()
-    begin = f"<!-- label-efficiency-cpu:{task}:begin -->\n"
-    end = f"<!-- label-efficiency-cpu:{task}:end -->"
-    assert begin in readme and end in readme
-    block = readme.split(begin, 1)[1].split(end, 1)[0]
-    assert block == readme_block(summary, task)
+    docs = (REPO / "docs" / "label-efficiency.md").read_text()
+    assert block_of(readme, f"label-efficiency-cpu:{task}") == readme_block(summary, task)
+    assert block_of(docs, f"label-efficiency-cpu-rows:{task}") == rows_block(summary, task)
 
 
 def test_readme_block_of_a_summary(study):
@@ -359,10 +359,16 @@ def test_readme_block_of_a_summary(study):
     text = readme_block(summary, "toy")
     lines = text.splitlines()
     assert sum(line.startswith("| ") and "|---" not in line for line in lines) == (
-        2 + len(summary["aggregate"]) + len(summary["differences"])
+        1 + len(summary["differences"])
+    )
+    d = summary["differences"][0]
+    assert f"{d['delta_auc']:+.4f} | [{d['ci68'][0]:.4f}, {d['ci68'][1]:.4f}]" in text
+    rows = rows_block(summary, "toy")
+    assert sum(line.startswith("| ") and "|---" not in line for line in rows.splitlines()) == (
+        1 + len(summary["aggregate"])
     )
     r = summary["aggregate"][0]
-    assert f"{r['auc_mean']:.4f} | [{r['auc_ci68'][0]:.4f}, {r['auc_ci68'][1]:.4f}]" in text
+    assert f"{r['auc_mean']:.4f} | [{r['auc_ci68'][0]:.4f}, {r['auc_ci68'][1]:.4f}]" in rows
     assert "In progress" not in text
     partial = {**summary, "complete": False, "groups_done": 3, "groups_planned": 9}
     assert "**In progress:** 3 of 9 groups" in readme_block(partial, "toy")
