@@ -40,19 +40,44 @@ ENCODER_MODES = ("linear-probe", "finetune")
 BDT = ("bdt-raw", "bdt-features")
 
 
-def _rates(summary: dict, clock: str) -> dict[str, float]:
-    """Median seconds per step (iteration) of each mode in a cell-study summary, of the
-    wall clock (``wall_s``) or the process CPU time (``cpu_s``: less sensitive to other
-    jobs' load)."""
+def _cell_files(root: Path) -> list[dict]:
+    cells = []
+    for path in sorted(root.rglob("*.json")):
+        if path.name == "testset.json":
+            continue
+        cell = json.loads(path.read_text())
+        cell["_npz"] = path.with_suffix("").with_name(path.stem + ".npz")
+        cells.append(cell)
+    return cells
+
+
+def _fraction_of(labels: str) -> float | None:
+    return label_fraction(labels)
+
+
+def _rates(cells: list[dict], clock: str) -> dict[str, float]:
+    """Median seconds per step (iteration) of each mode over ``cells``, of the wall clock
+    (``wall_s``) or the process CPU time (``cpu_s``)."""
     per: dict[str, list[float]] = defaultdict(list)
-    for c in summary["cells"]:
+    for c in cells:
         steps = max(c["result"]["steps"], 1)
         per[c["key"]["mode"]].append(c["timing"][clock] / steps)
     return {m: float(np.median(v)) for m, v in per.items()}
 
 
+def _measured_steps(cells: list[dict]) -> dict[str, dict[float, float]]:
+    """Mean steps to early stopping per mode and label fraction of the finished cells."""
+    per: dict[str, dict[float, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for c in cells:
+        frac = _fraction_of(c["key"]["labels"])
+        if frac is not None:
+            per[c["key"]["mode"]][frac].append(c["result"]["steps"])
+    return {m: {f: float(np.mean(v)) for f, v in d.items()} for m, d in per.items()}
+
+
 def _steps(old: dict) -> dict[str, dict[float, float]]:
-    """Mean steps to early stopping per mode and label fraction (1%, 10%, all)."""
+    """Mean steps to early stopping per mode and label fraction (1%, 10%, all) of the
+    superseded per-run JSON."""
     rows = old["rows"]
     full = max(r["n_labels"] for r in rows)
     per: dict[str, dict[float, list[int]]] = defaultdict(lambda: defaultdict(list))
@@ -64,6 +89,21 @@ def _steps(old: dict) -> dict[str, dict[float, float]]:
     return out
 
 
+def _extensions(cells: list[dict], lr_grid: int, bdt_points: int) -> dict[str, float]:
+    """Mean tuning points beyond the grid per finished group, by mode."""
+    groups: dict[tuple, set] = defaultdict(set)
+    for c in cells:
+        k = c["key"]
+        groups[(k["task"], k["encoder"], k["mode"], k["labels"])].add(
+            json.dumps({h: v for h, v in k["hyper"].items() if h != "arch"}, sort_keys=True)
+        )
+    per: dict[str, list[float]] = defaultdict(list)
+    for (_, _, mode, _), points in groups.items():
+        base = bdt_points if mode in BDT else lr_grid
+        per[mode].append(max(len(points) - base, 0))
+    return {m: float(np.mean(v)) for m, v in per.items()}
+
+
 def _interp(points: dict[float, float], frac: float) -> float:
     xs = sorted(points)
     return float(np.exp(np.interp(np.log(frac), np.log(xs), np.log([points[x] for x in xs]))))
@@ -71,15 +111,28 @@ def _interp(points: dict[float, float], frac: float) -> float:
 
 def estimate(args: argparse.Namespace) -> dict:
     preset = get_preset(args.scale)
-    rates = _rates(json.loads(Path(args.rates).read_text()), "wall_s")
-    cpu_rates = _rates(json.loads(Path(args.rates).read_text()), "cpu_s")
+    cells = _cell_files(Path(args.cells))
+    rates, cpu_rates = _rates(cells, "wall_s"), _rates(cells, "cpu_s")
+    if args.rates:  # modes the study has not reached yet
+        old_cells = json.loads(Path(args.rates).read_text())["cells"]
+        for m, v in _rates(old_cells, "wall_s").items():
+            rates.setdefault(m, v)
+        for m, v in _rates(old_cells, "cpu_s").items():
+            cpu_rates.setdefault(m, v)
     steps = _steps(json.loads(Path(args.steps).read_text()))
+    for mode, points in _measured_steps(cells).items():
+        steps.setdefault(mode, {}).update(points)
     plan = CellPlan(labels=preset.labels, seeds=preset.seeds, small_seeds=preset.small_seeds,
                     tune_seeds=preset.tune_seeds, bdt_leaves=preset.bdt_leaves,
                     bdt_l2=preset.bdt_l2)  # fmt: skip
     encoders = ["ssl", *[c for c in preset.controls if c != "random"], "random"]
     arms = [(e, m) for e in encoders for m in ENCODER_MODES]
     arms += [(None, "scratch"), *((None, b) for b in BDT)]
+    cfg0 = load_task_config("tth_vs_ttbar")
+    bdt_points = (
+        len(cfg0.reference.learning_rates) + len(plan.bdt_leaves) - 1 + len(plan.bdt_l2) - 1
+    )
+    extend = _extensions(cells, len(cfg0.optim.lr_grid), bdt_points)
     groups = []
     for task in ("tth_vs_ttbar", "vh_vs_vz_bb"):
         cfg = load_task_config(task)
@@ -92,13 +145,14 @@ def estimate(args: argparse.Namespace) -> dict:
                     points = n_bdt_lr + len(plan.bdt_leaves) - 1 + len(plan.bdt_l2) - 1
                 else:
                     points = n_lr
-                cells = points * plan.tune_seeds + seeds - plan.tune_seeds
+                points += extend.get(mode, 0.0)
+                n_cells = points * plan.tune_seeds + seeds - plan.tune_seeds
                 rate_mode = "finetune" if mode == "scratch" and "scratch" not in rates else mode
-                n_steps = cells * _interp(steps[mode], frac)
+                n_steps = n_cells * _interp(steps[mode], frac)
                 cost, cpu = n_steps * rates[rate_mode], n_steps * cpu_rates[rate_mode]
                 rank = priority((enc, mode), frac)
                 groups.append({"task": task, "encoder": enc, "mode": mode, "labels": labels,
-                               "fraction": frac, "cells": cells, "seeds": seeds,
+                               "fraction": frac, "cells": round(n_cells), "seeds": seeds,
                                "hours": cost / 3600, "cpu_hours": cpu / 3600,
                                "priority": rank})  # fmt: skip
     groups.sort(key=lambda g: (g["priority"], g["task"]))
@@ -110,17 +164,15 @@ def estimate(args: argparse.Namespace) -> dict:
         t["cells"] += g["cells"]
         t["hours"] += g["hours"]
         t["cpu_hours"] += g["cpu_hours"]
-    # committed score files: per table cell (chosen point, every seed) one float32 per
-    # test event, in the cell's npz and again in the task's summary score file
-    small = json.loads(Path(args.rates).read_text())
-    loads = [
-        c["timing"]["loadavg_after"][0] for c in small["cells"] if c["timing"]["loadavg_after"]
-    ]
-    table_cells = sum(r["n_seeds"] for r in small["aggregate"])
-    per_value = Path(small["scores"]).stat().st_size / (table_cells * small["test_events"])
+    # committed scores: per table cell (chosen point, every seed) one uint8 level per test
+    # event, compressed, in the cell's score file only (measured on the finished cells)
+    scored = [c for c in cells if c.get("scores") and c["_npz"].is_file()]
+    n_values = sum(c["result"]["n_test"] for c in scored)
+    per_value = sum(c["_npz"].stat().st_size for c in scored) / max(n_values, 1)
+    loads = [c["timing"]["loadavg_after"][0] for c in cells if c["timing"]["loadavg_after"]]
     table = sum(g["seeds"] for g in groups)
     test_events = args.test_events
-    score_mb = 2 * table * test_events * per_value / 1e6
+    score_mb = table * test_events * per_value / 1e6
     generate_h = preset.generated_events / args.events_per_s / 3600
     pretrain_h = (
         (1 + 2 * ("no-signal" in preset.controls))
@@ -131,9 +183,11 @@ def estimate(args: argparse.Namespace) -> dict:
         "scale": preset.name,
         "rates_s_per_step": rates,
         "cpu_s_per_step": cpu_rates,
-        "rates_from": str(args.rates),
-        "steps_from": str(args.steps),
+        "rates_from": f"{len(cells)} finished cells in {args.cells}"
+        + (f" (+ {args.rates} for the modes they lack)" if args.rates else ""),
+        "steps_from": f"the finished cells, else {args.steps}",
         "steps_to_stop": {m: {str(f): v for f, v in d.items()} for m, d in steps.items()},
+        "grid_extensions": extend,
         "generate_hours": generate_h,
         "pretrain_hours": pretrain_h,
         "tiers": list(tiers.values()),
@@ -162,8 +216,7 @@ TIERS = {
 
 def markdown(est: dict) -> str:
     lines = [
-        "| order | cells (both tasks) | hours, wall under load | cumulative | CPU hours "
-        "| cumulative |",
+        "| order | cells (both tasks) | hours, wall | cumulative | CPU hours | cumulative |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     total = est["generate_hours"] + est["pretrain_hours"]
@@ -180,19 +233,18 @@ def markdown(est: dict) -> str:
     lines += [
         "",
         f"{est['cells']:,} cells: about {total:.0f} hours of wall time at the per-step "
-        f"rates of a small run under load (1-minute load average {lo:.1f}-{hi:.1f} on "
+        f"rates of {est['rates_from']} (1-minute load average {lo:.1f}-{hi:.1f} on "
         f"{est['rates_cpu_count']} cores; seconds per step: "
         + ", ".join(f"{m} {v:.3f}" for m, v in sorted(r.items()))
         + f"), {cpu_total:.0f} hours of process CPU time (CPU seconds per step: "
         + ", ".join(f"{m} {v:.3f}" for m, v in sorted(est["cpu_s_per_step"].items()))
-        + "). Steps to early stopping from the 2026-11-30 run; generation and pretraining "
-        "rates from that run (under load); no grid extension counted. Both are estimates "
-        "to be replaced by the quiet run's own cell timings.",
+        + f"). Steps to early stopping from {est['steps_from']}; grid extensions as the "
+        "finished groups needed them; generation and pretraining at the rates the study "
+        "measured.",
         f"Per-event scores to commit: {est['table_cells']:,} table cells x "
         f"{est['test_events_per_task']:,} test events x {est['score_bytes_per_value']:.2f} "
-        f"bytes (compressed float32, measured), twice (cell files and the summary's score "
-        f"file): about {est['scores_mb']:.0f} MB; tuning cells off the chosen point keep "
-        "no scores.",
+        f"bytes (8-bit rank levels, compressed, measured), once: about "
+        f"{est['scores_mb']:.1f} MB; tuning cells off the chosen point keep no scores.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -200,14 +252,15 @@ def markdown(est: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="cpu")
-    ap.add_argument("--rates", required=True, help="a cell-study summary JSON (small run)")
+    ap.add_argument("--cells", required=True, help="the study's cell store (finished cells)")
+    ap.add_argument("--rates", help="a cell-study summary JSON for modes without cells yet")
     ap.add_argument(
         "--steps",
         default="benchmarks/results/superseded/label_efficiency_cpu_tth_2026-11-30.json",
     )
-    ap.add_argument("--events-per-s", type=float, default=81.0, help="generation (2 workers)")
-    ap.add_argument("--pretrain-s-per-step", type=float, default=0.27)
-    ap.add_argument("--test-events", type=int, default=12_500, help="per task (expected)")
+    ap.add_argument("--events-per-s", type=float, default=141.0, help="generation (2 workers)")
+    ap.add_argument("--pretrain-s-per-step", type=float, default=0.21)
+    ap.add_argument("--test-events", type=int, default=12_500, help="per task (mean)")
     ap.add_argument("--out", required=True, help="output stem (.json and .md)")
     args = ap.parse_args()
     est = estimate(args)
