@@ -3,8 +3,9 @@
 For each task of the `cpu` study: the README's block (every stated difference with its
 68% and 95% intervals, ``finetune.cellreport.readme_block``) and the docs' block (the AUC
 of every row, ``rows_block``) from ``benchmarks/results/label_efficiency_cpu_<task>.json``
-(the pending text while none is committed). ``tests/finetune/test_cell_study.py``
-regenerates both and compares them byte for byte::
+(the pending text while none is committed), and the docs' plan block from
+``benchmarks/results/label_efficiency_cpu_plan.md`` (``label_efficiency_plan.py``).
+``tests/finetune/test_cell_study.py`` regenerates them and compares them byte for byte::
 
     python benchmarks/label_efficiency_blocks.py
 """
@@ -33,6 +34,8 @@ def main() -> None:
         s = summary(task)
         readme = replace_block(readme, f"label-efficiency-cpu:{task}", readme_block(s, task))
         docs = replace_block(docs, f"label-efficiency-cpu-rows:{task}", rows_block(s, task))
+    plan = ROOT / "benchmarks" / "results" / "label_efficiency_cpu_plan.md"
+    docs = replace_block(docs, "label-efficiency-cpu:plan", plan.read_text())
     README.write_text(readme)
     DOCS.write_text(docs)
 
