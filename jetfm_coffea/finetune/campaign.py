@@ -179,10 +179,12 @@ def held_out_keys(setups: Sequence[FinetuneSetup]) -> set[tuple]:
 
 
 def pretraining_pool(data: LabelledEvents, setups: Sequence[FinetuneSetup]) -> LabelledEvents:
-    """Every event of ``data`` except the test events of every task in ``setups``."""
-    pool = without_events(data, held_out_keys(setups))
-    pool.label = np.full(len(pool), -1, np.int64)  # unlabelled: labels are never used
-    return pool
+    """Every event of ``data`` except the held-out events of every task in ``setups``,
+    with their data labels (the generator's process labels, -1 for collision data): the
+    self-supervised terms never read them, the supervised ones (``hybrid``,
+    ``supervised``) learn them with the tasks' signal labels excluded, and the control
+    pools are checked by them (:func:`~.heldout.check_pool_without_labels`)."""
+    return without_events(data, held_out_keys(setups))
 
 
 def _task_data(data: LabelledEvents, task_labels: set[int]) -> LabelledEvents:

@@ -27,7 +27,7 @@ from jetfm_coffea.finetune.campaign import (
     stored_views,
 )
 from jetfm_coffea.finetune.cellreport import check_summary
-from jetfm_coffea.finetune.heldout import event_keys
+from jetfm_coffea.finetune.heldout import event_key_list, event_keys
 from jetfm_coffea.finetune.presets import PRESETS, get_preset
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train.views import make_views
@@ -127,7 +127,10 @@ def test_pool_excludes_every_test_event(campaign):
     held_out = held_out_keys(setups)
     assert held_out and not (event_keys(pool) & held_out)
     assert len(pool) + len(held_out) == len(data)  # everything else is in the pool
-    assert (pool.label == -1).all()
+    keys = event_key_list(data)  # labels kept: the process labels, -1 for collision data
+    label_of = dict(zip(keys, data.label.tolist(), strict=True))
+    assert [label_of[k] for k in event_key_list(pool)] == pool.label.tolist()
+    assert {-1, 0, 6} <= set(pool.label.tolist())
     # a pool with test events in it is refused before pretraining
     with pytest.raises(TrainingError, match=r"contains .* test events"):
         check_pool(data, held_out, 10, 1.0)
