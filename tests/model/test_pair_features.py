@@ -91,13 +91,17 @@ def test_versions_in_config_and_old_files():
     assert cfg.pair_version == PAIR_VERSION == 2
     data = cfg.model_dump(mode="json")
     assert load_model_config(data) == cfg
-    legacy_data = {k: v for k, v in data.items() if k != "pair_version"}
-    legacy = load_model_config(legacy_data)  # written before the field existed
+    # written before the fields existed (pair_version; n_truth, the pretraining truth head)
+    legacy_data = {k: v for k, v in data.items() if k not in ("pair_version", "n_truth")}
+    legacy = load_model_config(legacy_data)
     assert legacy.pair_version == LEGACY_PAIR_VERSION
     # the hash an old run recorded in its weights' metadata is unchanged
     legacy_json = json.dumps(legacy_data, sort_keys=True, separators=(",", ":"))
     assert legacy.canonical_json() == legacy_json
     assert cfg.hash() != legacy.hash()
+    truth = cfg.model_copy(update={"n_truth": 3})  # a truth head is part of the hash
+    assert '"n_truth":3' in truth.canonical_json() and truth.hash() != cfg.hash()
+    assert '"n_truth"' not in cfg.canonical_json()
     with pytest.raises(ValueError, match="pair_version"):
         ModelConfig(pair_version=3)
     with pytest.raises(ValueError, match="unknown pair-feature version"):
