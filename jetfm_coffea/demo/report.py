@@ -12,6 +12,7 @@ from jetfm_coffea import __version__
 from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.demo.plan import DemoPlan
 from jetfm_coffea.demo.stages import StageRecord
+from jetfm_coffea.digest import file_sha256
 from jetfm_coffea.train.rundir import WEIGHTS
 
 __all__ = ["PROVENANCE", "REPORT", "write_report"]
@@ -19,14 +20,6 @@ __all__ = ["PROVENANCE", "REPORT", "write_report"]
 REPORT = "REPORT.md"
 #: Every artifact of the demo with its full sha256 (the report shows one line per stage).
 PROVENANCE = "provenance.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _rel(path: str | Path, root: Path) -> str:
@@ -49,7 +42,7 @@ def _provenance(workdir: Path) -> dict[str, str]:
                 "/runs/" in str(path) and path.suffix == ".png"
             ):
                 continue
-            rows[_rel(path, workdir)] = _sha256(path)
+            rows[_rel(path, workdir)] = file_sha256(path)
     return rows
 
 

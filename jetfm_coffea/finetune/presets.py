@@ -107,6 +107,29 @@ _TASK_PROCESSES = ("ttbar", "tth", "hbb", "vz_bb")
 _OTHER_PROCESSES = ("wjets", "zjets", "qcd", "diboson")
 #: the wider pretraining library (issue 26): in the pool only, no task uses them
 _LIBRARY_PROCESSES = ("st_t", "st_s", "ggh", "vbfh", "gjets", "znunu")
+#: the selections keep ~24% of ttbar, ~39% of ttH, ~11% of VZ(bb), ~18% of VH(bb)
+#: (headroom check); with 60% of the selected events in the test split: ~13k test events
+#: for tth_vs_ttbar, ~12k for vh_vs_vz_bb
+_CPU_EVENTS: dict[str, int] = {
+    "ttbar": 35_000,
+    "tth": 35_000,
+    "hbb": 70_000,
+    "vz_bb": 70_000,
+    **dict.fromkeys(_OTHER_PROCESSES, 35_000),
+}
+#: what the cpu-scale presets share besides their events
+_CPU_RUN: dict[str, Any] = {
+    "real_events": 10_000,
+    "model": {"size": "tiny"},
+    "pretrain_steps": 1_500,
+    "pretrain_batch": 256,
+    "labels": ("1%", "3%", "10%", "30%", "all"),
+    "seeds": (0, 1, 2),
+    "modes": _ALL_MODES,
+    "workers": 2,
+    "budget_s": 3_600.0,
+    "device": "cpu",
+}
 
 PRESETS: dict[str, StudyPreset] = {
     p.name: p
@@ -158,50 +181,16 @@ PRESETS: dict[str, StudyPreset] = {
             name="cpu",
             description="2 CPU cores, tiny encoder, >= 200k pretraining events, >= 10k "
             "selected test events per task (budget: to be measured on a quiet machine)",
-            # the selections keep ~24% of ttbar, ~39% of ttH, ~11% of VZ(bb), ~18% of VH(bb)
-            # (headroom check); with 60% of the selected events in the test split:
-            # ~13k test events for tth_vs_ttbar, ~12k for vh_vs_vz_bb
-            events={
-                "ttbar": 35_000,
-                "tth": 35_000,
-                "hbb": 70_000,
-                "vz_bb": 70_000,
-                **dict.fromkeys(_OTHER_PROCESSES, 35_000),
-            },
-            real_events=10_000,
-            model={"size": "tiny"},
-            pretrain_steps=1_500,
-            pretrain_batch=256,
-            labels=("1%", "3%", "10%", "30%", "all"),
-            seeds=(0, 1, 2),
-            modes=_ALL_MODES,
-            workers=2,
-            budget_s=3_600.0,
-            device="cpu",
+            events=_CPU_EVENTS,
+            **_CPU_RUN,
         ),
         StudyPreset(
             name="cpu-hybrid",
             description="the cpu study's tasks and baselines (same events, same test sets: "
             "its scratch and BDT cells are shared) with the wider pretraining library and "
             "the pretraining ablation: hybrid (main), supervised and ssl on one pool",
-            events={
-                "ttbar": 35_000,
-                "tth": 35_000,
-                "hbb": 70_000,
-                "vz_bb": 70_000,
-                **dict.fromkeys(_OTHER_PROCESSES, 35_000),
-                **dict.fromkeys(_LIBRARY_PROCESSES, 35_000),
-            },
-            real_events=10_000,
-            model={"size": "tiny"},
-            pretrain_steps=1_500,
-            pretrain_batch=256,
-            labels=("1%", "3%", "10%", "30%", "all"),
-            seeds=(0, 1, 2),
-            modes=_ALL_MODES,
-            workers=2,
-            budget_s=3_600.0,
-            device="cpu",
+            events={**_CPU_EVENTS, **dict.fromkeys(_LIBRARY_PROCESSES, 35_000)},
+            **_CPU_RUN,
             controls=(),  # the random and no-signal controls are the cpu study's
             encoders={"hybrid": "hybrid", "supervised": "supervised", "ssl-wide": "ssl"},
         ),

@@ -17,13 +17,13 @@ writes its card (``benchmarks/release_encoder.py``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from jetfm_coffea.atomic import atomic_write_text
+from jetfm_coffea.digest import file_sha256
 from jetfm_coffea.errors import ConfigError, ModelFileError
 
 __all__ = [
@@ -56,14 +56,6 @@ RELEASED_FILES: tuple[str, ...] = (  # the run directory's names (train.rundir)
 )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def released_root() -> Path:
     """The folder of the released encoders (package data)."""
     return Path(__file__).resolve().parents[1] / "_data" / "pretrained"
@@ -92,7 +84,7 @@ def released_path(name: str) -> Path:
         path = folder / rel
         if not path.is_file():
             raise ModelFileError(str(path), f"missing; its release card {RELEASE_CARD} lists it")
-        got = _sha256(path)
+        got = file_sha256(path)
         if got != want:
             raise ModelFileError(
                 str(path),
@@ -125,7 +117,7 @@ def release(run: str | Path, name: str, card: dict[str, Any], root: Path | None 
     dest.mkdir(parents=True)
     for f in RELEASED_FILES:
         shutil.copy2(src / f, dest / f)
-    files = {f: _sha256(dest / f) for f in RELEASED_FILES}
+    files = {f: file_sha256(dest / f) for f in RELEASED_FILES}
     text = json.dumps({**card, "name": name, "files": files}, indent=1, sort_keys=True)
     atomic_write_text(dest / RELEASE_CARD, text + "\n")
     return dest

@@ -36,6 +36,7 @@ import yaml
 from safetensors.torch import load as load_safetensors
 
 from jetfm_coffea.atomic import atomic_write_text
+from jetfm_coffea.digest import file_sha256
 from jetfm_coffea.errors import JetFMError, ModelFileError, ModifiedWeightsError
 from jetfm_coffea.model.config import (
     ModelConfig,
@@ -80,15 +81,6 @@ MANIFEST = "manifest.json"
 MODEL_CARD = "MODEL_CARD.md"
 WEIGHTS_HASH_KEY = "weights_sha256"  # in run.json
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hexadecimal SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
