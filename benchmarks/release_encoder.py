@@ -7,14 +7,23 @@ events, real events, datasets; the real data's luminosity mask from the campaign
 code version that trained it and the SHA-256 of every file::
 
     python benchmarks/release_encoder.py --run study-cpu/run/pretrain --name tiny-ssl \\
-        --study "label-efficiency cpu study (issue 25)" --checkout ../study-worktree
+        --study "label-efficiency cpu study (issue 25)" --checkout ../study-worktree \\
+        --tag-campaign-seeds
+
+``--tag-campaign-seeds``: a campaign run written before pool keys carried the dataset's
+origin gets its generated datasets tagged with the campaign's fixed generator seeds
+(``finetune.campaign.process_seed``) in the released copy of ``pool_events.npz``, so
+that another sample of the same process (another seed, the same event numbers) is not
+taken for a pretraining event.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +31,9 @@ import numpy as np
 import yaml
 
 from jetfm_coffea._resources import GOLDEN_JSON_2012, SINGLEMU_2012
-from jetfm_coffea.finetune.campaign import REAL_DATASET
+from jetfm_coffea.finetune.campaign import REAL_DATASET, SQRTS, process_seed
+from jetfm_coffea.generate.processes import PROCESSES
+from jetfm_coffea.generate.run import dataset_name
 from jetfm_coffea.train.released import release, released_root
 
 
@@ -31,6 +42,19 @@ def git_version(checkout: Path) -> str:
     out = subprocess.run(["git", "-C", str(checkout), "describe", "--always", "--dirty"],
                          capture_output=True, text=True, check=False)  # fmt: skip
     return out.stdout.strip() or "unknown"
+
+
+def tag_campaign_seeds(pool_events: Path, out: Path) -> Path:
+    """``pool_events`` with every generated dataset ``<process>_13TeV`` of the campaign
+    tagged ``@seed <process_seed(process)>`` (collision data untagged), written to ``out``."""
+    names = {dataset_name(p, SQRTS): f"seed {process_seed(p)}" for p in PROCESSES}
+    with np.load(pool_events, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    tagged = [n if "@" in n or n not in names else f"{n}@{names[n]}"
+              for n in arrays["dataset"].tolist()]  # fmt: skip
+    arrays["dataset"] = np.array(tagged, dtype=str)
+    np.savez_compressed(out, **arrays)
+    return out
 
 
 def card(run: Path, study: str, checkout: Path) -> dict:
@@ -70,13 +94,23 @@ def main() -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--study", default="")
     ap.add_argument(
+        "--tag-campaign-seeds",
+        action="store_true",
+        help="tag the pool keys with the campaign's generator seeds",
+    )
+    ap.add_argument(
         "--checkout",
         type=Path,
         default=Path(__file__).parent,
         help="the git checkout whose code trained the run (default this one)",
     )
     args = ap.parse_args()
-    dest = release(args.run, args.name, card(args.run, args.study, args.checkout))
+    run = args.run
+    if args.tag_campaign_seeds:  # a copy of the run with tagged pool keys
+        run = Path(tempfile.mkdtemp()) / "run"
+        shutil.copytree(args.run, run, ignore=shutil.ignore_patterns("checkpoints"))
+        tag_campaign_seeds(args.run / "pool_events.npz", run / "pool_events.npz")
+    dest = release(run, args.name, card(run, args.study, args.checkout))
     size = sum(p.stat().st_size for p in dest.iterdir())
     total = sum(p.stat().st_size for p in released_root().rglob("*") if p.is_file())
     mb = f"{size / 1e6:.2f} MB (all released: {total / 1e6:.2f} MB)"

@@ -87,6 +87,10 @@ class LabelledEvents:
     objects: np.ndarray | None = None
     #: per-event regression targets, branch name -> float32 ``[N]`` (NaN: not defined)
     values: dict[str, np.ndarray] = field(default_factory=dict)
+    #: dataset name -> where its events come from when the name alone does not say it
+    #: (generated samples: ``"seed <n>"``; two samples of one process and energy share a
+    #: name and event numbers): part of the held-out event keys (``finetune.heldout``)
+    origins: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.tokens)
@@ -136,6 +140,7 @@ class LabelledEvents:
             provenance=dict(self.provenance),
             objects=None if self.objects is None else self.objects[index],
             values={k: v[index] for k, v in self.values.items()},
+            origins=dict(self.origins),
         )
 
     @classmethod
@@ -164,9 +169,10 @@ class LabelledEvents:
             k: np.concatenate([p.values.get(k, np.full(len(p), np.nan, np.float32)) for p in parts])
             for k in keys
         }
+        origins = {k: v for p in parts for k, v in p.origins.items()}
         return cls(
             **cat, token_config=config, dataset=dataset, datasets=names, objects=objects,
-            values=values,
+            values=values, origins=origins,
         )  # fmt: skip
 
 
@@ -434,6 +440,11 @@ def _from_fileset(
         raise TrainingError(f"fileset {path} holds no file")
     data = LabelledEvents.concatenate(parts)
     data.datasets = [ds["name"] for ds in datasets]
+    data.origins = {
+        ds["name"]: f"seed {ds['metadata']['seed']}"
+        for ds in datasets
+        if ds["metadata"].get("is_mc") and ds["metadata"].get("seed") is not None
+    }
     data.provenance = {
         "source": "fileset",
         "fileset": str(path),

@@ -47,6 +47,7 @@ __all__ = [
     "held_out_index",
     "pool_without_held_out",
     "read_pool_events",
+    "tagged_dataset_names",
     "without_events",
     "write_pool_events",
 ]
@@ -59,13 +60,23 @@ POOL_EVENTS = "pool_events.npz"
 EventKey = tuple[str, int, int, int]
 
 
+def tagged_dataset_names(data: LabelledEvents) -> np.ndarray:
+    """Per event: its dataset name, with ``@<origin>`` where the data know where the
+    dataset comes from (``LabelledEvents.origins``: a generated sample's seed)."""
+    names = data.dataset_names()
+    if not data.origins:
+        return names
+    tagged = {n: f"{n}@{o}" for n, o in data.origins.items()}
+    return np.array([tagged.get(n, n) for n in names.tolist()], dtype=object)
+
+
 def event_key_list(data: LabelledEvents, index: np.ndarray | None = None) -> list[EventKey]:
-    """``(dataset, run, luminosityBlock, event)`` of the events at ``index`` (default all),
-    in order."""
+    """``(dataset[@origin], run, luminosityBlock, event)`` of the events at ``index``
+    (default all), in order."""
     index = np.arange(len(data)) if index is None else np.asarray(index)
     return list(
         zip(
-            data.dataset_names()[index].tolist(),
+            tagged_dataset_names(data)[index].tolist(),
             data.run[index].tolist(),
             data.luminosityBlock[index].tolist(),
             data.event[index].tolist(),
@@ -113,9 +124,14 @@ def check_pool_excludes_held_out(
     splits: Sequence[str] = ("test",),
 ) -> None:
     """Raise :class:`TrainingError` if the pretraining pool ``pool_name`` (events or their
-    keys) holds an event of ``setup``'s task in ``splits`` (default: its test split)."""
+    keys) holds an event of ``setup``'s task in ``splits`` (default: its test split).
+    Keys carry the dataset's origin (a generated sample's seed) where known; a pool whose
+    keys carry none (written before origins existed) is compared by dataset name."""
     keys = event_keys(pool) if isinstance(pool, LabelledEvents) else pool
-    leaked = keys & event_keys(setup.data, held_out_index(setup, splits))
+    held = event_keys(setup.data, held_out_index(setup, splits))
+    if not any("@" in k[0] for k in keys):  # a pool written before origins: names only
+        held = {(k[0].split("@", 1)[0], *k[1:]) for k in held}
+    leaked = keys & held
     if leaked:
         shown = ", ".join(map(str, sorted(leaked)[:3]))
         raise TrainingError(
@@ -131,7 +147,7 @@ def write_pool_events(path: str | Path, data: LabelledEvents) -> Path:
     """Write the event keys of the pool ``data`` to ``path`` (``.npz``)."""
     path = Path(path)
     ids = {name: getattr(data, name) for name in ID_FIELDS}
-    np.savez_compressed(path, dataset=data.dataset_names().astype(str), **ids)
+    np.savez_compressed(path, dataset=tagged_dataset_names(data).astype(str), **ids)
     return path
 
 
