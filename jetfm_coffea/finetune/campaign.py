@@ -53,6 +53,7 @@ from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, load_labelled
 from jetfm_coffea.finetune.heldout import (
     POOL_EVENTS,
     check_pool_without_labels,
+    check_supervised_labels,
     event_keys,
     without_events,
     write_pool_events,
@@ -543,6 +544,7 @@ def run_campaign(
             continue
         t = time.perf_counter()
         kind = setup.kind
+        check_supervised_labels(main, pre, setup.task)  # not taught the task's target
         res = label_efficiency(
             setup.task, pre, setup.data, out / name,
             modes=[m for m in preset.modes if m in kind.modes],

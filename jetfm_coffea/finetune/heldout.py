@@ -164,12 +164,23 @@ def _signal_labels(task: TaskConfig) -> set[int]:
 
 def check_supervised_labels(name: str, encoder: PretrainedEncoder, task: TaskConfig) -> None:
     """:class:`ConfigError` if ``encoder`` was pretrained with a supervised term that
-    knows the ``task``'s signal process: the ``process`` term with a signal label among
-    its classes, or the older ``supervised`` term (every label of its pool)."""
+    knows the answer of ``task``: the ``process`` term with a signal label among its
+    classes, the older ``supervised`` term (every label of its pool), or, for a
+    regression task, the ``truth`` term regressing the task's own target."""
     cfg = encoder.pretrain_config
     sections = cfg.objective.sections if cfg is not None else {}
-    signal = _signal_labels(task)
     where = encoder.run_dir or f"encoder {name!r}"
+    if task.type == "regression":
+        target = f"GenTarget_{task.options.get('target', '')}"
+        truth = sections.get("truth")
+        if truth is not None and truth.weight > 0 and target in truth.targets:
+            raise ConfigError(
+                f"encoder {name!r} ({where}) was pretrained to regress {target}, the "
+                "target of this regression task: evaluating it would test what it was "
+                "taught; pretrain without that truth target"
+            )
+        return
+    signal = _signal_labels(task)
     process = sections.get("process")
     if process is not None and process.weight > 0 and signal & set(process.labels):
         raise ConfigError(

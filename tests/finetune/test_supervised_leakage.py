@@ -51,6 +51,16 @@ def test_an_encoder_taught_the_signal_process_is_refused(pretrained_run):
     check_supervised_labels("ssl", load_pretrained(pretrained_run), task)
 
 
+def test_an_encoder_taught_a_regression_target_is_refused_for_that_task(pretrained_run):
+    task = load_task_config("wjets_nu_pt")
+    taught = _taught(pretrained_run, {"truth": TRUTH})  # regresses GenTarget_nuPt
+    with pytest.raises(ConfigError, match=r"pretrained to regress GenTarget_nuPt, the target"):
+        check_supervised_labels("hybrid", taught, task)
+    top = "GenTarget_hadTopPt"
+    other = {**TRUTH, "targets": {top: 1.0}, "center": {top: 100.0}, "scale": {top: 50.0}}
+    check_supervised_labels("hybrid", _taught(pretrained_run, {"truth": other}), task)
+
+
 def test_a_cell_study_refuses_it_before_any_training(pretrained_run, labelled, tmp_path):
     task = _task()
     setup = prepare_finetune(task, pretrained_run, labelled, labels=["all"])
