@@ -63,6 +63,7 @@ from jetfm_coffea.finetune.trainer import (
     build_classifier,
     finetune,
 )
+from jetfm_coffea.tokens.fields import ID_FIELDS
 
 __all__ = [
     "CONTROLS",
@@ -623,9 +624,9 @@ def _write_scores(path: Path, study: _Study) -> None:
             rows.append(f"{enc or 'none'}/{mode}/{labels}/s{seed}")
             cells.append(os.path.relpath(study.store.paths(key)[1], path.parent))
     buf = io.BytesIO()
+    ids = {name: getattr(s.data, name)[idx] for name in ID_FIELDS}
     np.savez_compressed(
-        buf, target=s.targets[idx].astype(np.int8), run=s.data.run[idx],
-        luminosityBlock=s.data.luminosityBlock[idx], event=s.data.event[idx],
+        buf, target=s.targets[idx].astype(np.int8), **ids,
         rows=np.array(rows, dtype=str), cells=np.array(cells, dtype=str),
     )  # fmt: skip
     atomic_write_bytes(path, buf.getvalue())
@@ -636,7 +637,7 @@ def load_scores(path: str | Path) -> dict[str, np.ndarray]:
     ``event`` and one array of stored scores per table cell, by row name."""
     path = Path(path)
     with np.load(path) as f:
-        out = {k: f[k] for k in ("target", "run", "luminosityBlock", "event")}
+        out = {k: f[k] for k in ("target", *ID_FIELDS)}
         for row, cell in zip(f["rows"].tolist(), f["cells"].tolist(), strict=True):
             with np.load(path.parent / cell) as c:
                 out[row] = c["score_q"] if "score_q" in c.files else c["score"]
