@@ -100,6 +100,7 @@ def test_shipped_encoders_verify_load_and_fine_tune(labelled, tmp_path):
     """Every encoder shipped with the package: its files match its card, it loads, and it
     fine-tunes on real files (a few steps); all of them fit the 5 MB budget."""
     cards = rel.released()
+    assert "tiny-ssl" in cards  # the package data travels with the package (wheel included)
     total = sum(p.stat().st_size for p in rel.released_root().rglob("*") if p.is_file())
     assert total <= 5_000_000
     for name, card in cards.items():
