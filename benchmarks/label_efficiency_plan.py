@@ -51,10 +51,6 @@ def _cell_files(root: Path) -> list[dict]:
     return cells
 
 
-def _fraction_of(labels: str) -> float | None:
-    return label_fraction(labels)
-
-
 def _rates(cells: list[dict], clock: str) -> dict[str, float]:
     """Median seconds per step (iteration) of each mode over ``cells``, of the wall clock
     (``wall_s``) or the process CPU time (``cpu_s``)."""
@@ -69,7 +65,7 @@ def _measured_steps(cells: list[dict]) -> dict[str, dict[float, float]]:
     """Mean steps to early stopping per mode and label fraction of the finished cells."""
     per: dict[str, dict[float, list[int]]] = defaultdict(lambda: defaultdict(list))
     for c in cells:
-        frac = _fraction_of(c["key"]["labels"])
+        frac = label_fraction(c["key"]["labels"])
         if frac is not None:
             per[c["key"]["mode"]][frac].append(c["result"]["steps"])
     return {m: {f: float(np.mean(v)) for f, v in d.items()} for m, d in per.items()}

@@ -34,6 +34,7 @@ from jetfm_coffea._resources import GOLDEN_JSON_2012, SINGLEMU_2012
 from jetfm_coffea.finetune.campaign import REAL_DATASET, SQRTS, process_seed
 from jetfm_coffea.generate.processes import PROCESSES
 from jetfm_coffea.generate.run import dataset_name
+from jetfm_coffea.train.config import load_pretrain_config
 from jetfm_coffea.train.released import release, released_root
 
 
@@ -60,19 +61,17 @@ def tag_campaign_seeds(pool_events: Path, out: Path) -> Path:
 def card(run: Path, study: str, checkout: Path) -> dict:
     info = json.loads((run / "run.json").read_text())
     cfg = yaml.safe_load((run / "config.yaml").read_text())
+    active = load_pretrain_config(run / "config.yaml").objective.active()
     model = json.loads((run / "model_config.json").read_text())
     with np.load(run / "pool_events.npz") as f:
         names, counts = np.unique(f["dataset"], return_counts=True)
     per = {str(n): int(c) for n, c in zip(names, counts, strict=True)}
-    objective = cfg.get("objective", {})
     real = {"file": SINGLEMU_2012, "lumi_mask": GOLDEN_JSON_2012} if REAL_DATASET in per else None
-    terms = [k for k in ("contrastive", "masked", "supervised")
-             if isinstance(objective.get(k), dict) and objective[k].get("weight", 0) > 0
-             and objective[k].get("loss", "on") != "none"]  # fmt: skip
+    terms = [objective.name for objective, _ in active]  # every active term, in order
     return {
         "size": model.get("size", "custom"),
         "parameters": int(info["n_parameters"]),
-        "objectives": terms or sorted(objective),
+        "objectives": terms,
         "steps": int(cfg["train"]["steps"]),
         "batch_size": int(cfg["train"]["batch_size"]),
         "date": time.strftime("%Y-%m-%d", time.gmtime((run / "model.safetensors").stat().st_mtime)),

@@ -23,6 +23,7 @@ __all__ = [
     "MaskedParams",
     "Supervised",
     "SupervisedParams",
+    "labelled_cross_entropy",
     "mask_tokens",
     "masked_object_loss",
     "nt_xent",
@@ -64,6 +65,17 @@ def vicreg(z: torch.Tensor, sim: float = 25.0, var: float = 25.0, cov: float = 1
         off = c - torch.diag(torch.diag(c))
         cov_loss = cov_loss + off.pow(2).sum() / p / v
     return sim * inv + var * std_loss + cov * cov_loss
+
+
+def labelled_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Event-weighted mean cross-entropy over the events with ``target >= 0`` (the others,
+    unlabelled, contribute nothing: neither loss nor gradient); 0 without any."""
+    w = torch.ones(len(logits), device=logits.device) if weight is None else weight.float()
+    w = w * (target >= 0)
+    ce = F.cross_entropy(logits, target.clamp_min(0), reduction="none")
+    return (ce * w).sum() / w.sum().clamp_min(1e-12)
 
 
 def mask_tokens(mask: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
@@ -197,11 +209,7 @@ class Supervised(Objective):
         label = batch.get("label")
         if label is None:
             label = torch.full((b,), -1, dtype=torch.long, device=device)
-        labelled = label >= 0
-        weight = batch.get("weight", torch.ones(b, device=device)).float()
-        ce = F.cross_entropy(logits, label.clamp_min(0), reduction="none")
-        w = weight * labelled
-        loss = (ce * w).sum() / w.sum().clamp_min(1e-12)
+        loss = labelled_cross_entropy(logits, label, batch.get("weight"))
         return params.weight * loss, {"supervised": loss}
 
     def card_line(self, params: SupervisedParams) -> str:

@@ -42,7 +42,7 @@ from jetfm_coffea.shards.resim import open_resim_loader
 from jetfm_coffea.tokens.build import build_tokens, required_branches
 from jetfm_coffea.tokens.config import TokenConfig, check_token_config, load_token_config
 from jetfm_coffea.tokens.fields import ID_FIELDS
-from jetfm_coffea.train.truth_objective import target_key
+from jetfm_coffea.train.registry import target_key
 from jetfm_coffea.train.views import OBJECT_KEYS
 
 __all__ = [

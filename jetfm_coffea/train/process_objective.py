@@ -16,11 +16,17 @@ classes (:meth:`ProcessParams.n_classes`).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from jetfm_coffea.errors import TrainingError
-from jetfm_coffea.train.registry import Encoded, Objective, ObjectiveParams, register_objective
+from jetfm_coffea.train.builtin_objectives import labelled_cross_entropy
+from jetfm_coffea.train.registry import (
+    Encoded,
+    Objective,
+    ObjectiveParams,
+    register_objective,
+    target_key,
+)
 
 __all__ = ["TTHF_TARGET", "ProcessClassification", "ProcessParams", "class_index"]
 
@@ -94,12 +100,8 @@ class ProcessClassification(Objective):
         label = batch.get("label")
         if label is None:
             label = torch.full((len(pooled),), -1, dtype=torch.long, device=pooled.device)
-        target = class_index(label, params, batch.get(f"target:{TTHF_TARGET}"))
-        labelled = target >= 0
-        weight = batch.get("weight", torch.ones(len(pooled), device=pooled.device)).float()
-        ce = F.cross_entropy(logits, target.clamp_min(0), reduction="none")
-        w = weight * labelled
-        loss = (ce * w).sum() / w.sum().clamp_min(1e-12)
+        target = class_index(label, params, batch.get(target_key(TTHF_TARGET)))
+        loss = labelled_cross_entropy(logits, target, batch.get("weight"))
         return params.weight * loss, {"process": loss}
 
     def card_line(self, params: ProcessParams) -> str:

@@ -53,6 +53,7 @@ __all__ = [
     "get_objective",
     "register_objective",
     "registered_objectives",
+    "target_key",
 ]
 
 
@@ -152,6 +153,12 @@ def register_objective(name: str) -> Callable[[ObjectiveClass], ObjectiveClass]:
         return cls
 
     return deco
+
+
+def target_key(name: str) -> str:
+    """The batch key of the per-event truth values ``name`` (``GenTarget_*``; NaN where
+    undefined) that supervised objectives read."""
+    return f"target:{name}"
 
 
 def get_objective(name: str) -> Objective:

@@ -16,14 +16,15 @@ import torch
 from pydantic import Field, model_validator
 
 from jetfm_coffea.errors import TrainingError
-from jetfm_coffea.train.registry import Encoded, Objective, ObjectiveParams, register_objective
+from jetfm_coffea.train.registry import (
+    Encoded,
+    Objective,
+    ObjectiveParams,
+    register_objective,
+    target_key,
+)
 
-__all__ = ["TruthParams", "TruthRegression", "target_key"]
-
-
-def target_key(name: str) -> str:
-    """The batch key of the per-event values of target ``name``."""
-    return f"target:{name}"
+__all__ = ["TruthParams", "TruthRegression"]
 
 
 class TruthParams(ObjectiveParams):

@@ -22,8 +22,8 @@ from jetfm_coffea.train.objective_modes import (
     supervised_sections,
 )
 from jetfm_coffea.train.process_objective import ProcessParams, class_index
-from jetfm_coffea.train.registry import Encoded, get_objective
-from jetfm_coffea.train.truth_objective import TruthParams, target_key
+from jetfm_coffea.train.registry import Encoded, get_objective, target_key
+from jetfm_coffea.train.truth_objective import TruthParams
 
 TINY = {"size": "custom", "overrides": {"dim": 16, "heads": 2, "layers": 1, "pair_hidden": 8,
                                         "proj_dim": 8}}  # fmt: skip
