@@ -241,7 +241,8 @@ def _json_default(value: Any) -> Any:
 
 def git_commit(files: list[Path], message: str) -> None:
     """``git add -A`` the ``files`` and commit only them, in the repository holding them
-    (a file that is neither there nor tracked is left out: nothing to record)."""
+    (a file that is neither there nor tracked is left out, and files already committed
+    as they are make no commit: nothing to record)."""
     repo = files[0].parent
     top = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "--show-toplevel"],
@@ -259,6 +260,10 @@ def git_commit(files: list[Path], message: str) -> None:
     if not names:
         return
     subprocess.run(["git", "-C", root, "add", "-A", "--", *names], check=True)
+    staged = subprocess.run(["git", "-C", root, "diff", "--cached", "--quiet", "--", *names],
+                            check=False)  # fmt: skip
+    if staged.returncode == 0:  # already recorded (a resumed study re-commits a group)
+        return
     subprocess.run(
         ["git", "-C", root, "commit", "-q", "-m", message, "--", *names],
         check=True, capture_output=True,

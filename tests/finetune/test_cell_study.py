@@ -287,10 +287,13 @@ def test_cells_are_committed_as_they_finish(tmp_path, monkeypatch):
         assert f"({k.digest()})" in log and f"{k.relpath()}.json" in log
         assert f"{k.relpath()}.npz" not in log
     store.commit_scores(keys[1:], "scores of the chosen point")
+    n_commits = len(log.splitlines())
+    store.commit_scores(keys[1:], "again, as a resumed study does")  # nothing new: no commit
     store.drop_scores(keys[0], "tuning cell, not chosen")
     log = subprocess.run(["git", "-C", str(repo), "log", "--name-only", "--format=%s"],
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert f"{keys[1].relpath()}.npz" in log and f"{keys[0].relpath()}.npz" not in log
+    assert "again, as a resumed study does" not in log and len(log.splitlines()) > n_commits
     status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"],
                             capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert status == ""  # the removal is committed too
