@@ -1,6 +1,6 @@
 """Analysis throughput with the jetfm score column over throughput without it.
 
-The same processor (``processors.analysis.ScoreAnalysisProcessor``) runs twice over
+The same processor (``jetfm_coffea.processors.analysis.ScoreAnalysisProcessor``) runs twice over
 the same files in one invocation: without a model (observables only) and with a
 ``small`` (default) classifier scoring every event and cutting on it. Each
 configuration gets a one-chunk warm-up first (imports, model load), then the timed
@@ -26,9 +26,9 @@ import torch
 from _common import real_file
 
 from jetfm_coffea.jobs.execution import run_processor
+from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
 from jetfm_coffea.score import resolve_device
 from jetfm_coffea.score.testing import make_classifier_run
-from processors.analysis import ScoreAnalysisProcessor
 
 
 def _timed(proc, fileset, args) -> tuple[float, int]:

@@ -19,10 +19,10 @@ import pytest
 from importlinter.contracts.layers import LayersContract
 
 import jetfm_coffea
-import processors
+import jetfm_coffea.processors
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
-ROOTS = ("jetfm_coffea", "processors")
+ROOTS = ("jetfm_coffea",)
 #: Modules kept for one release that warn when imported (old import paths).
 DEPRECATED = {"jetfm_coffea.execution"}
 
@@ -71,7 +71,7 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert not result["failures"], "\n".join(f"{k}: {v}" for k, v in result["failures"].items())
     # the walk found the package (not an empty directory): layers top to bottom
-    for name in ("jetfm_coffea.cli", "jetfm_coffea.jobs.shards", "processors.shards"):
+    for name in ("jetfm_coffea.cli", "jetfm_coffea.jobs.shards", "jetfm_coffea.processors.shards"):
         assert name in result["modules"]
     assert set(DEPRECATED) <= set(result["modules"])
 
@@ -195,5 +195,5 @@ def test_layers_contract_refuses_an_upward_import(importer, imported):
 def test_processors_are_analysed_where_they_are_imported_from():
     # the contracts see the same copy of the package that the tests import
     graph = _graph()
-    assert "processors.analysis" in graph.modules
-    assert Path(processors.__file__).resolve().parent.parent == _package_root()
+    assert "jetfm_coffea.processors.analysis" in graph.modules
+    assert Path(jetfm_coffea.processors.__file__).parent.parent.parent == _package_root()

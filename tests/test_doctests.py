@@ -1,6 +1,6 @@
 """The ``>>>`` examples in the package's docstrings run, and pass, as doctests.
 
-Every module of ``jetfm_coffea`` and ``processors`` is imported (the installed package
+Every module of ``jetfm_coffea`` (its processors included) is imported (the installed package
 when the tests run against a wheel) and :mod:`doctest` runs the examples it finds; an
 example that only illustrates (needs a cluster, a trained model) says
 ``# doctest: +SKIP``.
@@ -15,7 +15,6 @@ import pkgutil
 import pytest
 
 import jetfm_coffea
-import processors
 
 #: Kept for one release; importing them warns (tests/test_architecture.py checks that).
 DEPRECATED = {"jetfm_coffea.execution"}
@@ -23,9 +22,8 @@ DEPRECATED = {"jetfm_coffea.execution"}
 
 def _modules() -> list[str]:
     names = []
-    for pkg in (jetfm_coffea, processors):
-        names.append(pkg.__name__)
-        names += [m.name for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")]
+    names.append(jetfm_coffea.__name__)
+    names += [m.name for m in pkgutil.walk_packages(jetfm_coffea.__path__, "jetfm_coffea.")]
     return sorted(set(names) - DEPRECATED - {"jetfm_coffea.__main__"})
 
 

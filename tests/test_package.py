@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import jetfm_coffea
+import jetfm_coffea.processors
 from jetfm_coffea._resources import opendata_dir, schemas_dir
 
 
@@ -21,9 +22,7 @@ def test_installed_package_is_under_test():
         pytest.skip("source-checkout run")
     site = Path(sysconfig.get_paths()["purelib"]).resolve()
     assert Path(jetfm_coffea.__file__).resolve().is_relative_to(site)
-    import processors
-
-    assert Path(processors.__file__).resolve().is_relative_to(site)
+    assert Path(jetfm_coffea.processors.__file__).resolve().is_relative_to(site)
     assert schemas_dir().resolve().is_relative_to(site)
     assert opendata_dir().resolve().is_relative_to(site)
 
@@ -42,3 +41,27 @@ def test_console_script_runs():
 
 def test_package_data_present():
     assert any(schemas_dir().glob("*/*.json"))
+
+
+def test_wheel_installs_processors_inside_the_package():
+    """The built wheel puts the repository's ``processors/`` at ``jetfm_coffea/processors``:
+    nothing named ``processors`` lands at the top of site-packages, where it would clash
+    with an analysis's own ``processors`` folder."""
+    from importlib.metadata import files
+
+    installed = [str(f) for f in files("jetfm-coffea") or []]
+    if "jetfm_coffea/__init__.py" not in installed:  # an editable install links the checkout
+        if os.environ.get("JETFM_REQUIRE_INSTALLED"):
+            pytest.fail("jetfm-coffea is not installed from a wheel")
+        pytest.skip("editable install: no wheel to inspect")
+    top = {f.split("/")[0] for f in installed if "/" in f and not f.startswith("..")}
+    assert not {t for t in top if t.split(".")[0] == "processors"}, sorted(top)
+    assert top <= {"jetfm_coffea", f"jetfm_coffea-{jetfm_coffea.__version__}.dist-info"}
+    shipped = {
+        Path(f).name
+        for f in installed
+        if f.startswith("jetfm_coffea/processors/") and f.endswith(".py")
+    }
+    checkout = Path(__file__).resolve().parents[1] / "processors"
+    assert shipped == {p.name for p in checkout.glob("*.py")}  # every module of the folder
+    assert {"analysis.py", "shards.py", "tokenize.py"} <= shipped

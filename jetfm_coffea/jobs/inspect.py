@@ -11,10 +11,10 @@ from jetfm_coffea.jobs.execution import (
     run_processor,
 )
 from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, resolve_dask_mode
+from jetfm_coffea.processors.tokenize import TokenizeProcessor, finalize_output
 from jetfm_coffea.selection.lumi import resolve_lumi_masks
 from jetfm_coffea.tokens import load_token_config
 from jetfm_coffea.tokens.build import required_branches
-from processors.tokenize import TokenizeProcessor, finalize_output
 
 __all__ = ["run_inspection"]
 

@@ -1,6 +1,6 @@
 """The scoring-analysis job: a fileset and a model -> scores, cut, histograms, files.
 
-:func:`run_score_analysis` runs :class:`processors.analysis.ScoreAnalysisProcessor`
+:func:`run_score_analysis` runs :class:`jetfm_coffea.processors.analysis.ScoreAnalysisProcessor`
 (``jetfm score`` and the demo's score stage); :func:`write_outputs` writes what it made.
 """
 
@@ -22,11 +22,11 @@ from jetfm_coffea.jobs.execution import (
     run_processor,
 )
 from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, resolve_dask_mode
+from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor, finalize_analysis
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import check_model_blinding
 from jetfm_coffea.selection.lumi import LumiPolicy, resolve_lumi_masks
 from jetfm_coffea.tokens.build import required_branches
-from processors.analysis import ScoreAnalysisProcessor, finalize_analysis
 
 __all__ = ["run_score_analysis", "write_outputs"]
 
@@ -50,7 +50,9 @@ def run_score_analysis(
     dask_mode: bool = False,
     **scorer_options: Any,
 ) -> tuple[dict, Any, float]:
-    """Run :class:`processors.analysis.ScoreAnalysisProcessor`; ``(output, report, seconds)``.
+    """Run :class:`~jetfm_coffea.processors.analysis.ScoreAnalysisProcessor`.
+
+    Returns ``(output, report, seconds)``.
 
     Collision data are masked with their golden JSON (or ``lumi_mask``); see
     :func:`jetfm_coffea.selection.lumi.resolve_lumi_masks`. With ``analysis_region``

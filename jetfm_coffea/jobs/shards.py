@@ -30,6 +30,12 @@ from jetfm_coffea.fileset import InputInfo, load_fileset, read_input
 from jetfm_coffea.jobs.execution import coffea_executor, domain_error
 from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, Executor, check_executor
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
+from jetfm_coffea.processors.shards import (
+    PARTITIONS_KEY,
+    ShardProcessor,
+    empty_summary,
+    merge_summaries,
+)
 from jetfm_coffea.selection.blinding import BlindingConfig
 from jetfm_coffea.selection.chunk import check_resumed_selection, selection_signature
 from jetfm_coffea.selection.datasheet import selection_by_dataset
@@ -47,7 +53,6 @@ from jetfm_coffea.shards.views import AugmentationPipelineLike, load_augmentatio
 from jetfm_coffea.shards.writer import ShardSource, shard_exists
 from jetfm_coffea.tokens import TokenConfig, load_token_config
 from jetfm_coffea.tokens.build import required_branches
-from processors.shards import PARTITIONS_KEY, ShardProcessor, empty_summary, merge_summaries
 
 __all__ = [
     "BuildSummary",

@@ -6,7 +6,8 @@ its chunk codec. Modules: ``format`` (the on-disk contract), ``codec`` (chunk en
 decode), ``writer`` (one shard), ``shard`` (one shard read and checked), ``store``
 (store root, manifest, open), ``verification`` (every problem of a store), ``views``,
 ``loader``, ``migrate``. Write with
-:class:`processors.shards.ShardProcessor` / :func:`jetfm_coffea.jobs.shards.build_store`
+:class:`~jetfm_coffea.processors.shards.ShardProcessor` /
+:func:`~jetfm_coffea.jobs.shards.build_store`
 (``jetfm build-shards``),
 check with :func:`verify` (``jetfm shards verify``), convert a 1.0.0 store with
 :func:`migrate_store` (``jetfm shards migrate``), read with :func:`open_loader`.

@@ -39,11 +39,11 @@ from jetfm_coffea.finetune.task_types import (
 from jetfm_coffea.generate import generate
 from jetfm_coffea.jobs.execution import run_processor
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
+from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
 from jetfm_coffea.score import JetFMScorer
 from jetfm_coffea.score.export import export_model, load_exported_program, read_manifest
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train import load_run
-from processors.analysis import ScoreAnalysisProcessor
 
 N_EVENTS = 240
 

@@ -7,7 +7,7 @@ import pytest
 
 from jetfm_coffea.errors import InputFileError
 from jetfm_coffea.jobs.execution import run_dask_mode, run_processor
-from processors.tokenize import TokenizeProcessor, finalize_output
+from jetfm_coffea.processors.tokenize import TokenizeProcessor, finalize_output
 
 CHUNK = 4_000  # several chunks per file, so merging is exercised
 

@@ -8,8 +8,8 @@ import pytest
 
 from jetfm_coffea.cluster import dask_client
 from jetfm_coffea.jobs.execution import run_dask_mode, run_processor
+from jetfm_coffea.processors.analysis import ID_FIELDS, ScoreAnalysisProcessor, finalize_analysis
 from jetfm_coffea.score import JetFMScorer
-from processors.analysis import ID_FIELDS, ScoreAnalysisProcessor, finalize_analysis
 from tests.score.conftest import open_events
 
 CHUNK = 4_000  # three chunks; a slim file (86 branches) keeps preprocessing fast

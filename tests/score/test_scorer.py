@@ -343,7 +343,7 @@ def test_carried_weights_score_on_a_cluster_without_the_model_directory(tmp_path
 
     from jetfm_coffea.cluster import dask_client
     from jetfm_coffea.jobs.execution import run_processor
-    from processors.analysis import ScoreAnalysisProcessor
+    from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
 
     run = make_classifier_run(tmp_path / "run", seed=23)  # no worker has it cached
     carried = ScoreAnalysisProcessor(run, return_scores=True, device="cpu", carry_weights=True)

@@ -159,7 +159,7 @@ def test_cli_score_fills_a_histogram_per_variation(tiny_run, ttbar2015, tmp_path
 def test_analysis_variations_agree_in_virtual_and_dask_mode(tiny_run, ttbar2015):
     from jetfm_coffea.cluster import dask_client
     from jetfm_coffea.jobs.execution import run_dask_mode, run_processor
-    from processors.analysis import ScoreAnalysisProcessor, finalize_analysis
+    from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor, finalize_analysis
 
     fileset = {"ttbar": {"files": {str(ttbar2015): "Events"}}}
     proc = ScoreAnalysisProcessor(tiny_run, variations=standard_variations(["JES", "lepton"]))

@@ -10,6 +10,8 @@ import pytest
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.jobs.execution import run_dask_mode, run_processor
 from jetfm_coffea.opendata import GoldenJSONError, load_lumimask, read_golden_json
+from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor, finalize_analysis
+from jetfm_coffea.processors.tokenize import TokenizeProcessor, finalize_output
 from jetfm_coffea.selection.lumi import (
     LumiMaskWarning,
     LumiPolicy,
@@ -18,8 +20,6 @@ from jetfm_coffea.selection.lumi import (
     merge_lumi_ranges,
     resolve_lumi_masks,
 )
-from processors.analysis import ScoreAnalysisProcessor, finalize_analysis
-from processors.tokenize import TokenizeProcessor, finalize_output
 
 from .conftest import GOLDEN_2012, GOLDEN_2016, independent_keep
 
