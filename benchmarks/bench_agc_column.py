@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 from _common import interleaved, real_file, write_result
 
+from jetfm_coffea.finetune.testing import make_classifier_run
 from jetfm_coffea.jobs.execution import run_processor
 from jetfm_coffea.score import JetFMScorer
-from jetfm_coffea.score.testing import make_classifier_run
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "agc_ttbar.py"
 

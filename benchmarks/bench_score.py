@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 from _common import real_file
 
+from jetfm_coffea.finetune.testing import make_classifier_run
 from jetfm_coffea.jobs.execution import run_processor
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
 from jetfm_coffea.score import resolve_device
-from jetfm_coffea.score.testing import make_classifier_run
 
 
 def _timed(proc, fileset, args) -> tuple[float, int]:

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 
+from jetfm_coffea.finetune.testing import make_classifier_run
 from jetfm_coffea.model.packing import length_batches
 from jetfm_coffea.score import JetFMScorer
 from jetfm_coffea.score.export import export_model
-from jetfm_coffea.score.testing import make_classifier_run
 from jetfm_coffea.tokens import build_tokens
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

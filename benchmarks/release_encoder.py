@@ -34,8 +34,8 @@ from jetfm_coffea._resources import GOLDEN_JSON_2012, SINGLEMU_2012
 from jetfm_coffea.finetune.campaign import REAL_DATASET, SQRTS, process_seed
 from jetfm_coffea.generate.processes import PROCESSES
 from jetfm_coffea.generate.run import dataset_name
+from jetfm_coffea.model.released import release, released_root
 from jetfm_coffea.train.config import load_pretrain_config
-from jetfm_coffea.train.released import release, released_root
 
 
 def git_version(checkout: Path) -> str:

@@ -12,7 +12,7 @@ Each released encoder is a pretraining run directory shipped with the package, w
 model card, training curves and the event keys of its pretraining pool, and a release
 card (``release.json``: size, objectives, steps, pool, date, code version and the
 SHA-256 of every file, checked before anything is read; see
-:mod:`jetfm_coffea.train.released`).
+:mod:`jetfm_coffea.model.released`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jetfm_coffea.finetune.trainer import PretrainedEncoder, load_pretrained
-from jetfm_coffea.train.released import BUILTIN_PREFIX, released, released_path
+from jetfm_coffea.model.released import BUILTIN_PREFIX, released, released_path
 
 __all__ = ["available", "describe", "load", "path"]
 

@@ -197,3 +197,36 @@ def test_processors_are_analysed_where_they_are_imported_from():
     graph = _graph()
     assert "jetfm_coffea.processors.analysis" in graph.modules
     assert Path(jetfm_coffea.processors.__file__).parent.parent.parent == _package_root()
+
+
+#: What a coffea worker loads to score: the scorer, the model and its run directory,
+#: the token path. A worker that scores never needs the training code.
+SCORE_MODULE_BUDGET = 30
+_LOADED_BY = """
+import importlib, json, sys
+importlib.import_module(sys.argv[1])
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "jetfm_coffea")))
+"""
+
+
+def test_scoring_loads_no_training_code():
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADED_BY, "jetfm_coffea.score"],
+        capture_output=True, text=True, timeout=300, cwd=_package_root(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "jetfm_coffea.model.rundir" in loaded  # the walk saw the run-directory owner
+    training = [m for m in loaded if m.split(".")[1:2] in (["train"], ["finetune"])]
+    assert not training, f"import jetfm_coffea.score loads training code: {training}"
+    assert len(loaded) <= SCORE_MODULE_BUDGET, loaded
+
+
+def test_scoring_imports_no_training_module_even_inside_functions():
+    # the graph sees function-local imports too (the forbidden contract in pyproject.toml
+    # runs on it in test_import_linter_contracts_are_kept); a planted edge is found
+    graph = _graph()
+    for stage in ("jetfm_coffea.train", "jetfm_coffea.finetune"):
+        assert not graph.chain_exists("jetfm_coffea.score", stage, as_packages=True)
+    graph.add_import(importer="jetfm_coffea.score.artifact", imported="jetfm_coffea.train.run")
+    assert graph.chain_exists("jetfm_coffea.score", "jetfm_coffea.train", as_packages=True)

@@ -171,7 +171,6 @@ PUBLIC_API: dict[str, list[str]] = {
         "ScoreInputError",
         "Variation",
         "count_nonfinite",
-        "file_sha256",
         "load_model",
         "read_model_info",
         "read_weights",

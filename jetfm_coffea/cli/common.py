@@ -35,7 +35,7 @@ class RunDir(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
         if text.startswith("builtin:"):
-            from jetfm_coffea.train.released import released
+            from jetfm_coffea.model.released import released
 
             names = released()
             if text.removeprefix("builtin:") not in names:

@@ -13,7 +13,7 @@ from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.demo.plan import DemoPlan
 from jetfm_coffea.demo.stages import StageRecord
 from jetfm_coffea.digest import file_sha256
-from jetfm_coffea.train.rundir import WEIGHTS
+from jetfm_coffea.model.rundir import WEIGHTS
 
 __all__ = ["PROVENANCE", "REPORT", "write_report"]
 

@@ -68,12 +68,12 @@ from jetfm_coffea.finetune.trainer import (
 )
 from jetfm_coffea.generate.processes import get_process
 from jetfm_coffea.generate.run import dataset_name, generate
+from jetfm_coffea.model.rundir import WEIGHTS
 from jetfm_coffea.tokens.config import TokenConfig
 from jetfm_coffea.tokens.fields import ID_FIELDS
 from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import pretrain
 from jetfm_coffea.train.objective_modes import needed_values, objective_mode, supervised_sections
-from jetfm_coffea.train.rundir import WEIGHTS
 from jetfm_coffea.train.views import make_views
 
 __all__ = [

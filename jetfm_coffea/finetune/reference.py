@@ -37,8 +37,8 @@ from jetfm_coffea.finetune.trainer import (
     class_weights,
     save_test_scores,
 )
+from jetfm_coffea.model.rundir import RUN_INFO
 from jetfm_coffea.tokens.config import TokenConfig
-from jetfm_coffea.train.rundir import RUN_INFO
 
 __all__ = ["engineered_features", "raw_features", "reference_features", "train_reference"]
 

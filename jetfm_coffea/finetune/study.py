@@ -61,7 +61,7 @@ from jetfm_coffea.finetune.trainer import (
     finetune,
     prepare_finetune,
 )
-from jetfm_coffea.train.rundir import RUN_INFO
+from jetfm_coffea.model.rundir import RUN_INFO
 
 __all__ = ["METRICS", "StudyResult", "aggregate", "label_efficiency", "markdown_table"]
 

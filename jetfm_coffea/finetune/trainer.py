@@ -72,15 +72,15 @@ from jetfm_coffea.finetune.loop import EmbeddingBatches, LoopResult, RunEvents, 
 from jetfm_coffea.finetune.task_types import TaskType, task_type_for
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel, count_parameters
+from jetfm_coffea.model.released import resolve_run
+from jetfm_coffea.model.rundir import WEIGHTS, write_model_card, write_weights
 from jetfm_coffea.runtime import matmul_precision, resolve_device, resolve_precision
 from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
 from jetfm_coffea.tokens.config import TokenConfig, check_token_config
 from jetfm_coffea.train.config import PretrainConfig
 from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import decay_groups, lr_lambda
-from jetfm_coffea.train.released import resolve_run
 from jetfm_coffea.train.run import RunConfigs, load_run, write_run_files
-from jetfm_coffea.train.rundir import WEIGHTS, write_model_card, write_weights
 
 __all__ = [
     "FinetuneResult",

@@ -8,7 +8,6 @@ here, beside the scorer that takes them.
 
 from jetfm_coffea.score.artifact import (
     ModelInfo,
-    file_sha256,
     load_model,
     read_model_info,
     read_weights,
@@ -30,7 +29,6 @@ __all__ = [
     "ScoreInputError",
     "Variation",
     "count_nonfinite",
-    "file_sha256",
     "load_model",
     "read_model_info",
     "read_weights",

@@ -10,7 +10,7 @@ safetensors, configs JSON/YAML; pickle files are refused by name.
 
 The *model hash* is the SHA-256 of the weights file. The run directory recorded it
 when the weights were written (``run.json``'s ``weights_sha256``, an export's
-manifest). Every check of the directory is :func:`jetfm_coffea.train.rundir.read_model_files`
+manifest). Every check of the directory is :func:`jetfm_coffea.model.rundir.read_model_files`
 (the one reader of runs and exports, shared with pretraining and fine-tuning); this
 module adds the export manifest, the class names and the scoring view
 (:class:`ModelInfo`). A weights mismatch is refused unless ``allow_modified_weights``
@@ -25,27 +25,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jetfm_coffea.digest import file_sha256
 from jetfm_coffea.errors import JetFMError
 from jetfm_coffea.model.config import ModelConfig
-from jetfm_coffea.score.errors import ModelFileError
-from jetfm_coffea.tokens.config import TokenConfig
-from jetfm_coffea.train.rundir import (
+from jetfm_coffea.model.rundir import (
     MANIFEST,
-    PICKLE_SUFFIXES,
     WEIGHTS,
     build_model,
-    file_sha256,
     read_json,
     read_model_files,
     refuse_pickles,
 )
+from jetfm_coffea.score.errors import ModelFileError
+from jetfm_coffea.tokens.config import TokenConfig
 
 __all__ = [
-    "MANIFEST",
-    "PICKLE_SUFFIXES",
-    "WEIGHTS",
     "ModelInfo",
-    "file_sha256",
     "load_model",
     "read_model_info",
     "read_weights",
@@ -226,7 +221,7 @@ def load_model(info: ModelInfo, device: Any = "cpu", data: bytes | None = None) 
     The weights are read once more (or taken from ``data``, the bytes a scorer carried
     to a remote worker), their SHA-256 compared with ``info.model_hash`` (the file must
     not have changed since the client read it) and deserialised from those same bytes
-    by safetensors (:func:`jetfm_coffea.train.rundir.build_model`).
+    by safetensors (:func:`jetfm_coffea.model.rundir.build_model`).
     """
     weights = Path(info.path) / WEIGHTS
     if data is None:

@@ -35,7 +35,14 @@ from typing import Any
 import torch
 
 from jetfm_coffea.atomic import atomic_write_text
+from jetfm_coffea.digest import file_sha256
 from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.model.rundir import (
+    MANIFEST,
+    MODEL_CONFIG,
+    TOKEN_CONFIG,
+    WEIGHTS,
+)
 from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
 from jetfm_coffea.score.errors import ModelFileError
 from jetfm_coffea.score.exporters import (
@@ -51,13 +58,6 @@ from jetfm_coffea.score.exporters import (
 )
 from jetfm_coffea.score.triton import MAX_BATCH_SIZE
 from jetfm_coffea.selection.datasheet import DATA_SHEET_FILE, read_data_sheet
-from jetfm_coffea.train.rundir import (
-    MANIFEST,
-    MODEL_CONFIG,
-    TOKEN_CONFIG,
-    WEIGHTS,
-    file_sha256,
-)
 
 __all__ = [
     "EXPORT_FORMATS",

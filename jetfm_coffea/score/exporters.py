@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from jetfm_coffea.atomic import atomic_write_text
+from jetfm_coffea.model.rundir import MODEL_CARD, write_model_card
 from jetfm_coffea.score.artifact import ModelInfo
 from jetfm_coffea.score.triton import (
     HASH_PARAMETER,
@@ -45,7 +46,6 @@ from jetfm_coffea.score.triton import (
     triton_config_text,
     triton_model_card,
 )
-from jetfm_coffea.train.rundir import MODEL_CARD, write_model_card
 
 __all__ = [
     "ONNX",

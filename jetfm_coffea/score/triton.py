@@ -127,7 +127,7 @@ version_policy: {{ latest: {{ num_versions: 1 }} }}
 
 def triton_model_card(name: str, manifest: dict[str, Any]) -> str:
     """``MODEL_CARD.md`` text of a Triton model: what it takes, returns and how to call it
-    (written by :func:`jetfm_coffea.train.rundir.write_model_card`, which adds the
+    (written by :func:`jetfm_coffea.model.rundir.write_model_card`, which adds the
     "Model files" section every card has)."""
     features = ", ".join(manifest["feature_names"])
     classes = ", ".join(manifest["class_names"])

@@ -17,67 +17,20 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file
-from safetensors.torch import save as save_bytes
 
-from jetfm_coffea.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from jetfm_coffea.atomic import atomic_path, atomic_write_text
 from jetfm_coffea.errors import TrainingError
+from jetfm_coffea.model.rundir import save_weights
 
 __all__ = [
-    "atomic_write_bytes",  # re-exported from jetfm_coffea.atomic (its owner)
-    "atomic_write_text",
-    "canonical_safetensors",
     "get_rng_state",
     "latest_checkpoint",
     "load_checkpoint",
-    "safetensors_header",
     "save_checkpoint",
-    "save_weights",
     "set_rng_state",
 ]
 
 KEEP = 2  # checkpoints kept on disk
-
-
-def save_weights(path: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Save tensors as safetensors, atomically, with a canonical header.
-
-    safetensors writes its ``__metadata__`` in hash-map order, which changes from one
-    process to the next; the model hash is the SHA-256 of this file, so the header is
-    rewritten with sorted keys: the same weights and metadata give the same bytes.
-    """
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-    atomic_write_bytes(Path(path), canonical_safetensors(save_bytes(tensors, metadata=metadata)))
-
-
-def canonical_safetensors(data: bytes) -> bytes:
-    """The same safetensors file with its JSON header in sorted, compact form (padded
-    with spaces to 8 bytes, as the format allows); the tensor bytes are unchanged."""
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + n])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    return len(text).to_bytes(8, "little") + text + data[8 + n :]
-
-
-def safetensors_header(data: bytes) -> tuple[list[str], dict[str, str]]:
-    """Tensor names and ``__metadata__`` of safetensors bytes, from the JSON header (no
-    tensor decoded); ValueError if the header is not JSON or the data section is
-    truncated or too long."""
-    n = int.from_bytes(data[:8], "little")
-    if len(data) < 8 or n > len(data) - 8:
-        raise ValueError(f"header length {n} exceeds the {len(data)} bytes")
-    try:
-        header = json.loads(data[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"header is not JSON: {err}") from err
-    meta = dict(header.pop("__metadata__", None) or {})
-    try:
-        end = max((int(t["data_offsets"][1]) for t in header.values()), default=0)
-    except (TypeError, KeyError, IndexError, ValueError) as err:
-        raise ValueError(f"header entry without data_offsets: {err}") from err
-    if end != len(data) - 8 - n:
-        raise ValueError(f"tensors end at byte {end} of a {len(data) - 8 - n}-byte data section")
-    return list(header), meta
 
 
 def get_rng_state() -> dict[str, Any]:

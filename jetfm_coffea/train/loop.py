@@ -26,6 +26,7 @@ from jetfm_coffea.augment.config import load_pipeline
 from jetfm_coffea.errors import NonFiniteLossError, TrainingError
 from jetfm_coffea.model.config import ModelConfig, load_model_config, model_config_for
 from jetfm_coffea.model.model import EventModel, count_parameters
+from jetfm_coffea.model.rundir import RUN_INFO, write_weights
 from jetfm_coffea.runtime import (
     TrainProgress,
     append_metrics,
@@ -52,7 +53,6 @@ from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask
 from jetfm_coffea.train.prefetch import prefetch, to_device
 from jetfm_coffea.train.run import RunConfigs, write_model_card, write_run_files
-from jetfm_coffea.train.rundir import RUN_INFO, write_weights
 from jetfm_coffea.train.views import load_view_hook, make_views, sibling_views
 
 __all__ = [

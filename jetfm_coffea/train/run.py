@@ -13,11 +13,11 @@ Layout::
     RUN/MODEL_CARD.md          human summary
     RUN/checkpoints/           resumable checkpoints (see checkpoint.py)
 
-The files, their checks and their atomic writes are owned by :mod:`.rundir` (shared with
+The files, their checks and their atomic writes are owned by
+:mod:`jetfm_coffea.model.rundir` (shared with
 fine-tuning, export and the scorer); this module adds what is particular to a pretraining
 run: its resolved :class:`~jetfm_coffea.train.config.PretrainConfig`, the pretraining
-model card and :func:`load_run`. The names that moved to :mod:`.rundir`
-(``WEIGHTS``, ``file_sha256``, ``read_weights``, ...) are re-exported here.
+model card and :func:`load_run`.
 """
 
 from __future__ import annotations
@@ -36,36 +36,22 @@ from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.errors import ModelFileError, ModifiedWeightsError, TrainingError
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel
-from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
-from jetfm_coffea.tokens.config import TokenConfig
-from jetfm_coffea.train.config import PretrainConfig, load_pretrain_config
-from jetfm_coffea.train.released import resolve_run
-from jetfm_coffea.train.rundir import (
-    PICKLE_SUFFIXES,
-    WEIGHTS,
-    WEIGHTS_HASH_KEY,
-    VerifiedWeights,
+from jetfm_coffea.model.released import resolve_run
+from jetfm_coffea.model.rundir import (
     build_model_from,
-    file_sha256,
     read_model_files,
-    read_weights,
-    save_run_weights,
     write_model_configs,
     write_run_json,
 )
-from jetfm_coffea.train.rundir import write_model_card as write_card
+from jetfm_coffea.model.rundir import write_model_card as write_card
+from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
+from jetfm_coffea.tokens.config import TokenConfig
+from jetfm_coffea.train.config import PretrainConfig, load_pretrain_config
 
 __all__ = [
-    "PICKLE_SUFFIXES",
-    "WEIGHTS",
-    "WEIGHTS_HASH_KEY",
     "RunConfigs",
-    "VerifiedWeights",
-    "file_sha256",
     "load_run",
     "read_metrics",
-    "read_weights",
-    "save_run_weights",
     "write_model_card",
     "write_run_files",
 ]
@@ -86,7 +72,7 @@ def write_run_files(run_dir: Path, configs: RunConfigs) -> None:
     """Write the config files and ``run.json`` of a run (rank 0 only).
 
     ``run.json`` records the SHA-256 of the weights present when it is written (runs
-    save their weights first, then their run files; :mod:`.rundir`).
+    save their weights first, then their run files; :mod:`jetfm_coffea.model.rundir`).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -189,14 +175,14 @@ def load_run(
 ) -> tuple[EventModel, RunConfigs]:
     """Load a trained model and its configs from a run directory (safetensors only).
 
-    The directory is read and checked by :func:`.rundir.read_model_files` (pickles
+    The directory is read and checked by :func:`jetfm_coffea.model.rundir.read_model_files` (pickles
     refused, configs consistent); the weights must have the SHA-256 that ``run.json``
     recorded when they were written; ``allow_modified_weights`` loads them anyway and
     says so in the returned ``info["loaded_weights"]`` (``sha256``, ``check``).
     ``heads=False`` returns the bare encoder (heads dropped). Problems of the directory
     are :class:`~jetfm_coffea.errors.TrainingError` here (the message names the file).
-    ``builtin:<name>`` loads a released encoder (:mod:`.released`: its files checked
-    against its release card first).
+    ``builtin:<name>`` loads a released encoder (:mod:`~jetfm_coffea.model.released`: its
+    files checked against its release card first).
     """
     run_dir = resolve_run(run_dir)
     try:

@@ -97,6 +97,6 @@ def set_first(values: ak.Array, value: float, every: int = 1) -> ak.Array:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A tiny encoder + 2-class classification head (random weights, real layout)."""
-    from jetfm_coffea.score.testing import make_classifier_run
+    from jetfm_coffea.finetune.testing import make_classifier_run
 
     return make_classifier_run(tmp_path_factory.mktemp("runs") / "tiny", "tiny", seed=1)

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
+from jetfm_coffea.digest import file_sha256
 from jetfm_coffea.errors import ModifiedWeightsError
 from jetfm_coffea.finetune import finetune, load_pretrained, prepare_finetune
 from jetfm_coffea.train import load_run
-from jetfm_coffea.train.run import file_sha256
 
 from .conftest import tiny_task
 

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from jetfm_coffea.score.testing import make_classifier_run
+from jetfm_coffea.finetune.testing import make_classifier_run
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from jetfm_coffea.errors import ModifiedWeightsError, SchemaValidationError
+from jetfm_coffea.finetune.testing import make_classifier_run
 from jetfm_coffea.schema import validate
 from jetfm_coffea.score import JetFMScorer, ModelFileError, load_model, read_model_info
 from jetfm_coffea.score.export import (
@@ -19,7 +20,6 @@ from jetfm_coffea.score.export import (
     load_exported_program,
     read_manifest,
 )
-from jetfm_coffea.score.testing import make_classifier_run
 from jetfm_coffea.tokens import build_tokens
 
 

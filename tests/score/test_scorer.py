@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.finetune.testing import make_classifier_run
 from jetfm_coffea.score import (
     JetFMScorer,
     ModelFileError,
@@ -20,7 +21,6 @@ from jetfm_coffea.score import (
     read_model_info,
     resolve_device,
 )
-from jetfm_coffea.score.testing import make_classifier_run
 from jetfm_coffea.tokens import TokenConfig, build_tokens
 from jetfm_coffea.train import load_run
 from tests.score.conftest import open_events
@@ -257,7 +257,7 @@ def test_tampered_corrupt_or_pickled_models_are_refused(tmp_path, ttbar_events):
 def test_nonfinite_scores_are_counted(tmp_path, ttbar_events):
     from safetensors.torch import load_file
 
-    from jetfm_coffea.train.run import save_run_weights
+    from jetfm_coffea.model.rundir import save_run_weights
 
     run = make_classifier_run(tmp_path / "nan", seed=4)
     state = load_file(str(run / "model.safetensors"))
@@ -295,7 +295,7 @@ def test_heads_threads_and_device(tiny_run, tmp_path, ttbar_events):
 def test_embedding_only_without_classifier(tmp_path, ttbar_events):
     from safetensors.torch import load_file
 
-    from jetfm_coffea.train.run import save_run_weights
+    from jetfm_coffea.model.rundir import save_run_weights
 
     run = make_classifier_run(tmp_path / "bare", seed=6)
     state = {k: v for k, v in load_file(str(run / "model.safetensors")).items()

@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
+from jetfm_coffea.digest import file_sha256
 from jetfm_coffea.errors import ModifiedWeightsError
-from jetfm_coffea.score import JetFMScorer, file_sha256, read_model_info
+from jetfm_coffea.score import JetFMScorer, read_model_info
 from jetfm_coffea.score.export import export_model
 from jetfm_coffea.train import load_run
 

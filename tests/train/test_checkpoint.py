@@ -10,11 +10,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from jetfm_coffea.train.checkpoint import save_weights
+from jetfm_coffea.model.rundir import save_weights
 
 _SAVE = """
 import sys, torch
-from jetfm_coffea.train.checkpoint import save_weights
+from jetfm_coffea.model.rundir import save_weights
 g = torch.Generator().manual_seed(0)
 weights = {f"layer{i}.weight": torch.randn(4, 3, generator=g) for i in range(6)}
 meta = {f"key{i}": str(i) for i in range(8)}

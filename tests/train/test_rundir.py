@@ -1,4 +1,4 @@
-"""The model directory (``jetfm_coffea.train.rundir``): one reader and writer for every stage."""
+"""The model directory (``jetfm_coffea.model.rundir``): one reader and writer for every stage."""
 
 from __future__ import annotations
 
@@ -9,11 +9,8 @@ import pytest
 import torch
 
 from jetfm_coffea.errors import ModelFileError, ModifiedWeightsError, TrainingError
-from jetfm_coffea.score import read_model_info
-from jetfm_coffea.score.export import export_model
-from jetfm_coffea.score.testing import make_classifier_run
-from jetfm_coffea.train.run import load_run
-from jetfm_coffea.train.rundir import (
+from jetfm_coffea.finetune.testing import make_classifier_run
+from jetfm_coffea.model.rundir import (
     MODEL_CARD,
     WEIGHTS,
     WEIGHTS_HASH_KEY,
@@ -23,6 +20,9 @@ from jetfm_coffea.train.rundir import (
     save_run_weights,
     write_model_card,
 )
+from jetfm_coffea.score import read_model_info
+from jetfm_coffea.score.export import export_model
+from jetfm_coffea.train.run import load_run
 
 
 @pytest.fixture(scope="module")

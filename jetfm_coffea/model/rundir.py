@@ -34,8 +34,9 @@ from typing import Any
 import torch
 import yaml
 from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_bytes
 
-from jetfm_coffea.atomic import atomic_write_text
+from jetfm_coffea.atomic import atomic_write_bytes, atomic_write_text
 from jetfm_coffea.digest import file_sha256
 from jetfm_coffea.errors import JetFMError, ModelFileError, ModifiedWeightsError
 from jetfm_coffea.model.config import (
@@ -44,9 +45,8 @@ from jetfm_coffea.model.config import (
     pair_features_description,
 )
 from jetfm_coffea.model.model import EventModel
+from jetfm_coffea.model.released import resolve_run
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
-from jetfm_coffea.train.checkpoint import safetensors_header, save_weights
-from jetfm_coffea.train.released import resolve_run
 
 __all__ = [
     "MANIFEST",
@@ -61,12 +61,14 @@ __all__ = [
     "VerifiedWeights",
     "build_model",
     "build_model_from",
-    "file_sha256",
+    "canonical_safetensors",
     "read_json",
     "read_model_files",
     "read_weights",
     "refuse_pickles",
+    "safetensors_header",
     "save_run_weights",
+    "save_weights",
     "write_model_card",
     "write_model_configs",
     "write_run_json",
@@ -81,6 +83,48 @@ MANIFEST = "manifest.json"
 MODEL_CARD = "MODEL_CARD.md"
 WEIGHTS_HASH_KEY = "weights_sha256"  # in run.json
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
+
+
+def save_weights(path: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Save tensors as safetensors, atomically, with a canonical header.
+
+    safetensors writes its ``__metadata__`` in hash-map order, which changes from one
+    process to the next; the model hash is the SHA-256 of this file, so the header is
+    rewritten with sorted keys: the same weights and metadata give the same bytes.
+    """
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    atomic_write_bytes(Path(path), canonical_safetensors(save_bytes(tensors, metadata=metadata)))
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header in sorted, compact form (padded
+    with spaces to 8 bytes, as the format allows); the tensor bytes are unchanged."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + n :]
+
+
+def safetensors_header(data: bytes) -> tuple[list[str], dict[str, str]]:
+    """Tensor names and ``__metadata__`` of safetensors bytes, from the JSON header (no
+    tensor decoded); ValueError if the header is not JSON or the data section is
+    truncated or too long."""
+    n = int.from_bytes(data[:8], "little")
+    if len(data) < 8 or n > len(data) - 8:
+        raise ValueError(f"header length {n} exceeds the {len(data)} bytes")
+    try:
+        header = json.loads(data[8 : 8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"header is not JSON: {err}") from err
+    meta = dict(header.pop("__metadata__", None) or {})
+    try:
+        end = max((int(t["data_offsets"][1]) for t in header.values()), default=0)
+    except (TypeError, KeyError, IndexError, ValueError) as err:
+        raise ValueError(f"header entry without data_offsets: {err}") from err
+    if end != len(data) - 8 - n:
+        raise ValueError(f"tensors end at byte {end} of a {len(data) - 8 - n}-byte data section")
+    return list(header), meta
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
@@ -196,8 +240,8 @@ def read_model_files(
     ``pair_version`` is a legacy model, :func:`~jetfm_coffea.model.config.load_model_config`);
     the model was built for this token config; the weights were written for this model
     config. Every failure is a :class:`ModelFileError` naming the file.
-    ``builtin:<name>``: a released encoder (:mod:`.released`; its files are checked
-    against its release card first).
+    ``builtin:<name>``: a released encoder (:mod:`~jetfm_coffea.model.released`; its files
+    are checked against its release card first).
     """
     folder = resolve_run(folder)
     if not folder.is_dir():
