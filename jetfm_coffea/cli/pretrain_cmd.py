@@ -64,6 +64,7 @@ def pretrain(
 ) -> None:
     """Self-supervised pretraining of the event encoder (DDP under torchrun)."""
     from jetfm_coffea.errors import JetFMError
+    from jetfm_coffea.model.rundir import RUN_CONFIG
     from jetfm_coffea.tokens.config import load_token_config
     from jetfm_coffea.train.config import load_pretrain_config
     from jetfm_coffea.train.data import open_data
@@ -71,8 +72,8 @@ def pretrain(
 
     try:
         source = config_path
-        if resume and config_path is None and (Path(out) / "config.yaml").is_file():
-            source = str(Path(out) / "config.yaml")
+        if resume and config_path is None and (Path(out) / RUN_CONFIG).is_file():
+            source = str(Path(out) / RUN_CONFIG)
         cfg = load_pretrain_config(
             source,
             **{

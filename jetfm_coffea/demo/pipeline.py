@@ -32,7 +32,6 @@ from jetfm_coffea.finetune import (
 from jetfm_coffea.finetune.campaign import stored_views
 from jetfm_coffea.finetune.heldout import (
     HELD_OUT_SPLITS,
-    POOL_EVENTS,
     check_pool_excludes_held_out,
     pool_without_held_out,
     write_pool_events,
@@ -40,6 +39,7 @@ from jetfm_coffea.finetune.heldout import (
 from jetfm_coffea.generate import generate
 from jetfm_coffea.jobs.score import run_score_analysis, write_outputs
 from jetfm_coffea.jobs.shards import build_store
+from jetfm_coffea.model.rundir import POOL_EVENTS
 from jetfm_coffea.train.config import load_pretrain_config
 from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import pretrain

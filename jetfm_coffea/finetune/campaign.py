@@ -51,7 +51,6 @@ from jetfm_coffea.finetune.cellstudy import CellPlan, TaskStudy, cell_studies, r
 from jetfm_coffea.finetune.config import load_task_config
 from jetfm_coffea.finetune.data import SPLITS, LabelledEvents, load_labelled
 from jetfm_coffea.finetune.heldout import (
-    POOL_EVENTS,
     check_pool_without_labels,
     check_supervised_labels,
     event_keys,
@@ -68,7 +67,7 @@ from jetfm_coffea.finetune.trainer import (
 )
 from jetfm_coffea.generate.processes import get_process
 from jetfm_coffea.generate.run import dataset_name, generate
-from jetfm_coffea.model.rundir import WEIGHTS
+from jetfm_coffea.model.rundir import POOL_EVENTS, WEIGHTS
 from jetfm_coffea.tokens.config import TokenConfig
 from jetfm_coffea.tokens.fields import ID_FIELDS
 from jetfm_coffea.train.data import TensorEventDataset

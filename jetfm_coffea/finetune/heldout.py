@@ -11,7 +11,8 @@ validation or test split.
 * :func:`check_pool_excludes_held_out` is the guard: a pool that holds a task's held-out
   events raises :class:`~jetfm_coffea.errors.TrainingError` before any training;
 * :func:`write_pool_events` / :func:`read_pool_events` keep a pool's event keys beside
-  its pretraining run (``POOL_EVENTS``), so that fine-tuning against that encoder
+  its pretraining run (``jetfm_coffea.model.rundir.POOL_EVENTS``), so that fine-tuning
+  against that encoder
   (:func:`jetfm_coffea.finetune.trainer.prepare_finetune`) checks the task's test events
   against the pool the encoder really saw;
 * :func:`check_supervised_labels` keeps a task's signal process out of the supervised
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HELD_OUT_SPLITS",
-    "POOL_EVENTS",
     "EventKey",
     "check_pool_excludes_held_out",
     "check_pool_without_labels",
@@ -54,8 +54,6 @@ __all__ = [
 
 #: The splits a pretraining pool leaves out: the task's validation and test events.
 HELD_OUT_SPLITS: tuple[str, ...] = ("val", "test")
-#: File of a pretraining run directory with the pool's event keys (numpy ``.npz``).
-POOL_EVENTS = "pool_events.npz"
 
 EventKey = tuple[str, int, int, int]
 

@@ -64,7 +64,6 @@ from jetfm_coffea.finetune.data import (
 )
 from jetfm_coffea.finetune.encode import EVAL_PRECISION, encode_events, encode_options
 from jetfm_coffea.finetune.heldout import (
-    POOL_EVENTS,
     check_pool_excludes_held_out,
     read_pool_events,
 )
@@ -73,7 +72,13 @@ from jetfm_coffea.finetune.task_types import TaskType, task_type_for
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel, count_parameters
 from jetfm_coffea.model.released import resolve_run
-from jetfm_coffea.model.rundir import WEIGHTS, write_model_card, write_weights
+from jetfm_coffea.model.rundir import (
+    METRICS,
+    POOL_EVENTS,
+    WEIGHTS,
+    write_model_card,
+    write_weights,
+)
 from jetfm_coffea.runtime import matmul_precision, resolve_device, resolve_precision
 from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
 from jetfm_coffea.tokens.config import TokenConfig, check_token_config
@@ -567,7 +572,7 @@ def _start_run(
 ) -> RunConfigs:
     """Create the run directory: empty metrics log, run files (status running), task config."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.jsonl").write_text("")
+    (out / METRICS).write_text("")
     kind = setup.kind
     configs = RunConfigs(
         pretrain=setup.pretrained.pretrain_config,
@@ -691,7 +696,7 @@ def finetune(
     objective = kind.objective(y_all[events.train], events.weight[events.train])
     configs = _start_run(out, setup, model, mode, seed, events, precision)
 
-    trainer = RunLoop(setup, model, mode, events, objective, precision, out / "metrics.jsonl")
+    trainer = RunLoop(setup, model, mode, events, objective, precision, out / METRICS)
     loop = trainer.run(source, opt, sched, planned)
     trainer.restore_best(loop)
 

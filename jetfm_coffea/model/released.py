@@ -25,6 +25,7 @@ from typing import Any
 from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.digest import file_sha256
 from jetfm_coffea.errors import ConfigError, ModelFileError
+from jetfm_coffea.model import rundir
 
 __all__ = [
     "BUILTIN_PREFIX",
@@ -43,16 +44,16 @@ BUILTIN_PREFIX = "builtin:"
 RELEASE_CARD = "release.json"
 #: The files of a run directory a release ships (``pool_events.npz``: the event keys of
 #: its pretraining pool, so that fine-tuning refuses to test on them).
-RELEASED_FILES: tuple[str, ...] = (  # the run directory's names (train.rundir)
-    "model.safetensors",
-    "model_config.json",
-    "token_config.yaml",
-    "run.json",
-    "MODEL_CARD.md",
-    "config.yaml",
-    "augment_config.yaml",
-    "metrics.jsonl",
-    "pool_events.npz",
+RELEASED_FILES: tuple[str, ...] = (
+    rundir.WEIGHTS,
+    rundir.MODEL_CONFIG,
+    rundir.TOKEN_CONFIG,
+    rundir.RUN_INFO,
+    rundir.MODEL_CARD,
+    rundir.RUN_CONFIG,
+    rundir.AUGMENT_CONFIG,
+    rundir.METRICS,
+    rundir.POOL_EVENTS,
 )
 
 

@@ -45,14 +45,17 @@ from jetfm_coffea.model.config import (
     pair_features_description,
 )
 from jetfm_coffea.model.model import EventModel
-from jetfm_coffea.model.released import resolve_run
 from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 
 __all__ = [
+    "AUGMENT_CONFIG",
     "MANIFEST",
+    "METRICS",
     "MODEL_CARD",
     "MODEL_CONFIG",
     "PICKLE_SUFFIXES",
+    "POOL_EVENTS",
+    "RUN_CONFIG",
     "RUN_INFO",
     "TOKEN_CONFIG",
     "WEIGHTS",
@@ -63,6 +66,7 @@ __all__ = [
     "build_model_from",
     "canonical_safetensors",
     "read_json",
+    "read_model_configs",
     "read_model_files",
     "read_weights",
     "refuse_pickles",
@@ -80,6 +84,10 @@ MODEL_CONFIG = "model_config.json"
 TOKEN_CONFIG = "token_config.yaml"
 RUN_INFO = "run.json"
 MANIFEST = "manifest.json"
+RUN_CONFIG = "config.yaml"  # the run's resolved configuration (pretraining or fine-tuning)
+AUGMENT_CONFIG = "augment_config.yaml"  # (pretraining runs) the augmentation config given
+METRICS = "metrics.jsonl"  # one JSON record per logged step or validation
+POOL_EVENTS = "pool_events.npz"  # (pretraining runs) the event keys of the pretraining pool
 MODEL_CARD = "MODEL_CARD.md"
 WEIGHTS_HASH_KEY = "weights_sha256"  # in run.json
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
@@ -223,6 +231,29 @@ class ModelFiles:
         return self.weights.sha256
 
 
+def read_model_configs(folder: str | Path) -> tuple[ModelConfig, TokenConfig]:
+    """The model and token configs of a model directory, checked against each other
+    (the weights are not read: a run being resumed has none yet). Every failure is a
+    :class:`ModelFileError` naming the file."""
+    folder = Path(folder)
+    try:
+        model_config = load_model_config(folder / MODEL_CONFIG)
+        token_data = yaml.safe_load((folder / TOKEN_CONFIG).read_text())
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        raise ModelFileError(str(folder), f"incomplete model directory: {err}") from err
+    try:
+        token_config = load_token_config(token_data)
+    except JetFMError as err:
+        raise ModelFileError(str(folder / TOKEN_CONFIG), str(err)) from err
+    if model_config.token_config_hash not in (None, token_config.hash()):
+        raise ModelFileError(
+            str(folder),
+            f"model built for token config {model_config.token_config_hash}, "
+            f"{TOKEN_CONFIG} has {token_config.hash()}",
+        )
+    return model_config, token_config
+
+
 def read_model_files(
     folder: str | Path,
     *,
@@ -239,11 +270,11 @@ def read_model_files(
     ``allow_modified_weights``); both configs parse (a ``model_config.json`` without
     ``pair_version`` is a legacy model, :func:`~jetfm_coffea.model.config.load_model_config`);
     the model was built for this token config; the weights were written for this model
-    config. Every failure is a :class:`ModelFileError` naming the file.
-    ``builtin:<name>``: a released encoder (:mod:`~jetfm_coffea.model.released`; its files
-    are checked against its release card first).
+    config. Every failure is a :class:`ModelFileError` naming the file. A released
+    encoder's name (``builtin:<name>``) is resolved, and its files checked against its
+    release card, by :func:`jetfm_coffea.model.released.resolve_run` before this.
     """
-    folder = resolve_run(folder)
+    folder = Path(folder)
     if not folder.is_dir():
         raise ModelFileError(str(folder), "model directory not found")
     refuse_pickles(folder)
@@ -253,21 +284,7 @@ def read_model_files(
         record=record,
         allow_modified=allow_modified_weights,
     )
-    try:
-        model_config = load_model_config(folder / MODEL_CONFIG)
-        token_data = yaml.safe_load((folder / TOKEN_CONFIG).read_text())
-    except (OSError, ValueError, yaml.YAMLError) as err:
-        raise ModelFileError(str(folder), f"incomplete model directory: {err}") from err
-    try:
-        token_config = load_token_config(token_data)
-    except JetFMError as err:
-        raise ModelFileError(str(folder / TOKEN_CONFIG), str(err)) from err
-    if model_config.token_config_hash not in (None, token_config.hash()):
-        raise ModelFileError(
-            str(folder),
-            f"model built for token config {model_config.token_config_hash}, "
-            f"{TOKEN_CONFIG} has {token_config.hash()}",
-        )
+    model_config, token_config = read_model_configs(folder)
     try:
         keys, metadata = safetensors_header(weights.data)
     except ValueError as err:

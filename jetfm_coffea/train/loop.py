@@ -23,10 +23,16 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from jetfm_coffea.augment.config import load_pipeline
-from jetfm_coffea.errors import NonFiniteLossError, TrainingError
-from jetfm_coffea.model.config import ModelConfig, load_model_config, model_config_for
+from jetfm_coffea.errors import ModelFileError, NonFiniteLossError, TrainingError
+from jetfm_coffea.model.config import ModelConfig, model_config_for
 from jetfm_coffea.model.model import EventModel, count_parameters
-from jetfm_coffea.model.rundir import RUN_INFO, write_weights
+from jetfm_coffea.model.rundir import (
+    METRICS,
+    RUN_CONFIG,
+    RUN_INFO,
+    read_model_configs,
+    write_weights,
+)
 from jetfm_coffea.runtime import (
     TrainProgress,
     append_metrics,
@@ -284,12 +290,14 @@ def _resolve_configs(
     if not resume and latest_checkpoint(out) is not None:
         raise TrainingError(f"{out} already holds a run; pass --resume to continue it")
     if resume:
-        run_cfg = load_pretrain_config(out / "config.yaml")
+        run_cfg = load_pretrain_config(out / RUN_CONFIG)
         if run_cfg.train.steps != cfg.train.steps:
             run_cfg = load_pretrain_config(run_cfg, **{"train.steps": cfg.train.steps})
         cfg = run_cfg
-        model_cfg = load_model_config(out / "model_config.json")
-        run_tokens = load_token_config(out / "token_config.yaml")
+        try:
+            model_cfg, run_tokens = read_model_configs(out)
+        except ModelFileError as err:
+            raise TrainingError(f"--resume: {err}") from err
         check_token_config(run_tokens, data_tokens, "data")
     else:
         if cfg.tokens is not None:
@@ -524,7 +532,7 @@ def _evaluate(
         record = record or {"step": step, "epoch": run.epoch, "time": time.time()}
         record["knn_acc"] = _knn_probe(run.model, run.validation, cfg, run.device)
     if record is not None and run.info.is_main:
-        append_metrics(run.out / "metrics.jsonl", record)
+        append_metrics(run.out / METRICS, record)
     return record
 
 

@@ -38,6 +38,9 @@ from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel
 from jetfm_coffea.model.released import resolve_run
 from jetfm_coffea.model.rundir import (
+    AUGMENT_CONFIG,
+    METRICS,
+    RUN_CONFIG,
     build_model_from,
     read_model_files,
     write_model_configs,
@@ -76,11 +79,11 @@ def write_run_files(run_dir: Path, configs: RunConfigs) -> None:
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", configs.pretrain.to_yaml())
+    atomic_write_text(run_dir / RUN_CONFIG, configs.pretrain.to_yaml())
     write_model_configs(run_dir, configs.model, configs.tokens)
     if configs.augment is not None:
         atomic_write_text(
-            run_dir / "augment_config.yaml", yaml.safe_dump(configs.augment, sort_keys=False)
+            run_dir / AUGMENT_CONFIG, yaml.safe_dump(configs.augment, sort_keys=False)
         )
     info = {
         **configs.info,
@@ -102,9 +105,9 @@ def _version() -> str:
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """The records of ``metrics.jsonl`` (a torn last line is ignored)."""
-    path = Path(run_dir) / "metrics.jsonl"
+    path = Path(run_dir) / METRICS
     if not path.is_file():
-        raise TrainingError(f"{run_dir} has no metrics.jsonl")
+        raise TrainingError(f"{run_dir} has no {METRICS}")
     out = []
     for line in path.read_text().splitlines():
         try:
@@ -187,7 +190,7 @@ def load_run(
     run_dir = resolve_run(run_dir)
     try:
         files = read_model_files(run_dir, allow_modified_weights=allow_modified_weights)
-        pretrain = load_pretrain_config(run_dir / "config.yaml")
+        pretrain = load_pretrain_config(run_dir / RUN_CONFIG)
         model = build_model_from(files, device=device)
     except ModifiedWeightsError:
         raise  # its own error type: the override is --allow-modified-weights
@@ -196,8 +199,8 @@ def load_run(
     except (OSError, ValueError) as err:
         raise TrainingError(f"{run_dir} is not a complete run directory: {err}") from err
     augment = None
-    if (run_dir / "augment_config.yaml").is_file():
-        augment = yaml.safe_load((run_dir / "augment_config.yaml").read_text())
+    if (run_dir / AUGMENT_CONFIG).is_file():
+        augment = yaml.safe_load((run_dir / AUGMENT_CONFIG).read_text())
     info = dict(files.run_info)
     info["loaded_weights"] = {"sha256": files.model_hash, "check": files.weights.status}
     if not heads:

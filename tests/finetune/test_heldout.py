@@ -10,12 +10,12 @@ import pytest
 from jetfm_coffea.errors import TrainingError
 from jetfm_coffea.finetune import SPLITS, plan_task, prepare_finetune
 from jetfm_coffea.finetune.heldout import (
-    POOL_EVENTS,
     check_pool_excludes_held_out,
     pool_without_held_out,
     read_pool_events,
     write_pool_events,
 )
+from jetfm_coffea.model.rundir import POOL_EVENTS
 
 from .conftest import tiny_task
 

@@ -14,9 +14,10 @@ import jetfm_coffea.pretrained as pretrained
 from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ConfigError, ModelFileError, TrainingError
 from jetfm_coffea.finetune import load_task_config, prepare_finetune
-from jetfm_coffea.finetune.heldout import POOL_EVENTS, write_pool_events
+from jetfm_coffea.finetune.heldout import write_pool_events
 from jetfm_coffea.finetune.trainer import finetune, load_pretrained
 from jetfm_coffea.model import released as rel
+from jetfm_coffea.model.rundir import POOL_EVENTS
 from jetfm_coffea.train.run import load_run
 
 from .conftest import tiny_task

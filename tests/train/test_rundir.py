@@ -8,14 +8,17 @@ import shutil
 import pytest
 import torch
 
+from jetfm_coffea.digest import file_sha256
 from jetfm_coffea.errors import ModelFileError, ModifiedWeightsError, TrainingError
 from jetfm_coffea.finetune.testing import make_classifier_run
 from jetfm_coffea.model.rundir import (
     MODEL_CARD,
+    MODEL_CONFIG,
+    TOKEN_CONFIG,
     WEIGHTS,
     WEIGHTS_HASH_KEY,
     build_model_from,
-    file_sha256,
+    read_model_configs,
     read_model_files,
     save_run_weights,
     write_model_card,
@@ -93,3 +96,21 @@ def test_one_model_card_writer(run, tmp_path):
     assert "## Model files" in triton_card and files.model_hash in triton_card
     manifest = json.loads((repo / "manifest.json").read_text())
     assert manifest["files"][MODEL_CARD]["sha256"] == file_sha256(repo / MODEL_CARD)
+
+
+def test_configs_read_without_weights_as_a_resumed_run_needs(run, tmp_path):
+    """Resume reads the configs through the owner: no weights needed, same checks."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in (MODEL_CONFIG, TOKEN_CONFIG):
+        shutil.copy(run / name, bare / name)
+    model_config, token_config = read_model_configs(bare)
+    assert model_config == read_model_files(run).model_config
+    assert model_config.token_config_hash == token_config.hash()
+    tokens = (bare / TOKEN_CONFIG).read_text()
+    (bare / TOKEN_CONFIG).write_text(tokens.replace("min_pt: 20.0", "min_pt: 25.0", 1))
+    with pytest.raises(ModelFileError, match=r"bare: model built for token config .*token_config"):
+        read_model_configs(bare)
+    (bare / MODEL_CONFIG).unlink()
+    with pytest.raises(ModelFileError, match="bare: incomplete model directory"):
+        read_model_configs(bare)
