@@ -23,15 +23,13 @@ import jetfm_coffea.processors
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 ROOTS = ("jetfm_coffea",)
-#: Modules kept for one release that warn when imported (old import paths).
-DEPRECATED = {"jetfm_coffea.execution"}
 
 # Runs in a fresh interpreter: each module of the package is imported with none of the
 # package's modules loaded before it (third-party libraries stay loaded: only the order
 # of the package's own imports matters for a cycle), warnings are errors.
 _IMPORT_EACH = """
 import importlib, json, pkgutil, sys, warnings
-roots, deprecated = sys.argv[1].split(","), set(sys.argv[2].split(","))
+roots = sys.argv[1].split(",")
 names = set(roots)
 for root in roots:
     pkg = importlib.import_module(root)
@@ -42,15 +40,11 @@ for name in sorted(names):
         del sys.modules[loaded]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("error")
-        if name in deprecated:
-            warnings.simplefilter("always", DeprecationWarning)
         try:
             importlib.import_module(name)
         except BaseException as err:
             failures[name] = f"{type(err).__name__}: {err}"
             continue
-    if name in deprecated and not any(w.category is DeprecationWarning for w in caught):
-        failures[name] = "deprecated module imported without a DeprecationWarning"
 print(json.dumps({"modules": sorted(names), "failures": failures}))
 """
 
@@ -61,7 +55,7 @@ def _package_root() -> Path:
 
 def test_every_module_imports_first_in_a_fresh_interpreter():
     done = subprocess.run(
-        [sys.executable, "-c", _IMPORT_EACH, ",".join(ROOTS), ",".join(DEPRECATED)],
+        [sys.executable, "-c", _IMPORT_EACH, ",".join(ROOTS)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -73,7 +67,6 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
     # the walk found the package (not an empty directory): layers top to bottom
     for name in ("jetfm_coffea.cli", "jetfm_coffea.jobs.shards", "jetfm_coffea.processors.shards"):
         assert name in result["modules"]
-    assert set(DEPRECATED) <= set(result["modules"])
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:

@@ -16,15 +16,12 @@ import pytest
 
 import jetfm_coffea
 
-#: Kept for one release; importing them warns (tests/test_architecture.py checks that).
-DEPRECATED = {"jetfm_coffea.execution"}
-
 
 def _modules() -> list[str]:
     names = []
     names.append(jetfm_coffea.__name__)
     names += [m.name for m in pkgutil.walk_packages(jetfm_coffea.__path__, "jetfm_coffea.")]
-    return sorted(set(names) - DEPRECATED - {"jetfm_coffea.__main__"})
+    return sorted(set(names) - {"jetfm_coffea.__main__"})
 
 
 def _examples(name: str) -> list[doctest.DocTest]:

@@ -51,13 +51,6 @@ class RunDir(click.ParamType):
 RUN_DIR = RunDir()
 
 
-def _legacy_executor(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Accept the old ``--executor dask-mode`` (hidden alias of ``--dask-mode``)."""
-    if value is None or value in EXECUTORS or value == "dask-mode":
-        return value
-    raise click.BadParameter(f"{value!r} is not one of {', '.join(EXECUTORS)}", ctx, param)
-
-
 def execution_options(
     func: Callable | None = None,
     *,
@@ -68,29 +61,18 @@ def execution_options(
 
     ``--executor iterative|futures|dask`` (coffea Runner, virtual mode), ``--dask-mode``
     (``apply_to_fileset`` with dask-awkward), ``--scheduler``, ``--workers``,
-    ``--chunksize`` and (with ``skip_bad_files``) ``--skip-bad-files``. The old spellings
-    ``--executor dask-mode`` and ``--mode virtual|dask`` stay accepted (hidden). The
-    command receives ``executor``, ``dask_mode``, ``scheduler``, ``workers``, ``chunksize``
+    ``--chunksize`` and (with ``skip_bad_files``) ``--skip-bad-files``. The command
+    receives ``executor``, ``dask_mode``, ``scheduler``, ``workers``, ``chunksize``
     (and ``skip_bad_files``). Use bare (``@execution_options``) or called.
     """
 
     def decorate(command: Callable) -> Callable:
-        @functools.wraps(command)
-        def normalised(*args: Any, **kwargs: Any) -> Any:
-            legacy_mode = kwargs.pop("legacy_mode")
-            if kwargs["executor"] == "dask-mode":
-                kwargs["executor"], kwargs["dask_mode"] = default_executor, True
-            if legacy_mode is not None:
-                kwargs["dask_mode"] = kwargs["dask_mode"] or legacy_mode == "dask"
-            return command(*args, **kwargs)
-
         options = [
             click.option(
                 "--executor",
                 default=default_executor,
                 show_default=True,
-                metavar="[" + "|".join(EXECUTORS) + "]",
-                callback=_legacy_executor,
+                type=click.Choice(EXECUTORS),
                 help="coffea Runner executor (virtual mode)",
             ),
             click.option(
@@ -98,14 +80,6 @@ def execution_options(
                 "dask_mode",
                 is_flag=True,
                 help="run with coffea's apply_to_fileset and dask-awkward instead of the Runner",
-            ),
-            click.option(
-                "--mode",
-                "legacy_mode",
-                type=click.Choice(["virtual", "dask"]),
-                default=None,
-                hidden=True,
-                help="old spelling of --dask-mode (dask) / the default (virtual)",
             ),
             click.option(
                 "--scheduler",
@@ -136,7 +110,7 @@ def execution_options(
                     help="skip unreadable files (reported) instead of stopping",
                 )
             )
-        wrapped: Callable = normalised
+        wrapped: Callable = command
         for option in reversed(options):
             wrapped = option(wrapped)
         return wrapped

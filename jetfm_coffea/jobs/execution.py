@@ -25,7 +25,6 @@ from jetfm_coffea.jobs.options import (
     EXECUTORS,
     Executor,
     check_executor,
-    resolve_dask_mode,
 )
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.selection.lumi import LumiPolicy
@@ -38,7 +37,6 @@ __all__ = [
     "check_executor",
     "coffea_executor",
     "domain_error",
-    "resolve_dask_mode",
     "run_dask_mode",
     "run_processor",
 ]

@@ -10,7 +10,7 @@ from jetfm_coffea.jobs.execution import (
     run_dask_mode,
     run_processor,
 )
-from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, resolve_dask_mode
+from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, check_executor
 from jetfm_coffea.processors.tokenize import TokenizeProcessor, finalize_output
 from jetfm_coffea.selection.lumi import resolve_lumi_masks
 from jetfm_coffea.tokens import load_token_config
@@ -38,7 +38,8 @@ def run_inspection(
     :func:`jetfm_coffea.selection.lumi.resolve_lumi_masks`. ``executor`` / ``dask_mode``:
     see :mod:`jetfm_coffea.jobs.execution`.
     """
-    executor, dask_mode = resolve_dask_mode(executor, dask_mode)
+    if not dask_mode:
+        check_executor(executor)
     source = resolve_lumi_masks(load_fileset(source), lumi_mask, no_lumi_mask)
 
     proc = TokenizeProcessor(load_token_config(config), return_tokens=False)

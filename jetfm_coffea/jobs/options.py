@@ -8,7 +8,6 @@ dask runs (:func:`jetfm_coffea.cluster.dask_client`) and ``chunksize`` (default
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 from jetfm_coffea.errors import ConfigError
@@ -18,7 +17,6 @@ __all__ = [
     "EXECUTORS",
     "Executor",
     "check_executor",
-    "resolve_dask_mode",
 ]
 
 EXECUTORS = ("iterative", "futures", "dask")
@@ -31,20 +29,3 @@ def check_executor(executor: str) -> None:
     """Raise :class:`ConfigError` unless ``executor`` is one of :data:`EXECUTORS`."""
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
-
-
-def resolve_dask_mode(executor: str, dask_mode: bool) -> tuple[Executor, bool]:
-    """``(executor, dask_mode)`` with the old spelling ``executor="dask-mode"`` translated.
-
-    ``"dask-mode"`` (deprecated, with a warning) means ``dask_mode=True``; the executor
-    then does not matter and is reported as ``"dask"``.
-    """
-    if executor == "dask-mode":
-        warnings.warn(
-            'executor="dask-mode" is deprecated; use dask_mode=True',
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        return "dask", True
-    check_executor(executor)
-    return executor, dask_mode  # type: ignore[return-value]

@@ -21,7 +21,7 @@ from jetfm_coffea.jobs.execution import (
     run_dask_mode,
     run_processor,
 )
-from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, resolve_dask_mode
+from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, check_executor
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor, finalize_analysis
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import check_model_blinding
@@ -60,7 +60,8 @@ def run_score_analysis(
     was not blinded for those regions gives a warning (an error with ``require_blinded``).
     ``executor`` / ``dask_mode``: see :mod:`jetfm_coffea.jobs.execution`.
     """
-    executor, dask_mode = resolve_dask_mode(executor, dask_mode)
+    if not dask_mode:
+        check_executor(executor)
     fileset = resolve_lumi_masks(load_fileset(fileset), lumi_mask, no_lumi_mask)
     analysis = load_blinding(analysis_region)
     kinds = {

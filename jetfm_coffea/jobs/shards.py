@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import time
 import uuid as uuidlib
-import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,10 +41,10 @@ from jetfm_coffea.selection.datasheet import selection_by_dataset
 from jetfm_coffea.selection.lumi import LumiPolicy, resolve_lumi_masks, warn_if_all_removed
 from jetfm_coffea.shards.claims import claim_selection, read_claim
 from jetfm_coffea.shards.format import SHARDS_DIR, safe_name
+from jetfm_coffea.shards.shard import open_shard
 from jetfm_coffea.shards.store import (
     ShardRecord,
     create_store,
-    open_shard,
     scan_shards,
     write_manifest,
 )
@@ -333,18 +332,6 @@ def _selection_check(
     return check
 
 
-def _deprecated_mode(mode: str) -> bool:
-    """``mode="virtual"|"dask"`` (the old spelling) as ``dask_mode``, with a warning."""
-    if mode not in ("virtual", "dask"):
-        raise ConfigError(f"unknown mode {mode!r} (virtual, dask)")
-    warnings.warn(
-        "build_store(mode=...) is deprecated; use dask_mode=True/False",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return mode == "dask"
-
-
 def build_store(
     fileset: str | Path | dict[str, Any],
     out: str | Path,
@@ -362,7 +349,6 @@ def build_store(
     lumi_mask: str | Path | None = None,
     no_lumi_mask: bool = False,
     blinding: BlindingConfig | None = None,
-    mode: Literal["virtual", "dask"] | None = None,
 ) -> BuildSummary:
     """Build (or complete) the shard store ``out`` from ``fileset``.
 
@@ -370,8 +356,7 @@ def build_store(
     is already complete are not scheduled (resume); the manifest is written after all
     shards. By default coffea's Runner runs with the chosen ``executor``;
     ``dask_mode`` uses ``apply_to_fileset`` and dask-awkward (local cluster of
-    ``workers`` processes, or the ``scheduler`` address). ``mode="virtual"|"dask"`` is the
-    deprecated spelling of ``dask_mode``.
+    ``workers`` processes, or the ``scheduler`` address).
 
     Collision data are restricted to certified luminosity sections (the golden JSON of
     the fileset metadata, or ``lumi_mask`` for every dataset that is not simulation;
@@ -382,8 +367,6 @@ def build_store(
     another dataset, is refused (its events would be stored twice).
     """
     start = time.perf_counter()
-    if mode is not None:
-        dask_mode = _deprecated_mode(mode)
     if not dask_mode:
         check_executor(executor)
     token_config = load_token_config(token_config)

@@ -18,7 +18,6 @@ Torch is imported only when the loader is used.
 from __future__ import annotations
 
 import importlib
-import warnings
 from typing import Any
 
 from jetfm_coffea.shards.format import SCHEMA_VERSION, shard_path
@@ -69,21 +68,10 @@ _LAZY = {
     "open_resim_loader": "jetfm_coffea.shards.resim",
     "migrate_store": "jetfm_coffea.shards.migrate",
 }
-#: Deprecated names: the shard build is a job now (it runs coffea above the shard format).
-_MOVED = {"BuildSummary": "jetfm_coffea.jobs.shards", "build_store": "jetfm_coffea.jobs.shards"}
 
 
 def __getattr__(name: str) -> Any:
-    # importlib, not an import statement: the loader and the migration load on first use,
-    # and the deprecated names of _MOVED (kept for one release: this package's __all__
-    # listed them) resolve to the jobs layer above without this package importing it
+    # importlib, not an import statement: the loader and the migration load on first use
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in _MOVED:
-        warnings.warn(
-            f"jetfm_coffea.shards.{name} is deprecated; import it from {_MOVED[name]}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,14 +4,12 @@
 pipeline) before any shard; :func:`write_manifest` indexes the shards on disk after they
 are written; :func:`open_store` validates the root and the manifest (a schema version
 mismatch is a :class:`~jetfm_coffea.errors.SchemaVersionError`). One shard is read by
-:mod:`jetfm_coffea.shards.shard` (re-exported here: :class:`Shard`, :func:`open_shard`);
+:mod:`jetfm_coffea.shards.shard` (:class:`~jetfm_coffea.shards.shard.Shard`);
 a store is checked by :func:`jetfm_coffea.shards.verification.verify`.
 """
 
 from __future__ import annotations
 
-import importlib
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -33,42 +31,20 @@ from jetfm_coffea.shards.format import (
     is_shard_name,
     is_temporary_name,
 )
-from jetfm_coffea.shards.shard import Problem, Shard, open_shard, read_json, validate_document
+from jetfm_coffea.shards.shard import Shard, open_shard, read_json, validate_document
 from jetfm_coffea.shards.views import AugmentationPipelineLike, pipeline_document
 from jetfm_coffea.tokens import TokenConfig, load_token_config
 
 __all__ = [
-    "Problem",  # with Shard and open_shard: re-exported from shards.shard (their owner)
-    "Shard",
     "ShardRecord",
     "ShardStore",
     "create_store",
-    "open_shard",
     "open_store",
     "read_store_description",
     "scan_shards",
     "scan_temporaries",
     "write_manifest",
 ]
-
-#: Moved to :mod:`jetfm_coffea.shards.verification` (it sits above the store): the old
-#: path still resolves, with a DeprecationWarning, for one release.
-_MOVED = {
-    "VerifyReport": "jetfm_coffea.shards.verification",
-    "verify": "jetfm_coffea.shards.verification",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        warnings.warn(
-            f"jetfm_coffea.shards.store.{name} is deprecated; import it from {_MOVED[name]} "
-            f"(or jetfm_coffea.shards)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _now() -> str:

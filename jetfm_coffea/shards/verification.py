@@ -38,7 +38,7 @@ from jetfm_coffea.shards.store import (
     write_manifest,
 )
 
-__all__ = ["Problem", "VerifyReport", "verify"]
+__all__ = ["VerifyReport", "verify"]
 
 
 @dataclass

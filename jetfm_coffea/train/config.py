@@ -7,7 +7,6 @@ naming an auto-resolved config by its content).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -195,27 +194,6 @@ class ObjectiveConfig(_Strict):
     def card_lines(self) -> list[str]:
         """The model card's lines of the active objectives."""
         return [objective.card_line(params) for objective, params in self.active()]
-
-    @property
-    def uses_contrastive(self) -> bool:
-        """Deprecated: :attr:`uses_views`."""
-        warnings.warn(
-            "ObjectiveConfig.uses_contrastive is deprecated: use .uses_views",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.uses_views
-
-    def __getattr__(self, item: str) -> Any:
-        if item in LEGACY_OBJECTIVE_KEYS:  # the flat attributes of earlier versions
-            name, param = LEGACY_OBJECTIVE_KEYS[item]
-            warnings.warn(
-                f"ObjectiveConfig.{item} is deprecated: use .section({name!r}).{param}",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            return getattr(self.sections[name], param)
-        return super().__getattr__(item)  # type: ignore[misc]
 
 
 def _is_section(value: Any) -> bool:

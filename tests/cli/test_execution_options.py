@@ -1,7 +1,8 @@
-"""One executor vocabulary for every command that runs coffea, old spellings kept hidden."""
+"""One executor vocabulary for every command that runs coffea; the old spellings are refused."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import jetfm_coffea.shards
 from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.jobs import shards as shard_jobs
-from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, EXECUTORS, resolve_dask_mode
+from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, EXECUTORS
 from jetfm_coffea.shards import open_store
 
 COFFEA_COMMANDS = ("build-shards", "inspect", "score")
@@ -33,7 +34,6 @@ def test_every_coffea_command_has_the_same_execution_options():
         assert params["chunksize"].default == DEFAULT_CHUNKSIZE == 100_000
         assert params["workers"].default == 2
         assert params["dask_mode"].is_flag
-        assert params["legacy_mode"].hidden  # --mode virtual|dask, the old build-shards spelling
 
 
 def test_help_shows_the_vocabulary_not_the_old_spellings():
@@ -47,7 +47,7 @@ def test_help_shows_the_vocabulary_not_the_old_spellings():
 def test_unknown_executor_is_refused_with_the_choices(ttbar2015):
     result = CliRunner().invoke(main, ["inspect", str(ttbar2015), "--executor", "spark"])
     assert result.exit_code == 2
-    assert "'spark' is not one of iterative, futures, dask" in result.output
+    assert "'spark' is not one of 'iterative', 'futures', 'dask'" in result.output
 
 
 def _build(store, fileset, *flags):
@@ -57,32 +57,29 @@ def _build(store, fileset, *flags):
     return json.loads(result.stdout)
 
 
-def test_build_shards_dask_mode_and_its_old_spelling(ttbar2015, tmp_path):
-    new = _build(tmp_path / "new", ttbar2015, "--dask-mode")
-    old = _build(tmp_path / "old", ttbar2015, "--mode", "dask")
+def test_build_shards_dask_mode_equals_the_runner(ttbar2015, tmp_path):
+    dask = _build(tmp_path / "dask", ttbar2015, "--dask-mode")
     virtual = _build(tmp_path / "virtual", ttbar2015, "--executor", "iterative")
-    assert new["events_written"] == old["events_written"] == virtual["events_written"] == 200
-    assert new["shards_written"] == old["shards_written"] == 2
+    assert dask["events_written"] == virtual["events_written"] == 200
+    assert dask["shards_written"] == 2
 
     def events(name):
         return sorted(int(e) for s in open_store(tmp_path / name) for e in s.read("event"))
 
-    assert events("new") == events("old") == events("virtual")
+    assert events("dask") == events("virtual")
 
 
-def test_deprecated_python_spellings_warn_and_still_work(ttbar2015, tmp_path):
-    with pytest.warns(DeprecationWarning, match="dask_mode=True"):
-        assert resolve_dask_mode("dask-mode", False) == ("dask", True)
-    assert resolve_dask_mode("futures", False) == ("futures", False)
-    with pytest.raises(ConfigError, match="choose from iterative, futures, dask"):
-        resolve_dask_mode("spark", False)
+def test_the_old_spellings_are_gone(ttbar2015, tmp_path):
+    """0.1.0 keeps one vocabulary: the old spellings are refused, not translated."""
     assert EXECUTORS == ("iterative", "futures", "dask")
-    with pytest.warns(DeprecationWarning, match="jetfm_coffea.jobs.shards"):
-        build_store = jetfm_coffea.shards.build_store
-    assert build_store is shard_jobs.build_store
-    with pytest.warns(DeprecationWarning, match="dask_mode"):
-        summary = build_store(ttbar2015, tmp_path / "s", mode="virtual", executor="iterative")
-    assert summary.events_written == 200
+    for old in (["--executor", "dask-mode"], ["--mode", "dask"]):
+        result = CliRunner().invoke(main, ["inspect", str(ttbar2015), *old])
+        assert result.exit_code == 2, result.output
+    with pytest.raises(ConfigError, match="choose from iterative, futures, dask"):
+        shard_jobs.build_store(ttbar2015, tmp_path / "s", executor="dask-mode")
+    assert not hasattr(jetfm_coffea.shards, "build_store")
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("jetfm_coffea.execution")
 
 
 def test_help_and_the_vocabulary_load_neither_coffea_nor_torch():

@@ -24,6 +24,6 @@ def test_inspect_missing_file_is_a_clear_error(tmp_path):
 
 
 def test_inspect_dask_mode_on_a_local_cluster(ttbar2015):
-    result = CliRunner().invoke(main, ["inspect", str(ttbar2015), "--executor", "dask-mode"])
+    result = CliRunner().invoke(main, ["inspect", str(ttbar2015), "--dask-mode"])
     assert result.exit_code == 0, result.output
     assert "mode: dask" in result.output and "200 events" in result.output

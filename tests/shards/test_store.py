@@ -197,15 +197,14 @@ def test_attributes_outside_the_2_0_0_schema_are_refused_on_read(store):
     assert ("schema", path) in {(p.kind, p.shard) for p in verify(store).errors}
 
 
-def test_store_split_keeps_the_old_import_paths(tmp_path):
-    """store.py was split (codec, shard, verification): old names resolve, moved ones warn."""
+def test_store_split_has_one_home_per_name(tmp_path):
+    """store.py was split (codec, shard, verification): each name has one module."""
 
     from jetfm_coffea.shards import codec, shard, store, verification
     from jetfm_coffea.shards.format import CODECS
 
-    assert store.Shard is shard.Shard and store.open_shard is shard.open_shard
-    with pytest.warns(DeprecationWarning, match="shards.verification"):
-        assert store.verify is verification.verify
+    assert "Shard" not in store.__all__ and not hasattr(store, "verify")
+    assert "Shard" in shard.__all__ and "verify" in verification.__all__
     # both halves of the chunk codec: what encode_arrays writes, ChunkReader reads back
     values = np.arange(11, dtype="<f4") * 1.5
     specs, files = codec.encode_arrays({"objects/pt": values}, chunk_events=1)

@@ -147,9 +147,9 @@ def test_objective_sections_and_the_flat_keys_of_earlier_configs():
     dumped = load_pretrain_config(None).model_dump()["objective"]
     assert list(dumped) == ["contrastive", "masked"]
     assert "multiplicity" in registered_objectives()
-    # the flat attributes still read, with a deprecation warning
-    with pytest.warns(DeprecationWarning, match=r"section\('masked'\).weight"):
-        assert flat.objective.masked_weight == 0.0
+    # old configs still read (data); the flat attribute spellings are gone (API)
+    with pytest.raises(AttributeError, match="masked_weight"):
+        _ = flat.objective.masked_weight
     assert set(LEGACY_OBJECTIVE_KEYS) >= {"contrastive", "masked_weight", "supervised_weight"}
 
 
