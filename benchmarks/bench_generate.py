@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jetfm_coffea.generate import generate, get_process
+from jetfm_coffea.generate import PROCESSES, generate
 from jetfm_coffea.generate.processes import pythia_settings
 from jetfm_coffea.generate.run import chunk_seeds, make_pythia
 
@@ -52,7 +52,7 @@ def bare_pythia(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(init, event loop) [cpu, wall] seconds of bare Pythia with the chunk-0 seed."""
     pythia_seed, _ = chunk_seeds(seed, 0)
-    settings = pythia_settings(get_process(process), sqrts, pythia_seed)
+    settings = pythia_settings(PROCESSES[process], sqrts, pythia_seed)
     start = _now()
     pythia = make_pythia(settings)
     init = _now() - start
@@ -75,7 +75,7 @@ def _bare_chunk(args: tuple[str, int, int, int, int]) -> int:
     """Bare Pythia for one chunk (its own seed), initialisation included; returns events."""
     process, n_events, sqrts, seed, chunk = args
     pythia_seed, _ = chunk_seeds(seed, chunk)
-    pythia = make_pythia(pythia_settings(get_process(process), sqrts, pythia_seed))
+    pythia = make_pythia(pythia_settings(PROCESSES[process], sqrts, pythia_seed))
     done = 0
     while done < n_events:
         done += len(pythia.nextBatch(min(250, n_events - done)))

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from _common import write_result
 
-from jetfm_coffea.generate import get_process
+from jetfm_coffea.generate import PROCESSES
 from jetfm_coffea.generate.processes import pythia_settings
 from jetfm_coffea.generate.resim import (
     copy_seed,
@@ -52,7 +52,7 @@ def bare(process: str, n_events: int, sqrts: int, seed: int) -> tuple[float, flo
     """(init, loop) CPU seconds of bare Pythia."""
     pythia_seed, _ = chunk_seeds(seed, 0)
     start = time.process_time()
-    pythia = make_pythia(pythia_settings(get_process(process), sqrts, pythia_seed))
+    pythia = make_pythia(pythia_settings(PROCESSES[process], sqrts, pythia_seed))
     init = time.process_time() - start
     start = time.process_time()
     assert _loop(pythia, n_events) == n_events
@@ -62,7 +62,7 @@ def bare(process: str, n_events: int, sqrts: int, seed: int) -> tuple[float, flo
 def resim(process: str, n_events: int, sqrts: int, seed: int, k: int) -> tuple[float, float]:
     """(inits, loops) CPU seconds of the hard level plus ``k`` shower copies."""
     pythia_seed, _ = chunk_seeds(seed, 0)
-    settings = pythia_settings(get_process(process), sqrts, pythia_seed)
+    settings = pythia_settings(PROCESSES[process], sqrts, pythia_seed)
     init = loop = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         lhef = Path(tmp) / "hard.lhe"

@@ -25,6 +25,7 @@ __all__ = [
     "StoreManifestError",
     "TokenConfigMismatchError",
     "TrainingError",
+    "UnknownNameError",
 ]
 
 
@@ -46,6 +47,18 @@ class JetFMError(Exception):
 
 class ConfigError(JetFMError, ValueError):
     """A configuration (tokens, augmentations, training, task) is invalid."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A name no registry (:class:`jetfm_coffea.registry.Registry`) knows: the message
+    names the kind, the name and the registered ones."""
+
+    def __init__(self, message: str, name: str):
+        super().__init__(message)
+        self.name = name
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
 
 
 class SchemaValidationError(JetFMError, ValueError):

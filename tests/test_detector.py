@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from jetfm_coffea.generate.detector import DetectorConfig, particle_record, simulate
-from jetfm_coffea.generate.processes import get_process, pythia_settings
+from jetfm_coffea.generate.processes import PROCESSES, pythia_settings
 from jetfm_coffea.generate.run import make_pythia
 
 #: sha256 of every branch of ``simulate`` (ttbar, 13 TeV, Pythia seed 11, 60 events,
@@ -43,7 +43,7 @@ def _digest(branches: dict) -> str:
 
 @pytest.fixture(scope="module")
 def ttbar_batch():
-    pythia = make_pythia(pythia_settings(get_process("ttbar"), 13000, 11))
+    pythia = make_pythia(pythia_settings(PROCESSES["ttbar"], 13000, 11))
     return pythia.nextBatch(60)
 
 

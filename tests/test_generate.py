@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.generate import PROCESSES, SQRTS_CHOICES, generate, get_process
+from jetfm_coffea.generate import PROCESSES, SQRTS_CHOICES, generate
 from jetfm_coffea.generate import run as gen_run
 from jetfm_coffea.generate.detector import BTAG_WP_MEDIUM
 
@@ -176,7 +176,7 @@ def test_fileset_json_metadata(gen_samples):
     assert set(entry["files"]) == {str(p) for p in result.files}
     assert all(tree == "Events" and Path(p).exists() for p, tree in entry["files"].items())
     meta = entry["metadata"]
-    assert meta["process"] == "ttbar" and meta["label"] == get_process("ttbar").label
+    assert meta["process"] == "ttbar" and meta["label"] == PROCESSES["ttbar"].label
     assert meta["nevents"] == result.n_events and meta["sqrts"] == 13000
     assert meta["seed"] == result.seed
     # semileptonic ttbar, LO Pythia: sigma(ttbar) ~ 500 pb times BR(e/mu nu, W-) ~ 0.22 x 0.67

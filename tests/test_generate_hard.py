@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import uproot
 
-from jetfm_coffea.generate import PROCESSES, generate, get_process
+from jetfm_coffea.generate import PROCESSES, generate
 from jetfm_coffea.generate.validate import (
     GEN_BRANCHES,
     load_events,
@@ -33,8 +33,8 @@ def test_labels_are_stable():
         "ttbar": 0, "wjets": 1, "zjets": 2, "qcd": 3, "hbb": 4, "diboson": 5, "tth": 6,
         "vz_bb": 7, "st_t": 8, "st_s": 9, "ggh": 10, "vbfh": 11, "gjets": 12, "znunu": 13,
     }  # fmt: skip
-    assert get_process("vz_bb").truth_filter == "one_z_to_bb"
-    assert get_process("tth").truth_filter is None
+    assert PROCESSES["vz_bb"].truth_filter == "one_z_to_bb"
+    assert PROCESSES["tth"].truth_filter is None
 
 
 def test_fileset_metadata(hard_samples):

@@ -80,6 +80,6 @@ def test_ancestry_by_pointer_jumping_equals_walking_the_mothers():
 
 
 def pythia_settings_for(process: str) -> list[str]:
-    from jetfm_coffea.generate import get_process
+    from jetfm_coffea.generate import PROCESSES
 
-    return pythia_settings(get_process(process), 13000, seed=3)
+    return pythia_settings(PROCESSES[process], 13000, seed=3)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import uproot
 
-from jetfm_coffea.generate import generate, get_process
+from jetfm_coffea.generate import PROCESSES, generate
 from jetfm_coffea.generate.processes import pythia_settings
 from jetfm_coffea.generate.run import make_pythia
 from jetfm_coffea.generate.targets import TARGET_BRANCHES, TruthRecord, truth_targets
@@ -73,7 +73,7 @@ def test_higgs_and_top_pt_match_genpart(target_samples):
 def test_top_pt_equals_the_sum_of_its_decay_products():
     """On the Pythia record: the hadronic top's pT is the pT of its W + b daughters, and
     that W decays to quarks."""
-    pythia = make_pythia(pythia_settings(get_process("ttbar"), 13000, seed=3))
+    pythia = make_pythia(pythia_settings(PROCESSES["ttbar"], 13000, seed=3))
     batch = pythia.nextBatch(40)
     targets = truth_targets(batch["prt"])["GenTarget_hadTopPt"]
     rec = TruthRecord(batch["prt"])

@@ -32,10 +32,11 @@ from jetfm_coffea.augment.pipeline import (
     augment_tokens,
     augment_views,
 )
-from jetfm_coffea.augment.registry import StepContext, register, registered, step_params
+from jetfm_coffea.augment.registry import AUGMENTATIONS, StepContext, register
 from jetfm_coffea.augment.rng import StepRandom, event_keys
 
 __all__ = [
+    "AUGMENTATIONS",
     "AugmentationPipeline",
     "AugmentationSpec",
     "AugmentationStep",
@@ -59,7 +60,5 @@ __all__ = [
     "event_keys",
     "load_pipeline",
     "register",
-    "registered",
     "standard_pipeline",
-    "step_params",
 ]

@@ -15,7 +15,7 @@ Example (YAML)::
       - {name: drop_objects, probability: 0.1}
 
 The steps are validated against the parameter models of the registry
-(:data:`jetfm_coffea.augment.registry.STEP_PARAMS`): an augmentation registered with
+(:data:`jetfm_coffea.augment.registry.AUGMENTATIONS`): an augmentation registered with
 ``register(name, params=Model)`` -- built-in or not -- is a valid step. Unknown names
 or out-of-range parameters raise :class:`~jetfm_coffea.errors.ConfigError` listing
 every registered augmentation with its parameters and their allowed ranges.
@@ -31,11 +31,10 @@ from typing import Any, Literal
 import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
 
-from jetfm_coffea.augment.registry import STEP_PARAMS, AugmentationStep
+from jetfm_coffea.augment.registry import AUGMENTATIONS, AugmentationStep
 from jetfm_coffea.config_base import HashedConfig, load_config
 
 __all__ = [
-    "SPEC_CLASSES",
     "STANDARD_STEPS",
     "AugmentationPipeline",
     "AugmentationSpec",
@@ -51,6 +50,7 @@ __all__ = [
     "describe_augmentations",
     "load_pipeline",
     "standard_pipeline",
+    "step_models",
 ]
 
 
@@ -137,8 +137,11 @@ class MaskObjects(AugmentationStep):
 #: The type of a pipeline step: the parameters of a registered augmentation.
 AugmentationSpec = AugmentationStep
 
-#: Name -> parameter model of every registered augmentation (the registry's live table).
-SPEC_CLASSES: dict[str, type[AugmentationStep]] = STEP_PARAMS
+
+def step_models() -> dict[str, type[AugmentationStep]]:
+    """Name -> parameter model of every registered augmentation that has one (a pipeline's
+    valid steps), in registration order."""
+    return {name: a.params for name, a in AUGMENTATIONS.items() if a.params is not None}
 
 
 def _range(info: Any) -> str:
@@ -162,7 +165,7 @@ def _range(info: Any) -> str:
 def describe_augmentations() -> str:
     """Every valid augmentation name with its parameters and allowed ranges."""
     lines = []
-    for name, cls in SPEC_CLASSES.items():
+    for name, cls in step_models().items():
         params = [
             f"{field}: {_range(info)}"
             for field, info in cls.model_fields.items()
@@ -195,13 +198,13 @@ class AugmentationPipeline(HashedConfig):
             if isinstance(step, AugmentationStep):
                 step = step.model_dump()
             name = step.get("name") if isinstance(step, dict) else None
-            if name not in SPEC_CLASSES:
+            models = step_models()
+            if name not in models:
                 raise ValueError(
-                    f"step {i}: unknown augmentation {name!r}; "
-                    f"valid names: {', '.join(SPEC_CLASSES)}"
+                    f"step {i}: unknown augmentation {name!r}; valid names: {', '.join(models)}"
                 )
             try:
-                steps.append(SPEC_CLASSES[name].model_validate(step))
+                steps.append(models[name].model_validate(step))
             except ValidationError as err:
                 problems = "; ".join(
                     f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()

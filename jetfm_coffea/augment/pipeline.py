@@ -25,7 +25,7 @@ import numpy as np
 from jetfm_coffea.augment import augmentations as _builtin  # noqa: F401  (registers)
 from jetfm_coffea.augment import kernels as K
 from jetfm_coffea.augment.config import AugmentationPipeline, load_pipeline
-from jetfm_coffea.augment.registry import State, StepContext, get, get_cartesian
+from jetfm_coffea.augment.registry import AUGMENTATIONS, State, StepContext
 from jetfm_coffea.augment.rng import StepRandom, step_keys, view_keys
 from jetfm_coffea.backend import where
 from jetfm_coffea.errors import ConfigError
@@ -175,12 +175,13 @@ def apply_pipeline(
         base = view_keys(pipeline.seed, run, lumi, event, view) if pipeline.steps else None
         cartesian, type_id, is_met = False, None, None
         for index, step in enumerate(pipeline.steps):
-            impl = get_cartesian(step.name) if fused else None
+            entry = AUGMENTATIONS[step.name]
+            impl = entry.cartesian if fused else None
             if impl is not None and not cartesian:
                 state, cartesian = _to_cartesian(lib, state), True
             elif impl is None and cartesian:
                 state, cartesian = _to_polar(lib, state), False
-            impl = impl or get(step.name)
+            impl = impl or entry.implementation
             if state["type_id"] is not type_id:  # new layout (first step or compaction)
                 type_id = state["type_id"]
                 is_met = _met_slots(lib, type_id, token_config)

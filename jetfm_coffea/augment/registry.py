@@ -43,25 +43,20 @@ from pydantic_core import PydanticUndefined
 
 from jetfm_coffea.augment.rng import StepRandom
 from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.registry import Registry
 from jetfm_coffea.tokens.config import TokenConfig
 
 __all__ = [
-    "STEP_PARAMS",
+    "AUGMENTATIONS",
+    "Augmentation",
     "AugmentationStep",
     "Implementation",
     "StepContext",
-    "get",
-    "get_cartesian",
     "register",
-    "registered",
-    "step_params",
 ]
 
 State = dict[str, Any]
 Implementation = Callable[[Any, "StepContext", State], State]
-
-_REGISTRY: dict[str, Implementation] = {}
-_CARTESIAN: dict[str, Implementation] = {}
 
 
 class AugmentationStep(BaseModel):
@@ -75,8 +70,27 @@ class AugmentationStep(BaseModel):
     name: str = Field(description="the registered augmentation")
 
 
-#: Name -> parameter model of every registered augmentation (the pipeline's schema).
-STEP_PARAMS: dict[str, type[AugmentationStep]] = {}
+@dataclass
+class Augmentation:
+    """One registered augmentation: its parameter model and its implementations."""
+
+    name: str
+    params: type[AugmentationStep] | None = None  # a pipeline accepts the name once set
+    polar: Implementation | None = None  # the reference implementation
+    cartesian: Implementation | None = None  # on ``px, py, pz, e`` (fused Lorentz steps)
+
+    @property
+    def implementation(self) -> Implementation:
+        """The polar implementation (ConfigError if only a Cartesian one is registered)."""
+        if self.polar is None:
+            raise ConfigError(f"augmentation {self.name!r} has no polar implementation")
+        return self.polar
+
+
+#: Every registered augmentation by name; the parameter models are the pipeline's schema.
+AUGMENTATIONS: Registry[Augmentation] = Registry(
+    "augmentation", hint="add one with jetfm_coffea.augment.register(name, params=...)"
+)
 
 
 @dataclass(frozen=True)
@@ -238,12 +252,13 @@ def register(
         _check_params(name, params)
 
     def deco(impl: Implementation) -> Implementation:
+        entry = AUGMENTATIONS.get(name) or AUGMENTATIONS.register(name, Augmentation(name))
         if params is not None:
-            STEP_PARAMS[name] = params
+            entry.params = params
         if polar:
-            _REGISTRY[name] = impl
+            entry.polar = impl
         if cartesian:
-            _CARTESIAN[name] = impl
+            entry.cartesian = impl
         return impl
 
     return deco
@@ -255,34 +270,3 @@ def _check_params(name: str, params: Any) -> None:
     default = params.model_fields["name"].default
     if default not in (PydanticUndefined, name):
         raise ConfigError(f"augmentation {name!r}: its params model is named {default!r}")
-
-
-def step_params(name: str) -> type[AugmentationStep]:
-    """The parameter model of augmentation ``name``; ConfigError listing the valid names."""
-    try:
-        return STEP_PARAMS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown augmentation {name!r}; valid names: {', '.join(STEP_PARAMS)} "
-            "(add one with jetfm_coffea.augment.register(name, params=...))"
-        ) from None
-
-
-def get_cartesian(name: str) -> Implementation | None:
-    """The Cartesian implementation of ``name``, or None (then the polar one runs)."""
-    return _CARTESIAN.get(name)
-
-
-def get(name: str) -> Implementation:
-    """The implementation registered under ``name``; ConfigError listing the valid names."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"no augmentation named {name!r}; valid names: {', '.join(sorted(_REGISTRY))}"
-        ) from None
-
-
-def registered() -> list[str]:
-    """Names of all registered augmentations."""
-    return sorted(_REGISTRY)

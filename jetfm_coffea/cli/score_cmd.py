@@ -182,9 +182,9 @@ class ExporterChoice(click.Choice):
 
     @property
     def choices(self) -> tuple[str, ...]:  # type: ignore[override]
-        from jetfm_coffea.score.exporters import exporter_names
+        from jetfm_coffea.score.exporters import EXPORTERS
 
-        return tuple(exporter_names())
+        return tuple(EXPORTERS)
 
 
 @click.command("export")

@@ -45,7 +45,6 @@ from jetfm_coffea.finetune.study import StudyResult, aggregate, label_efficiency
 from jetfm_coffea.finetune.task_types import (
     TASK_TYPES,
     TaskType,
-    get_task_type,
     register_task_type,
     task_type_for,
 )
@@ -93,7 +92,6 @@ __all__ = [
     "evaluate_run",
     "event_hash",
     "finetune",
-    "get_task_type",
     "label_efficiency",
     "load_classifier",
     "load_labelled",

@@ -65,7 +65,7 @@ from jetfm_coffea.finetune.trainer import (
     load_pretrained,
     plan_task,
 )
-from jetfm_coffea.generate.processes import get_process
+from jetfm_coffea.generate.processes import PROCESSES
 from jetfm_coffea.generate.run import dataset_name, generate
 from jetfm_coffea.model.rundir import POOL_EVENTS, WEIGHTS
 from jetfm_coffea.tokens.config import TokenConfig
@@ -100,7 +100,7 @@ SQRTS = 13000
 
 def process_seed(process: str) -> int:
     """The generator seed of ``process`` in a campaign (fixed: reruns are identical)."""
-    return 1000 + get_process(process).label
+    return 1000 + PROCESSES[process].label
 
 
 def _complete(out: Path, process: str, n_events: int) -> bool:
@@ -452,7 +452,7 @@ def run_campaign(
     t0 = time.perf_counter()
     configs = {name: load_task_config(name, **preset.task_overrides) for name in tasks}
     needed = {lab for cfg in configs.values() for labs in cfg.classes.values() for lab in labs}
-    generated = {get_process(p).label for p in preset.events}
+    generated = {PROCESSES[p].label for p in preset.events}
     if missing := sorted(needed - generated):
         raise ConfigError(
             f"the tasks {list(tasks)} need data labels {missing} that the preset "

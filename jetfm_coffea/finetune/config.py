@@ -40,7 +40,7 @@ from pydantic import (
 from jetfm_coffea.config_base import HashedConfig, apply_overrides, config_data, validate_config
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.finetune.selection import ObjectRequirement
-from jetfm_coffea.finetune.task_types import get_task_type
+from jetfm_coffea.finetune.task_types import TASK_TYPES
 
 __all__ = [
     "ALL_MODES",
@@ -340,7 +340,7 @@ class TaskConfig(HashedConfig, _Strict):
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
         try:
-            kind = get_task_type(self.type)
+            kind = TASK_TYPES[self.type]
         except ConfigError as err:
             raise ValueError(str(err)) from None
         kind.check_config(self)

@@ -7,7 +7,12 @@ table and :mod:`.detector` for the detector numbers.
 
 from __future__ import annotations
 
-from jetfm_coffea.generate.processes import PROCESSES, SQRTS_CHOICES, ProcessSpec, get_process
+from jetfm_coffea.generate.processes import (
+    PROCESSES,
+    SQRTS_CHOICES,
+    ProcessSpec,
+    register_process,
+)
 from jetfm_coffea.generate.run import GenerationResult, dataset_name, generate
 
 __all__ = [
@@ -17,5 +22,5 @@ __all__ = [
     "ProcessSpec",
     "dataset_name",
     "generate",
-    "get_process",
+    "register_process",
 ]

@@ -51,15 +51,16 @@ import awkward as ak
 import numpy as np
 
 from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.registry import Registry
 
 __all__ = [
     "PROCESSES",
     "SQRTS_CHOICES",
     "TRUTH_FILTERS",
     "ProcessSpec",
-    "get_process",
     "one_z_to_bb",
     "pythia_settings",
+    "register_process",
 ]
 
 SQRTS_CHOICES: tuple[int, ...] = (8000, 13000, 13600)
@@ -102,148 +103,153 @@ TRUTH_FILTERS: dict[str, Callable[[Any], np.ndarray]] = {"one_z_to_bb": one_z_to
 """Event filters on the Pythia record, by name (see :attr:`ProcessSpec.truth_filter`)."""
 
 
-PROCESSES: dict[str, ProcessSpec] = {
-    spec.name: spec
-    for spec in (
-        ProcessSpec(
-            "ttbar",
-            0,
-            "top-quark pair production, inclusive decays",
-            ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on"),
-        ),
-        ProcessSpec(
-            "wjets",
-            1,
-            "W + jets, W -> l nu (l = e, mu, tau)",
-            (
-                "WeakBosonAndParton:qqbar2Wg = on",
-                "WeakBosonAndParton:qg2Wq = on",
-                "24:onMode = off",
-                "24:onIfAny = 11 13 15",
-            ),
-            pthat_min=20.0,
-        ),
-        ProcessSpec(
-            "zjets",
-            2,
-            "Drell-Yan Z/gamma* -> l l (m > 50 GeV) + jets from the shower",
-            (
-                "WeakSingleBoson:ffbar2gmZ = on",
-                "PhaseSpace:mHatMin = 50.",
-                "23:onMode = off",
-                "23:onIfAny = 11 13 15",
-            ),
-        ),
-        ProcessSpec(
-            "qcd",
-            3,
-            "QCD multijet production (all 2 -> 2 hard QCD processes)",
-            ("HardQCD:all = on",),
-            pthat_min=50.0,
-        ),
-        ProcessSpec(
-            "hbb",
-            4,
-            "associated VH production, H -> b bbar, Z -> ll/nunu, W -> l nu",
-            (
-                "HiggsSM:ffbar2HZ = on",
-                "HiggsSM:ffbar2HW = on",
-                "25:onMode = off",
-                "25:onIfMatch = 5 -5",
-                "23:onMode = off",
-                "23:onIfAny = 11 12 13 14 15 16",
-                "24:onMode = off",
-                "24:onIfAny = 11 13 15",
-            ),
-        ),
-        ProcessSpec(
-            "diboson",
-            5,
-            "WW, WZ and ZZ production, inclusive decays",
-            ("WeakDoubleBoson:all = on",),
-        ),
-        ProcessSpec(
-            "tth",
-            6,
-            "ttH production (gg and qqbar), H -> b bbar, inclusive top decays",
-            (
-                "HiggsSM:gg2Httbar = on",
-                "HiggsSM:qqbar2Httbar = on",
-                "25:onMode = off",
-                "25:onIfMatch = 5 -5",
-            ),
-        ),
-        ProcessSpec(
-            "vz_bb",
-            7,
-            "WZ and ZZ production, one Z -> b bbar, the other boson Z -> ll/nunu, W -> l nu",
-            (
-                "WeakDoubleBoson:ffbar2ZW = on",
-                "WeakDoubleBoson:ffbar2gmZgmZ = on",
-                "WeakZ0:gmZmode = 2",
-                "23:onMode = off",
-                "23:onIfAny = 5 11 12 13 14 15 16",
-                "24:onMode = off",
-                "24:onIfAny = 11 13 15",
-            ),
-            truth_filter="one_z_to_bb",
-        ),
-        ProcessSpec(
-            "st_t",
-            8,
-            "t-channel single top, inclusive top decays",
-            ("Top:qq2tq(t:W) = on",),
-        ),
-        ProcessSpec(
-            "st_s",
-            9,
-            "s-channel single top, inclusive top decays",
-            ("Top:ffbar2tqbar(s:W) = on",),
-        ),
-        ProcessSpec(
-            "ggh",
-            10,
-            "gluon-fusion Higgs production, inclusive Higgs decays",
-            ("HiggsSM:gg2H = on",),
-        ),
-        ProcessSpec(
-            "vbfh",
-            11,
-            "vector-boson-fusion Higgs production, inclusive Higgs decays",
-            ("HiggsSM:ff2Hff(t:WW) = on", "HiggsSM:ff2Hff(t:ZZ) = on"),
-        ),
-        ProcessSpec(
-            "gjets",
-            12,
-            "prompt photon + jet (all prompt-photon processes)",
-            ("PromptPhoton:all = on",),
-            pthat_min=30.0,
-        ),
-        ProcessSpec(
-            "znunu",
-            13,
-            "Z + jet, Z -> nu nu (invisible): jets and missing transverse momentum",
-            (
-                "WeakBosonAndParton:qqbar2gmZg = on",
-                "WeakBosonAndParton:qg2gmZq = on",
-                "WeakZ0:gmZmode = 2",
-                "23:onMode = off",
-                "23:onIfAny = 12 14 16",
-            ),
-            pthat_min=50.0,
-        ),
-    )
-}
-"""All known processes by name."""
+#: All known processes by name: the generator's process library.
+PROCESSES: Registry[ProcessSpec] = Registry(
+    "process",
+    hint="add one with jetfm_coffea.generate.register_process",
+    same=lambda old, new: old == new,
+)
 
 
-def get_process(name: str) -> ProcessSpec:
-    """Return the :class:`ProcessSpec` called ``name`` or raise :class:`ConfigError`."""
-    try:
-        return PROCESSES[name]
-    except KeyError:
-        known = ", ".join(sorted(PROCESSES))
-        raise ConfigError(f"unknown process {name!r}; known processes: {known}") from None
+def register_process(spec: ProcessSpec) -> ProcessSpec:
+    """Add ``spec`` to :data:`PROCESSES`; its label (the class number written with every
+    event) must be new."""
+    for other in PROCESSES.values():
+        if other.label == spec.label and other.name != spec.name:
+            raise ConfigError(f"process {spec.name!r}: label {spec.label} is {other.name!r}'s")
+    return PROCESSES.register(spec.name, spec)
+
+
+for _spec in (
+    ProcessSpec(
+        "ttbar",
+        0,
+        "top-quark pair production, inclusive decays",
+        ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on"),
+    ),
+    ProcessSpec(
+        "wjets",
+        1,
+        "W + jets, W -> l nu (l = e, mu, tau)",
+        (
+            "WeakBosonAndParton:qqbar2Wg = on",
+            "WeakBosonAndParton:qg2Wq = on",
+            "24:onMode = off",
+            "24:onIfAny = 11 13 15",
+        ),
+        pthat_min=20.0,
+    ),
+    ProcessSpec(
+        "zjets",
+        2,
+        "Drell-Yan Z/gamma* -> l l (m > 50 GeV) + jets from the shower",
+        (
+            "WeakSingleBoson:ffbar2gmZ = on",
+            "PhaseSpace:mHatMin = 50.",
+            "23:onMode = off",
+            "23:onIfAny = 11 13 15",
+        ),
+    ),
+    ProcessSpec(
+        "qcd",
+        3,
+        "QCD multijet production (all 2 -> 2 hard QCD processes)",
+        ("HardQCD:all = on",),
+        pthat_min=50.0,
+    ),
+    ProcessSpec(
+        "hbb",
+        4,
+        "associated VH production, H -> b bbar, Z -> ll/nunu, W -> l nu",
+        (
+            "HiggsSM:ffbar2HZ = on",
+            "HiggsSM:ffbar2HW = on",
+            "25:onMode = off",
+            "25:onIfMatch = 5 -5",
+            "23:onMode = off",
+            "23:onIfAny = 11 12 13 14 15 16",
+            "24:onMode = off",
+            "24:onIfAny = 11 13 15",
+        ),
+    ),
+    ProcessSpec(
+        "diboson",
+        5,
+        "WW, WZ and ZZ production, inclusive decays",
+        ("WeakDoubleBoson:all = on",),
+    ),
+    ProcessSpec(
+        "tth",
+        6,
+        "ttH production (gg and qqbar), H -> b bbar, inclusive top decays",
+        (
+            "HiggsSM:gg2Httbar = on",
+            "HiggsSM:qqbar2Httbar = on",
+            "25:onMode = off",
+            "25:onIfMatch = 5 -5",
+        ),
+    ),
+    ProcessSpec(
+        "vz_bb",
+        7,
+        "WZ and ZZ production, one Z -> b bbar, the other boson Z -> ll/nunu, W -> l nu",
+        (
+            "WeakDoubleBoson:ffbar2ZW = on",
+            "WeakDoubleBoson:ffbar2gmZgmZ = on",
+            "WeakZ0:gmZmode = 2",
+            "23:onMode = off",
+            "23:onIfAny = 5 11 12 13 14 15 16",
+            "24:onMode = off",
+            "24:onIfAny = 11 13 15",
+        ),
+        truth_filter="one_z_to_bb",
+    ),
+    ProcessSpec(
+        "st_t",
+        8,
+        "t-channel single top, inclusive top decays",
+        ("Top:qq2tq(t:W) = on",),
+    ),
+    ProcessSpec(
+        "st_s",
+        9,
+        "s-channel single top, inclusive top decays",
+        ("Top:ffbar2tqbar(s:W) = on",),
+    ),
+    ProcessSpec(
+        "ggh",
+        10,
+        "gluon-fusion Higgs production, inclusive Higgs decays",
+        ("HiggsSM:gg2H = on",),
+    ),
+    ProcessSpec(
+        "vbfh",
+        11,
+        "vector-boson-fusion Higgs production, inclusive Higgs decays",
+        ("HiggsSM:ff2Hff(t:WW) = on", "HiggsSM:ff2Hff(t:ZZ) = on"),
+    ),
+    ProcessSpec(
+        "gjets",
+        12,
+        "prompt photon + jet (all prompt-photon processes)",
+        ("PromptPhoton:all = on",),
+        pthat_min=30.0,
+    ),
+    ProcessSpec(
+        "znunu",
+        13,
+        "Z + jet, Z -> nu nu (invisible): jets and missing transverse momentum",
+        (
+            "WeakBosonAndParton:qqbar2gmZg = on",
+            "WeakBosonAndParton:qg2gmZq = on",
+            "WeakZ0:gmZmode = 2",
+            "23:onMode = off",
+            "23:onIfAny = 12 14 16",
+        ),
+        pthat_min=50.0,
+    ),
+):
+    register_process(_spec)
 
 
 def pythia_settings(

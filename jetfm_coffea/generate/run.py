@@ -42,9 +42,9 @@ from jetfm_coffea.errors import ConfigError, JetFMError
 from jetfm_coffea.generate.detector import DetectorConfig, simulate
 from jetfm_coffea.generate.nanoaod_writer import NanoAODWriter
 from jetfm_coffea.generate.processes import (
+    PROCESSES,
     SQRTS_CHOICES,
     TRUTH_FILTERS,
-    get_process,
     pythia_settings,
 )
 from jetfm_coffea.generate.resim import (
@@ -154,7 +154,7 @@ def validate_request(
 
     Raises :class:`~jetfm_coffea.errors.ConfigError` before any event is generated.
     """
-    get_process(process)
+    PROCESSES[process]
     if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events <= 0:
         raise ConfigError(f"the number of events must be a positive integer, got {n_events!r}")
     if sqrts not in SQRTS_CHOICES:
@@ -524,7 +524,7 @@ def generate(
     variations: list[tuple[str, ...]] = []
     if resim is not None:
         variations = validate_resim(resim, resim_variations, seed)
-        if get_process(process).truth_filter:
+        if PROCESSES[process].truth_filter:
             raise ConfigError(
                 f"--resim does not support the truth-filtered process {process!r} "
                 "(the filter needs the showered record)"
@@ -538,7 +538,7 @@ def generate(
         raise ConfigError(f"executor must be one of {GENERATION_EXECUTORS}, got {executor!r}")
     if scheduler is not None and executor != "dask":
         raise ConfigError("a scheduler address needs executor 'dask'")
-    spec = get_process(process)
+    spec = PROCESSES[process]
     dataset = dataset_name(process, sqrts) + (f"_resim{resim}" if resim else "")
     n_chunks = min(n_events, max(workers, math.ceil(n_events / events_per_file)))
     sizes = [n_events // n_chunks + (i < n_events % n_chunks) for i in range(n_chunks)]

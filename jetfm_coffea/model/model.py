@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.encoder import EncoderOutput, EventEncoder
 from jetfm_coffea.model.heads import (
@@ -16,6 +17,7 @@ from jetfm_coffea.model.heads import (
     RegressionHead,
     TruthHead,
 )
+from jetfm_coffea.registry import Registry
 
 __all__ = [
     "DEFAULT_HEADS",
@@ -27,13 +29,17 @@ __all__ = [
 ]
 
 #: Head name -> factory (a module class taking the ModelConfig).
-HEADS: dict[str, Callable[[ModelConfig], nn.Module]] = {
-    "projection": ProjectionHead,
-    "decoder": MaskedObjectDecoder,
-    "classifier": ClassificationHead,
-    "regressor": RegressionHead,
-    "truth": TruthHead,
-}
+HEADS: Registry[Callable[[ModelConfig], nn.Module]] = Registry(
+    "model head", hint="add one with jetfm_coffea.model.register_head"
+)
+for _name, _factory in (
+    ("projection", ProjectionHead),
+    ("decoder", MaskedObjectDecoder),
+    ("classifier", ClassificationHead),
+    ("regressor", RegressionHead),
+    ("truth", TruthHead),
+):
+    HEADS.register(_name, _factory)
 #: Heads a model gets unless told otherwise (the regression heads only on request).
 DEFAULT_HEADS: tuple[str, ...] = ("projection", "decoder", "classifier")
 
@@ -42,12 +48,9 @@ def register_head(name: str, factory: Callable[[ModelConfig], nn.Module]) -> Non
     """Make a head known to :class:`EventModel` (and :func:`~jetfm_coffea.train.load_run`).
 
     ``factory(config)`` builds it (e.g. an ``nn.Module`` class); a name registered with
-    another factory raises ValueError.
+    another factory raises :class:`~jetfm_coffea.errors.ConfigError`.
     """
-    old = HEADS.get(name)
-    if old is not None and old is not factory:
-        raise ValueError(f"a head named {name!r} is already registered ({old!r})")
-    HEADS[name] = factory
+    HEADS.register(name, factory)
 
 
 class EventModel(nn.Module):
@@ -59,7 +62,7 @@ class EventModel(nn.Module):
         self.encoder = EventEncoder(config)
         unknown = set(heads) - set(HEADS)
         if unknown:
-            raise ValueError(f"unknown heads {sorted(unknown)}; choose from {list(HEADS)}")
+            raise ConfigError(f"unknown heads {sorted(unknown)}; choose from {list(HEADS)}")
         self.heads = nn.ModuleDict({name: HEADS[name](config) for name in heads})
 
     def forward(

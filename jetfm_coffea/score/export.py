@@ -46,13 +46,13 @@ from jetfm_coffea.model.rundir import (
 from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
 from jetfm_coffea.score.errors import ModelFileError
 from jetfm_coffea.score.exporters import (
+    EXPORTERS,
     ONNX,
     PROGRAM,
     ExportContext,
     Exporter,
     ScoringModule,
     example_inputs,
-    exporter_names,
     resolve_exporters,
     write_onnx,
 )
@@ -71,8 +71,8 @@ __all__ = [
     "write_onnx",
 ]
 
-#: The built-in export formats (the registry, :func:`exporter_names`, also lists added ones).
-EXPORT_FORMATS = tuple(exporter_names())
+#: The built-in export formats (the registry, :data:`EXPORTERS`, also lists added ones).
+EXPORT_FORMATS = tuple(EXPORTERS)
 MANIFEST_FORMAT = "jetfm-scoring-model"
 
 

@@ -6,7 +6,7 @@ manifest fields so far and the command's options) and returns ``{file name: role
 :func:`~jetfm_coffea.score.export.export_model` hashes those files into the manifest.
 Built in: ``torch.export`` (``model.pt2``), ``onnx`` (``model.onnx``) and ``triton``
 (a Triton model repository; it requires ``onnx``). The CLI's ``--format`` choices are
-:func:`exporter_names`.
+the names of :data:`EXPORTERS`.
 
 Adding one takes a function in one file (and a test)::
 
@@ -37,6 +37,7 @@ from torch import nn
 
 from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.model.rundir import MODEL_CARD, write_model_card
+from jetfm_coffea.registry import Registry
 from jetfm_coffea.score.artifact import ModelInfo
 from jetfm_coffea.score.triton import (
     HASH_PARAMETER,
@@ -48,14 +49,13 @@ from jetfm_coffea.score.triton import (
 )
 
 __all__ = [
+    "EXPORTERS",
     "ONNX",
     "PROGRAM",
     "ExportContext",
     "Exporter",
     "ScoringModule",
     "example_inputs",
-    "exporter",
-    "exporter_names",
     "register_exporter",
     "resolve_exporters",
     "write_onnx",
@@ -116,7 +116,12 @@ class Exporter:
     description: str = ""
 
 
-_REGISTRY: dict[str, Exporter] = {}
+#: The export formats by name, in registration order (the CLI's ``--format`` choices).
+EXPORTERS: Registry[Exporter] = Registry(
+    "export format",
+    hint="add one with jetfm_coffea.score.exporters.register_exporter",
+    same=lambda old, new: old.write is new.write,
+)
 
 
 def register_exporter(
@@ -128,43 +133,29 @@ def register_exporter(
     """Decorator registering ``write(ctx) -> {file: role}`` as export format ``name``."""
 
     def add(write: Write) -> Write:
-        if name in _REGISTRY and _REGISTRY[name].write is not write:
-            raise ValueError(f"an exporter {name!r} is already registered")
-        unknown = [r for r in requires if r not in _REGISTRY]
-        if unknown:
-            raise ValueError(f"exporter {name!r} requires unregistered formats {unknown}")
+        for required in requires:
+            EXPORTERS[required]  # an unknown requirement is an UnknownNameError
         doc = (write.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = Exporter(name, write, tuple(requires), folder, doc[0] if doc else "")
+        EXPORTERS.register(
+            name, Exporter(name, write, tuple(requires), folder, doc[0] if doc else "")
+        )
         return write
 
     return add
 
 
-def exporter_names() -> list[str]:
-    """Registered export formats, in registration order (the CLI's ``--format`` choices)."""
-    return list(_REGISTRY)
-
-
-def exporter(name: str) -> Exporter:
-    """The exporter registered as ``name``; ValueError listing the known ones."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown export formats [{name!r}]; choose from {exporter_names()}")
-    return _REGISTRY[name]
-
-
 def resolve_exporters(formats: tuple[str, ...] | list[str]) -> list[Exporter]:
     """The exporters of ``formats`` plus what they require, in registration order."""
-    unknown = sorted(set(formats) - set(_REGISTRY))
-    if unknown:
-        raise ValueError(f"unknown export formats {unknown}; choose from {exporter_names()}")
+    for name in formats:
+        EXPORTERS[name]  # an unknown format is an UnknownNameError naming the known ones
     wanted: set[str] = set()
     todo = list(formats)
     while todo:
         name = todo.pop()
         if name not in wanted:
             wanted.add(name)
-            todo.extend(_REGISTRY[name].requires)
-    return [e for name, e in _REGISTRY.items() if name in wanted]
+            todo.extend(EXPORTERS[name].requires)
+    return [e for name, e in EXPORTERS.items() if name in wanted]
 
 
 # -- the built-in exporters ----------------------------------------------------------------

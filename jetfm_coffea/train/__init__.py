@@ -26,17 +26,17 @@ from jetfm_coffea.train.loop import PretrainResult, pretrain
 from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask, masked_object_loss, nt_xent, vicreg
 from jetfm_coffea.train.registry import (
+    OBJECTIVES,
     Encoded,
     Objective,
     ObjectiveParams,
-    get_objective,
     register_objective,
-    registered_objectives,
 )
 from jetfm_coffea.train.run import RunConfigs, load_run, read_metrics
 from jetfm_coffea.train.views import jitter_views, make_views
 
 __all__ = [
+    "OBJECTIVES",
     "BatchSource",
     "Encoded",
     "LoopConfig",
@@ -55,7 +55,6 @@ __all__ = [
     "check_token_config",
     "collapse_metrics",
     "events_source",
-    "get_objective",
     "jitter_views",
     "knn_accuracy",
     "load_pretrain_config",
@@ -67,7 +66,6 @@ __all__ = [
     "pretrain",
     "read_metrics",
     "register_objective",
-    "registered_objectives",
     "shards_source",
     "vicreg",
 ]

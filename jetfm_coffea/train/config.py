@@ -29,10 +29,9 @@ from jetfm_coffea.train import builtin_objectives as _builtin  # noqa: F401  (re
 from jetfm_coffea.train import process_objective as _process  # noqa: F401  (registers)
 from jetfm_coffea.train import truth_objective as _truth  # noqa: F401  (registers)
 from jetfm_coffea.train.registry import (
+    OBJECTIVES,
     Objective,
     ObjectiveParams,
-    get_objective,
-    registered_objectives,
 )
 
 __all__ = [
@@ -111,7 +110,7 @@ class ObjectiveConfig(_Strict):
             )
         if set(data) == {"sections"} and isinstance(data["sections"], Mapping):
             data = data["sections"]  # ObjectiveConfig(sections=...)
-        registered = registered_objectives()
+        registered = list(OBJECTIVES)
         given: dict[str, Any] = {}
         flat: list[tuple[str, str, Any]] = []
         for key, value in data.items():
@@ -127,7 +126,7 @@ class ObjectiveConfig(_Strict):
                 )
         sections: dict[str, ObjectiveParams] = {}
         for name in registered:
-            objective = get_objective(name)
+            objective = OBJECTIVES[name]
             section = given.get(name)
             if isinstance(section, ObjectiveParams):
                 section = section.model_dump()
@@ -156,19 +155,19 @@ class ObjectiveConfig(_Strict):
     def _dump(self, info: SerializationInfo) -> dict[str, Any]:
         out = {}
         for name, params in self.sections.items():
-            objective = get_objective(name)
+            objective = OBJECTIVES[name]
             if objective.active(params) or objective.active(objective.params()):
                 out[name] = params.model_dump(mode=info.mode)
         return out
 
     def section(self, name: str) -> ObjectiveParams:
         """The parameters of objective ``name`` (ConfigError for an unregistered name)."""
-        get_objective(name)
+        OBJECTIVES[name]
         return self.sections[name]
 
     def active(self) -> list[tuple[Objective, ObjectiveParams]]:
         """``(objective, its parameters)`` of the objectives that are on, summation order."""
-        pairs = [(get_objective(name), params) for name, params in self.sections.items()]
+        pairs = [(OBJECTIVES[name], params) for name, params in self.sections.items()]
         return [(objective, params) for objective, params in pairs if objective.active(params)]
 
     def heads(self) -> list[str]:

@@ -45,14 +45,14 @@ from torch import nn
 
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.model.model import HEADS
+from jetfm_coffea.registry import Registry
 
 __all__ = [
+    "OBJECTIVES",
     "Encoded",
     "Objective",
     "ObjectiveParams",
-    "get_objective",
     "register_objective",
-    "registered_objectives",
     "target_key",
 ]
 
@@ -120,7 +120,13 @@ class Objective:
         return f"{self.name} (weight {params.weight})"
 
 
-_OBJECTIVES: dict[str, Objective] = {}
+#: The registered objectives by name (their config sections), in registration order: the
+#: order their terms are summed in.
+OBJECTIVES: Registry[Objective] = Registry(
+    "pretraining objective",
+    hint="add one with jetfm_coffea.train.register_objective",
+    same=lambda old, new: type(old).__qualname__ == type(new).__qualname__,
+)
 
 ObjectiveClass = TypeVar("ObjectiveClass", bound=type[Objective])
 
@@ -145,11 +151,10 @@ def register_objective(name: str) -> Callable[[ObjectiveClass], ObjectiveClass]:
                 f"objective {name!r} needs heads {unknown} the model does not know "
                 f"({sorted(HEADS)}): add them with jetfm_coffea.model.register_head"
             )
-        old = _OBJECTIVES.get(name)
-        if old is not None and type(old).__qualname__ != cls.__qualname__:
-            raise ConfigError(f"an objective named {name!r} is already registered")
+        if name in OBJECTIVES and type(OBJECTIVES[name]).__qualname__ != cls.__qualname__:
+            raise ConfigError(f"a pretraining objective named {name!r} is already registered")
         cls.name = name
-        _OBJECTIVES[name] = cls()
+        OBJECTIVES.register(name, cls())
         return cls
 
     return deco
@@ -159,19 +164,3 @@ def target_key(name: str) -> str:
     """The batch key of the per-event truth values ``name`` (``GenTarget_*``; NaN where
     undefined) that supervised objectives read."""
     return f"target:{name}"
-
-
-def get_objective(name: str) -> Objective:
-    """The objective registered under ``name``; ConfigError listing the registered ones."""
-    try:
-        return _OBJECTIVES[name]
-    except KeyError:
-        raise ConfigError(
-            f"no pretraining objective named {name!r}; registered: "
-            f"{', '.join(_OBJECTIVES)} (add one with jetfm_coffea.train.register_objective)"
-        ) from None
-
-
-def registered_objectives() -> list[str]:
-    """Names of the registered objectives, in registration (summation) order."""
-    return list(_OBJECTIVES)

@@ -6,16 +6,14 @@ import numpy as np
 import pytest
 
 from jetfm_coffea.augment import (
+    AUGMENTATIONS,
     AugmentationPipeline,
     augment_objects,
     describe_augmentations,
     load_pipeline,
     register,
-    registered,
-    registry,
 )
-from jetfm_coffea.augment.config import SPEC_CLASSES
-from jetfm_coffea.augment.registry import get
+from jetfm_coffea.augment.config import step_models
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.tokens import TokenConfig
 
@@ -48,7 +46,8 @@ def test_yaml_round_trip_and_hash(tmp_path):
 
 
 def test_every_spec_has_an_implementation():
-    assert set(SPEC_CLASSES) <= set(registered())
+    assert all(AUGMENTATIONS[name].polar is not None for name in step_models())
+    assert set(step_models()) >= {"rotate_phi", "boost_z", "smear_energy", "mask_objects"}
 
 
 @pytest.mark.parametrize(
@@ -68,14 +67,14 @@ def test_bad_config_lists_names_and_ranges(bad, needle):
         load_pipeline(bad)
     msg = str(err.value)
     assert needle in msg
-    for name in SPEC_CLASSES:
+    for name in step_models():
         assert name in msg
     assert "max_rapidity: 0 <= float <= 3" in msg and "max_beta: 0 <= float <= 0.5" in msg
 
 
 def test_describe_lists_every_augmentation():
     text = describe_augmentations()
-    assert all(name in text for name in SPEC_CLASSES)
+    assert all(name in text for name in step_models())
 
 
 def test_misspelt_smearing_collection_is_a_config_error():
@@ -100,9 +99,10 @@ def test_registry_register_and_lookup():
         return state
 
     try:
-        assert get("_test_identity") is _identity
-        assert "_test_identity" in registered()
+        assert AUGMENTATIONS["_test_identity"].implementation is _identity
+        assert AUGMENTATIONS["_test_identity"].cartesian is None
+        assert "_test_identity" in AUGMENTATIONS
     finally:
-        registry._REGISTRY.pop("_test_identity")
-    with pytest.raises(ConfigError, match="valid names"):
-        get("nope")
+        AUGMENTATIONS.unregister("_test_identity")
+    with pytest.raises(ConfigError, match="unknown augmentation 'nope'; registered: rotate_phi"):
+        AUGMENTATIONS["nope"]

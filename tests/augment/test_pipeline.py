@@ -10,12 +10,12 @@ import torch
 from coffea.nanoevents import NanoEventsFactory
 
 from jetfm_coffea.augment import (
+    AUGMENTATIONS,
     augment_objects,
     augment_tensors,
     augment_tokens,
     augment_views,
     load_pipeline,
-    registered,
 )
 from jetfm_coffea.augment.rng import StepRandom, event_keys
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
@@ -70,7 +70,7 @@ def _torch_batch(objects, dtype=torch.float64):
 
 
 def test_all_builtins_registered():
-    assert set(registered()) >= {
+    assert set(AUGMENTATIONS) >= {
         "rotate_phi", "boost_z", "boost_transverse", "reflect_eta", "smear_energy",
         "drop_objects", "mask_objects",
     }  # fmt: skip

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from pydantic import Field
 
 from jetfm_coffea.augment import (
+    AUGMENTATIONS,
     AugmentationStep,
     StepContext,
     augment_objects,
@@ -24,7 +25,6 @@ from jetfm_coffea.augment import (
     describe_augmentations,
     load_pipeline,
     register,
-    step_params,
 )
 from jetfm_coffea.augment.check import dimuon_mass, muon_objects, muon_token_config
 from jetfm_coffea.backend import where
@@ -56,7 +56,7 @@ PIPELINE = {"seed": 5, "views": 2, "steps": [{"name": "scale_energy", "factor": 
 def test_the_registered_params_are_the_schema(tmp_path):
     pipe = load_pipeline(PIPELINE)
     assert isinstance(pipe.steps[0], ScaleEnergy) and pipe.steps[0].factor == 1.25
-    assert step_params("scale_energy") is ScaleEnergy
+    assert AUGMENTATIONS["scale_energy"].params is ScaleEnergy
     (tmp_path / "aug.yaml").write_text(pipe.to_yaml())
     again = load_pipeline(tmp_path / "aug.yaml")
     assert again == pipe and again.hash() == pipe.hash()
@@ -78,7 +78,7 @@ def test_registration_checks_the_params_model():
     with pytest.raises(ConfigError, match="must subclass AugmentationStep"):
         register("mine", params=dict)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="unknown augmentation 'mine'"):
-        step_params("mine")
+        AUGMENTATIONS["mine"]
 
 
 def test_it_runs_in_the_pipeline_on_numpy_and_torch(dimuon100k):

@@ -31,4 +31,4 @@ def test_the_docs_task_type_example(monkeypatch, doc_blocks):
         assert metrics["tail_fraction"] == 0.25  # only the 40 -> 64 event is off by > 50%
         assert "resolution" in metrics  # the built-in regression metrics are kept
     finally:
-        TASK_TYPES.pop("tail-regression", None)
+        TASK_TYPES.unregister("tail-regression")

@@ -32,7 +32,6 @@ from jetfm_coffea.finetune.task_types import (
     TASK_TYPES,
     Regression,
     TaskType,
-    get_task_type,
     register_task_type,
     task_type_for,
 )
@@ -96,7 +95,7 @@ def test_registry_declares_both_types():
     cls = task_type_for(load_task_config("tth_vs_ttbar"))
     assert cls.columns() == ["score_ttbar", "score_tth"]
     with pytest.raises(ConfigError, match="unknown task type 'ranking'"):
-        get_task_type("ranking")
+        TASK_TYPES["ranking"]
 
 
 def test_a_third_party_task_type_registers_in_one_file():
@@ -112,7 +111,7 @@ def test_a_third_party_task_type_registers_in_one_file():
         assert isinstance(task_type_for(task), Huberised)
         assert issubclass(Huberised, TaskType)
     finally:
-        TASK_TYPES.pop("test-huber-regression")
+        TASK_TYPES.unregister("test-huber-regression")
 
 
 def test_bad_regression_configs_are_refused():

@@ -8,24 +8,26 @@ import pytest
 from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
-from jetfm_coffea.score import exporters
+from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.score.export import EXPORT_FORMATS, export_model, read_manifest
 from jetfm_coffea.score.exporters import (
-    exporter,
-    exporter_names,
+    EXPORTERS,
     register_exporter,
     resolve_exporters,
 )
 
 
 def test_builtin_formats_and_requirements():
-    assert exporter_names()[:3] == ["torch.export", "onnx", "triton"] == list(EXPORT_FORMATS)
+    assert list(EXPORTERS)[:3] == ["torch.export", "onnx", "triton"] == list(EXPORT_FORMATS)
     assert [e.name for e in resolve_exporters(("triton",))] == ["onnx", "triton"]
-    assert exporter("onnx").description.startswith("ONNX")
-    with pytest.raises(ValueError, match=r"unknown export formats \['tflite'\]; choose from"):
+    assert EXPORTERS["onnx"].description.startswith("ONNX")
+    with pytest.raises(ConfigError, match=r"unknown export format 'tflite'; registered: torch"):
         resolve_exporters(("tflite",))
-    with pytest.raises(ValueError, match="requires unregistered formats"):
+    with pytest.raises(ConfigError, match="unknown export format 'nothing'"):
         register_exporter("x", requires=("nothing",))(lambda ctx: {})
+    assert "x" not in EXPORTERS
+    with pytest.raises(ConfigError, match="export format named 'onnx' is already registered"):
+        register_exporter("onnx")(lambda ctx: {})
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def features_exporter():
         return {"features.txt": "features"}
 
     yield "features"
-    exporters._REGISTRY.pop("features")  # keep the registry of the other tests built-in only
+    EXPORTERS.unregister("features")  # keep the registry of the other tests built-in only
 
 
 def test_an_added_exporter_reaches_the_cli_and_the_manifest(features_exporter, tiny_run, tmp_path):

@@ -20,17 +20,16 @@ from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.model import ModelConfig, register_head
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train import (
+    OBJECTIVES,
     Encoded,
     Objective,
     ObjectiveParams,
     TensorEventDataset,
-    get_objective,
     load_pretrain_config,
     load_run,
     pretrain,
     read_metrics,
     register_objective,
-    registered_objectives,
 )
 from jetfm_coffea.train.config import LEGACY_OBJECTIVE_KEYS
 
@@ -146,7 +145,7 @@ def test_objective_sections_and_the_flat_keys_of_earlier_configs():
     # sections switched off by default are not written (registering one changes no hash)
     dumped = load_pretrain_config(None).model_dump()["objective"]
     assert list(dumped) == ["contrastive", "masked"]
-    assert "multiplicity" in registered_objectives()
+    assert "multiplicity" in OBJECTIVES
     # old configs still read (data); the flat attribute spellings are gone (API)
     with pytest.raises(AttributeError, match="masked_weight"):
         _ = flat.objective.masked_weight
@@ -183,7 +182,7 @@ def test_registration_errors():
             pass
 
     with pytest.raises(ConfigError, match="registered: contrastive, masked"):
-        get_objective("nowhere")
+        OBJECTIVES["nowhere"]
     with pytest.raises(ValueError, match="already registered"):
         register_head("decoder", MultiplicityHead)
 

@@ -22,7 +22,7 @@ from jetfm_coffea.train.objective_modes import (
     supervised_sections,
 )
 from jetfm_coffea.train.process_objective import ProcessParams, class_index
-from jetfm_coffea.train.registry import Encoded, get_objective, target_key
+from jetfm_coffea.train.registry import OBJECTIVES, Encoded, target_key
 from jetfm_coffea.train.truth_objective import TruthParams
 
 TINY = {"size": "custom", "overrides": {"dim": 16, "heads": 2, "layers": 1, "pair_hidden": 8,
@@ -68,14 +68,14 @@ def test_unlabelled_events_contribute_nothing_to_the_supervised_terms():
     nu = "GenTarget_nuPt"
     truth = TruthParams(weight=1.0, targets={nu: 1.0}, center={nu: 40.0}, scale={nu: 20.0})
     for name, params in (("process", proc), ("truth", truth)):
-        term, parts = get_objective(name).loss(enc, params)
+        term, parts = OBJECTIVES[name].loss(enc, params)
         term.backward()
         assert term.item() == 0.0 and all(v.item() == 0.0 for v in parts.values()), name
     assert pooled.grad is not None and not pooled.grad.any()  # no gradient from them either
     batch["label"] = torch.tensor([0, 1, -1, -1, -1, -1])
     batch[target_key("GenTarget_nuPt")] = torch.tensor([50.0] + [float("nan")] * 5)
-    assert get_objective("process").loss(enc, proc)[0].item() > 0
-    assert get_objective("truth").loss(enc, truth)[0].item() > 0
+    assert OBJECTIVES["process"].loss(enc, proc)[0].item() > 0
+    assert OBJECTIVES["truth"].loss(enc, truth)[0].item() > 0
 
 
 def test_supervised_sections_from_a_pool(pool):

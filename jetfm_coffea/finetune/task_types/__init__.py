@@ -10,7 +10,6 @@ from jetfm_coffea.finetune.task_types.registry import (
     NoOptions,
     Objective,
     TaskType,
-    get_task_type,
     register_task_type,
     task_type_for,
 )
@@ -24,7 +23,6 @@ __all__ = [
     "Regression",
     "RegressionOptions",
     "TaskType",
-    "get_task_type",
     "register_task_type",
     "task_type_for",
 ]

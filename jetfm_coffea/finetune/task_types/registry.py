@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.registry import Registry
 
 if TYPE_CHECKING:
     from jetfm_coffea.finetune.config import TaskConfig
@@ -52,7 +52,6 @@ __all__ = [
     "NoOptions",
     "Objective",
     "TaskType",
-    "get_task_type",
     "register_task_type",
     "task_type_for",
 ]
@@ -191,26 +190,17 @@ class TaskType(ABC):
         return {}
 
 
-#: Registered task types by name.
-TASK_TYPES: dict[str, type[TaskType]] = {}
+#: Registered task types by name (``type:`` of a task config).
+TASK_TYPES: Registry[type[TaskType]] = Registry(
+    "task type", hint="add one with jetfm_coffea.finetune.register_task_type"
+)
 
 
 def register_task_type(cls: type[TaskType]) -> type[TaskType]:
     """Class decorator: make ``cls`` available as ``type: <cls.name>`` in task configs."""
-    if cls.name in TASK_TYPES and TASK_TYPES[cls.name] is not cls:
-        raise ConfigError(f"task type {cls.name!r} is already registered")
-    TASK_TYPES[cls.name] = cls
-    return cls
-
-
-def get_task_type(name: str) -> type[TaskType]:
-    """The registered type called ``name`` or a :class:`ConfigError` listing them."""
-    try:
-        return TASK_TYPES[name]
-    except KeyError:
-        raise ConfigError(f"unknown task type {name!r}; choose from {sorted(TASK_TYPES)}") from None
+    return TASK_TYPES.register(cls.name, cls)
 
 
 def task_type_for(task: TaskConfig) -> TaskType:
     """The task type of ``task``, bound to it."""
-    return get_task_type(task.type)(task)
+    return TASK_TYPES[task.type](task)
