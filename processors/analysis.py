@@ -36,6 +36,7 @@ import hist
 import numpy as np
 from coffea import processor
 
+from jetfm_coffea.model import ScoredOutputs
 from jetfm_coffea.score import JetFMScorer, count_nonfinite
 from jetfm_coffea.selection.lumi import CERTIFIED_LUMI, certify, warn_if_all_removed
 from jetfm_coffea.tokens.fields import ID_FIELDS
@@ -79,27 +80,38 @@ class ScoreAnalysisProcessor(processor.ProcessorABC):
         self.return_scores = return_scores
         self.signal = None
         self.columns: tuple[str, ...] = ()
-        self.regression = False
+        self.scored: ScoredOutputs | None = None  # how the model's scored head is read
         if self.scorer is not None:
             info = self.scorer.infos[0]
             self.columns = info.columns  # score_<class>..., or pred_<target>, sigma_<target>
-            self.regression = info.score_head == "regressor"
+            self.scored = info.scored
             names = self.scorer.class_names
-            self.signal = signal or names[-1] if not self.regression else None
-            if not self.regression and self.signal not in names:
-                raise ValueError(f"signal class {self.signal!r} not among {list(names)}")
+            if self.scored is not None and self.scored.per_class:
+                self.signal = signal or names[-1]
+                if self.signal not in names:
+                    raise ValueError(f"signal class {self.signal!r} not among {list(names)}")
 
     @property
     def score_field(self) -> str | None:
-        """The column cut on: ``score_<signal>``, or a regression's ``pred_<target>``."""
-        if self.regression:
-            return self.columns[0]
-        return None if self.signal is None else f"score_{self.signal}"
+        """The column cut on: the signal class's (``score_<signal>`` of a classifier), or
+        the first of a head without per-class columns (a regression's ``pred_<target>``)."""
+        if self.scored is None:
+            return None
+        if self.scored.per_class:
+            return self.columns[list(self.scorer.class_names).index(self.signal)]
+        return self.columns[0]
+
+    @property
+    def width_field(self) -> str | None:
+        """The predicted-width column histogrammed beside the score (a regression's)."""
+        if self.scored is None or self.scored.width_column is None:
+            return None
+        return self.columns[self.scored.width_column]
 
     def _score_axis(self) -> Any:
-        if self.regression:
-            return hist.axis.Regular(50, 0, 500, name="score", label=f"{self.score_field} [GeV]")
-        return hist.axis.Regular(50, 0, 1, name="score", label=f"{self.score_field}")
+        bins, low, high, unit = self.scored.axis
+        label = f"{self.score_field} [{unit}]" if unit else f"{self.score_field}"
+        return hist.axis.Regular(bins, low, high, name="score", label=label)
 
     def _hists(self, dask: bool) -> dict[str, Any]:
         if dask:
@@ -121,12 +133,15 @@ class ScoreAnalysisProcessor(processor.ProcessorABC):
         }
         if self.scorer is not None:
             out["score"] = Hist(self._score_axis(), storage=hist.storage.Weight())
-        if self.regression:
-            width = self.columns[1]
+        if self.width_field is not None:
+            unit = self.scored.axis[3]
             out["sigma"] = Hist(
-                hist.axis.Regular(50, 0, 250, name="sigma", label=f"{width} [GeV]"),
+                hist.axis.Regular(
+                    50, 0, self.scored.axis[2] / 2, name="sigma",
+                    label=f"{self.width_field} [{unit}]" if unit else self.width_field,
+                ),
                 storage=hist.storage.Weight(),
-            )
+            )  # fmt: skip
         if self.scorer is not None and self.scorer.variations:
             names = ["nominal", *self.scorer.variations]
             out["score_variations"] = Hist(
@@ -164,8 +179,8 @@ class ScoreAnalysisProcessor(processor.ProcessorABC):
             finite = np.isfinite(score)
             passed = finite & (score > self.cut)
             hists["score"].fill(score=score[finite])
-            if self.regression:  # the predicted width of the same events
-                hists["sigma"].fill(sigma=scores[self.columns[1]][finite])
+            if self.width_field is not None:  # the predicted width of the same events
+                hists["sigma"].fill(sigma=scores[self.width_field][finite])
             cutflow["pass"] = lib.sum(passed, axis=0)
             cutflow["nonfinite_scores"] = count_nonfinite(scores)
             cutflow["events_without_tokens"] = lib.sum(scores.n_tokens == 0, axis=0)

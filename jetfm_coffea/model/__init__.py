@@ -6,9 +6,12 @@ from jetfm_coffea.model.heads import ClassificationHead, MaskedObjectDecoder, Pr
 from jetfm_coffea.model.model import (
     HEADS,
     EventModel,
+    Head,
+    ScoredOutputs,
     build_model,
     count_parameters,
     register_head,
+    score_head,
 )
 from jetfm_coffea.model.packing import (
     event_lengths,
@@ -26,9 +29,11 @@ __all__ = [
     "EncoderOutput",
     "EventEncoder",
     "EventModel",
+    "Head",
     "MaskedObjectDecoder",
     "ModelConfig",
     "ProjectionHead",
+    "ScoredOutputs",
     "build_model",
     "count_parameters",
     "event_lengths",
@@ -39,4 +44,5 @@ __all__ = [
     "packed_width",
     "pair_features",
     "register_head",
+    "score_head",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -23,34 +24,114 @@ __all__ = [
     "DEFAULT_HEADS",
     "HEADS",
     "EventModel",
+    "Head",
+    "ScoredOutputs",
     "build_model",
     "count_parameters",
     "register_head",
+    "score_head",
 ]
 
-#: Head name -> factory (a module class taking the ModelConfig).
-HEADS: Registry[Callable[[ModelConfig], nn.Module]] = Registry(
-    "model head", hint="add one with jetfm_coffea.model.register_head"
+
+@dataclass(frozen=True)
+class ScoredOutputs:
+    """How a downstream head's outputs become the columns a scorer injects: everything
+    the scorer, the exporters, the Triton configuration and the analysis processor need.
+
+    ``activation`` maps the head's float32 output ``[B, C]`` to the scored one (torch ops
+    only: it is exported with the model). Columns are ``column_prefix + name`` per class
+    name, or (``column_prefix`` None) the output names the run recorded (``outputs``).
+    ``per_class``: one column per class (an analysis cuts on a chosen class's column);
+    otherwise it cuts on the first column, and ``width_column`` (if set) is a predicted
+    width it also histograms. ``axis``: the score histogram's ``(bins, low, high,
+    unit)``. ``description`` goes into the export manifest, ``label`` into model cards.
+    """
+
+    activation: Callable[[torch.Tensor], torch.Tensor]
+    description: str
+    label: str
+    column_prefix: str | None = "score_"
+    per_class: bool = True
+    axis: tuple[int, float, float, str] = (50, 0.0, 1.0, "")
+    width_column: int | None = None
+
+    def columns(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """The scored columns for the class (or output) ``names`` the run recorded."""
+        if self.column_prefix is None:
+            return tuple(names)
+        return tuple(f"{self.column_prefix}{name}" for name in names)
+
+
+@dataclass(frozen=True)
+class Head:
+    """A registered head: how to build it, and (downstream heads) how it is scored."""
+
+    factory: Callable[[ModelConfig], nn.Module]
+    scored: ScoredOutputs | None = None  # None: a pretraining head, never scored
+
+
+def _softmax(outputs: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(outputs, dim=-1)
+
+
+def _identity(outputs: torch.Tensor) -> torch.Tensor:
+    return outputs
+
+
+#: Every head a model can carry, by name, in registration order (the order
+#: :func:`score_head` prefers downstream heads in).
+HEADS: Registry[Head] = Registry(
+    "model head",
+    hint="add one with jetfm_coffea.model.register_head",
+    same=lambda old, new: old.factory is new.factory and old.scored == new.scored,
 )
-for _name, _factory in (
-    ("projection", ProjectionHead),
-    ("decoder", MaskedObjectDecoder),
-    ("classifier", ClassificationHead),
-    ("regressor", RegressionHead),
-    ("truth", TruthHead),
-):
-    HEADS.register(_name, _factory)
+
+
+def register_head(
+    name: str,
+    factory: Callable[[ModelConfig], nn.Module],
+    scored: ScoredOutputs | None = None,
+) -> Head:
+    """Make a head known to :class:`EventModel` (and :func:`~jetfm_coffea.train.load_run`).
+
+    ``factory(config)`` builds it (e.g. an ``nn.Module`` class); ``scored`` says how a
+    scorer reads it (a downstream head: fine-tuning trains it, scoring injects its
+    columns). A name registered with another factory raises
+    :class:`~jetfm_coffea.errors.ConfigError`.
+    """
+    return HEADS.register(name, Head(factory, scored))
+
+
+register_head("projection", ProjectionHead)
+register_head("decoder", MaskedObjectDecoder)
+register_head(
+    "classifier",
+    ClassificationHead,
+    ScoredOutputs(_softmax, "softmax class probabilities, in class_names order", "classifier"),
+)
+register_head(
+    "regressor",
+    RegressionHead,
+    ScoredOutputs(
+        _identity,
+        "regression value and width (GeV), in class_names order",
+        "regression",
+        column_prefix=None,
+        per_class=False,
+        axis=(50, 0.0, 500.0, "GeV"),
+        width_column=1,
+    ),
+)
+register_head("truth", TruthHead)
 #: Heads a model gets unless told otherwise (the regression heads only on request).
 DEFAULT_HEADS: tuple[str, ...] = ("projection", "decoder", "classifier")
 
 
-def register_head(name: str, factory: Callable[[ModelConfig], nn.Module]) -> None:
-    """Make a head known to :class:`EventModel` (and :func:`~jetfm_coffea.train.load_run`).
-
-    ``factory(config)`` builds it (e.g. an ``nn.Module`` class); a name registered with
-    another factory raises :class:`~jetfm_coffea.errors.ConfigError`.
-    """
-    HEADS.register(name, factory)
+def score_head(heads: Iterable[str]) -> str | None:
+    """The downstream head a model with ``heads`` is scored with: the first registered
+    head among them that is scored, or None (a bare encoder)."""
+    present = set(heads)
+    return next((n for n, h in HEADS.items() if n in present and h.scored is not None), None)
 
 
 class EventModel(nn.Module):
@@ -63,7 +144,7 @@ class EventModel(nn.Module):
         unknown = set(heads) - set(HEADS)
         if unknown:
             raise ConfigError(f"unknown heads {sorted(unknown)}; choose from {list(HEADS)}")
-        self.heads = nn.ModuleDict({name: HEADS[name](config) for name in heads})
+        self.heads = nn.ModuleDict({name: HEADS[name].factory(config) for name in heads})
 
     def forward(
         self,

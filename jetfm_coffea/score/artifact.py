@@ -28,6 +28,7 @@ from typing import Any
 from jetfm_coffea.digest import file_sha256
 from jetfm_coffea.errors import JetFMError
 from jetfm_coffea.model.config import ModelConfig
+from jetfm_coffea.model.model import HEADS, ScoredOutputs, score_head
 from jetfm_coffea.model.rundir import (
     MANIFEST,
     WEIGHTS,
@@ -46,10 +47,6 @@ __all__ = [
     "read_weights",
 ]
 
-CLASSIFIER = "classifier"
-#: The regression head (value and width per target); its outputs are scored as they are.
-REGRESSOR = "regressor"
-
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -67,22 +64,22 @@ class ModelInfo:
     weights_check: str = "verified"  # or "modified" (allowed), "unrecorded" (old run)
 
     @property
-    def has_classifier(self) -> bool:
-        return CLASSIFIER in self.heads
+    def score_head(self) -> str | None:
+        """The downstream head scored (:func:`jetfm_coffea.model.score_head`: e.g.
+        ``classifier``, ``regressor``), or None (a bare encoder)."""
+        return score_head(self.heads)
 
     @property
-    def score_head(self) -> str | None:
-        """The downstream head scored: ``classifier`` (softmax), ``regressor`` (value and
-        width as they are), or None (a bare encoder)."""
-        return next((h for h in (CLASSIFIER, REGRESSOR) if h in self.heads), None)
+    def scored(self) -> ScoredOutputs | None:
+        """How the scored head's outputs are read (registered with the head), or None."""
+        head = self.score_head
+        return None if head is None else HEADS[head].scored
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The scorer's output columns: ``score_<class>`` of a classifier; the recorded
-        outputs of a regressor (``pred_<target>``, ``sigma_<target>``)."""
-        if self.score_head == REGRESSOR:
-            return self.class_names
-        return tuple(f"score_{name}" for name in self.class_names)
+        """The scorer's output columns (e.g. ``score_<class>`` of a classifier, the
+        recorded ``pred_<target>``, ``sigma_<target>`` of a regressor); () if unscored."""
+        return () if self.scored is None else self.scored.columns(self.class_names)
 
     @property
     def short_hash(self) -> str:
@@ -170,7 +167,8 @@ def read_model_info(
     run_info = files.run_info
     source = manifest or run_info
     names = source.get("class_names") or source.get("classes")
-    if REGRESSOR in heads and CLASSIFIER not in heads:  # the outputs are named, not classes
+    head = score_head(heads)
+    if head is not None and HEADS[head].scored.column_prefix is None:  # named outputs
         names = source.get("class_names") if manifest else run_info.get("outputs")
     n = model_config.n_classes
     class_names = tuple(str(c) for c in names) if names else tuple(f"class{i}" for i in range(n))

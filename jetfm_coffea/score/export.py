@@ -110,9 +110,7 @@ def _manifest(info: ModelInfo, files: dict[str, dict[str, Any]], version: str) -
                 "name": "scores",
                 "dtype": "float32",
                 "shape": ["batch", cfg.n_classes],
-                "description": "softmax class probabilities, in class_names order"
-                if info.score_head == "classifier"
-                else "regression value and width (GeV), in class_names order",
+                "description": info.scored.description,
             },
             {
                 "name": "embedding",
@@ -165,7 +163,7 @@ def export_model(
     info = read_model_info(source, allow_modified_weights=allow_modified_weights)
     if not info.score_head:
         raise ModelFileError(
-            info.path, "has no classification head (nor a regression head) to export"
+            info.path, "has no scored head (such as a classification head) to export"
         )
     options = {"triton_name": triton_name, "triton_max_batch_size": triton_max_batch_size}
     out = Path(out)

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from jetfm_coffea.atomic import atomic_write_text
+from jetfm_coffea.model.model import HEADS, score_head
 from jetfm_coffea.model.rundir import MODEL_CARD, write_model_card
 from jetfm_coffea.registry import Registry
 from jetfm_coffea.score.artifact import ModelInfo
@@ -70,22 +71,24 @@ Write = Callable[["ExportContext"], dict[str, str]]
 class ScoringModule(nn.Module):
     """``(tokens [B,T,F] float32, mask [B,T] bool) -> (scores [B,C], embedding [B,D])``.
 
-    Scores are the softmax of the classification head, or the regression head's value
-    and width (``pred_<target>``, ``sigma_<target>``), as in the scorer's columns.
+    Scores are the scored head's outputs through its registered activation (e.g. the
+    classifier's softmax, the regressor's value and width), as in the scorer's columns.
     """
 
     def __init__(self, model: Any):
         super().__init__()
         self.encoder = model.encoder
-        self.softmax = "classifier" in model.heads
-        self.classifier = model.heads["classifier" if self.softmax else "regressor"]
+        name = score_head(model.heads)
+        if name is None:
+            raise ValueError(f"no scored head among {list(model.heads)}")
+        self.head = model.heads[name]
+        self.activation = HEADS[name].scored.activation
 
     def forward(
         self, tokens: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         emb = self.encoder(tokens, mask).embedding
-        scores = self.classifier(emb)
-        return (torch.softmax(scores, dim=-1) if self.softmax else scores), emb
+        return self.activation(self.head(emb)), emb
 
 
 @dataclass
@@ -201,7 +204,7 @@ def _triton(ctx: ExportContext) -> dict[str, str]:
     atomic_write_text(ctx.out / TRITON_CONFIG, text)
     onnx_path(ctx.out).parent.mkdir()
     shutil.copyfile(ctx.out / ONNX, onnx_path(ctx.out))
-    write_model_card(ctx.out, triton_model_card(name, ctx.manifest), cfg)
+    write_model_card(ctx.out, triton_model_card(name, ctx.manifest, ctx.info.scored.label), cfg)
     return {TRITON_CONFIG: "triton_config", MODEL_CARD: "model_card"}
 
 

@@ -227,8 +227,8 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         if scores and not all(i.score_head for i in self.infos):
             bare = [i.path for i in self.infos if not i.score_head]
             raise ConfigError(
-                f"{bare} have no classification head nor a regression head (a pretrained "
-                "encoder?): fine-tune it, "
+                f"{bare} have no scored head (such as a classification or regression head; "
+                "a pretrained encoder?): fine-tune it, "
                 "or score with scores=False, embedding=True"
             )
         if not (scores or embedding):
@@ -615,11 +615,9 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
             emb = model.encoder(x, m).embedding
             probs = None
             if self.want_scores:
-                head = self.infos[0].score_head
-                outputs = model.heads[head](emb).float()  # regressor: value, width
-                if head == "classifier":
-                    outputs = torch.softmax(outputs, dim=-1)
-                probs = outputs.cpu().numpy()
+                info = self.infos[0]
+                outputs = model.heads[info.score_head](emb).float()
+                probs = info.scored.activation(outputs).cpu().numpy()
             emb_np = emb.float().cpu().numpy() if self.want_embedding else None
         return probs, emb_np
 
@@ -640,8 +638,10 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         :attr:`required_branches`), not a collection nor already-selected objects: the
         model sees the objects its token config selects, as in training.
 
-        Fields: ``score_<class>`` (softmax probabilities), ``embedding`` (when asked
-        for) and ``n_tokens`` (tokens the model saw; events with none get the model's
+        Fields: the scored head's columns (``score_<class>``, the softmax probabilities
+        of a classifier; those registered with the head otherwise, see
+        :class:`jetfm_coffea.model.ScoredOutputs`), ``embedding`` (when asked for) and
+        ``n_tokens`` (tokens the model saw; events with none get the model's
         response to an empty event). Each carries the model hash and version in its
         awkward parameters.
 

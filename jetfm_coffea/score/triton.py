@@ -125,16 +125,15 @@ version_policy: {{ latest: {{ num_versions: 1 }} }}
 """
 
 
-def triton_model_card(name: str, manifest: dict[str, Any]) -> str:
+def triton_model_card(name: str, manifest: dict[str, Any], label: str) -> str:
     """``MODEL_CARD.md`` text of a Triton model: what it takes, returns and how to call it
     (written by :func:`jetfm_coffea.model.rundir.write_model_card`, which adds the
-    "Model files" section every card has)."""
+    "Model files" section every card has). ``label`` names the scored head's kind
+    (:attr:`jetfm_coffea.model.ScoredOutputs.label`, e.g. ``classifier``)."""
     features = ", ".join(manifest["feature_names"])
     classes = ", ".join(manifest["class_names"])
-    regression = "regression" in manifest["outputs"][0]["description"]
-    scores = "regression value and width" if regression else "softmax, classes"
-    kind = "regression" if regression else "classifier"
-    return f"""# {name}: jetfm event {kind} for NVIDIA Triton
+    scores = manifest["outputs"][0]["description"]
+    return f"""# {name}: jetfm event {label} for NVIDIA Triton
 
 - Model hash (SHA-256 of model.safetensors): `{manifest["model_hash"]}`
   (config.pbtxt parameter `{HASH_PARAMETER}`; clients refuse another hash)

@@ -306,7 +306,8 @@ def test_analysis_processor_fills_regression_columns(regression_run, gen_fileset
     run_dir, setup = regression_run
     name, file = _wjets_file(gen_fileset)
     proc = ScoreAnalysisProcessor(run_dir, cut=40.0, return_scores=True, device="cpu")
-    assert proc.score_field == "pred_nuPt" and proc.regression
+    assert proc.score_field == "pred_nuPt" and proc.width_field == "sigma_nuPt"
+    assert proc.signal is None and not proc.scored.per_class
     out, _ = run_processor(proc, {name: {"files": {file: "Events"}}}, "iterative", status=False)
     res = out[name]
     scores = res["scores"]

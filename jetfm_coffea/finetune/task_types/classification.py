@@ -66,9 +66,6 @@ class Classification(TaskType):
     def objective(self, y_train: np.ndarray, w_train: np.ndarray) -> Objective:
         return ClassificationObjective()
 
-    def predict(self, head: torch.nn.Module, embedding: torch.Tensor) -> torch.Tensor:
-        return head(embedding).float().softmax(-1)
-
     def metrics(self, outputs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         t = self.task
         return classification_metrics(outputs, y, t.signal_index, t.class_names)

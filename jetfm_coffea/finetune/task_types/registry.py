@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from jetfm_coffea.model.model import HEADS
 from jetfm_coffea.registry import Registry
 
 if TYPE_CHECKING:
@@ -140,9 +141,10 @@ class TaskType(ABC):
         """What the loss is computed on (default: the head's output)."""
         return head(embedding)
 
-    @abstractmethod
     def predict(self, head: torch.nn.Module, embedding: torch.Tensor) -> torch.Tensor:
-        """Scored outputs ``[N, len(columns)]`` of a trained head (float32)."""
+        """Scored outputs ``[N, len(columns)]`` of a trained head (float32): the head's
+        output through the activation registered with it (what the scorer injects)."""
+        return HEADS[self.head].scored.activation(head(embedding).float())
 
     # -- results --------------------------------------------------------------------
     @abstractmethod

@@ -142,9 +142,6 @@ class Regression(TaskType):
     def train_outputs(self, head: torch.nn.Module, embedding: torch.Tensor) -> torch.Tensor:
         return head.raw(embedding)
 
-    def predict(self, head: torch.nn.Module, embedding: torch.Tensor) -> torch.Tensor:
-        return head(embedding).float()
-
     def metrics(self, outputs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         return regression_metrics(outputs[:, 0], outputs[:, 1], y)
 
