@@ -30,7 +30,7 @@ import torch
 from _common import interleaved, real_file, write_result
 
 from jetfm_coffea.finetune.testing import make_classifier_run
-from jetfm_coffea.jobs.execution import run_processor
+from jetfm_coffea.jobs.execution import Execution, run_coffea
 from jetfm_coffea.score import JetFMScorer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "agc_ttbar.py"
@@ -76,8 +76,11 @@ def main() -> None:
             procs["with_region_only"] = agc.TtbarScoreAnalysis(scorer)
 
         def runner(proc):
-            return lambda: run_processor(
-                proc, fileset, "iterative", chunksize=args.chunksize, status=False
+            return lambda: run_coffea(
+                proc,
+                fileset,
+                Execution(executor="iterative", chunksize=args.chunksize),
+                status=False,
             )
 
         busy = [

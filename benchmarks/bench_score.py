@@ -26,16 +26,16 @@ import torch
 from _common import real_file
 
 from jetfm_coffea.finetune.testing import make_classifier_run
-from jetfm_coffea.jobs.execution import run_processor
+from jetfm_coffea.jobs.execution import Execution, run_coffea
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
 from jetfm_coffea.score import resolve_device
 
 
 def _timed(proc, fileset, args) -> tuple[float, int]:
-    opts = {"executor": args.executor, "workers": args.workers, "status": False}
-    run_processor(proc, fileset, chunksize=args.chunksize, maxchunks=1, **opts)  # warm-up
+    execution = Execution(args.executor, workers=args.workers, chunksize=args.chunksize)
+    run_coffea(proc, fileset, execution, maxchunks=1, status=False)  # warm-up
     start = time.perf_counter()
-    out, _ = run_processor(proc, fileset, chunksize=args.chunksize, **opts)
+    out, _ = run_coffea(proc, fileset, execution, status=False)
     seconds = time.perf_counter() - start
     return seconds, sum(r["cutflow"]["events"] for r in out.values())
 

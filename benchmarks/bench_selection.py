@@ -19,6 +19,7 @@ from pathlib import Path
 
 from _common import interleaved, real_file, write_result
 
+from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.tokens import TokenConfig
@@ -56,9 +57,8 @@ def main() -> None:
             build_store(
                 fileset,
                 out,
+                execution=Execution(executor="iterative", chunksize=10_000),
                 token_config=config,
-                executor="iterative",
-                chunksize=10_000,
                 blinding=blind,
             )
 

@@ -106,6 +106,7 @@ def bench_build(path: Path, work: Path, repeat: int, branches: list[str]) -> dic
     import uproot
 
     from jetfm_coffea.augment import standard_pipeline
+    from jetfm_coffea.jobs.options import Execution
     from jetfm_coffea.jobs.shards import build_store
     from jetfm_coffea.tokens import TokenConfig
 
@@ -124,10 +125,9 @@ def bench_build(path: Path, work: Path, repeat: int, branches: list[str]) -> dic
         build_store(
             str(path),
             out,
+            execution=Execution(executor="iterative", chunksize=100_000),
             token_config=config,
             augmentation=standard_pipeline(views=views, seed=1) if views else None,
-            executor="iterative",
-            chunksize=100_000,
             status=False,
         )
         return out
@@ -196,6 +196,7 @@ def _stages(path: Path, work: Path, config, repeat: int, bare) -> dict[str, floa
 def bench_loader(path: Path, work: Path, repeat: int, batch_size: int) -> dict:
     import torch
 
+    from jetfm_coffea.jobs.options import Execution
     from jetfm_coffea.jobs.shards import build_store
     from jetfm_coffea.shards import open_loader, open_store
     from jetfm_coffea.tokens import TokenConfig
@@ -203,7 +204,13 @@ def bench_loader(path: Path, work: Path, repeat: int, batch_size: int) -> dict:
     torch.set_num_threads(1)
     config = TokenConfig()
     store = work / "loader"
-    build_store(str(path), store, token_config=config, executor="iterative", status=False)
+    build_store(
+        str(path),
+        store,
+        execution=Execution(executor="iterative"),
+        token_config=config,
+        status=False,
+    )
     total = open_store(store).n_events
 
     def epoch(loader, e):

@@ -51,6 +51,7 @@ from jetfm_coffea.finetune import (
 )
 from jetfm_coffea.finetune.study import METRICS
 from jetfm_coffea.generate import generate
+from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.model import EventModel, model_config_for
 from jetfm_coffea.shards import open_loader
@@ -76,7 +77,9 @@ MODEL = {
 
 def _store(fileset: dict, out: Path) -> Path:
     if not (out / "manifest.json").exists():
-        build_store(fileset, out, token_config=TokenConfig(), executor="iterative")
+        build_store(
+            fileset, out, execution=Execution(executor="iterative"), token_config=TokenConfig()
+        )
     return out
 
 

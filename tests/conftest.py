@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from jetfm_coffea._resources import DIMUON_2012, SINGLEMU_2012, cms_file
+from jetfm_coffea.jobs.options import Execution
 
 #: Test data shipped with the project (provenance and SHA-256 in its README).
 TEST_DATA = Path(__file__).resolve().parent / "data"
@@ -148,7 +149,10 @@ def resim_store(tmp_path_factory, resim_sample):
 
     out = tmp_path_factory.mktemp("resim_store") / "store"
     summary = build_store(
-        resim_sample.fileset(), out, token_config=TokenConfig(), executor="iterative", chunksize=50
+        resim_sample.fileset(),
+        out,
+        execution=Execution(executor="iterative", chunksize=50),
+        token_config=TokenConfig(),
     )
     assert summary.events_written == RESIM_HARD * RESIM_K
     return out

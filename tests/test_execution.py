@@ -47,20 +47,24 @@ class _JetSum:
 
 
 def test_dask_mode_merges_like_runner_and_status_false_draws_no_bar(ttbar_v5, ttbar2015, capfd):
-    from jetfm_coffea.jobs.execution import run_dask_mode, run_processor
+    from jetfm_coffea.jobs.execution import Execution, run_coffea
 
     fileset = {
         "ttbar_v5": {"files": {str(ttbar_v5): "Events"}},
         "ttbar": {"files": {str(ttbar2015): "Events"}},
     }
     capfd.readouterr()
-    runner, _ = run_processor(_JetSum(), fileset, "futures", chunksize=400, status=False)
+    runner, _ = run_coffea(
+        _JetSum(), fileset, Execution(executor="futures", chunksize=400), status=False
+    )
     shown = capfd.readouterr()
     assert "Processing" not in shown.out + shown.err  # coffea's futures bar ignores status
     assert runner["events"] == 1_200
     with dask_client(workers=1) as client:
-        merged, _ = run_dask_mode(
-            _JetSum(), fileset, scheduler=client.scheduler.address, chunksize=400
+        merged, _ = run_coffea(
+            _JetSum(),
+            fileset,
+            Execution(dask_mode=True, scheduler=client.scheduler.address, chunksize=400),
         )
     assert merged["events"] == runner["events"]  # one merged output, not one per dataset
     assert abs(merged["jet_pt"] - runner["jet_pt"]) < 1e-6 * runner["jet_pt"]

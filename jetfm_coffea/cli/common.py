@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 
 from jetfm_coffea.errors import JetFMError
-from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, EXECUTORS
+from jetfm_coffea.jobs.options import EXECUTORS, Execution
 
 __all__ = [
     "RUN_DIR",
@@ -51,10 +51,13 @@ class RunDir(click.ParamType):
 RUN_DIR = RunDir()
 
 
+#: The one default execution (every command and job): coffea's iterative executor.
+DEFAULT = Execution()
+
+
 def execution_options(
     func: Callable | None = None,
     *,
-    default_executor: str = "iterative",
     skip_bad_files: bool = True,
 ) -> Any:
     """The execution options of every command that runs coffea.
@@ -62,15 +65,22 @@ def execution_options(
     ``--executor iterative|futures|dask`` (coffea Runner, virtual mode), ``--dask-mode``
     (``apply_to_fileset`` with dask-awkward), ``--scheduler``, ``--workers``,
     ``--chunksize`` and (with ``skip_bad_files``) ``--skip-bad-files``. The command
-    receives ``executor``, ``dask_mode``, ``scheduler``, ``workers``, ``chunksize``
-    (and ``skip_bad_files``). Use bare (``@execution_options``) or called.
+    receives them as one ``execution``
+    (:class:`~jetfm_coffea.jobs.options.Execution`, the defaults its own) and
+    ``skip_bad_files``. Use bare (``@execution_options``) or called.
     """
 
     def decorate(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def with_execution(*args: Any, **kwargs: Any) -> Any:
+            names = ("executor", "dask_mode", "workers", "scheduler", "chunksize")
+            kwargs["execution"] = Execution(**{n: kwargs.pop(n) for n in names})
+            return command(*args, **kwargs)
+
         options = [
             click.option(
                 "--executor",
-                default=default_executor,
+                default=DEFAULT.executor,
                 show_default=True,
                 type=click.Choice(EXECUTORS),
                 help="coffea Runner executor (virtual mode)",
@@ -89,14 +99,14 @@ def execution_options(
             click.option(
                 "--workers",
                 type=click.IntRange(min=1),
-                default=2,
+                default=DEFAULT.workers,
                 show_default=True,
                 help="local worker processes",
             ),
             click.option(
                 "--chunksize",
                 type=click.IntRange(min=1),
-                default=DEFAULT_CHUNKSIZE,
+                default=DEFAULT.chunksize,
                 show_default=True,
                 help="events per coffea chunk",
             ),
@@ -110,7 +120,7 @@ def execution_options(
                     help="skip unreadable files (reported) instead of stopping",
                 )
             )
-        wrapped: Callable = command
+        wrapped: Callable = with_execution
         for option in reversed(options):
             wrapped = option(wrapped)
         return wrapped

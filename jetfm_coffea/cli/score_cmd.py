@@ -14,6 +14,7 @@ from jetfm_coffea.cli.common import (
     lumi_options,
     report_bad_files,
 )
+from jetfm_coffea.jobs.options import Execution
 
 __all__ = ["export", "score"]
 
@@ -104,11 +105,7 @@ def score(
     backend: str,
     precision: str,
     allow_modified_weights: bool,
-    executor: str,
-    dask_mode: bool,
-    scheduler: str | None,
-    workers: int,
-    chunksize: int,
+    execution: Execution,
     skip_bad_files: bool,
     analysis_region: str | None,
     require_blinded: bool,
@@ -125,11 +122,7 @@ def score(
         cut,
         signal,
         return_scores=parquet,
-        executor=executor,
-        dask_mode=dask_mode,
-        scheduler=scheduler,
-        workers=workers,
-        chunksize=chunksize,
+        execution=execution,
         skip_bad_files=skip_bad_files,
         lumi_mask=lumi_mask,
         no_lumi_mask=no_lumi_mask,

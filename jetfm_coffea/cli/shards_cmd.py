@@ -10,6 +10,7 @@ import click
 
 from jetfm_coffea.cli.common import execution_options, lumi_options
 from jetfm_coffea.errors import EXIT_OK, EXIT_PARTIAL
+from jetfm_coffea.jobs.options import Execution
 
 __all__ = ["build_shards", "shards"]
 
@@ -30,7 +31,7 @@ def _console():
     help="YAML with 'tokens:' (TokenConfig) and 'augment:' sections (default: default tokens).",
 )
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Store.")
-@execution_options(default_executor="futures", skip_bad_files=False)  # bad files: skipped
+@execution_options(skip_bad_files=False)  # bad files: skipped
 @click.option(
     "--skip-bad-files/--no-skip-bad-files",
     default=False,
@@ -52,11 +53,7 @@ def build_shards(
     fileset: str,
     config: str | None,
     out: str,
-    executor: str,
-    dask_mode: bool,
-    scheduler: str | None,
-    workers: int,
-    chunksize: int,
+    execution: Execution,
     skip_bad_files: bool,
     overwrite: bool,
     blind: str | None,
@@ -97,11 +94,7 @@ def build_shards(
                 out,
                 token_config=token_config,
                 augmentation=pipeline,
-                executor=executor,
-                dask_mode=dask_mode,
-                workers=workers,
-                scheduler=scheduler,
-                chunksize=chunksize,
+                execution=execution,
                 if_exists="overwrite" if overwrite else "skip",
                 status=not as_json,
                 on_plan=on_plan,

@@ -37,6 +37,7 @@ from jetfm_coffea.finetune.heldout import (
     write_pool_events,
 )
 from jetfm_coffea.generate import generate
+from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.score import run_score_analysis, write_outputs
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.model.rundir import POOL_EVENTS
@@ -105,10 +106,8 @@ def stage_shards(
     summary = build_store(
         fileset,
         stage_dir / "store",
+        execution=Execution(executor="dask", workers=p.workers, scheduler=scheduler),
         augmentation=standard_pipeline(views=2, seed=p.seed) if p.views == "stored" else None,
-        executor="dask",
-        workers=p.workers,
-        scheduler=scheduler,
         status=True,
     )
     return {
@@ -212,11 +211,9 @@ def stage_score(
     output, report, seconds = run_score_analysis(
         labelled,
         [classifier],
+        execution=Execution(executor="dask", workers=p.workers, scheduler=scheduler),
         cut=0.5,
         signal="ttbar",
-        executor="dask",
-        scheduler=scheduler,
-        workers=p.workers,
     )
     summary = {"events": report.events, "seconds": seconds, "mode": report.mode}
     files = write_outputs(output, stage_dir, parquet=False, summary=summary)

@@ -1,8 +1,10 @@
 """Jobs that run coffea over a fileset: the layer the CLI and the demo both call.
 
-* :mod:`jetfm_coffea.jobs.options`: the executor vocabulary of every job and command;
-* :mod:`jetfm_coffea.jobs.execution`: coffea's executors, :func:`run_processor` (Runner)
-  and :func:`run_dask_mode` (``apply_to_fileset``);
+* :mod:`jetfm_coffea.jobs.options`: :class:`~jetfm_coffea.jobs.options.Execution`, the
+  one description of where and how every job and command runs coffea;
+* :mod:`jetfm_coffea.jobs.execution`: coffea's executors and
+  :func:`~jetfm_coffea.jobs.execution.run_coffea` (Runner, or ``apply_to_fileset`` in
+  dask mode);
 * :mod:`jetfm_coffea.jobs.shards`: ``build_store`` (``jetfm build-shards``);
 * :mod:`jetfm_coffea.jobs.score`: ``run_score_analysis`` (``jetfm score``);
 * :mod:`jetfm_coffea.jobs.inspect`: ``run_inspection`` (``jetfm inspect``).

@@ -1,8 +1,7 @@
-"""Run coffea processors: virtual mode through ``processor.Runner`` (iterative, futures or
-dask executor) and dask mode through ``coffea.dataset_tools.apply_to_fileset``.
-
-The executor vocabulary (``executor``, ``dask_mode``, ``scheduler``, ``workers``,
-``chunksize``) is that of :mod:`jetfm_coffea.jobs.options`, shared by every job.
+"""Run coffea processors: :func:`run_coffea` takes one :class:`Execution`
+(:mod:`jetfm_coffea.jobs.options`, shared by every job) and runs virtual mode through
+``processor.Runner`` (iterative, futures or dask executor) or dask mode through
+``coffea.dataset_tools.apply_to_fileset``.
 """
 
 from __future__ import annotations
@@ -20,25 +19,17 @@ from coffea.dataset_tools import DataGroupSpec, apply_to_fileset, preprocess
 from jetfm_coffea.cluster import dask_client
 from jetfm_coffea.errors import JetFMError, NoInputProcessedError
 from jetfm_coffea.fileset import BadFile, check_files, load_fileset
-from jetfm_coffea.jobs.options import (
-    DEFAULT_CHUNKSIZE,
-    EXECUTORS,
-    Executor,
-    check_executor,
-)
+from jetfm_coffea.jobs.options import EXECUTORS, Execution
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.selection.lumi import LumiPolicy
 
 __all__ = [
-    "DEFAULT_CHUNKSIZE",
     "EXECUTORS",
-    "Executor",
+    "Execution",
     "RunReport",
-    "check_executor",
     "coffea_executor",
     "domain_error",
-    "run_dask_mode",
-    "run_processor",
+    "run_coffea",
 ]
 
 
@@ -57,9 +48,7 @@ class RunReport:
 
 @contextlib.contextmanager
 def coffea_executor(
-    executor: Executor,
-    workers: int = 2,
-    scheduler: str | None = None,
+    execution: Execution,
     status: bool = True,
     retries: int | None = None,
     **dask_options: Any,
@@ -71,16 +60,15 @@ def coffea_executor(
     ``processor.DaskExecutor`` (e.g. ``treereduction``). ``retries``: coffea's attempts
     after a failed chunk (None: coffea's default, 3).
     """
-    check_executor(executor)
     options: dict[str, Any] = {"status": status}
     if retries is not None:
         options["retries"] = retries
-    if executor == "iterative":
+    if execution.executor == "iterative":
         yield processor.IterativeExecutor(**options)
-    elif executor == "futures":
-        yield processor.FuturesExecutor(workers=workers, **options)
+    elif execution.executor == "futures":
+        yield processor.FuturesExecutor(workers=execution.workers, **options)
     else:
-        with dask_client(scheduler, workers) as client:
+        with dask_client(execution.scheduler, execution.workers) as client:
             yield processor.DaskExecutor(client=client, **options, **dask_options)
 
 
@@ -147,69 +135,54 @@ def _unwrapped(run: Callable[[], Any]) -> Any:
         raise found from err
 
 
-def run_processor(
+def run_coffea(
     processor_instance: Any,
     fileset: Any,
-    executor: Executor = "futures",
-    scheduler: str | None = None,
-    workers: int = 2,
-    chunksize: int = DEFAULT_CHUNKSIZE,
+    execution: Execution | None = None,
+    *,
     maxchunks: int | None = None,
     skip_bad_files: bool = False,
     status: bool = True,
     required: Required = None,
     before_run: Callable[[dict], None] | None = None,
 ) -> tuple[Any, RunReport]:
-    """Run a coffea processor over a fileset in virtual mode with ``processor.Runner``.
+    """Run a coffea processor over a fileset as ``execution`` says (default: iterative).
 
-    ``executor`` picks coffea's IterativeExecutor, FuturesExecutor (``workers``
-    processes) or DaskExecutor (on a LocalCluster, or on ``scheduler``). Every file
-    is opened once beforehand (its own tree name, the branches ``required``): a bad file
-    raises :class:`InputFileError`, or with ``skip_bad_files`` is skipped and listed in the
-    report; none usable raises :class:`NoInputProcessedError`. ``before_run`` is called
-    with the usable fileset before any chunk runs.
+    Every file is opened once beforehand (its own tree name, the branches ``required``):
+    a bad file raises :class:`InputFileError`, or with ``skip_bad_files`` is skipped and
+    listed in the report; none usable raises :class:`NoInputProcessedError`.
+    ``before_run`` is called with the usable fileset before any chunk runs.
+
+    Virtual mode (``processor.Runner`` with the execution's executor) returns the
+    processor's ``postprocess``-ed output. Dask mode (``preprocess`` +
+    ``apply_to_fileset`` + ``dask.compute``, on a LocalCluster of ``workers`` or the
+    ``scheduler``) returns the outputs of every dataset merged
+    (``coffea.processor.accumulate``), as ``Runner`` does, without calling
+    ``postprocess`` (call it, or the processor's own finaliser, on the result);
+    ``maxchunks`` applies to virtual mode only.
     """
-    check_executor(executor)
+    execution = execution or Execution()
     good, report = _prepare(fileset, skip_bad_files, required, before_run)
-    report.mode = f"virtual/{executor}"
-    with coffea_executor(executor, workers, scheduler, status) as exe, _quiet(not status):
+    if execution.dask_mode:
+        report.mode = "dask"
+        with dask_client(execution.scheduler, execution.workers) as client:
+            available, _ = preprocess(DataGroupSpec(good), step_size=execution.chunksize)
+            graphs = apply_to_fileset(processor_instance, available, schemaclass=JetFMNanoAODSchema)
+            (computed,) = _unwrapped(lambda: dask.compute(graphs, scheduler=client.get))
+        # apply_to_fileset keys each output by dataset: merge them as Runner does
+        return processor.accumulate(computed.values()), report
+    report.mode = f"virtual/{execution.executor}"
+    with coffea_executor(execution, status) as exe, _quiet(not status):
         # a fresh metadata cache: coffea's default one is process-wide and keyed by
         # (dataset, file, tree), so a second run over the same file would get the
         # fileset metadata (golden JSON, is_mc...) of the first one
         runner = processor.Runner(
             executor=exe,
             schema=JetFMNanoAODSchema,
-            chunksize=chunksize,
+            chunksize=execution.chunksize,
             maxchunks=maxchunks,
             metadata_cache={},
         )
         # treename=None: each file's own tree name from the fileset
         out = _unwrapped(lambda: runner(good, processor_instance=processor_instance, treename=None))
         return out, report
-
-
-def run_dask_mode(
-    processor_instance: Any,
-    fileset: Any,
-    scheduler: str | None = None,
-    workers: int = 2,
-    chunksize: int = DEFAULT_CHUNKSIZE,
-    skip_bad_files: bool = False,
-    required: Required = None,
-    before_run: Callable[[dict], None] | None = None,
-) -> tuple[dict[str, Any], RunReport]:
-    """Run a processor in dask mode: ``preprocess`` + ``apply_to_fileset`` + ``dask.compute``.
-
-    Returns the outputs of every dataset merged (``coffea.processor.accumulate``), as
-    ``processor.Runner`` returns them: a processor that keys its output by dataset gives
-    ``{dataset: output}``, one that does not gives one merged output. ``postprocess``
-    is not called (call it, or the processor's own finaliser, on the result).
-    """
-    good, report = _prepare(fileset, skip_bad_files, required, before_run)
-    report.mode = "dask"
-    with dask_client(scheduler, workers) as client:
-        available, _ = preprocess(DataGroupSpec(good), step_size=chunksize)
-        graphs = apply_to_fileset(processor_instance, available, schemaclass=JetFMNanoAODSchema)
-        (computed,) = _unwrapped(lambda: dask.compute(graphs, scheduler=client.get))
-    # apply_to_fileset keys each output by dataset: merge them as Runner does
-    return processor.accumulate(computed.values()), report

@@ -17,11 +17,8 @@ import awkward as ak
 from jetfm_coffea.errors import MissingBranchesError
 from jetfm_coffea.figures import save_figure, styled, subplots
 from jetfm_coffea.fileset import NO_EVENT_IDS, load_fileset
-from jetfm_coffea.jobs.execution import (
-    run_dask_mode,
-    run_processor,
-)
-from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, check_executor
+from jetfm_coffea.jobs.execution import run_coffea
+from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor, finalize_analysis
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import check_model_blinding
@@ -37,17 +34,13 @@ def run_score_analysis(
     cut: float = 0.5,
     signal: str | None = None,
     return_scores: bool = False,
-    executor: str = "iterative",
-    scheduler: str | None = None,
-    workers: int = 2,
-    chunksize: int = DEFAULT_CHUNKSIZE,
+    *,
+    execution: Execution | None = None,
     skip_bad_files: bool = False,
     lumi_mask: str | None = None,
     no_lumi_mask: bool = False,
     analysis_region: str | None = None,
     require_blinded: bool = False,
-    *,
-    dask_mode: bool = False,
     **scorer_options: Any,
 ) -> tuple[dict, Any, float]:
     """Run :class:`~jetfm_coffea.processors.analysis.ScoreAnalysisProcessor`.
@@ -58,10 +51,10 @@ def run_score_analysis(
     :func:`jetfm_coffea.selection.lumi.resolve_lumi_masks`. With ``analysis_region``
     (a blinding YAML) and collision data among the inputs, a model whose pretraining
     was not blinded for those regions gives a warning (an error with ``require_blinded``).
-    ``executor`` / ``dask_mode``: see :mod:`jetfm_coffea.jobs.execution`.
+    ``execution``: where and how coffea runs (:class:`~jetfm_coffea.jobs.options.Execution`;
+    default iterative).
     """
-    if not dask_mode:
-        check_executor(executor)
+    execution = execution or Execution()
     fileset = resolve_lumi_masks(load_fileset(fileset), lumi_mask, no_lumi_mask)
     analysis = load_blinding(analysis_region)
     kinds = {
@@ -84,46 +77,17 @@ def run_score_analysis(
         }
     start = time.perf_counter()
     try:
-        out, report = _run(proc, fileset, executor, dask_mode, scheduler, workers, chunksize,
-                           skip_bad_files, checks)  # fmt: skip
+        out, report = run_coffea(
+            proc, fileset, execution, skip_bad_files=skip_bad_files, status=False, **checks
+        )
+        if execution.dask_mode:  # Runner post-processes; dask mode leaves it to us
+            out = finalize_analysis(out, proc)
     except MissingBranchesError as err:  # name the model whose token config needs them
         hint = f" (needed by the token config of model {' + '.join(map(str, model))})"
         if "event ids" in err.missing:
             hint += NO_EVENT_IDS
         raise MissingBranchesError(err.path, err.missing, hint) from err
     return out, report, time.perf_counter() - start
-
-
-def _run(
-    proc: ScoreAnalysisProcessor,
-    fileset: dict,
-    executor: str,
-    dask_mode: bool,
-    scheduler: str | None,
-    workers: int,
-    chunksize: int,
-    skip_bad_files: bool,
-    checks: dict[str, Any],
-) -> tuple[dict, Any]:
-    """The analysis in dask mode or with coffea's Runner: ``(output, report)``."""
-    if dask_mode:
-        out, report = run_dask_mode(
-            proc, fileset, scheduler, workers, chunksize, skip_bad_files=skip_bad_files, **checks
-        )
-        out = finalize_analysis(out, proc)
-    else:
-        out, report = run_processor(
-            proc,
-            fileset,
-            executor=executor,  # type: ignore[arg-type]
-            scheduler=scheduler,
-            workers=workers,
-            chunksize=chunksize,
-            skip_bad_files=skip_bad_files,
-            status=False,
-            **checks,
-        )
-    return out, report
 
 
 @styled  # the CMS style as a context, like every figure of the package

@@ -27,7 +27,7 @@ from jetfm_coffea.config_base import config_data
 from jetfm_coffea.errors import ConfigError, InputFileError, NoInputProcessedError
 from jetfm_coffea.fileset import InputInfo, load_fileset, read_input
 from jetfm_coffea.jobs.execution import coffea_executor, domain_error
-from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, Executor, check_executor
+from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, Execution
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.processors.shards import (
     PARTITIONS_KEY,
@@ -203,12 +203,7 @@ def dask_fileset(chunks: list[Chunk]) -> dict[str, dict[str, Any]]:
 
 
 def _run_virtual(
-    chunks: list[Chunk],
-    proc: Any,
-    executor: Executor,
-    workers: int,
-    scheduler: str | None,
-    status: bool,
+    chunks: list[Chunk], proc: Any, execution: Execution, status: bool
 ) -> dict[str, Any]:
     items = [
         WorkItem(
@@ -223,23 +218,21 @@ def _run_virtual(
         for c in chunks
     ]
 
-    dask_options = {"treereduction": 8} if executor == "dask" else {}
+    dask_options = {"treereduction": 8} if execution.executor == "dask" else {}
     # no retries: the inputs were checked when planning, what fails now fails again
     # (a rerun resumes: complete shards are kept)
-    with coffea_executor(executor, workers, scheduler, status, retries=0, **dask_options) as ex:
+    with coffea_executor(execution, status, retries=0, **dask_options) as ex:
         runner = processor.Runner(executor=ex, schema=JetFMNanoAODSchema, savemetrics=False)
         return runner(items, proc)
 
 
-def _run_dask(
-    chunks: list[Chunk], proc: Any, workers: int, scheduler: str | None, status: bool
-) -> dict[str, Any]:
+def _run_dask(chunks: list[Chunk], proc: Any, execution: Execution) -> dict[str, Any]:
     out = apply_to_fileset(proc, dask_fileset(chunks), schemaclass=JetFMNanoAODSchema)
     tasks = [t for dataset_tasks in out.values() for t in dataset_tasks]
-    if not (scheduler or workers > 1):
+    if not (execution.scheduler or execution.workers > 1):
         (results,) = dask.compute(tasks, scheduler="sync")
     else:
-        with dask_client(scheduler, workers) as client:
+        with dask_client(execution.scheduler, execution.workers) as client:
             results = client.gather(client.compute(tasks))
     return merge_summaries(results)
 
@@ -338,11 +331,7 @@ def build_store(
     *,
     token_config: TokenConfig | None = None,
     augmentation: AugmentationPipelineLike | dict[str, Any] | None = None,
-    executor: Executor = "futures",
-    dask_mode: bool = False,
-    workers: int = 2,
-    scheduler: str | None = None,
-    chunksize: int = DEFAULT_CHUNKSIZE,
+    execution: Execution | None = None,
     if_exists: Literal["skip", "overwrite"] = "skip",
     status: bool = False,
     on_plan: Callable[[list[Chunk], list[Chunk]], None] | None = None,
@@ -354,9 +343,10 @@ def build_store(
 
     Unreadable files are skipped and reported with their reason; chunks whose shard
     is already complete are not scheduled (resume); the manifest is written after all
-    shards. By default coffea's Runner runs with the chosen ``executor``;
-    ``dask_mode`` uses ``apply_to_fileset`` and dask-awkward (local cluster of
-    ``workers`` processes, or the ``scheduler`` address).
+    shards. ``execution`` (:class:`~jetfm_coffea.jobs.options.Execution`, default
+    iterative) says how: coffea's Runner with its executor, or in dask mode
+    ``apply_to_fileset`` and dask-awkward (a LocalCluster of ``workers`` processes, or
+    the ``scheduler`` address); its ``chunksize`` is the events per shard.
 
     Collision data are restricted to certified luminosity sections (the golden JSON of
     the fileset metadata, or ``lumi_mask`` for every dataset that is not simulation;
@@ -367,14 +357,13 @@ def build_store(
     another dataset, is refused (its events would be stored twice).
     """
     start = time.perf_counter()
-    if not dask_mode:
-        check_executor(executor)
+    execution = execution or Execution()
     token_config = load_token_config(token_config)
     pipeline = load_augmentation(augmentation)
     files = resolve_lumi_masks(load_fileset(fileset), lumi_mask, no_lumi_mask)
     if blinding is not None:
         blinding.check(token_config)
-    chunks, skipped = plan_chunks(files, chunksize, token_config)
+    chunks, skipped = plan_chunks(files, execution.chunksize, token_config)
     if not chunks:  # nothing to build from: no store, no valid-looking empty manifest
         raise NoInputProcessedError(
             str(fileset) if not isinstance(fileset, dict) else "fileset", skipped
@@ -395,10 +384,10 @@ def build_store(
     result = empty_summary()
     if todo:
         try:
-            if dask_mode:
-                result = _run_dask(todo, proc, workers, scheduler, status)
+            if execution.dask_mode:
+                result = _run_dask(todo, proc, execution)
             else:
-                result = _run_virtual(todo, proc, executor, workers, scheduler, status)
+                result = _run_virtual(todo, proc, execution, status)
         except Exception as err:  # coffea wraps the processor's errors: raise ours as such
             found = domain_error(err)
             if found is None or found is err:

@@ -30,6 +30,7 @@ from jetfm_coffea.augment.check import dimuon_mass, muon_objects, muon_token_con
 from jetfm_coffea.backend import where
 from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train import TensorEventDataset, load_pretrain_config, pretrain
 
@@ -176,7 +177,10 @@ def test_it_makes_the_stored_views_of_build_shards(tmp_path, ttbar2015):
     pipeline = {**PIPELINE, "views": 1}
     before = CALLS.get("numpy", 0)
     summary = build_store(
-        fileset, tmp_path / "store", executor="iterative", chunksize=100, augmentation=pipeline
+        fileset,
+        tmp_path / "store",
+        execution=Execution(executor="iterative", chunksize=100),
+        augmentation=pipeline,
     )
     assert summary.events_written == 200 and summary.views_written == {"0": 200}
     assert CALLS.get("numpy", 0) - before == 2  # one view of each of the two chunks

@@ -15,7 +15,7 @@ import jetfm_coffea.shards
 from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.jobs import shards as shard_jobs
-from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, EXECUTORS
+from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, EXECUTORS, Execution
 from jetfm_coffea.shards import open_store
 
 COFFEA_COMMANDS = ("build-shards", "inspect", "score")
@@ -76,7 +76,7 @@ def test_the_old_spellings_are_gone(ttbar2015, tmp_path):
         result = CliRunner().invoke(main, ["inspect", str(ttbar2015), *old])
         assert result.exit_code == 2, result.output
     with pytest.raises(ConfigError, match="choose from iterative, futures, dask"):
-        shard_jobs.build_store(ttbar2015, tmp_path / "s", executor="dask-mode")
+        shard_jobs.build_store(ttbar2015, tmp_path / "s", execution=Execution(executor="dask-mode"))
     assert not hasattr(jetfm_coffea.shards, "build_store")
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("jetfm_coffea.execution")

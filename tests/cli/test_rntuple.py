@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
 from jetfm_coffea.errors import EXIT_OK
+from jetfm_coffea.jobs.options import Execution
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def test_inspect_gives_the_same_cutflow(twins):
 
     flows = []
     for path in twins:
-        out, report = run_inspection(str(path), executor="iterative")
+        out, report = run_inspection(str(path), execution=Execution(executor="iterative"))
         assert report.files == 1 and report.events == 200
         ((_, result),) = out.items()
         flows.append(result["cutflow"])
@@ -79,7 +80,11 @@ def test_score_gives_the_same_scores(twins, tiny_run):
     scores = []
     for path in twins:
         out, _, _ = run_score_analysis(
-            str(path), [str(tiny_run)], return_scores=True, executor="iterative", device="cpu"
+            str(path),
+            [str(tiny_run)],
+            execution=Execution(executor="iterative"),
+            return_scores=True,
+            device="cpu",
         )
         ((_, result),) = out.items()
         assert result["cutflow"]["events"] == 200

@@ -20,7 +20,7 @@ from jetfm_coffea.finetune import finetune, load_task_config, prepare_finetune
 from jetfm_coffea.finetune.task_types import TASK_TYPES, register_task_type
 from jetfm_coffea.finetune.task_types.classification import Classification
 from jetfm_coffea.finetune.task_types.registry import Objective
-from jetfm_coffea.jobs.execution import run_processor
+from jetfm_coffea.jobs.execution import Execution, run_coffea
 from jetfm_coffea.model import HEADS, ModelConfig, ScoredOutputs, register_head
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
 from jetfm_coffea.score import JetFMScorer
@@ -169,7 +169,7 @@ def test_the_analysis_processor_cuts_on_the_chosen_class(plugin_run, ttbar2015):
     assert proc.columns == tuple(COLUMNS) and proc.score_field == "prob_ttbar"
     assert proc.width_field is None
     fileset = {"ttbar": {"files": {str(ttbar2015): "Events"}}}
-    out, _ = run_processor(proc, fileset, "iterative", status=False)
+    out, _ = run_coffea(proc, fileset, Execution(executor="iterative"), status=False)
     res = out["ttbar"]
     scores = res["scores"]
     assert set(scores.fields) >= {*COLUMNS, "event"}

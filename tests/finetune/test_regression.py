@@ -36,7 +36,7 @@ from jetfm_coffea.finetune.task_types import (
     task_type_for,
 )
 from jetfm_coffea.generate import generate
-from jetfm_coffea.jobs.execution import run_processor
+from jetfm_coffea.jobs.execution import Execution, run_coffea
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
 from jetfm_coffea.score import JetFMScorer
@@ -308,7 +308,9 @@ def test_analysis_processor_fills_regression_columns(regression_run, gen_fileset
     proc = ScoreAnalysisProcessor(run_dir, cut=40.0, return_scores=True, device="cpu")
     assert proc.score_field == "pred_nuPt" and proc.width_field == "sigma_nuPt"
     assert proc.signal is None and not proc.scored.per_class
-    out, _ = run_processor(proc, {name: {"files": {file: "Events"}}}, "iterative", status=False)
+    out, _ = run_coffea(
+        proc, {name: {"files": {file: "Events"}}}, Execution(executor="iterative"), status=False
+    )
     res = out[name]
     scores = res["scores"]
     assert set(scores.fields) >= {"pred_nuPt", "sigma_nuPt", "event"}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jetfm_coffea.errors import InputFileError
-from jetfm_coffea.jobs.execution import run_dask_mode, run_processor
+from jetfm_coffea.jobs.execution import Execution, run_coffea
 from jetfm_coffea.processors.tokenize import TokenizeProcessor, finalize_output
 
 CHUNK = 4_000  # several chunks per file, so merging is exercised
@@ -30,16 +30,21 @@ def outputs(fileset):
     proc = TokenizeProcessor()
     out = {}
     for executor in ("iterative", "futures"):
-        out[executor], _ = run_processor(
-            proc, fileset, executor=executor, chunksize=CHUNK, workers=2, status=False
+        out[executor], _ = run_coffea(
+            proc, fileset, Execution(executor=executor, workers=2, chunksize=CHUNK), status=False
         )
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
         address = cluster.scheduler_address
-        out["dask"], report = run_processor(
-            proc, fileset, executor="dask", scheduler=address, chunksize=CHUNK, status=False
+        out["dask"], report = run_coffea(
+            proc,
+            fileset,
+            Execution(executor="dask", scheduler=address, chunksize=CHUNK),
+            status=False,
         )
         assert report.mode == "virtual/dask"
-        raw, _ = run_dask_mode(proc, fileset, scheduler=address, chunksize=CHUNK)
+        raw, _ = run_coffea(
+            proc, fileset, Execution(dask_mode=True, scheduler=address, chunksize=CHUNK)
+        )
     out["dask-mode"] = finalize_output(raw, proc.token_config)
     return out
 
@@ -80,9 +85,13 @@ def test_bad_file_stops_or_is_skipped(tmp_path, singlemu):
     bad.write_bytes(b"root" * 100)
     fileset = {"d": {"files": {str(singlemu): "Events", str(bad): "Events"}}}
     with pytest.raises(InputFileError, match=r"broken\.root"):
-        run_processor(TokenizeProcessor(), fileset, executor="iterative", status=False)
-    out, report = run_processor(
-        TokenizeProcessor(), fileset, executor="iterative", skip_bad_files=True, status=False
+        run_coffea(TokenizeProcessor(), fileset, Execution(executor="iterative"), status=False)
+    out, report = run_coffea(
+        TokenizeProcessor(),
+        fileset,
+        Execution(executor="iterative"),
+        skip_bad_files=True,
+        status=False,
     )
     assert [b.path for b in report.bad_files] == [str(bad)]
     assert out["d"]["cutflow"]["events"] == 10_000

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jetfm_coffea.jobs.execution import run_processor
+from jetfm_coffea.jobs.execution import Execution, run_coffea
 from jetfm_coffea.score import JetFMScorer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "agc_ttbar.py"
@@ -32,7 +32,7 @@ def fileset(ttbar2015, ttbar_v5):
 
 
 def run(proc, fileset):
-    out, _ = run_processor(proc, fileset, "iterative", chunksize=400, status=False)
+    out, _ = run_coffea(proc, fileset, Execution(executor="iterative", chunksize=400), status=False)
     return out
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jetfm_coffea.cluster import dask_client
-from jetfm_coffea.jobs.execution import run_dask_mode, run_processor
+from jetfm_coffea.jobs.execution import Execution, run_coffea
 from jetfm_coffea.processors.analysis import ID_FIELDS, ScoreAnalysisProcessor, finalize_analysis
 from jetfm_coffea.score import JetFMScorer
 from tests.score.conftest import open_events
@@ -32,14 +32,23 @@ def outputs(tiny_run, fileset, cut):
     # the CUDA context of its parent
     proc = ScoreAnalysisProcessor(tiny_run, cut=cut, return_scores=True, device="cpu")
     out = {}
-    out["iterative"], _ = run_processor(proc, fileset, "iterative", chunksize=CHUNK, status=False)
-    out["futures"], _ = run_processor(proc, fileset, "futures", chunksize=CHUNK, status=False)
+    out["iterative"], _ = run_coffea(
+        proc, fileset, Execution(executor="iterative", chunksize=CHUNK), status=False
+    )
+    out["futures"], _ = run_coffea(
+        proc, fileset, Execution(executor="futures", chunksize=CHUNK), status=False
+    )
     with dask_client(workers=2) as client:  # one LocalCluster for the module
         address = client.scheduler.address
-        out["dask"], _ = run_processor(
-            proc, fileset, "dask", scheduler=address, chunksize=CHUNK, status=False
+        out["dask"], _ = run_coffea(
+            proc,
+            fileset,
+            Execution(executor="dask", scheduler=address, chunksize=CHUNK),
+            status=False,
         )
-        raw, _ = run_dask_mode(proc, fileset, scheduler=address, chunksize=CHUNK)
+        raw, _ = run_coffea(
+            proc, fileset, Execution(dask_mode=True, scheduler=address, chunksize=CHUNK)
+        )
     out["dask-mode"] = finalize_analysis(raw, proc)
     return out
 
@@ -83,6 +92,8 @@ def test_every_executor_agrees(outputs, mode):
 
 
 def test_without_a_model_only_observables(fileset):
-    out, _ = run_processor(ScoreAnalysisProcessor(), fileset, "iterative", status=False)
+    out, _ = run_coffea(
+        ScoreAnalysisProcessor(), fileset, Execution(executor="iterative"), status=False
+    )
     assert set(out["singlemu"]) == {"cutflow", "jet_pt", "dimuon_mass"}
     assert out["singlemu"]["jet_pt"][{"stage": "pass"}].sum().value == 0

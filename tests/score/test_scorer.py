@@ -342,7 +342,7 @@ def test_carried_weights_score_on_a_cluster_without_the_model_directory(tmp_path
     import shutil
 
     from jetfm_coffea.cluster import dask_client
-    from jetfm_coffea.jobs.execution import run_processor
+    from jetfm_coffea.jobs.execution import Execution, run_coffea
     from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
 
     run = make_classifier_run(tmp_path / "run", seed=23)  # no worker has it cached
@@ -356,8 +356,12 @@ def test_carried_weights_score_on_a_cluster_without_the_model_directory(tmp_path
     with dask_client(workers=1) as client:
         address = client.scheduler.address
         with pytest.raises(ModelFileError, match=r"cannot read.*carry_weights=True"):
-            run_processor(plain, fileset, "dask", scheduler=address, chunksize=1000)
-        out, _ = run_processor(carried, fileset, "dask", scheduler=address, chunksize=1000)
+            run_coffea(
+                plain, fileset, Execution(executor="dask", scheduler=address, chunksize=1000)
+            )
+        out, _ = run_coffea(
+            carried, fileset, Execution(executor="dask", scheduler=address, chunksize=1000)
+        )
         np.testing.assert_array_equal(
             np.sort(out["ttbar"]["scores"].score_signal.to_numpy()), np.sort(want)
         )

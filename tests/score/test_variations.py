@@ -158,14 +158,20 @@ def test_cli_score_fills_a_histogram_per_variation(tiny_run, ttbar2015, tmp_path
 
 def test_analysis_variations_agree_in_virtual_and_dask_mode(tiny_run, ttbar2015):
     from jetfm_coffea.cluster import dask_client
-    from jetfm_coffea.jobs.execution import run_dask_mode, run_processor
+    from jetfm_coffea.jobs.execution import Execution, run_coffea
     from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor, finalize_analysis
 
     fileset = {"ttbar": {"files": {str(ttbar2015): "Events"}}}
     proc = ScoreAnalysisProcessor(tiny_run, variations=standard_variations(["JES", "lepton"]))
-    virtual, _ = run_processor(proc, fileset, "iterative", chunksize=120, status=False)
+    virtual, _ = run_coffea(
+        proc, fileset, Execution(executor="iterative", chunksize=120), status=False
+    )
     with dask_client(workers=1) as client:
-        raw, _ = run_dask_mode(proc, fileset, scheduler=client.scheduler.address, chunksize=120)
+        raw, _ = run_coffea(
+            proc,
+            fileset,
+            Execution(dask_mode=True, scheduler=client.scheduler.address, chunksize=120),
+        )
     dask = finalize_analysis(raw, proc)
     a, b = virtual["ttbar"]["score_variations"], dask["ttbar"]["score_variations"]
     assert list(a.axes["variation"]) == [

@@ -12,6 +12,7 @@ from jetfm_coffea.cli import main
 from jetfm_coffea.finetune import load_labelled
 from jetfm_coffea.finetune.testing import make_classifier_run
 from jetfm_coffea.finetune.trainer import finetune, prepare_finetune
+from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import (
@@ -48,7 +49,9 @@ def store(tmp_path_factory, singlemu):
     }
     blinding = load_blinding({"regions": [{"name": "z", "all": [Z_MUMU]}]}, TokenConfig())
     out = tmp_path_factory.mktemp("sheet") / "store"
-    build_store(fileset, out, executor="iterative", chunksize=5000, blinding=blinding)
+    build_store(
+        fileset, out, execution=Execution(executor="iterative", chunksize=5000), blinding=blinding
+    )
     return out
 
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.jobs.execution import run_dask_mode, run_processor
+from jetfm_coffea.jobs.execution import Execution, run_coffea
 from jetfm_coffea.opendata import GoldenJSONError, load_lumimask, read_golden_json
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor, finalize_analysis
 from jetfm_coffea.processors.tokenize import TokenizeProcessor, finalize_output
@@ -33,9 +33,11 @@ def data_fileset(path, **meta):
 def tokenize(fileset, mode):
     proc = TokenizeProcessor(return_tokens=True)
     if mode == "dask-mode":
-        raw, _ = run_dask_mode(proc, fileset, workers=1, chunksize=CHUNK)
+        raw, _ = run_coffea(proc, fileset, Execution(dask_mode=True, workers=1, chunksize=CHUNK))
         return finalize_output(raw, proc.token_config)
-    out, _ = run_processor(proc, fileset, executor="iterative", chunksize=CHUNK, status=False)
+    out, _ = run_coffea(
+        proc, fileset, Execution(executor="iterative", chunksize=CHUNK), status=False
+    )
     return out
 
 
@@ -74,10 +76,12 @@ def test_analysis_processor_masks_collision_data(singlemu, ids, partial_golden, 
     fileset = resolve_lumi_masks(data_fileset(singlemu), lumi_mask=partial_golden)
     proc = ScoreAnalysisProcessor()
     if mode == "dask-mode":
-        raw, _ = run_dask_mode(proc, fileset, workers=1, chunksize=CHUNK)
+        raw, _ = run_coffea(proc, fileset, Execution(dask_mode=True, workers=1, chunksize=CHUNK))
         out = finalize_analysis(raw, proc)
     else:
-        out, _ = run_processor(proc, fileset, executor="iterative", chunksize=CHUNK, status=False)
+        out, _ = run_coffea(
+            proc, fileset, Execution(executor="iterative", chunksize=CHUNK), status=False
+        )
     flow = out["smu"]["cutflow"]
     keep = independent_keep(partial_golden, ids)
     assert flow["events"] == 10_000 and flow["certified_lumi"] == keep.sum()
@@ -90,7 +94,12 @@ def test_collision_data_without_a_mask_is_refused(singlemu):
     message = str(err.value)
     assert "'smu'" in message and "--lumi-mask FILE" in message and "golden_json" in message
     with pytest.raises(MissingLumiMaskError, match="'smu'"):  # processors check it too
-        run_processor(TokenizeProcessor(), data_fileset(singlemu), "iterative", status=False)
+        run_coffea(
+            TokenizeProcessor(),
+            data_fileset(singlemu),
+            Execution(executor="iterative"),
+            status=False,
+        )
 
 
 def test_no_lumi_mask_is_explicit_and_recorded(singlemu):

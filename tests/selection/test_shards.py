@@ -14,6 +14,7 @@ from coffea.nanoevents import NanoEventsFactory
 
 from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.selection.blinding import load_blinding
@@ -75,12 +76,14 @@ def stores(tmp_path_factory, singlemu, partial_golden):
         out[name] = build_store(
             fileset,
             root / name,
+            execution=Execution(
+                executor=executor,
+                dask_mode=mode == "dask",
+                workers=1 if mode == "dask" else 2,
+                chunksize=chunksize,
+            ),
             token_config=CONFIG,
             augmentation={"views": 1, "seed": 3, "steps": [{"name": "rotate_phi"}]},
-            executor=executor,
-            dask_mode=mode == "dask",
-            workers=1 if mode == "dask" else 2,
-            chunksize=chunksize,
             blinding=load_blinding(BLIND, CONFIG),
         )
     return out
@@ -160,13 +163,16 @@ def test_simulation_is_not_blinded_unless_asked(tmp_path, ttbar2015):
     fileset = {"tt": {"files": {str(ttbar2015): "Events"}, "metadata": {"is_mc": True}}}
     region = {"regions": [{"name": "jets", "all": [{"objects": ["Jet"], "min_count": 4}]}]}
     plain = build_store(
-        fileset, tmp_path / "a", executor="iterative", blinding=load_blinding(region, CONFIG)
+        fileset,
+        tmp_path / "a",
+        execution=Execution(executor="iterative"),
+        blinding=load_blinding(region, CONFIG),
     )
     assert plain.events_written == 200 and plain.selection["tt"]["blinding"] is None
     blinded = build_store(
         fileset,
         tmp_path / "b",
-        executor="iterative",
+        execution=Execution(executor="iterative"),
         blinding=load_blinding({**region, "apply_to_mc": True}, CONFIG),
     )
     n = blinded.selection["tt"]["blinding"]["regions"]["jets"]
@@ -180,15 +186,14 @@ def test_resume_refuses_shards_selected_differently(stores, singlemu, partial_go
     kwargs = {
         "token_config": CONFIG,
         "augmentation": {"views": 1, "seed": 3, "steps": [{"name": "rotate_phi"}]},
-        "executor": "iterative",
-        "chunksize": 2500,
+        "execution": Execution(executor="iterative", chunksize=2500),
     }
     same = build_store(fileset, store, blinding=load_blinding(BLIND, CONFIG), **kwargs)
     assert same.shards_written == 0 and same.shards_existing == 4
     with pytest.raises(ConfigError, match=r"shards/smu/.* another event selection \(blinding_hash"):
         build_store(fileset, store, **kwargs)
     # other chunks (none of them on disk yet): the dataset's selection claim refuses
-    other_chunks = {**kwargs, "chunksize": 5000}
+    other_chunks = {**kwargs, "execution": Execution(executor="iterative", chunksize=5000)}
     with pytest.raises(ConfigError, match=r"dataset 'smu' is built with another event selection"):
         build_store(fileset, store, **other_chunks)
     assert len(scan_shards(store)) == 4

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.shards.claims import claim_path, read_claim
 from jetfm_coffea.shards.shard import open_shard
@@ -73,8 +74,7 @@ def test_a_claim_changed_during_a_build_stops_it_at_the_first_commit(tmp_path, s
         build_store(
             fileset,
             store,
-            executor="iterative",
-            chunksize=5000,
+            execution=Execution(executor="iterative", chunksize=5000),
             lumi_mask=GOLDEN_2012,
             on_plan=another_build_claims_meanwhile,
         )
@@ -90,7 +90,7 @@ def test_a_build_with_another_selection_during_a_build_is_refused(tmp_path, sing
     """
     store = tmp_path / "store"
     fileset = {"mu": {"files": {str(singlemu): "Events"}, "metadata": {"is_data": True}}}
-    kwargs = {"executor": "iterative", "chunksize": 5000}
+    kwargs = {"execution": Execution(executor="iterative", chunksize=5000)}
     refused = []
 
     def build_b_meanwhile(chunks, todo):
@@ -112,7 +112,10 @@ def test_a_build_with_the_same_selection_during_a_build_is_allowed(tmp_path, sin
     """Same-selection concurrency stays allowed: the second build finds the shards in place."""
     store = tmp_path / "store"
     fileset = {"mu": {"files": {str(singlemu): "Events"}, "metadata": {"is_data": True}}}
-    kwargs = {"executor": "iterative", "chunksize": 5000, "lumi_mask": GOLDEN_2012}
+    kwargs = {
+        "execution": Execution(executor="iterative", chunksize=5000),
+        "lumi_mask": GOLDEN_2012,
+    }
     inner = []
 
     def same_build_meanwhile(chunks, todo):

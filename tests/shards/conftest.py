@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.tokens import TokenConfig
 
@@ -27,10 +28,9 @@ def singlemu_store(tmp_path_factory, singlemu, token_config):
     summary = build_store(
         fileset,
         out,
+        execution=Execution(executor="iterative", chunksize=2500),
         token_config=token_config,
         augmentation=AUGMENT,
-        executor="iterative",
-        chunksize=2500,
     )
     assert summary.events_written == 10_000
     return out
@@ -40,5 +40,10 @@ def singlemu_store(tmp_path_factory, singlemu, token_config):
 def plain_store(tmp_path_factory, singlemu, token_config):
     """The same events without views or labels, in 5 shards (loader contract defaults)."""
     out = tmp_path_factory.mktemp("stores") / "plain"
-    build_store(singlemu, out, token_config=token_config, executor="iterative", chunksize=2000)
+    build_store(
+        singlemu,
+        out,
+        execution=Execution(executor="iterative", chunksize=2000),
+        token_config=token_config,
+    )
     return out

@@ -16,6 +16,7 @@ import uproot
 from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
+from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store, plan_chunks
 from jetfm_coffea.shards import SCHEMA_VERSION, open_store, scan_shards, verify
 
@@ -42,7 +43,10 @@ def test_rerun_skips_complete_shards(tmp_path, singlemu_store, singlemu):
     from tests.shards.conftest import AUGMENT
 
     summary = build_store(
-        fileset, singlemu_store, augmentation=AUGMENT, executor="iterative", chunksize=2500
+        fileset,
+        singlemu_store,
+        execution=Execution(executor="iterative", chunksize=2500),
+        augmentation=AUGMENT,
     )
     assert summary.events_written == 0 and summary.shards_existing == 4
     assert summary.events_in == summary.events_existing == 10_000
@@ -53,11 +57,17 @@ def test_modes_and_executors_write_identical_shards(tmp_path, ttbar2015):
     fileset = {"ttbar": {"files": [str(ttbar2015)], "metadata": {"label": 1}}}
     aug = {"views": 2}
     ref = build_store(
-        fileset, tmp_path / "iter", executor="iterative", chunksize=100, augmentation=aug
+        fileset,
+        tmp_path / "iter",
+        execution=Execution(executor="iterative", chunksize=100),
+        augmentation=aug,
     )
     assert ref.events_written == 200 and ref.views_written == {"0": 200, "1": 200}
     dask_mode = build_store(
-        fileset, tmp_path / "dask", dask_mode=True, workers=1, chunksize=100, augmentation=aug
+        fileset,
+        tmp_path / "dask",
+        execution=Execution(dask_mode=True, workers=1, chunksize=100),
+        augmentation=aug,
     )
     assert dask_mode.events_written == 200 and dask_mode.shards_written == 2
     assert _checksums(tmp_path / "iter") == _checksums(tmp_path / "dask")
@@ -80,9 +90,9 @@ def test_dask_executor_on_a_scheduler(tmp_path, singlemu):
         summary = build_store(
             str(singlemu),
             tmp_path / "s",
-            executor="dask",
-            scheduler=cluster.scheduler_address,
-            chunksize=5000,
+            execution=Execution(
+                executor="dask", scheduler=cluster.scheduler_address, chunksize=5000
+            ),
         )
     import gc
 
@@ -95,7 +105,9 @@ def test_bad_files_are_skipped_with_reasons(tmp_path, ttbar2015):
     junk = tmp_path / "junk.root"
     junk.write_bytes(b"not a root file")
     fileset = {"d": {"files": [str(ttbar2015), str(junk), str(tmp_path / "gone.root")]}}
-    summary = build_store(fileset, tmp_path / "s", executor="iterative", chunksize=1000)
+    summary = build_store(
+        fileset, tmp_path / "s", execution=Execution(executor="iterative", chunksize=1000)
+    )
     reasons = dict(summary.skipped_files)
     assert "not a readable ROOT file" in reasons[str(junk)]
     assert reasons[str(tmp_path / "gone.root")] == "file does not exist"

@@ -9,11 +9,12 @@ import shutil
 import pytest
 
 from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.shards import open_store, verify
 from jetfm_coffea.shards.store import scan_shards
 
-KW = {"executor": "iterative", "chunksize": 5000}
+KW = {"execution": Execution(executor="iterative", chunksize=5000)}
 
 
 def _fileset(**datasets):

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ShardChecksumError
+from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.shards import open_loader, open_store, verify
 from jetfm_coffea.tokens import TokenConfig
@@ -69,7 +70,9 @@ def other_config_store(tmp_path_factory, singlemu):
     other = TokenConfig(collections=collections)
     assert other.hash() != config.hash() and other.n_tokens == config.n_tokens
     out = tmp_path_factory.mktemp("stores") / "other"
-    build_store(singlemu, out, token_config=other, executor="iterative", chunksize=2000)
+    build_store(
+        singlemu, out, execution=Execution(executor="iterative", chunksize=2000), token_config=other
+    )
     return out
 
 

@@ -13,6 +13,7 @@ import uproot
 
 from jetfm_coffea.errors import ShardError
 from jetfm_coffea.generate import generate
+from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.shards import open_store
 from jetfm_coffea.shards.resim import group_index, open_resim_loader
@@ -101,7 +102,12 @@ def test_a_group_split_across_files_is_refused(tmp_path, resim_sample, token_con
     name = resim_sample.dataset
     fileset[name]["files"].update({str(f): "Events" for f in other.files})
     out = tmp_path / "store"
-    build_store(fileset, out, token_config=token_config, executor="iterative", chunksize=500)
+    build_store(
+        fileset,
+        out,
+        execution=Execution(executor="iterative", chunksize=500),
+        token_config=token_config,
+    )
     with pytest.raises(
         ShardError, match=r"re-simulation group \d+ of dataset .* split across files"
     ):
@@ -116,9 +122,11 @@ def test_a_store_without_resim_ids_is_refused(plain_store):
 def test_dask_mode_keeps_the_resim_ids_too(tmp_path, resim_sample, truth, token_config):
     out = tmp_path / "dask"
     summary = build_store(
-        resim_sample.fileset(), out, token_config=token_config, dask_mode=True, workers=1,
-        chunksize=60,
-    )  # fmt: skip
+        resim_sample.fileset(),
+        out,
+        execution=Execution(dask_mode=True, workers=1, chunksize=60),
+        token_config=token_config,
+    )
     assert summary.events_written == N_HARD * K
     store = open_store(out)
     seen = {}
