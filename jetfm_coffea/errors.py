@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 __all__ = [
     "EXIT_ERROR",
     "EXIT_OK",
@@ -26,6 +29,7 @@ __all__ = [
     "TokenConfigMismatchError",
     "TrainingError",
     "UnknownNameError",
+    "close_matches",
 ]
 
 
@@ -49,13 +53,41 @@ class ConfigError(JetFMError, ValueError):
     """A configuration (tokens, augmentations, training, task) is invalid."""
 
 
-class UnknownNameError(ConfigError, KeyError):
-    """A name no registry (:class:`jetfm_coffea.registry.Registry`) knows: the message
-    names the kind, the name and the registered ones."""
+def close_matches(name: str, known: Iterable[str], n: int = 5) -> list[str]:
+    """Known names that resemble ``name`` (case-insensitive difflib match, best first)."""
+    known = list(known)
+    by_lower = {k.lower(): k for k in known}
+    hits = difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=0.6)
+    # substrings are close matches too ("SingleMuon" -> every SingleMuon dataset)
+    hits += [k.lower() for k in known if name.lower() in k.lower() and k.lower() not in hits]
+    return [by_lower[h] for h in hits[:n]]
 
-    def __init__(self, message: str, name: str):
-        super().__init__(message)
+
+class UnknownNameError(ConfigError, KeyError):
+    """A name that no registry (:class:`jetfm_coffea.registry.Registry`) or catalogue
+    knows: ``name``, ``kind`` and ``suggestions`` (close matches among the known ones).
+
+    The message names the kind and the name, then the close matches if any, else every
+    known name (subclasses of long catalogues say where to look instead), then ``hint``.
+    """
+
+    kind = "name"
+
+    def __init__(self, name: str, known: Iterable[str], kind: str | None = None, hint: str = ""):
+        known = list(known)
         self.name = name
+        if kind is not None:
+            self.kind = kind
+        self.suggestions = close_matches(name, known)
+        super().__init__(f"unknown {self.kind} {name!r}; {self.advice(known)}{hint}")
+
+    def advice(self, known: list[str]) -> str:
+        """What to try instead: the close matches, else every known name."""
+        if self.suggestions:
+            return f"did you mean {', '.join(repr(s) for s in self.suggestions)}? registered: " + (
+                ", ".join(known)
+            )
+        return f"registered: {', '.join(known) or 'none'}"
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])

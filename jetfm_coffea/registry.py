@@ -79,11 +79,8 @@ class Registry(Mapping[str, T], Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            known = ", ".join(self._items) or "none"
             hint = f" ({self.hint})" if self.hint else ""
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; registered: {known}{hint}", name
-            ) from None
+            raise UnknownNameError(name, self._items, self.kind, hint) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -1,7 +1,7 @@
 """The optimisation loop of one fine-tuning run: batches, steps, validation, early stopping.
 
 :class:`RunLoop` trains a model built by the trainer on the labelled events of one run
-(:class:`RunEvents`) with the task type's :class:`~.task_types.Objective`, validates
+(:class:`RunEvents`) with the task type's :class:`~.task_types.TaskLoss`, validates
 every ``eval_every`` steps in float32, keeps the state of the best validation loss,
 stops after ``patience`` validations without improvement (or at the planned cap) and
 logs to ``metrics.jsonl``; :meth:`RunLoop.restore_best` loads the best state and lets
@@ -22,7 +22,7 @@ import torch
 
 from jetfm_coffea.errors import NonFiniteLossError
 from jetfm_coffea.finetune.encode import EVAL_PRECISION, encode_events, encode_options
-from jetfm_coffea.finetune.task_types import Objective
+from jetfm_coffea.finetune.task_types import TaskLoss
 from jetfm_coffea.runtime import (
     TrainProgress,
     append_metrics,
@@ -143,7 +143,7 @@ class RunLoop:
         model: EventModel,
         mode: str,
         events: RunEvents,
-        objective: Objective,
+        objective: TaskLoss,
         precision: str,
         metrics_path: Path,
     ):

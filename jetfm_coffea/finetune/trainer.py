@@ -693,7 +693,7 @@ def finetune(
     planned = planned_steps(task, len(source))  # None: until the validation loss stalls
     opt, sched = build_finetune_optimizer(model, task, mode, planned)
     y_all = kind.labels(setup.targets, setup.values)
-    objective = kind.objective(y_all[events.train], events.weight[events.train])
+    objective = kind.task_loss(y_all[events.train], events.weight[events.train])
     configs = _start_run(out, setup, model, mode, seed, events, precision)
 
     trainer = RunLoop(setup, model, mode, events, objective, precision, out / METRICS)

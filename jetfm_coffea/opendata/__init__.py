@@ -19,7 +19,6 @@ from jetfm_coffea.opendata.errors import (
     MissingCrossSectionError,
     UnknownDatasetError,
     UnknownLumiMaskError,
-    UnknownNameError,
     UnreachableFilesError,
 )
 from jetfm_coffea.opendata.fileset import PROTOCOLS, build_fileset, dataset_metadata, write_fileset
@@ -54,7 +53,6 @@ __all__ = [
     "ReadOptions",
     "UnknownDatasetError",
     "UnknownLumiMaskError",
-    "UnknownNameError",
     "UnreachableFilesError",
     "apply_lumimask",
     "build_fileset",

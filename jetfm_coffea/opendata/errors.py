@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from jetfm_coffea.errors import ConfigError, JetFMError
+from jetfm_coffea.errors import ConfigError, JetFMError, UnknownNameError
 
 if TYPE_CHECKING:
     from jetfm_coffea.opendata.remote import FileReport
@@ -16,49 +15,28 @@ __all__ = [
     "MissingCrossSectionError",
     "UnknownDatasetError",
     "UnknownLumiMaskError",
-    "UnknownNameError",
     "UnreachableFilesError",
-    "close_matches",
 ]
 
 
-def close_matches(name: str, known: Iterable[str], n: int = 5) -> list[str]:
-    """Known names that resemble ``name`` (case-insensitive difflib match, best first)."""
-    known = list(known)
-    by_lower = {k.lower(): k for k in known}
-    hits = difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=0.6)
-    # substrings are close matches too ("SingleMuon" -> every SingleMuon dataset)
-    hits += [k.lower() for k in known if name.lower() in k.lower() and k.lower() not in hits]
-    return [by_lower[h] for h in hits[:n]]
+class _CatalogueNameError(UnknownNameError):
+    """A name not in the catalogue (long lists: the close matches, else where to look)."""
 
-
-class UnknownNameError(JetFMError, KeyError):
-    """A name is not in the catalogue; ``suggestions`` holds close matches."""
-
-    kind = "name"
     fallback_hint = "`jetfm opendata list` shows what exists"
 
-    def __init__(self, name: str, known: Iterable[str]):
-        known = list(known)
-        self.name = name
-        self.suggestions = close_matches(name, known)
+    def advice(self, known: list[str]) -> str:
         if self.suggestions:
-            hint = f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
-        else:
-            hint = "; " + self.fallback_hint.format(known=", ".join(sorted(known)))
-        super().__init__(f"unknown {self.kind} {name!r}{hint}")
-
-    def __str__(self) -> str:  # KeyError would otherwise repr() the message
-        return str(self.args[0])
+            return f"did you mean {', '.join(repr(s) for s in self.suggestions)}?"
+        return self.fallback_hint.format(known=", ".join(sorted(known)))
 
 
-class UnknownDatasetError(UnknownNameError):
+class UnknownDatasetError(_CatalogueNameError):
     """A dataset name is not in the Open Data catalogue."""
 
     kind = "Open Data dataset"
 
 
-class UnknownLumiMaskError(UnknownNameError):
+class UnknownLumiMaskError(_CatalogueNameError):
     """A golden JSON is neither shipped with the catalogue nor an existing file."""
 
     kind = "golden JSON"

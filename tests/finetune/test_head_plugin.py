@@ -19,7 +19,7 @@ from torch import nn
 from jetfm_coffea.finetune import finetune, load_task_config, prepare_finetune
 from jetfm_coffea.finetune.task_types import TASK_TYPES, register_task_type
 from jetfm_coffea.finetune.task_types.classification import Classification
-from jetfm_coffea.finetune.task_types.registry import Objective
+from jetfm_coffea.finetune.task_types.registry import TaskLoss
 from jetfm_coffea.jobs.execution import Execution, run_coffea
 from jetfm_coffea.model import HEADS, ModelConfig, ScoredOutputs, register_head
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
@@ -55,7 +55,7 @@ MULTILABEL = ScoredOutputs(
 register_head("test-multilabel", MultiLabelHead, MULTILABEL)
 
 
-class MultiLabelObjective(Objective):
+class MultiLabelLoss(TaskLoss):
     """Binary cross-entropy of every class's logit against the one-hot label."""
 
     def loss(self, outputs: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -75,8 +75,8 @@ class MultiLabel(Classification):
     head = "test-multilabel"
     run_kind = "multilabel"
 
-    def objective(self, y_train: np.ndarray, w_train: np.ndarray) -> Objective:
-        return MultiLabelObjective()
+    def task_loss(self, y_train: np.ndarray, w_train: np.ndarray) -> TaskLoss:
+        return MultiLabelLoss()
 
     def columns(self) -> list[str]:
         return list(MULTILABEL.columns(tuple(self.task.class_names)))

@@ -18,11 +18,11 @@ import torch.nn.functional as F
 
 from jetfm_coffea.finetune.metrics import classification_metrics, roc
 from jetfm_coffea.finetune.plots import plot_roc, plot_scores
-from jetfm_coffea.finetune.task_types.registry import Objective, TaskType, register_task_type
+from jetfm_coffea.finetune.task_types.registry import TaskLoss, TaskType, register_task_type
 
 __all__ = [
     "Classification",
-    "ClassificationObjective",
+    "ClassificationLoss",
     "classification_table",
     "mean_std",
     "run_cells",
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-class ClassificationObjective(Objective):
+class ClassificationLoss(TaskLoss):
     """Cross-entropy weighted per event (class weights are in the event weights)."""
 
     def loss(self, outputs: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -63,8 +63,8 @@ class Classification(TaskType):
     def n_outputs(self) -> int:
         return self.task.n_classes
 
-    def objective(self, y_train: np.ndarray, w_train: np.ndarray) -> Objective:
-        return ClassificationObjective()
+    def task_loss(self, y_train: np.ndarray, w_train: np.ndarray) -> TaskLoss:
+        return ClassificationLoss()
 
     def metrics(self, outputs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         t = self.task

@@ -10,7 +10,7 @@ scorer and the exporter:
   :meth:`TaskType.n_outputs`, its output count;
 * :meth:`TaskType.event_values`: per-event training labels beyond the class index
   (regression: the target values), and which events they are defined for;
-* :meth:`TaskType.objective`: the loss (and the validation summary) of one run, fitted
+* :meth:`TaskType.task_loss`: the loss (and the validation summary) of one run, fitted
   on its labelled events, and what is folded into the head after training;
 * :meth:`TaskType.predict`: the outputs of a trained head (probabilities, value + width);
 * :meth:`TaskType.metrics` and ``study_metrics``: test metrics, what a study aggregates;
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TASK_TYPES",
     "NoOptions",
-    "Objective",
+    "TaskLoss",
     "TaskType",
     "register_task_type",
     "task_type_for",
@@ -64,7 +64,7 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Objective(ABC):
+class TaskLoss(ABC):
     """The loss of one training run (fitted on that run's labelled events)."""
 
     @abstractmethod
@@ -134,7 +134,7 @@ class TaskType(ABC):
 
     # -- training -------------------------------------------------------------------
     @abstractmethod
-    def objective(self, y_train: np.ndarray, w_train: np.ndarray) -> Objective:
+    def task_loss(self, y_train: np.ndarray, w_train: np.ndarray) -> TaskLoss:
         """The loss of a run on labels ``y_train`` (weights ``w_train``)."""
 
     def train_outputs(self, head: torch.nn.Module, embedding: torch.Tensor) -> torch.Tensor:

@@ -38,12 +38,12 @@ from jetfm_coffea.errors import TrainingError
 from jetfm_coffea.finetune.metrics import regression_metrics
 from jetfm_coffea.finetune.plots import plot_pred_vs_true
 from jetfm_coffea.finetune.task_types.classification import mean_std, run_cells, step_notes
-from jetfm_coffea.finetune.task_types.registry import Objective, TaskType, register_task_type
+from jetfm_coffea.finetune.task_types.registry import TaskLoss, TaskType, register_task_type
 
 if TYPE_CHECKING:
     from jetfm_coffea.finetune.data import LabelledEvents
 
-__all__ = ["GaussianObjective", "Regression", "RegressionOptions"]
+__all__ = ["GaussianLoss", "Regression", "RegressionOptions"]
 
 #: Log widths are clamped to this range (standardised units) inside the loss only.
 LOG_WIDTH_RANGE = (-6.0, 6.0)
@@ -64,7 +64,7 @@ class RegressionOptions(BaseModel):
         return self.branch or f"GenTarget_{self.target}"
 
 
-class GaussianObjective(Objective):
+class GaussianLoss(TaskLoss):
     """Loss on ``z = (y - offset) / scale`` of the head's raw ``[value, log width]``."""
 
     def __init__(self, offset: float, scale: float, loss: str, delta: float):
@@ -131,13 +131,13 @@ class Regression(TaskType):
         values = np.asarray(data.values[branch], np.float64)
         return np.where(np.isfinite(values), values, np.nan)
 
-    def objective(self, y_train: np.ndarray, w_train: np.ndarray) -> Objective:
+    def task_loss(self, y_train: np.ndarray, w_train: np.ndarray) -> TaskLoss:
         y = np.asarray(y_train, np.float64)
         offset = float(y.mean())
         scale = float(y.std())
         scale = scale if scale > 1e-6 * max(abs(offset), 1.0) else 1.0
         o = self.options
-        return GaussianObjective(offset, scale, o.loss, o.huber_delta)
+        return GaussianLoss(offset, scale, o.loss, o.huber_delta)
 
     def train_outputs(self, head: torch.nn.Module, embedding: torch.Tensor) -> torch.Tensor:
         return head.raw(embedding)
