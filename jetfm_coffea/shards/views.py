@@ -1,6 +1,8 @@
 """How shards get their augmented views: the interface to the augmentation module.
 
-The shard writer needs one entry point of ``jetfm_coffea.augment``,
+The augmentations sit one layer below the shards (``pyproject.toml``
+``[tool.importlinter]``), so this module imports them as any module imports a layer
+below. The shard writer needs one entry point of ``jetfm_coffea.augment``,
 ``augment_objects(objects, pipeline, token_config, view) -> EventObjects`` (numpy, seeded
 per event by (seed, run, lumi, event, view)), and a pydantic pipeline config with
 ``views``, ``seed`` and ``hash()``. Fresh views for pretraining are made on the training
@@ -11,15 +13,14 @@ pipeline.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Protocol, runtime_checkable
 
+from jetfm_coffea.augment import AugmentationPipeline, augment_objects
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.tokens import EventObjects, TokenConfig
 
 __all__ = [
     "AugmentationPipelineLike",
-    "augmentation_backend",
     "load_augmentation",
     "pipeline_document",
     "stored_views",
@@ -38,15 +39,6 @@ class AugmentationPipelineLike(Protocol):
     def model_dump(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
 
 
-def augmentation_backend() -> Any:
-    """The module providing ``AugmentationPipeline`` and ``augment_objects``."""
-    return importlib.import_module("jetfm_coffea.augment")
-
-
-def _pipeline_class(backend: Any) -> type:
-    return backend.AugmentationPipeline
-
-
 def load_augmentation(source: Any) -> AugmentationPipelineLike | None:
     """Resolve an ``augment:`` config section (dict), a pipeline, or None (no views)."""
     if source is None:
@@ -55,7 +47,7 @@ def load_augmentation(source: Any) -> AugmentationPipelineLike | None:
         return source
     if not isinstance(source, dict):
         raise ConfigError(f"augment: expected a mapping, got {type(source).__name__}")
-    cls = _pipeline_class(augmentation_backend())
+    cls = AugmentationPipeline
     try:
         pipeline = cls.model_validate(source)
     except Exception as err:  # pydantic.ValidationError
@@ -85,7 +77,4 @@ def stored_views(
     """
     if pipeline is None:
         return []
-    backend = augmentation_backend()
-    return [
-        backend.augment_objects(objects, pipeline, token_config, v) for v in range(pipeline.views)
-    ]
+    return [augment_objects(objects, pipeline, token_config, v) for v in range(pipeline.views)]
