@@ -17,8 +17,8 @@ writes JSON to ``--out``.
 
 With ``--workers N`` (N > 1) it measures parallel generation instead, per core: bare
 Pythia in N spawned processes (each its chunk's seed and share of the events, the pool
-started before the clock) against ``generate(..., workers=N, executor=...)``, both in
-wall time, so the ratio is "events per second per core of the full pipeline / of bare
+started before the clock) against ``generate(..., execution=Execution(executor, workers=N))``,
+both in wall time, so the ratio is "events per second per core of the full pipeline / of bare
 Pythia" under the same load (the full side includes its own pool start-up and Pythia
 initialisations, the bare side its initialisations).  The target is >= 0.8.
 
@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.generate import PROCESSES, generate
 from jetfm_coffea.generate.processes import pythia_settings
 from jetfm_coffea.generate.run import chunk_seeds, make_pythia
@@ -64,10 +65,10 @@ def bare_pythia(
 
 
 def full_pipeline(process: str, n_events: int, sqrts: int, seed: int) -> np.ndarray:
-    """[cpu, wall] seconds of ``generate(..., workers=1)`` into a temporary folder."""
+    """[cpu, wall] seconds of ``generate(...)`` (one worker) into a temporary folder."""
     with tempfile.TemporaryDirectory() as tmp:
         start = _now()
-        generate(process, n_events, sqrts=sqrts, seed=seed, out=tmp, workers=1)
+        generate(process, n_events, sqrts=sqrts, seed=seed, out=tmp)
         return _now() - start
 
 
@@ -103,8 +104,8 @@ def full_parallel(
     """Wall seconds of ``generate(..., workers, executor)`` into a temporary folder."""
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        generate(process, n_events, sqrts=sqrts, seed=seed, out=tmp, workers=workers,
-                 executor=executor)  # fmt: skip
+        generate(process, n_events, sqrts=sqrts, seed=seed, out=tmp,
+                 execution=Execution(executor, workers=workers))  # fmt: skip
         return time.perf_counter() - start
 
 

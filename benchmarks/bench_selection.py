@@ -19,7 +19,7 @@ from pathlib import Path
 
 from _common import interleaved, real_file, write_result
 
-from jetfm_coffea.jobs.options import Execution
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.tokens import TokenConfig

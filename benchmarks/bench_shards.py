@@ -106,7 +106,7 @@ def bench_build(path: Path, work: Path, repeat: int, branches: list[str]) -> dic
     import uproot
 
     from jetfm_coffea.augment import standard_pipeline
-    from jetfm_coffea.jobs.options import Execution
+    from jetfm_coffea.cluster import Execution
     from jetfm_coffea.jobs.shards import build_store
     from jetfm_coffea.tokens import TokenConfig
 
@@ -196,7 +196,7 @@ def _stages(path: Path, work: Path, config, repeat: int, bare) -> dict[str, floa
 def bench_loader(path: Path, work: Path, repeat: int, batch_size: int) -> dict:
     import torch
 
-    from jetfm_coffea.jobs.options import Execution
+    from jetfm_coffea.cluster import Execution
     from jetfm_coffea.jobs.shards import build_store
     from jetfm_coffea.shards import open_loader, open_store
     from jetfm_coffea.tokens import TokenConfig

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.finetune.campaign import DEFAULT_TASKS, run_campaign
 from jetfm_coffea.finetune.presets import PRESETS
 
@@ -51,7 +52,7 @@ def main() -> None:
     t0 = time.perf_counter()
     summary = run_campaign(
         args.scale, args.out, tasks=args.tasks.split(","), real_file=args.real_file, log=print,
-        executor=args.executor, scheduler=args.scheduler, ablate=args.ablation,
+        execution=Execution(args.executor, scheduler=args.scheduler), ablate=args.ablation,
         cells=args.cells, results_dir=args.results_dir, commit_cells=args.commit_cells,
     )  # fmt: skip
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor()

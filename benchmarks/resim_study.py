@@ -40,6 +40,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from jetfm_coffea.atomic import atomic_write_text
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.finetune import (
     LabelledEvents,
     TaskConfig,
@@ -51,7 +52,6 @@ from jetfm_coffea.finetune import (
 )
 from jetfm_coffea.finetune.study import METRICS
 from jetfm_coffea.generate import generate
-from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.model import EventModel, model_config_for
 from jetfm_coffea.shards import open_loader

@@ -1,8 +1,22 @@
-"""Dask distributed clients: a ``LocalCluster`` started for the run, or an existing scheduler.
+"""Where and how the work runs: one :class:`Execution` for every job, and dask clients.
 
-The one owner of cluster start-up for every job that scales out with dask: the coffea
-jobs (:mod:`jetfm_coffea.jobs`) and event generation (:mod:`jetfm_coffea.generate`).
-An existing scheduler (dask-jobqueue, coffea-casa, dask-gateway) is given by its address.
+One :class:`Execution` is passed to every job that runs coffea or generates events, as
+coffea passes one executor object to its ``Runner``: ``executor`` is one of
+:data:`EXECUTORS` (coffea's Runner in virtual mode; for generation: this process, a
+process pool, or dask), ``dask_mode`` switches a coffea job to ``apply_to_fileset``
+with dask-awkward, ``scheduler`` / ``workers`` say where dask (or the process pool) runs
+(:func:`dask_client`) and ``chunksize`` (default :data:`DEFAULT_CHUNKSIZE`) is the events
+per coffea chunk, i.e. per shard. The default, ``Execution()``, is coffea's iterative
+executor in this process. This module imports neither coffea nor dask (the CLI reads it).
+
+:func:`dask_client` is the one owner of cluster start-up for every job that scales out
+with dask: a ``LocalCluster`` started for the run, or an existing scheduler
+(dask-jobqueue, coffea-casa, dask-gateway) given by its address.
+
+>>> Execution(executor="futures", workers=4).mode
+'futures'
+>>> Execution(dask_mode=True, scheduler="tcp://scheduler:8786").mode
+'dask-mode'
 """
 
 from __future__ import annotations
@@ -10,9 +24,58 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-__all__ = ["dask_client"]
+from jetfm_coffea.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CHUNKSIZE",
+    "EXECUTORS",
+    "Execution",
+    "Executor",
+    "check_executor",
+    "dask_client",
+]
+
+EXECUTORS = ("iterative", "futures", "dask")
+Executor = Literal["iterative", "futures", "dask"]
+#: Events per coffea chunk unless a job is told otherwise: coffea's own default.
+DEFAULT_CHUNKSIZE = 100_000
+
+
+def check_executor(executor: str) -> None:
+    """Raise :class:`ConfigError` unless ``executor`` is one of :data:`EXECUTORS`."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where and how a job runs coffea (checked when made; see the module docstring)."""
+
+    executor: Executor = "iterative"
+    dask_mode: bool = False
+    workers: int = 2
+    scheduler: str | None = None
+    chunksize: int = DEFAULT_CHUNKSIZE
+
+    def __post_init__(self) -> None:
+        if not self.dask_mode:
+            check_executor(self.executor)
+        if self.workers < 1:
+            raise ConfigError(f"workers must be at least 1, not {self.workers}")
+        if self.chunksize < 1:
+            raise ConfigError(f"chunksize must be at least 1, not {self.chunksize}")
+        if self.scheduler and not (self.dask_mode or self.executor == "dask"):
+            raise ConfigError(
+                f"a scheduler address ({self.scheduler}) needs executor 'dask' or dask mode"
+            )
+
+    @property
+    def mode(self) -> str:
+        """``dask-mode`` (apply_to_fileset), else the Runner's executor name."""
+        return "dask-mode" if self.dask_mode else self.executor
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jetfm_coffea._resources import DIMUON_2012, SINGLEMU_2012, cms_file
-from jetfm_coffea.jobs.options import Execution
+from jetfm_coffea.cluster import Execution
 
 #: Test data shipped with the project (provenance and SHA-256 in its README).
 TEST_DATA = Path(__file__).resolve().parent / "data"

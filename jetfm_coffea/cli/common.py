@@ -10,8 +10,8 @@ from typing import Any
 import click
 from rich.console import Console
 
+from jetfm_coffea.cluster import EXECUTORS, Execution
 from jetfm_coffea.errors import JetFMError
-from jetfm_coffea.jobs.options import EXECUTORS, Execution
 
 __all__ = [
     "RUN_DIR",
@@ -66,7 +66,7 @@ def execution_options(
     (``apply_to_fileset`` with dask-awkward), ``--scheduler``, ``--workers``,
     ``--chunksize`` and (with ``skip_bad_files``) ``--skip-bad-files``. The command
     receives them as one ``execution``
-    (:class:`~jetfm_coffea.jobs.options.Execution`, the defaults its own) and
+    (:class:`~jetfm_coffea.cluster.Execution`, the defaults its own) and
     ``skip_bad_files``. Use bare (``@execution_options``) or called.
     """
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from jetfm_coffea.cli.common import DEFAULT
+from jetfm_coffea.cluster import EXECUTORS, Execution
 from jetfm_coffea.errors import JetFMError
 
 __all__ = ["generate_cmd"]
@@ -76,15 +78,17 @@ def _progress(total: int, description: str) -> tuple[Any, Any]:
     type=int,
     default=1,
     show_default=True,
-    help="Parallel workers (jobs: the sample is cut into at least this many files).",
+    help="Workers: the sample is cut into at least this many files, run in parallel by "
+    "--executor futures or dask.",
 )
 @click.option(
     "--executor",
-    type=click.Choice(["futures", "dask"]),
-    default="futures",
+    type=click.Choice(EXECUTORS),
+    default=DEFAULT.executor,
     show_default=True,
-    help="futures: a process pool here; dask: a LocalCluster of --workers processes, or "
-    "the cluster at --scheduler.",
+    help="iterative: the files one after the other here; futures: a process pool of "
+    "--workers here; dask: a LocalCluster of --workers processes, or the cluster at "
+    "--scheduler.",
 )
 @click.option("--scheduler", help="dask scheduler address (with --executor dask).")
 @click.option(
@@ -172,7 +176,8 @@ def generate_cmd(
             with progress:
                 progress.disable = quiet
                 summary = run_validation(
-                    out, n_events=n_events, seed=seed, workers=workers,
+                    out, n_events=n_events, seed=seed,
+                    execution=Execution(executor, workers=workers, scheduler=scheduler),
                     progress=lambda k: progress.advance(task, k),
                 )  # fmt: skip
             table = Table(title="jetfm generate --validate")
@@ -203,16 +208,16 @@ def generate_cmd(
         validate_request(
             process, n_events, sqrts, seed, out, workers, pthat_min, pthat_max, pythia_extra
         )
+        execution = Execution(executor, workers=workers, scheduler=scheduler)
         total = n_events * (resim or 1)
         progress, task = _progress(total, f"{process} @ {sqrts / 1000:g} TeV")
         progress.disable = quiet
         with progress:
             result = generate(
-                process, n_events, sqrts=sqrts, seed=seed, out=out, workers=workers,
+                process, n_events, sqrts=sqrts, seed=seed, out=out, execution=execution,
                 pthat_min=pthat_min, pthat_max=pthat_max, pfcands=pfcands,
                 pythia_extra=pythia_extra, progress=lambda k: progress.advance(task, k),
-                executor=executor, scheduler=scheduler, resume=resume, resim=resim,
-                resim_variations=resim_variations,
+                resume=resume, resim=resim, resim_variations=resim_variations,
             )  # fmt: skip
             progress.update(task, completed=total)
     except JetFMError as err:

@@ -14,7 +14,7 @@ from jetfm_coffea.cli.common import (
     lumi_options,
     report_bad_files,
 )
-from jetfm_coffea.jobs.options import Execution
+from jetfm_coffea.cluster import Execution
 
 __all__ = ["export", "score"]
 

@@ -9,8 +9,8 @@ import sys
 import click
 
 from jetfm_coffea.cli.common import execution_options, lumi_options
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import EXIT_OK, EXIT_PARTIAL
-from jetfm_coffea.jobs.options import Execution
 
 __all__ = ["build_shards", "shards"]
 

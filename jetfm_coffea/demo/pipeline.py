@@ -18,6 +18,7 @@ from rich.console import Console
 from jetfm_coffea._resources import DIMUON_2012, GOLDEN_JSON_2012, SINGLEMU_2012, cms_file
 from jetfm_coffea.augment import standard_pipeline
 from jetfm_coffea.augment.check import muon_objects, plot_spectra, spectrum_check
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.demo.plan import DemoPlan
 from jetfm_coffea.demo.report import write_report
 from jetfm_coffea.demo.stages import Stage, StageRecord, run_stage
@@ -37,7 +38,6 @@ from jetfm_coffea.finetune.heldout import (
     write_pool_events,
 )
 from jetfm_coffea.generate import generate
-from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.score import run_score_analysis, write_outputs
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.model.rundir import POOL_EVENTS

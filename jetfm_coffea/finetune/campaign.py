@@ -30,6 +30,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -43,6 +44,7 @@ import torch
 from jetfm_coffea._resources import GOLDEN_JSON_2012, SINGLEMU_2012, cms_file
 from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.augment.config import standard_pipeline
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import ConfigError, JetFMError, TrainingError
 from jetfm_coffea.fileset import load_fileset
 from jetfm_coffea.finetune.cellreport import direction
@@ -116,14 +118,13 @@ def _complete(out: Path, process: str, n_events: int) -> bool:
 def generate_samples(
     events: dict[str, int],
     out: Path,
-    workers: int,
+    execution: Execution,
     log: Callable[[str], None] | None = None,
-    executor: str = "futures",
-    scheduler: str | None = None,
 ) -> Path:
     """Generate ``events[process]`` events of every process into ``out``; returns the
     folder's ``fileset.json``. A sample already complete there is kept, an interrupted
-    one continues from its finished files (resumable)."""
+    one continues from its finished files (resumable). ``execution.workers`` also sets
+    the chunking, i.e. the events: keep it to regenerate the same samples."""
     out.mkdir(parents=True, exist_ok=True)
     for process, n in events.items():
         if _complete(out, process, n):
@@ -131,8 +132,7 @@ def generate_samples(
                 log(f"generate {process}: {n} events already in {out}")
             continue
         res = generate(process, n, sqrts=SQRTS, seed=process_seed(process), out=out,
-                       workers=workers, executor=executor, scheduler=scheduler,
-                       resume=True)  # fmt: skip
+                       execution=execution, resume=True)  # fmt: skip
         if log:
             log(f"generate {process}: {res.n_events} events, {res.events_per_second:.1f} ev/s")
     return out / "fileset.json"
@@ -421,8 +421,7 @@ def run_campaign(
     tasks: Sequence[str] = DEFAULT_TASKS,
     real_file: str | Path | None = None,
     log: Callable[[str], None] | None = None,
-    executor: str = "futures",
-    scheduler: str | None = None,
+    execution: Execution | None = None,
     ablate: bool = False,
     cells: str | Path | None = None,
     results_dir: str | Path | None = None,
@@ -439,7 +438,8 @@ def run_campaign(
 
     ``real_file``: the 2012 SingleMu NanoAOD file (default: the shared test data's);
     ``None`` there and no file found: the pool holds generated events only.
-    ``executor``/``scheduler``: where generation runs (see :func:`generate`).
+    ``execution``: where generation runs (its executor and scheduler; the workers are
+    the preset's, which set the chunking and so the events; default a process pool).
     ``ablate``: also pretrain once per ablation (:data:`ABLATIONS`: one objective at a
     time, stored views, no augmentation; same pool, steps and seeds) and compare
     linear-probe / finetune at ~10% of the labels.
@@ -459,9 +459,10 @@ def run_campaign(
             f"{preset.name!r} does not generate (it generates {sorted(preset.events)})"
         )
 
-    gen_fileset = generate_samples(
-        preset.events, out / "gen", preset.workers, say, executor, scheduler
+    gen_execution = dataclasses.replace(
+        execution or Execution("futures"), workers=preset.workers, dask_mode=False
     )
+    gen_fileset = generate_samples(preset.events, out / "gen", gen_execution, say)
     timings["generate_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()

@@ -1,7 +1,9 @@
 """The Python API of the generator: Pythia 8 -> detector -> NanoAOD files + coffea fileset.
 
 >>> from jetfm_coffea.generate import generate
->>> result = generate("zjets", 1000, sqrts=8000, seed=7, out="gen", workers=2)  # doctest: +SKIP
+>>> from jetfm_coffea.cluster import Execution
+>>> two = Execution("futures", workers=2)
+>>> result = generate("zjets", 1000, sqrts=8000, seed=7, out="gen", execution=two)  # doctest: +SKIP
 >>> result.fileset()  # doctest: +SKIP
 {'zjets_8TeV': {'files': {'/abs/gen/zjets_8TeV_s7_000.root': 'Events'}, 'metadata': {...}}}
 
@@ -9,8 +11,10 @@ Work is split into ``n_chunks = max(workers, ceil(n_events / events_per_file))``
 chunks (jobs), one output file each.  Chunk ``i`` has its own Pythia seed and detector
 random stream, both derived from ``numpy.random.SeedSequence(seed, spawn_key=(i,))``, so
 running again with the same arguments gives identical events, whatever the scheduling
-and executor: ``futures`` (a spawn-based process pool on this machine) or ``dask``
-(a ``LocalCluster`` of ``workers`` processes, or the scheduler at ``scheduler``).
+and executor of the :class:`~jetfm_coffea.cluster.Execution`: ``iterative`` (the
+chunks one after the other in this process), ``futures`` (a spawn-based process pool of
+``workers`` on this machine) or ``dask`` (a ``LocalCluster`` of ``workers`` processes,
+or the scheduler at ``scheduler``). ``workers`` also sets the least number of chunks.
 
 A finished chunk leaves ``<file>.done.json`` beside its file (its numbers and the
 settings that made it).  With ``resume=True`` a chunk whose marker matches is not
@@ -37,7 +41,7 @@ import numpy as np
 
 from jetfm_coffea._optional import import_optional
 from jetfm_coffea.atomic import atomic_write_json
-from jetfm_coffea.cluster import dask_client
+from jetfm_coffea.cluster import Execution, dask_client
 from jetfm_coffea.errors import ConfigError, JetFMError
 from jetfm_coffea.generate.detector import DetectorConfig, simulate
 from jetfm_coffea.generate.nanoaod_writer import NanoAODWriter
@@ -62,7 +66,6 @@ from jetfm_coffea.generate.resim import (
 from jetfm_coffea.generate.targets import truth_targets
 
 __all__ = [
-    "GENERATION_EXECUTORS",
     "GenerationResult",
     "chunk_seeds",
     "dataset_name",
@@ -71,9 +74,6 @@ __all__ = [
     "result_summary",
     "validate_request",
 ]
-
-#: Where the chunks of a sample run (see the module docstring).
-GENERATION_EXECUTORS: tuple[str, ...] = ("futures", "dask")
 
 MB_TO_PB = 1e9
 """Pythia reports cross-sections in mb."""
@@ -488,8 +488,8 @@ def generate(
     sqrts: int = 13000,
     seed: int = 1,
     out: str | os.PathLike[str] = ".",
-    workers: int = 1,
     *,
+    execution: Execution | None = None,
     pthat_min: float | None = None,
     pthat_max: float | None = None,
     pfcands: bool = False,
@@ -497,8 +497,6 @@ def generate(
     batch_size: int = 250,
     events_per_file: int = 100_000,
     progress: Callable[[int], None] | None = None,
-    executor: str = "futures",
-    scheduler: str | None = None,
     resume: bool = False,
     resim: int | None = None,
     resim_variations: str | os.PathLike[str] | None = None,
@@ -511,16 +509,22 @@ def generate(
     number of events finished after every batch; ``pythia_extra`` settings are passed to
     Pythia after the process settings (they are recorded in the metadata).  All arguments
     are checked (raising :class:`~jetfm_coffea.errors.ConfigError`) before generation
-    starts.  With ``workers > 1`` the worker processes are *spawned*: call ``generate``
-    from under ``if __name__ == "__main__":`` in scripts.  ``executor``: ``futures`` or
-    ``dask`` (``scheduler``: a dask scheduler address; default a LocalCluster of
-    ``workers`` processes); ``resume``: keep the chunks a previous identical run finished.
+    starts.  ``execution`` (default: one worker, this process) says where the chunks
+    run; with the ``futures`` executor and ``workers > 1`` the worker processes are
+    *spawned*: call ``generate`` from under ``if __name__ == "__main__":`` in scripts.
+    ``dask_mode`` (a coffea mode) is refused. ``resume``: keep the chunks a previous
+    identical run finished.
 
     ``resim=K`` (K >= 2): re-simulation (:mod:`.resim`): each of the ``n_events`` hard
     events is showered, hadronised and simulated K times (``K * n_events`` events in the
     dataset ``<dataset>_resim<K>``, branches ``resim_group`` and ``resim_copy``);
     ``resim_variations``: a YAML file of per-copy Pythia settings.
     """
+    execution = execution or Execution(workers=1)
+    if execution.dask_mode:
+        raise ConfigError("generation runs no coffea: dask mode is for coffea jobs; "
+                          "use executor 'dask'")  # fmt: skip
+    workers = execution.workers
     variations: list[tuple[str, ...]] = []
     if resim is not None:
         variations = validate_resim(resim, resim_variations, seed)
@@ -534,10 +538,6 @@ def generate(
     out_dir = validate_request(
         process, n_events, sqrts, seed, out, workers, pthat_min, pthat_max, pythia_extra
     )
-    if executor not in GENERATION_EXECUTORS:
-        raise ConfigError(f"executor must be one of {GENERATION_EXECUTORS}, got {executor!r}")
-    if scheduler is not None and executor != "dask":
-        raise ConfigError("a scheduler address needs executor 'dask'")
     spec = PROCESSES[process]
     dataset = dataset_name(process, sqrts) + (f"_resim{resim}" if resim else "")
     n_chunks = min(n_events, max(workers, math.ceil(n_events / events_per_file)))
@@ -584,9 +584,9 @@ def generate(
         for chunk in chunks:
             _marker(chunk).unlink(missing_ok=True)
     try:
-        if executor == "dask" and todo:
-            results += _run_dask(todo, workers, scheduler, progress)
-        elif workers == 1 or len(todo) <= 1:
+        if execution.executor == "dask" and todo:
+            results += _run_dask(todo, workers, execution.scheduler, progress)
+        elif execution.executor == "iterative" or workers == 1 or len(todo) <= 1:
             for chunk in todo:
                 results.append(_run_chunk(chunk, progress))
         else:

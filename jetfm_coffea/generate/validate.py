@@ -36,6 +36,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.figures import save_figure, styled, subplots
 from jetfm_coffea.generate.detector import BTAG_WP_MEDIUM
 
@@ -455,7 +456,7 @@ def run_validation(
     out: str | os.PathLike[str],
     n_events: int = 2000,
     seed: int = 1,
-    workers: int = 1,
+    execution: Execution | None = None,
     progress: Any = None,
 ) -> dict[str, Any]:
     """Generate the validation samples into ``out/samples`` and write the report to ``out``.
@@ -475,7 +476,7 @@ def run_validation(
     metadata: dict[str, dict[str, Any]] = {}
     for process, sqrts, key, n in validation_plan(n_events):
         result = generate(
-            process, n, sqrts=sqrts, seed=seed, out=sample_dir, workers=workers,
+            process, n, sqrts=sqrts, seed=seed, out=sample_dir, execution=execution,
             progress=progress,
         )  # fmt: skip
         samples[key] = result.files

@@ -1,5 +1,5 @@
 """Run coffea processors: :func:`run_coffea` takes one :class:`Execution`
-(:mod:`jetfm_coffea.jobs.options`, shared by every job) and runs virtual mode through
+(:mod:`jetfm_coffea.cluster`, shared by every job) and runs virtual mode through
 ``processor.Runner`` (iterative, futures or dask executor) or dask mode through
 ``coffea.dataset_tools.apply_to_fileset``.
 """
@@ -16,10 +16,9 @@ import dask
 from coffea import processor
 from coffea.dataset_tools import DataGroupSpec, apply_to_fileset, preprocess
 
-from jetfm_coffea.cluster import dask_client
+from jetfm_coffea.cluster import EXECUTORS, Execution, dask_client
 from jetfm_coffea.errors import JetFMError, NoInputProcessedError
 from jetfm_coffea.fileset import BadFile, check_files, load_fileset
-from jetfm_coffea.jobs.options import EXECUTORS, Execution
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.selection.lumi import LumiPolicy
 

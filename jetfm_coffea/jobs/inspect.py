@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.fileset import load_fileset
 from jetfm_coffea.jobs.execution import RunReport, run_coffea
-from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.processors.tokenize import TokenizeProcessor, finalize_output
 from jetfm_coffea.selection.lumi import resolve_lumi_masks
 from jetfm_coffea.tokens import load_token_config
@@ -28,7 +28,7 @@ def run_inspection(
 
     Collision data are masked with their golden JSON (or ``lumi_mask``); see
     :func:`jetfm_coffea.selection.lumi.resolve_lumi_masks`. ``execution``: where and how
-    coffea runs (:class:`~jetfm_coffea.jobs.options.Execution`; default iterative).
+    coffea runs (:class:`~jetfm_coffea.cluster.Execution`; default iterative).
     """
     execution = execution or Execution()
     source = resolve_lumi_masks(load_fileset(source), lumi_mask, no_lumi_mask)

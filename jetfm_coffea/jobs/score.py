@@ -14,11 +14,11 @@ from typing import Any
 
 import awkward as ak
 
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import MissingBranchesError
 from jetfm_coffea.figures import save_figure, styled, subplots
 from jetfm_coffea.fileset import NO_EVENT_IDS, load_fileset
 from jetfm_coffea.jobs.execution import run_coffea
-from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor, finalize_analysis
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import check_model_blinding
@@ -51,7 +51,7 @@ def run_score_analysis(
     :func:`jetfm_coffea.selection.lumi.resolve_lumi_masks`. With ``analysis_region``
     (a blinding YAML) and collision data among the inputs, a model whose pretraining
     was not blinded for those regions gives a warning (an error with ``require_blinded``).
-    ``execution``: where and how coffea runs (:class:`~jetfm_coffea.jobs.options.Execution`;
+    ``execution``: where and how coffea runs (:class:`~jetfm_coffea.cluster.Execution`;
     default iterative).
     """
     execution = execution or Execution()

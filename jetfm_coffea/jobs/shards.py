@@ -22,12 +22,11 @@ from coffea import processor
 from coffea.dataset_tools import apply_to_fileset
 from coffea.processor.executor import WorkItem
 
-from jetfm_coffea.cluster import dask_client
+from jetfm_coffea.cluster import DEFAULT_CHUNKSIZE, Execution, dask_client
 from jetfm_coffea.config_base import config_data
 from jetfm_coffea.errors import ConfigError, InputFileError, NoInputProcessedError
 from jetfm_coffea.fileset import InputInfo, load_fileset, read_input
 from jetfm_coffea.jobs.execution import coffea_executor, domain_error
-from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, Execution
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.processors.shards import (
     PARTITIONS_KEY,
@@ -343,7 +342,7 @@ def build_store(
 
     Unreadable files are skipped and reported with their reason; chunks whose shard
     is already complete are not scheduled (resume); the manifest is written after all
-    shards. ``execution`` (:class:`~jetfm_coffea.jobs.options.Execution`, default
+    shards. ``execution`` (:class:`~jetfm_coffea.cluster.Execution`, default
     iterative) says how: coffea's Runner with its executor, or in dask mode
     ``apply_to_fileset`` and dask-awkward (a LocalCluster of ``workers`` processes, or
     the ``scheduler`` address); its ``chunksize`` is the events per shard.

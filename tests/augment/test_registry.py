@@ -29,8 +29,8 @@ from jetfm_coffea.augment import (
 from jetfm_coffea.augment.check import dimuon_mass, muon_objects, muon_token_config
 from jetfm_coffea.backend import where
 from jetfm_coffea.cli import main
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train import TensorEventDataset, load_pretrain_config, pretrain
 

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 import jetfm_coffea.shards
 from jetfm_coffea.cli import main
+from jetfm_coffea.cluster import DEFAULT_CHUNKSIZE, EXECUTORS, Execution
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.jobs import shards as shard_jobs
-from jetfm_coffea.jobs.options import DEFAULT_CHUNKSIZE, EXECUTORS, Execution
 from jetfm_coffea.shards import open_store
 
 COFFEA_COMMANDS = ("build-shards", "inspect", "score")

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import EXIT_OK
-from jetfm_coffea.jobs.options import Execution
 
 
 @pytest.fixture

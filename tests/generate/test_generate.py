@@ -17,10 +17,13 @@ import uproot
 from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.generate import PROCESSES, SQRTS_CHOICES, generate
 from jetfm_coffea.generate import run as gen_run
 from jetfm_coffea.generate.detector import BTAG_WP_MEDIUM
+
+TWO = Execution(workers=2)  # two chunks (this process)
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +42,15 @@ def gen_samples(tmp_path_factory):
         "zjets": ("zjets", 600, ()),
     }
     return {
-        key: generate(proc, n, sqrts=13000, seed=101, out=out, workers=2, pythia_extra=extra)
+        key: generate(
+            proc,
+            n,
+            sqrts=13000,
+            seed=101,
+            out=out,
+            execution=Execution(workers=2),
+            pythia_extra=extra,
+        )
         for key, (proc, n, extra) in plan.items()
     }
 
@@ -216,9 +227,9 @@ def test_btag_rates_by_flavour(gen_samples):
 
 
 def test_same_seed_identical_different_seed_differs(tmp_path):
-    a = generate("diboson", 24, sqrts=13000, seed=42, out=tmp_path / "a", workers=2)
-    b = generate("diboson", 24, sqrts=13000, seed=42, out=tmp_path / "b", workers=2)
-    c = generate("diboson", 24, sqrts=13000, seed=43, out=tmp_path / "c", workers=1)
+    a = generate("diboson", 24, sqrts=13000, seed=42, out=tmp_path / "a", execution=TWO)
+    b = generate("diboson", 24, sqrts=13000, seed=42, out=tmp_path / "b", execution=TWO)
+    c = generate("diboson", 24, sqrts=13000, seed=43, out=tmp_path / "c")
     assert len(a.files) == len(b.files) == 2
     ea, eb, ec = _read(a.files), _read(b.files), _read(c.files)
     assert ea.fields == eb.fields
@@ -253,6 +264,11 @@ def no_pythia(monkeypatch):
     monkeypatch.setattr(gen_run, "_run_chunk", boom)
 
 
+def test_bad_execution_is_refused_when_described():
+    with pytest.raises(ConfigError, match="workers must be at least 1, not 0"):
+        Execution(workers=0)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -261,7 +277,6 @@ def no_pythia(monkeypatch):
         ({"n_events": 0}, "positive integer"),
         ({"sqrts": 7000}, "sqrts must be one of"),
         ({"seed": -1}, "seed"),
-        ({"workers": 0}, "workers"),
         ({"pthat_min": 100.0, "pthat_max": 50.0}, "pthat_max"),
         ({"pythia_extra": ["NoSuch:setting = on"]}, "Pythia rejected"),
     ],

@@ -10,6 +10,7 @@ import uproot
 from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.generate import generate
 from jetfm_coffea.generate import run as gen_run
@@ -38,9 +39,10 @@ def serial(tmp_path_factory):
 
 def test_dask_and_futures_give_the_serial_events(serial, tmp_path):
     ref = _events(serial.files)
-    for executor in ("futures", "dask"):
-        res = generate("diboson", 36, seed=4, out=tmp_path / executor, workers=2,
-                       events_per_file=12, batch_size=6, executor=executor)  # fmt: skip
+    for executor in ("iterative", "futures", "dask"):
+        res = generate("diboson", 36, seed=4, out=tmp_path / executor,
+                       execution=Execution(executor, workers=2),
+                       events_per_file=12, batch_size=6)  # fmt: skip
         assert [f.name for f in res.files] == [f.name for f in serial.files]  # one file per job
         _same(_events(res.files), ref)
         assert res.xsec_pb == pytest.approx(serial.xsec_pb)
@@ -102,10 +104,12 @@ def test_interrupted_run_keeps_finished_chunks_for_resume(serial, tmp_path, monk
 
 
 def test_bad_executor_arguments(tmp_path):
-    with pytest.raises(ConfigError, match="executor must be one of"):
-        generate("diboson", 5, out=tmp_path, executor="mpi")
+    with pytest.raises(ConfigError, match="unknown executor 'mpi'; choose from iterative"):
+        generate("diboson", 5, out=tmp_path, execution=Execution("mpi"))
     with pytest.raises(ConfigError, match="needs executor 'dask'"):
-        generate("diboson", 5, out=tmp_path, scheduler="tcp://127.0.0.1:1")
+        generate("diboson", 5, out=tmp_path, execution=Execution(scheduler="tcp://127.0.0.1:1"))
+    with pytest.raises(ConfigError, match="dask mode is for coffea jobs"):
+        generate("diboson", 5, out=tmp_path, execution=Execution(dask_mode=True))
     res = CliRunner().invoke(
         main, ["generate", "-p", "diboson", "-n", "5", "-o", str(tmp_path), "--scheduler", "x"]
     )

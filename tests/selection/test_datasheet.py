@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.finetune import load_labelled
 from jetfm_coffea.finetune.testing import make_classifier_run
 from jetfm_coffea.finetune.trainer import finetune, prepare_finetune
-from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import (

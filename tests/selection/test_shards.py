@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from coffea.nanoevents import NanoEventsFactory
 
 from jetfm_coffea.cli import main
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.selection.blinding import load_blinding

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.shards.claims import claim_path, read_claim
 from jetfm_coffea.shards.shard import open_shard

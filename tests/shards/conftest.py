@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jetfm_coffea.jobs.options import Execution
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.tokens import TokenConfig
 

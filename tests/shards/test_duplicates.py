@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.shards import open_store, verify
 from jetfm_coffea.shards.store import scan_shards

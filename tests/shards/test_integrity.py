@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import ShardChecksumError
-from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.shards import open_loader, open_store, verify
 from jetfm_coffea.tokens import TokenConfig

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import uproot
 
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import ShardError
 from jetfm_coffea.generate import generate
-from jetfm_coffea.jobs.options import Execution
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.shards import open_store
 from jetfm_coffea.shards.resim import group_index, open_resim_loader
