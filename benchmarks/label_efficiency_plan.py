@@ -34,7 +34,7 @@ import numpy as np
 from jetfm_coffea.finetune import load_task_config
 from jetfm_coffea.finetune.cellstudy import CellPlan, priority
 from jetfm_coffea.finetune.config import label_fraction
-from jetfm_coffea.finetune.presets import get_preset
+from jetfm_coffea.finetune.study_presets import get_preset
 
 ENCODER_MODES = ("linear-probe", "finetune")
 BDT = ("bdt-raw", "bdt-features")

@@ -14,7 +14,7 @@ choice. Everything lands in ``--out`` (reruns reuse completed stages and runs):
 
 ``--scale ci`` is the test-suite size (minutes); ``cpu`` is meant for <= 1 hour on two
 cores; ``gpu`` for <= 10 minutes on one H100/H200-class GPU with 16 cores (see
-``jetfm_coffea.finetune.presets``). Same as ``jetfm label-efficiency --scale ...``.
+``jetfm_coffea.finetune.study_presets``). Same as ``jetfm label-efficiency --scale ...``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 
 from jetfm_coffea.cluster import Execution
 from jetfm_coffea.finetune.campaign import DEFAULT_TASKS, run_campaign
-from jetfm_coffea.finetune.presets import PRESETS
+from jetfm_coffea.finetune.study_presets import PRESETS
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from jetfm_coffea.finetune.task_types import TASK_TYPES
 from jetfm_coffea.generate import PROCESSES, register_process
 from jetfm_coffea.model.model import HEADS
 from jetfm_coffea.registry import Registry
-from jetfm_coffea.score.exporters import EXPORTERS
+from jetfm_coffea.score.formats import EXPORTERS
 from jetfm_coffea.train import OBJECTIVES
 
 EXTENSION_POINTS = {

@@ -166,7 +166,7 @@ def score(
 
 
 class ExporterChoice(click.Choice):
-    """``--format`` choices: the exporters registry (:mod:`jetfm_coffea.score.exporters`),
+    """``--format`` choices: the exporters registry (:mod:`jetfm_coffea.score.formats`),
     read when ``export`` parses or shows its options, so ``jetfm score --help`` loads
     no torch."""
 
@@ -175,7 +175,7 @@ class ExporterChoice(click.Choice):
 
     @property
     def choices(self) -> tuple[str, ...]:  # type: ignore[override]
-        from jetfm_coffea.score.exporters import EXPORTERS
+        from jetfm_coffea.score.formats import EXPORTERS
 
         return tuple(EXPORTERS)
 

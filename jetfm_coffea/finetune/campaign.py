@@ -59,8 +59,8 @@ from jetfm_coffea.finetune.heldout import (
     without_events,
     write_pool_events,
 )
-from jetfm_coffea.finetune.presets import StudyPreset, get_preset
 from jetfm_coffea.finetune.study import label_efficiency
+from jetfm_coffea.finetune.study_presets import StudyPreset, get_preset
 from jetfm_coffea.finetune.trainer import (
     FinetuneSetup,
     PretrainedEncoder,

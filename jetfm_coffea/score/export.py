@@ -13,7 +13,7 @@ An export directory::
 ``formats=("triton",)`` makes ``OUT`` a Triton model repository and writes the export
 into ``OUT/<triton_name>/`` with ``config.pbtxt``, ``1/model.onnx`` and ``MODEL_CARD.md``
 (see :mod:`jetfm_coffea.score.triton`). The formats are the exporters registry
-(:mod:`jetfm_coffea.score.exporters`); adding one is one registered function.
+(:mod:`jetfm_coffea.score.formats`); adding one is one registered function.
 
 The export is itself a scoring model directory: :class:`~jetfm_coffea.score.JetFMScorer`
 accepts it and checks every hash in the manifest first. ``model.pt2`` is for use
@@ -45,7 +45,7 @@ from jetfm_coffea.model.rundir import (
 )
 from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
 from jetfm_coffea.score.errors import ModelFileError
-from jetfm_coffea.score.exporters import (
+from jetfm_coffea.score.formats import (
     EXPORTERS,
     ONNX,
     PROGRAM,

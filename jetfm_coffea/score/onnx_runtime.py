@@ -21,7 +21,7 @@ import numpy as np
 
 from jetfm_coffea.score.artifact import ModelInfo, load_model
 from jetfm_coffea.score.errors import ModelFileError
-from jetfm_coffea.score.exporters import ONNX, ScoringModule, example_inputs, write_onnx
+from jetfm_coffea.score.formats import ONNX, ScoringModule, example_inputs, write_onnx
 
 __all__ = ["OnnxRuntimeModel"]
 

@@ -28,7 +28,7 @@ from jetfm_coffea.finetune.campaign import (
 )
 from jetfm_coffea.finetune.cellreport import check_summary
 from jetfm_coffea.finetune.heldout import event_key_list, event_keys
-from jetfm_coffea.finetune.presets import PRESETS, get_preset
+from jetfm_coffea.finetune.study_presets import PRESETS, get_preset
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train.views import make_views
 

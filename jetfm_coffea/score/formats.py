@@ -1,4 +1,4 @@
-"""Exporters: the registry of compiled formats ``jetfm export --format`` can add to an export.
+"""Export formats: the registry of compiled formats ``jetfm export --format`` can add.
 
 An exporter writes files into the export folder from an :class:`ExportContext` (the
 verified model as a :class:`ScoringModule`, example inputs, the model's info, the
@@ -10,7 +10,7 @@ the names of :data:`EXPORTERS`.
 
 Adding one takes a function in one file (and a test)::
 
-    from jetfm_coffea.score.exporters import register_exporter
+    from jetfm_coffea.score.formats import register_exporter
 
     @register_exporter("onnx-fp16", requires=("onnx",))
     def onnx_fp16(ctx):
@@ -122,7 +122,7 @@ class Exporter:
 #: The export formats by name, in registration order (the CLI's ``--format`` choices).
 EXPORTERS: Registry[Exporter] = Registry(
     "export format",
-    hint="add one with jetfm_coffea.score.exporters.register_exporter",
+    hint="add one with jetfm_coffea.score.formats.register_exporter",
     same=lambda old, new: old.write is new.write,
 )
 

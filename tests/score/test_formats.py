@@ -1,4 +1,4 @@
-"""The exporters registry: the CLI's --format choices, requirements, and adding one."""
+"""The export formats registry: the CLI's --format choices, requirements, and adding one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ConfigError
 from jetfm_coffea.score.export import EXPORT_FORMATS, export_model, read_manifest
-from jetfm_coffea.score.exporters import (
+from jetfm_coffea.score.formats import (
     EXPORTERS,
     register_exporter,
     resolve_exporters,
