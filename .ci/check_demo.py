@@ -15,8 +15,6 @@ REAL = "data2012_singlemu"
 
 def _held_out_problems(workdir: Path) -> list[str]:
     """The pool the encoder was pretrained on against the task's val/test events."""
-    from jetfm_coffea.demo import DemoPlan
-    from jetfm_coffea.demo.pipeline import demo_task
     from jetfm_coffea.finetune import load_labelled, plan_task
     from jetfm_coffea.finetune.heldout import (
         POOL_EVENTS,
@@ -24,6 +22,8 @@ def _held_out_problems(workdir: Path) -> list[str]:
         held_out_index,
         read_pool_events,
     )
+    from jetfm_coffea.pipelines import DemoPlan
+    from jetfm_coffea.pipelines.demo import demo_task
 
     data = load_labelled(shards=workdir / "2-shards" / "store")
     setup = plan_task(demo_task(DemoPlan()), data)  # the splits do not depend on the plan

@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from jetfm_coffea.demo.pipeline import demo_task
-from jetfm_coffea.demo.plan import DemoPlan
 from jetfm_coffea.finetune import prepare_finetune
 from jetfm_coffea.finetune.data import load_labelled
 from jetfm_coffea.finetune.trainer import finetune, load_pretrained
+from jetfm_coffea.pipelines.demo import demo_task
+from jetfm_coffea.pipelines.demo_plan import DemoPlan
 
 
 def main() -> None:

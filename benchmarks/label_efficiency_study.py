@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from jetfm_coffea.cluster import Execution
-from jetfm_coffea.finetune.campaign import DEFAULT_TASKS, run_campaign
 from jetfm_coffea.finetune.study_presets import PRESETS
+from jetfm_coffea.pipelines.campaign import DEFAULT_TASKS, run_campaign
 
 
 def main() -> None:

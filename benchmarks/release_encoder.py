@@ -31,10 +31,10 @@ import numpy as np
 import yaml
 
 from jetfm_coffea._resources import GOLDEN_JSON_2012, SINGLEMU_2012
-from jetfm_coffea.finetune.campaign import REAL_DATASET, SQRTS, process_seed
 from jetfm_coffea.generate.processes import PROCESSES
 from jetfm_coffea.generate.run import dataset_name
 from jetfm_coffea.model.released import release, released_root
+from jetfm_coffea.pipelines.campaign import REAL_DATASET, SQRTS, process_seed
 from jetfm_coffea.train.config import load_pretrain_config
 
 

@@ -171,7 +171,7 @@ def _layers_contract() -> LayersContract:
 @pytest.mark.parametrize(
     "importer, imported",
     [
-        ("jetfm_coffea.demo.pipeline", "jetfm_coffea.cli.score_cmd"),  # the old back-door
+        ("jetfm_coffea.pipelines.demo", "jetfm_coffea.cli.score_cmd"),  # the old back-door
         ("jetfm_coffea.shards.loader", "jetfm_coffea.train.data"),  # the old back-door
         ("jetfm_coffea.shards.store", "jetfm_coffea.jobs.shards"),
         ("jetfm_coffea.tokens.config", "jetfm_coffea.errors"),  # downward: allowed

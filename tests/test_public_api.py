@@ -45,7 +45,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "standard_pipeline",
     ],
     "jetfm_coffea.cli": ["COMMANDS", "main"],
-    "jetfm_coffea.demo": ["DemoPlan", "Sample", "run_demo"],
+    "jetfm_coffea.pipelines": ["DemoPlan", "Sample", "run_campaign", "run_demo"],
     "jetfm_coffea.finetune": [
         "FinetuneLoopConfig",
         "FinetuneOptimConfig",

@@ -25,8 +25,8 @@ __all__ = ["demo"]
 @fail_cleanly
 def demo(workdir, events, steps, workers, scheduler, views):
     """Generate -> shards -> pretrain -> fine-tune -> score -> report (resumable)."""
-    from jetfm_coffea.demo.pipeline import run_demo
-    from jetfm_coffea.demo.plan import DemoPlan
+    from jetfm_coffea.pipelines.demo import run_demo
+    from jetfm_coffea.pipelines.demo_plan import DemoPlan
 
     overrides = {"events": events, "workers": workers, "views": views}
     if steps is not None:

@@ -229,7 +229,7 @@ def label_efficiency(
     from jetfm_coffea.finetune import label_efficiency as run_study
 
     if scale is not None:
-        from jetfm_coffea.finetune.campaign import DEFAULT_TASKS, run_campaign
+        from jetfm_coffea.pipelines.campaign import DEFAULT_TASKS, run_campaign
 
         extra = [n for n, v in (("--pretrained", pretrained), ("--shards", shards),
                                 ("--fileset", fileset), ("--modes", modes),

@@ -37,7 +37,7 @@ def test_pool_leaves_out_exactly_the_val_and_test_events_of_the_task(labelled):
         assert len(ids) > 30, name
         assert (ids <= kept) if name == "train" else not (ids & kept), name
     assert len(pool) == (setup.split == SPLITS["train"]).sum()
-    # (that other samples keep every event: tests/demo/test_demo.py)
+    # (that other samples keep every event: tests/pipelines/test_demo.py)
 
 
 def test_the_guard_names_the_pool_and_counts_the_leaked_events(labelled, tmp_path):

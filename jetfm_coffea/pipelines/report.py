@@ -10,10 +10,10 @@ from typing import Any
 
 from jetfm_coffea import __version__
 from jetfm_coffea.atomic import atomic_write_text
-from jetfm_coffea.demo.plan import DemoPlan
-from jetfm_coffea.demo.stages import StageRecord
 from jetfm_coffea.digest import file_sha256
 from jetfm_coffea.model.rundir import WEIGHTS
+from jetfm_coffea.pipelines.demo_plan import DemoPlan
+from jetfm_coffea.pipelines.stages import StageRecord
 
 __all__ = ["PROVENANCE", "REPORT", "write_report"]
 

@@ -8,9 +8,9 @@ import shutil
 import pytest
 from rich.console import Console
 
-from jetfm_coffea.demo.pipeline import stage_shards
-from jetfm_coffea.demo.plan import DemoPlan
-from jetfm_coffea.demo.stages import Stage, run_stage
+from jetfm_coffea.pipelines.demo import stage_shards
+from jetfm_coffea.pipelines.demo_plan import DemoPlan
+from jetfm_coffea.pipelines.stages import Stage, run_stage
 
 
 def _pipeline(workdir, calls, value=1):

@@ -19,9 +19,6 @@ from jetfm_coffea._resources import DIMUON_2012, GOLDEN_JSON_2012, SINGLEMU_2012
 from jetfm_coffea.augment import standard_pipeline
 from jetfm_coffea.augment.check import muon_objects, plot_spectra, spectrum_check
 from jetfm_coffea.cluster import Execution
-from jetfm_coffea.demo.plan import DemoPlan
-from jetfm_coffea.demo.report import write_report
-from jetfm_coffea.demo.stages import Stage, StageRecord, run_stage
 from jetfm_coffea.finetune import (
     TaskConfig,
     label_efficiency,
@@ -30,7 +27,6 @@ from jetfm_coffea.finetune import (
     plan_task,
     prepare_finetune,
 )
-from jetfm_coffea.finetune.campaign import stored_views
 from jetfm_coffea.finetune.heldout import (
     HELD_OUT_SPLITS,
     check_pool_excludes_held_out,
@@ -41,6 +37,10 @@ from jetfm_coffea.generate import generate
 from jetfm_coffea.jobs.score import run_score_analysis, write_outputs
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.model.rundir import POOL_EVENTS
+from jetfm_coffea.pipelines.campaign import stored_views
+from jetfm_coffea.pipelines.demo_plan import DemoPlan
+from jetfm_coffea.pipelines.report import write_report
+from jetfm_coffea.pipelines.stages import Stage, StageRecord, run_stage
 from jetfm_coffea.train.config import load_pretrain_config
 from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import pretrain
@@ -71,7 +71,7 @@ def stage_generate(stage_dir: Path, plan: dict, real_data: str | None) -> dict[s
             sqrts=p.sqrts,
             seed=p.seed,
             out=stage_dir,
-            workers=p.workers,
+            execution=Execution("futures", workers=p.workers),  # a process pool
         )
         fileset.update(result.fileset())
         if sample.finetune:

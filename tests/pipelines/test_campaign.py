@@ -16,7 +16,10 @@ from jetfm_coffea.augment.config import standard_pipeline
 from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune import load_labelled, load_task_config, plan_task
-from jetfm_coffea.finetune.campaign import (
+from jetfm_coffea.finetune.cellreport import check_summary
+from jetfm_coffea.finetune.heldout import event_key_list, event_keys
+from jetfm_coffea.finetune.study_presets import PRESETS, get_preset
+from jetfm_coffea.pipelines.campaign import (
     ABLATIONS,
     MAIN_RUN,
     check_pool,
@@ -26,9 +29,6 @@ from jetfm_coffea.finetune.campaign import (
     run_campaign,
     stored_views,
 )
-from jetfm_coffea.finetune.cellreport import check_summary
-from jetfm_coffea.finetune.heldout import event_key_list, event_keys
-from jetfm_coffea.finetune.study_presets import PRESETS, get_preset
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train.views import make_views
 

@@ -7,11 +7,11 @@ import json
 import pytest
 from rich.console import Console
 
-from jetfm_coffea.demo import DemoPlan, run_demo
-from jetfm_coffea.demo.pipeline import demo_task
 from jetfm_coffea.finetune import load_labelled, plan_task
 from jetfm_coffea.finetune.heldout import read_pool_events
 from jetfm_coffea.model.rundir import POOL_EVENTS
+from jetfm_coffea.pipelines import DemoPlan, run_demo
+from jetfm_coffea.pipelines.demo import demo_task
 from tests.metric_checks import run_auc
 
 MINI = DemoPlan(
