@@ -29,8 +29,9 @@ from pathlib import Path
 import torch
 from _common import interleaved, real_file, write_result
 
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.finetune.testing import make_classifier_run
-from jetfm_coffea.jobs.execution import Execution, run_coffea
+from jetfm_coffea.jobs.execution import run_coffea
 from jetfm_coffea.score import JetFMScorer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "agc_ttbar.py"

@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 from _common import real_file
 
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.finetune.testing import make_classifier_run
-from jetfm_coffea.jobs.execution import Execution, run_coffea
+from jetfm_coffea.jobs.execution import run_coffea
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
 from jetfm_coffea.score import resolve_device
 

@@ -244,3 +244,25 @@ def test_no_module_reaches_another_package_through_importlib():
                 if name.startswith("jetfm_coffea.") and not name.startswith(package + "."):
                     offenders.append(f"{path.relative_to(root)}:{node.lineno}: {node.value}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_a_module_exports_only_what_it_owns():
+    """``__all__`` of a module (not a package's ``__init__``, which gathers its public
+    names) lists names it defines, never names it imports: one owner per name."""
+    offenders = []
+    root = Path(jetfm_coffea.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        imported, exported = set(), []
+        for node in tree.body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                imported |= {a.asname or a.name for a in node.names}
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+                exported = [e.value for e in getattr(node.value, "elts", [])]
+        offenders += [f"{path.relative_to(root)}: {n}" for n in exported if n in imported]
+    assert not offenders, "re-exported (import them from their owner):\n" + "\n".join(offenders)

@@ -11,7 +11,6 @@ view a function of (seed, run, luminosityBlock, event, view, step) only.
 from jetfm_coffea.augment.config import (
     AugmentationPipeline,
     AugmentationSpec,
-    AugmentationStep,
     BoostTransverse,
     BoostZ,
     DropObjects,
@@ -32,7 +31,7 @@ from jetfm_coffea.augment.pipeline import (
     augment_tokens,
     augment_views,
 )
-from jetfm_coffea.augment.registry import AUGMENTATIONS, StepContext, register
+from jetfm_coffea.augment.registry import AUGMENTATIONS, AugmentationStep, StepContext, register
 from jetfm_coffea.augment.rng import StepRandom, event_keys
 
 __all__ = [

@@ -38,7 +38,6 @@ __all__ = [
     "STANDARD_STEPS",
     "AugmentationPipeline",
     "AugmentationSpec",
-    "AugmentationStep",
     "BoostTransverse",
     "BoostZ",
     "DropObjects",

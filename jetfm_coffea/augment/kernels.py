@@ -61,7 +61,6 @@ __all__ = [
     "boost_transverse",
     "boost_xy",
     "boost_z",
-    "energy",
     "eta_from_pt_pz",
     "from_cartesian",
     "invariant_mass",

@@ -16,15 +16,13 @@ import dask
 from coffea import processor
 from coffea.dataset_tools import DataGroupSpec, apply_to_fileset, preprocess
 
-from jetfm_coffea.cluster import EXECUTORS, Execution, dask_client
+from jetfm_coffea.cluster import Execution, dask_client
 from jetfm_coffea.errors import JetFMError, NoInputProcessedError
 from jetfm_coffea.fileset import BadFile, check_files, load_fileset
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.selection.lumi import LumiPolicy
 
 __all__ = [
-    "EXECUTORS",
-    "Execution",
     "RunReport",
     "coffea_executor",
     "domain_error",

@@ -58,7 +58,6 @@ __all__ = [
     "build_store",
     "dask_fileset",
     "load_build_config",
-    "load_fileset",
     "plan_chunks",
 ]
 

@@ -27,7 +27,6 @@ __all__ = [
     "EncoderOutput",
     "EventEncoder",
     "TransformerBlock",
-    "length_groups",
     "pair_features",
 ]
 

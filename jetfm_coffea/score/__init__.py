@@ -6,13 +6,14 @@ scorer's inputs) are defined with the token path they vary
 here, beside the scorer that takes them.
 """
 
+from jetfm_coffea.errors import ModelFileError
 from jetfm_coffea.score.artifact import (
     ModelInfo,
     load_model,
     read_model_info,
     read_weights,
 )
-from jetfm_coffea.score.errors import ModelFileError, ScoreInputError
+from jetfm_coffea.score.errors import ScoreInputError
 from jetfm_coffea.score.scorer import (
     JetFMScorer,
     count_nonfinite,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from jetfm_coffea.digest import file_sha256
-from jetfm_coffea.errors import JetFMError
+from jetfm_coffea.errors import JetFMError, ModelFileError
 from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import HEADS, ScoredOutputs, score_head
 from jetfm_coffea.model.rundir import (
@@ -37,7 +37,6 @@ from jetfm_coffea.model.rundir import (
     read_model_files,
     refuse_pickles,
 )
-from jetfm_coffea.score.errors import ModelFileError
 from jetfm_coffea.tokens.config import TokenConfig
 
 __all__ = [

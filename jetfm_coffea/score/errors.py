@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from jetfm_coffea.errors import JetFMError, MissingCollectionError, ModelFileError
+from jetfm_coffea.errors import JetFMError, MissingCollectionError
 
-__all__ = ["ModelFileError", "ScoreInputError", "ScoringServerError"]
+__all__ = ["ScoreInputError", "ScoringServerError"]
 
 
 class ScoreInputError(MissingCollectionError):

@@ -36,7 +36,7 @@ import torch
 
 from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.digest import file_sha256
-from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.errors import ConfigError, ModelFileError
 from jetfm_coffea.model.rundir import (
     MANIFEST,
     MODEL_CONFIG,
@@ -44,31 +44,23 @@ from jetfm_coffea.model.rundir import (
     WEIGHTS,
 )
 from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
-from jetfm_coffea.score.errors import ModelFileError
 from jetfm_coffea.score.formats import (
     EXPORTERS,
-    ONNX,
     PROGRAM,
     ExportContext,
     Exporter,
     ScoringModule,
     example_inputs,
     resolve_exporters,
-    write_onnx,
 )
 from jetfm_coffea.score.triton import MAX_BATCH_SIZE
 from jetfm_coffea.selection.datasheet import DATA_SHEET_FILE, read_data_sheet
 
 __all__ = [
     "EXPORT_FORMATS",
-    "ONNX",
-    "PROGRAM",
-    "ScoringModule",
-    "example_inputs",
     "export_model",
     "load_exported_program",
     "read_manifest",
-    "write_onnx",
 ]
 
 #: The built-in export formats (the registry, :data:`EXPORTERS`, also lists added ones).

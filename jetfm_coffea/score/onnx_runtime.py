@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jetfm_coffea.errors import ModelFileError
 from jetfm_coffea.score.artifact import ModelInfo, load_model
-from jetfm_coffea.score.errors import ModelFileError
 from jetfm_coffea.score.formats import ONNX, ScoringModule, example_inputs, write_onnx
 
 __all__ = ["OnnxRuntimeModel"]

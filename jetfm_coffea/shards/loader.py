@@ -47,12 +47,12 @@ from typing import Any
 import numpy as np
 
 from jetfm_coffea.errors import ShardError
-from jetfm_coffea.shards.format import BATCH_KEYS, ID_ARRAYS, OBJECT_FIELDS, OBJECTS, VIEWS
+from jetfm_coffea.shards.format import BATCH_KEYS, ID_ARRAYS, OBJECTS, VIEWS
 from jetfm_coffea.shards.store import Shard, ShardStore, open_store
 from jetfm_coffea.tokens.features import compute_features
+from jetfm_coffea.tokens.fields import OBJECT_FIELDS
 
 __all__ = [
-    "BATCH_KEYS",
     "ShardDataset",
     "ShardLoader",
     "open_loader",

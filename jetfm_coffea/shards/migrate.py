@@ -26,7 +26,6 @@ from jetfm_coffea.shards.format import (
     ID_ARRAYS,
     LEGACY_VERSIONS,
     MANIFEST_NAME,
-    OBJECT_FIELDS,
     OBJECTS,
     STORE_ATTR,
 )
@@ -35,6 +34,7 @@ from jetfm_coffea.shards.verification import verify
 from jetfm_coffea.shards.views import load_augmentation, stored_views
 from jetfm_coffea.shards.writer import ShardSource, write_shard
 from jetfm_coffea.tokens import EventObjects, load_token_config
+from jetfm_coffea.tokens.fields import OBJECT_FIELDS
 
 __all__ = ["LEGACY_VERSION", "MigrationSummary", "legacy_checksum", "migrate_store"]
 

@@ -28,7 +28,6 @@ from jetfm_coffea.schema import validate
 from jetfm_coffea.shards.codec import ChunkReader
 from jetfm_coffea.shards.format import (
     LEGACY_VERSIONS,
-    OBJECT_FIELDS,
     OBJECTS,
     READABLE_VERSIONS,
     SCHEMA_VERSION,
@@ -38,6 +37,7 @@ from jetfm_coffea.shards.format import (
     combine_checksums,
     offsets_problem,
 )
+from jetfm_coffea.tokens.fields import OBJECT_FIELDS
 
 __all__ = ["Problem", "Shard", "open_shard", "read_json", "shard_problems", "validate_document"]
 

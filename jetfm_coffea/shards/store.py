@@ -23,7 +23,6 @@ from jetfm_coffea.errors import ShardError, StoreManifestError
 from jetfm_coffea.shards.format import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,
-    OBJECT_FIELDS,
     SCHEMA_VERSION,
     SHARDS_DIR,
     STORE_ATTR,
@@ -34,6 +33,7 @@ from jetfm_coffea.shards.format import (
 from jetfm_coffea.shards.shard import Shard, open_shard, read_json, validate_document
 from jetfm_coffea.shards.views import AugmentationPipelineLike, pipeline_document
 from jetfm_coffea.tokens import TokenConfig, load_token_config
+from jetfm_coffea.tokens.fields import OBJECT_FIELDS
 
 __all__ = [
     "ShardRecord",

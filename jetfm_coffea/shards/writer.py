@@ -28,7 +28,6 @@ from jetfm_coffea.shards.codec import DEFAULT_ZSTD_LEVEL, codecs, encode_arrays
 from jetfm_coffea.shards.format import (
     CHECKSUM_ALGORITHM,
     CHUNK_EVENTS,
-    OBJECT_FIELDS,
     OBJECTS,
     RESIM_ARRAYS,
     SCHEMA_VERSION,
@@ -45,12 +44,11 @@ from jetfm_coffea.shards.format import (
 )
 from jetfm_coffea.shards.views import AugmentationPipelineLike, pipeline_document
 from jetfm_coffea.tokens import EventObjects, EventTokens, RaggedObjects, TokenConfig
+from jetfm_coffea.tokens.fields import OBJECT_FIELDS
 
 __all__ = [
-    "DEFAULT_ZSTD_LEVEL",  # with codecs: re-exported from shards.codec (their owner)
     "ShardInfo",
     "ShardSource",
-    "codecs",
     "shard_arrays",
     "shard_exists",
     "write_shard",

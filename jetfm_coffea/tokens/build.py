@@ -24,7 +24,6 @@ from jetfm_coffea.tokens.fields import ID_FIELDS, OBJECT_FIELDS
 from jetfm_coffea.tokens.variations import Variation
 
 __all__ = [
-    "ID_FIELDS",
     "KINEMATICS",
     "EventObjects",
     "EventTokens",

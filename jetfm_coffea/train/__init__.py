@@ -4,6 +4,8 @@ Objectives are registered by name (:func:`register_objective`, see
 :mod:`jetfm_coffea.train.registry`); ``objective.<name>`` in the config is their section.
 """
 
+from jetfm_coffea.tokens.config import check_token_config
+from jetfm_coffea.train.builtin_objectives import masked_object_loss, nt_xent, vicreg
 from jetfm_coffea.train.config import (
     LoopConfig,
     ModelSection,
@@ -17,14 +19,13 @@ from jetfm_coffea.train.data import (
     BatchSource,
     TensorEventDataset,
     batch_provenance,
-    check_token_config,
     events_source,
     open_data,
     shards_source,
 )
 from jetfm_coffea.train.loop import PretrainResult, pretrain
 from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
-from jetfm_coffea.train.objectives import PretrainTask, masked_object_loss, nt_xent, vicreg
+from jetfm_coffea.train.objectives import PretrainTask
 from jetfm_coffea.train.registry import (
     OBJECTIVES,
     Encoded,

@@ -36,22 +36,19 @@ from jetfm_coffea.model.packing import pack_tokens, packed_width
 from jetfm_coffea.selection.chunk import selection_record
 from jetfm_coffea.selection.datasheet import entries_data_sheet
 from jetfm_coffea.selection.lumi import LumiPolicy, certify_chunk, resolve_lumi_masks
-from jetfm_coffea.shards.format import BATCH_KEYS
 from jetfm_coffea.shards.loader import open_loader
 from jetfm_coffea.shards.resim import open_resim_loader
 from jetfm_coffea.tokens.build import build_tokens, required_branches
-from jetfm_coffea.tokens.config import TokenConfig, check_token_config, load_token_config
+from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 from jetfm_coffea.tokens.fields import ID_FIELDS
 from jetfm_coffea.train.registry import target_key
 from jetfm_coffea.train.views import OBJECT_KEYS
 
 __all__ = [
-    "BATCH_KEYS",
     "BatchSource",
     "DataSource",
     "TensorEventDataset",
     "batch_provenance",
-    "check_token_config",
     "compact_batch",
     "events_source",
     "open_data",

@@ -63,7 +63,6 @@ from jetfm_coffea.train.views import load_view_hook, make_views, sibling_views
 
 __all__ = [
     "PretrainResult",
-    "TrainProgress",
     "build_optimizer",
     "decay_groups",
     "lr_lambda",

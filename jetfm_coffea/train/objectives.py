@@ -16,17 +16,12 @@ from torch import nn
 
 from jetfm_coffea.errors import TrainingError
 from jetfm_coffea.model.model import EventModel
-from jetfm_coffea.train.builtin_objectives import mask_tokens, masked_object_loss, nt_xent, vicreg
 from jetfm_coffea.train.config import ObjectiveConfig
 from jetfm_coffea.train.registry import Encoded
 from jetfm_coffea.train.views import ViewHook
 
 __all__ = [
     "PretrainTask",
-    "mask_tokens",
-    "masked_object_loss",
-    "nt_xent",
-    "vicreg",
 ]
 
 

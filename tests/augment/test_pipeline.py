@@ -250,7 +250,7 @@ def test_smearing_widths_and_met_propagation(objects):
                        "propagate_met": True}]}  # fmt: skip
     out = augment_objects(objects, wide, CFG, acceptance=False)
     jets = (objects.type_id == 1) & objects.mask
-    from jetfm_coffea.augment.kernels import energy
+    from jetfm_coffea.tokens.features import energy
 
     ratio = (
         energy(np, out.pt, out.eta, out.mass)[jets]

@@ -16,11 +16,12 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.finetune import finetune, load_task_config, prepare_finetune
 from jetfm_coffea.finetune.task_types import TASK_TYPES, register_task_type
 from jetfm_coffea.finetune.task_types.classification import Classification
 from jetfm_coffea.finetune.task_types.registry import TaskLoss
-from jetfm_coffea.jobs.execution import Execution, run_coffea
+from jetfm_coffea.jobs.execution import run_coffea
 from jetfm_coffea.model import HEADS, ModelConfig, ScoredOutputs, register_head
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
 from jetfm_coffea.score import JetFMScorer

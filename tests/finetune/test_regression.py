@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from coffea.nanoevents import NanoEventsFactory
 
 from jetfm_coffea.cli import main
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import ConfigError, TrainingError
 from jetfm_coffea.finetune import (
     evaluate_run,
@@ -36,7 +37,7 @@ from jetfm_coffea.finetune.task_types import (
     task_type_for,
 )
 from jetfm_coffea.generate import generate
-from jetfm_coffea.jobs.execution import Execution, run_coffea
+from jetfm_coffea.jobs.execution import run_coffea
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
 from jetfm_coffea.score import JetFMScorer

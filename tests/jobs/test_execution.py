@@ -47,7 +47,8 @@ class _JetSum:
 
 
 def test_dask_mode_merges_like_runner_and_status_false_draws_no_bar(ttbar_v5, ttbar2015, capfd):
-    from jetfm_coffea.jobs.execution import Execution, run_coffea
+    from jetfm_coffea.cluster import Execution
+    from jetfm_coffea.jobs.execution import run_coffea
 
     fileset = {
         "ttbar_v5": {"files": {str(ttbar_v5): "Events"}},

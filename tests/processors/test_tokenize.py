@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import InputFileError
-from jetfm_coffea.jobs.execution import Execution, run_coffea
+from jetfm_coffea.jobs.execution import run_coffea
 from jetfm_coffea.processors.tokenize import TokenizeProcessor, finalize_output
 
 CHUNK = 4_000  # several chunks per file, so merging is exercised

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jetfm_coffea.jobs.execution import Execution, run_coffea
+from jetfm_coffea.cluster import Execution
+from jetfm_coffea.jobs.execution import run_coffea
 from jetfm_coffea.score import JetFMScorer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "agc_ttbar.py"

@@ -6,8 +6,8 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from jetfm_coffea.cluster import dask_client
-from jetfm_coffea.jobs.execution import Execution, run_coffea
+from jetfm_coffea.cluster import Execution, dask_client
+from jetfm_coffea.jobs.execution import run_coffea
 from jetfm_coffea.processors.analysis import ID_FIELDS, ScoreAnalysisProcessor, finalize_analysis
 from jetfm_coffea.score import JetFMScorer
 from tests.score.conftest import open_events

@@ -14,12 +14,8 @@ from jetfm_coffea.errors import ModifiedWeightsError, SchemaValidationError
 from jetfm_coffea.finetune.testing import make_classifier_run
 from jetfm_coffea.schema import validate
 from jetfm_coffea.score import JetFMScorer, ModelFileError, load_model, read_model_info
-from jetfm_coffea.score.export import (
-    ScoringModule,
-    export_model,
-    load_exported_program,
-    read_manifest,
-)
+from jetfm_coffea.score.export import export_model, load_exported_program, read_manifest
+from jetfm_coffea.score.formats import ScoringModule
 from jetfm_coffea.tokens import build_tokens
 
 

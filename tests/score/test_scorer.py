@@ -341,8 +341,8 @@ def test_carried_weights_score_on_a_cluster_without_the_model_directory(tmp_path
     import pickle
     import shutil
 
-    from jetfm_coffea.cluster import dask_client
-    from jetfm_coffea.jobs.execution import Execution, run_coffea
+    from jetfm_coffea.cluster import Execution, dask_client
+    from jetfm_coffea.jobs.execution import run_coffea
     from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
 
     run = make_classifier_run(tmp_path / "run", seed=23)  # no worker has it cached

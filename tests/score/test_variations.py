@@ -157,8 +157,8 @@ def test_cli_score_fills_a_histogram_per_variation(tiny_run, ttbar2015, tmp_path
 
 
 def test_analysis_variations_agree_in_virtual_and_dask_mode(tiny_run, ttbar2015):
-    from jetfm_coffea.cluster import dask_client
-    from jetfm_coffea.jobs.execution import Execution, run_coffea
+    from jetfm_coffea.cluster import Execution, dask_client
+    from jetfm_coffea.jobs.execution import run_coffea
     from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor, finalize_analysis
 
     fileset = {"ttbar": {"files": {str(ttbar2015): "Events"}}}

@@ -7,8 +7,9 @@ import re
 
 import pytest
 
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.jobs.execution import Execution, run_coffea
+from jetfm_coffea.jobs.execution import run_coffea
 from jetfm_coffea.opendata import GoldenJSONError, load_lumimask, read_golden_json
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor, finalize_analysis
 from jetfm_coffea.processors.tokenize import TokenizeProcessor, finalize_output

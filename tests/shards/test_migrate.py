@@ -21,10 +21,11 @@ from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ShardChecksumError
 from jetfm_coffea.schema import validate
 from jetfm_coffea.shards import load_augmentation, open_loader, open_store, verify
-from jetfm_coffea.shards.format import OBJECT_FIELDS, shard_path
+from jetfm_coffea.shards.format import shard_path
 from jetfm_coffea.shards.migrate import legacy_checksum, migrate_store
 from jetfm_coffea.shards.views import pipeline_document
 from jetfm_coffea.tokens import build_tokens
+from jetfm_coffea.tokens.fields import OBJECT_FIELDS
 
 AUG = {"views": 2, "seed": 5, "steps": [{"name": "rotate_phi"}, {"name": "boost_z"}]}
 UUID = "54b37576-3bf1-11ec-b47d-ae5a8d80beef"

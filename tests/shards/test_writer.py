@@ -19,10 +19,11 @@ from jetfm_coffea.shards import (
     write_shard,
 )
 from jetfm_coffea.shards import writer as writer_module
-from jetfm_coffea.shards.format import OBJECT_COLUMNS, OBJECT_FIELDS, SCHEMA_VERSION
+from jetfm_coffea.shards.format import OBJECT_COLUMNS, SCHEMA_VERSION
 from jetfm_coffea.shards.store import scan_temporaries
 from jetfm_coffea.shards.writer import ShardSource
 from jetfm_coffea.tokens import build_tokens
+from jetfm_coffea.tokens.fields import OBJECT_FIELDS
 
 AUG = {"views": 2, "seed": 11, "steps": [{"name": "rotate_phi"}, {"name": "boost_z"}]}
 

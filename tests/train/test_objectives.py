@@ -7,7 +7,7 @@ import math
 import torch
 
 from jetfm_coffea.train import jitter_views, masked_object_loss, nt_xent, vicreg
-from jetfm_coffea.train.objectives import mask_tokens
+from jetfm_coffea.train.builtin_objectives import mask_tokens
 
 
 def test_nt_xent_prefers_aligned_views():

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from jetfm_coffea.train import load_pretrain_config, pretrain
+from jetfm_coffea.train.builtin_objectives import nt_xent
 from jetfm_coffea.train.data import shards_source
-from jetfm_coffea.train.objectives import nt_xent
 from tests.train.test_loop import _cfg
 
 
