@@ -50,7 +50,7 @@ from jetfm_coffea.finetune import (
     load_labelled,
     load_task_config,
 )
-from jetfm_coffea.finetune.study import METRICS
+from jetfm_coffea.finetune.study import STUDY_METRICS
 from jetfm_coffea.generate import generate
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.model import EventModel, model_config_for
@@ -67,7 +67,7 @@ SIGNAL_LABEL = 6  # tth's data label
 #: Row name of the classifiers trained from random weights (no pretraining).
 SCRATCH = "none (scratch)"
 #: Aggregated per row: the study's metrics plus the varied-shower AUC and its shift.
-METRICS_ROBUST = (*METRICS, "auc_varied", "auc_shift")
+METRICS_ROBUST = (*STUDY_METRICS, "auc_varied", "auc_shift")
 VARIANTS = {"physics": ("fresh", 2), "resim": ("resim", 3), "resim+physics": ("resim+physics", 3)}
 MODEL = {
     "size": "custom",

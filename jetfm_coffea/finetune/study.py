@@ -63,11 +63,11 @@ from jetfm_coffea.finetune.trainer import (
 )
 from jetfm_coffea.model.rundir import RUN_INFO
 
-__all__ = ["METRICS", "StudyResult", "aggregate", "label_efficiency", "markdown_table"]
+__all__ = ["STUDY_METRICS", "StudyResult", "aggregate", "label_efficiency", "markdown_table"]
 
 #: Metrics of a classification study aggregated over seeds (each task type declares its
 #: own: :attr:`TaskType.study_metrics`).
-METRICS: tuple[str, ...] = Classification.study_metrics
+STUDY_METRICS: tuple[str, ...] = Classification.study_metrics
 
 
 @dataclass
@@ -81,7 +81,7 @@ class StudyResult:
     lr_search: list[dict[str, Any]] = field(default_factory=list)
 
 
-def aggregate(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = METRICS) -> list[dict]:
+def aggregate(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = STUDY_METRICS) -> list[dict]:
     """Mean, standard deviation (ddof=1; 0 for one seed), min and max over seeds."""
     out = []
     keys = list(dict.fromkeys((r["mode"], r["n_labels"]) for r in rows))

@@ -62,8 +62,8 @@ __all__ = [
     "WEIGHTS_HASH_KEY",
     "ModelFiles",
     "VerifiedWeights",
-    "build_model",
     "build_model_from",
+    "build_model_from_bytes",
     "canonical_safetensors",
     "read_json",
     "read_model_configs",
@@ -310,9 +310,9 @@ def build_model_from(
     """The :class:`EventModel` of ``files`` in eval mode on ``device``, from verified bytes.
 
     ``data``: the weights' bytes read again (on a worker; default: the bytes ``files``
-    verified), ``heads``: default every head in the weights; see :func:`build_model`.
+    verified), ``heads``: default every head in the weights; see :func:`build_model_from_bytes`.
     """
-    return build_model(
+    return build_model_from_bytes(
         files.model_config,
         files.weights.data if data is None else data,
         expected_hash=files.model_hash,
@@ -322,7 +322,7 @@ def build_model_from(
     )
 
 
-def build_model(
+def build_model_from_bytes(
     model_config: ModelConfig,
     data: bytes,
     *,

@@ -32,7 +32,7 @@ from jetfm_coffea.model.model import HEADS, ScoredOutputs, score_head
 from jetfm_coffea.model.rundir import (
     MANIFEST,
     WEIGHTS,
-    build_model,
+    build_model_from_bytes,
     read_json,
     read_model_files,
     refuse_pickles,
@@ -218,7 +218,7 @@ def load_model(info: ModelInfo, device: Any = "cpu", data: bytes | None = None) 
     The weights are read once more (or taken from ``data``, the bytes a scorer carried
     to a remote worker), their SHA-256 compared with ``info.model_hash`` (the file must
     not have changed since the client read it) and deserialised from those same bytes
-    by safetensors (:func:`jetfm_coffea.model.rundir.build_model`).
+    by safetensors (:func:`jetfm_coffea.model.rundir.build_model_from_bytes`).
     """
     weights = Path(info.path) / WEIGHTS
     if data is None:
@@ -230,7 +230,7 @@ def load_model(info: ModelInfo, device: Any = "cpu", data: bytes | None = None) 
                 f"cannot read: {err} (a remote worker without the model directory: "
                 "JetFMScorer(..., carry_weights=True) sends the weights with the scorer)",
             ) from err
-    return build_model(
+    return build_model_from_bytes(
         info.model_config,
         data,
         expected_hash=info.model_hash,

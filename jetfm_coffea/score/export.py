@@ -65,7 +65,7 @@ __all__ = [
 
 #: The built-in export formats (the registry, :data:`EXPORTERS`, also lists added ones).
 EXPORT_FORMATS = tuple(EXPORTERS)
-MANIFEST_FORMAT = "jetfm-scoring-model"
+SCORING_MANIFEST_FORMAT = "jetfm-scoring-model"
 
 
 def _manifest(info: ModelInfo, files: dict[str, dict[str, Any]], version: str) -> dict:
@@ -76,7 +76,7 @@ def _manifest(info: ModelInfo, files: dict[str, dict[str, Any]], version: str) -
     return {
         **extra,
         "schema_version": "1.0.0",
-        "format": MANIFEST_FORMAT,
+        "format": SCORING_MANIFEST_FORMAT,
         "model_hash": info.model_hash,
         "model_version": version,
         "model_config_hash": cfg.hash(),

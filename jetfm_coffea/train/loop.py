@@ -58,7 +58,7 @@ from jetfm_coffea.train.distributed import DistInfo, all_gather_objects, init_di
 from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask
 from jetfm_coffea.train.prefetch import prefetch, to_device
-from jetfm_coffea.train.run import RunConfigs, write_model_card, write_run_files
+from jetfm_coffea.train.run import RunConfigs, write_pretrain_card, write_run_files
 from jetfm_coffea.train.views import load_view_hook, make_views, sibling_views
 
 __all__ = [
@@ -563,7 +563,7 @@ def _finish(
     if run.info.is_main:
         write_weights(run.out, run.model.state_dict(), run.weights_meta)
         write_run_files(run.out, run.configs)
-        write_model_card(run.out, run.configs, run.n_params)
+        write_pretrain_card(run.out, run.configs, run.n_params)
     return PretrainResult(run.out, run.step, losses, last, run.model if keep_model else None)
 
 

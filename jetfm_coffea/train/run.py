@@ -43,10 +43,10 @@ from jetfm_coffea.model.rundir import (
     RUN_CONFIG,
     build_model_from,
     read_model_files,
+    write_model_card,
     write_model_configs,
     write_run_json,
 )
-from jetfm_coffea.model.rundir import write_model_card as write_card
 from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
 from jetfm_coffea.tokens.config import TokenConfig
 from jetfm_coffea.train.config import PretrainConfig, load_pretrain_config
@@ -55,7 +55,7 @@ __all__ = [
     "RunConfigs",
     "load_run",
     "read_metrics",
-    "write_model_card",
+    "write_pretrain_card",
     "write_run_files",
 ]
 
@@ -117,7 +117,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def write_model_card(run_dir: Path, configs: RunConfigs, n_parameters: int) -> None:
+def write_pretrain_card(run_dir: Path, configs: RunConfigs, n_parameters: int) -> None:
     """Write ``MODEL_CARD.md``: provenance, objective, size, steps."""
     cfg, info = configs.pretrain, configs.info
     parts = cfg.objective.card_lines()  # one line per active objective (the registry)
@@ -166,7 +166,7 @@ configuration above; fine-tune or probe before using its outputs for physics.
 Embeddings of events built with a different token configuration are meaningless
 (`load_run` checks the hash).
 """
-    write_card(run_dir, text, m)
+    write_model_card(run_dir, text, m)
 
 
 def load_run(
