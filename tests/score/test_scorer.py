@@ -301,7 +301,7 @@ def test_embedding_only_without_classifier(tmp_path, ttbar_events):
     state = {k: v for k, v in load_file(str(run / "model.safetensors")).items()
              if not k.startswith("heads.")}  # fmt: skip
     save_run_weights(run, state, {})
-    with pytest.raises(ConfigError, match="no classification head"):
+    with pytest.raises(ConfigError, match="no scored head"):
         JetFMScorer(run)
     out = JetFMScorer(run, scores=False, embedding=True)(ttbar_events)
     assert out.fields == ["embedding", "n_tokens"]
