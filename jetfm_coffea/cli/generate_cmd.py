@@ -44,7 +44,8 @@ def _progress(total: int, description: str) -> tuple[Any, Any]:
     "--process",
     "-p",
     "process",
-    help="Process name: ttbar, wjets, zjets, qcd, hbb, diboson, tth, vz_bb.",
+    help="Process name: ttbar, wjets, zjets, qcd, hbb, diboson, tth, vz_bb, st_t, st_s, "
+    "ggh, vbfh, gjets, znunu (jetfm_coffea.generate.PROCESSES).",
 )
 @click.option(
     "--events",
@@ -155,7 +156,7 @@ def generate_cmd(
     Writes NanoAOD-format ROOT files and a coffea fileset JSON into --out, e.g.
 
     \b
-        jetfm generate --process ttbar --events 10000 --sqrts 13000 --seed 1 --out gen -j 2
+        jetfm generate --process ttbar --events 10000 --out gen -j 2 --executor futures
         jetfm generate -p tth -n 200000 -j 64 --executor dask --scheduler tcp://host:8786
         jetfm generate -p ttbar -n 5000 --resim 4 --resim-variations shower.yaml
 

@@ -418,3 +418,9 @@ def test_validation_report(gen_samples, dimuon100k, tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     assert summary["all_pass"], summary["checks"]
     assert abs(summary["checks"]["data_dimuon_peak_gev"]["value"] - 91.0) < 2.0
+
+
+def test_the_cli_help_names_every_process():
+    text = " ".join(CliRunner().invoke(main, ["generate", "--help"]).output.split())
+    missing = [name for name in PROCESSES if f"{name}," not in text and f"{name} " not in text]
+    assert not missing, f"jetfm generate --help lacks {missing}"
