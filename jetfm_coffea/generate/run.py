@@ -24,12 +24,9 @@ interrupted run removes only the files of unfinished chunks.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
 import math
-import multiprocessing as mp
 import os
-import queue
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,7 +38,7 @@ import numpy as np
 
 from jetfm_coffea._optional import import_optional
 from jetfm_coffea.atomic import atomic_write_json
-from jetfm_coffea.cluster import Execution, dask_client
+from jetfm_coffea.cluster import Execution, run_tasks, worker_report
 from jetfm_coffea.errors import ConfigError, JetFMError
 from jetfm_coffea.generate.detector import DetectorConfig, simulate
 from jetfm_coffea.generate.nanoaod_writer import NanoAODWriter
@@ -187,13 +184,6 @@ def validate_request(
 
 # ----------------------------------------------------------------------------- workers
 
-_PROGRESS: Any = None
-
-
-def _init_worker(progress_queue: Any) -> None:
-    global _PROGRESS
-    _PROGRESS = progress_queue
-
 
 @dataclass(frozen=True)
 class _Chunk:
@@ -285,10 +275,7 @@ def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> di
             }
             writer.write(branches)
             done += got
-            if report is not None:
-                report(got)
-            elif _PROGRESS is not None:
-                _PROGRESS.put(got)
+            (report or worker_report)(got)
     info = pythia.infoPython()
     efficiency = done / tried if tried else 1.0  # truth filter; 1 without one
     result = {
@@ -348,10 +335,7 @@ def _run_resim_chunk(chunk: _Chunk, report: Callable[[int], None] | None) -> dic
                     writer.write(ready)
                     got = len(ready["event"])
                     written += got
-                    if report is not None:
-                        report(got)
-                    elif _PROGRESS is not None:
-                        _PROGRESS.put(got)
+                    (report or worker_report)(got)
         del showers
     finally:
         lhef.unlink(missing_ok=True)
@@ -584,13 +568,9 @@ def generate(
         for chunk in chunks:
             _marker(chunk).unlink(missing_ok=True)
     try:
-        if execution.executor == "dask" and todo:
-            results += _run_dask(todo, workers, execution.scheduler, progress)
-        elif execution.executor == "iterative" or workers == 1 or len(todo) <= 1:
-            for chunk in todo:
-                results.append(_run_chunk(chunk, progress))
-        else:
-            results += _run_parallel(todo, min(workers, len(todo)), progress)
+        results += run_tasks(
+            _run_chunk, todo, execution, progress=progress, counted=lambda r: r["n_events"]
+        )
     except BaseException:
         for chunk in todo:  # finished chunks stay (with their marker) for resume=True
             if _finished(chunk) is None:
@@ -646,64 +626,6 @@ def generate(
     _write_json(result.fileset_path, result.fileset())
     _merge_fileset(out_dir / "fileset.json", result.fileset())
     return result
-
-
-def _run_dask(
-    chunks: list[_Chunk],
-    workers: int,
-    scheduler: str | None,
-    progress: Callable[[int], None] | None,
-) -> list[dict[str, Any]]:
-    """Run the chunks as dask tasks, one per chunk; progress per finished chunk."""
-    from distributed import as_completed
-
-    results: list[dict[str, Any]] = []
-    with dask_client(scheduler, workers=min(workers, len(chunks))) as client:
-        futures = client.map(_run_chunk, chunks, pure=False)
-        for fut in as_completed(futures):
-            result = fut.result()
-            results.append(result)
-            if progress is not None:
-                progress(result["n_events"])
-    return results
-
-
-def _run_parallel(
-    chunks: list[_Chunk], workers: int, progress: Callable[[int], None] | None
-) -> list[dict[str, Any]]:
-    """Run the chunks on a spawn-based process pool, forwarding progress."""
-    ctx = mp.get_context("spawn")
-    progress_queue = ctx.Queue()
-    results: list[dict[str, Any]] = []
-    pool = cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(progress_queue,)
-    )
-    try:
-        pending = {pool.submit(_run_chunk, chunk) for chunk in chunks}
-        while pending:
-            finished, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
-            _drain(progress_queue, progress)
-            for fut in finished:
-                results.append(fut.result())
-        _drain(progress_queue, progress)
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=True)
-        progress_queue.close()
-        progress_queue.join_thread()
-    return results
-
-
-def _drain(progress_queue: Any, progress: Callable[[int], None] | None) -> None:
-    while True:
-        try:
-            n = progress_queue.get_nowait()
-        except queue.Empty:
-            return
-        if progress is not None:
-            progress(n)
 
 
 def result_summary(result: GenerationResult) -> dict[str, Any]:
