@@ -40,9 +40,11 @@ def serial(tmp_path_factory):
 def test_dask_and_futures_give_the_serial_events(serial, tmp_path):
     ref = _events(serial.files)
     for executor in ("iterative", "futures", "dask"):
+        seen: list[int] = []  # progress: per batch (here, pool), per file (dask)
         res = generate("diboson", 36, seed=4, out=tmp_path / executor,
-                       execution=Execution(executor, workers=2),
+                       execution=Execution(executor, workers=2), progress=seen.append,
                        events_per_file=12, batch_size=6)  # fmt: skip
+        assert sum(seen) == 36 and len(seen) == (3 if executor == "dask" else 6), seen
         assert [f.name for f in res.files] == [f.name for f in serial.files]  # one file per job
         _same(_events(res.files), ref)
         assert res.xsec_pb == pytest.approx(serial.xsec_pb)
