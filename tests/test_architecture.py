@@ -222,7 +222,9 @@ def test_scoring_imports_no_training_module_even_inside_functions():
     graph = _graph()
     for stage in ("jetfm_coffea.train", "jetfm_coffea.finetune"):
         assert not graph.chain_exists("jetfm_coffea.score", stage, as_packages=True)
-    graph.add_import(importer="jetfm_coffea.score.artifact", imported="jetfm_coffea.train.run")
+    graph.add_import(
+        importer="jetfm_coffea.score.artifact", imported="jetfm_coffea.train.pretrain_run"
+    )
     assert graph.chain_exists("jetfm_coffea.score", "jetfm_coffea.train", as_packages=True)
 
 

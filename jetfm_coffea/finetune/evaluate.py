@@ -36,7 +36,7 @@ from jetfm_coffea.finetune.plots import plot_calibration, plot_confusion, plot_r
 from jetfm_coffea.finetune.task_types import TaskType, task_type_for
 from jetfm_coffea.finetune.trainer import predict, predict_outputs
 from jetfm_coffea.tokens.config import check_token_config
-from jetfm_coffea.train.run import load_run
+from jetfm_coffea.train.pretrain_run import load_run
 
 __all__ = ["evaluate_run", "load_classifier"]
 

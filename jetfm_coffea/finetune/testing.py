@@ -38,7 +38,7 @@ def make_classifier_run(
     from jetfm_coffea.model import build_model, model_config_for
     from jetfm_coffea.model.rundir import MODEL_CONFIG, write_weights
     from jetfm_coffea.train.config import load_pretrain_config
-    from jetfm_coffea.train.run import RunConfigs, write_run_files
+    from jetfm_coffea.train.pretrain_run import RunConfigs, write_run_files
 
     token_config = token_config or TokenConfig()
     overrides = {} if pair_version is None else {"pair_version": pair_version}

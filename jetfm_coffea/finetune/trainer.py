@@ -85,7 +85,7 @@ from jetfm_coffea.tokens.config import TokenConfig, check_token_config
 from jetfm_coffea.train.config import PretrainConfig
 from jetfm_coffea.train.data import TensorEventDataset
 from jetfm_coffea.train.loop import decay_groups, lr_lambda
-from jetfm_coffea.train.run import RunConfigs, load_run, write_run_files
+from jetfm_coffea.train.pretrain_run import RunConfigs, load_run, write_run_files
 
 __all__ = [
     "FinetuneResult",

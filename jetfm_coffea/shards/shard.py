@@ -39,10 +39,17 @@ from jetfm_coffea.shards.format import (
 )
 from jetfm_coffea.tokens.fields import OBJECT_FIELDS
 
-__all__ = ["Problem", "Shard", "open_shard", "read_json", "shard_problems", "validate_document"]
+__all__ = [
+    "Problem",
+    "Shard",
+    "open_shard",
+    "read_shard_json",
+    "shard_problems",
+    "validate_document",
+]
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def read_shard_json(path: Path) -> dict[str, Any]:
     """The JSON document at ``path`` (UTF-8)."""
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
@@ -104,7 +111,7 @@ class Shard:
         if not meta.is_file():
             raise ShardError(self.path, "missing (no shard at this path)")
         try:
-            attrs = read_json(meta).get("attributes", {})
+            attrs = read_shard_json(meta).get("attributes", {})
         except (OSError, ValueError) as err:
             raise ShardError(self.path, f"unreadable attributes: {err}") from err
         if full_check:

@@ -30,7 +30,7 @@ from jetfm_coffea.shards.format import (
     is_shard_name,
     is_temporary_name,
 )
-from jetfm_coffea.shards.shard import Shard, open_shard, read_json, validate_document
+from jetfm_coffea.shards.shard import Shard, open_shard, read_shard_json, validate_document
 from jetfm_coffea.shards.views import AugmentationPipelineLike, pipeline_document
 from jetfm_coffea.tokens import TokenConfig, load_token_config
 from jetfm_coffea.tokens.fields import OBJECT_FIELDS
@@ -121,7 +121,7 @@ def read_store_description(root: Path) -> dict[str, Any]:
     meta = root / "zarr.json"
     if not meta.is_file():
         raise ShardError(str(root), "not a jetfm shard store (no zarr.json at its root)")
-    attrs = read_json(meta).get("attributes", {})
+    attrs = read_shard_json(meta).get("attributes", {})
     if STORE_ATTR not in attrs:
         raise ShardError(str(root), f"not a jetfm shard store (no {STORE_ATTR!r} attribute)")
     description = attrs[STORE_ATTR]
@@ -343,7 +343,7 @@ def open_store(path: str | Path, *, check_shards: bool = True) -> ShardStore:
             "'jetfm shards verify --rebuild-manifest'",
         )
     try:
-        manifest = read_json(manifest_path)
+        manifest = read_shard_json(manifest_path)
     except ValueError as err:
         raise StoreManifestError(str(manifest_path), f"not valid JSON: {err}") from err
     validate_document(manifest, "store_manifest", str(manifest_path))

@@ -26,7 +26,7 @@ from jetfm_coffea.shards.format import ID_ARRAYS, MANIFEST_NAME, shard_path
 from jetfm_coffea.shards.shard import (
     Problem,
     open_shard,
-    read_json,
+    read_shard_json,
     shard_problems,
     validate_document,
 )
@@ -147,7 +147,7 @@ def verify(
         report.problems.append(Problem("manifest", MANIFEST_NAME, "missing"))
     else:
         try:
-            manifest = read_json(manifest_path)
+            manifest = read_shard_json(manifest_path)
             validate_document(manifest, "store_manifest", MANIFEST_NAME)
             listed = {s["path"]: s for s in manifest["shards"]}
             manifest_ok = True

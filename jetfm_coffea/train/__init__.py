@@ -26,6 +26,7 @@ from jetfm_coffea.train.data import (
 from jetfm_coffea.train.loop import PretrainResult, pretrain
 from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask
+from jetfm_coffea.train.pretrain_run import RunConfigs, load_run, read_metrics
 from jetfm_coffea.train.registry import (
     OBJECTIVES,
     Encoded,
@@ -33,7 +34,6 @@ from jetfm_coffea.train.registry import (
     ObjectiveParams,
     register_objective,
 )
-from jetfm_coffea.train.run import RunConfigs, load_run, read_metrics
 from jetfm_coffea.train.views import jitter_views, make_views
 
 __all__ = [

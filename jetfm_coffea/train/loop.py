@@ -2,7 +2,7 @@
 
 ``pretrain(config, data, out)`` trains an :class:`~jetfm_coffea.model.EventModel` on
 a batch source (see :mod:`jetfm_coffea.train.data`) and writes a run directory
-(see :mod:`jetfm_coffea.train.run`). Under ``torchrun`` every rank calls it with its
+(see :mod:`jetfm_coffea.train.pretrain_run`). Under ``torchrun`` every rank calls it with its
 own data (pass a factory ``(rank, world_size) -> source``); rank 0 writes files.
 """
 
@@ -58,7 +58,7 @@ from jetfm_coffea.train.distributed import DistInfo, all_gather_objects, init_di
 from jetfm_coffea.train.monitor import collapse_metrics, knn_accuracy
 from jetfm_coffea.train.objectives import PretrainTask
 from jetfm_coffea.train.prefetch import prefetch, to_device
-from jetfm_coffea.train.run import RunConfigs, write_pretrain_card, write_run_files
+from jetfm_coffea.train.pretrain_run import RunConfigs, write_pretrain_card, write_run_files
 from jetfm_coffea.train.views import load_view_hook, make_views, sibling_views
 
 __all__ = [

@@ -7,7 +7,7 @@ from typing import Any
 
 from jetfm_coffea.errors import TrainingError
 from jetfm_coffea.figures import cms_style, save_figure, subplots
-from jetfm_coffea.train.run import read_metrics
+from jetfm_coffea.train.pretrain_run import read_metrics
 
 __all__ = ["plot_run"]
 

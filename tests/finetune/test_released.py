@@ -18,7 +18,7 @@ from jetfm_coffea.finetune.heldout import write_pool_events
 from jetfm_coffea.finetune.trainer import finetune, load_pretrained
 from jetfm_coffea.model import released as rel
 from jetfm_coffea.model.rundir import POOL_EVENTS
-from jetfm_coffea.train.run import load_run
+from jetfm_coffea.train.pretrain_run import load_run
 
 from .conftest import tiny_task
 

@@ -16,7 +16,7 @@ import uproot
 from click.testing import CliRunner
 
 from jetfm_coffea.cli import main
-from jetfm_coffea.jobs.options import Execution
+from jetfm_coffea.cluster import Execution
 from jetfm_coffea.jobs.shards import build_store, plan_chunks
 from jetfm_coffea.shards import SCHEMA_VERSION, open_store, scan_shards, verify
 

@@ -25,7 +25,7 @@ from jetfm_coffea.model.rundir import (
 )
 from jetfm_coffea.score import read_model_info
 from jetfm_coffea.score.export import export_model
-from jetfm_coffea.train.run import load_run
+from jetfm_coffea.train.pretrain_run import load_run
 
 
 @pytest.fixture(scope="module")
