@@ -505,9 +505,13 @@ def cell_studies(
     done = [0] * len(tasks)
     t0 = time.perf_counter()
     for i, arm, labels in groups:
+        trained = studies[i].trained
         studies[i].group(arm, labels)
         done[i] += 1
-        if tasks[i].summary_path is not None and done[i] < planned[i]:
+        # a group replayed from finished cells changes no number: a resumed study writes its
+        # summary again only once new cells have trained (each write bootstraps every row)
+        new = studies[i].trained > trained
+        if tasks[i].summary_path is not None and done[i] < planned[i] and new:
             progress = {"complete": False, "groups_done": done[i], "groups_planned": planned[i]}
             _write_summary(studies[i], tasks[i], t0, progress)
     out = {}

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from jetfm_coffea.errors import ConfigError, TrainingError
-from jetfm_coffea.finetune import load_task_config, prepare_finetune
+from jetfm_coffea.finetune import cellstudy, load_task_config, prepare_finetune
 from jetfm_coffea.finetune.cellreport import block_of, check_summary, readme_block, rows_block
 from jetfm_coffea.finetune.cells import CellKey, CellStore, StaleCellError, quantise
 from jetfm_coffea.finetune.cellstudy import (
@@ -432,7 +432,7 @@ def test_check_summary_names_the_bad_field(study):
         check_summary(bad)
 
 
-def test_tasks_are_interleaved_in_order_of_value(labelled, pretrained_run, tmp_path):
+def test_tasks_are_interleaved_in_order_of_value(labelled, pretrained_run, tmp_path, monkeypatch):
     """Two tasks: each task's goal groups run before either task's lesser groups, so a
     study stopped midway has the goal rows of every task."""
     plan = dataclasses.replace(PLAN, modes=("finetune", "bdt-raw"), seeds=(0,), small_seeds=(0,),
@@ -453,3 +453,14 @@ def test_tasks_are_interleaved_in_order_of_value(labelled, pretrained_run, tmp_p
                       "a/ssl/finetune/all", "b/ssl/finetune/all"]  # fmt: skip
     assert out["a"]["aggregate"] == out["b"]["aggregate"]  # same data, same numbers
     assert json.loads((tmp_path / "b.json").read_text())["complete"]
+    # resumed with every cell finished: no cell trains, each summary is written once
+    writes: list[str] = []
+    real = cellstudy._write_summary
+
+    def counted(study, t, *args):
+        writes.append(t.task_name)
+        return real(study, t, *args)
+
+    monkeypatch.setattr(cellstudy, "_write_summary", counted)
+    again = cell_studies(parts, log=lines.append)
+    assert sorted(writes) == ["a", "b"] and again["a"]["aggregate"] == out["a"]["aggregate"]
