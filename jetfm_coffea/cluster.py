@@ -16,10 +16,12 @@ independent tasks (event generation's chunks) where an :class:`Execution` says: 
 in a process pool or on dask, with progress reported from inside the tasks
 (:func:`worker_report`).
 
->>> Execution(executor="futures", workers=4).mode
-'futures'
->>> Execution(dask_mode=True, scheduler="tcp://scheduler:8786").mode
-'dask-mode'
+>>> Execution(executor="futures", workers=4).workers
+4
+>>> Execution(executor="futures", scheduler="tcp://h:8786")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+jetfm_coffea.errors.ConfigError: a scheduler address (tcp://h:8786) needs executor ...
 """
 
 from __future__ import annotations
@@ -79,11 +81,6 @@ class Execution:
             raise ConfigError(
                 f"a scheduler address ({self.scheduler}) needs executor 'dask' or dask mode"
             )
-
-    @property
-    def mode(self) -> str:
-        """``dask-mode`` (apply_to_fileset), else the Runner's executor name."""
-        return "dask-mode" if self.dask_mode else self.executor
 
 
 @contextlib.contextmanager

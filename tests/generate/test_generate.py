@@ -253,17 +253,6 @@ def test_chunk_seeds_independent():
 # ----------------------------------------------------------------------------- bad input
 
 
-@pytest.fixture
-def no_pythia(monkeypatch):
-    """Fail loudly if generation starts."""
-
-    def boom(*args, **kwargs):
-        raise AssertionError("generation started despite bad input")
-
-    monkeypatch.setattr(gen_run, "make_pythia", boom)
-    monkeypatch.setattr(gen_run, "_run_chunk", boom)
-
-
 def test_bad_execution_is_refused_when_described():
     with pytest.raises(ConfigError, match="workers must be at least 1, not 0"):
         Execution(workers=0)

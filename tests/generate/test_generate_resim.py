@@ -89,15 +89,6 @@ def test_align_to_hard_steps_over_a_skipped_event():
 # ----------------------------------------------------------------------------- bad input
 
 
-@pytest.fixture
-def no_pythia(monkeypatch):
-    def boom(*args, **kwargs):
-        raise AssertionError("generation started despite bad input")
-
-    monkeypatch.setattr(gen_run, "make_pythia", boom)
-    monkeypatch.setattr(gen_run, "_run_chunk", boom)
-
-
 @pytest.mark.parametrize("k", [1, 0, -2])
 def test_k_below_two_rejected(tmp_path, no_pythia, k):
     with pytest.raises(ConfigError, match="K >= 2"):
