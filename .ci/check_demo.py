@@ -16,12 +16,8 @@ REAL = "data2012_singlemu"
 def _held_out_problems(workdir: Path) -> list[str]:
     """The pool the encoder was pretrained on against the task's val/test events."""
     from jetfm_coffea.finetune import load_labelled, plan_task
-    from jetfm_coffea.finetune.heldout import (
-        POOL_EVENTS,
-        event_keys,
-        held_out_index,
-        read_pool_events,
-    )
+    from jetfm_coffea.finetune.heldout import event_keys, held_out_index, read_pool_events
+    from jetfm_coffea.model.rundir import POOL_EVENTS
     from jetfm_coffea.pipelines import DemoPlan
     from jetfm_coffea.pipelines.demo import demo_task
 
