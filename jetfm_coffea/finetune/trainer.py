@@ -73,6 +73,7 @@ from jetfm_coffea.model.config import ModelConfig
 from jetfm_coffea.model.model import EventModel, count_parameters
 from jetfm_coffea.model.released import resolve_run
 from jetfm_coffea.model.rundir import (
+    DATA_SHEET_KEY,
     METRICS,
     POOL_EVENTS,
     WEIGHTS,
@@ -80,7 +81,7 @@ from jetfm_coffea.model.rundir import (
     write_weights,
 )
 from jetfm_coffea.runtime import matmul_precision, resolve_device, resolve_precision
-from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
+from jetfm_coffea.selection.datasheet import data_sheet_markdown
 from jetfm_coffea.tokens.config import TokenConfig, check_token_config
 from jetfm_coffea.train.config import PretrainConfig
 from jetfm_coffea.train.data import TensorEventDataset

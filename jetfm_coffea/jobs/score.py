@@ -19,6 +19,7 @@ from jetfm_coffea.errors import MissingBranchesError
 from jetfm_coffea.figures import save_figure, styled, subplots
 from jetfm_coffea.fileset import NO_EVENT_IDS, load_fileset
 from jetfm_coffea.jobs.execution import run_coffea
+from jetfm_coffea.model.rundir import read_data_sheet
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor, finalize_analysis
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import check_model_blinding
@@ -61,7 +62,8 @@ def run_score_analysis(
         LumiPolicy.from_metadata({**s["metadata"], "dataset": n}).kind for n, s in fileset.items()
     }
     if analysis is not None and kinds - {"mc"}:
-        check_model_blinding(model, analysis, require=require_blinded)
+        sheets = {str(m): read_data_sheet(m) for m in model}
+        check_model_blinding(sheets, analysis, require=require_blinded)
 
     proc = ScoreAnalysisProcessor(
         model if len(model) > 1 else model[0], cut, signal, return_scores, **scorer_options

@@ -49,6 +49,8 @@ from jetfm_coffea.tokens.config import TokenConfig, load_token_config
 
 __all__ = [
     "AUGMENT_CONFIG",
+    "DATA_SHEET",
+    "DATA_SHEET_KEY",
     "MANIFEST",
     "METRICS",
     "MODEL_CARD",
@@ -65,6 +67,7 @@ __all__ = [
     "build_model_from",
     "build_model_from_bytes",
     "canonical_safetensors",
+    "read_data_sheet",
     "read_json",
     "read_model_configs",
     "read_model_files",
@@ -89,7 +92,9 @@ AUGMENT_CONFIG = "augment_config.yaml"  # (pretraining runs) the augmentation co
 METRICS = "metrics.jsonl"  # one JSON record per logged step or validation
 POOL_EVENTS = "pool_events.npz"  # (pretraining runs) the event keys of the pretraining pool
 MODEL_CARD = "MODEL_CARD.md"
+DATA_SHEET = "data_sheet.json"  # (exports) the data sheet of the pretraining data
 WEIGHTS_HASH_KEY = "weights_sha256"  # in run.json
+DATA_SHEET_KEY = "data_sheet"  # in run.json: what the encoder was pretrained on
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 
 
@@ -386,6 +391,21 @@ def write_run_json(folder: str | Path, info: dict[str, Any]) -> dict[str, Any]:
         info[WEIGHTS_HASH_KEY] = file_sha256(folder / WEIGHTS)
     atomic_write_text(folder / RUN_INFO, json.dumps(info, indent=1, default=str))
     return info
+
+
+def read_data_sheet(model_dir: str | Path) -> dict[str, Any] | None:
+    """The data sheet of a run directory (``run.json``) or an export folder; None if none.
+
+    The sheet itself (what it holds, how it is written into cards) belongs to
+    :mod:`jetfm_coffea.selection.datasheet`; this reads where a model folder keeps it.
+    """
+    exported = Path(model_dir) / DATA_SHEET
+    if exported.is_file():
+        return read_json(exported)
+    path = Path(model_dir) / RUN_INFO
+    if not path.is_file():
+        return None
+    return read_json(path).get(DATA_SHEET_KEY)
 
 
 def save_run_weights(

@@ -38,10 +38,12 @@ from jetfm_coffea.atomic import atomic_write_text
 from jetfm_coffea.digest import file_sha256
 from jetfm_coffea.errors import ConfigError, ModelFileError
 from jetfm_coffea.model.rundir import (
+    DATA_SHEET,
     MANIFEST,
     MODEL_CONFIG,
     TOKEN_CONFIG,
     WEIGHTS,
+    read_data_sheet,
 )
 from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info
 from jetfm_coffea.score.formats import (
@@ -54,7 +56,6 @@ from jetfm_coffea.score.formats import (
     resolve_exporters,
 )
 from jetfm_coffea.score.triton import MAX_BATCH_SIZE
-from jetfm_coffea.selection.datasheet import DATA_SHEET_FILE, read_data_sheet
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -231,8 +232,8 @@ def _write_export(
     roles = {WEIGHTS: "weights", MODEL_CONFIG: "model_config", TOKEN_CONFIG: "token_config"}
     sheet = read_data_sheet(src)  # what the encoder was pretrained on, carried along
     if sheet is not None:
-        atomic_write_text(out / DATA_SHEET_FILE, json.dumps(sheet, indent=1) + "\n")
-        roles[DATA_SHEET_FILE] = "data_sheet"
+        atomic_write_text(out / DATA_SHEET, json.dumps(sheet, indent=1) + "\n")
+        roles[DATA_SHEET] = "data_sheet"
     version = model_version or info.model_version
     ctx = ExportContext(
         out=out,

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from jetfm_coffea.errors import ConfigError
@@ -23,8 +21,6 @@ from jetfm_coffea.selection.blinding import BlindingConfig
 from jetfm_coffea.selection.lumi import merge_lumi_ranges
 
 __all__ = [
-    "DATA_SHEET_FILE",
-    "DATA_SHEET_KEY",
     "UnblindedModelError",
     "UnblindedModelWarning",
     "check_model_blinding",
@@ -32,17 +28,11 @@ __all__ = [
     "data_sheet_markdown",
     "entries_data_sheet",
     "format_data_sheet",
-    "read_data_sheet",
     "selection_by_dataset",
     "source_data_sheet",
     "store_checksum",
     "unblinded_regions",
 ]
-
-#: Key of the data sheet in run.json (its own key, next to the run's other provenance).
-DATA_SHEET_KEY = "data_sheet"
-#: File of the data sheet in an exported model folder (``jetfm export``).
-DATA_SHEET_FILE = "data_sheet.json"
 
 
 def _empty(kind: str) -> dict[str, Any]:
@@ -236,17 +226,6 @@ def source_data_sheet(source: Any) -> dict[str, Any] | None:
     return data_sheet(manifest, description)
 
 
-def read_data_sheet(model_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The data sheet of a run directory (``run.json``) or an export folder; None if none."""
-    exported = Path(model_dir) / DATA_SHEET_FILE
-    if exported.is_file():
-        return json.loads(exported.read_text())
-    path = Path(model_dir) / "run.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text()).get(DATA_SHEET_KEY)
-
-
 def _definition(region: Mapping[str, Any]) -> str:
     return json.dumps({k: v for k, v in region.items() if k != "name"}, sort_keys=True)
 
@@ -286,18 +265,19 @@ class UnblindedModelError(ConfigError):
 
 
 def check_model_blinding(
-    model_dirs: Iterable[str | os.PathLike[str]],
+    sheets: Mapping[str, Mapping[str, Any] | None],
     analysis: BlindingConfig,
     *,
     require: bool = False,
 ) -> list[str]:
     """Warn (or raise with ``require``) for each model not blinded for the analysis regions.
 
+    ``sheets``: model (as named in the messages) -> its data sheet, None where it has none
+    (:func:`jetfm_coffea.model.rundir.read_data_sheet` reads one from a model folder).
     Returns the messages. Call it when the scored data include collision data.
     """
     messages = []
-    for run in model_dirs:
-        sheet = read_data_sheet(run)
+    for run, sheet in sheets.items():
         missing = unblinded_regions(sheet, analysis)
         if missing:
             why = "has no pretraining data sheet" if sheet is None else "was pretrained on"

@@ -27,6 +27,7 @@ from jetfm_coffea.errors import ModelFileError, NonFiniteLossError, TrainingErro
 from jetfm_coffea.model.config import ModelConfig, model_config_for
 from jetfm_coffea.model.model import EventModel, count_parameters
 from jetfm_coffea.model.rundir import (
+    DATA_SHEET_KEY,
     METRICS,
     RUN_CONFIG,
     RUN_INFO,
@@ -43,7 +44,7 @@ from jetfm_coffea.runtime import (
     resolve_precision,
     step_generator,
 )
-from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, source_data_sheet
+from jetfm_coffea.selection.datasheet import source_data_sheet
 from jetfm_coffea.tokens.config import TokenConfig, check_token_config, load_token_config
 from jetfm_coffea.train.checkpoint import (
     get_rng_state,

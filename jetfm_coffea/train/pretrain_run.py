@@ -39,6 +39,7 @@ from jetfm_coffea.model.model import EventModel
 from jetfm_coffea.model.released import resolve_run
 from jetfm_coffea.model.rundir import (
     AUGMENT_CONFIG,
+    DATA_SHEET_KEY,
     METRICS,
     RUN_CONFIG,
     build_model_from,
@@ -47,7 +48,7 @@ from jetfm_coffea.model.rundir import (
     write_model_configs,
     write_run_json,
 )
-from jetfm_coffea.selection.datasheet import DATA_SHEET_KEY, data_sheet_markdown
+from jetfm_coffea.selection.datasheet import data_sheet_markdown
 from jetfm_coffea.tokens.config import TokenConfig
 from jetfm_coffea.train.config import PretrainConfig, load_pretrain_config
 

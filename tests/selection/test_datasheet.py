@@ -14,13 +14,13 @@ from jetfm_coffea.finetune import load_labelled
 from jetfm_coffea.finetune.testing import make_classifier_run
 from jetfm_coffea.finetune.trainer import finetune, prepare_finetune
 from jetfm_coffea.jobs.shards import build_store
+from jetfm_coffea.model.rundir import read_data_sheet
 from jetfm_coffea.selection.blinding import load_blinding
 from jetfm_coffea.selection.datasheet import (
     UnblindedModelError,
     UnblindedModelWarning,
     check_model_blinding,
     data_sheet,
-    read_data_sheet,
 )
 from jetfm_coffea.shards.store import open_store
 from jetfm_coffea.tokens import TokenConfig
@@ -28,6 +28,11 @@ from jetfm_coffea.train import pretrain
 from jetfm_coffea.train.data import events_source, shards_source
 
 from .conftest import GOLDEN_2012, Z_MUMU, independent_keep
+
+
+def _sheets(model):
+    return {str(model): read_data_sheet(model)}
+
 
 TINY = {
     "model": {
@@ -113,7 +118,7 @@ def test_fine_tuned_models_carry_the_sheet_forward(tmp_path, pretrained, singlem
 
 def test_score_check_knows_which_regions_were_blinded(pretrained, tmp_path):
     same = load_blinding({"regions": [{"name": "my_z", "all": [Z_MUMU]}]})  # same definition
-    assert check_model_blinding([pretrained], same) == []
+    assert check_model_blinding(_sheets(pretrained), same) == []
     other = load_blinding(
         {
             "regions": [
@@ -125,12 +130,12 @@ def test_score_check_knows_which_regions_were_blinded(pretrained, tmp_path):
     with pytest.warns(
         UnblindedModelWarning, match=r"still contained the analysis region\(s\) h_mumu:"
     ):
-        check_model_blinding([pretrained], other)
+        check_model_blinding(_sheets(pretrained), other)
     with pytest.raises(UnblindedModelError, match="h_mumu"):
-        check_model_blinding([pretrained], other, require=True)
+        check_model_blinding(_sheets(pretrained), other, require=True)
     bare = make_classifier_run(tmp_path / "bare")
     with pytest.warns(UnblindedModelWarning, match="has no pretraining data sheet"):
-        check_model_blinding([bare], same)
+        check_model_blinding(_sheets(bare), same)
 
 
 def test_score_require_blinded_stops_before_scoring_collision_data(tmp_path, singlemu):
@@ -165,7 +170,9 @@ def test_exported_models_carry_the_sheet(tmp_path, pretrained):
     assert read_data_sheet(out) == read_data_sheet(pretrained)
     assert read_manifest(out)["files"]["data_sheet.json"]["role"] == "data_sheet"
     assert (
-        check_model_blinding([out], load_blinding({"regions": [{"name": "z", "all": [Z_MUMU]}]}))
+        check_model_blinding(
+            _sheets(out), load_blinding({"regions": [{"name": "z", "all": [Z_MUMU]}]})
+        )
         == []
     )
 
