@@ -29,7 +29,7 @@ from jetfm_coffea.cluster import Execution
 from jetfm_coffea.finetune.testing import make_classifier_run
 from jetfm_coffea.jobs.execution import run_coffea
 from jetfm_coffea.processors.analysis import ScoreAnalysisProcessor
-from jetfm_coffea.score import resolve_device
+from jetfm_coffea.runtime import resolve_device
 
 
 def _timed(proc, fileset, args) -> tuple[float, int]:
@@ -105,7 +105,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     files = args.files or [str(real_file("Run2012B_SingleMu_10000.root"))]
     fileset = {"bench": {"files": {f: "Events" for f in files}}}
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         run = make_classifier_run(Path(tmp) / "run", args.size)

@@ -268,3 +268,42 @@ def test_a_module_exports_only_what_it_owns():
                 exported = [e.value for e in getattr(node.value, "elts", [])]
         offenders += [f"{path.relative_to(root)}: {n}" for n in exported if n in imported]
     assert not offenders, "re-exported (import them from their owner):\n" + "\n".join(offenders)
+
+
+def public_definitions(root: Path) -> dict[str, list[str]]:
+    """Public top-level name -> the modules under ``root`` that define it (def, class or a
+    constant in capitals)."""
+    defined: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            names = []
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names = [node.name]
+            elif isinstance(node, ast.Assign):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name) and t.id.isupper()]
+            for name in names:
+                if not name.startswith("_"):
+                    defined.setdefault(name, []).append(path.relative_to(root).as_posix())
+    return defined
+
+
+def test_a_public_name_has_one_owner():
+    """One meaning per name: no two modules define the same public name (``main`` of an
+    entry point aside). Twenty-three names once had two owners (two ``Objective`` classes,
+    two ``resolve_device``, a CLI ``finetune`` beside the trainer's)."""
+    root = Path(jetfm_coffea.__file__).parent
+    twice = {
+        name: paths
+        for name, paths in public_definitions(root).items()
+        if len(set(paths)) > 1 and name != "main"
+    }
+    assert not twice, "\n".join(f"{n}: {', '.join(sorted(set(p)))}" for n, p in twice.items())
+
+
+def test_the_owner_check_finds_a_second_definition(tmp_path):
+    (tmp_path / "a.py").write_text("def resolve_device():\n    pass\n")
+    (tmp_path / "b.py").write_text("RATE = 1\ndef resolve_device(d):\n    pass\n_private = 2\n")
+    assert public_definitions(tmp_path) == {
+        "resolve_device": ["a.py", "b.py"],
+        "RATE": ["b.py"],
+    }

@@ -32,7 +32,7 @@ from jetfm_coffea.augment.pipeline import (
     augment_views,
 )
 from jetfm_coffea.augment.registry import AUGMENTATIONS, AugmentationStep, StepContext, register
-from jetfm_coffea.augment.rng import StepRandom, event_keys
+from jetfm_coffea.augment.rng import StepRandom, event_step_keys
 
 __all__ = [
     "AUGMENTATIONS",
@@ -56,7 +56,7 @@ __all__ = [
     "augment_tokens",
     "augment_views",
     "describe_augmentations",
-    "event_keys",
+    "event_step_keys",
     "load_pipeline",
     "register",
     "standard_pipeline",

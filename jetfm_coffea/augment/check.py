@@ -25,9 +25,9 @@ __all__ = [
     "PEAKS",
     "SYMMETRY_PIPELINE",
     "SpectrumCheck",
-    "dimuon_mass",
     "muon_objects",
     "muon_token_config",
+    "objects_dimuon_mass",
     "plot_spectra",
     "spectrum_check",
 ]
@@ -92,7 +92,7 @@ def muon_objects(
     return out
 
 
-def dimuon_mass(objects: Any) -> np.ndarray:
+def objects_dimuon_mass(objects: Any) -> np.ndarray:
     """Invariant mass of the two leading muons in events with exactly two opposite-sign
     muons; NaN for the other events."""
     get = objects.get if isinstance(objects, dict) else lambda k: getattr(objects, k)
@@ -163,7 +163,7 @@ def spectrum_check(
     pipeline = load_pipeline(SYMMETRY_PIPELINE if pipeline is None else pipeline)
     config = muon_token_config(objects["mask"].shape[1])
     after = augment_objects(objects, pipeline, config, 0, acceptance=False)
-    m0, m1 = dimuon_mass(objects), dimuon_mass(after)
+    m0, m1 = objects_dimuon_mass(objects), objects_dimuon_mass(after)
     pair = np.isfinite(m0)
     rel = np.abs(m1[pair] - m0[pair]) / m0[pair]
     h0, _ = np.histogram(m0[pair], BINS)

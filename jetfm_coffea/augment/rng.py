@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = [
     "StepRandom",
-    "event_keys",
+    "event_step_keys",
     "mix64",
     "step_keys",
     "uniform_from_bits",
@@ -97,7 +97,7 @@ def step_keys(view_key: np.ndarray, step: int) -> np.ndarray:
     return _combine(view_key, _u64(int(step)), 4)
 
 
-def event_keys(
+def event_step_keys(
     seed: int,
     run: np.ndarray,
     luminosityBlock: np.ndarray,

@@ -18,21 +18,21 @@ from jetfm_coffea import __version__
 __all__ = ["COMMANDS", "main"]
 
 COMMANDS: dict[str, str] = {
-    "augment-check": "jetfm_coffea.cli.augment_cmd:augment_check",
-    "demo": "jetfm_coffea.cli.demo_cmd:demo",
-    "evaluate": "jetfm_coffea.cli.finetune_cmd:evaluate",
-    "finetune": "jetfm_coffea.cli.finetune_cmd:finetune",
+    "augment-check": "jetfm_coffea.cli.augment_cmd:augment_check_cmd",
+    "demo": "jetfm_coffea.cli.demo_cmd:demo_cmd",
+    "evaluate": "jetfm_coffea.cli.finetune_cmd:evaluate_cmd",
+    "finetune": "jetfm_coffea.cli.finetune_cmd:finetune_cmd",
     "generate": "jetfm_coffea.cli.generate_cmd:generate_cmd",
     "inspect": "jetfm_coffea.cli.inspect_cmd:inspect_cmd",
-    "label-efficiency": "jetfm_coffea.cli.finetune_cmd:label_efficiency",
-    "opendata": "jetfm_coffea.cli.opendata_cmd:opendata",
-    "pretrain": "jetfm_coffea.cli.pretrain_cmd:pretrain",
-    "pretrained": "jetfm_coffea.cli.pretrained_cmd:pretrained",
-    "plot-training": "jetfm_coffea.cli.pretrain_cmd:plot_training",
-    "build-shards": "jetfm_coffea.cli.shards_cmd:build_shards",
-    "shards": "jetfm_coffea.cli.shards_cmd:shards",
-    "score": "jetfm_coffea.cli.score_cmd:score",
-    "export": "jetfm_coffea.cli.score_cmd:export",
+    "label-efficiency": "jetfm_coffea.cli.finetune_cmd:label_efficiency_cmd",
+    "opendata": "jetfm_coffea.cli.opendata_cmd:opendata_group",
+    "pretrain": "jetfm_coffea.cli.pretrain_cmd:pretrain_cmd",
+    "pretrained": "jetfm_coffea.cli.pretrained_cmd:pretrained_group",
+    "plot-training": "jetfm_coffea.cli.pretrain_cmd:plot_training_cmd",
+    "build-shards": "jetfm_coffea.cli.shards_cmd:build_shards_cmd",
+    "shards": "jetfm_coffea.cli.shards_cmd:shards_group",
+    "score": "jetfm_coffea.cli.score_cmd:score_cmd",
+    "export": "jetfm_coffea.cli.score_cmd:export_cmd",
 }
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["augment_check"]
+__all__ = ["augment_check_cmd"]
 
 
 @click.command("augment-check")
@@ -37,7 +37,7 @@ __all__ = ["augment_check"]
     show_default=True,
     help="folder for augment_check.png, .json and .md",
 )
-def augment_check(
+def augment_check_cmd(
     input_path: Path | None,
     input_option: Path | None,
     pipeline_path: Path | None,

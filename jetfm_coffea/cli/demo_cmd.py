@@ -6,7 +6,7 @@ import click
 
 from jetfm_coffea.cli.common import console, fail_cleanly
 
-__all__ = ["demo"]
+__all__ = ["demo_cmd"]
 
 
 @click.command("demo")
@@ -23,7 +23,7 @@ __all__ = ["demo"]
     help="pretrain on fresh physics views every step, or on 2 views stored in the shards",
 )
 @fail_cleanly
-def demo(workdir, events, steps, workers, scheduler, views):
+def demo_cmd(workdir, events, steps, workers, scheduler, views):
     """Generate -> shards -> pretrain -> fine-tune -> score -> report (resumable)."""
     from jetfm_coffea.pipelines.demo import run_demo
     from jetfm_coffea.pipelines.demo_plan import DemoPlan

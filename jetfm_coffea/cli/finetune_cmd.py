@@ -10,7 +10,7 @@ import click
 
 from jetfm_coffea.cli.common import RUN_DIR, fail_cleanly
 
-__all__ = ["evaluate", "finetune", "label_efficiency"]
+__all__ = ["evaluate_cmd", "finetune_cmd", "label_efficiency_cmd"]
 
 
 def _data_options(func: Callable) -> Callable:
@@ -113,7 +113,7 @@ def _load(pretrained: str, task_path: str, tokens: str | None, max_steps: Any, d
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--progress/--no-progress", default=False, help="Progress bar.")
 @fail_cleanly
-def finetune(
+def finetune_cmd(
     pretrained: str,
     task_path: str,
     tokens: str | None,
@@ -203,7 +203,7 @@ def _study_task_options(func: Callable) -> Callable:
 @click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")
 @click.option("--no-reuse", is_flag=True, help="Retrain runs already completed in --out.")
 @fail_cleanly
-def label_efficiency(
+def label_efficiency_cmd(
     pretrained: str,
     task_path: str,
     tokens: str | None,
@@ -288,7 +288,7 @@ def label_efficiency(
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default RUN/eval).")
 @click.option("--device", default="cpu", show_default=True)
 @fail_cleanly
-def evaluate(
+def evaluate_cmd(
     run: str,
     shards: str | None,
     fileset: str | None,

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from jetfm_coffea.errors import JetFMError
 
-__all__ = ["opendata"]
+__all__ = ["opendata_group"]
 
 
 def _console(stderr: bool = False) -> Console:
@@ -40,19 +40,19 @@ def _events(n: int | None) -> str:
     return "?" if n is None else f"{n:,}"
 
 
-@click.group()
-def opendata() -> None:
+@click.group("opendata")
+def opendata_group() -> None:
     """CMS Open Data catalogue: list datasets, show one, write coffea filesets."""
 
 
-@opendata.command("list")
+@opendata_group.command("list")
 @click.option("--year", type=int, default=None, help="Only datasets of this year.")
 @click.option("--data/--mc", "is_data", default=None, help="Only collision data / simulation.")
 @click.option("--grep", "contains", default=None, help="Only names containing this text.")
 @click.option("--with-files", is_flag=True, help="Only datasets whose file URLs are listed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the names as a JSON list.")
 @_domain_errors
-def list_cmd(
+def opendata_list_cmd(
     year: int | None, is_data: bool | None, contains: str | None, with_files: bool, as_json: bool
 ) -> None:
     """List the catalogue's datasets."""
@@ -90,11 +90,11 @@ def list_cmd(
     _console().print(table)
 
 
-@opendata.command("show")
+@opendata_group.command("show")
 @click.argument("name")
 @click.option("--files", "show_files", is_flag=True, help="List every file URL.")
 @_domain_errors
-def show_cmd(name: str, show_files: bool) -> None:
+def opendata_show_cmd(name: str, show_files: bool) -> None:
     """Show one dataset (or a shipped golden JSON) in detail."""
     from jetfm_coffea.opendata import load_catalogue
     from jetfm_coffea.opendata.errors import UnknownDatasetError
@@ -160,7 +160,7 @@ def _parse_xsec(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     return out
 
 
-@opendata.command("fileset")
+@opendata_group.command("fileset")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--max-files", type=click.IntRange(min=1), default=None, help="Files per dataset.")
 @click.option(
@@ -200,7 +200,7 @@ def _parse_xsec(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     help="With --check: extra attempts on network errors.",
 )
 @_domain_errors
-def fileset_cmd(
+def opendata_fileset_cmd(
     names: tuple[str, ...],
     max_files: int | None,
     out: Path | None,

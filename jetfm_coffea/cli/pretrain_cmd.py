@@ -9,7 +9,7 @@ import click
 
 from jetfm_coffea.cli.common import lumi_options
 
-__all__ = ["plot_training", "pretrain"]
+__all__ = ["plot_training_cmd", "pretrain_cmd"]
 
 
 @click.command("pretrain")
@@ -45,7 +45,7 @@ __all__ = ["plot_training", "pretrain"]
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @lumi_options
-def pretrain(
+def pretrain_cmd(
     shards: str | None,
     events: str | None,
     config_path: str | None,
@@ -127,7 +127,7 @@ def _read_augment(path: str) -> dict:
 @click.command("plot-training")
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "png", type=click.Path(dir_okay=False), help="PNG (default RUN/loss.png).")
-def plot_training(run: str, png: str | None) -> None:
+def plot_training_cmd(run: str, png: str | None) -> None:
     """Loss curves (and collapse monitors) of a pretraining run as a PNG."""
     from jetfm_coffea.errors import JetFMError
     from jetfm_coffea.train.plot import plot_run

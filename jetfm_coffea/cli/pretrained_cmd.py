@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
-__all__ = ["pretrained"]
+__all__ = ["pretrained_group"]
 
 
-@click.group()
-def pretrained() -> None:
+@click.group("pretrained")
+def pretrained_group() -> None:
     """Released pretrained encoders (use one with --pretrained builtin:NAME)."""
 
 
-@pretrained.command("list")
-def list_cmd() -> None:
+@pretrained_group.command("list")
+def pretrained_list_cmd() -> None:
     """One line per released encoder: size, objectives, steps, pool, date."""
     from jetfm_coffea.pretrained import available, describe
 

@@ -16,7 +16,7 @@ from jetfm_coffea.cli.common import (
 )
 from jetfm_coffea.cluster import Execution
 
-__all__ = ["export", "score"]
+__all__ = ["export_cmd", "score_cmd"]
 
 
 @click.command("score")
@@ -91,7 +91,7 @@ __all__ = ["export", "score"]
 @execution_options
 @lumi_options
 @fail_cleanly
-def score(
+def score_cmd(
     fileset: str,
     models: tuple[str, ...],
     out: str,
@@ -212,7 +212,7 @@ class ExporterChoice(click.Choice):
     "(recorded as source_weights_check in the manifest).",
 )
 @fail_cleanly
-def export(
+def export_cmd(
     model: str,
     out: str,
     formats: tuple[str, ...],

@@ -12,7 +12,7 @@ from jetfm_coffea.cli.common import execution_options, lumi_options
 from jetfm_coffea.cluster import Execution
 from jetfm_coffea.errors import EXIT_OK, EXIT_PARTIAL
 
-__all__ = ["build_shards", "shards"]
+__all__ = ["build_shards_cmd", "shards_group"]
 
 
 def _console():
@@ -49,7 +49,7 @@ def _console():
 )
 @lumi_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def build_shards(
+def build_shards_cmd(
     fileset: str,
     config: str | None,
     out: str,
@@ -153,14 +153,14 @@ def _report_skipped(skipped: list[tuple[str, str]], status: int) -> None:
 
 
 @click.group("shards")
-def shards() -> None:
+def shards_group() -> None:
     """Inspect and verify pretraining shard stores."""
 
 
-@shards.command("info")
+@shards_group.command("info")
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True)
-def info(store: str, as_json: bool) -> None:
+def shards_info_cmd(store: str, as_json: bool) -> None:
     """Summarise STORE: schema, token layout, views, datasets, events, size on disk."""
     from collections import Counter
 
@@ -217,7 +217,7 @@ def info(store: str, as_json: bool) -> None:
         console.print(escape(line), soft_wrap=True)
 
 
-@shards.command("verify")
+@shards_group.command("verify")
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option(
     "--rebuild-manifest",
@@ -225,7 +225,7 @@ def info(store: str, as_json: bool) -> None:
     help="Write a new manifest from the shards that pass (the old one is kept as a backup).",
 )
 @click.option("--json", "as_json", is_flag=True)
-def verify_cmd(store: str, rebuild_manifest: bool, as_json: bool) -> None:
+def shards_verify_cmd(store: str, rebuild_manifest: bool, as_json: bool) -> None:
     """Check checksums, counts, schema and manifest of STORE; list every problem.
 
     Exit status 1 if any error is found. Nothing is ever deleted.
@@ -265,11 +265,11 @@ def verify_cmd(store: str, rebuild_manifest: bool, as_json: bool) -> None:
     sys.exit(0 if report.ok else 1)
 
 
-@shards.command("migrate")
+@shards_group.command("migrate")
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New 2.0.0 store.")
 @click.option("--json", "as_json", is_flag=True)
-def migrate_cmd(store: str, out: str, as_json: bool) -> None:
+def shards_migrate_cmd(store: str, out: str, as_json: bool) -> None:
     """Convert the schema 1.0.0 STORE into a 2.0.0 store at --out (same events, verified).
 
     The old store is read (every shard's sha256 checked) and never changed.

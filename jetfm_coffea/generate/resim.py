@@ -48,7 +48,7 @@ __all__ = [
     "copy_seed",
     "copy_settings",
     "hard_level_settings",
-    "load_variations",
+    "load_resim_variations",
     "resim_group_id",
     "shower_settings",
     "validate_resim",
@@ -119,7 +119,7 @@ def _read_string_capturing(pythia: Any, line: str) -> tuple[bool, str]:
     return accepted, message
 
 
-def load_variations(path: str | os.PathLike[str]) -> list[tuple[str, ...]]:
+def load_resim_variations(path: str | os.PathLike[str]) -> list[tuple[str, ...]]:
     """The per-copy setting lines of the variations file at ``path`` (each line checked
     by Pythia: an unknown setting raises :class:`ConfigError` with the file and key)."""
     config = load_config(ResimVariations, Path(path), what=f"resim variations file {path}")
@@ -148,7 +148,7 @@ def validate_resim(
         raise ConfigError(
             f"--resim needs K >= 2 re-simulated copies of each hard event, got {resim!r}"
         )
-    return load_variations(variations) if variations is not None else []
+    return load_resim_variations(variations) if variations is not None else []
 
 
 #: Largest seed of a re-simulation run (the group id keeps the seed in its high bits).

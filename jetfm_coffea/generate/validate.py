@@ -54,7 +54,7 @@ __all__ = [
     "truth_top_mass",
     "validation_plan",
     "w_transverse_mass",
-    "write_report",
+    "write_validation_report",
 ]
 
 
@@ -260,7 +260,7 @@ LIBRARY_SAMPLES = ("st_t", "st_s", "gjets", "znunu")
 
 
 @styled
-def write_report(
+def write_validation_report(
     samples: dict[str, Sequence[str | os.PathLike[str]]],
     out: str | os.PathLike[str],
     dimuon_data: str | os.PathLike[str] | None = None,
@@ -481,4 +481,6 @@ def run_validation(
         )  # fmt: skip
         samples[key] = result.files
         metadata[key] = result.metadata
-    return write_report(samples, out_dir, dimuon_data=cms_file(DIMUON_2012), metadata=metadata)
+    return write_validation_report(
+        samples, out_dir, dimuon_data=cms_file(DIMUON_2012), metadata=metadata
+    )

@@ -88,9 +88,9 @@ __all__ = [
     "held_out_keys",
     "mode_overrides",
     "pool_info",
+    "pool_stored_views",
     "pretraining_pool",
     "run_campaign",
-    "stored_views",
 ]
 
 #: The shipped tasks a campaign studies by default.
@@ -205,7 +205,7 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def stored_views(
+def pool_stored_views(
     pool: LabelledEvents, n_views: int = 2, seed: int = 0, chunk: int = 8192
 ) -> tuple[np.ndarray, np.ndarray]:
     """The epoch-0 standard-pipeline views of every pool event, made once (``[N, V, T, F]``).
@@ -271,7 +271,7 @@ def _pretrain(
         }
         stored: dict[str, Any] = {}
         if overrides.get("views") == "stored":
-            stored["views"], stored["view_mask"] = stored_views(pool)
+            stored["views"], stored["view_mask"] = pool_stored_views(pool)
         if values is not None:  # supervised terms: labels and truth values, masked per event
             stored["label"] = pool.label
             stored["targets"] = {name: pool.values[name] for name in values}

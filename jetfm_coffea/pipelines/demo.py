@@ -37,9 +37,9 @@ from jetfm_coffea.generate import generate
 from jetfm_coffea.jobs.score import run_score_analysis, write_outputs
 from jetfm_coffea.jobs.shards import build_store
 from jetfm_coffea.model.rundir import POOL_EVENTS
-from jetfm_coffea.pipelines.campaign import stored_views
+from jetfm_coffea.pipelines.campaign import pool_stored_views
 from jetfm_coffea.pipelines.demo_plan import DemoPlan
-from jetfm_coffea.pipelines.report import write_report
+from jetfm_coffea.pipelines.report import write_demo_report
 from jetfm_coffea.pipelines.stages import Stage, StageRecord, run_stage
 from jetfm_coffea.train.config import load_pretrain_config
 from jetfm_coffea.train.data import TensorEventDataset
@@ -157,7 +157,7 @@ def stage_pretrain(stage_dir: Path, store: str, plan: dict) -> dict[str, Any]:
     write_pool_events(run / POOL_EVENTS, pool)
     stored: dict[str, Any] = {}
     if cfg.views == "stored":
-        stored["views"], stored["view_mask"] = stored_views(pool, seed=p.seed)
+        stored["views"], stored["view_mask"] = pool_stored_views(pool, seed=p.seed)
     source = TensorEventDataset(
         pool.tokens, pool.mask, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
         token_config=pool.token_config, run=pool.run, luminosityBlock=pool.luminosityBlock,
@@ -305,6 +305,6 @@ def run_demo(
         real_file=str(cms_file(DIMUON_2012)),
         events=plan.augment_check_events,
     )
-    report = write_report(workdir, records, plan)
+    report = write_demo_report(workdir, records, plan)
     console.print(f"[bold green]report[/]: {report}")
     return report

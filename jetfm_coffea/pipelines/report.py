@@ -15,7 +15,7 @@ from jetfm_coffea.model.rundir import WEIGHTS
 from jetfm_coffea.pipelines.demo_plan import DemoPlan
 from jetfm_coffea.pipelines.stages import StageRecord
 
-__all__ = ["PROVENANCE", "REPORT", "write_report"]
+__all__ = ["PROVENANCE", "REPORT", "write_demo_report"]
 
 REPORT = "REPORT.md"
 #: Every artifact of the demo with its full sha256 (the report shows one line per stage).
@@ -130,7 +130,7 @@ def _scope_text(fine: dict[str, Any]) -> str:
     )
 
 
-def write_report(workdir: Path, records: dict[str, StageRecord], plan: DemoPlan) -> Path:
+def write_demo_report(workdir: Path, records: dict[str, StageRecord], plan: DemoPlan) -> Path:
     """Write ``workdir/REPORT.md`` from the stage outputs; return its path."""
     out = records
     files = _provenance(workdir)

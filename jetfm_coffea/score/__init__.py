@@ -11,13 +11,12 @@ from jetfm_coffea.score.artifact import (
     ModelInfo,
     load_model,
     read_model_info,
-    read_weights,
+    weights_to_carry,
 )
 from jetfm_coffea.score.errors import ScoreInputError
 from jetfm_coffea.score.scorer import (
     JetFMScorer,
     count_nonfinite,
-    resolve_device,
     scoped_torch_threads,
     score_fields,
 )
@@ -32,9 +31,8 @@ __all__ = [
     "count_nonfinite",
     "load_model",
     "read_model_info",
-    "read_weights",
-    "resolve_device",
     "scoped_torch_threads",
     "score_fields",
     "standard_variations",
+    "weights_to_carry",
 ]

@@ -43,7 +43,7 @@ __all__ = [
     "ModelInfo",
     "load_model",
     "read_model_info",
-    "read_weights",
+    "weights_to_carry",
 ]
 
 
@@ -112,7 +112,7 @@ def _check_manifest(folder: Path) -> dict[str, Any]:
     except JetFMError as err:
         raise ModelFileError(str(path), f"invalid manifest: {err}") from err
     for name, entry in manifest["files"].items():
-        if name == WEIGHTS:  # checked by read_weights, which may be told to allow a change
+        if name == WEIGHTS:  # checked by weights_to_carry, which may be told to allow a change
             continue
         target = folder / name
         if not target.is_file():
@@ -193,7 +193,7 @@ def read_model_info(
     )
 
 
-def read_weights(info: ModelInfo) -> bytes:
+def weights_to_carry(info: ModelInfo) -> bytes:
     """The weights' bytes of ``info``, checked to have its SHA-256 (``info.model_hash``)."""
     import hashlib
 

@@ -42,8 +42,8 @@ from coffea.ml_tools.helper import nonserializable_attribute, numpy_call_wrapper
 
 from jetfm_coffea.errors import ConfigError, MissingCollectionError
 from jetfm_coffea.model.packing import length_batches
-from jetfm_coffea.runtime import precision_context, resolve_precision
-from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info, read_weights
+from jetfm_coffea.runtime import precision_context, resolve_device, resolve_precision
+from jetfm_coffea.score.artifact import ModelInfo, load_model, read_model_info, weights_to_carry
 from jetfm_coffea.score.errors import ScoreInputError
 from jetfm_coffea.score.onnx_runtime import OnnxRuntimeModel
 from jetfm_coffea.score.triton import TritonModel, TritonTarget, parse_server
@@ -59,7 +59,6 @@ from jetfm_coffea.tokens.fields import ID_FIELDS
 __all__ = [
     "JetFMScorer",
     "count_nonfinite",
-    "resolve_device",
     "scoped_torch_threads",
     "score_fields",
 ]
@@ -68,16 +67,6 @@ _MODEL_CACHE: dict[tuple[str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
 #: Scoring precisions: explicit only ("auto" would hide which arithmetic made a column).
 SCORING_PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16")
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``"auto"``: ``"cuda:0"`` when a CUDA device is visible, else ``"cpu"`` (one process).
-
-    The rules are :func:`jetfm_coffea.runtime.resolve_device`'s.
-    """
-    from jetfm_coffea.runtime import resolve_device as resolve
-
-    return str(resolve(device))
 
 
 @contextmanager
@@ -264,7 +253,7 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
         if carry_weights and (servers or backend != "torch"):
             raise ConfigError("carry_weights=True carries torch weights: not with a server or ONNX")
         self.carried: tuple[bytes, ...] | None = (
-            tuple(read_weights(i) for i in self.infos) if carry_weights else None
+            tuple(weights_to_carry(i) for i in self.infos) if carry_weights else None
         )
         for target, info in zip(self.servers, self.infos, strict=bool(self.servers)):
             self._connect(target, info).close()  # unreachable or another model: fail now
@@ -393,7 +382,7 @@ class JetFMScorer(numpy_call_wrapper, nonserializable_attribute):
                     _MODEL_CACHE[(i.model_hash, str(t))]
                     for t, i in zip(self.servers, self.infos, strict=True)
                 ]
-        device = resolve_device(self.device)
+        device = str(resolve_device(self.device))
         threads = self._threads()
         if self.backend == "onnxruntime":
             with _CACHE_LOCK:

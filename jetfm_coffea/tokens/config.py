@@ -163,14 +163,14 @@ def load_token_config(source: str | Path | dict | TokenConfig | None = None) -> 
     return load_config(TokenConfig, source, what="token config", section="tokens")
 
 
-SCHEMA_VERSION = "1.0.0"
+TOKEN_SCHEMA_VERSION = "1.0.0"
 
 
 def token_config_json_schema() -> dict:
     """JSON schema of :class:`TokenConfig` as committed in ``schemas/1.0.0/token_config.json``."""
     schema = TokenConfig.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"https://jetfm-coffea/schemas/{SCHEMA_VERSION}/token_config.json"
+    schema["$id"] = f"https://jetfm-coffea/schemas/{TOKEN_SCHEMA_VERSION}/token_config.json"
     return schema
 
 

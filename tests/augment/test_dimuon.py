@@ -12,9 +12,9 @@ from jetfm_coffea.augment.check import (
     BINS,
     PEAKS,
     SYMMETRY_PIPELINE,
-    dimuon_mass,
     muon_objects,
     muon_token_config,
+    objects_dimuon_mass,
     spectrum_check,
 )
 from jetfm_coffea.cli import main
@@ -52,7 +52,7 @@ def test_views_of_the_dimuon_file_do_not_depend_on_chunking(dimuon100k):
     ]
     for f in ("pt", "eta", "phi", "mass", "mask"):
         assert np.array_equal(getattr(whole, f), np.concatenate([getattr(p, f) for p in parts]))
-    m = dimuon_mass(whole)
+    m = objects_dimuon_mass(whole)
     assert np.isfinite(m).sum() > 1000
 
 

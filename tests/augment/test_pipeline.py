@@ -17,7 +17,7 @@ from jetfm_coffea.augment import (
     augment_views,
     load_pipeline,
 )
-from jetfm_coffea.augment.rng import StepRandom, event_keys
+from jetfm_coffea.augment.rng import StepRandom, event_step_keys
 from jetfm_coffea.nanoevents import JetFMNanoAODSchema
 from jetfm_coffea.tokens import EventObjects, TokenConfig, select_objects
 from jetfm_coffea.tokens.build import EventTokens
@@ -78,7 +78,7 @@ def test_all_builtins_registered():
 
 def test_counter_rng_is_vectorised_uniform_and_id_driven():
     n = 200_000
-    keys = event_keys(1, np.zeros(n, int), np.zeros(n, int), np.arange(n), 0, 0)
+    keys = event_step_keys(1, np.zeros(n, int), np.zeros(n, int), np.arange(n), 0, 0)
     rand = StepRandom(keys, 4)
     u, z = rand.uniform(1), rand.normal(1, per_object=True)
     assert u.shape == (n,) and z.shape == (n, 4)
@@ -87,7 +87,9 @@ def test_counter_rng_is_vectorised_uniform_and_id_driven():
     assert np.array_equal(rand.uniform_at(2, ev, slot), rand.uniform(2, True)[ev, slot])
     # different view / step / seed -> independent numbers
     for args in [(1, 1, 0), (1, 0, 1), (2, 0, 0)]:
-        other = event_keys(args[0], np.zeros(n, int), np.zeros(n, int), np.arange(n), *args[1:])
+        other = event_step_keys(
+            args[0], np.zeros(n, int), np.zeros(n, int), np.arange(n), *args[1:]
+        )
         assert abs(np.corrcoef(StepRandom(other, 4).uniform(1), u)[0, 1]) < 0.01
 
 

@@ -26,7 +26,7 @@ from jetfm_coffea.augment import (
     load_pipeline,
     register,
 )
-from jetfm_coffea.augment.check import dimuon_mass, muon_objects, muon_token_config
+from jetfm_coffea.augment.check import muon_objects, muon_token_config, objects_dimuon_mass
 from jetfm_coffea.backend import where
 from jetfm_coffea.cli import main
 from jetfm_coffea.cluster import Execution
@@ -85,7 +85,7 @@ def test_registration_checks_the_params_model():
 def test_it_runs_in_the_pipeline_on_numpy_and_torch(dimuon100k):
     objects = muon_objects(dimuon100k, 0, 3000)
     after = augment_objects(objects, PIPELINE, muon_token_config(), acceptance=False)
-    m0, m1 = dimuon_mass(objects), dimuon_mass(after)
+    m0, m1 = objects_dimuon_mass(objects), objects_dimuon_mass(after)
     pair = np.isfinite(m0)
     np.testing.assert_allclose(m1[pair], 1.25 * m0[pair], rtol=1e-5)
     # the torch (training) side runs the same implementation, to the same numbers

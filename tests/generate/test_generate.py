@@ -398,10 +398,10 @@ def test_jet_multiplicity_ordering(gen_samples):
 
 
 def test_validation_report(gen_samples, dimuon100k, tmp_path):
-    from jetfm_coffea.generate.validate import write_report
+    from jetfm_coffea.generate.validate import write_validation_report
 
     samples = {k: r.files for k, r in gen_samples.items()}
-    summary = write_report(samples, tmp_path, dimuon_data=dimuon100k)
+    summary = write_validation_report(samples, tmp_path, dimuon_data=dimuon100k)
     for name in ("dimuon_mass.png", "ttbar_trijet_mass.png", "w_transverse_mass.png",
                  "jet_multiplicity.png", "summary.json", "summary.md"):  # fmt: skip
         assert (tmp_path / name).stat().st_size > 0

@@ -101,11 +101,11 @@ def test_validation_plan_includes_hard_tasks():
 def test_validation_report_checks_the_hard_processes(hard_samples, tmp_path):
     """The report's truth-level checks of tth, hbb and vz_bb (the ttbar / W / Z checks are
     fed stand-in samples here and are not asserted)."""
-    from jetfm_coffea.generate.validate import write_report
+    from jetfm_coffea.generate.validate import write_validation_report
 
     files = {name: res.files for name, res in hard_samples.items()}
     samples = {"ttbar": files["tth"], "wjets": files["hbb"], "zjets": files["vz_bb"], **files}
-    summary = write_report(samples, tmp_path)
+    summary = write_validation_report(samples, tmp_path)
     checks = summary["checks"]
     for name in ("tth_truth_mbb_peak_gev", "hbb_truth_mbb_peak_gev", "vz_bb_truth_mbb_peak_gev",
                  "tth_truth_top_mass_gev", "tth_tops_per_event"):  # fmt: skip

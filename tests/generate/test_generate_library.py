@@ -11,7 +11,7 @@ from jetfm_coffea.generate import generate
 from jetfm_coffea.generate.processes import pythia_settings
 from jetfm_coffea.generate.run import make_pythia
 from jetfm_coffea.generate.targets import TruthRecord, truth_targets
-from jetfm_coffea.generate.validate import validation_plan, write_report
+from jetfm_coffea.generate.validate import validation_plan, write_validation_report
 
 LIBRARY = ("st_t", "st_s", "ggh", "vbfh", "gjets", "znunu")
 
@@ -34,7 +34,7 @@ def _read(res, branches):
 
 def test_validation_report_checks_every_library_process(library, tmp_path):
     files = {name: res.files for name, res in library.items()}
-    checks = write_report(files, tmp_path)["checks"]
+    checks = write_validation_report(files, tmp_path)["checks"]
     for name in ("st_t_tops_per_event", "st_s_tops_per_event", "ggh_truth_mbb_peak_gev",
                  "vbfh_truth_mbb_peak_gev", "gjets_photon_fraction", "znunu_mean_met_gev",
                  "znunu_met_follows_z_pt", "ttbar_plus_b_fraction",

@@ -16,7 +16,7 @@ from jetfm_coffea.cli import main
 from jetfm_coffea.errors import ConfigError, JetFMError
 from jetfm_coffea.generate import generate
 from jetfm_coffea.generate import run as gen_run
-from jetfm_coffea.generate.resim import align_to_hard, load_variations
+from jetfm_coffea.generate.resim import align_to_hard, load_resim_variations
 
 K = 3
 N_HARD = 30
@@ -112,7 +112,7 @@ def test_out_of_range_value_surfaces_pythia_message(tmp_path):
     path = tmp_path / "range.yaml"
     path.write_text("copies:\n  - {Tune:pp: 99}\n")
     with pytest.raises(ConfigError, match="value is out of range"):
-        load_variations(path)
+        load_resim_variations(path)
 
 
 @pytest.mark.parametrize(

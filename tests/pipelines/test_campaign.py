@@ -25,9 +25,9 @@ from jetfm_coffea.pipelines.campaign import (
     check_pool,
     goal_checks,
     held_out_keys,
+    pool_stored_views,
     pretraining_pool,
     run_campaign,
-    stored_views,
 )
 from jetfm_coffea.tokens import TokenConfig
 from jetfm_coffea.train.views import make_views
@@ -269,7 +269,7 @@ def test_stored_views_are_the_epoch_zero_fresh_views(campaign):
     out, _ = campaign
     pool = load_labelled(fileset=out / "campaign_fileset.json", token_config=TokenConfig(),
                          max_events_per_dataset=5)  # fmt: skip
-    views, view_mask = stored_views(pool, chunk=7)  # several chunks: chunking must not matter
+    views, view_mask = pool_stored_views(pool, chunk=7)  # several chunks: chunking must not matter
     assert views.shape[:2] == (len(pool), 2) and view_mask.shape == views.shape[:3]
     batch = {
         "objects": torch.as_tensor(pool.objects), "mask": torch.as_tensor(pool.mask),
