@@ -10,6 +10,8 @@ export, a Triton model folder -- is a directory with::
                         model.safetensors recorded when the weights were written
     manifest.json       (exports) SHA-256 of every file, ``model_hash`` = the weights'
     MODEL_CARD.md       human summary; its "Model files" section is written here
+    data_sheet.json     (exports) what the encoder was pretrained on (runs keep it in
+                        run.json's ``data_sheet``; :func:`read_data_sheet` reads either)
 
 This module owns that layout: it writes the weights and records their hash
 (:func:`save_run_weights`, :func:`write_run_json`), the configs
