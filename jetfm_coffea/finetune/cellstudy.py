@@ -187,16 +187,29 @@ def _loadavg() -> list[float]:
         return []
 
 
-def _git_version() -> str | None:
-    root = Path(__file__).resolve().parents[2]
+#: What "-dirty" looks at: the code, not the results files a running study rewrites.
+_CODE_PATHS = ("jetfm_coffea", "processors", "benchmarks", ":(exclude)benchmarks/results")
+
+
+def _git_version(root: Path | None = None) -> str | None:
+    """``git describe`` of the checkout, ``-dirty`` when its code has uncommitted changes
+    (the study's own result files, rewritten as it goes, do not count)."""
+    root = root or Path(__file__).resolve().parents[2]
     try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+        described, changed = (
+            subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            for args in (
+                ("describe", "--always"),
+                ("status", "--porcelain", "--untracked-files=no", "--", *_CODE_PATHS),
+            )
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
-    return out.stdout.strip() or None
+    if not described:
+        return None
+    return f"{described}-dirty" if changed else described
 
 
 class _Study:
