@@ -56,7 +56,11 @@ from jetfm_coffea.finetune.config import (
 )
 from jetfm_coffea.finetune.heldout import check_supervised_labels
 from jetfm_coffea.finetune.intervals import LEVELS, auc, bootstrap_counts, difference, estimate
-from jetfm_coffea.finetune.reference import reference_features, train_reference
+from jetfm_coffea.finetune.reference import (
+    MAX_ITER_EXTENSIONS,
+    reference_features,
+    train_reference,
+)
 from jetfm_coffea.finetune.trainer import (
     FinetuneSetup,
     PretrainedEncoder,
@@ -232,7 +236,6 @@ class _Study:
         self.context = {
             "task_config_hash": self.task.hash(),
             "test_set_hash": test_set_hash(setup),
-            "code_version": code_version(),
         }
         self.n_all = len(setup.pool("train"))
         self.setups: dict[tuple, FinetuneSetup] = {}
@@ -256,7 +259,7 @@ class _Study:
             test_set_hash=self.context["test_set_hash"], encoder=enc,
             encoder_hash=None if enc is None else self.encoders[enc].weights_sha256,
             mode=mode, labels=str(labels), n_train=len(train), n_val=len(val), seed=seed,
-            hyper=hyper, code_version=self.context["code_version"],
+            hyper=hyper, code_version=code_version(mode),
         )  # fmt: skip
 
     def setup_for(self, enc: str | None, hyper: dict[str, Any]) -> FinetuneSetup:
@@ -311,7 +314,7 @@ class _Study:
                 "steps": res.steps,
                 "best_step": res.best_step,
                 "stopped_by": res.stopped_by,
-                "step_cap": setup.task.reference.max_iter
+                "step_cap": setup.task.reference.max_iter * 2**MAX_ITER_EXTENSIONS
                 if mode in REFERENCE_MODES
                 else setup.task.train.max_steps,
                 "patience": setup.task.reference.patience
@@ -743,7 +746,8 @@ def summarize(study: _Study, *, scale: str, provenance: dict[str, Any]) -> dict[
         "signal": s.task.signal_class,
         "splits": {k: len(s.pool(k)) for k in ("train", "val", "test")},
         "task_config_hash": study.context["task_config_hash"],
-        "code_version": study.context["code_version"],
+        "code_version": code_version("finetune"),
+        "reference_version": code_version(REFERENCE_MODES[0]),
         "git": _git_version(),
         "main_encoder": next(iter(study.encoders)),
         "encoders": {
