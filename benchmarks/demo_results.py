@@ -1,13 +1,16 @@
 """The demo numbers of ``docs/label-efficiency.md``, written by code from ``jetfm demo`` runs.
 
-    python benchmarks/demo_results.py --fresh WORKDIR [--stored WORKDIR] [--out FILE] [--page MD]
+    python benchmarks/demo_results.py --fresh WORKDIR [--repeat WORKDIR] [--stored WORKDIR]
+        [--out FILE] [--page MD]
 
-``--fresh``: a default-plan ``jetfm demo`` run; ``--stored``: the same plan with
-``--views stored``. Their fine-tuning aggregates (test AUC, mean ± std over seeds), split
-sizes, pretraining pool and stage wall times go to ``--out``
-(``benchmarks/results/demo.json``) with the date, the load average and the code version,
-and the block between :data:`BEGIN` and :data:`END` of ``--page`` (default
-``docs/label-efficiency.md``) is rendered from that file (``tests/test_benchmark_results.py``
+``--fresh``: a default-plan ``jetfm demo`` run; ``--repeat``: a second one from scratch in
+another folder (its numbers are compared with the first: the demo reproduces when every
+AUC is the same); ``--stored``: the same plan with ``--views stored``. Their fine-tuning
+aggregates (test AUC, mean ± std over seeds), split sizes, pretraining pool and stage wall
+times go to ``--out`` (``benchmarks/results/demo.json``) with the date, the load average
+and the code version, and the block between :data:`BEGIN` and :data:`END` of ``--page`` (default
+``docs/label-efficiency.md``) is rendered from that file; the fresh run's
+``label_efficiency.png`` is copied to :data:`PLOT` (``tests/test_benchmark_results.py``
 checks that the committed pair agrees).
 """
 
@@ -17,6 +20,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +29,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "demo.json"
+#: The fresh run's label-efficiency plot, shown on the docs page.
+PLOT = HERE / "results" / "label_efficiency.png"
 
 #: Markers of the generated block in the docs page.
 BEGIN = "<!-- demo_results.py: begin (generated, do not edit) -->"
@@ -32,9 +38,13 @@ END = "<!-- demo_results.py: end -->"
 MODES = ("linear-probe", "finetune", "scratch")
 
 
-def _marker(workdir: Path, stage: str) -> dict[str, Any]:
+def _stage_dir(workdir: Path, stage: str) -> Path:
     (stage_dir,) = sorted(workdir.glob(f"*-{stage}"))
-    return json.loads((stage_dir / ".done.json").read_text())
+    return stage_dir
+
+
+def _marker(workdir: Path, stage: str) -> dict[str, Any]:
+    return json.loads((_stage_dir(workdir, stage) / ".done.json").read_text())
 
 
 def collect(workdir: Path) -> dict[str, Any]:
@@ -50,6 +60,22 @@ def collect(workdir: Path) -> dict[str, Any]:
         "held_out_events": pre.get("held_out_events"),
         "splits": fine.get("splits", {}),
         "aggregate": [{k: e[k] for k in keep} for e in fine["aggregate"]],
+    }
+
+
+def compare_runs(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """How far a second run of the same plan is from the first: the largest AUC difference
+    over the aggregate rows, and whether everything the docs state is the same."""
+    a = {(e["mode"], e["n_labels"]): e for e in first["aggregate"]}
+    b = {(e["mode"], e["n_labels"]): e for e in second["aggregate"]}
+    if a.keys() != b.keys():
+        raise SystemExit(f"the runs have different rows: {sorted(a)} vs {sorted(b)}")
+    diff = max(abs(a[k][f] - b[k][f]) for k in a for f in ("auc_mean", "auc_std"))
+    same = ("pool_events", "held_out_events", "splits")
+    return {
+        "max_abs_auc_difference": diff,
+        "identical": diff == 0.0 and all(first[k] == second[k] for k in same),
+        "stage_seconds": second["stage_seconds"],
     }
 
 
@@ -78,6 +104,18 @@ def render(results: dict[str, Any]) -> str:
         "|---:|" + "---|" * len(MODES),
     ]
     lines += [f"| {n:,} | " + " | ".join(_cell(agg, m, n) for m in MODES) + " |" for n in counts]
+    repeat = results.get("repeat")
+    if repeat:
+        verdict = (
+            "the same numbers to the last digit"
+            if repeat["identical"]
+            else f"AUCs up to {repeat['max_abs_auc_difference']:.2g} away"
+        )
+        lines += [
+            "",
+            f"A second run of the default plan from scratch in another folder gave {verdict} "
+            "(pool, splits, every mean and std).",
+        ]
     stored = results["runs"].get("stored")
     if stored:
         lines += [
@@ -115,6 +153,7 @@ def replace_block(page: Path, text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fresh", type=Path, required=True)
+    ap.add_argument("--repeat", type=Path, help="a second default-plan run, from scratch")
     ap.add_argument("--stored", type=Path)
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument(
@@ -138,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} cores",
         "runs": runs,
     }
+    if args.repeat is not None:
+        results["repeat"] = compare_runs(runs["fresh"], collect(args.repeat))
     args.out.write_text(json.dumps(results, indent=1) + "\n")
+    if args.out == RESULTS:  # the page shows the committed plot beside the committed numbers
+        shutil.copyfile(_stage_dir(args.fresh, "finetune") / "label_efficiency.png", PLOT)
     replace_block(args.page, render(results))
     print(render(results))
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -44,8 +45,6 @@ def test_replace_block_needs_the_markers(tmp_path):
 
 
 def test_committed_demo_block_is_rendered_from_the_committed_demo_results():
-    import json
-
     import demo_results
 
     results = json.loads(demo_results.RESULTS.read_text())
@@ -54,3 +53,22 @@ def test_committed_demo_block_is_rendered_from_the_committed_demo_results():
     # what the page states: the task's held-out events were left out of pretraining
     fresh = results["runs"]["fresh"]
     assert fresh["held_out_events"] == fresh["splits"]["val"] + fresh["splits"]["test"]
+    # and a second run from scratch reproduced it (issue 28: the demo's numbers reproduce)
+    assert results["repeat"]["identical"], results["repeat"]
+
+
+def test_demo_repeat_comparison_finds_a_changed_auc():
+    import copy
+
+    import demo_results
+
+    run = json.loads(demo_results.RESULTS.read_text())["runs"]["fresh"]
+    assert demo_results.compare_runs(run, copy.deepcopy(run))["identical"]
+    moved = copy.deepcopy(run)
+    moved["aggregate"][1]["auc_mean"] += 0.0036
+    result = demo_results.compare_runs(run, moved)
+    assert not result["identical"]
+    assert abs(result["max_abs_auc_difference"] - 0.0036) < 1e-12
+    resplit = copy.deepcopy(run)
+    resplit["splits"]["test"] += 1
+    assert not demo_results.compare_runs(run, resplit)["identical"]

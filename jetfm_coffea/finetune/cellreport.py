@@ -96,7 +96,8 @@ def _header(s: dict[str, Any]) -> str:
     return (
         f"**`{s['task']}`, scale `{s['scale']}`**: {s['test_events']:,} test events "
         f"({', '.join(f'{k} {v:,}' for k, v in s['test_per_class'].items())}; test set "
-        f"`{s['test_set_hash']}`), code `{s['code_version']}`."
+        f"`{s['test_set_hash']}`), code `{s['code_version']}`"
+        + (f", BDTs `{s['reference_version']}`." if s.get("reference_version") else ".")
     )
 
 

@@ -4,9 +4,11 @@ A cell is one (encoder, mode, label count, seed, hyper-parameters) run on a task
 set.  Its :class:`CellKey` holds everything its result depends on: the task config
 hash, the test-set hash, the encoder hash (``None`` for scratch and the BDTs, which do
 not depend on the encoder: they are computed once, whatever encoders a study compares),
-the mode, label count, seed, hyper-parameters and the trainer's version
-(:data:`TRAINER_VERSION`: declared, bumped with any change of the trainer's numbers and
-pinned by a test, so that a refactor keeps a long study's finished cells valid).
+the mode, label count, seed, hyper-parameters and the version of its trainer
+(:func:`code_version`: :data:`TRAINER_VERSION` for the encoder modes,
+:data:`REFERENCE_VERSION` for the BDTs; declared, bumped with any change of that
+trainer's numbers and pinned by a test, so that a refactor keeps a long study's finished
+cells valid and a change of one trainer leaves the other's cells standing).
 
 A finished cell is two files, written atomically, the JSON last (its presence is what
 "finished" means)::
@@ -45,9 +47,11 @@ import numpy as np
 
 from jetfm_coffea.atomic import atomic_write_bytes, atomic_write_text
 from jetfm_coffea.errors import ConfigError
+from jetfm_coffea.finetune.config import REFERENCE_MODES
 
 __all__ = [
     "CELL_FORMAT",
+    "REFERENCE_VERSION",
     "SCORE_LEVELS",
     "TRAINER_VERSION",
     "CellKey",
@@ -60,19 +64,24 @@ __all__ = [
 
 #: Version of the cell file layout (2: 8-bit rank-quantile scores, ``score_q``).
 CELL_FORMAT = 2
-#: The version of the trainer's numbers, part of every cell's key.  Bump it with any
-#: change that alters a cell's result (losses, scores, data draws, early stopping: the
-#: fine-tuning loop, the BDT references, the model); a refactor that keeps every number
-#: keeps it.  ``tests/finetune/test_trainer_version.py`` pins fixed cells' results under
-#: this version: a change that moves them fails there until the version is bumped.
+#: The version of the encoder modes' numbers (linear probe, fine-tuning, scratch), part of
+#: their cells' keys.  Bump it with any change that alters such a cell's result (losses,
+#: scores, data draws, early stopping: the fine-tuning loop, the model); a refactor that
+#: keeps every number keeps it.  ``tests/finetune/test_trainer_version.py`` pins fixed
+#: cells' results under this version: a change that moves them fails there until the
+#: version is bumped.
 TRAINER_VERSION = "2026.12.07"
+#: The same for the BDT references (``finetune.reference``; the data draws they share
+#: with the encoder modes move both). 2026.12.08: a fit still improving at
+#: ``reference.max_iter`` goes on (the cap doubled, up to 16x) instead of stopping there.
+REFERENCE_VERSION = "2026.12.08"
 #: Levels of a stored score (uint8 rank quantiles).
 SCORE_LEVELS = 256
 
 
-def code_version() -> str:
-    """The trainer's version as stored in cell keys (:data:`TRAINER_VERSION`)."""
-    return TRAINER_VERSION
+def code_version(mode: str) -> str:
+    """The version of the trainer of ``mode`` as stored in its cells' keys."""
+    return REFERENCE_VERSION if mode in REFERENCE_MODES else TRAINER_VERSION
 
 
 def quantise(scores: np.ndarray) -> np.ndarray:
@@ -210,11 +219,13 @@ class CellStore:
 
     def check(self, task: str, context: dict[str, Any], encoders: dict[str, str | None]) -> None:
         """Raise :class:`StaleCellError` (before any training) if a stored cell of ``task``
-        disagrees with ``context`` (task config hash, test-set hash, code version) or was
-        trained on another encoder than ``encoders[name]`` (hash)."""
+        disagrees with ``context`` (task config hash, test-set hash), with the current
+        version of its mode's trainer (:func:`code_version`) or was trained on another
+        encoder than ``encoders[name]`` (hash)."""
         for path, cell in self.cells(task):
             key = cell.get("key", {})
             want = {**{k: key.get(k) for k in key}, **context}
+            want["code_version"] = code_version(str(key.get("mode")))
             name = key.get("encoder")
             if name is not None and name in encoders:
                 want["encoder_hash"] = encoders[name]

@@ -56,7 +56,11 @@ from jetfm_coffea.finetune.config import (
 )
 from jetfm_coffea.finetune.heldout import check_supervised_labels
 from jetfm_coffea.finetune.intervals import LEVELS, auc, bootstrap_counts, difference, estimate
-from jetfm_coffea.finetune.reference import reference_features, train_reference
+from jetfm_coffea.finetune.reference import (
+    MAX_ITER_EXTENSIONS,
+    reference_features,
+    train_reference,
+)
 from jetfm_coffea.finetune.trainer import (
     FinetuneSetup,
     PretrainedEncoder,
@@ -187,16 +191,29 @@ def _loadavg() -> list[float]:
         return []
 
 
-def _git_version() -> str | None:
-    root = Path(__file__).resolve().parents[2]
+#: What "-dirty" looks at: the code, not the results files a running study rewrites.
+_CODE_PATHS = ("jetfm_coffea", "processors", "benchmarks", ":(exclude)benchmarks/results")
+
+
+def _git_version(root: Path | None = None) -> str | None:
+    """``git describe`` of the checkout, ``-dirty`` when its code has uncommitted changes
+    (the study's own result files, rewritten as it goes, do not count)."""
+    root = root or Path(__file__).resolve().parents[2]
     try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+        described, changed = (
+            subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            for args in (
+                ("describe", "--always"),
+                ("status", "--porcelain", "--untracked-files=no", "--", *_CODE_PATHS),
+            )
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
-    return out.stdout.strip() or None
+    if not described:
+        return None
+    return f"{described}-dirty" if changed else described
 
 
 class _Study:
@@ -219,7 +236,6 @@ class _Study:
         self.context = {
             "task_config_hash": self.task.hash(),
             "test_set_hash": test_set_hash(setup),
-            "code_version": code_version(),
         }
         self.n_all = len(setup.pool("train"))
         self.setups: dict[tuple, FinetuneSetup] = {}
@@ -243,7 +259,7 @@ class _Study:
             test_set_hash=self.context["test_set_hash"], encoder=enc,
             encoder_hash=None if enc is None else self.encoders[enc].weights_sha256,
             mode=mode, labels=str(labels), n_train=len(train), n_val=len(val), seed=seed,
-            hyper=hyper, code_version=self.context["code_version"],
+            hyper=hyper, code_version=code_version(mode),
         )  # fmt: skip
 
     def setup_for(self, enc: str | None, hyper: dict[str, Any]) -> FinetuneSetup:
@@ -298,7 +314,7 @@ class _Study:
                 "steps": res.steps,
                 "best_step": res.best_step,
                 "stopped_by": res.stopped_by,
-                "step_cap": setup.task.reference.max_iter
+                "step_cap": setup.task.reference.max_iter * 2**MAX_ITER_EXTENSIONS
                 if mode in REFERENCE_MODES
                 else setup.task.train.max_steps,
                 "patience": setup.task.reference.patience
@@ -730,7 +746,8 @@ def summarize(study: _Study, *, scale: str, provenance: dict[str, Any]) -> dict[
         "signal": s.task.signal_class,
         "splits": {k: len(s.pool(k)) for k in ("train", "val", "test")},
         "task_config_hash": study.context["task_config_hash"],
-        "code_version": study.context["code_version"],
+        "code_version": code_version("finetune"),
+        "reference_version": code_version(REFERENCE_MODES[0]),
         "git": _git_version(),
         "main_encoder": next(iter(study.encoders)),
         "encoders": {

@@ -205,8 +205,9 @@ class ReferenceConfig(_Strict):
 
     Each is trained on the same labelled events, validation events and seeds as the
     encoder modes; the number of boosting iterations is chosen on the validation loss
-    (stopping ``patience`` iterations after the best, no earlier cap than ``max_iter``),
-    the learning rate from ``learning_rates`` on the first seed, like the encoder modes.
+    (stopping ``patience`` iterations after the best; ``max_iter`` is the first cap,
+    doubled while the fit still improves: :mod:`jetfm_coffea.finetune.reference`), the
+    learning rate from ``learning_rates`` on the first seed, like the encoder modes.
     """
 
     learning_rates: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2])

@@ -227,6 +227,11 @@ def _informative(x: np.ndarray) -> np.ndarray:
     return hi > lo
 
 
+#: How many times a still-improving fit may double its iteration cap (``ref.max_iter``
+#: x 2**4 iterations at most).
+MAX_ITER_EXTENSIONS = 4
+
+
 def _fit(
     x: np.ndarray,
     y: np.ndarray,
@@ -240,6 +245,10 @@ def _fit(
 ) -> tuple[Any, int, int, float, bool]:
     """Boost until the (weighted) validation loss has not improved for ``ref.patience``
     iterations, on our validation events (scikit-learn's early stopping with ``X_val``).
+
+    ``ref.max_iter`` is the first cap, not the last: a fit that reaches it while its
+    validation loss still improves goes on (warm start) with the cap doubled, up to
+    :data:`MAX_ITER_EXTENSIONS` doublings; only then is it reported as capped.
 
     Returns ``(model, iterations, best iteration, best validation loss, capped)``.
     """
@@ -256,11 +265,18 @@ def _fit(
         n_iter_no_change=ref.patience,
         random_state=seed,
     )
-    clf.fit(x, y, sample_weight=w, X_val=xv, y_val=yv, sample_weight_val=wv)
-    scores = np.asarray(clf.validation_score_)  # minus the loss; [0]: before any tree
-    best = max(1, int(np.argmax(scores)))
-    n = int(clf.n_iter_)
-    capped = n >= ref.max_iter and n - best < ref.patience
+    cap = ref.max_iter
+    for extension in range(MAX_ITER_EXTENSIONS + 1):
+        if extension:
+            cap *= 2
+            clf.set_params(max_iter=cap, warm_start=True)
+        clf.fit(x, y, sample_weight=w, X_val=xv, y_val=yv, sample_weight_val=wv)
+        scores = np.asarray(clf.validation_score_)  # minus the loss; [0]: before any tree
+        best = max(1, int(np.argmax(scores)))
+        n = int(clf.n_iter_)
+        capped = n >= cap and n - best < ref.patience
+        if not capped:
+            break
     return clf, n, best, float(-scores[best]), capped
 
 

@@ -6,12 +6,15 @@ counter ``n<Name>`` (int32) and branches ``<Name>_<field>``, exactly the NanoAOD
 
 The file is written under a temporary name in the same folder and renamed into place by
 :meth:`NanoAODWriter.close`; an interrupted run leaves only a ``*.tmp`` file, never a
-complete-looking ``.root`` file.
+complete-looking ``.root`` file. A writer given a ``uuid`` stamps it on the file (ROOT's
+file identity, which shard stores name their shards by); without one uproot draws a
+time-based one.
 """
 
 from __future__ import annotations
 
 import os
+import uuid as uuid_module
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +36,18 @@ class NanoAODWriter:
         Final path of the ROOT file.
     flush_events:
         Number of events buffered before a basket is written (bigger baskets read faster).
+    uuid:
+        The file's ROOT UUID (None: a fresh time-based one).
     """
 
-    def __init__(self, path: str | os.PathLike[str], flush_events: int = 5000):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        flush_events: int = 5000,
+        uuid: uuid_module.UUID | None = None,
+    ):
         self.path = Path(path)
+        self.uuid = uuid
         self.tmp_path = temporary_sibling(self.path)
         self.flush_events = int(flush_events)
         self._buffer: list[dict[str, Any]] = []
@@ -76,7 +87,8 @@ class NanoAODWriter:
                 else:
                     data[key] = ak.concatenate(parts)
         if self._tree is None:
-            self._file = uproot.recreate(self.tmp_path)
+            options = {} if self.uuid is None else {"uuid_function": lambda: self.uuid}
+            self._file = uproot.recreate(self.tmp_path, **options)
             types = {
                 k: (v.dtype if isinstance(v, np.ndarray) else v.type.content)
                 for k, v in data.items()

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -227,6 +228,22 @@ def _signature(chunk: _Chunk) -> dict[str, Any]:
     }
 
 
+#: The namespace of generated files' UUIDs (:func:`_chunk_uuid`).
+_UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://jetfm-coffea/generate")
+
+
+def _chunk_uuid(chunk: _Chunk) -> uuid.UUID:
+    """The ROOT UUID of a chunk's file: a name-based UUID of its signature.
+
+    Equal signatures make identical events, so they get the same UUID and a shard store
+    (whose shards are named and ordered by the input file's UUID, and which refuses one
+    file in two datasets) sees a regenerated file as the file it is. A time-based UUID
+    would reorder a sample's files in the store from one generation to the next, and with
+    them every seeded shuffle of the same events.
+    """
+    return uuid.uuid5(_UUID_NAMESPACE, json.dumps(_signature(chunk), sort_keys=True))
+
+
 def _finished(chunk: _Chunk) -> dict[str, Any] | None:
     """The result of a finished chunk with the same signature, else None."""
     try:
@@ -249,7 +266,7 @@ def _run_chunk(chunk: _Chunk, report: Callable[[int], None] | None = None) -> di
     config = DetectorConfig(pfcands=chunk.pfcands)
     keep = TRUTH_FILTERS[chunk.truth_filter] if chunk.truth_filter else None
     done, failures, tried = 0, 0, 0
-    with NanoAODWriter(chunk.path) as writer:
+    with NanoAODWriter(chunk.path, uuid=_chunk_uuid(chunk)) as writer:
         while done < chunk.n_events:
             want = min(chunk.batch_size, chunk.n_events - done)
             batch = pythia.nextBatch(want)
@@ -313,7 +330,7 @@ def _run_resim_chunk(chunk: _Chunk, report: Callable[[int], None] | None) -> dic
         next_hard = [0] * n_copies  # the next hard event each copy reads
         pending: list[dict[str, Any]] = []
         written = 0
-        with NanoAODWriter(chunk.path) as writer:
+        with NanoAODWriter(chunk.path, uuid=_chunk_uuid(chunk)) as writer:
             while pending or any(n < chunk.n_events for n in next_hard):
                 for k, shower in enumerate(showers):
                     if next_hard[k] >= chunk.n_events:

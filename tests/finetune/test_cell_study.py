@@ -464,3 +464,25 @@ def test_tasks_are_interleaved_in_order_of_value(labelled, pretrained_run, tmp_p
     monkeypatch.setattr(cellstudy, "_write_summary", counted)
     again = cell_studies(parts, log=lines.append)
     assert sorted(writes) == ["a", "b"] and again["a"]["aggregate"] == out["a"]["aggregate"]
+
+
+def test_code_version_is_dirty_for_code_changes_only(tmp_path):
+    """A running study rewrites its committed summaries: that must not mark the code
+    version dirty; an uncommitted change of the code must."""
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "jetfm_coffea").mkdir()
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "jetfm_coffea" / "trainer.py").write_text("x = 1\n")
+    (tmp_path / "benchmarks" / "results" / "summary.json").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    clean = cellstudy._git_version(tmp_path)
+    assert clean and not clean.endswith("-dirty")
+    (tmp_path / "benchmarks" / "results" / "summary.json").write_text('{"cells": 1}\n')
+    assert cellstudy._git_version(tmp_path) == clean
+    (tmp_path / "jetfm_coffea" / "trainer.py").write_text("x = 2\n")
+    assert cellstudy._git_version(tmp_path) == f"{clean}-dirty"

@@ -213,6 +213,26 @@ def test_reference_keeps_its_best_iteration(labelled, pretrained_run, tmp_path):
     np.testing.assert_allclose(scores["probs"], test_probs, rtol=1e-6)
 
 
+def test_reference_goes_on_past_max_iter_while_it_improves(
+    labelled, pretrained_run, tmp_path, monkeypatch
+):
+    """max_iter is the first cap: a fit still improving there doubles it and goes on (warm
+    start) until the validation loss stalls; only past the last doubling is it capped."""
+    from jetfm_coffea.finetune import reference
+
+    task = tiny_task()
+    task["reference"] = {"max_iter": 8, "patience": 3, "learning_rates": [0.02]}
+    setup = prepare_finetune(task, pretrained_run, labelled)
+    monkeypatch.setattr(reference, "MAX_ITER_EXTENSIONS", 0)  # the old behaviour: stop there
+    capped = train_reference(setup, tmp_path / "capped", mode="bdt-raw", labels="all", seed=0)
+    assert capped.stopped_by == "max_steps" and capped.steps == 8
+    monkeypatch.setattr(reference, "MAX_ITER_EXTENSIONS", 6)
+    res = train_reference(setup, tmp_path / "on", mode="bdt-raw", labels="all", seed=0)
+    assert res.stopped_by == "patience", (res.steps, res.best_step)
+    assert res.steps > 8 and res.steps - res.best_step >= 3
+    assert res.best_val_loss < capped.best_val_loss
+
+
 def test_plots_leave_matplotlib_alone(tmp_path):
     """A library never switches the backend, nor the global style."""
     import matplotlib

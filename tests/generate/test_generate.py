@@ -237,9 +237,22 @@ def test_same_seed_identical_different_seed_differs(tmp_path):
         x, y = ea[field], eb[field]
         assert ak.all((x == y) | ((x != x) & (y != y))), field
     assert a.xsec_pb == b.xsec_pb
+    # the same events get the same ROOT UUID (a shard store names and orders its shards
+    # by it): a time-based one reordered the demo's store, and its pretraining, per run
+    ua, ub, uc = _uuids(a.files), _uuids(b.files), _uuids(c.files)
+    assert ua == ub
+    assert len(set(ua)) == 2 and not set(ua) & set(uc)
     assert not ak.all(ak.num(ea.Jet_pt) == ak.num(ec.Jet_pt)) or not np.allclose(
         ak.to_numpy(ak.flatten(ea.Jet_pt)), ak.to_numpy(ak.flatten(ec.Jet_pt))
     )
+
+
+def _uuids(files) -> list[str]:
+    out = []
+    for path in files:
+        with uproot.open(path) as f:
+            out.append(str(f.file.uuid))
+    return out
 
 
 def test_chunk_seeds_independent():
