@@ -26,6 +26,7 @@ __all__ = [
     "MASK_VALUE",
     "EncoderOutput",
     "EventEncoder",
+    "PackedBlock",
     "TransformerBlock",
     "pair_features",
 ]
@@ -160,9 +161,32 @@ class TransformerBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.shape
-        qkv = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        b, t, _ = x.shape
+        x = x + self.drop(self.proj(self._attention(self.qkv(self.norm1(x)), b, t, bias)))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+    def forward_packed(self, x: torch.Tensor, blocks: list[PackedBlock]) -> torch.Tensor:
+        """:meth:`forward` on packed rows ``x [N, D]``: every row-wise layer (norms,
+        projections, feed-forward) runs once on all rows, attention once per block of
+        equal-length sequences (``blocks``: rows ``start:stop``, ``n`` sequences of
+        ``length`` rows, their bias)."""
+        d = x.shape[1]
+        qkv = self.qkv(self.norm1(x))
+        parts = [
+            self._attention(qkv[k.start : k.stop], k.n, k.length, k.bias).reshape(-1, d)
+            for k in blocks
+        ]
+        attn = parts[0] if len(parts) == 1 else torch.cat(parts)
+        x = x + self.drop(self.proj(attn))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+    def _attention(
+        self, qkv: torch.Tensor, n: int, length: int, bias: torch.Tensor
+    ) -> torch.Tensor:
+        """Multi-head attention of ``n`` sequences of ``length`` rows from their
+        ``q, k, v`` projections; ``[n, length, D]``."""
+        d = qkv.shape[-1] // 3
+        q, k, v = qkv.reshape(n, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         attn = F.scaled_dot_product_attention(
             q,
             k,
@@ -170,8 +194,21 @@ class TransformerBlock(nn.Module):
             attn_mask=bias if bias.dtype == q.dtype else bias.to(q.dtype),
             dropout_p=self.dropout if self.training else 0.0,
         )
-        x = x + self.drop(self.proj(attn.transpose(1, 2).reshape(b, t, d)))
-        return x + self.drop(self.ffn(self.norm2(x)))
+        return attn.transpose(1, 2).reshape(n, length, d)
+
+
+@dataclass
+class PackedBlock:
+    """Rows ``start:stop`` of a packed batch: ``n`` sequences of ``length`` rows each
+    (events of one token width, class token included), their attention ``bias``
+    ``[n, H, length, length]`` and their events' positions ``index`` in the batch."""
+
+    start: int
+    stop: int
+    n: int
+    length: int
+    bias: torch.Tensor
+    index: torch.Tensor
 
 
 class EventEncoder(nn.Module):
@@ -274,42 +311,84 @@ class EventEncoder(nn.Module):
         x = self.norm(x)
         if self.config.pooling == "cls":
             return EncoderOutput(tokens=x[:, 1:], embedding=x[:, 0], mask=mask)
+        return EncoderOutput(tokens=x, embedding=self._pool(x, mask), mask=mask)
+
+    def _pool(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention pooling of ``x [B, T, D]`` over its valid tokens (0 for no token)."""
         query = self.pool_query.to(x.dtype).expand(x.shape[0], 1, -1)
         empty = ~mask.any(dim=1)
         key_mask = mask.clone()
         key_mask[empty, 0] = True  # keep softmax defined; the result is zeroed below
         pooled, _ = self.pool_attn(query, x, x, key_padding_mask=~key_mask, need_weights=False)
-        pooled = pooled[:, 0].masked_fill(empty[:, None], 0.0)
-        return EncoderOutput(tokens=x, embedding=pooled, mask=mask)
+        return pooled[:, 0].masked_fill(empty[:, None], 0.0)
 
     def forward_grouped(
         self,
         tokens: torch.Tensor,
         mask: torch.Tensor,
         hide: torch.Tensor | None = None,
-        multiple: int = 4,
+        multiple: int = 1,
     ) -> EncoderOutput:
-        """:meth:`forward`, run per group of events of similar length (same result).
+        """:meth:`forward` without the padding's cost (same result to rounding).
 
-        Events are grouped by their length rounded up to ``multiple`` (see
-        :func:`length_groups`) and each group is encoded with only that many token slots,
-        so attention, pair bias and feed-forward cost scale with the valid tokens of each
-        event instead of the longest event of the batch. The outputs are put back in the
-        batch order; per-token outputs are zero beyond each group's width.
+        Events are grouped by their length (the last valid slot + 1) rounded up to
+        ``multiple`` (:func:`length_groups`; 1: exact lengths, no padding at all) and
+        packed, group after group, into one matrix of rows: the embedding, norms,
+        projections and feed-forward layers run once on all rows, attention and the
+        pair bias once per group with only that group's token slots. The outputs are
+        put back in the batch order; per-token outputs are zero beyond each group's width.
         """
-        b, t, _ = tokens.shape
+        b, t, n_feat = tokens.shape
+        mask = mask.bool()
         groups = length_groups(mask, multiple)
         if len(groups) <= 1:
             return self.forward(tokens, mask, hide)
-        order = torch.cat([idx for idx, _ in groups])
+        hide = None if hide is None else hide.bool() & mask
+        cls = self.config.pooling == "cls"
+        flat = torch.cat([tokens[idx, :w].reshape(-1, n_feat) for idx, w in groups])
+        valid = torch.cat([mask[idx, :w].reshape(-1) for idx, w in groups])
+        x = self.embed(flat[:, self.cont_idx]) + self.type_embed(self.type_ids(flat))
+        if hide is not None:
+            hidden = torch.cat([hide[idx, :w].reshape(-1) for idx, w in groups])
+            x = torch.where(hidden[:, None], self.mask_token.to(x.dtype), x)
+        x = x * valid[:, None].to(x.dtype)
+        cast = (
+            torch.get_autocast_dtype(x.device.type)
+            if torch.is_autocast_enabled(x.device.type)
+            else None
+        )
+        rows, blocks, start, offset = [], [], 0, 0
+        for idx, w in groups:
+            n = len(idx)
+            part = x[offset : offset + n * w].view(n, w, -1)
+            offset += n * w
+            if cls:
+                part = torch.cat([self.cls_token.to(x.dtype).expand(n, 1, -1), part], dim=1)
+            length = w + cls
+            h = None if hide is None else hide[idx, :w]
+            bias = self._bias(tokens[idx, :w], mask[idx, :w], h)
+            rows.append(part.reshape(n * length, -1))
+            blocks.append(
+                PackedBlock(start, start + n * length, n, length,
+                            bias if cast is None else bias.to(cast), idx)
+            )  # fmt: skip
+            start += n * length
+        x = torch.cat(rows)
+        for block in self.blocks:
+            x = block.forward_packed(x, blocks)
+        x = self.norm(x)
+        toks, embs = [], []
+        for k in blocks:
+            part = x[k.start : k.stop].view(k.n, k.length, -1)
+            if cls:
+                part, emb = part[:, 1:], part[:, 0]
+            else:
+                emb = self._pool(part, mask[k.index, : k.length])
+            toks.append(F.pad(part, (0, 0, 0, t - part.shape[1])))
+            embs.append(emb)
+        order = torch.cat([k.index for k in blocks])
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(b, device=order.device)
-        toks, embs = [], []
-        for idx, width in groups:
-            h = None if hide is None else hide[idx, :width]
-            out = self.forward(tokens[idx, :width], mask[idx, :width], h)
-            toks.append(F.pad(out.tokens, (0, 0, 0, t - width)))
-            embs.append(out.embedding)
         return EncoderOutput(
-            tokens=torch.cat(toks)[inverse], embedding=torch.cat(embs)[inverse], mask=mask.bool()
+            tokens=torch.cat(toks)[inverse], embedding=torch.cat(embs)[inverse], mask=mask
         )
