@@ -13,6 +13,12 @@ estimates its cost from measurements:
 * generation and pretraining: events per second and seconds per step given on the
   command line (from the same committed run unless remeasured).
 
+Once the study's summaries say it is complete (``--summaries``: every task's
+``label_efficiency_<scale>_<task>.json``), the plan also states what it *measured*: the
+wall and CPU seconds recorded by every cell of every task (tuning cells included; across
+sessions, under whatever load each cell recorded), plus generation and pretraining.  The
+preset's ``budget_s`` is set from that total (a test holds them together).
+
 No grid extension is counted (each adds ``tune_seeds`` cells to its group).  Writes
 ``--out`` as JSON and Markdown (the plan block of ``docs/label-efficiency.md`` is the Markdown)::
 
@@ -103,6 +109,31 @@ def _extensions(cells: list[dict], lr_grid: int, bdt_points: int) -> dict[str, f
 def _interp(points: dict[float, float], frac: float) -> float:
     xs = sorted(points)
     return float(np.exp(np.interp(np.log(frac), np.log(xs), np.log([points[x] for x in xs]))))
+
+
+def measured(summaries: list[dict], generate_h: float, pretrain_h: float) -> dict | None:
+    """What the finished study cost: the cells' recorded wall and CPU hours over every
+    task's summary (``timing_totals``: every cell, tuning included), plus generation and
+    pretraining; None while any task is incomplete (or there is none)."""
+    if not summaries or not all(s.get("complete") for s in summaries):
+        return None
+    totals = [s["timing_totals"] for s in summaries]
+    cells_h = sum(t["all_wall_s"] for t in totals) / 3600
+    return {
+        "tasks": sorted(s["task"] for s in summaries),
+        "cells": sum(t["all_cells"] for t in totals),
+        "cells_hours": cells_h,
+        "cells_cpu_hours": sum(t["all_cpu_s"] for t in totals) / 3600,
+        "setup_hours": generate_h + pretrain_h,
+        "total_hours": cells_h + generate_h + pretrain_h,
+    }
+
+
+def _summaries(pattern: str) -> list[dict]:
+    """The cell-study summaries that ``pattern`` (a glob) names; other JSONs skipped."""
+    root = Path(pattern).parent
+    out = [json.loads(p.read_text()) for p in sorted(root.glob(Path(pattern).name))]
+    return [s for s in out if "timing_totals" in s]
 
 
 def estimate(args: argparse.Namespace) -> dict:
@@ -197,6 +228,9 @@ def estimate(args: argparse.Namespace) -> dict:
         "study_hours": sum(g["hours"] for g in groups),
         "study_cpu_hours": sum(g["cpu_hours"] for g in groups),
         "groups": groups,
+        "measured": measured(_summaries(args.summaries), generate_h, pretrain_h)
+        if args.summaries
+        else None,
     }
 
 
@@ -242,6 +276,15 @@ def markdown(est: dict) -> str:
         f"bytes (8-bit rank levels, compressed, measured), once: about "
         f"{est['scores_mb']:.1f} MB; tuning cells off the chosen point keep no scores.",
     ]
+    if m := est.get("measured"):
+        lines.append(
+            f"Measured, the whole study ({', '.join(m['tasks'])}, complete): "
+            f"{m['cells']:,} cells, {m['cells_hours']:.1f} hours of wall time as the cells "
+            f"recorded it ({m['cells_cpu_hours']:.1f} CPU hours; several sessions), plus "
+            f"{m['setup_hours']:.1f} for generation and pretraining: "
+            f"**{m['total_hours']:.1f} hours**, the `{est['scale']}` preset's budget "
+            f"(`budget_s`)."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -257,8 +300,15 @@ def main() -> None:
     ap.add_argument("--events-per-s", type=float, default=141.0, help="generation (2 workers)")
     ap.add_argument("--pretrain-s-per-step", type=float, default=0.21)
     ap.add_argument("--test-events", type=int, default=12_500, help="per task (mean)")
+    ap.add_argument(
+        "--summaries",
+        help="glob of the study's task summaries (default "
+        "benchmarks/results/label_efficiency_<scale>_*.json): the measured total",
+    )
     ap.add_argument("--out", required=True, help="output stem (.json and .md)")
     args = ap.parse_args()
+    if args.summaries is None:
+        args.summaries = f"benchmarks/results/label_efficiency_{args.scale}_*.json"
     est = estimate(args)
     Path(f"{args.out}.json").write_text(json.dumps(est, indent=1) + "\n")
     Path(f"{args.out}.md").write_text(markdown(est))
