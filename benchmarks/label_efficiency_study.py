@@ -12,8 +12,10 @@ choice. Everything lands in ``--out`` (reruns reuse completed stages and runs):
         --results-dir benchmarks/results --commit-cells   # the committed cpu study
     python benchmarks/label_efficiency_study.py --scale gpu --out study-gpu/ --ablation
 
-``--scale ci`` is the test-suite size (minutes); ``cpu`` is meant for <= 1 hour on two
-cores; ``gpu`` for <= 10 minutes on one H100/H200-class GPU with 16 cores (see
+``--scale ci`` is the test-suite size (minutes); ``cpu`` takes several sessions on two
+cores (it resumes from its committed cells; its measured cost is the ``measured`` field
+of ``benchmarks/results/label_efficiency_cpu_plan.json`` and the preset's ``budget_s``);
+``gpu`` is meant for <= 10 minutes on one H100/H200-class GPU with 16 cores (see
 ``jetfm_coffea.finetune.study_presets``). Same as ``jetfm label-efficiency --scale ...``.
 """
 

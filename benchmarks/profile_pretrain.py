@@ -4,7 +4,9 @@ Runs the real training loop twice on real CMS tokens (a warm-up run, then a prof
 one) and writes a short Markdown summary: the top operators/kernels by self time on
 the device (CUDA kernels on a GPU, CPU operators on the CPU), each with its share of
 the total, and the shares of a few families (matrix products, attention, elementwise
-and normalisation, copies, optimizer).
+and normalisation, copies, optimizer); and the rate the matrix products ran at (their
+FLOPs as the profiler counts them over their own self time), which tells slow products
+(small shapes) from time spent outside them.
 
     python benchmarks/profile_pretrain.py --device cuda --size small --out profile.md
 """
@@ -97,7 +99,7 @@ def main() -> None:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
     with tempfile.TemporaryDirectory() as tmp:
         pretrain(cfg, data(), Path(tmp) / "warm", keep_model=False)
-        with profile(activities=activities) as prof:
+        with profile(activities=activities, with_flops=True) as prof:
             t0 = time.perf_counter()
             pretrain(cfg, data(), Path(tmp) / "run", keep_model=False)
             if gpu:
@@ -112,6 +114,15 @@ def main() -> None:
     fams: dict[str, float] = {}
     for e in events:
         fams[family(e.key)] = fams.get(family(e.key), 0.0) + getattr(e, key)
+    counted = [e for e in events if getattr(e, "flops", 0) and "mm" in e.key]
+    gemm_flops = sum(e.flops for e in counted)
+    gemm_s = sum(getattr(e, key) for e in counted) / 1e6
+    gemm_rate = (
+        f"Matrix products ({', '.join(sorted({e.key for e in counted}))}): "
+        f"{gemm_flops / 1e9:.1f} GFLOP in {gemm_s:.3f} s of their own time, "
+        f"{gemm_flops / max(gemm_s, 1e-9) / 1e9:.1f} GFLOP/s; "
+        f"{gemm_s / (total / 1e6):.1%} of the operator time."
+    )
     where = torch.cuda.get_device_name(device) if gpu else "CPU"
     lines = [
         f"# Pretraining profile: `{args.size}`, batch {batch}, {args.steps} steps, {where}",
@@ -130,6 +141,8 @@ def main() -> None:
                 f"{os.environ.get('OMP_WAIT_POLICY')}.",
             ]
         ),
+        "",
+        gemm_rate,
         "",
         "| family | share |",
         "|---|---|",
