@@ -121,6 +121,7 @@ def readme_block(summary: dict[str, Any] | None, task: str) -> str:
         "bootstrap over test events + seed spread); resolved when the 95% interval excludes "
         "0." + _progress(s) + " The AUC of every row: docs/label-efficiency.md.",
         "",
+        *_goal_lines(s),
         "| difference (a − b) | labels a / b | ΔAUC | 68% | 95% | resolved at 95% |",
         "|---|---|---|---|---|---|",
     ]
@@ -132,6 +133,43 @@ def readme_block(summary: dict[str, Any] | None, task: str) -> str:
             f"{_ci(d['ci95'])} | {verdict} |"
         )
     return "\n".join(lines) + "\n"
+
+
+#: The goal comparisons the README states in words: (a, b) as (mode, main encoder?, labels).
+GOALS = (
+    ("fine-tuned with 10% of the labels ≥ scratch with all", ("finetune", True, 0.1),
+     ("scratch", False, 1.0)),
+    ("fine-tuned with 10% ≥ the BDT on engineered features with all",
+     ("finetune", True, 0.1), ("bdt-features", False, 1.0)),
+    ("fine-tuned with 30% ≥ scratch with all", ("finetune", True, 0.3),
+     ("scratch", False, 1.0)),
+)  # fmt: skip
+
+
+def _goal_lines(s: dict[str, Any]) -> list[str]:
+    """One line per goal comparison present in the summary: met (95% interval above 0),
+    not met (below 0: by how much, with the interval) or not resolved."""
+    main = s.get("main_encoder", "ssl")
+
+    def side(x: dict[str, Any], want: tuple[str, bool, float]) -> bool:
+        mode, encoded, frac = want
+        return (
+            x["mode"] == mode
+            and x["encoder"] == (main if encoded else None)
+            and abs(x["label_fraction"] - frac) < 1e-9
+        )
+
+    lines = []
+    for words, a, b in GOALS:
+        found = [d for d in s["differences"] if side(d["a"], a) and side(d["b"], b)]
+        if not found:
+            continue
+        d = found[0]
+        verdict = {1: "**met**", -1: "**not met**", 0: "**not resolved**"}[direction(d["ci95"])]
+        lines.append(
+            f"- Goal ({main}) {words}: {verdict}, ΔAUC {d['delta_auc']:+.4f}, 95% {_ci(d['ci95'])}."
+        )
+    return [*lines, ""] if lines else []
 
 
 def rows_block(summary: dict[str, Any] | None, task: str) -> str:

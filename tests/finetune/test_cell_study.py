@@ -377,6 +377,32 @@ def test_readme_block_of_a_summary(study):
     assert "**In progress:** 3 of 9 groups" in readme_block(partial, "toy")
 
 
+def test_readme_states_each_goal_in_words_with_its_interval():
+    """The goal line reads the goal's difference row: met only above 0 at 95%, not met
+    (with by how much) below, not resolved when the interval holds 0; a wrong row (another
+    encoder, another label count) is not taken for the goal."""
+    main = {"mode": "finetune", "encoder": "ssl", "label_fraction": 0.1}
+    scratch = {"mode": "scratch", "encoder": None, "label_fraction": 1.0}
+
+    def summary(ci95, a=main):
+        d = {"a": a, "b": scratch, "delta_auc": sum(ci95) / 2, "ci68": ci95, "ci95": ci95}
+        return {"task": "t", "scale": "cpu", "test_events": 10, "test_per_class": {"x": 10},
+                "test_set_hash": "h", "code_version": "v", "main_encoder": "ssl",
+                "aggregate": [], "differences": [d], "scores": None}  # fmt: skip
+
+    goal = "Goal (ssl) fine-tuned with 10% of the labels ≥ scratch with all"
+    assert f"{goal}: **not met**, ΔAUC -0.0470, 95% [-0.0610, -0.0330]." in readme_block(
+        summary([-0.061, -0.033]), "t"
+    )
+    assert f"{goal}: **met**, ΔAUC +0.0100" in readme_block(summary([0.005, 0.015]), "t")
+    assert f"{goal}: **not resolved**" in readme_block(summary([-0.01, 0.02]), "t")
+    random = {**main, "encoder": "random"}
+    assert "Goal" not in readme_block(summary([0.005, 0.015], a=random), "t")
+    assert "Goal" not in readme_block(
+        summary([0.005, 0.015], a={**main, "label_fraction": 0.03}), "t"
+    )
+
+
 def test_a_study_stopped_midway_leaves_the_summary_of_what_it_finished(
     labelled, pretrained_run, tmp_path
 ):
