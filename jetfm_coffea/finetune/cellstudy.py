@@ -47,7 +47,14 @@ import torch
 
 from jetfm_coffea.atomic import atomic_write_bytes, atomic_write_text
 from jetfm_coffea.errors import ConfigError
-from jetfm_coffea.finetune.cells import CellKey, CellStore, code_version, quantise
+from jetfm_coffea.finetune.cells import (
+    REFERENCE_VERSION,
+    TRAINER_VERSION,
+    CellKey,
+    CellStore,
+    code_version,
+    quantise,
+)
 from jetfm_coffea.finetune.config import (
     REFERENCE_MODES,
     LabelCount,
@@ -56,11 +63,7 @@ from jetfm_coffea.finetune.config import (
 )
 from jetfm_coffea.finetune.heldout import check_supervised_labels
 from jetfm_coffea.finetune.intervals import LEVELS, auc, bootstrap_counts, difference, estimate
-from jetfm_coffea.finetune.reference import (
-    MAX_ITER_EXTENSIONS,
-    reference_features,
-    train_reference,
-)
+from jetfm_coffea.finetune.reference import iteration_cap, reference_features, train_reference
 from jetfm_coffea.finetune.trainer import (
     FinetuneSetup,
     PretrainedEncoder,
@@ -199,16 +202,16 @@ def _git_version(root: Path | None = None) -> str | None:
     """``git describe`` of the checkout, ``-dirty`` when its code has uncommitted changes
     (the study's own result files, rewritten as it goes, do not count)."""
     root = root or Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        run = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+        if run.returncode:
+            raise subprocess.CalledProcessError(run.returncode, args)
+        return run.stdout.strip()
+
     try:
-        described, changed = (
-            subprocess.run(
-                ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
-            ).stdout.strip()
-            for args in (
-                ("describe", "--always"),
-                ("status", "--porcelain", "--untracked-files=no", "--", *_CODE_PATHS),
-            )
-        )
+        described = git("describe", "--always")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", *_CODE_PATHS)
     except (OSError, subprocess.CalledProcessError):
         return None
     if not described:
@@ -314,7 +317,7 @@ class _Study:
                 "steps": res.steps,
                 "best_step": res.best_step,
                 "stopped_by": res.stopped_by,
-                "step_cap": setup.task.reference.max_iter * 2**MAX_ITER_EXTENSIONS
+                "step_cap": iteration_cap(setup.task.reference)
                 if mode in REFERENCE_MODES
                 else setup.task.train.max_steps,
                 "patience": setup.task.reference.patience
@@ -746,8 +749,8 @@ def summarize(study: _Study, *, scale: str, provenance: dict[str, Any]) -> dict[
         "signal": s.task.signal_class,
         "splits": {k: len(s.pool(k)) for k in ("train", "val", "test")},
         "task_config_hash": study.context["task_config_hash"],
-        "code_version": code_version("finetune"),
-        "reference_version": code_version(REFERENCE_MODES[0]),
+        "code_version": TRAINER_VERSION,
+        "reference_version": REFERENCE_VERSION,
         "git": _git_version(),
         "main_encoder": next(iter(study.encoders)),
         "encoders": {

@@ -40,7 +40,14 @@ from jetfm_coffea.finetune.trainer import (
 from jetfm_coffea.model.rundir import RUN_INFO
 from jetfm_coffea.tokens.config import TokenConfig
 
-__all__ = ["engineered_features", "raw_features", "reference_features", "train_reference"]
+__all__ = [
+    "MAX_ITER_EXTENSIONS",
+    "engineered_features",
+    "iteration_cap",
+    "raw_features",
+    "reference_features",
+    "train_reference",
+]
 
 
 def raw_features(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -227,9 +234,14 @@ def _informative(x: np.ndarray) -> np.ndarray:
     return hi > lo
 
 
-#: How many times a still-improving fit may double its iteration cap (``ref.max_iter``
-#: x 2**4 iterations at most).
+#: How many times a still-improving fit may double its iteration cap.
 MAX_ITER_EXTENSIONS = 4
+
+
+def iteration_cap(ref: ReferenceConfig) -> int:
+    """The most boosting iterations a fit may reach: ``ref.max_iter`` doubled
+    :data:`MAX_ITER_EXTENSIONS` times."""
+    return ref.max_iter * 2**MAX_ITER_EXTENSIONS
 
 
 def _fit(
@@ -266,17 +278,16 @@ def _fit(
         random_state=seed,
     )
     cap = ref.max_iter
-    for extension in range(MAX_ITER_EXTENSIONS + 1):
-        if extension:
-            cap *= 2
-            clf.set_params(max_iter=cap, warm_start=True)
+    while True:
         clf.fit(x, y, sample_weight=w, X_val=xv, y_val=yv, sample_weight_val=wv)
         scores = np.asarray(clf.validation_score_)  # minus the loss; [0]: before any tree
         best = max(1, int(np.argmax(scores)))
         n = int(clf.n_iter_)
         capped = n >= cap and n - best < ref.patience
-        if not capped:
+        if not capped or cap >= iteration_cap(ref):
             break
+        cap *= 2
+        clf.set_params(max_iter=cap, warm_start=True)
     return clf, n, best, float(-scores[best]), capped
 
 
