@@ -294,11 +294,8 @@ class EventEncoder(nn.Module):
         object modelling): their features, type and pair features are not seen.
         """
         mask = mask.bool()
-        x = self.embed(tokens[..., self.cont_idx]) + self.type_embed(self.type_ids(tokens))
-        if hide is not None:
-            hide = hide.bool() & mask
-            x = torch.where(hide[..., None], self.mask_token.to(x.dtype), x)
-        x = x * mask[..., None].to(x.dtype)
+        hide = None if hide is None else hide.bool() & mask
+        x = self._embed_tokens(tokens, mask, hide)
         bias = self._bias(tokens, mask, hide)
         if torch.is_autocast_enabled(x.device.type):
             # cast once for all blocks (each block would otherwise convert it again)
@@ -312,6 +309,16 @@ class EventEncoder(nn.Module):
         if self.config.pooling == "cls":
             return EncoderOutput(tokens=x[:, 1:], embedding=x[:, 0], mask=mask)
         return EncoderOutput(tokens=x, embedding=self._pool(x, mask), mask=mask)
+
+    def _embed_tokens(
+        self, tokens: torch.Tensor, mask: torch.Tensor, hide: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Token embeddings ``[..., D]`` of ``tokens [..., F]`` (any leading shape): hidden
+        tokens replaced by the mask token, padding zeroed (``mask``, ``hide`` bool)."""
+        x = self.embed(tokens[..., self.cont_idx]) + self.type_embed(self.type_ids(tokens))
+        if hide is not None:
+            x = torch.where(hide[..., None], self.mask_token.to(x.dtype), x)
+        return x * mask[..., None].to(x.dtype)
 
     def _pool(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Attention pooling of ``x [B, T, D]`` over its valid tokens (0 for no token)."""
@@ -347,11 +354,10 @@ class EventEncoder(nn.Module):
         cls = self.config.pooling == "cls"
         flat = torch.cat([tokens[idx, :w].reshape(-1, n_feat) for idx, w in groups])
         valid = torch.cat([mask[idx, :w].reshape(-1) for idx, w in groups])
-        x = self.embed(flat[:, self.cont_idx]) + self.type_embed(self.type_ids(flat))
-        if hide is not None:
-            hidden = torch.cat([hide[idx, :w].reshape(-1) for idx, w in groups])
-            x = torch.where(hidden[:, None], self.mask_token.to(x.dtype), x)
-        x = x * valid[:, None].to(x.dtype)
+        hidden = (
+            None if hide is None else torch.cat([hide[idx, :w].reshape(-1) for idx, w in groups])
+        )
+        x = self._embed_tokens(flat, valid, hidden)
         cast = (
             torch.get_autocast_dtype(x.device.type)
             if torch.is_autocast_enabled(x.device.type)
